@@ -1,0 +1,1 @@
+//! etcflip-gen: builds a generation from a spec.
