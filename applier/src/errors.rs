@@ -71,7 +71,11 @@ impl fmt::Display for Refused {
             "refused: {} path{} not ours (nothing was changed; rerun with --on-conflict backup \
              or overwrite to replace them):",
             self.conflicts.len(),
-            if self.conflicts.len() == 1 { " is" } else { "s are" }
+            if self.conflicts.len() == 1 {
+                " is"
+            } else {
+                "s are"
+            }
         )?;
         for c in &self.conflicts {
             write!(f, "\n  - {c}")?;

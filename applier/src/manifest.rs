@@ -252,7 +252,9 @@ impl Manifest {
                 continue;
             }
             if prev.is_some_and(|p| p >= t) {
-                out.push(format!("entry {t:?}: entries are not sorted by target or repeat"));
+                out.push(format!(
+                    "entry {t:?}: entries are not sorted by target or repeat"
+                ));
             }
             prev = Some(t);
             seen.insert(t);
@@ -262,7 +264,11 @@ impl Manifest {
                     self.overlay
                 ));
             }
-            out.extend(entry_problems(e).into_iter().map(|m| format!("entry {t:?}: {m}")));
+            out.extend(
+                entry_problems(e)
+                    .into_iter()
+                    .map(|m| format!("entry {t:?}: {m}")),
+            );
         }
         for e in &self.entries {
             if let Some((parent, _)) = e.target.rsplit_once('/') {
@@ -321,7 +327,11 @@ fn entry_problems(e: &Entry) -> Vec<String> {
         }
     }
     if let Some(h) = &e.sha256 {
-        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if h.len() != 64
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             out.push(format!("sha256 {h:?} is not 64 lowercase hex digits"));
         }
     }
@@ -370,7 +380,9 @@ pub fn check_target(t: &str) -> Result<(), String> {
                 return Err(format!("component longer than {MAX_NAME} bytes"))
             }
             _ if comp.contains(RESERVED_MARK) => {
-                return Err(format!("{comp:?} contains {RESERVED_MARK:?}, reserved for etcflip"))
+                return Err(format!(
+                    "{comp:?} contains {RESERVED_MARK:?}, reserved for etcflip"
+                ))
             }
             _ => {}
         }
@@ -460,8 +472,18 @@ mod tests {
             assert_eq!(check_target(good), Ok(()), "{good:?}");
         }
         for bad in [
-            "", "/abs", "a//b", "a/", "./a", "a/../b", "..", "a\nb", "a\tb", ".etcflip",
-            ".etcflip/x", "x.etcflip-backup",
+            "",
+            "/abs",
+            "a//b",
+            "a/",
+            "./a",
+            "a/../b",
+            "..",
+            "a\nb",
+            "a\tb",
+            ".etcflip",
+            ".etcflip/x",
+            "x.etcflip-backup",
         ] {
             assert!(check_target(bad).is_err(), "{bad:?} accepted");
         }
@@ -495,7 +517,10 @@ mod tests {
         m.entries[2].sha256 = None;
         let p = m.problems();
         assert!(p.iter().any(|s| s.contains("version 2")), "{p:?}");
-        assert!(p.iter().any(|s| s.contains("not an absolute path")), "{p:?}");
+        assert!(
+            p.iter().any(|s| s.contains("not an absolute path")),
+            "{p:?}"
+        );
         assert!(p.iter().any(|s| s.contains("not sorted")), "{p:?}");
         assert!(p.iter().any(|s| s.contains("needs sha256")), "{p:?}");
         assert!(p.iter().any(|s| s.contains("has no dir entry")), "{p:?}");

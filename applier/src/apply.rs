@@ -1,0 +1,385 @@
+//! The apply engine: carries out a [`Plan`] in the phases of DESIGN.md.
+//!
+//! - [`prepare`] (phase 4, before the flip): links and directories through
+//!   `systemd-tmpfiles --create`, directories to swap in built aside, copies and direct links
+//!   staged beside their targets, ours-but-different paths relinked to the overlay, and
+//!   everything read back. A failure here leaves what readers see unchanged.
+//! - [`flip`] (phase 5): one `rename(2)` of a fresh link over the overlay — the commit point.
+//! - [`finish`] (phases 6–7): staged paths renamed into place, built directories exchanged
+//!   in, then what is stale and still ours removed through `systemd-tmpfiles --remove`.
+//!
+//! Scratch names live beside their target, are derived from it (so a rerun finds a killed
+//! run's leftovers) and contain `.etcflip-`, which targets may not contain.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::evidence::Evidence;
+use crate::manifest::{Entry, Kind, Manifest};
+use crate::plan::{Action, Found, Plan, Step};
+use crate::rootfs::{join, sha256_bytes, split, Node, Owner, Root};
+use crate::runner;
+use crate::tmpfiles::{dir_line, link_line, remove_line};
+
+/// What the engine needs besides the plan.
+pub struct Ctx<'a> {
+    /// The root.
+    pub root: &'a mut Root,
+    /// The target generation's manifest.
+    pub new: &'a Manifest,
+    /// The generation directory on the host (payload source for copies).
+    pub gen_host: &'a Path,
+    /// Resolved owners of copies.
+    pub owners: &'a BTreeMap<String, (u32, u32)>,
+    /// Claims of earlier generations (removal re-checks).
+    pub evidence: &'a Evidence,
+}
+
+/// The scratch name for `target` and a purpose (`stage`, `link`, `swap`), relative to the root.
+pub fn scratch(target: &str, purpose: &str) -> String {
+    let (parent, name) = split(target);
+    let hash = &sha256_bytes(name.as_bytes())[..16];
+    format!(
+        "etc/{}",
+        join(parent, &format!(".etcflip-{purpose}-{hash}"))
+    )
+}
+
+const PURPOSES: [&str; 3] = ["stage", "link", "swap"];
+
+fn rel(target: &str) -> String {
+    format!("etc/{target}")
+}
+
+fn entry<'a>(new: &'a Manifest, target: &str) -> Result<&'a Entry> {
+    new.get(target)
+        .with_context(|| format!("internal: no entry for /etc/{target}"))
+}
+
+/// Removes scratch leftovers of a killed run for every given target.
+pub fn sweep<'t>(root: &mut Root, targets: impl Iterator<Item = &'t str>) -> Result<()> {
+    for t in targets {
+        for p in PURPOSES {
+            let s = scratch(t, p);
+            if !matches!(root.node_with(&s, false)?, Node::Absent | Node::Blocked(_)) {
+                root.remove_tree(&s)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a step's path is made: in place, or inside the swap tree of an ancestor.
+fn made_at(step: &Step) -> String {
+    match &step.with {
+        Some(a) if step.action == Action::Build => {
+            let rest = &step.target[a.len() + 1..];
+            format!("{}/{rest}", scratch(a, "swap"))
+        }
+        _ => rel(&step.target),
+    }
+}
+
+/// What must be at a path after it is made.
+enum Expect {
+    Link(String),
+    Dir,
+    File(String),
+}
+
+/// Phase 4: everything before the flip.
+pub fn prepare(ctx: &mut Ctx, plan: &Plan) -> Result<()> {
+    let overlay = ctx.new.overlay.clone();
+    let mut lines = String::new();
+    let mut expect: Vec<(String, Expect)> = Vec::new();
+    for step in &plan.steps {
+        let e = match step.action {
+            Action::Create
+            | Action::Build
+            | Action::SwapIn
+            | Action::Backup
+            | Action::Overwrite => entry(ctx.new, &step.target)?,
+            _ => continue,
+        };
+        let at = match step.action {
+            Action::Create | Action::Build => made_at(step),
+            _ if e.kind == Kind::Dir => scratch(&e.target, "swap"),
+            _ => continue,
+        };
+        if step.action != Action::Create {
+            ctx.root.remove_tree_if_present(&at)?;
+        }
+        match e.kind {
+            Kind::Symlink => {
+                let text = e.overlay_link(&overlay);
+                lines.push_str(&link_line(&format!("/{at}"), &text));
+                expect.push((at, Expect::Link(text)));
+            }
+            Kind::Dir => {
+                lines.push_str(&dir_line(&format!("/{at}"), e.mode.map_or(0o755, |m| m.0)));
+                expect.push((at, Expect::Dir));
+            }
+            Kind::Copy | Kind::DirectSymlink => {}
+        }
+    }
+    if !lines.is_empty() {
+        let complaint = runner::run(ctx.root, runner::Mode::Create, &lines)?;
+        ctx.root.forget_dirs();
+        read_back(ctx.root, &expect, complaint.as_deref())?;
+    }
+    stage(ctx, plan)?;
+    relink(ctx, plan)
+}
+
+/// Copies and direct links: staged beside their target, or made inside a swap tree.
+fn stage(ctx: &mut Ctx, plan: &Plan) -> Result<()> {
+    let mut expect = Vec::new();
+    for step in &plan.steps {
+        let e = entry_if(ctx.new, step);
+        let Some(e) = e.filter(|e| e.kind != Kind::Dir) else {
+            continue;
+        };
+        let at = match step.action {
+            Action::Build if e.kind != Kind::Symlink => made_at(step),
+            a if a.replaces() => scratch(&e.target, "stage"),
+            _ => continue,
+        };
+        ctx.root.remove_tree_if_present(&at)?;
+        expect.push((at.clone(), make_final(ctx, e, &at)?));
+    }
+    read_back(ctx.root, &expect, None)
+}
+
+fn entry_if<'a>(new: &'a Manifest, step: &Step) -> Option<&'a Entry> {
+    if matches!(step.action, Action::Remove | Action::Leave | Action::Keep) {
+        None
+    } else {
+        new.get(&step.target)
+    }
+}
+
+/// Writes the final form of a non-directory entry at `at`.
+fn make_final(ctx: &mut Ctx, e: &Entry, at: &str) -> Result<Expect> {
+    match e.kind {
+        Kind::Symlink => {
+            let text = e.overlay_link(&ctx.new.overlay);
+            ctx.root.symlink(&text, at)?;
+            Ok(Expect::Link(text))
+        }
+        Kind::DirectSymlink => {
+            let text = e.source.clone().unwrap_or_default();
+            ctx.root.symlink(&text, at)?;
+            Ok(Expect::Link(text))
+        }
+        Kind::Copy => {
+            let content = payload(ctx.gen_host, e)?;
+            let (uid, gid) = ctx.owners.get(&e.target).copied().unwrap_or((0, 0));
+            let mode = e.mode.map_or(0o644, |m| m.0);
+            ctx.root.write_new(at, &content, mode, Owner { uid, gid })?;
+            Ok(Expect::File(sha256_bytes(&content)))
+        }
+        Kind::Dir => bail!("internal: a directory is not staged"),
+    }
+}
+
+/// The payload content of a copy, checked against the manifest's sha256.
+pub fn payload(gen_host: &Path, e: &Entry) -> Result<Vec<u8>> {
+    let path = gen_host.join("etc").join(&e.target);
+    let content = std::fs::read(&path)
+        .with_context(|| format!("cannot read the payload {}", path.display()))?;
+    let sha = sha256_bytes(&content);
+    if Some(&sha) != e.sha256.as_ref() {
+        bail!(
+            "the payload {} does not match its manifest (sha256 {sha}, manifest says {}): the \
+             generation was modified",
+            path.display(),
+            e.sha256.as_deref().unwrap_or("nothing")
+        );
+    }
+    Ok(content)
+}
+
+/// Ours paths that must become the overlay link, swapped in before the flip: until the flip
+/// the link resolves into the old generation and shows what the old entry showed.
+fn relink(ctx: &mut Ctx, plan: &Plan) -> Result<()> {
+    for step in &plan.steps {
+        if !(step.action == Action::Relink || step.relink_first) {
+            continue;
+        }
+        let text = crate::manifest::overlay_link(&ctx.new.overlay, &step.target);
+        let tmp = scratch(&step.target, "link");
+        ctx.root.remove_tree_if_present(&tmp)?;
+        ctx.root.symlink(&text, &tmp)?;
+        if step.found == Found::Dir {
+            ctx.root.exchange(&tmp, &rel(&step.target))?;
+        } else {
+            ctx.root.rename(&tmp, &rel(&step.target))?;
+        }
+        read_back(ctx.root, &[(rel(&step.target), Expect::Link(text))], None)?;
+    }
+    Ok(())
+}
+
+fn read_back(root: &mut Root, expect: &[(String, Expect)], complaint: Option<&str>) -> Result<()> {
+    let mut wrong = Vec::new();
+    for (at, want) in expect {
+        let node = root.node(at)?;
+        let ok = match (want, &node) {
+            (Expect::Link(t), Node::Link(have)) => t == have,
+            (Expect::Dir, Node::Dir(_)) => true,
+            (Expect::File(h), Node::File(f)) => *h == f.sha256,
+            _ => false,
+        };
+        if !ok {
+            let wanted = match want {
+                Expect::Link(t) => format!("a link to {t}"),
+                Expect::Dir => "a directory".into(),
+                Expect::File(h) => format!("a file with sha256 {h}"),
+            };
+            wrong.push(format!(
+                "{}: expected {wanted}, found {node:?}",
+                root.show(at)
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "read-back after creating failed for {} path(s); nothing visible was switched:\n  {}",
+        wrong.len(),
+        wrong.join("\n  ")
+    );
+    if let Some(c) = complaint {
+        msg.push_str("\n  systemd-tmpfiles said: ");
+        msg.push_str(c);
+    }
+    bail!(msg)
+}
+
+/// Phase 5: points the overlay at the new generation with one rename.
+pub fn flip(root: &mut Root, overlay: &str, to: &str) -> Result<()> {
+    let rel = overlay.trim_start_matches('/');
+    let (parent, _) = split(rel);
+    root.make_dirs(parent)?;
+    let tmp = join(parent, ".etcflip-flip");
+    root.remove_tree_if_present(&tmp)?;
+    root.symlink(to, &tmp)?;
+    root.rename(&tmp, rel)
+        .with_context(|| format!("the flip of {overlay} failed; nothing visible changed"))
+}
+
+/// Phases 6 and 7, after the flip. Returns notes on paths deliberately left alone.
+pub fn finish(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
+    for step in &plan.steps {
+        if step.action.replaces() {
+            put_in_place(ctx, step)?;
+        }
+    }
+    for step in &plan.steps {
+        if (step.action == Action::Relink || step.relink_first) && step.found == Found::Dir {
+            ctx.root.remove_tree(&scratch(&step.target, "link"))?;
+        }
+    }
+    remove_stale(ctx, plan)
+}
+
+fn put_in_place(ctx: &mut Ctx, step: &Step) -> Result<()> {
+    let e = entry(ctx.new, &step.target)?;
+    let at = rel(&step.target);
+    let aside = scratch(
+        &step.target,
+        if e.kind == Kind::Dir { "swap" } else { "stage" },
+    );
+    // What is at the path now: after a relink it is our overlay link, not what was found.
+    let current_is_dir = step.found == Found::Dir && !step.relink_first;
+    match (step.action, current_is_dir || e.kind == Kind::Dir) {
+        (Action::Backup, false) => {
+            backup_name(ctx.root, &at, |root, name| root.hardlink(&at, name))?;
+            ctx.root.rename(&aside, &at)
+        }
+        (Action::Backup, true) => {
+            ctx.root.exchange(&aside, &at)?;
+            if matches!(ctx.root.node_with(&aside, false)?, Node::Absent) {
+                return Ok(());
+            }
+            backup_name(ctx.root, &at, |root, name| {
+                root.rename_noreplace(&aside, name)
+            })
+        }
+        (Action::Overwrite | Action::SwapIn, true) => {
+            ctx.root.exchange(&aside, &at)?;
+            ctx.root.remove_tree(&aside)
+        }
+        _ => ctx.root.rename(&aside, &at),
+    }
+}
+
+/// Tries `<path>.etcflip-backup`, then `.1`, `.2`… until `put` succeeds: never overwrites an
+/// earlier backup.
+fn backup_name(
+    root: &mut Root,
+    at: &str,
+    mut put: impl FnMut(&mut Root, &str) -> Result<bool>,
+) -> Result<()> {
+    for n in 0..10_000u32 {
+        let name = if n == 0 {
+            format!("{at}.etcflip-backup")
+        } else {
+            format!("{at}.etcflip-backup.{n}")
+        };
+        if put(root, &name)? {
+            return Ok(());
+        }
+    }
+    bail!("no free backup name for {}", root.show(at))
+}
+
+/// Removes stale paths that are still ours (re-checked now), children first, through
+/// `systemd-tmpfiles --remove`; then reads back.
+fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    let mut lines = String::new();
+    let mut gone = Vec::new();
+    for step in plan.steps.iter().rev() {
+        if step.action != Action::Remove || step.with.is_some() {
+            continue;
+        }
+        let at = rel(&step.target);
+        let node = ctx.root.node(&at)?;
+        if matches!(node, Node::Absent | Node::Blocked(_)) {
+            continue;
+        }
+        if !ctx.evidence.is_ours(&step.target, &node) {
+            notes.push(format!("kept {}: it changed during the switch", step.path));
+            continue;
+        }
+        lines.push_str(&remove_line(&format!("/{at}")));
+        gone.push(at);
+    }
+    if lines.is_empty() {
+        return Ok(notes);
+    }
+    let complaint = runner::run(ctx.root, runner::Mode::Remove, &lines)?;
+    ctx.root.forget_dirs();
+    for at in gone {
+        match ctx.root.node_with(&at, false)? {
+            Node::Absent | Node::Blocked(_) => {}
+            Node::Dir(_) => notes.push(format!(
+                "kept {}: something was added to it during the switch",
+                ctx.root.show(&at)
+            )),
+            other => bail!(
+                "{} should have been removed but is still there ({other:?}){}",
+                ctx.root.show(&at),
+                complaint
+                    .as_deref()
+                    .map(|c| format!("; systemd-tmpfiles said: {c}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+    Ok(notes)
+}

@@ -1,0 +1,68 @@
+//! Migration from an `/etc` managed by NixOS's `setup-etc.pl`.
+//!
+//! When no etcflip state exists but `/etc/static` is a link and `/etc/.clean` exists, the root
+//! was set up by `setup-etc.pl`. Its paths are ours the way that script saw them:
+//! - a link whose text is exactly `/etc/static/<its own path>` (what the script writes);
+//! - a path listed in `/etc/.clean` (its copies and direct links; no hash was recorded);
+//! - the directories holding them.
+//!
+//! Finding the links needs one walk of `/etc` (not following links, not crossing mounts). It
+//! happens once: the first switch records etcflip's own state, and later runs never walk.
+
+use anyhow::Result;
+
+use crate::evidence::{Claim, Evidence};
+use crate::manifest::{is_same_or_below, STATE_DIR_NAME};
+use crate::rootfs::{join, Node, Root};
+
+/// The legacy flip point.
+pub const LEGACY_OVERLAY: &str = "/etc/static";
+
+/// Claims of a legacy NixOS `/etc`, or `None` when the root does not look like one.
+pub fn evidence(root: &mut Root) -> Result<Option<Evidence>> {
+    if !matches!(root.node_with("etc/static", false)?, Node::Link(_)) {
+        return Ok(None);
+    }
+    let clean = match root.node_with("etc/.clean", false)? {
+        Node::File(_) => String::from_utf8_lossy(&root.read("etc/.clean")?).into_owned(),
+        _ => return Ok(None),
+    };
+    let mut ev = Evidence::default();
+    for line in clean.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if crate::manifest::check_target(line).is_ok() {
+            claim_with_parents(&mut ev, line, Claim::LegacyFile);
+        }
+    }
+    let dev = match root.node_with("etc", false)? {
+        Node::Dir(m) => m.dev,
+        _ => return Ok(Some(ev)),
+    };
+    walk(root, "", dev, &mut ev)?;
+    Ok(Some(ev))
+}
+
+fn walk(root: &mut Root, rel: &str, dev: u64, ev: &mut Evidence) -> Result<()> {
+    for name in root.list(&join("etc", rel))? {
+        let t = join(rel, &name);
+        if is_same_or_below(&t, STATE_DIR_NAME) || t == "static" {
+            continue;
+        }
+        match root.node_with(&format!("etc/{t}"), false)? {
+            Node::Link(text) if text == format!("{LEGACY_OVERLAY}/{t}") => {
+                claim_with_parents(ev, &t, Claim::Link(text));
+            }
+            Node::Dir(m) if m.dev == dev => walk(root, &t, dev, ev)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn claim_with_parents(ev: &mut Evidence, target: &str, claim: Claim) {
+    ev.add(target, claim);
+    let mut t = target;
+    while let Some((parent, _)) = t.rsplit_once('/') {
+        ev.add(parent, Claim::Dir);
+        t = parent;
+    }
+}

@@ -1,0 +1,164 @@
+//! The `etcflip` command line.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use etcflip::errors::exit_code;
+use etcflip::plan::OnConflict;
+use etcflip::switch::{self, Options};
+use etcflip::verify;
+
+/// Switch /etc between generations atomically.
+#[derive(Parser, Debug)]
+#[command(name = "etcflip", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Make the root match GEN: create, flip, then remove what is stale and ours.
+    Switch {
+        /// The generation directory built by etcflip-gen.
+        generation: PathBuf,
+        /// Operate on this root instead of /.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+        /// What to do with paths etcflip did not make.
+        #[arg(long, value_enum, default_value_t = OnConflict::Abort)]
+        on_conflict: OnConflict,
+    },
+    /// Report every path that differs from the applied generation (exit 1 on drift).
+    Verify {
+        /// Operate on this root instead of /.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the applied generation and any interrupted switch.
+    Status {
+        /// Operate on this root instead of /.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("etcflip: {err:#}");
+            ExitCode::from(u8::try_from(exit_code(&err)).unwrap_or(1))
+        }
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.cmd {
+        Cmd::Switch {
+            generation,
+            root,
+            dry_run,
+            json,
+            on_conflict,
+        } => {
+            let opts = Options {
+                generation,
+                root,
+                dry_run,
+                on_conflict,
+            };
+            let outcome = switch::switch(&opts)?;
+            let refused = !outcome.plan.conflicts().is_empty();
+            if json {
+                print_json(&outcome)?;
+            } else {
+                print!("{}", outcome.plan.render());
+                if outcome.migrated {
+                    println!("migrated from a setup-etc.pl /etc (/etc/static + /etc/.clean)");
+                }
+                for n in &outcome.notes {
+                    println!("note: {n}");
+                }
+                println!("{}", summary(dry_run, refused, outcome.changed));
+            }
+            if let Some(i) = &outcome.interrupted {
+                eprintln!("etcflip: {i}");
+                return Ok(1);
+            }
+            Ok(if refused { 3 } else { 0 })
+        }
+        Cmd::Verify { root, json } => {
+            let report = verify::verify(&root)?;
+            if json {
+                print_json(&report)?;
+            } else {
+                for d in &report.drift {
+                    println!("{}: expected {}, found {}", d.path, d.expected, d.found);
+                }
+                println!(
+                    "{} of {} entries of {} differ",
+                    report.drift.len(),
+                    report.checked,
+                    report.generation
+                );
+            }
+            Ok(u8::from(!report.drift.is_empty()))
+        }
+        Cmd::Status { root, json } => {
+            let st = verify::status(&root)?;
+            if json {
+                print_json(&st)?;
+            } else {
+                match &st.generation {
+                    Some(g) => println!("applied: {g}"),
+                    None => println!("applied: nothing"),
+                }
+                if let Some(o) = &st.overlay {
+                    println!("overlay: {o}");
+                }
+                for (k, n) in &st.entries {
+                    println!("  {n:>6} {k}");
+                }
+                for p in &st.pending {
+                    println!(
+                        "pending: an interrupted switch to {p}; run the switch again to finish"
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn summary(dry_run: bool, refused: bool, changed: bool) -> &'static str {
+    match (dry_run, refused, changed) {
+        (true, true, _) => "dry run: the switch would be refused (conflicts above)",
+        (true, false, _) => "dry run: nothing was changed",
+        (false, _, true) => "switched",
+        (false, _, false) => "already up to date: nothing to do",
+    }
+}

@@ -1,0 +1,596 @@
+//! The plan: a pure function from (new manifest, evidence of what is ours, what is there) to
+//! one step per path. No effects here; `--dry-run` prints exactly this value.
+//!
+//! Rules, in the order they are applied to each path of the new generation:
+//! 1. Inside a directory that is built aside and swapped in → `build` (made in the swap tree).
+//! 2. Inside a path refused as a conflict → `conflict`.
+//! 3. Already what the new generation wants → `keep`.
+//! 4. Nothing there → `create` (links and directories: tmpfiles, before the flip) or `stage`
+//!    (copies and direct links: staged before the flip, renamed into place after it).
+//! 5. Ours but different → replaced so that readers see old or new, never a gap:
+//!    - new overlay link → `relink`: swapped in *before* the flip. Until the flip it resolves into
+//!      the old generation, which shows exactly what the old entry showed.
+//!    - new directory → `swap-in`: built aside and exchanged with our link *after* the flip (the
+//!      link already shows the new directory's content through the overlay).
+//!    - new copy or direct link → `stage`.
+//!
+//!    An ours *directory* that must become something else is first relinked (`relink_first`),
+//!    because a directory can only be replaced atomically by a link that shows the same content.
+//! 6. Not ours: a foreign directory where a directory is wanted is adopted (`keep`); content
+//!    identical to what we would install → `adopt`; otherwise `conflict` (abort), `backup` or
+//!    `overwrite` as the user chose.
+//!
+//! Paths only in old generations: still ours → `remove` (directories only when nothing else is
+//! left in them); changed since we made them → `leave`; gone → nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::evidence::Evidence;
+use crate::manifest::{is_same_or_below, Entry, Kind, Manifest};
+use crate::rootfs::{join, split, Node};
+
+/// What to do with paths that are not ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnConflict {
+    /// Refuse the whole switch; nothing is changed.
+    Abort,
+    /// Move the foreign path aside to a unique `<path>.etcflip-backup…`.
+    Backup,
+    /// Replace the foreign path.
+    Overwrite,
+}
+
+/// One observed path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// What is there.
+    pub node: Node,
+    /// Sorted names inside, for directories we may have to remove or replace.
+    pub listing: Option<Vec<String>>,
+    /// sha256 of what the new generation would put here, when a regular file is in the way.
+    pub new_sha: Option<String>,
+}
+
+impl Seen {
+    /// An observation with nothing extra.
+    pub fn of(node: Node) -> Seen {
+        Seen {
+            node,
+            listing: None,
+            new_sha: None,
+        }
+    }
+}
+
+/// Observations by target.
+pub type World = BTreeMap<String, Seen>;
+
+/// The action at one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Already right.
+    Keep,
+    /// Absent: created before the flip (dangling until then).
+    Create,
+    /// Made inside a directory built aside.
+    Build,
+    /// Staged before the flip, renamed into place after it.
+    Stage,
+    /// Ours, replaced by the overlay link before the flip.
+    Relink,
+    /// A directory built aside, exchanged with our link after the flip.
+    SwapIn,
+    /// Identical foreign content, replaced without a backup.
+    Adopt,
+    /// Foreign, moved aside when replaced.
+    Backup,
+    /// Foreign, replaced.
+    Overwrite,
+    /// Foreign: the switch is refused.
+    Conflict,
+    /// Stale and ours: removed after the flip.
+    Remove,
+    /// Stale but changed since we made it: left alone.
+    Leave,
+}
+
+impl Action {
+    /// The spelling in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Keep => "keep",
+            Action::Create => "create",
+            Action::Build => "build",
+            Action::Stage => "stage",
+            Action::Relink => "relink",
+            Action::SwapIn => "swap-in",
+            Action::Adopt => "adopt",
+            Action::Backup => "backup",
+            Action::Overwrite => "overwrite",
+            Action::Conflict => "conflict",
+            Action::Remove => "remove",
+            Action::Leave => "leave",
+        }
+    }
+
+    /// Whether the step replaces the path with something staged or built aside.
+    pub fn replaces(self) -> bool {
+        matches!(
+            self,
+            Action::Stage | Action::SwapIn | Action::Adopt | Action::Backup | Action::Overwrite
+        )
+    }
+}
+
+/// What was found at a path, for display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Found {
+    /// Nothing.
+    Absent,
+    /// A symlink.
+    Link,
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// Something else.
+    Other,
+    /// Not looked at: an ancestor is not a directory.
+    Blocked,
+}
+
+impl Found {
+    fn of(node: &Node) -> Found {
+        match node {
+            Node::Absent => Found::Absent,
+            Node::Link(_) => Found::Link,
+            Node::File(_) => Found::File,
+            Node::Dir(_) => Found::Dir,
+            Node::Other => Found::Other,
+            Node::Blocked(_) => Found::Blocked,
+        }
+    }
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// The path in the root's namespace, `/etc/<target>`.
+    pub path: String,
+    /// The target relative to `/etc`.
+    #[serde(skip)]
+    pub target: String,
+    /// What is done.
+    pub action: Action,
+    /// The kind of the new entry (or of the old one, for removals).
+    pub kind: Kind,
+    /// What is there now.
+    pub found: Found,
+    /// Replace an ours directory (or other non-link) by the overlay link before the flip.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub relink_first: bool,
+    /// The ancestor whose replacement carries this step along.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with: Option<String>,
+    /// Why, for anything but `keep` and `create`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// The flip of the overlay link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Flip {
+    /// The overlay path, e.g. `/etc/static`.
+    pub path: String,
+    /// Its current link text, if it is a link.
+    pub from: Option<String>,
+    /// The new link text: the generation's payload as the root sees it.
+    pub to: String,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The commit point.
+    pub flip: Flip,
+    /// One step per path of old ∪ new that needs a decision, sorted by path.
+    pub steps: Vec<Step>,
+}
+
+/// Everything the plan depends on.
+pub struct Inputs<'a> {
+    /// The target generation.
+    pub new: &'a Manifest,
+    /// What earlier generations claim.
+    pub evidence: &'a Evidence,
+    /// What is there.
+    pub world: &'a World,
+    /// The overlay: current node, and the text it must get.
+    pub overlay: (&'a Node, String),
+    /// Conflict policy.
+    pub on_conflict: OnConflict,
+    /// Resolved numeric owners of copies; compared only when `Some` (i.e. running as root).
+    pub owners: Option<&'a BTreeMap<String, (u32, u32)>>,
+}
+
+impl Plan {
+    /// Steps that change something.
+    pub fn changes(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .filter(|s| !matches!(s.action, Action::Keep | Action::Leave))
+    }
+
+    /// Whether applying the plan would change nothing at all.
+    pub fn is_noop(&self) -> bool {
+        self.flip.from.as_deref() == Some(self.flip.to.as_str()) && self.changes().next().is_none()
+    }
+
+    /// Conflicts that block the switch.
+    pub fn conflicts(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|s| s.action == Action::Conflict)
+            .map(|s| format!("{}: {}", s.path, s.why.as_deref().unwrap_or("not ours")))
+            .collect()
+    }
+
+    /// The human rendering (`--dry-run` without `--json`).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let from = self.flip.from.as_deref().unwrap_or("(nothing)");
+        let _ = writeln!(out, "flip {}: {from} -> {}", self.flip.path, self.flip.to);
+        let mut kept = 0usize;
+        for s in &self.steps {
+            if s.action == Action::Keep {
+                kept += 1;
+                continue;
+            }
+            let _ = write!(
+                out,
+                "{:<9} {:<14} {}",
+                s.action.as_str(),
+                s.kind.as_str(),
+                s.path
+            );
+            if s.relink_first {
+                out.push_str("  (relinked before the flip)");
+            }
+            if let Some(w) = &s.with {
+                let _ = write!(out, "  (with /etc/{w})");
+            }
+            if let Some(why) = &s.why {
+                let _ = write!(out, "  [{why}]");
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{kept} unchanged");
+        out
+    }
+}
+
+/// Computes the plan. Pure.
+pub fn plan(inp: &Inputs) -> Plan {
+    let mut steps = Vec::new();
+    // New directories replaced as a whole (swap trees) and paths refused: their descendants
+    // follow them.
+    let mut swapped: Vec<&str> = Vec::new();
+    let mut refused: Vec<&str> = Vec::new();
+    for e in &inp.new.entries {
+        let seen = inp.world.get(&e.target);
+        let node = seen.map_or(&Node::Absent, |s| &s.node);
+        let mut step = base_step(e, node);
+        if let Some(a) = swapped.iter().rev().find(|a| is_below(&e.target, a)) {
+            step.action = Action::Build;
+            step.with = Some((*a).to_owned());
+        } else if let Some(a) = refused.iter().rev().find(|a| is_below(&e.target, a)) {
+            step.action = Action::Conflict;
+            step.why = Some(format!("inside /etc/{a}, which is refused"));
+        } else {
+            decide(inp, e, seen, &mut step);
+        }
+        if e.kind == Kind::Dir && step.action.replaces() {
+            swapped.push(&e.target);
+        }
+        if step.action == Action::Conflict {
+            refused.push(&e.target);
+        }
+        steps.push(step);
+    }
+    let relinked: Vec<String> = steps
+        .iter()
+        .filter(|s| (s.action == Action::Relink || s.relink_first) && s.found == Found::Dir)
+        .map(|s| s.target.clone())
+        .collect();
+    steps.extend(stale_steps(inp, &relinked));
+    steps.sort_by(|a, b| a.target.cmp(&b.target));
+    let flip = Flip {
+        path: inp.new.overlay.clone(),
+        from: match inp.overlay.0 {
+            Node::Link(t) => Some(t.clone()),
+            _ => None,
+        },
+        to: inp.overlay.1.clone(),
+    };
+    if !matches!(inp.overlay.0, Node::Link(_) | Node::Absent) {
+        steps.insert(
+            0,
+            Step {
+                path: inp.new.overlay.clone(),
+                target: String::new(),
+                action: Action::Conflict,
+                kind: Kind::Symlink,
+                found: Found::of(inp.overlay.0),
+                relink_first: false,
+                with: None,
+                why: Some("the overlay must be a symlink; something else is there".into()),
+            },
+        );
+    }
+    Plan { flip, steps }
+}
+
+fn is_below(t: &str, ancestor: &str) -> bool {
+    t.len() > ancestor.len() && is_same_or_below(t, ancestor)
+}
+
+fn base_step(e: &Entry, node: &Node) -> Step {
+    Step {
+        path: format!("/etc/{}", e.target),
+        target: e.target.clone(),
+        action: Action::Keep,
+        kind: e.kind,
+        found: Found::of(node),
+        relink_first: false,
+        with: None,
+        why: None,
+    }
+}
+
+/// Rules 3–6 for one new entry.
+fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
+    let Some(seen) = seen else {
+        step.action = creation(e.kind);
+        return;
+    };
+    let node = &seen.node;
+    if let Node::Blocked(anc) = node {
+        step.action = Action::Conflict;
+        step.why = Some(format!("below /{anc}, which is not a directory"));
+        return;
+    }
+    match rightness(inp, e, node) {
+        Rightness::Right => return,
+        Rightness::Attributes(why) => {
+            // Our copy with the right content but the wrong mode or owner: restage it.
+            step.action = Action::Stage;
+            step.why = Some(why);
+            return;
+        }
+        Rightness::Wrong => {}
+    }
+    if *node == Node::Absent {
+        step.action = creation(e.kind);
+        return;
+    }
+    if inp.evidence.is_ours(&e.target, node) {
+        replace_ours(inp, e, seen, step);
+    } else {
+        foreign(inp, e, seen, step);
+    }
+}
+
+fn creation(kind: Kind) -> Action {
+    match kind {
+        Kind::Symlink | Kind::Dir => Action::Create,
+        Kind::Copy | Kind::DirectSymlink => Action::Stage,
+    }
+}
+
+enum Rightness {
+    /// Exactly what the entry wants.
+    Right,
+    /// Right content, wrong mode or owner (copies).
+    Attributes(String),
+    /// Anything else.
+    Wrong,
+}
+
+fn rightness(inp: &Inputs, e: &Entry, node: &Node) -> Rightness {
+    match (e.kind, node) {
+        (Kind::Symlink | Kind::DirectSymlink, Node::Link(text))
+            if Some(text) == e.expected_link(&inp.new.overlay).as_ref() =>
+        {
+            Rightness::Right
+        }
+        (Kind::Dir, Node::Dir(_)) => Rightness::Right,
+        (Kind::Copy, Node::File(f)) if Some(&f.sha256) == e.sha256.as_ref() => {
+            let mode = e.mode.map_or(0, |m| m.0);
+            let mut wrong = Vec::new();
+            if f.meta.mode != mode {
+                wrong.push(format!("mode {:04o}, want {mode:04o}", f.meta.mode));
+            }
+            if let Some((uid, gid)) = inp.owners.and_then(|o| o.get(&e.target)) {
+                if (f.meta.uid, f.meta.gid) != (*uid, *gid) {
+                    wrong.push(format!(
+                        "owner {}:{}, want {uid}:{gid}",
+                        f.meta.uid, f.meta.gid
+                    ));
+                }
+            }
+            if wrong.is_empty() {
+                Rightness::Right
+            } else {
+                Rightness::Attributes(wrong.join(", "))
+            }
+        }
+        _ => Rightness::Wrong,
+    }
+}
+
+fn replace_ours(inp: &Inputs, e: &Entry, seen: &Seen, step: &mut Step) {
+    let node = &seen.node;
+    let is_dir = matches!(node, Node::Dir(_));
+    if is_dir {
+        let foreign = foreign_inside(inp, &e.target);
+        if !foreign.is_empty() {
+            conflict_or(
+                inp,
+                step,
+                format!(
+                    "a directory holding files that are not ours: {}",
+                    foreign.join(", ")
+                ),
+            );
+            return;
+        }
+    }
+    let overlay_link = e.overlay_link(&inp.new.overlay);
+    match e.kind {
+        Kind::Symlink => {
+            step.action = Action::Relink;
+            step.why = Some(format!("was our {}", describe(node)));
+        }
+        Kind::Dir => {
+            step.action = Action::SwapIn;
+            step.relink_first = *node != Node::Link(overlay_link);
+            step.why = Some(format!("was our {}", describe(node)));
+        }
+        Kind::Copy | Kind::DirectSymlink => {
+            step.action = Action::Stage;
+            step.relink_first = is_dir;
+            step.why = Some(format!("was our {}", describe(node)));
+        }
+    }
+}
+
+fn foreign(inp: &Inputs, e: &Entry, seen: &Seen, step: &mut Step) {
+    let node = &seen.node;
+    if e.kind == Kind::Dir && matches!(node, Node::Dir(_)) {
+        return; // an existing directory simply becomes managed
+    }
+    let identical = match (e.kind, node) {
+        (Kind::Copy, Node::File(f)) => Some(&f.sha256) == e.sha256.as_ref(),
+        (Kind::Symlink, Node::File(f)) => Some(&f.sha256) == seen.new_sha.as_ref(),
+        (Kind::Symlink, Node::Link(t)) => Some(t) == e.source.as_ref(),
+        _ => false,
+    };
+    if identical {
+        step.action = Action::Adopt;
+        step.why = Some(format!("{} with identical content", describe(node)));
+        return;
+    }
+    let why = format!("{} that etcflip did not make", describe(node));
+    conflict_or(inp, step, why);
+}
+
+fn conflict_or(inp: &Inputs, step: &mut Step, why: String) {
+    step.action = match inp.on_conflict {
+        OnConflict::Abort => Action::Conflict,
+        OnConflict::Backup => Action::Backup,
+        OnConflict::Overwrite => Action::Overwrite,
+    };
+    // A foreign directory replaced by something else goes as a whole: no relink needed.
+    step.relink_first = false;
+    step.why = Some(why);
+}
+
+fn describe(node: &Node) -> String {
+    match node {
+        Node::Absent => "nothing".into(),
+        Node::Link(t) => format!("symlink to {t}"),
+        Node::File(_) => "regular file".into(),
+        Node::Dir(_) => "directory".into(),
+        Node::Other => "special file".into(),
+        Node::Blocked(a) => format!("path below /{a}"),
+    }
+}
+
+/// Paths inside the ours directory `target` that are not ours (recursively).
+fn foreign_inside(inp: &Inputs, target: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(names) = inp.world.get(target).and_then(|s| s.listing.as_ref()) else {
+        return out;
+    };
+    for name in names {
+        let child = join(target, name);
+        match inp.world.get(&child) {
+            Some(s) if inp.evidence.is_ours(&child, &s.node) => {
+                if matches!(s.node, Node::Dir(_)) {
+                    out.extend(foreign_inside(inp, &child));
+                }
+            }
+            _ => out.push(format!("/etc/{child}")),
+        }
+    }
+    out
+}
+
+/// Steps for paths that only earlier generations claim, children first.
+fn stale_steps(inp: &Inputs, relinked: &[String]) -> Vec<Step> {
+    let mut out = Vec::new();
+    let mut removed: BTreeSet<String> = BTreeSet::new();
+    let stale: Vec<&str> = inp
+        .evidence
+        .targets()
+        .filter(|t| inp.new.get(t).is_none())
+        .collect();
+    for t in stale.into_iter().rev() {
+        let Some(seen) = inp.world.get(t) else {
+            continue;
+        };
+        if matches!(seen.node, Node::Absent | Node::Blocked(_)) {
+            continue;
+        }
+        let kind = match seen.node {
+            Node::Dir(_) => Kind::Dir,
+            Node::File(_) => Kind::Copy,
+            _ => Kind::Symlink,
+        };
+        let mut step = Step {
+            path: format!("/etc/{t}"),
+            target: t.to_owned(),
+            action: Action::Remove,
+            kind,
+            found: Found::of(&seen.node),
+            relink_first: false,
+            with: None,
+            why: None,
+        };
+        if let Some(a) = relinked.iter().find(|a| is_below(t, a)) {
+            step.with = Some(a.clone());
+        } else if !inp.evidence.is_ours(t, &seen.node) {
+            step.action = Action::Leave;
+            step.why = Some(format!(
+                "{} changed since etcflip made it",
+                describe(&seen.node)
+            ));
+        } else if let Some(names) = &seen.listing {
+            let left: Vec<String> = names
+                .iter()
+                .map(|n| join(t, n))
+                .filter(|c| !removed.contains(c))
+                .collect();
+            if !left.is_empty() {
+                step.action = Action::Leave;
+                step.why = Some(format!("directory still holds {}", left.join(", ")));
+            }
+        }
+        if step.action == Action::Remove {
+            removed.insert(t.to_owned());
+        }
+        out.push(step);
+    }
+    out
+}
+
+/// The parent of a target (`""` for top-level ones).
+pub fn parent(t: &str) -> &str {
+    split(t).0
+}

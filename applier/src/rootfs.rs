@@ -1,0 +1,526 @@
+//! `Root`: the only way the applier touches the file system under a root.
+//!
+//! The root is opened once as a directory fd; every path below it is walked component by
+//! component with `O_NOFOLLOW | O_DIRECTORY`, and the last component is acted on through its
+//! parent fd (`*at` calls with no-follow flags). So a symlink we did not create is never
+//! followed, whatever it points at (a planted `/etc/ssh -> /usr/bin` included), and a live
+//! system and a test's temporary root take exactly the same code path.
+//!
+//! Paths given to `Root` are relative to the root, `/`-separated, canonical (`etc/ssh/x`).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::unistd::{fchown, fsync, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use sha2::{Digest, Sha256};
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+/// What is at a path, looked at without following it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// Nothing.
+    Absent,
+    /// A symlink and its exact text.
+    Link(String),
+    /// A regular file.
+    File(FileInfo),
+    /// A real directory.
+    Dir(Meta),
+    /// A device, fifo, socket, or a link whose text is not UTF-8.
+    Other,
+    /// A component above the path is not a real directory (a link or a file): the path was
+    /// not looked at, because that would mean following it. Holds that ancestor.
+    Blocked(String),
+}
+
+/// Mode and owner of an inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device, to notice mount points.
+    pub dev: u64,
+}
+
+/// A regular file's metadata and content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Mode and owner.
+    pub meta: Meta,
+    /// Lowercase hex sha256 of the content.
+    pub sha256: String,
+}
+
+impl Meta {
+    fn of(st: &FileStat) -> Meta {
+        Meta {
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            dev: st.st_dev,
+        }
+    }
+}
+
+/// A root directory and a cache of directory fds below it.
+pub struct Root {
+    host: PathBuf,
+    fd: OwnedFd,
+    dirs: HashMap<String, OwnedFd>,
+}
+
+/// Splits `a/b/c` into (`a/b`, `c`); a top-level name has the parent `""` (the root).
+pub fn split(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or(("", rel))
+}
+
+/// Joins two relative paths.
+pub fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+impl Root {
+    /// Opens `host` (the `--root` directory, `/` for the live system).
+    pub fn open(host: &Path) -> Result<Root> {
+        let fd = nix::fcntl::open(host, DIR_FLAGS.difference(OFlag::O_NOFOLLOW), Mode::empty())
+            .with_context(|| format!("cannot open the root directory {}", host.display()))?;
+        Ok(Root {
+            host: host.to_path_buf(),
+            fd,
+            dirs: HashMap::new(),
+        })
+    }
+
+    /// The root as the host sees it (for `systemd-tmpfiles --root` and messages).
+    pub fn host_path(&self) -> &Path {
+        &self.host
+    }
+
+    /// The host path of `rel`, for messages only (never opened by path).
+    pub fn show(&self, rel: &str) -> String {
+        self.host.join(rel).display().to_string()
+    }
+
+    /// Forgets cached directory fds: needed after directories were renamed or exchanged.
+    pub fn forget_dirs(&mut self) {
+        self.dirs.clear();
+    }
+
+    /// Opens directory `rel` without following any link on the way. `Ok(None)` if a component
+    /// is missing; `Err` with [`Node::Blocked`] semantics is reported by [`Root::dir_state`].
+    fn dir_fd(&mut self, rel: &str) -> Result<Option<&OwnedFd>, (String, Errno)> {
+        if rel.is_empty() {
+            return Ok(Some(&self.fd));
+        }
+        if !self.dirs.contains_key(rel) {
+            let (parent, name) = split(rel);
+            let fd = match self.dir_fd(parent)? {
+                None => return Ok(None),
+                Some(pfd) => match openat(pfd, name, DIR_FLAGS, Mode::empty()) {
+                    Ok(fd) => fd,
+                    Err(Errno::ENOENT) => return Ok(None),
+                    Err(e) => return Err((rel.to_owned(), e)),
+                },
+            };
+            self.dirs.insert(rel.to_owned(), fd);
+        }
+        Ok(self.dirs.get(rel))
+    }
+
+    /// The fd of directory `rel`, which must exist as a real directory.
+    pub fn dir(&mut self, rel: &str) -> Result<&OwnedFd> {
+        let found = match self.dir_fd(rel) {
+            Ok(found) => found.is_some(),
+            Err((at, e)) => bail!(
+                "{}: expected a real directory, but {} is not one ({e})",
+                self.show(rel),
+                self.show(&at)
+            ),
+        };
+        if !found {
+            bail!("{}: expected a directory, found nothing", self.show(rel));
+        }
+        let fd = if rel.is_empty() {
+            Some(&self.fd)
+        } else {
+            self.dirs.get(rel)
+        };
+        fd.with_context(|| format!("internal: {rel} not cached"))
+    }
+
+    /// What is at `rel`, without following it; regular files are hashed.
+    pub fn node(&mut self, rel: &str) -> Result<Node> {
+        self.node_with(rel, true)
+    }
+
+    /// Like [`Root::node`]; `hash` false skips reading regular files (their sha256 is empty).
+    pub fn node_with(&mut self, rel: &str, hash: bool) -> Result<Node> {
+        let (parent, name) = split(rel);
+        let shown = self.show(rel);
+        let pfd = match self.dir_fd(parent) {
+            Ok(Some(fd)) => fd,
+            Ok(None) => return Ok(Node::Absent),
+            Err((at, Errno::ENOTDIR | Errno::ELOOP)) => return Ok(Node::Blocked(at)),
+            Err((at, e)) => bail!("{shown}: cannot open the directory {at}: {e}"),
+        };
+        // Links are the common case: one readlinkat answers for them.
+        match readlinkat(pfd, name) {
+            Ok(text) => {
+                return Ok(text.into_string().map_or(Node::Other, Node::Link));
+            }
+            Err(Errno::ENOENT) => return Ok(Node::Absent),
+            Err(Errno::EINVAL) => {}
+            Err(e) => bail!("{shown}: cannot read the link: {e}"),
+        }
+        let st = fstatat(pfd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .with_context(|| format!("cannot stat {shown}"))?;
+        let meta = Meta::of(&st);
+        match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFDIR => Ok(Node::Dir(meta)),
+            SFlag::S_IFREG if !hash => Ok(Node::File(FileInfo {
+                meta,
+                sha256: String::new(),
+            })),
+            SFlag::S_IFREG => {
+                let fd = openat(
+                    pfd,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .with_context(|| format!("cannot open {shown}"))?;
+                let sha256 = sha256_fd(fd).with_context(|| format!("cannot read {shown}"))?;
+                Ok(Node::File(FileInfo { meta, sha256 }))
+            }
+            _ => Ok(Node::Other),
+        }
+    }
+
+    /// Names in directory `rel`, sorted; empty if it does not exist.
+    pub fn list(&mut self, rel: &str) -> Result<Vec<String>> {
+        let shown = self.show(rel);
+        let Ok(Some(fd)) = self.dir_fd(rel) else {
+            return Ok(Vec::new());
+        };
+        let dup = fd
+            .try_clone()
+            .with_context(|| format!("cannot list {shown}"))?;
+        let mut dir =
+            nix::dir::Dir::from_fd(dup).with_context(|| format!("cannot list {shown}"))?;
+        let mut names = Vec::new();
+        for ent in dir.iter() {
+            let ent = ent.with_context(|| format!("cannot list {shown}"))?;
+            let name = ent.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                let name = String::from_utf8(name.to_vec())
+                    .map_err(|_| anyhow::anyhow!("{shown}: a name in it is not UTF-8"))?;
+                names.push(name);
+            }
+        }
+        // A Dir from a dup'ed fd shares the offset: rewind for the next reader.
+        nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet)
+            .with_context(|| format!("cannot rewind {shown}"))?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// Creates directories `rel` and its missing parents (mode 0755), never following links.
+    pub fn make_dirs(&mut self, rel: &str) -> Result<()> {
+        let mut done = String::new();
+        for comp in rel.split('/') {
+            let next = join(&done, comp);
+            if !matches!(self.node_with(&next, false)?, Node::Dir(_)) {
+                let pfd = self.dir(&done)?;
+                match mkdirat(pfd, comp, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => bail!("cannot create the directory {}: {e}", self.show(&next)),
+                }
+                let fd = self.dir(&done)?.try_clone()?;
+                fsync(fd).with_context(|| format!("cannot sync {}", self.show(&done)))?;
+            }
+            done = next;
+        }
+        Ok(())
+    }
+
+    /// Creates a symlink `rel` → `text`. Absolute texts are deliberate: links point at the
+    /// overlay or at store paths, which are the same inside and outside the root.
+    pub fn symlink(&mut self, text: &str, rel: &str) -> Result<()> {
+        let (parent, name) = split(rel);
+        let shown = self.show(rel);
+        let pfd = self.dir(parent)?;
+        symlinkat(text, pfd, name).with_context(|| format!("cannot create the link {shown}"))
+    }
+
+    /// Writes a new regular file `rel` (which must not exist) with `content`, setting owner
+    /// and mode on the fd before any byte is written (a secret is never readable by others),
+    /// then fsyncs it.
+    pub fn write_new(&mut self, rel: &str, content: &[u8], mode: u32, owner: Owner) -> Result<()> {
+        let (parent, name) = split(rel);
+        let shown = self.show(rel);
+        let pfd = self.dir(parent)?;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(pfd, name, flags, Mode::empty())
+            .with_context(|| format!("cannot create {shown}"))?;
+        owner
+            .apply(&fd)
+            .with_context(|| format!("cannot chown {shown}"))?;
+        fchmod(&fd, Mode::from_bits_truncate(mode))
+            .with_context(|| format!("cannot chmod {shown}"))?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(content)
+            .with_context(|| format!("cannot write {shown}"))?;
+        file.sync_all()
+            .with_context(|| format!("cannot sync {shown}"))?;
+        Ok(())
+    }
+
+    /// Reads a regular file below the root (not following links).
+    pub fn read(&mut self, rel: &str) -> Result<Vec<u8>> {
+        let (parent, name) = split(rel);
+        let shown = self.show(rel);
+        let pfd = self.dir(parent)?;
+        let fd = openat(
+            pfd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("cannot open {shown}"))?;
+        let mut out = Vec::new();
+        std::fs::File::from(fd)
+            .read_to_end(&mut out)
+            .with_context(|| format!("cannot read {shown}"))?;
+        Ok(out)
+    }
+
+    /// Reads `rel` resolving links *inside* the root (`RESOLVE_IN_ROOT`): for files such as
+    /// `/etc/passwd` that may legitimately be a link (immutable user databases). `None` if
+    /// missing.
+    pub fn read_in_root(&mut self, rel: &str) -> Result<Option<Vec<u8>>> {
+        use nix::fcntl::{openat2, OpenHow, ResolveFlag};
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = loop {
+            match openat2(&self.fd, rel, how) {
+                Ok(fd) => break fd,
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(Errno::ENOENT) => return Ok(None),
+                Err(e) => bail!("cannot open {} inside the root: {e}", self.show(rel)),
+            }
+        };
+        let mut out = Vec::new();
+        std::fs::File::from(fd)
+            .read_to_end(&mut out)
+            .with_context(|| format!("cannot read {}", self.show(rel)))?;
+        Ok(Some(out))
+    }
+
+    /// Atomically replaces `to` with `from` (same directory), then syncs the directory.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        self.rename_flags(from, to, RenameFlags::empty())
+    }
+
+    /// Swaps `a` and `b` atomically (`RENAME_EXCHANGE`): no instant where either is missing.
+    pub fn exchange(&mut self, a: &str, b: &str) -> Result<()> {
+        self.rename_flags(a, b, RenameFlags::RENAME_EXCHANGE)?;
+        self.forget_dirs();
+        Ok(())
+    }
+
+    /// Renames `from` to `to` only if `to` does not exist; `Ok(false)` if it does.
+    pub fn rename_noreplace(&mut self, from: &str, to: &str) -> Result<bool> {
+        match self.rename_flags(from, to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => Ok(true),
+            Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn rename_flags(&mut self, from: &str, to: &str, flags: RenameFlags) -> Result<()> {
+        let (pa, na) = split(from);
+        let (pb, nb) = split(to);
+        if pa != pb {
+            bail!("internal: rename across directories {from} -> {to}");
+        }
+        let (sa, sb) = (self.show(from), self.show(to));
+        let pfd = self.dir(pa)?;
+        let res = if flags.is_empty() {
+            renameat(pfd, na, pfd, nb)
+        } else {
+            renameat2(pfd, na, pfd, nb, flags)
+        };
+        if let Err(e) = res {
+            return Err(anyhow::Error::new(e).context(format!("cannot rename {sa} to {sb}")));
+        }
+        fsync(pfd).with_context(|| format!("cannot sync the directory of {sb}"))?;
+        Ok(())
+    }
+
+    /// Makes a hard link `to` of `from` (a file or the symlink itself, never its target).
+    pub fn hardlink(&mut self, from: &str, to: &str) -> Result<bool> {
+        let (pa, na) = split(from);
+        let (pb, nb) = split(to);
+        let (sa, sb) = (self.show(from), self.show(to));
+        let a = self.dir(pa)?.try_clone()?;
+        let b = self.dir(pb)?;
+        match linkat(&a, na, b, nb, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => bail!("cannot link {sa} to {sb}: {e}"),
+        }
+    }
+
+    /// Removes a file or symlink (never what it points to). Missing is fine.
+    pub fn unlink(&mut self, rel: &str) -> Result<()> {
+        self.unlink_flags(rel, UnlinkatFlags::NoRemoveDir)
+    }
+
+    /// Removes an empty directory. Missing is fine.
+    pub fn rmdir(&mut self, rel: &str) -> Result<()> {
+        self.unlink_flags(rel, UnlinkatFlags::RemoveDir)?;
+        self.dirs
+            .retain(|k, _| !crate::manifest::is_same_or_below(k, rel));
+        Ok(())
+    }
+
+    fn unlink_flags(&mut self, rel: &str, flags: UnlinkatFlags) -> Result<()> {
+        let (parent, name) = split(rel);
+        let shown = self.show(rel);
+        let pfd = match self.dir_fd(parent) {
+            Ok(Some(fd)) => fd,
+            Ok(None) => return Ok(()),
+            Err((at, e)) => bail!("cannot remove {shown}: {at} is not a directory ({e})"),
+        };
+        match unlinkat(pfd, name, flags) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => bail!("cannot remove {shown}: {e}"),
+        }
+    }
+
+    /// Removes `rel` and everything below it, without following links or crossing mounts.
+    /// Only used on etcflip's own scratch trees and on trees the plan proved to be ours.
+    pub fn remove_tree(&mut self, rel: &str) -> Result<()> {
+        let Node::Dir(top) = self.node_with(rel, false)? else {
+            return self.unlink(rel);
+        };
+        self.remove_below(rel, top.dev)?;
+        self.rmdir(rel)
+    }
+
+    /// [`Root::remove_tree`] when something is there.
+    pub fn remove_tree_if_present(&mut self, rel: &str) -> Result<()> {
+        match self.node_with(rel, false)? {
+            Node::Absent | Node::Blocked(_) => Ok(()),
+            _ => self.remove_tree(rel),
+        }
+    }
+
+    fn remove_below(&mut self, rel: &str, dev: u64) -> Result<()> {
+        for name in self.list(rel)? {
+            let child = join(rel, &name);
+            match self.node_with(&child, false)? {
+                Node::Dir(m) if m.dev != dev => {
+                    bail!("{} is a mount point; not removing it", self.show(&child))
+                }
+                Node::Dir(_) => {
+                    self.remove_below(&child, dev)?;
+                    self.rmdir(&child)?;
+                }
+                _ => self.unlink(&child)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs directory `rel`.
+    pub fn sync_dir(&mut self, rel: &str) -> Result<()> {
+        let shown = self.show(rel);
+        let fd = self.dir(rel)?;
+        fsync(fd).with_context(|| format!("cannot sync {shown}"))
+    }
+}
+
+/// The owner to give a file we write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Numeric owner.
+    pub uid: u32,
+    /// Numeric group.
+    pub gid: u32,
+}
+
+impl Owner {
+    /// Applies the owner to an open fd. Skipped when it already matches, so an unprivileged
+    /// run (a scratch root, an image build) can still write files it owns.
+    pub fn apply(self, fd: &OwnedFd) -> Result<()> {
+        let st = fstat(fd)?;
+        if st.st_uid == self.uid && st.st_gid == self.gid {
+            return Ok(());
+        }
+        match fchown(
+            fd.as_fd(),
+            Some(Uid::from_raw(self.uid)),
+            Some(Gid::from_raw(self.gid)),
+        ) {
+            Ok(()) => Ok(()),
+            Err(Errno::EPERM) if !Uid::effective().is_root() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// sha256 of everything readable from `fd`, as lowercase hex.
+pub fn sha256_fd(fd: OwnedFd) -> std::io::Result<String> {
+    let mut file = std::fs::File::from(fd);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// sha256 of a byte string, as lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Converts an `OsString` link text we read from the generation into UTF-8 or fails.
+pub fn utf8(text: OsString, what: &str) -> Result<String> {
+    String::from_utf8(text.into_vec()).map_err(|_| anyhow::anyhow!("{what}: not UTF-8"))
+}

@@ -1,0 +1,190 @@
+//! `etcflip switch`: the phases of DESIGN.md in order.
+//!
+//! 0. load and validate the generation; lock; read state.
+//! 1. plan (pure); `--dry-run` stops here.
+//! 2. journal the target before the first write.
+//! 4. prepare (create, stage, relink, read back) — [`crate::apply::prepare`].
+//! 5. flip.
+//! 6. put staged paths in place; 7. remove what is stale and ours.
+//! 9. commit: record the new generation, drop the journal.
+//!
+//! (Phases 3 and 8, users and wrappers, are not part of this version.)
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::apply::{self, Ctx};
+use crate::errors::Refused;
+use crate::evidence::Evidence;
+use crate::generation::Generation;
+use crate::legacy;
+use crate::manifest::Manifest;
+use crate::observe;
+use crate::plan::{self, Inputs, OnConflict, Plan};
+use crate::rootfs::{Node, Root};
+use crate::signals::Signals;
+use crate::state::{self, Recorded};
+
+/// Options of `etcflip switch`.
+pub struct Options {
+    /// The generation directory.
+    pub generation: PathBuf,
+    /// The root (`/` for the live system).
+    pub root: PathBuf,
+    /// Print the plan and stop.
+    pub dry_run: bool,
+    /// What to do with paths that are not ours.
+    pub on_conflict: OnConflict,
+}
+
+/// What a switch did.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The plan that was (or, with `--dry-run`, would be) carried out.
+    pub plan: Plan,
+    /// Whether anything was changed.
+    pub changed: bool,
+    /// Paths deliberately left alone after the flip.
+    pub notes: Vec<String>,
+    /// Whether this root was migrated from a NixOS `setup-etc.pl` `/etc`.
+    pub migrated: bool,
+    /// Set when SIGTERM/SIGINT arrived after the flip: the switch was finished anyway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
+}
+
+/// Runs a switch. Conflicts under `abort` give [`Refused`] with nothing changed.
+pub fn switch(opts: &Options) -> Result<Outcome> {
+    let gen = Generation::load(&opts.generation)?;
+    let mut root = Root::open(&opts.root)?;
+    let target_text = format!("{}/etc", gen.path_in_root(&opts.root)?);
+    let mut signals = (!opts.dry_run).then(Signals::watch);
+    // A dry run writes nothing, not even the lock file.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(state::lock(&mut root)?)
+    };
+    let applied = state::read_applied(&mut root)?;
+    let pending = state::read_journal(&mut root)?;
+    let (evidence, migrated) = gather_evidence(&mut root, &gen, applied.as_ref(), &pending)?;
+    let as_root = nix::unistd::geteuid().is_root();
+    let owners = observe::resolve_owners(&mut root, &gen.manifest)?;
+    let world = observe::observe(&mut root, &gen.manifest, &evidence, &gen.host)?;
+    let overlay_rel = gen.manifest.overlay.trim_start_matches('/').to_owned();
+    let overlay_node = root.node_with(&overlay_rel, false)?;
+    let plan = plan::plan(&Inputs {
+        new: &gen.manifest,
+        evidence: &evidence,
+        world: &world,
+        overlay: (&overlay_node, target_text.clone()),
+        on_conflict: opts.on_conflict,
+        owners: as_root.then_some(&owners),
+    });
+    let mut outcome = Outcome {
+        plan,
+        changed: false,
+        notes: Vec::new(),
+        migrated,
+        interrupted: None,
+    };
+    let conflicts = outcome.plan.conflicts();
+    if !conflicts.is_empty() {
+        if opts.dry_run {
+            return Ok(outcome);
+        }
+        return Err(Refused { conflicts }.into());
+    }
+    let record = Recorded {
+        generation: target_text.trim_end_matches("/etc").to_owned(),
+        manifest_text: gen.text.clone(),
+    };
+    let state_current = pending.is_empty() && applied.as_ref() == Some(&record);
+    if opts.dry_run || (outcome.plan.is_noop() && state_current) {
+        return Ok(outcome);
+    }
+    // Phase 2: from here on, every path any pending generation made counts as ours.
+    let mut journal = pending.clone();
+    journal.retain(|r| r != &record);
+    journal.push(record.clone());
+    state::write_journal(&mut root, &journal)?;
+    if !pending.is_empty() {
+        let targets: Vec<&str> = world.keys().map(String::as_str).collect();
+        apply::sweep(&mut root, targets.into_iter())?;
+    }
+    outcome.changed = true;
+    let mut ctx = Ctx {
+        root: &mut root,
+        new: &gen.manifest,
+        gen_host: &gen.host,
+        owners: &owners,
+        evidence: &evidence,
+    };
+    apply::prepare(&mut ctx, &outcome.plan)?;
+    if let Some(sig) = signals.as_mut().and_then(Signals::pending) {
+        bail!(
+            "interrupted by {sig} before the flip: nothing visible changed; run the switch \
+             again to finish"
+        );
+    }
+    apply::flip(ctx.root, &gen.manifest.overlay, &target_text)?;
+    outcome.notes = apply::finish(&mut ctx, &outcome.plan)?;
+    drop_old_overlays(&mut root, &gen.manifest, applied.as_ref(), &pending)?;
+    state::write_applied(&mut root, &record)?;
+    state::drop_journal(&mut root)?;
+    outcome.interrupted = signals
+        .as_mut()
+        .and_then(Signals::pending)
+        .map(|s| format!("{s} arrived after the flip; the switch was finished first"));
+    Ok(outcome)
+}
+
+/// Claims of the applied generation, of interrupted switches, or of a legacy NixOS `/etc`.
+fn gather_evidence(
+    root: &mut Root,
+    gen: &Generation,
+    applied: Option<&Recorded>,
+    pending: &[Recorded],
+) -> Result<(Evidence, bool)> {
+    let mut ev = Evidence::default();
+    for rec in applied.into_iter().chain(pending) {
+        if rec.manifest_text == gen.text {
+            ev.add_manifest(&gen.manifest);
+        } else {
+            ev.add_manifest(&rec.manifest(&format!("the recorded generation {}", rec.generation))?);
+        }
+    }
+    if applied.is_none() && pending.is_empty() {
+        if let Some(legacy) = legacy::evidence(root)? {
+            return Ok((legacy, true));
+        }
+    }
+    Ok((ev, false))
+}
+
+/// When the overlay moved, the old overlay link goes (it is ours if it is a link).
+fn drop_old_overlays(
+    root: &mut Root,
+    new: &Manifest,
+    applied: Option<&Recorded>,
+    pending: &[Recorded],
+) -> Result<()> {
+    let mut old = BTreeSet::new();
+    for rec in applied.into_iter().chain(pending) {
+        if let Ok(m) = rec.manifest("recorded generation") {
+            if m.overlay != new.overlay {
+                old.insert(m.overlay);
+            }
+        }
+    }
+    for overlay in &old {
+        let rel = overlay.trim_start_matches('/');
+        if matches!(root.node_with(rel, false)?, Node::Link(_)) {
+            root.unlink(rel)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! `etcflip verify` and `etcflip status`: read-only reports on a root.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::manifest::{Kind, Manifest};
+use crate::rootfs::{Node, Root};
+use crate::state::{self, Recorded};
+
+/// One path that differs from the applied generation.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Drift {
+    /// The path in the root's namespace.
+    pub path: String,
+    /// What the applied generation made there.
+    pub expected: String,
+    /// What is there now.
+    pub found: String,
+}
+
+/// The drift report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The applied generation.
+    pub generation: String,
+    /// Entries checked.
+    pub checked: usize,
+    /// Every difference.
+    pub drift: Vec<Drift>,
+}
+
+fn applied(root: &mut Root) -> Result<(Recorded, Manifest)> {
+    let Some(rec) = state::read_applied(root)? else {
+        bail!(
+            "no generation has been applied to {} (no {}/applied.json)",
+            root.show(""),
+            root.show(&state::state_dir())
+        );
+    };
+    let m = rec.manifest("the applied manifest")?;
+    Ok((rec, m))
+}
+
+/// Compares the root with the applied generation.
+pub fn verify(root_path: &Path) -> Result<Report> {
+    let mut root = Root::open(root_path)?;
+    let (rec, m) = applied(&mut root)?;
+    let check_owner = nix::unistd::geteuid().is_root();
+    let owners = if check_owner {
+        Some(crate::observe::resolve_owners(&mut root, &m)?)
+    } else {
+        None
+    };
+    let mut drift = Vec::new();
+    let overlay_rel = m.overlay.trim_start_matches('/');
+    let want = format!("{}/etc", rec.generation);
+    let have = root.node_with(overlay_rel, false)?;
+    if have != Node::Link(want.clone()) {
+        drift.push(Drift {
+            path: m.overlay.clone(),
+            expected: format!("a symlink to {want}"),
+            found: describe(&have),
+        });
+    }
+    for e in &m.entries {
+        let node = root.node(&format!("etc/{}", e.target))?;
+        let expected = match e.kind {
+            Kind::Symlink | Kind::DirectSymlink => {
+                let text = e.expected_link(&m.overlay).unwrap_or_default();
+                (node != Node::Link(text.clone())).then(|| format!("a symlink to {text}"))
+            }
+            Kind::Dir => (!matches!(node, Node::Dir(_))).then(|| "a directory".to_owned()),
+            Kind::Copy => copy_drift(e, &node, owners.as_ref().and_then(|o| o.get(&e.target))),
+        };
+        if let Some(expected) = expected {
+            drift.push(Drift {
+                path: format!("/etc/{}", e.target),
+                expected,
+                found: describe(&node),
+            });
+        }
+    }
+    for p in state::read_journal(&mut root)? {
+        drift.push(Drift {
+            path: root.show(&state::state_dir()),
+            expected: "no interrupted switch".into(),
+            found: format!(
+                "an interrupted switch to {} (run the switch again)",
+                p.generation
+            ),
+        });
+    }
+    Ok(Report {
+        generation: rec.generation,
+        checked: m.entries.len(),
+        drift,
+    })
+}
+
+fn copy_drift(
+    e: &crate::manifest::Entry,
+    node: &Node,
+    owner: Option<&(u32, u32)>,
+) -> Option<String> {
+    let mode = e.mode.map_or(0, |m| m.0);
+    let owner_txt = owner
+        .map(|(u, g)| format!(", owner {u}:{g}"))
+        .unwrap_or_default();
+    let want = format!(
+        "a file with sha256 {}, mode {mode:04o}{owner_txt}",
+        e.sha256.as_deref().unwrap_or("")
+    );
+    let Node::File(f) = node else {
+        return Some(want);
+    };
+    let owner_ok = owner.is_none_or(|&(u, g)| (f.meta.uid, f.meta.gid) == (u, g));
+    let ok = Some(&f.sha256) == e.sha256.as_ref() && f.meta.mode == mode && owner_ok;
+    (!ok).then_some(want)
+}
+
+fn describe(node: &Node) -> String {
+    match node {
+        Node::Absent => "nothing".into(),
+        Node::Link(t) => format!("a symlink to {t}"),
+        Node::File(f) => format!(
+            "a file with sha256 {}, mode {:04o}, owner {}:{}",
+            f.sha256, f.meta.mode, f.meta.uid, f.meta.gid
+        ),
+        Node::Dir(_) => "a directory".into(),
+        Node::Other => "a special file".into(),
+        Node::Blocked(a) => format!("nothing reachable (/{a} is not a directory)"),
+    }
+}
+
+/// What `etcflip status` reports.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// The applied generation, if any.
+    pub generation: Option<String>,
+    /// Its overlay.
+    pub overlay: Option<String>,
+    /// Entries by kind.
+    pub entries: std::collections::BTreeMap<String, usize>,
+    /// Generations of interrupted switches; a rerun finishes them.
+    pub pending: Vec<String>,
+}
+
+/// Reads the state without taking the lock (a read-only view; a switch in progress shows as
+/// pending).
+pub fn status(root_path: &Path) -> Result<Status> {
+    let mut root = Root::open(root_path)?;
+    let rec = state::read_applied(&mut root)?;
+    let pending = state::read_journal(&mut root)?
+        .into_iter()
+        .map(|p| p.generation)
+        .collect();
+    let mut entries = std::collections::BTreeMap::new();
+    let mut overlay = None;
+    if let Some(r) = &rec {
+        let m = r.manifest("the applied manifest")?;
+        for e in &m.entries {
+            *entries.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
+        }
+        overlay = Some(m.overlay);
+    }
+    Ok(Status {
+        generation: rec.map(|r| r.generation),
+        overlay,
+        entries,
+        pending,
+    })
+}
