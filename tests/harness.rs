@@ -1,3 +1,242 @@
-//! Test harness shared by the end-to-end tests.
+//! Test harness shared by the end-to-end tests: both real binaries, the real
+//! `systemd-tmpfiles`, and a fresh temporary root per test.
+//!
+//! The binaries are the workspace's own build outputs (`target/<profile>/etcflip` and
+//! `etcflip-gen`); the test command builds them first. Generations are built *inside* the
+//! root (`<root>/gens/<name>`), so the overlay points at an in-root path and every link can be
+//! resolved inside the root with `openat2(RESOLVE_IN_ROOT)`, as a process chrooted there would.
 
 pub mod tmpfiles_bins;
+
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use tmpfiles_bins::repo_root;
+
+/// The directory holding the workspace's binaries for this test profile.
+pub fn bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), PathBuf::from);
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    target.join(profile)
+}
+
+/// A workspace binary, which must have been built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace{})",
+        p.display(),
+        if cfg!(debug_assertions) { "" } else { " --release" }
+    );
+    p
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A scratch directory with a root inside, removed on drop (unless `ETCFLIP_KEEP_SCRATCH=1`).
+pub struct Scratch {
+    /// The scratch directory.
+    pub dir: PathBuf,
+    /// `<dir>/root`, the root switches operate on.
+    pub root: PathBuf,
+}
+
+impl Scratch {
+    /// A fresh scratch dir named after the test.
+    pub fn new(name: &str) -> Scratch {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let base = std::env::var_os("ETCFLIP_TEST_TMP")
+            .map_or_else(std::env::temp_dir, PathBuf::from);
+        let dir = base.join(format!("etcflip-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("gens")).expect("create scratch root");
+        // `<root>/<host path of root>` -> `/`: a host-absolute path below the root (a source
+        // in `<root>/store`) then resolves to the same file inside the root as on the host.
+        let inner = root.join(root.strip_prefix("/").expect("absolute temp dir"));
+        std::fs::create_dir_all(inner.parent().expect("parent")).expect("mkdir");
+        std::os::unix::fs::symlink("/", &inner).expect("self link");
+        Scratch { dir, root }
+    }
+
+    /// Writes a store file `<root>/store/<rel>`, returning its host path (which also resolves
+    /// inside the root).
+    pub fn store(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.root.join("store").join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, content).expect("write");
+        p
+    }
+
+    /// Writes a file below the scratch dir (creating parents), returning its path.
+    pub fn file(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, content).expect("write");
+        p
+    }
+
+    /// Builds a generation from a spec value into `<root>/gens/<name>`; panics on failure.
+    pub fn gen(&self, name: &str, spec: &serde_json::Value) -> PathBuf {
+        let out = self.gen_output(name, spec);
+        assert!(
+            out.status.success(),
+            "etcflip-gen failed for {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.root.join("gens").join(name)
+    }
+
+    /// Runs `etcflip-gen build` on a spec value, returning its output.
+    pub fn gen_output(&self, name: &str, spec: &serde_json::Value) -> Output {
+        let spec_path = self.dir.join(format!("spec-{name}.json"));
+        std::fs::write(&spec_path, serde_json::to_string_pretty(spec).expect("json"))
+            .expect("write spec");
+        Command::new(bin("etcflip-gen"))
+            .arg("build")
+            .arg("--spec")
+            .arg(&spec_path)
+            .arg("--out")
+            .arg(self.root.join("gens").join(name))
+            .output()
+            .expect("run etcflip-gen")
+    }
+
+    /// `etcflip <args> --root <root>`.
+    pub fn etcflip(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin("etcflip"));
+        cmd.args(args).arg("--root").arg(&self.root);
+        cmd.output().expect("run etcflip")
+    }
+
+    /// `etcflip switch <gen>`, asserting success; returns stdout.
+    pub fn switch(&self, gen: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["switch", gen.to_str().expect("utf8")];
+        args.extend_from_slice(extra);
+        let out = self.etcflip(&args);
+        assert!(
+            out.status.success(),
+            "switch to {} failed ({}):\n{}{}",
+            gen.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A listing of `<root>/etc` (names, types, modes, link texts, file hashes), excluding
+    /// the state directory: two roots in the same state give the same listing.
+    pub fn listing(&self) -> String {
+        listing(&self.root.join("etc"))
+    }
+
+    /// `<root>/etc/<rel>`.
+    pub fn etc(&self, rel: &str) -> PathBuf {
+        self.root.join("etc").join(rel)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("ETCFLIP_KEEP_SCRATCH").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A deterministic listing of a tree (see [`Scratch::listing`]).
+pub fn listing(top: &Path) -> String {
+    let mut out = String::new();
+    walk(top, top, &mut out);
+    out
+}
+
+fn walk(top: &Path, dir: &Path, out: &mut String) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+    names.sort();
+    for p in names {
+        let rel = p.strip_prefix(top).expect("below top").display().to_string();
+        if rel == ".etcflip" {
+            continue;
+        }
+        let md = std::fs::symlink_metadata(&p).expect("lstat");
+        let mode = md.permissions().mode() & 0o7777;
+        if md.file_type().is_symlink() {
+            let t = std::fs::read_link(&p).expect("readlink");
+            let _ = writeln!(out, "{rel} -> {}", t.display());
+        } else if md.is_dir() {
+            let _ = writeln!(out, "{rel}/ {mode:04o}");
+            walk(top, &p, out);
+        } else {
+            let content = std::fs::read(&p).expect("read");
+            let _ = writeln!(
+                out,
+                "{rel} {mode:04o} {}:{} sha256:{}",
+                md.uid(),
+                md.gid(),
+                &etcflip::rootfs::sha256_bytes(&content)[..16]
+            );
+        }
+    }
+}
+
+/// Reads `path` (absolute in the root's namespace) resolving every link inside `root`, as a
+/// process chrooted there would. `None` when it does not resolve to a readable file.
+pub fn read_in_root(root: &Path, path: &str) -> Option<Vec<u8>> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    let dir = std::fs::File::open(root).ok()?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = loop {
+        match openat2(&dir, path.trim_start_matches('/'), how) {
+            Ok(fd) => break fd,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+    };
+    let mut out = Vec::new();
+    std::fs::File::from(fd).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+/// A spec entry for `environment.etc`, NixOS-shaped, with a text payload.
+pub fn text(target: &str, content: &str) -> serde_json::Value {
+    serde_json::json!({ "target": target, "text": content })
+}
+
+/// A spec entry linking `target` to `source`.
+pub fn source(target: &str, source: &Path) -> serde_json::Value {
+    serde_json::json!({ "target": target, "source": source })
+}
+
+/// A spec `{"etc": {...}}` from (attribute, entry) pairs.
+pub fn spec(entries: &[(&str, serde_json::Value)]) -> serde_json::Value {
+    let mut etc = serde_json::Map::new();
+    for (name, e) in entries {
+        etc.insert((*name).to_owned(), e.clone());
+    }
+    serde_json::json!({ "etc": etc })
+}
+
+/// Exit code of an output (`-1` when killed by a signal).
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// stdout + stderr as one string, for assertion messages.
+pub fn text_of(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Makes sure what etcflip's demo and tests need is on this Debian machine, installing missing
+# Debian packages (as root, or through sudo) and Rust components. Sourced or run.
+set -euo pipefail
+
+_etcflip_apt_install() {
+  local sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo=(sudo -n); else
+      echo "etcflip: missing Debian packages: $*; install them as root (apt-get install $*)" >&2
+      return 1
+    fi
+  fi
+  echo "etcflip: installing Debian packages: $*" >&2
+  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; then
+    "${sudo[@]}" apt-get update -q >/dev/null
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+  fi
+}
+
+# ensure_deps [tests]: the demo needs cargo and systemd-tmpfiles; the tests also need the
+# toolchain's rustfmt/clippy and what fetch-tmpfiles.sh uses (apt-get download, dpkg-deb).
+ensure_deps() {
+  local missing=()
+  command -v systemd-tmpfiles >/dev/null 2>&1 || missing+=(systemd)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  if [ "${1:-}" = tests ]; then
+    command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
+    command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
+    [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then _etcflip_apt_install "${missing[@]}"; fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "etcflip: cargo is missing; install Rust (https://rustup.rs) and rerun" >&2
+    return 1
+  fi
+  if [ "${1:-}" = tests ] && command -v rustup >/dev/null 2>&1; then
+    for c in rustfmt clippy; do
+      rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >&2
+    done
+  fi
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then ensure_deps "$@"; fi
