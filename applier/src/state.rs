@@ -102,12 +102,26 @@ pub fn lock(root: &mut Root) -> Result<Lock> {
     )
     .with_context(|| format!("cannot open the lock {shown}"))?;
     match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
-        Ok(flock) => Ok(Lock { _flock: flock }),
+        Ok(flock) => {
+            sweep(root, &dir)?;
+            Ok(Lock { _flock: flock })
+        }
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
             bail!("another etcflip is working on this root (it holds {shown})")
         }
         Err((_, e)) => bail!("cannot lock {shown}: {e}"),
     }
+}
+
+/// Removes what a killed run may have left in the state directory (temporary files,
+/// transient snippets). Safe: we hold the lock, and nothing else writes there.
+fn sweep(root: &mut Root, dir: &str) -> Result<()> {
+    for name in root.list(dir)? {
+        if !matches!(name.as_str(), "lock" | APPLIED | JOURNAL) {
+            root.remove_tree(&crate::rootfs::join(dir, &name))?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads `applied.json`, if any.
