@@ -50,6 +50,15 @@ impl Evidence {
         }
     }
 
+    /// Adds every claim of `other`.
+    pub fn merge(&mut self, other: Evidence) {
+        for (t, list) in other.claims {
+            for c in list {
+                self.add(&t, c);
+            }
+        }
+    }
+
     /// Adds one claim.
     pub fn add(&mut self, target: &str, claim: Claim) {
         let list = self.claims.entry(target.to_owned()).or_default();

@@ -92,7 +92,7 @@ fn run(cli: Cli) -> Result<u8> {
                 on_conflict,
             };
             let outcome = switch::switch(&opts)?;
-            let refused = !outcome.plan.conflicts().is_empty();
+            let refused = outcome.refused();
             if json {
                 print_json(&outcome)?;
             } else {
@@ -103,13 +103,17 @@ fn run(cli: Cli) -> Result<u8> {
                 for n in &outcome.notes {
                     println!("note: {n}");
                 }
-                println!("{}", summary(dry_run, refused, outcome.changed));
+                println!("{}", summary(dry_run, refused.is_some(), outcome.changed));
+            }
+            if let Some(r) = refused {
+                eprintln!("etcflip: {r}");
+                return Ok(3);
             }
             if let Some(i) = &outcome.interrupted {
                 eprintln!("etcflip: {i}");
                 return Ok(1);
             }
-            Ok(if refused { 3 } else { 0 })
+            Ok(0)
         }
         Cmd::Verify { root, json } => {
             let report = verify::verify(&root)?;
@@ -120,10 +124,10 @@ fn run(cli: Cli) -> Result<u8> {
                     println!("{}: expected {}, found {}", d.path, d.expected, d.found);
                 }
                 println!(
-                    "{} of {} entries of {} differ",
+                    "{} difference(s) from {} (checked the overlay and {} entries)",
                     report.drift.len(),
-                    report.checked,
-                    report.generation
+                    report.generation,
+                    report.checked
                 );
             }
             Ok(u8::from(!report.drift.is_empty()))

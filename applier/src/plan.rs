@@ -175,12 +175,21 @@ pub struct Step {
     /// Replace an ours directory (or other non-link) by the overlay link before the flip.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub relink_first: bool,
-    /// The ancestor whose replacement carries this step along.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The ancestor (a target) whose replacement carries this step along.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_etc_path")]
     pub with: Option<String>,
     /// Why, for anything but `keep` and `create`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+}
+
+// serde's `serialize_with` hands us `&Option<T>`.
+#[allow(clippy::ref_option)]
+fn as_etc_path<S: serde::Serializer>(t: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format!("/etc/{t}")),
+        None => s.serialize_none(),
+    }
 }
 
 /// The flip of the overlay link.
@@ -244,8 +253,15 @@ impl Plan {
     /// The human rendering (`--dry-run` without `--json`).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let from = self.flip.from.as_deref().unwrap_or("(nothing)");
-        let _ = writeln!(out, "flip {}: {from} -> {}", self.flip.path, self.flip.to);
+        match self.flip.from.as_deref() {
+            Some(from) if from == self.flip.to => {
+                let _ = writeln!(out, "flip {}: already {from}", self.flip.path);
+            }
+            from => {
+                let from = from.unwrap_or("(nothing)");
+                let _ = writeln!(out, "flip {}: {from} -> {}", self.flip.path, self.flip.to);
+            }
+        }
         let mut kept = 0usize;
         for s in &self.steps {
             if s.action == Action::Keep {

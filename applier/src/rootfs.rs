@@ -102,6 +102,11 @@ pub fn join(parent: &str, name: &str) -> String {
 impl Root {
     /// Opens `host` (the `--root` directory, `/` for the live system).
     pub fn open(host: &Path) -> Result<Root> {
+        // Absolute, because tmpfiles resolves a relative config path against its own
+        // directories and messages should name real paths.
+        let host = std::path::absolute(host)
+            .with_context(|| format!("cannot make {} absolute", host.display()))?;
+        let host = host.as_path();
         let fd = nix::fcntl::open(host, DIR_FLAGS.difference(OFlag::O_NOFOLLOW), Mode::empty())
             .with_context(|| format!("cannot open the root directory {}", host.display()))?;
         Ok(Root {
@@ -219,8 +224,10 @@ impl Root {
     /// Names in directory `rel`, sorted; empty if it does not exist.
     pub fn list(&mut self, rel: &str) -> Result<Vec<String>> {
         let shown = self.show(rel);
-        let Ok(Some(fd)) = self.dir_fd(rel) else {
-            return Ok(Vec::new());
+        let fd = match self.dir_fd(rel) {
+            Ok(Some(fd)) => fd,
+            Ok(None) => return Ok(Vec::new()),
+            Err((at, e)) => bail!("cannot list {shown}: {} is not a directory ({e})", self.show(&at)),
         };
         let dup = fd
             .try_clone()
@@ -232,9 +239,9 @@ impl Root {
             let ent = ent.with_context(|| format!("cannot list {shown}"))?;
             let name = ent.file_name().to_bytes();
             if name != b"." && name != b".." {
-                let name = String::from_utf8(name.to_vec())
-                    .map_err(|_| anyhow::anyhow!("{shown}: a name in it is not UTF-8"))?;
-                names.push(name);
+                // Names we manage are UTF-8; a foreign non-UTF-8 name only needs to be seen
+                // (it makes a directory non-empty, a tree not ours), so a lossy form will do.
+                names.push(String::from_utf8_lossy(name).into_owned());
             }
         }
         // A Dir from a dup'ed fd shares the offset: rewind for the next reader.

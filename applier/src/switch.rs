@@ -56,7 +56,8 @@ pub struct Outcome {
     pub interrupted: Option<String>,
 }
 
-/// Runs a switch. Conflicts under `abort` give [`Refused`] with nothing changed.
+/// Runs a switch. Under `abort`, conflicts return the plan unapplied (`changed` false, the
+/// conflicts in the plan): see [`Outcome::refused`].
 pub fn switch(opts: &Options) -> Result<Outcome> {
     let gen = Generation::load(&opts.generation)?;
     let mut root = Root::open(&opts.root)?;
@@ -91,12 +92,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         migrated,
         interrupted: None,
     };
-    let conflicts = outcome.plan.conflicts();
-    if !conflicts.is_empty() {
-        if opts.dry_run {
-            return Ok(outcome);
-        }
-        return Err(Refused { conflicts }.into());
+    // Refused: the caller reports the plan and the conflicts (exit 3); nothing was written.
+    if !outcome.plan.conflicts().is_empty() {
+        return Ok(outcome);
     }
     let record = Recorded {
         generation: target_text.trim_end_matches("/etc").to_owned(),
@@ -142,6 +140,14 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     Ok(outcome)
 }
 
+impl Outcome {
+    /// The refusal, when the plan has conflicts (nothing was changed).
+    pub fn refused(&self) -> Option<Refused> {
+        let conflicts = self.plan.conflicts();
+        (!conflicts.is_empty()).then_some(Refused { conflicts })
+    }
+}
+
 /// Claims of the applied generation, of interrupted switches, or of a legacy NixOS `/etc`.
 fn gather_evidence(
     root: &mut Root,
@@ -157,9 +163,12 @@ fn gather_evidence(
             ev.add_manifest(&rec.manifest(&format!("the recorded generation {}", rec.generation))?);
         }
     }
-    if applied.is_none() && pending.is_empty() {
+    // Until a first switch commits, a legacy NixOS /etc stays evidence, also for the rerun of
+    // an interrupted migration.
+    if applied.is_none() {
         if let Some(legacy) = legacy::evidence(root)? {
-            return Ok((legacy, true));
+            ev.merge(legacy);
+            return Ok((ev, true));
         }
     }
     Ok((ev, false))

@@ -1,0 +1,234 @@
+//! `--nixos-etc DIR`: importing the output of NixOS's `etc` derivation as it is.
+//!
+//! That tree (nixos-etc.md §2) holds real directories whose leaves are absolute links to the
+//! sources, plus one-line `X.mode` / `X.uid` / `X.gid` sidecar files beside a link `X` for
+//! entries that are not plain symlinks. Each link becomes a [`Decl`] named by its target, so the
+//! import goes through exactly the rules a spec does. Directories are implied by the links below
+//! them; anything else (a stray regular file, an empty directory, a device) is a problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use walkdir::WalkDir;
+
+use crate::decl::{Decl, Origin};
+use crate::resolve::ancestors;
+
+const SIDECARS: [&str; 3] = [".mode", ".uid", ".gid"];
+
+/// What one path of the tree is.
+enum Node {
+    Link(PathBuf),
+    File,
+    Dir,
+}
+
+/// `DIR/etc` when it exists (a derivation output or a toplevel), else `DIR` itself.
+pub fn root_of(dir: &Path) -> PathBuf {
+    let etc = dir.join("etc");
+    if etc.is_dir() {
+        etc
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// Reads the tree at `dir`; problems about its content are appended to `problems`, failures to
+/// read it are errors.
+pub fn import(dir: &Path, problems: &mut Vec<String>) -> anyhow::Result<Vec<Decl>> {
+    let root = root_of(dir);
+    let origin = format!("--nixos-etc {}", root.display());
+    match fs::metadata(&root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            problems.push(format!("{origin}: not a directory"));
+            return Ok(Vec::new());
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            problems.push(format!("{origin}: does not exist"));
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {origin}")),
+    }
+    let nodes = walk(&root, &origin, problems)?;
+    let mut decls = Vec::new();
+    for (rel, node) in &nodes {
+        match node {
+            Node::Link(text) => decls.extend(link_decl(&root, rel, text, &nodes, problems)?),
+            Node::File if is_sidecar(rel, &nodes) => {}
+            Node::File => problems.push(format!(
+                "{origin}: {rel:?} is a regular file, but the NixOS etc tree holds only links \
+                 and their .mode/.uid/.gid sidecars"
+            )),
+            Node::Dir => {}
+        }
+    }
+    // NixOS's builder never makes an empty directory; one would be silently lost otherwise.
+    let used: BTreeSet<&str> = nodes.keys().flat_map(|rel| ancestors(rel)).collect();
+    for (rel, node) in &nodes {
+        if matches!(node, Node::Dir) && !used.contains(rel.as_str()) {
+            problems.push(format!("{origin}: {rel:?} is an empty directory"));
+        }
+    }
+    Ok(decls)
+}
+
+/// Every path under `root`, by relative path, without following links.
+fn walk(
+    root: &Path,
+    origin: &str,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<BTreeMap<String, Node>> {
+    let mut nodes = BTreeMap::new();
+    let walker = WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name();
+    for item in walker {
+        let item = item.with_context(|| format!("cannot walk {origin}"))?;
+        let path = item.path();
+        let Some(rel) = path
+            .strip_prefix(root)
+            .ok()
+            .and_then(Path::to_str)
+            .map(str::to_owned)
+        else {
+            problems.push(format!("{origin}: {} is not a UTF-8 path", path.display()));
+            continue;
+        };
+        let ft = item.file_type();
+        let node = if ft.is_symlink() {
+            let text = fs::read_link(path)
+                .with_context(|| format!("cannot read the link {}", path.display()))?;
+            Node::Link(text)
+        } else if ft.is_file() {
+            Node::File
+        } else if ft.is_dir() {
+            Node::Dir
+        } else {
+            problems.push(format!(
+                "{origin}: {rel:?} is neither a link, a regular file nor a directory"
+            ));
+            continue;
+        };
+        nodes.insert(rel, node);
+    }
+    Ok(nodes)
+}
+
+fn is_sidecar(rel: &str, nodes: &BTreeMap<String, Node>) -> bool {
+    SIDECARS.iter().any(|ext| {
+        rel.strip_suffix(ext)
+            .is_some_and(|base| matches!(nodes.get(base), Some(Node::Link(_))))
+    })
+}
+
+fn link_decl(
+    root: &Path,
+    rel: &str,
+    text: &Path,
+    nodes: &BTreeMap<String, Node>,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<Option<Decl>> {
+    let before = problems.len();
+    let mut d = Decl {
+        attr: rel.to_owned(),
+        origin: Origin::NixosEtc,
+        target: rel.to_owned(),
+        source: None,
+        text: None,
+        mode: "symlink".to_owned(),
+        user: "+0".to_owned(),
+        group: "+0".to_owned(),
+    };
+    match text.to_str() {
+        // The builder expands globs itself; a `*` left in a link text is its "matched nothing"
+        // bug (a link literally named `*`), which we refuse rather than expand differently now.
+        Some(t) if t.contains('*') => problems.push(d.problem(
+            "source",
+            &format!("link text {t:?} is an unexpanded glob (it matched nothing in NixOS)"),
+        )),
+        Some(t) => d.source = Some(t.to_owned()),
+        None => problems.push(d.problem(
+            "source",
+            &format!("link text {} is not UTF-8", text.display()),
+        )),
+    }
+    // A missing sidecar means the NixOS default, as a missing spec field does.
+    for (ext, field) in SIDECARS
+        .iter()
+        .zip([&mut d.mode, &mut d.user, &mut d.group])
+    {
+        let side = format!("{rel}{ext}");
+        if !matches!(nodes.get(&side), Some(Node::File)) {
+            continue;
+        }
+        let path = root.join(&side);
+        let content = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        match String::from_utf8(content) {
+            Ok(s) if !s.trim().is_empty() && !s.trim().contains('\n') => {
+                s.trim().clone_into(field);
+            }
+            _ => problems.push(format!(
+                "--nixos-etc {side:?}: a sidecar holds one non-empty line of UTF-8 text"
+            )),
+        }
+    }
+    // A link already found wrong is not passed on, so it is not reported twice.
+    Ok((problems.len() == before).then_some(d))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("etcflip-gen-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("etc")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn stray_files_empty_dirs_and_bad_sidecars_are_problems() {
+        let dir = tree("import-bad");
+        let etc = dir.join("etc");
+        fs::create_dir(etc.join("empty")).unwrap();
+        fs::write(etc.join("stray"), "x").unwrap();
+        fs::write(etc.join("orphan.mode"), "0644").unwrap();
+        symlink("/nix/store/a", etc.join("a")).unwrap();
+        fs::write(etc.join("a.mode"), "0644\n0600\n").unwrap();
+        symlink("/nix/store/x/*", etc.join("*")).unwrap();
+        let mut problems = Vec::new();
+        let decls = import(&dir, &mut problems).unwrap();
+        assert_eq!(decls.len(), 0);
+        let all = problems.join("\n");
+        for want in [
+            "\"empty\" is an empty directory",
+            "\"stray\" is a regular file",
+            "\"orphan.mode\" is a regular file",
+            "\"a.mode\": a sidecar holds one non-empty line",
+            "--nixos-etc \"*\".source: link text \"/nix/store/x/*\" is an unexpanded glob",
+        ] {
+            assert!(all.contains(want), "{want:?} missing in:\n{all}");
+        }
+        assert_eq!(problems.len(), 5, "{all}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_tree_is_a_problem() {
+        let mut problems = Vec::new();
+        let decls = import(Path::new("/nonexistent/etcflip"), &mut problems).unwrap();
+        assert!(decls.is_empty());
+        assert!(problems[0].ends_with("does not exist"), "{problems:?}");
+    }
+}

@@ -1,0 +1,189 @@
+//! From all leaves to the manifest: the rules between entries, and the implied directories.
+//!
+//! Rules:
+//! 1. Two leaves with one target are a duplicate, even with identical sources (NixOS silently
+//!    keeps the first link and the last sidecars, mixing two entries: nixos-etc.md §2).
+//! 2. A leaf at a path that another target needs as a directory is a file-vs-directory conflict.
+//! 3. Every ancestor of a leaf (not `/etc` itself) becomes a `dir` entry, 0755 root:root.
+//!
+//! Everything is kept in sorted vectors and `BTreeMap`s: linear-logarithmic in the number of
+//! entries, and the output order is the byte order of targets (parents before children).
+
+use std::collections::BTreeMap;
+
+use etcflip::manifest::{Entry, Id, Kind, Manifest, Mode, MANIFEST_VERSION};
+
+use crate::decl::Decl;
+use crate::resolve::{ancestors, Leaf};
+
+/// Mode of every directory the generator implies.
+const DIR_MODE: Mode = Mode(0o755);
+
+/// A validated generation, ready to write.
+#[derive(Debug)]
+pub struct Plan {
+    /// The manifest, entries sorted by target.
+    pub manifest: Manifest,
+    /// Payload content of text entries, by target.
+    pub texts: BTreeMap<String, String>,
+}
+
+/// Applies the cross-entry rules to `leaves` and assembles the manifest. Problems are appended
+/// to `problems`; the plan is only meaningful when there are none.
+pub fn plan(
+    decls: &[Decl],
+    mut leaves: Vec<Leaf>,
+    overlay: &str,
+    problems: &mut Vec<String>,
+) -> Plan {
+    // Stable: among duplicates the earlier declaration comes first and is named as "first".
+    leaves.sort_by(|a, b| a.entry.target.cmp(&b.entry.target));
+    leaves.dedup_by(|later, first| {
+        let dup = later.entry.target == first.entry.target;
+        if dup {
+            problems.push(decls[later.decl].problem(
+                "target",
+                &format!(
+                    "{:?} is also the target of {} (duplicate targets are refused, even with \
+                     identical sources)",
+                    later.entry.target,
+                    decls[first.decl].label()
+                ),
+            ));
+        }
+        dup
+    });
+
+    // Which leaf first needs each directory (for naming it in conflicts).
+    let mut dirs: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, l) in leaves.iter().enumerate() {
+        for dir in ancestors(&l.entry.target) {
+            dirs.entry(dir).or_insert(i);
+        }
+    }
+    for l in &leaves {
+        if let Some(&child) = dirs.get(l.entry.target.as_str()) {
+            let c = &leaves[child];
+            problems.push(decls[l.decl].problem(
+                "target",
+                &format!(
+                    "{:?} is a {} entry, but {} needs it to be a directory for {:?}",
+                    l.entry.target,
+                    l.entry.kind,
+                    decls[c.decl].label(),
+                    c.entry.target
+                ),
+            ));
+        }
+    }
+
+    let mut entries: Vec<Entry> = dirs.keys().map(|d| dir_entry(d)).collect();
+    entries.reserve(leaves.len());
+    let mut texts = BTreeMap::new();
+    for l in leaves {
+        if let Some(t) = l.text {
+            texts.insert(l.entry.target.clone(), t);
+        }
+        entries.push(l.entry);
+    }
+    entries.sort_by(|a, b| a.target.cmp(&b.target));
+    Plan {
+        manifest: Manifest {
+            version: MANIFEST_VERSION,
+            overlay: overlay.to_owned(),
+            entries,
+        },
+        texts,
+    }
+}
+
+fn dir_entry(target: &str) -> Entry {
+    Entry {
+        target: target.to_owned(),
+        kind: Kind::Dir,
+        source: None,
+        mode: Some(DIR_MODE),
+        uid: Some(Id::Num(0)),
+        gid: Some(Id::Num(0)),
+        sha256: None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::decl::Origin;
+
+    fn decl(attr: &str) -> Decl {
+        Decl {
+            attr: attr.into(),
+            origin: Origin::Spec,
+            target: attr.into(),
+            source: None,
+            text: None,
+            mode: "symlink".into(),
+            user: "+0".into(),
+            group: "+0".into(),
+        }
+    }
+
+    fn link(decl: usize, target: &str) -> Leaf {
+        Leaf {
+            decl,
+            entry: Entry {
+                target: target.into(),
+                kind: Kind::Symlink,
+                source: Some("/s".into()),
+                mode: None,
+                uid: None,
+                gid: None,
+                sha256: None,
+            },
+            text: None,
+        }
+    }
+
+    #[test]
+    fn dirs_are_implied_and_sorted() {
+        let decls = [decl("x")];
+        let mut problems = Vec::new();
+        let leaves = vec![link(0, "b/c/d"), link(0, "a"), link(0, "b/c-e")];
+        let p = plan(&decls, leaves, "/etc/static", &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let got: Vec<_> = p
+            .manifest
+            .entries
+            .iter()
+            .map(|e| format!("{} {}", e.kind, e.target))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "symlink a",
+                "dir b",
+                "dir b/c",
+                "symlink b/c-e",
+                "symlink b/c/d"
+            ]
+        );
+        assert_eq!(p.manifest.problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn duplicates_and_conflicts_name_both_attributes() {
+        let decls = [decl("one"), decl("two"), decl("three")];
+        let mut problems = Vec::new();
+        let leaves = vec![link(0, "x"), link(1, "x"), link(2, "x/y"), link(2, "z")];
+        plan(&decls, leaves, "/etc/static", &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "etc.\"two\".target: \"x\" is also the target of etc.\"one\" (duplicate targets \
+                 are refused, even with identical sources)",
+                "etc.\"one\".target: \"x\" is a symlink entry, but etc.\"three\" needs it to be a \
+                 directory for \"x/y\"",
+            ]
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! The generation's tmpfiles snippet (`GEN/tmpfiles.d/etcflip.conf`): creates the `/etc` link
+//! farm at boot and in image builds, using the applier's encoding ([`etcflip::tmpfiles`]).
+//!
+//! Copies get no line: the applier installs them (tmpfiles cannot set a content hash). There
+//! are never `r` lines: an installed removal line would run at every boot.
+
+use etcflip::manifest::{overlay_link, Kind, Manifest};
+use etcflip::tmpfiles::{dir_line, link_line};
+
+/// First line of every snippet.
+pub const HEADER: &str =
+    "# etcflip generation snippet: create the /etc link farm (generated, do not edit)\n";
+
+/// Renders the snippet; entries are sorted by target, so parents come before children.
+pub fn render(manifest: &Manifest) -> String {
+    let mut out = String::from(HEADER);
+    for e in &manifest.entries {
+        let path = format!("/etc/{}", e.target);
+        match (e.kind, &e.source) {
+            (Kind::Dir, _) => out.push_str(&dir_line(&path, e.mode.map_or(0o755, |m| m.0))),
+            (Kind::Symlink, _) => {
+                out.push_str(&link_line(
+                    &path,
+                    &overlay_link(&manifest.overlay, &e.target),
+                ));
+            }
+            (Kind::DirectSymlink, Some(src)) => out.push_str(&link_line(&path, src)),
+            // A direct-symlink without a source is refused by validation and by
+            // `Manifest::problems`; copies are the applier's job.
+            (Kind::DirectSymlink, None) | (Kind::Copy, _) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etcflip::manifest::{Entry, Id, Mode};
+
+    fn entry(target: &str, kind: Kind, source: Option<&str>) -> Entry {
+        Entry {
+            target: target.into(),
+            kind,
+            source: source.map(Into::into),
+            mode: matches!(kind, Kind::Dir | Kind::Copy).then_some(Mode(0o755)),
+            uid: None::<Id>,
+            gid: None,
+            sha256: None,
+        }
+    }
+
+    #[test]
+    fn one_line_per_link_and_dir() {
+        let m = Manifest {
+            version: 1,
+            overlay: "/etc/static".into(),
+            entries: vec![
+                entry("a b", Kind::Symlink, Some("/nix/store/x")),
+                entry("d", Kind::Dir, None),
+                entry("d/%c", Kind::Copy, Some("/s")),
+                entry("localtime", Kind::DirectSymlink, Some("/etc/zoneinfo/UTC")),
+            ],
+        };
+        assert_eq!(
+            render(&m),
+            format!(
+                "{HEADER}L \"/etc/a b\" - - - - /etc/static/a b\nd \"/etc/d\" :0755 - - -\n\
+                 L \"/etc/localtime\" - - - - /etc/zoneinfo/UTC\n"
+            )
+        );
+    }
+}

@@ -1,0 +1,1117 @@
+//! The `etcflip` command line end to end, on temporary roots with the real binaries and the
+//! real `systemd-tmpfiles`: `--dry-run` writes nothing, `verify` names every drifted path,
+//! `status`, refusal of invalid specs and of hand-edited manifests (exit 2, nothing written),
+//! and nasty names through both binaries and every tmpfiles version.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use etcflip_e2e::tmpfiles_bins::{versions, TmpfilesBin};
+use etcflip_e2e::{bin, code, read_in_root, source, spec, text, text_of, Scratch};
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// Every path under `top` (the top itself included), never following links: type, inode,
+/// mode, owner, size, link count, mtime and ctime to the nanosecond, link text or content
+/// hash. Any write under `top` (even one that is undone) changes this string.
+fn full_listing(top: &Path) -> String {
+    let mut out = String::new();
+    full_walk(top, top, &mut out);
+    out
+}
+
+fn full_walk(top: &Path, p: &Path, out: &mut String) {
+    let md = std::fs::symlink_metadata(p).unwrap();
+    let rel = p.strip_prefix(top).unwrap().display().to_string();
+    let _ = write!(
+        out,
+        "/{rel} ino={} mode={:o} {}:{} size={} nlink={} mtime={}.{:09} ctime={}.{:09}",
+        md.ino(),
+        md.mode(),
+        md.uid(),
+        md.gid(),
+        md.size(),
+        md.nlink(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime(),
+        md.ctime_nsec()
+    );
+    let ft = md.file_type();
+    if ft.is_symlink() {
+        let _ = writeln!(out, " -> {}", std::fs::read_link(p).unwrap().display());
+    } else if ft.is_file() {
+        let bytes = std::fs::read(p).unwrap();
+        let _ = writeln!(out, " sha256:{}", etcflip::rootfs::sha256_bytes(&bytes));
+    } else if ft.is_dir() {
+        out.push('\n');
+        let mut names: Vec<PathBuf> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for n in names {
+            full_walk(top, &n, out);
+        }
+    } else {
+        out.push('\n');
+    }
+}
+
+/// `etcflip <args> --root <root>` with extra environment.
+fn etcflip_env(s: &Scratch, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(bin("etcflip"));
+    cmd.args(args).arg("--root").arg(&s.root);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text_of(out)))
+}
+
+/// One line of the text rendering of a plan, as `Plan::render` aligns it.
+fn plan_line(action: &str, kind: &str, path: &str) -> String {
+    format!("{action:<9} {kind:<14} {path}")
+}
+
+fn gen_str(g: &Path) -> &str {
+    g.to_str().unwrap()
+}
+
+/// Copies a generation directory (files, dirs, links as links), making it writable.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        let ft = e.file_type().unwrap();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &dst).unwrap();
+        } else if ft.is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+}
+
+/// A small generation with every kind of entry.
+fn spec_a(s: &Scratch) -> Value {
+    let units = s.store("units-a/a.service", "[Service]\n");
+    spec(&[
+        ("hosts", text("hosts", "127.0.0.1 localhost\n")),
+        ("units", source("systemd/system", units.parent().unwrap())),
+        (
+            "sudoers",
+            json!({"text": "root ALL=(ALL) ALL\n", "mode": "0440"}),
+        ),
+        ("login.defs", json!({"text": "UMASK 022\n", "mode": "644"})),
+        (
+            "localtime",
+            json!({"source": "/etc/zoneinfo/Europe/Berlin", "mode": "direct-symlink"}),
+        ),
+        ("ssh", text("ssh/ssh_config", "Host *\n")),
+        ("gone", text("gone/deep/file", "going away\n")),
+    ])
+}
+
+/// Generation B: adds, removes, changes a copy and the direct link.
+fn spec_b() -> Value {
+    spec(&[
+        ("hosts", text("hosts", "127.0.0.1 localhost b\n")),
+        (
+            "sudoers",
+            json!({"text": "root ALL=(ALL) ALL\n%wheel ALL\n", "mode": "0440"}),
+        ),
+        ("login.defs", json!({"text": "UMASK 022\n", "mode": "644"})),
+        (
+            "localtime",
+            json!({"source": "/etc/zoneinfo/America/New_York", "mode": "direct-symlink"}),
+        ),
+        ("ssh", text("ssh/ssh_config", "Host *\n")),
+        ("new", text("new", "new\n")),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// --dry-run
+
+#[test]
+fn dry_run_changes_nothing_and_lists_the_plan() {
+    let s = Scratch::new("cli-dry");
+    let ga = s.gen("a", &spec_a(&s));
+    let gb = s.gen("b", &spec_b());
+    s.switch(&ga, &[]);
+    let before = full_listing(&s.root);
+    assert!(before.contains("/etc/.etcflip/applied.json"), "{before}");
+
+    let out = s.etcflip(&["switch", gen_str(&gb), "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert_eq!(
+        before,
+        full_listing(&s.root),
+        "a text dry run wrote something"
+    );
+    let txt = stdout(&out);
+    for want in [
+        "flip /etc/static: /gens/a/etc -> /gens/b/etc".to_owned(),
+        plan_line("create", "symlink", "/etc/new"),
+        plan_line("stage", "copy", "/etc/sudoers"),
+        plan_line("stage", "direct-symlink", "/etc/localtime"),
+        plan_line("remove", "symlink", "/etc/systemd/system"),
+        plan_line("remove", "dir", "/etc/systemd"),
+        plan_line("remove", "symlink", "/etc/gone/deep/file"),
+        plan_line("remove", "dir", "/etc/gone/deep"),
+        plan_line("remove", "dir", "/etc/gone"),
+        "dry run: nothing was changed".to_owned(),
+    ] {
+        assert!(txt.contains(&want), "{want:?} missing from:\n{txt}");
+    }
+    // Unchanged paths are counted, not listed.
+    assert!(!txt.contains("/etc/hosts"), "{txt}");
+    assert!(!txt.contains("/etc/login.defs"), "{txt}");
+
+    let out = s.etcflip(&["switch", gen_str(&gb), "--dry-run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert_eq!(
+        before,
+        full_listing(&s.root),
+        "a JSON dry run wrote something"
+    );
+    let v = json_of(&out);
+    assert_eq!(v["changed"], json!(false), "{v:#}");
+    assert_eq!(v["plan"]["flip"]["from"], json!("/gens/a/etc"));
+    assert_eq!(v["plan"]["flip"]["to"], json!("/gens/b/etc"));
+    let steps = v["plan"]["steps"]
+        .as_array()
+        .expect("plan.steps is an array");
+    let mut triples = BTreeSet::new();
+    for st in steps {
+        let obj = st
+            .as_object()
+            .unwrap_or_else(|| panic!("step {st} is not an object"));
+        let field = |k: &str| {
+            obj.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("step {st} has no string {k:?}"))
+                .to_owned()
+        };
+        triples.insert((field("path"), field("action"), field("kind")));
+    }
+    for (path, action, kind) in [
+        ("/etc/new", "create", "symlink"),
+        ("/etc/sudoers", "stage", "copy"),
+        ("/etc/localtime", "stage", "direct-symlink"),
+        ("/etc/hosts", "keep", "symlink"),
+        ("/etc/login.defs", "keep", "copy"),
+        ("/etc/systemd/system", "remove", "symlink"),
+        ("/etc/systemd", "remove", "dir"),
+        ("/etc/gone/deep/file", "remove", "symlink"),
+        ("/etc/gone", "remove", "dir"),
+    ] {
+        let t = (path.to_owned(), action.to_owned(), kind.to_owned());
+        assert!(triples.contains(&t), "{t:?} missing from {triples:#?}");
+    }
+
+    // The dry run described what the real switch then does.
+    s.switch(&gb, &[]);
+    assert!(s.etc("new").symlink_metadata().is_ok());
+    assert!(s.etc("gone").symlink_metadata().is_err());
+}
+
+#[test]
+fn dry_run_on_a_fresh_root_creates_nothing_at_all() {
+    let s = Scratch::new("cli-dry-fresh");
+    let ga = s.gen("a", &spec_a(&s));
+    let before = full_listing(&s.root);
+    for extra in [&[][..], &["--json"]] {
+        let mut args = vec!["switch", gen_str(&ga), "--dry-run"];
+        args.extend_from_slice(extra);
+        let out = s.etcflip(&args);
+        assert_eq!(code(&out), 0, "{}", text_of(&out));
+        assert_eq!(
+            before,
+            full_listing(&s.root),
+            "dry run {extra:?} wrote something"
+        );
+        assert!(
+            s.root.join("etc").symlink_metadata().is_err(),
+            "a dry run created /etc (or /etc/.etcflip)"
+        );
+    }
+    let out = s.etcflip(&["switch", gen_str(&ga), "--dry-run"]);
+    let txt = stdout(&out);
+    assert!(
+        txt.contains("flip /etc/static: (nothing) -> /gens/a/etc"),
+        "{txt}"
+    );
+    assert!(
+        txt.contains(&plan_line("create", "dir", "/etc/ssh")),
+        "{txt}"
+    );
+    assert!(
+        txt.contains(&plan_line("stage", "copy", "/etc/sudoers")),
+        "{txt}"
+    );
+    // status and verify are read-only too.
+    let _ = s.etcflip(&["status"]);
+    let _ = s.etcflip(&["status", "--json"]);
+    let _ = s.etcflip(&["verify"]);
+    assert_eq!(
+        before,
+        full_listing(&s.root),
+        "status/verify wrote something"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify
+
+/// Tampers with the verify test's root in every way; returns the paths `verify` must name.
+fn tamper(s: &Scratch) -> BTreeSet<&'static str> {
+    let etc = |p: &str| s.etc(p);
+    std::fs::remove_file(etc("del-link")).unwrap();
+    std::fs::remove_file(etc("retarget-link")).unwrap();
+    std::os::unix::fs::symlink("/etc/static/ok-link", etc("retarget-link")).unwrap();
+    std::fs::write(etc("edit-copy"), "edited\n").unwrap();
+    std::fs::set_permissions(etc("chmod-copy"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let as_root = nix::unistd::geteuid().is_root();
+    if as_root {
+        std::os::unix::fs::chown(etc("chown-copy"), Some(1), Some(1)).unwrap();
+    }
+    std::fs::remove_dir_all(etc("dir-gone")).unwrap();
+    std::fs::write(etc("dir-gone"), "a file now\n").unwrap();
+    std::fs::remove_file(etc("retarget-direct")).unwrap();
+    std::os::unix::fs::symlink("/etc/zoneinfo/Europe/Berlin", etc("retarget-direct")).unwrap();
+    std::fs::remove_file(etc("static")).unwrap();
+    std::os::unix::fs::symlink("/gens/elsewhere/etc", etc("static")).unwrap();
+
+    let mut tampered: BTreeSet<&str> = [
+        "/etc/static",
+        "/etc/del-link",
+        "/etc/retarget-link",
+        "/etc/edit-copy",
+        "/etc/chmod-copy",
+        "/etc/dir-gone",
+        // Its parent became a file: it is gone too.
+        "/etc/dir-gone/child",
+        "/etc/retarget-direct",
+    ]
+    .into_iter()
+    .collect();
+    if as_root {
+        tampered.insert("/etc/chown-copy");
+    }
+
+    tampered
+}
+
+#[test]
+fn verify_names_every_tampered_path_and_nothing_else() {
+    let s = Scratch::new("cli-verify");
+    let src = s.store("src/linked", "linked\n");
+    let g = s.gen(
+        "a",
+        &spec(&[
+            ("del-link", text("del-link", "1\n")),
+            ("retarget-link", text("retarget-link", "2\n")),
+            ("ok-link", source("ok-link", &src)),
+            ("edit-copy", json!({"text": "3\n", "mode": "0644"})),
+            ("chmod-copy", json!({"text": "4\n", "mode": "0644"})),
+            ("chown-copy", json!({"text": "5\n", "mode": "0644"})),
+            ("ok-copy", json!({"text": "6\n", "mode": "0600"})),
+            ("dir", text("dir-gone/child", "7\n")),
+            ("ok-dir", text("ok-dir/child", "8\n")),
+            (
+                "direct",
+                json!({"source": "/etc/zoneinfo/UTC", "mode": "direct-symlink", "target": "retarget-direct"}),
+            ),
+            ("ok-direct", json!({"source": "/etc/zoneinfo/UTC", "mode": "direct-symlink"})),
+        ]),
+    );
+    s.switch(&g, &[]);
+    let all = [
+        "/etc/static",
+        "/etc/del-link",
+        "/etc/retarget-link",
+        "/etc/ok-link",
+        "/etc/edit-copy",
+        "/etc/chmod-copy",
+        "/etc/chown-copy",
+        "/etc/ok-copy",
+        "/etc/dir-gone",
+        "/etc/dir-gone/child",
+        "/etc/ok-dir",
+        "/etc/ok-dir/child",
+        "/etc/retarget-direct",
+        "/etc/ok-direct",
+    ];
+
+    let out = s.etcflip(&["verify"]);
+    assert_eq!(code(&out), 0, "clean root: {}", text_of(&out));
+    assert!(
+        stdout(&out).contains("0 difference(s)") && stdout(&out).contains("13 entries"),
+        "{}",
+        text_of(&out)
+    );
+    let v = json_of(&s.etcflip(&["verify", "--json"]));
+    assert_eq!(v["drift"], json!([]), "{v:#}");
+
+    let tampered = tamper(&s);
+
+    let out = s.etcflip(&["verify"]);
+    assert_eq!(code(&out), 1, "drift must exit 1: {}", text_of(&out));
+    let txt = stdout(&out);
+    let named: BTreeSet<&str> = txt
+        .lines()
+        .filter_map(|l| l.split_once(": expected ").map(|(p, _)| p))
+        .collect();
+    assert_eq!(named, tampered, "text report:\n{txt}");
+    for p in all.iter().filter(|p| !tampered.contains(*p)) {
+        assert!(
+            !txt.lines().any(|l| l.starts_with(&format!("{p}:"))),
+            "untampered {p} named:\n{txt}"
+        );
+    }
+
+    let out = s.etcflip(&["verify", "--json"]);
+    assert_eq!(code(&out), 1, "{}", text_of(&out));
+    let v = json_of(&out);
+    let drift: BTreeSet<String> = v["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_owned())
+        .collect();
+    let want: BTreeSet<String> = tampered.iter().map(|p| (*p).to_owned()).collect();
+    assert_eq!(drift, want, "{v:#}");
+    assert_eq!(v["generation"], json!("/gens/a"));
+    // The edited copy's report says what it should be and what it is.
+    let edit = v["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"] == "/etc/edit-copy")
+        .unwrap();
+    assert!(
+        edit["expected"].as_str().unwrap().contains("mode 0644"),
+        "{edit}"
+    );
+    assert!(
+        edit["found"]
+            .as_str()
+            .unwrap()
+            .contains("a file with sha256"),
+        "{edit}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// status
+
+#[test]
+fn status_on_a_fresh_root_after_a_switch_and_after_an_interrupted_one() {
+    let s = Scratch::new("cli-status");
+    let ga = s.gen("a", &spec_a(&s));
+    let gb = s.gen("b", &spec_b());
+
+    let out = s.etcflip(&["status"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert_eq!(stdout(&out), "applied: nothing\n");
+    let out = s.etcflip(&["status", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert_eq!(
+        json_of(&out),
+        json!({"generation": null, "overlay": null, "entries": {}, "pending": []})
+    );
+    assert!(
+        s.root.join("etc").symlink_metadata().is_err(),
+        "status wrote /etc"
+    );
+
+    s.switch(&ga, &[]);
+    let out = s.etcflip(&["status"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let txt = stdout(&out);
+    for want in [
+        "applied: /gens/a",
+        "overlay: /etc/static",
+        "2 copy",
+        "4 dir",
+        "1 direct-symlink",
+        "4 symlink",
+    ] {
+        assert!(txt.contains(want), "{want:?} missing from:\n{txt}");
+    }
+    assert!(!txt.contains("pending"), "{txt}");
+    let out = s.etcflip(&["status", "--json"]);
+    assert_eq!(
+        json_of(&out),
+        json!({
+            "generation": "/gens/a",
+            "overlay": "/etc/static",
+            "entries": {"copy": 2, "dir": 4, "direct-symlink": 1, "symlink": 4},
+            "pending": []
+        })
+    );
+
+    // A switch that fails before the flip (tmpfiles creates nothing) leaves a journal.
+    let out = etcflip_env(
+        &s,
+        &["switch", gen_str(&gb)],
+        &[("ETCFLIP_TMPFILES", Path::new("/bin/false"))],
+    );
+    assert_eq!(code(&out), 1, "{}", text_of(&out));
+    assert_eq!(
+        std::fs::read_link(s.etc("static")).unwrap(),
+        Path::new("/gens/a/etc"),
+        "the failed switch flipped"
+    );
+    let txt = stdout(&s.etcflip(&["status"]));
+    assert!(txt.contains("applied: /gens/a"), "{txt}");
+    assert!(
+        txt.contains("pending: an interrupted switch to /gens/b"),
+        "{txt}"
+    );
+    let v = json_of(&s.etcflip(&["status", "--json"]));
+    assert_eq!(v["generation"], json!("/gens/a"));
+    assert_eq!(v["pending"], json!(["/gens/b"]));
+    let out = s.etcflip(&["verify"]);
+    assert_eq!(
+        code(&out),
+        1,
+        "an interrupted switch is drift: {}",
+        text_of(&out)
+    );
+    assert!(
+        stdout(&out).contains("interrupted switch to /gens/b"),
+        "{}",
+        text_of(&out)
+    );
+
+    // A dry run with a switch pending still writes nothing (no sweep, no journal update).
+    let before = full_listing(&s.root);
+    let out = s.etcflip(&["switch", gen_str(&gb), "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert_eq!(
+        before,
+        full_listing(&s.root),
+        "a dry run with a pending switch wrote"
+    );
+
+    // A rerun finishes it.
+    s.switch(&gb, &[]);
+    let v = json_of(&s.etcflip(&["status", "--json"]));
+    assert_eq!(v["generation"], json!("/gens/b"));
+    assert_eq!(v["pending"], json!([]));
+    assert_eq!(code(&s.etcflip(&["verify"])), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invalid specs
+
+/// `(name, spec entries, a piece of the message)`.
+#[allow(clippy::too_many_lines)]
+fn bad_rows(s: &Scratch) -> Vec<(&'static str, Value, &'static str)> {
+    let missing = s.dir.join("no-such-file");
+    let empty_glob = s.root.join("store/empty-dir");
+    std::fs::create_dir_all(&empty_glob).unwrap();
+    vec![
+        (
+            "duplicate",
+            json!({"one": {"target": "t", "text": "1"}, "two": {"target": "t", "text": "1"}}),
+            "\"t\" is also the target of etc.\"one\"",
+        ),
+        (
+            "dotdot",
+            json!({"x": {"target": "a/../b", "text": "x"}}),
+            "\"a/../b\": \"..\" component",
+        ),
+        (
+            "absolute",
+            json!({"x": {"target": "/abs", "text": "x"}}),
+            "absolute path (targets are relative to /etc)",
+        ),
+        (
+            "empty-component",
+            json!({"x": {"target": "a//b", "text": "x"}}),
+            "empty path component",
+        ),
+        (
+            "control",
+            json!({"x": {"target": "tab\there", "text": "x"}}),
+            "control character '\\t'",
+        ),
+        (
+            "control-attr",
+            json!({"bell\u{7}": {"text": "x"}}),
+            "control character '\\u{7}'",
+        ),
+        (
+            "mode-999",
+            json!({"x": {"text": "x", "mode": "999"}}),
+            "mode \"999\" is not 3 or 4 octal digits",
+        ),
+        (
+            "mode-64",
+            json!({"x": {"text": "x", "mode": "64"}}),
+            "mode \"64\" is not 3 or 4 octal digits",
+        ),
+        (
+            "mode-rwx",
+            json!({"x": {"text": "x", "mode": "rwx"}}),
+            "mode \"rwx\" is not 3 or 4 octal digits",
+        ),
+        (
+            "file-vs-dir",
+            json!({"f": {"target": "a", "text": "x"}, "g": {"target": "a/b", "text": "y"}}),
+            "\"a\" is a symlink entry, but etc.\"g\" needs it to be a directory for \"a/b\"",
+        ),
+        (
+            "unknown-field",
+            json!({"x": {"text": "x", "bogus": true}}),
+            "etc.\"x\".bogus: unknown field",
+        ),
+        (
+            "copy-missing-source",
+            json!({"x": {"source": missing, "mode": "0644"}}),
+            "mode \"0644\" copies the source, but cannot read",
+        ),
+        (
+            "direct-without-source",
+            json!({"x": {"text": "x", "mode": "direct-symlink"}}),
+            "mode \"direct-symlink\" needs a source",
+        ),
+        (
+            "glob-nothing",
+            json!({"x": {"source": empty_glob.join("*.conf")}}),
+            "matched nothing",
+        ),
+        (
+            "bad-owner",
+            json!({"x": {"text": "x", "mode": "0644", "user": "Bad Name"}}),
+            "owner name \"Bad Name\" is not a valid user or group name",
+        ),
+        (
+            "state-dir",
+            json!({"x": {"target": ".etcflip/applied.json", "text": "x"}}),
+            "\".etcflip\" is etcflip's state directory",
+        ),
+        (
+            "reserved-mark",
+            json!({"x": {"target": "hosts.etcflip-backup", "text": "x"}}),
+            "contains \".etcflip-\", reserved for etcflip",
+        ),
+        (
+            "overlay-collision",
+            json!({"x": {"target": "static/hosts", "text": "x"}}),
+            "collides with the overlay /etc/static",
+        ),
+        (
+            "long-name",
+            json!({"x": {"target": "n".repeat(256), "text": "x"}}),
+            "component longer than 255 bytes",
+        ),
+        (
+            "bad-group",
+            json!({"x": {"text": "x", "mode": "0644", "group": "a:b"}}),
+            "owner name \"a:b\" is not a valid user or group name",
+        ),
+    ]
+}
+
+/// What is in `<root>/gens` besides the given names (a half-written output would show here).
+fn gens_except(s: &Scratch, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(s.root.join("gens"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+#[test]
+fn invalid_specs_are_refused_with_every_problem_and_nothing_written() {
+    let s = Scratch::new("cli-invalid");
+    let rows = bad_rows(&s);
+    for (name, etc, want) in &rows {
+        let out = s.gen_output(name, &json!({ "etc": etc }));
+        assert_eq!(code(&out), 2, "{name}: exit code; {}", text_of(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{name}: {want:?} missing from:\n{err}");
+        assert!(
+            s.root.join("gens").join(name).symlink_metadata().is_err(),
+            "{name}: --out was created"
+        );
+    }
+    assert_eq!(gens_except(&s, &[]), Vec::<String>::new(), "leftovers");
+
+    // All of them in one spec (renamed apart): every message at once.
+    let mut all = serde_json::Map::new();
+    for (i, (_, etc, _)) in rows.iter().enumerate() {
+        for (attr, entry) in etc.as_object().unwrap() {
+            let mut entry = entry.clone();
+            let obj = entry.as_object_mut().unwrap();
+            // Keep the target the row gave (or its attribute name), under a per-row prefix only
+            // where a prefix cannot change the problem.
+            if !obj.contains_key("target") && !attr.contains('\u{7}') {
+                obj.insert("target".into(), json!(format!("row{i}-{attr}")));
+            }
+            all.insert(format!("{i}-{attr}"), entry);
+        }
+    }
+    let out = s.gen_output("all", &json!({ "etc": all }));
+    assert_eq!(code(&out), 2, "{}", text_of(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    for (i, (name, etc, want)) in rows.iter().enumerate() {
+        // Attribute names were prefixed with the row number.
+        let mut want = (*want).to_owned();
+        for attr in etc.as_object().unwrap().keys() {
+            want = want.replace(&format!("etc.{attr:?}"), &format!("etc.\"{i}-{attr}\""));
+        }
+        assert!(err.contains(&want), "{name}: {want:?} missing from:\n{err}");
+    }
+    assert!(err.contains(&format!("({} problems)", rows.len())), "{err}");
+    assert!(s.root.join("gens/all").symlink_metadata().is_err());
+    assert_eq!(gens_except(&s, &[]), Vec::<String>::new(), "leftovers");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-edited manifests
+
+type Edit = fn(&mut Value);
+
+fn entry_mut<'v>(m: &'v mut Value, target: &str) -> &'v mut Value {
+    m["entries"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["target"] == target)
+        .unwrap_or_else(|| panic!("no entry {target}"))
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn hand_edited_manifests_are_refused_and_nothing_is_written() {
+    let s = Scratch::new("cli-edited");
+    let good = s.gen("good", &spec_a(&s));
+    let edits: Vec<(&str, Option<Edit>, &str)> = vec![
+        (
+            "escape",
+            Some(|m| entry_mut(m, "hosts")["target"] = json!("../../bin/sh")),
+            "\"..\" component",
+        ),
+        (
+            "unknown-field",
+            Some(|m| entry_mut(m, "hosts")["executable"] = json!(true)),
+            "unknown field `executable`",
+        ),
+        (
+            "version-2",
+            Some(|m| m["version"] = json!(2)),
+            "version 2 is not supported",
+        ),
+        (
+            "copy-sha",
+            Some(|m| entry_mut(m, "sudoers")["sha256"] = json!("0".repeat(64))),
+            "content does not match its sha256",
+        ),
+        (
+            "unsorted",
+            Some(|m| m["entries"].as_array_mut().unwrap().swap(0, 1)),
+            "not sorted",
+        ),
+        (
+            "overlay-etc",
+            Some(|m| m["overlay"] = json!("/etc")),
+            "cannot be /etc itself",
+        ),
+        (
+            "overlay-escape",
+            Some(|m| m["overlay"] = json!("/etc/../../run/x")),
+            "\"..\" component",
+        ),
+        (
+            "target-is-overlay",
+            Some(|m| entry_mut(m, "hosts")["target"] = json!("static")),
+            "collides with the overlay /etc/static",
+        ),
+        (
+            "state-dir-target",
+            Some(|m| entry_mut(m, "hosts")["target"] = json!(".etcflip/applied.json")),
+            "etcflip's state directory",
+        ),
+        (
+            "kind-changed",
+            Some(|m| entry_mut(m, "sudoers")["kind"] = json!("symlink")),
+            "a symlink entry has no mode or owner",
+        ),
+        (
+            "direct-source",
+            Some(|m| entry_mut(m, "localtime")["source"] = json!("/etc/shadow")),
+            "the manifest says /etc/shadow",
+        ),
+        ("invalid-json", None, "not a valid version-1 manifest"),
+    ];
+    let mut gens = Vec::new();
+    for (name, edit, want) in &edits {
+        let dir = s.root.join("gens").join(name);
+        copy_tree(&good, &dir);
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let new = match edit {
+            Some(f) => {
+                let mut m: Value = serde_json::from_str(&text).unwrap();
+                f(&mut m);
+                serde_json::to_string_pretty(&m).unwrap()
+            }
+            None => text[..text.len() / 2].to_owned(),
+        };
+        assert_ne!(text, new, "{name}: the edit changed nothing");
+        std::fs::write(&path, new).unwrap();
+        gens.push((dir, *name, *want));
+    }
+    // The manifest untouched, a text payload edited behind it.
+    let dir = s.root.join("gens/payload");
+    copy_tree(&good, &dir);
+    std::fs::write(dir.join("etc/hosts"), "6.6.6.6 localhost\n").unwrap();
+    gens.push((dir, "payload", "content does not match its sha256"));
+
+    let check_all = |phase: &str| {
+        let before = full_listing(&s.root);
+        for (dir, name, want) in &gens {
+            for extra in [&[][..], &["--dry-run"]] {
+                let mut args = vec!["switch", gen_str(dir)];
+                args.extend_from_slice(extra);
+                let out = s.etcflip(&args);
+                assert_eq!(code(&out), 2, "{phase} {name} {extra:?}: {}", text_of(&out));
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    err.contains(want),
+                    "{phase} {name}: {want:?} missing:\n{err}"
+                );
+                assert_eq!(
+                    before,
+                    full_listing(&s.root),
+                    "{phase} {name}: root changed"
+                );
+            }
+        }
+    };
+    // A fresh root: not even the state directory appears.
+    check_all("fresh");
+    assert!(s.root.join("etc").symlink_metadata().is_err());
+    // A switched root: nothing changes, the applied generation stays.
+    s.switch(&good, &[]);
+    check_all("switched");
+    assert_eq!(code(&s.etcflip(&["verify"])), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nasty names
+
+/// Target names that each need care somewhere: tmpfiles quoting, specifiers, comments, globs
+/// (as literal names, never glob sources), leading and trailing spaces, UTF-8.
+const NASTY: &[&str] = &[
+    "with space",
+    " leading",
+    "trailing ",
+    "  both  ",
+    "quote\"d",
+    "single'q",
+    "back\\slash",
+    "per%cent",
+    "%m",
+    "%%",
+    "hash#tag",
+    "#start",
+    "ünïcödé ☃",
+    "star*",
+    "ques?",
+    "[x]",
+    "{a,b}",
+    "-",
+    "dev-disk-by\\x2duuid",
+];
+
+/// Foreign files named like what the nasty names match as globs or brace patterns, or as
+/// unescaped strings: they must survive the removal of the nasty entries.
+const LOOKALIKES: &[&str] = &[
+    "starX",
+    "star",
+    "quesX",
+    "x",
+    "a",
+    "b",
+    "backslash",
+    "back",
+    "per",
+    "with",
+    "hash",
+    "dev-disk-by-uuid",
+];
+
+fn nasty_spec(s: &Scratch) -> (Value, Vec<(String, String)>) {
+    let mut etc = serde_json::Map::new();
+    // (target, content) of every symlink entry, to read back.
+    let mut texts = Vec::new();
+    for (i, name) in NASTY.iter().enumerate() {
+        let content = format!("text {i} {name}\n");
+        etc.insert(format!("t{i}"), text(name, &content));
+        texts.push(((*name).to_owned(), content));
+        // The same name inside a directory whose name is nasty too.
+        let nested = format!("dir {name}/{name}");
+        let content = format!("nested {i} {name}\n");
+        etc.insert(format!("n{i}"), text(&nested, &content));
+        texts.push((nested, content));
+        // A link to a store file with a nasty name (no `*`: that would be a glob source).
+        if !name.contains('*') {
+            let src = s.store(&format!("src {i} {name}"), &format!("source {i}\n"));
+            let target = format!("src/{name}");
+            etc.insert(format!("s{i}"), source(&target, &src));
+            texts.push((target, format!("source {i}\n")));
+        }
+    }
+    etc.insert(
+        "copy".into(),
+        json!({"target": NASTY_COPY, "text": "copied\n", "mode": "0640"}),
+    );
+    etc.insert(
+        "direct".into(),
+        json!({
+            "target": NASTY_DIRECT,
+            "source": NASTY_DIRECT_SOURCE,
+            "mode": "direct-symlink"
+        }),
+    );
+    (json!({ "etc": etc }), texts)
+}
+
+/// The text of the link at `path`, as bytes.
+fn link_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read_link(path)
+        .unwrap_or_else(|e| panic!("{} is not a link: {e}", path.display()))
+        .into_os_string()
+        .into_encoded_bytes()
+}
+
+/// What the nasty generation's copy and direct link are.
+const NASTY_COPY: &str = "copies/%m [x] {a,b} * ?  ";
+const NASTY_DIRECT: &str = "direct %m {a,b} ";
+const NASTY_DIRECT_SOURCE: &str = "/etc/zone info/ %m\\x20 \"q\" #{a,b}[x]? ";
+
+/// Everything of the nasty generation is in place, byte for byte, and nothing else appeared.
+fn check_nasty_applied(s: &Scratch, v: u32, texts: &[(String, String)]) {
+    for (target, content) in texts {
+        assert_eq!(
+            link_bytes(&s.etc(target)),
+            format!("/etc/static/{target}").as_bytes(),
+            "{v}: link text of {target:?}"
+        );
+        assert_eq!(
+            read_in_root(&s.root, &format!("/etc/{target}")).as_deref(),
+            Some(content.as_bytes()),
+            "{v}: content of {target:?}"
+        );
+    }
+    let copy = s.etc(NASTY_COPY);
+    assert_eq!(std::fs::read(&copy).unwrap(), b"copied\n", "{v}");
+    assert_eq!(
+        std::fs::symlink_metadata(&copy).unwrap().mode() & 0o7777,
+        0o640,
+        "{v}"
+    );
+    assert_eq!(
+        link_bytes(&s.etc(NASTY_DIRECT)),
+        NASTY_DIRECT_SOURCE.as_bytes(),
+        "{v}"
+    );
+    // Nothing else appeared beside the entries (a mis-decoded name would).
+    let top: BTreeSet<String> = std::fs::read_dir(s.root.join("etc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let mut want: BTreeSet<String> = NASTY.iter().map(|n| (*n).to_owned()).collect();
+    want.extend(NASTY.iter().map(|n| format!("dir {n}")));
+    want.extend(LOOKALIKES.iter().map(|n| (*n).to_owned()));
+    want.extend(["src", "copies", NASTY_DIRECT, "static", ".etcflip"].map(str::to_owned));
+    assert_eq!(top, want, "{v}: /etc holds something unexpected");
+}
+
+/// The generation's own tmpfiles snippet (what boot and image builds use) makes the same links
+/// with this tmpfiles version.
+fn check_boot_snippet(s: &Scratch, tf: &TmpfilesBin, gen: &Path, texts: &[(String, String)]) {
+    let v = tf.major;
+    let boot = s.dir.join("boot-root");
+    std::fs::create_dir_all(&boot).unwrap();
+    let out = Command::new(&tf.path)
+        .arg("--create")
+        .arg(format!("--root={}", boot.display()))
+        .arg(gen.join("tmpfiles.d/etcflip.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{v}: snippet: {}", text_of(&out));
+    for (target, _) in texts {
+        assert_eq!(
+            link_bytes(&boot.join("etc").join(target)),
+            format!("/etc/static/{target}").as_bytes(),
+            "{v}: snippet link text of {target:?}"
+        );
+    }
+    assert_eq!(
+        link_bytes(&boot.join("etc").join(NASTY_DIRECT)),
+        NASTY_DIRECT_SOURCE.as_bytes(),
+        "{v}: snippet direct link"
+    );
+}
+
+/// Every nasty path is gone, every look-alike is untouched.
+fn check_nasty_removed(s: &Scratch, v: u32, texts: &[(String, String)]) {
+    for (target, _) in texts {
+        assert!(
+            s.etc(target).symlink_metadata().is_err(),
+            "{v}: /etc/{target:?} was not removed"
+        );
+    }
+    for name in NASTY {
+        assert!(
+            s.etc(&format!("dir {name}")).symlink_metadata().is_err(),
+            "{v}: directory {name:?} was not removed"
+        );
+    }
+    assert!(s.etc("copies").symlink_metadata().is_err(), "{v}");
+    assert!(s.etc(NASTY_DIRECT).symlink_metadata().is_err(), "{v}");
+    for f in LOOKALIKES {
+        for (path, shown) in [
+            (s.etc(f), f.to_string()),
+            (s.etc("src").join(f), format!("src/{f}")),
+        ] {
+            assert_eq!(
+                std::fs::read_to_string(path).ok().as_deref(),
+                Some(format!("foreign {shown}\n").as_str()),
+                "{v}: foreign /etc/{shown} was touched"
+            );
+        }
+    }
+}
+
+/// A nasty overlay path: every link text carries it, and moving the overlay there and back
+/// relinks everything and drops the old overlay link.
+fn check_odd_overlay(s: &Scratch, v: u32, env: &[(&str, &Path)], plain: &Path) {
+    let mut spec_o = spec(&[
+        ("hosts", text("hosts", "via the odd overlay\n")),
+        ("nested", text("a b/c%d", "nested via the odd overlay\n")),
+    ]);
+    spec_o["overlay"] = json!(NASTY_OVERLAY);
+    let go = s.gen("odd-overlay", &spec_o);
+    let out = etcflip_env(s, &["switch", gen_str(&go)], env);
+    assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
+    for (target, content) in [
+        ("hosts", "via the odd overlay\n"),
+        ("a b/c%d", "nested via the odd overlay\n"),
+    ] {
+        assert_eq!(
+            link_bytes(&s.etc(target)),
+            format!("{NASTY_OVERLAY}/{target}").as_bytes(),
+            "{v}: link text of {target:?}"
+        );
+        assert_eq!(
+            read_in_root(&s.root, &format!("/etc/{target}")).as_deref(),
+            Some(content.as_bytes()),
+            "{v}: content of {target:?}"
+        );
+    }
+    assert!(
+        s.etc("static").symlink_metadata().is_err(),
+        "{v}: the old overlay link stayed"
+    );
+    let overlay_link = s.root.join(NASTY_OVERLAY.trim_start_matches('/'));
+    assert_eq!(link_bytes(&overlay_link), b"/gens/odd-overlay/etc", "{v}");
+    let out = etcflip_env(s, &["verify"], env);
+    assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
+    let out = etcflip_env(s, &["switch", gen_str(plain)], env);
+    assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
+    assert!(
+        overlay_link.symlink_metadata().is_err(),
+        "{v}: odd overlay stayed"
+    );
+    assert!(s.etc("a b").symlink_metadata().is_err(), "{v}");
+    assert_eq!(
+        read_in_root(&s.root, "/etc/hosts").as_deref(),
+        Some(&b"plain\n"[..]),
+        "{v}"
+    );
+}
+
+#[test]
+fn nasty_names_end_to_end_on_every_tmpfiles_version() {
+    for tf in versions() {
+        let s = Scratch::new(&format!("cli-nasty-{}", tf.major));
+        let (spec_n, texts) = nasty_spec(&s);
+        let gn = s.gen("nasty", &spec_n);
+        let gp = s.gen("plain", &spec(&[("hosts", text("hosts", "plain\n"))]));
+        std::fs::create_dir_all(s.etc("src")).unwrap();
+        for f in LOOKALIKES {
+            std::fs::write(s.etc(f), format!("foreign {f}\n")).unwrap();
+            std::fs::write(s.etc("src").join(f), format!("foreign src/{f}\n")).unwrap();
+        }
+        let env = [("ETCFLIP_TMPFILES", tf.path.as_path())];
+        let v = tf.major;
+
+        let out = etcflip_env(&s, &["switch", gen_str(&gn)], &env);
+        assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
+        check_nasty_applied(&s, v, &texts);
+        let out = etcflip_env(&s, &["verify"], &env);
+        assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
+        check_boot_snippet(&s, &tf, &gn, &texts);
+
+        // Switch away: every nasty path goes, every look-alike stays.
+        let out = etcflip_env(&s, &["switch", gen_str(&gp)], &env);
+        assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
+        check_nasty_removed(&s, v, &texts);
+        let out = etcflip_env(&s, &["verify"], &env);
+        assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
+
+        check_odd_overlay(&s, v, &env, &gp);
+    }
+}
+
+/// An overlay outside /etc whose path needs every escape the link argument has.
+const NASTY_OVERLAY: &str = "/run/etc flip %m\\x20/st{a,b}tic* ";
+
+// ---------------------------------------------------------------------------------------------
+// --root
+
+#[test]
+fn a_relative_root_works_like_an_absolute_one() {
+    let s = Scratch::new("cli-relative");
+    s.gen("a", &spec_a(&s));
+    let out = Command::new(bin("etcflip"))
+        .current_dir(&s.dir)
+        .args(["switch", "root/gens/a", "--root", "root"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let abs = Scratch::new("cli-relative-abs");
+    let g = abs.gen("a", &spec_a(&abs));
+    abs.switch(&g, &[]);
+    assert_eq!(s.listing(), abs.listing());
+    assert_eq!(
+        std::fs::read_link(s.etc("static")).unwrap(),
+        Path::new("/gens/a/etc")
+    );
+}

@@ -1,0 +1,562 @@
+//! Migration from an `/etc` that NixOS's `setup-etc.pl` made (nixos-etc.md §2–3): no etcflip
+//! state, `/etc/static` → an old NixOS etc tree, `/etc/<x>` links whose text is exactly
+//! `/etc/static/<x>`, copies and direct links listed in `/etc/.clean`, and user files beside
+//! them. The same old tree is also imported with `etcflip-gen --nixos-etc`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::{symlink, MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use etcflip_e2e::{bin, code, read_in_root, source, spec, text, text_of, Scratch};
+use serde_json::{json, Value};
+
+/// Content of the old generation's store files.
+const OLD_HOSTS: &str = "127.0.0.1 old\n";
+const OLD_SUDOERS: &str = "root ALL=(ALL) ALL\n";
+const OLD_LOGIN_DEFS: &str = "UMASK 077\n";
+const NGINX_CONF: &str = "worker_processes 1;\n";
+
+/// User files (not managed by NixOS): `(path below /etc, content)`.
+const USER_FILES: &[(&str, &str)] = &[
+    (
+        "passwd",
+        "root:x:0:0::/root:/bin/sh\nnginx:x:60:60::/var/empty:/bin/false\n",
+    ),
+    ("group", "root:x:0:\nnginx:x:60:\n"),
+    ("machine-id", "0123456789abcdef0123456789abcdef\n"),
+    ("user.conf", "mine\n"),
+    // Inside a directory NixOS manages.
+    ("ssh/ssh_host_ed25519_key", "secret\n"),
+    // setup-etc.pl never walks /etc/nixos.
+    ("nixos/configuration.nix", "{ }\n"),
+    // The tag file setup-etc.pl touches; programs detect NixOS by it.
+    ("NIXOS", ""),
+];
+
+/// User links: `(path below /etc, text)`. None is `/etc/static/<its own path>`.
+const USER_LINKS: &[(&str, &str)] = &[
+    ("mylink", "/usr/share/zoneinfo"),
+    // Into /etc/static, but not its own path: setup-etc.pl would remove it by prefix;
+    // etcflip only claims exact `/etc/static/<path>` texts.
+    ("alias", "/etc/static/hosts"),
+    // Relative, into the static tree: not what setup-etc.pl writes.
+    ("rel-hosts", "static/hosts"),
+];
+
+/// Builds the old NixOS `etc` derivation output (`<root>/store/old-etc/etc`) and returns the
+/// derivation directory (`<root>/store/old-etc`). Links point at host paths of store files,
+/// which also resolve inside the root (see `Scratch::new`).
+fn old_etc_tree(s: &Scratch) -> PathBuf {
+    let hosts = s.store("old/hosts", OLD_HOSTS);
+    let ssh = s.store("old/ssh_config", "Host *\n");
+    s.store("old/units/a.service", "[Service]\n");
+    let units = s.root.join("store/old/units");
+    let sudoers = s.store("old/sudoers", OLD_SUDOERS);
+    let login = s.store("old/login.defs", OLD_LOGIN_DEFS);
+    let nginx = s.store("old/nginx.conf", NGINX_CONF);
+    let old_only = s.store("old/old-only", "old only\n");
+    s.store("old/xdg/autostart.desktop", "[Desktop Entry]\nName=old\n");
+    let xdg = s.root.join("store/old/xdg");
+    let font = s.store("old/10-a.conf", "<a/>\n");
+    let nested = s.store("old/nested-old", "nested old\n");
+    let drv = s.root.join("store/old-etc");
+    let etc = drv.join("etc");
+    let link = |rel: &str, to: &Path| {
+        let p = etc.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        symlink(to, p).unwrap();
+    };
+    let sidecars = |rel: &str, mode: &str, user: &str, group: &str| {
+        for (ext, v) in [(".mode", mode), (".uid", user), (".gid", group)] {
+            std::fs::write(etc.join(format!("{rel}{ext}")), format!("{v}\n")).unwrap();
+        }
+    };
+    link("hosts", &hosts);
+    link("ssh/ssh_config", &ssh);
+    link("systemd/system", &units);
+    link("sudoers", &sudoers);
+    sidecars("sudoers", "0440", "+0", "+0");
+    link("login.defs", &login);
+    sidecars("login.defs", "644", "+0", "+0");
+    link("nginx/nginx.conf", &nginx);
+    sidecars("nginx/nginx.conf", "0640", "nginx", "nginx");
+    link("localtime", Path::new("/etc/zoneinfo/Europe/Berlin"));
+    sidecars("localtime", "direct-symlink", "+0", "+0");
+    link("old-only", &old_only);
+    // A directory entry (one link), and per-file links in directories.
+    link("xdg", &xdg);
+    link("fonts/conf.d/10-a.conf", &font);
+    link("nested/deep/old", &nested);
+    drv
+}
+
+/// Makes `<root>/etc` the way setup-etc.pl leaves it for the tree at `drv`.
+fn legacy_etc(s: &Scratch, drv: &Path) {
+    let etc = s.root.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let in_root = format!(
+        "/{}",
+        drv.join("etc").strip_prefix(&s.root).unwrap().display()
+    );
+    symlink(&in_root, etc.join("static")).unwrap();
+    for rel in [
+        "hosts",
+        "ssh/ssh_config",
+        "systemd/system",
+        "old-only",
+        "nested/deep/old",
+        "xdg",
+        "fonts/conf.d/10-a.conf",
+    ] {
+        let p = etc.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        symlink(format!("/etc/static/{rel}"), p).unwrap();
+    }
+    let copy = |rel: &str, content: &str, mode: u32, owner: u32| {
+        let p = etc.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&p, Some(owner), Some(owner)).unwrap();
+        }
+    };
+    copy("sudoers", OLD_SUDOERS, 0o440, 0);
+    copy("login.defs", OLD_LOGIN_DEFS, 0o644, 0);
+    copy("nginx/nginx.conf", NGINX_CONF, 0o640, 60);
+    symlink("/etc/zoneinfo/Europe/Berlin", etc.join("localtime")).unwrap();
+    std::fs::write(
+        etc.join(".clean"),
+        "localtime\nlogin.defs\nnginx/nginx.conf\nsudoers\n",
+    )
+    .unwrap();
+    for (rel, content) in USER_FILES {
+        let p = etc.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    for (rel, to) in USER_LINKS {
+        symlink(to, etc.join(rel)).unwrap();
+    }
+}
+
+/// The new generation: a changed text behind an unchanged link, an unchanged copy with a
+/// named owner, a changed copy and direct link, an addition; the directory link `xdg` becomes
+/// per-file links and the per-file `fonts/conf.d` one directory link; `login.defs` (a `.clean`
+/// copy), `old-only` and `nested/deep/old` (links into /etc/static) are gone.
+fn new_spec(s: &Scratch) -> Value {
+    let units = s.store("new/units/b.service", "[Service]\n");
+    s.store("new/fonts/20-new.conf", "<new/>\n");
+    spec(&[
+        ("hosts", text("hosts", "127.0.0.1 new\n")),
+        ("ssh", text("ssh/ssh_config", "Host *\n")),
+        ("units", source("systemd/system", units.parent().unwrap())),
+        (
+            "sudoers",
+            json!({"text": "root ALL=(ALL) ALL\n%wheel ALL\n", "mode": "0440"}),
+        ),
+        (
+            "nginx",
+            json!({"target": "nginx/nginx.conf", "text": NGINX_CONF, "mode": "0640",
+                   "user": "nginx", "group": "nginx"}),
+        ),
+        (
+            "localtime",
+            json!({"source": "/etc/zoneinfo/America/New_York", "mode": "direct-symlink"}),
+        ),
+        ("new-file", text("new-file", "new\n")),
+        (
+            "xdg",
+            text("xdg/autostart.desktop", "[Desktop Entry]\nName=new\n"),
+        ),
+        (
+            "fonts",
+            source("fonts/conf.d", &s.root.join("store/new/fonts")),
+        ),
+    ])
+}
+
+fn assert_user_files_kept(s: &Scratch) {
+    for (rel, content) in USER_FILES {
+        assert_eq!(
+            std::fs::read_to_string(s.etc(rel)).ok().as_deref(),
+            Some(*content),
+            "user file /etc/{rel}"
+        );
+    }
+    for (rel, to) in USER_LINKS {
+        assert_eq!(
+            std::fs::read_link(s.etc(rel)).ok(),
+            Some(PathBuf::from(to)),
+            "user link /etc/{rel}"
+        );
+    }
+}
+
+fn assert_new_state(s: &Scratch) {
+    // Stale legacy links and copies are gone, with the directories only they needed.
+    for gone in [
+        "old-only",
+        "login.defs",
+        "nested/deep/old",
+        "nested/deep",
+        "nested",
+    ] {
+        assert!(
+            s.etc(gone).symlink_metadata().is_err(),
+            "/etc/{gone} was not removed"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(s.etc("static")).unwrap(),
+        Path::new("/gens/new/etc")
+    );
+    assert_eq!(
+        read_in_root(&s.root, "/etc/hosts").as_deref(),
+        Some(&b"127.0.0.1 new\n"[..])
+    );
+    assert_eq!(
+        std::fs::read_link(s.etc("hosts")).unwrap(),
+        Path::new("/etc/static/hosts")
+    );
+    assert_eq!(
+        read_in_root(&s.root, "/etc/systemd/system/b.service").as_deref(),
+        Some(&b"[Service]\n"[..])
+    );
+    let sudoers = s.etc("sudoers");
+    assert_eq!(
+        std::fs::read_to_string(&sudoers).unwrap(),
+        "root ALL=(ALL) ALL\n%wheel ALL\n"
+    );
+    let md = sudoers.symlink_metadata().unwrap();
+    assert!(md.is_file());
+    assert_eq!(md.mode() & 0o7777, 0o440);
+    let nginx = s.etc("nginx/nginx.conf").symlink_metadata().unwrap();
+    assert_eq!(nginx.mode() & 0o7777, 0o640);
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(
+            (nginx.uid(), nginx.gid()),
+            (60, 60),
+            "owner from the root's passwd"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(s.etc("localtime")).unwrap(),
+        Path::new("/etc/zoneinfo/America/New_York")
+    );
+    assert_eq!(
+        std::fs::read_link(s.etc("new-file")).unwrap(),
+        Path::new("/etc/static/new-file")
+    );
+    // Directory link → per-file links, per-file links → directory link.
+    assert!(s.etc("xdg").symlink_metadata().unwrap().is_dir());
+    assert_eq!(
+        read_in_root(&s.root, "/etc/xdg/autostart.desktop").as_deref(),
+        Some(&b"[Desktop Entry]\nName=new\n"[..])
+    );
+    assert_eq!(
+        std::fs::read_link(s.etc("fonts/conf.d")).unwrap(),
+        Path::new("/etc/static/fonts/conf.d")
+    );
+    assert_eq!(
+        read_in_root(&s.root, "/etc/fonts/conf.d/20-new.conf").as_deref(),
+        Some(&b"<new/>\n"[..])
+    );
+    assert_user_files_kept(s);
+    let out = s.etcflip(&["verify"]);
+    assert_eq!(code(&out), 0, "verify after migration: {}", text_of(&out));
+}
+
+fn assert_second_switch_is_a_noop(s: &Scratch, g: &Path) {
+    let before = s.listing();
+    let applied = s.etc(".etcflip/applied.json");
+    let mtime = applied.symlink_metadata().unwrap().mtime_nsec();
+    let out = s.switch(g, &[]);
+    assert!(out.contains("already up to date"), "{out}");
+    assert!(!out.contains("migrated"), "{out}");
+    assert_eq!(before, s.listing());
+    assert_eq!(mtime, applied.symlink_metadata().unwrap().mtime_nsec());
+}
+
+#[test]
+fn legacy_root_migrates_to_a_new_generation() {
+    let s = Scratch::new("migrate");
+    let drv = old_etc_tree(&s);
+    legacy_etc(&s, &drv);
+    let g = s.gen("new", &new_spec(&s));
+
+    // The plan claims exactly the legacy paths; user files are not in it.
+    let out = s.etcflip(&["switch", g.to_str().unwrap(), "--dry-run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["migrated"], json!(true), "{v:#}");
+    let steps: Vec<(String, String)> = v["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| {
+            (
+                st["path"].as_str().unwrap().to_owned(),
+                st["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("/etc/fonts", "keep"),
+        ("/etc/fonts/conf.d", "relink"),
+        ("/etc/fonts/conf.d/10-a.conf", "remove"),
+        ("/etc/hosts", "keep"),
+        ("/etc/localtime", "stage"),
+        ("/etc/login.defs", "remove"),
+        ("/etc/nested", "remove"),
+        ("/etc/nested/deep", "remove"),
+        ("/etc/nested/deep/old", "remove"),
+        ("/etc/new-file", "create"),
+        ("/etc/nginx", "keep"),
+        ("/etc/nginx/nginx.conf", "keep"),
+        ("/etc/old-only", "remove"),
+        ("/etc/ssh", "keep"),
+        ("/etc/ssh/ssh_config", "keep"),
+        ("/etc/sudoers", "stage"),
+        ("/etc/systemd", "keep"),
+        ("/etc/systemd/system", "keep"),
+        ("/etc/xdg", "swap-in"),
+        ("/etc/xdg/autostart.desktop", "build"),
+    ]
+    .iter()
+    .map(|(p, a)| ((*p).to_owned(), (*a).to_owned()))
+    .collect();
+    assert_eq!(steps, want, "{v:#}");
+    assert!(
+        s.etc(".etcflip").symlink_metadata().is_err(),
+        "the dry run wrote state"
+    );
+
+    let out = s.switch(&g, &[]);
+    assert!(out.contains("migrated from a setup-etc.pl /etc"), "{out}");
+    assert!(out.contains("switched"), "{out}");
+    assert_new_state(&s);
+    assert_second_switch_is_a_noop(&s, &g);
+}
+
+/// `etcflip-gen build --nixos-etc DIR --out GEN`.
+fn import(s: &Scratch, name: &str, drv: &Path) -> PathBuf {
+    let out_dir = s.root.join("gens").join(name);
+    let out = Command::new(bin("etcflip-gen"))
+        .args(["build", "--nixos-etc"])
+        .arg(drv)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "import: {}", text_of(&out));
+    out_dir
+}
+
+#[test]
+fn nixos_etc_import_reproduces_the_legacy_tree() {
+    let s = Scratch::new("migrate-import");
+    let drv = old_etc_tree(&s);
+    let gi = import(&s, "imported", &drv);
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(gi.join("manifest.json")).unwrap()).unwrap();
+    let store = |rel: &str| s.root.join("store").join(rel).display().to_string();
+    let sha = |t: &str| etcflip::rootfs::sha256_bytes(t.as_bytes());
+    let want = json!({
+        "version": 1,
+        "overlay": "/etc/static",
+        "entries": [
+            {"target": "fonts", "kind": "dir", "mode": "0755", "uid": 0, "gid": 0},
+            {"target": "fonts/conf.d", "kind": "dir", "mode": "0755", "uid": 0, "gid": 0},
+            {"target": "fonts/conf.d/10-a.conf", "kind": "symlink",
+             "source": store("old/10-a.conf")},
+            {"target": "hosts", "kind": "symlink", "source": store("old/hosts")},
+            {"target": "localtime", "kind": "direct-symlink",
+             "source": "/etc/zoneinfo/Europe/Berlin"},
+            {"target": "login.defs", "kind": "copy", "source": store("old/login.defs"),
+             "mode": "0644", "uid": 0, "gid": 0, "sha256": sha(OLD_LOGIN_DEFS)},
+            {"target": "nested", "kind": "dir", "mode": "0755", "uid": 0, "gid": 0},
+            {"target": "nested/deep", "kind": "dir", "mode": "0755", "uid": 0, "gid": 0},
+            {"target": "nested/deep/old", "kind": "symlink", "source": store("old/nested-old")},
+            {"target": "nginx", "kind": "dir", "mode": "0755", "uid": 0, "gid": 0},
+            {"target": "nginx/nginx.conf", "kind": "copy", "source": store("old/nginx.conf"),
+             "mode": "0640", "uid": "nginx", "gid": "nginx", "sha256": sha(NGINX_CONF)},
+            {"target": "old-only", "kind": "symlink", "source": store("old/old-only")},
+            {"target": "ssh", "kind": "dir", "mode": "0755", "uid": 0, "gid": 0},
+            {"target": "ssh/ssh_config", "kind": "symlink", "source": store("old/ssh_config")},
+            {"target": "sudoers", "kind": "copy", "source": store("old/sudoers"),
+             "mode": "0440", "uid": 0, "gid": 0, "sha256": sha(OLD_SUDOERS)},
+            {"target": "systemd", "kind": "dir", "mode": "0755", "uid": 0, "gid": 0},
+            {"target": "systemd/system", "kind": "symlink", "source": store("old/units")},
+            {"target": "xdg", "kind": "symlink", "source": store("old/xdg")},
+        ]
+    });
+    assert_eq!(manifest, want, "imported manifest:\n{manifest:#}");
+
+    // Switching a setup-etc.pl root to the import of its own tree changes nothing but the
+    // flip: every link is already right, every copy already has its content, mode and owner.
+    legacy_etc(&s, &drv);
+    let before = s.listing();
+    let out = s.etcflip(&["switch", gi.to_str().unwrap(), "--dry-run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let not_kept: Vec<&Value> = plan["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["action"] != "keep")
+        .collect();
+    assert!(not_kept.is_empty(), "{not_kept:#?}");
+    let out = s.switch(&gi, &[]);
+    assert!(out.contains("migrated"), "{out}");
+    assert_eq!(
+        before.replace(
+            "static -> /store/old-etc/etc",
+            "static -> /gens/imported/etc"
+        ),
+        s.listing()
+    );
+    assert_eq!(code(&s.etcflip(&["verify"])), 0);
+    assert_user_files_kept(&s);
+
+    // From there (etcflip state now, no legacy walk) to the new generation: the same end as
+    // migrating straight to it.
+    let gen_new = s.gen("new", &new_spec(&s));
+    let out = s.switch(&gen_new, &[]);
+    assert!(!out.contains("migrated"), "{out}");
+    assert_new_state(&s);
+    let direct = Scratch::new("migrate-direct");
+    let direct_drv = old_etc_tree(&direct);
+    legacy_etc(&direct, &direct_drv);
+    let gd = direct.gen("new", &new_spec(&direct));
+    direct.switch(&gd, &[]);
+    assert_eq!(s.listing(), direct.listing());
+    assert_second_switch_is_a_noop(&s, &gen_new);
+}
+
+/// A `systemd-tmpfiles` stand-in that fails (doing nothing) in `mode` and runs the real one
+/// otherwise.
+fn failing_tmpfiles(s: &Scratch, mode: &str) -> PathBuf {
+    let real = etcflip_e2e::tmpfiles_bins::versions()[0].path.clone();
+    let script = s.file(
+        &format!("tmpfiles-failing-{mode}"),
+        &format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --{mode} ] && exit 1; done\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn an_interrupted_migration_is_finished_by_the_next_run() {
+    // `create`: the read-back fails before the flip; `remove`: the stale paths cannot be
+    // removed after the flip. Either way the journal is written and the state not advanced.
+    for (mode, flipped) in [("create", false), ("remove", true)] {
+        let s = Scratch::new(&format!("migrate-interrupted-{mode}"));
+        let drv = old_etc_tree(&s);
+        legacy_etc(&s, &drv);
+        let g = s.gen("new", &new_spec(&s));
+        let out = Command::new(bin("etcflip"))
+            .args(["switch", g.to_str().unwrap(), "--root"])
+            .arg(&s.root)
+            .env("ETCFLIP_TMPFILES", failing_tmpfiles(&s, mode))
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 1, "{mode}: {}", text_of(&out));
+        let want_static = if flipped {
+            "/gens/new/etc"
+        } else {
+            "/store/old-etc/etc"
+        };
+        assert_eq!(
+            std::fs::read_link(s.etc("static")).unwrap(),
+            Path::new(want_static),
+            "{mode}"
+        );
+        assert!(s.etc(".etcflip/journal.json").is_file(), "{mode}");
+        assert!(!s.etc(".etcflip/applied.json").exists(), "{mode}");
+        // The rerun must still know what setup-etc.pl made: same end as an uninterrupted run.
+        let out = s.etcflip(&["switch", g.to_str().unwrap()]);
+        assert_eq!(
+            code(&out),
+            0,
+            "{mode}: rerun after an interrupted migration: {}",
+            text_of(&out)
+        );
+        assert_new_state(&s);
+        assert_second_switch_is_a_noop(&s, &g);
+    }
+}
+
+/// A name that is not UTF-8 (Latin-1 "café"): legal on Linux, and setup-etc.pl walks past it.
+fn latin1_name() -> PathBuf {
+    use std::os::unix::ffi::OsStrExt as _;
+    PathBuf::from(std::ffi::OsStr::from_bytes(b"caf\xe9.conf"))
+}
+
+#[test]
+fn user_files_with_non_utf8_names_do_not_stop_the_migration() {
+    let s = Scratch::new("migrate-latin1");
+    let drv = old_etc_tree(&s);
+    legacy_etc(&s, &drv);
+    let places = [s.root.join("etc"), s.etc("ssh"), s.etc("nested/deep")];
+    for dir in &places {
+        std::fs::write(dir.join(latin1_name()), "latin-1\n").unwrap();
+    }
+    let g = s.gen("new", &new_spec(&s));
+    // The directories holding the user file are left, and the plan says so (a name that is
+    // not UTF-8 is still something in the directory, not nothing).
+    let out = s.etcflip(&["switch", g.to_str().unwrap(), "--dry-run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let action = |path: &str| {
+        plan["plan"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["path"] == path)
+            .map(|st| st["action"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        action("/etc/nested/deep/old").as_deref(),
+        Some("remove"),
+        "{plan:#}"
+    );
+    assert_eq!(
+        action("/etc/nested/deep").as_deref(),
+        Some("leave"),
+        "{plan:#}"
+    );
+    assert_eq!(action("/etc/nested").as_deref(), Some("leave"), "{plan:#}");
+    let out = s.etcflip(&["switch", g.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert!(stdout_has(&out, "migrated"), "{}", text_of(&out));
+    assert!(!stdout_has(&out, "note:"), "{}", text_of(&out));
+    for dir in &places[..2] {
+        assert_eq!(
+            std::fs::read_to_string(dir.join(latin1_name()))
+                .ok()
+                .as_deref(),
+            Some("latin-1\n"),
+            "user file with a non-UTF-8 name in {}",
+            dir.display()
+        );
+    }
+    // The stale legacy link beside it goes; the directory holding the user file stays.
+    assert!(s.etc("nested/deep/old").symlink_metadata().is_err());
+    assert_eq!(
+        std::fs::read_to_string(s.etc("nested/deep").join(latin1_name()))
+            .ok()
+            .as_deref(),
+        Some("latin-1\n")
+    );
+    assert!(s.etc("old-only").symlink_metadata().is_err());
+    assert_user_files_kept(&s);
+}
+
+fn stdout_has(out: &std::process::Output, what: &str) -> bool {
+    String::from_utf8_lossy(&out.stdout).contains(what)
+}
