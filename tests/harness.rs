@@ -21,7 +21,11 @@ pub use tmpfiles_bins::repo_root;
 pub fn bin_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo_root().join("target"), PathBuf::from);
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     target.join(profile)
 }
 
@@ -32,7 +36,11 @@ pub fn bin(name: &str) -> PathBuf {
         p.is_file(),
         "{} is missing: build the workspace first (cargo build --workspace{})",
         p.display(),
-        if cfg!(debug_assertions) { "" } else { " --release" }
+        if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        }
     );
     p
 }
@@ -51,8 +59,8 @@ impl Scratch {
     /// A fresh scratch dir named after the test.
     pub fn new(name: &str) -> Scratch {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let base = std::env::var_os("ETCFLIP_TEST_TMP")
-            .map_or_else(std::env::temp_dir, PathBuf::from);
+        let base =
+            std::env::var_os("ETCFLIP_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
         let dir = base.join(format!("etcflip-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let root = dir.join("root");
@@ -96,8 +104,11 @@ impl Scratch {
     /// Runs `etcflip-gen build` on a spec value, returning its output.
     pub fn gen_output(&self, name: &str, spec: &serde_json::Value) -> Output {
         let spec_path = self.dir.join(format!("spec-{name}.json"));
-        std::fs::write(&spec_path, serde_json::to_string_pretty(spec).expect("json"))
-            .expect("write spec");
+        std::fs::write(
+            &spec_path,
+            serde_json::to_string_pretty(spec).expect("json"),
+        )
+        .expect("write spec");
         Command::new(bin("etcflip-gen"))
             .arg("build")
             .arg("--spec")
@@ -159,11 +170,17 @@ pub fn listing(top: &Path) -> String {
 }
 
 fn walk(top: &Path, dir: &Path, out: &mut String) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
     names.sort();
     for p in names {
-        let rel = p.strip_prefix(top).expect("below top").display().to_string();
+        let rel = p
+            .strip_prefix(top)
+            .expect("below top")
+            .display()
+            .to_string();
         if rel == ".etcflip" {
             continue;
         }

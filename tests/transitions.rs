@@ -18,10 +18,22 @@ fn spec_a(s: &Scratch) -> Value {
         ("units", source("systemd/system", &units)),
         ("hosts", text("hosts", "127.0.0.1 localhost\n")),
         ("login.defs", json!({"text": "UMASK 022\n", "mode": "0644"})),
-        ("sudoers", json!({"text": "root ALL=(ALL) ALL\n", "mode": "0440"})),
-        ("localtime", json!({"source": "/etc/zoneinfo/Europe/Berlin", "mode": "direct-symlink"})),
-        ("fonts", json!({"target": "fonts/conf.d", "source": fonts.parent().unwrap().join("*.conf")})),
-        ("old/nested/deep", text("old/nested/deep/file", "going away\n")),
+        (
+            "sudoers",
+            json!({"text": "root ALL=(ALL) ALL\n", "mode": "0440"}),
+        ),
+        (
+            "localtime",
+            json!({"source": "/etc/zoneinfo/Europe/Berlin", "mode": "direct-symlink"}),
+        ),
+        (
+            "fonts",
+            json!({"target": "fonts/conf.d", "source": fonts.parent().unwrap().join("*.conf")}),
+        ),
+        (
+            "old/nested/deep",
+            text("old/nested/deep/file", "going away\n"),
+        ),
         ("ssh", text("ssh/ssh_config", "Host *\n")),
     ])
 }
@@ -36,11 +48,23 @@ fn spec_b(s: &Scratch) -> Value {
         ("units-a", source("systemd/system/a.service", &a)),
         ("units-c", source("systemd/system/c.service", &c)),
         ("units-w", source("systemd/system/wants/c.service", &c)),
-        ("hosts", json!({"text": "127.0.0.1 localhost b\n", "mode": "0644"})),
+        (
+            "hosts",
+            json!({"text": "127.0.0.1 localhost b\n", "mode": "0644"}),
+        ),
         ("login.defs", text("login.defs", "UMASK 022\n")),
-        ("sudoers", json!({"text": "root ALL=(ALL) ALL\n%wheel ALL=(ALL) ALL\n", "mode": "0440"})),
-        ("localtime", json!({"source": "/etc/zoneinfo/America/New_York", "mode": "direct-symlink"})),
-        ("fonts", json!({"target": "fonts/conf.d", "source": fonts.parent().unwrap().join("*.conf")})),
+        (
+            "sudoers",
+            json!({"text": "root ALL=(ALL) ALL\n%wheel ALL=(ALL) ALL\n", "mode": "0440"}),
+        ),
+        (
+            "localtime",
+            json!({"source": "/etc/zoneinfo/America/New_York", "mode": "direct-symlink"}),
+        ),
+        (
+            "fonts",
+            json!({"target": "fonts/conf.d", "source": fonts.parent().unwrap().join("*.conf")}),
+        ),
         ("new", text("new/dir/file", "new\n")),
         ("ssh", text("ssh", "ssh is a file now\n")),
     ])
@@ -51,7 +75,11 @@ fn assert_same_as_fresh(s: &Scratch, name: &str, to: &Value) {
     let fresh = Scratch::new(&format!("fresh-{name}"));
     let g = fresh.gen(name, to);
     fresh.switch(&g, &[]);
-    assert_eq!(s.listing(), fresh.listing(), "switch result differs from a fresh apply");
+    assert_eq!(
+        s.listing(),
+        fresh.listing(),
+        "switch result differs from a fresh apply"
+    );
 }
 
 #[test]
@@ -70,7 +98,10 @@ fn a_to_b_to_a_equals_fresh_applies() {
     s.switch(&gb, &[]);
     assert_same_as_fresh(&s, "b", &b);
     assert!(s.etc("systemd/system").symlink_metadata().unwrap().is_dir());
-    assert!(!s.etc("old").exists(), "the removed nested directory is gone");
+    assert!(
+        !s.etc("old").exists(),
+        "the removed nested directory is gone"
+    );
     assert!(!s.etc("systemd/system/b.service").exists());
     assert_eq!(
         read_in_root(&s.root, "/etc/systemd/system/a.service").as_deref(),
@@ -83,7 +114,11 @@ fn a_to_b_to_a_equals_fresh_applies() {
     // And back: per-file links become one directory link again.
     s.switch(&ga, &[]);
     assert_same_as_fresh(&s, "a", &a);
-    assert!(s.etc("systemd/system").symlink_metadata().unwrap().is_symlink());
+    assert!(s
+        .etc("systemd/system")
+        .symlink_metadata()
+        .unwrap()
+        .is_symlink());
 }
 
 #[test]
@@ -93,9 +128,15 @@ fn second_switch_changes_nothing() {
     let ga = s.gen("a", &a);
     s.switch(&ga, &[]);
     let state = s.etc(".etcflip/applied.json");
-    let before = (s.listing(), std::fs::metadata(&state).unwrap().modified().unwrap());
+    let before = (
+        s.listing(),
+        std::fs::metadata(&state).unwrap().modified().unwrap(),
+    );
     let out = s.switch(&ga, &[]);
     assert!(out.contains("already up to date"), "{out}");
-    let after = (s.listing(), std::fs::metadata(&state).unwrap().modified().unwrap());
+    let after = (
+        s.listing(),
+        std::fs::metadata(&state).unwrap().modified().unwrap(),
+    );
     assert_eq!(before, after);
 }

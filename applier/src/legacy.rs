@@ -42,7 +42,11 @@ pub fn evidence(root: &mut Root) -> Result<Option<Evidence>> {
 }
 
 fn walk(root: &mut Root, rel: &str, dev: u64, ev: &mut Evidence) -> Result<()> {
-    let dir = if rel.is_empty() { "etc".to_owned() } else { format!("etc/{rel}") };
+    let dir = if rel.is_empty() {
+        "etc".to_owned()
+    } else {
+        format!("etc/{rel}")
+    };
     for name in root.list(&dir)? {
         let t = join(rel, &name);
         if is_same_or_below(&t, STATE_DIR_NAME) || t == "static" {

@@ -176,7 +176,10 @@ pub struct Step {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub relink_first: bool,
     /// The ancestor (a target) whose replacement carries this step along.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_etc_path")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "as_etc_path"
+    )]
     pub with: Option<String>,
     /// Why, for anything but `keep` and `create`.
     #[serde(skip_serializing_if = "Option::is_none")]

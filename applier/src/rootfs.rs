@@ -227,7 +227,10 @@ impl Root {
         let fd = match self.dir_fd(rel) {
             Ok(Some(fd)) => fd,
             Ok(None) => return Ok(Vec::new()),
-            Err((at, e)) => bail!("cannot list {shown}: {} is not a directory ({e})", self.show(&at)),
+            Err((at, e)) => bail!(
+                "cannot list {shown}: {} is not a directory ({e})",
+                self.show(&at)
+            ),
         };
         let dup = fd
             .try_clone()
