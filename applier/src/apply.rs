@@ -35,6 +35,8 @@ pub struct Ctx<'a> {
     pub owners: &'a BTreeMap<String, (u32, u32)>,
     /// Claims of earlier generations (removal re-checks).
     pub evidence: &'a Evidence,
+    /// The `systemd-tmpfiles` to run, found before the first write.
+    pub tmpfiles: &'a Path,
 }
 
 /// The scratch name for `target` and a purpose (`stage`, `link`, `swap`), relative to the root.
@@ -125,7 +127,7 @@ pub fn prepare(ctx: &mut Ctx, plan: &Plan) -> Result<()> {
         }
     }
     if !lines.is_empty() {
-        let complaint = runner::run(ctx.root, runner::Mode::Create, &lines)?;
+        let complaint = runner::run(ctx.root, ctx.tmpfiles, runner::Mode::Create, &lines)?;
         ctx.root.forget_dirs();
         read_back(ctx.root, &expect, complaint.as_deref())?;
     }
@@ -362,7 +364,7 @@ fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
     if lines.is_empty() {
         return Ok(notes);
     }
-    let complaint = runner::run(ctx.root, runner::Mode::Remove, &lines)?;
+    let complaint = runner::run(ctx.root, ctx.tmpfiles, runner::Mode::Remove, &lines)?;
     ctx.root.forget_dirs();
     for at in gone {
         match ctx.root.node_with(&at, false)? {

@@ -162,6 +162,7 @@ fn summary(dry_run: bool, refused: bool, changed: bool) -> &'static str {
     match (dry_run, refused, changed) {
         (true, true, _) => "dry run: the switch would be refused (conflicts above)",
         (true, false, _) => "dry run: nothing was changed",
+        (false, true, _) => "refused: nothing was changed",
         (false, _, true) => "switched",
         (false, _, false) => "already up to date: nothing to do",
     }

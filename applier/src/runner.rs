@@ -16,23 +16,43 @@ use crate::state::{atomic_write, state_dir};
 /// Environment variable naming a specific `systemd-tmpfiles` binary (tests use 252/254/257).
 pub const TMPFILES_ENV: &str = "ETCFLIP_TMPFILES";
 
-/// Finds `systemd-tmpfiles`, or says which package provides it.
+/// Where `systemd-tmpfiles` is looked for after `PATH` (activation may run with a bare PATH).
+const FALLBACK_DIRS: [&str; 3] = ["/usr/bin", "/bin", "/run/current-system/sw/bin"];
+
+const INSTALL_HINT: &str = "etcflip needs it to create and remove /etc links. Install it: \
+    Debian/Ubuntu `apt-get install systemd` (or the smaller `systemd-standalone-tmpfiles`), \
+    Fedora `dnf install systemd`; on NixOS it is part of systemd";
+
+/// Finds `systemd-tmpfiles` (`$ETCFLIP_TMPFILES`, then `PATH`, then the usual directories),
+/// or says which package provides it. Called before a switch's first write.
 pub fn find_tmpfiles() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os(TMPFILES_ENV) {
-        return Ok(PathBuf::from(p));
-    }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/bin", "/bin", "/run/current-system/sw/bin"].map(PathBuf::from);
-    std::env::split_paths(&path)
-        .chain(extra)
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(FALLBACK_DIRS.map(PathBuf::from))
+        .collect();
+    find_in(std::env::var_os(TMPFILES_ENV).map(PathBuf::from), &dirs)
+}
+
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The search itself, separate so that the messages can be tested.
+fn find_in(over: Option<PathBuf>, dirs: &[PathBuf]) -> Result<PathBuf> {
+    if let Some(p) = over {
+        if is_executable(&p) {
+            return Ok(p);
+        }
+        bail!(
+            "{TMPFILES_ENV}={} is not an executable systemd-tmpfiles; {INSTALL_HINT}",
+            p.display()
+        );
+    }
+    dirs.iter()
         .map(|d| d.join("systemd-tmpfiles"))
-        .find(|p| p.is_file())
-        .context(
-            "systemd-tmpfiles was not found in PATH; etcflip needs it to create and remove \
-             /etc links. Install it: Debian/Ubuntu `apt-get install systemd` (or the smaller \
-             `systemd-standalone-tmpfiles`), Fedora `dnf install systemd`, NixOS: systemd is \
-             always present",
-        )
+        .find(|p| is_executable(p))
+        .with_context(|| format!("systemd-tmpfiles was not found in PATH; {INSTALL_HINT}"))
 }
 
 /// `--create` or `--remove`.
@@ -46,8 +66,12 @@ pub enum Mode {
 
 /// Runs tmpfiles over `lines` below `root`. Returns tmpfiles' complaints (stderr) when it
 /// exits non-zero; the caller's read-back decides whether that matters.
-pub fn run(root: &mut Root, mode: Mode, lines: &str) -> Result<Option<String>> {
-    let bin = find_tmpfiles()?;
+pub fn run(
+    root: &mut Root,
+    bin: &std::path::Path,
+    mode: Mode,
+    lines: &str,
+) -> Result<Option<String>> {
     let (flag, name) = match mode {
         Mode::Create => ("--create", "create.conf"),
         Mode::Remove => ("--remove", "remove.conf"),
@@ -55,7 +79,7 @@ pub fn run(root: &mut Root, mode: Mode, lines: &str) -> Result<Option<String>> {
     let rel = format!("{}/{name}", state_dir());
     atomic_write(root, &rel, lines.as_bytes())?;
     let conf = root.host_path().join(&rel);
-    let mut cmd = Command::new(&bin);
+    let mut cmd = Command::new(bin);
     cmd.arg(flag);
     if root.host_path() != std::path::Path::new("/") {
         cmd.arg(format!("--root={}", root.host_path().display()));
@@ -78,4 +102,30 @@ pub fn run(root: &mut Root, mode: Mode, lines: &str) -> Result<Option<String>> {
         out.status,
         String::from_utf8_lossy(&out.stderr).trim()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tmpfiles_names_the_package() {
+        let err = find_in(None, &[PathBuf::from("/nonexistent")]).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("not found in PATH"), "{msg}");
+        assert!(msg.contains("apt-get install systemd"), "{msg}");
+        let err = find_in(Some(PathBuf::from("/nonexistent/tmpfiles")), &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("ETCFLIP_TMPFILES=/nonexistent/tmpfiles"));
+    }
+
+    #[test]
+    fn found_in_the_first_directory_that_has_it() {
+        let dirs = [PathBuf::from("/nonexistent"), PathBuf::from("/usr/bin")];
+        if std::path::Path::new("/usr/bin/systemd-tmpfiles").exists() {
+            assert_eq!(
+                find_in(None, &dirs).unwrap(),
+                PathBuf::from("/usr/bin/systemd-tmpfiles")
+            );
+        }
+    }
 }

@@ -104,6 +104,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     if opts.dry_run || (outcome.plan.is_noop() && state_current) {
         return Ok(outcome);
     }
+    let tmpfiles = crate::runner::find_tmpfiles()?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut journal = pending.clone();
     journal.retain(|r| r != &record);
@@ -120,6 +121,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         gen_host: &gen.host,
         owners: &owners,
         evidence: &evidence,
+        tmpfiles: &tmpfiles,
     };
     apply::prepare(&mut ctx, &outcome.plan)?;
     if let Some(sig) = signals.as_mut().and_then(Signals::pending) {
@@ -194,6 +196,9 @@ fn drop_old_overlays(
         if matches!(root.node_with(rel, false)?, Node::Link(_)) {
             root.unlink(rel)?;
         }
+        // A flip of that overlay killed between its link and its rename left this behind.
+        let (parent, _) = crate::rootfs::split(rel);
+        root.remove_tree_if_present(&crate::rootfs::join(parent, ".etcflip-flip"))?;
     }
     Ok(())
 }
