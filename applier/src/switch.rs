@@ -59,10 +59,11 @@ pub struct Outcome {
 /// Runs a switch. Under `abort`, conflicts return the plan unapplied (`changed` false, the
 /// conflicts in the plan): see [`Outcome::refused`].
 pub fn switch(opts: &Options) -> Result<Outcome> {
+    // First of all: from here on SIGTERM/SIGINT end the switch at a consistent point.
+    let mut signals = (!opts.dry_run).then(Signals::watch);
     let gen = Generation::load(&opts.generation)?;
     let mut root = Root::open(&opts.root)?;
     let target_text = format!("{}/etc", gen.path_in_root(&opts.root)?);
-    let mut signals = (!opts.dry_run).then(Signals::watch);
     // A dry run writes nothing, not even the lock file.
     let _lock = if opts.dry_run {
         None
@@ -105,6 +106,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         return Ok(outcome);
     }
     let tmpfiles = crate::runner::find_tmpfiles()?;
+    if let Some(sig) = signals.as_mut().and_then(Signals::pending) {
+        bail!("interrupted by {sig} before any change; nothing was written");
+    }
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut journal = pending.clone();
     journal.retain(|r| r != &record);
