@@ -265,10 +265,10 @@ impl Plan {
                 let _ = writeln!(out, "flip {}: {from} -> {}", self.flip.path, self.flip.to);
             }
         }
-        let mut kept = 0usize;
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for s in &self.steps {
+            *counts.entry(s.action.as_str()).or_default() += 1;
             if s.action == Action::Keep {
-                kept += 1;
                 continue;
             }
             let _ = write!(
@@ -289,7 +289,10 @@ impl Plan {
             }
             out.push('\n');
         }
-        let _ = writeln!(out, "{kept} unchanged");
+        let kept = counts.remove("keep").unwrap_or(0);
+        let mut summary: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {a}")).collect();
+        summary.push(format!("{kept} unchanged"));
+        let _ = writeln!(out, "{}", summary.join(", "));
         out
     }
 }
