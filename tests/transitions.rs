@@ -140,3 +140,51 @@ fn second_switch_changes_nothing() {
     );
     assert_eq!(before, after);
 }
+
+/// A transition looks only at what changes between the applied and the target manifest; a
+/// re-switch to the applied generation is the full check that repairs drift.
+#[test]
+fn a_transition_trusts_unchanged_entries_and_a_reswitch_repairs() {
+    let s = Scratch::new("trust");
+    let a = spec(&[
+        ("same", text("same", "same in A and B\n")),
+        ("chg", text("chg", "A\n")),
+    ]);
+    let b = spec(&[
+        ("same", text("same", "same in A and B\n")),
+        ("chg", text("chg", "B\n")),
+    ]);
+    let (ga, gb) = (s.gen("a", &a), s.gen("b", &b));
+    s.switch(&ga, &[]);
+    std::fs::remove_file(s.etc("same")).unwrap();
+    let out = s.etcflip(&["switch", gb.to_str().unwrap(), "--dry-run", "--json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let same = plan["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["path"] == "/etc/same")
+        .unwrap();
+    assert_eq!(
+        (&same["action"], &same["found"]),
+        (&json!("keep"), &json!("recorded"))
+    );
+    s.switch(&gb, &[]);
+    assert!(
+        !s.etc("same").exists(),
+        "a transition does not look at unchanged entries"
+    );
+    let verify = s.etcflip(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1), "verify reports the drift");
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("/etc/same"));
+    let out = s.switch(&gb, &[]);
+    assert!(
+        out.contains("create"),
+        "the re-switch recreates the link: {out}"
+    );
+    assert_eq!(
+        read_in_root(&s.root, "/etc/same").as_deref(),
+        Some(&b"same in A and B\n"[..])
+    );
+    assert_eq!(s.etcflip(&["verify"]).status.code(), Some(0));
+}

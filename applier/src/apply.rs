@@ -355,7 +355,10 @@ fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
             continue;
         }
         if !ctx.evidence.is_ours(&step.target, &node) {
-            notes.push(format!("kept {}: it changed during the switch", step.path));
+            notes.push(format!(
+                "kept {}: it changed during the switch",
+                step.path()
+            ));
             continue;
         }
         lines.push_str(&remove_line(&format!("/{at}")));

@@ -8,12 +8,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::manifest::{overlay_link, Kind, Manifest};
+use crate::manifest::{Entry, Kind, Manifest};
 use crate::rootfs::Node;
 
 /// One way a path may be ours.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Claim {
+    /// A symlink with exactly the text `<overlay>/<target>`, for the overlay with this index
+    /// in [`Evidence`] (kept apart so that no per-entry link text is built).
+    Overlay(usize),
     /// A symlink with exactly this text.
     Link(String),
     /// A regular file with this sha256.
@@ -28,38 +31,54 @@ pub enum Claim {
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
     claims: BTreeMap<String, Vec<Claim>>,
+    overlays: Vec<String>,
 }
 
 impl Evidence {
     /// Adds every entry of a manifest.
     pub fn add_manifest(&mut self, m: &Manifest) {
-        for e in &m.entries {
-            let claim = match e.kind {
-                Kind::Symlink => Claim::Link(overlay_link(&m.overlay, &e.target)),
-                Kind::DirectSymlink => match &e.source {
-                    Some(s) => Claim::Link(s.clone()),
-                    None => continue,
-                },
-                Kind::Copy => match &e.sha256 {
-                    Some(h) => Claim::Copy(h.clone()),
-                    None => continue,
-                },
-                Kind::Dir => Claim::Dir,
-            };
-            self.add(&e.target, claim);
+        let ov = self.overlay_index(&m.overlay);
+        if self.claims.is_empty() {
+            // The common case, one manifest: entries are sorted, so build the map in bulk.
+            self.claims = m
+                .entries
+                .iter()
+                .filter_map(|e| Some((e.target.clone(), vec![claim_of(ov, e)?])))
+                .collect();
+            return;
         }
+        for e in &m.entries {
+            if let Some(claim) = claim_of(ov, e) {
+                self.add(&e.target, claim);
+            }
+        }
+    }
+
+    /// The index of `overlay` in the overlay table, added if new.
+    fn overlay_index(&mut self, overlay: &str) -> usize {
+        self.overlays
+            .iter()
+            .position(|o| o == overlay)
+            .unwrap_or_else(|| {
+                self.overlays.push(overlay.to_owned());
+                self.overlays.len() - 1
+            })
     }
 
     /// Adds every claim of `other`.
     pub fn merge(&mut self, other: Evidence) {
         for (t, list) in other.claims {
             for c in list {
+                let c = match c {
+                    Claim::Overlay(i) => Claim::Overlay(self.overlay_index(&other.overlays[i])),
+                    c => c,
+                };
                 self.add(&t, c);
             }
         }
     }
 
-    /// Adds one claim.
+    /// Adds a claim.
     pub fn add(&mut self, target: &str, claim: Claim) {
         let list = self.claims.entry(target.to_owned()).or_default();
         if !list.contains(&claim) {
@@ -81,7 +100,7 @@ impl Evidence {
     pub fn is_ours(&self, target: &str, node: &Node) -> bool {
         self.claims
             .get(target)
-            .is_some_and(|list| list.iter().any(|c| matches(c, node)))
+            .is_some_and(|list| list.iter().any(|c| self.matches(c, target, node)))
     }
 
     /// Whether `target` is claimed as a managed directory.
@@ -92,19 +111,37 @@ impl Evidence {
     }
 }
 
-fn matches(claim: &Claim, node: &Node) -> bool {
-    match (claim, node) {
-        (Claim::Link(want), Node::Link(have)) => want == have,
-        (Claim::Copy(want), Node::File(f)) => *want == f.sha256,
-        (Claim::Dir, Node::Dir(_)) | (Claim::LegacyFile, Node::File(_) | Node::Link(_)) => true,
-        _ => false,
+/// The claim a manifest entry makes on its path.
+fn claim_of(overlay: usize, e: &Entry) -> Option<Claim> {
+    Some(match e.kind {
+        Kind::Symlink => Claim::Overlay(overlay),
+        Kind::DirectSymlink => Claim::Link(e.source.clone()?),
+        Kind::Copy => Claim::Copy(e.sha256.clone()?),
+        Kind::Dir => Claim::Dir,
+    })
+}
+
+impl Evidence {
+    fn matches(&self, claim: &Claim, target: &str, node: &Node) -> bool {
+        match (claim, node) {
+            (Claim::Overlay(i), Node::Link(have)) => have
+                .strip_prefix(self.overlays[*i].as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| rest == target),
+            (Claim::Link(want), Node::Link(have)) => want == have,
+            (Claim::Copy(want), Node::File(f)) => *want == f.sha256,
+            (Claim::Dir, Node::Dir(_))
+            | (Claim::LegacyFile, Node::File(_) | Node::Link(_))
+            | (_, Node::Recorded) => true,
+            _ => false,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Entry, Id, Mode};
+    use crate::manifest::{Id, Mode};
     use crate::rootfs::{FileInfo, Meta};
 
     fn file(sha: &str) -> Node {

@@ -16,7 +16,7 @@
 //!   payload file (its `sha256` is recorded; `source` is informational).
 //! - `dir`: `/etc/<target>` is a real directory (`mode`, `uid`, `gid` used when we create it).
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -214,6 +214,14 @@ impl Manifest {
         }
     }
 
+    /// Parses a manifest etcflip recorded itself after validating it (the applied state):
+    /// the structure is still checked by the parser, the rules are not checked again.
+    pub fn from_trusted_json(text: &str, origin: &str) -> anyhow::Result<Manifest> {
+        serde_json::from_str(text).map_err(|e| {
+            Invalid::one(format!("{origin}: not a valid version-1 manifest: {e}")).into()
+        })
+    }
+
     /// Reads `GEN/manifest.json`.
     pub fn load(gen: &Path) -> anyhow::Result<Manifest> {
         let path = gen.join("manifest.json");
@@ -243,7 +251,6 @@ impl Manifest {
             out.push(e);
         }
         let overlay_rel = self.overlay.strip_prefix("/etc/");
-        let mut seen = BTreeSet::new();
         let mut prev: Option<&str> = None;
         for e in &self.entries {
             let t = e.target.as_str();
@@ -257,7 +264,6 @@ impl Manifest {
                 ));
             }
             prev = Some(t);
-            seen.insert(t);
             if overlay_rel.is_some_and(|o| is_same_or_below(t, o) || is_same_or_below(o, t)) {
                 out.push(format!(
                     "entry {t:?}: collides with the overlay {}",
@@ -270,15 +276,19 @@ impl Manifest {
                     .map(|m| format!("entry {t:?}: {m}")),
             );
         }
+        let kinds: HashMap<&str, Kind> = self
+            .entries
+            .iter()
+            .map(|e| (e.target.as_str(), e.kind))
+            .collect();
         for e in &self.entries {
             if let Some((parent, _)) = e.target.rsplit_once('/') {
-                match self.get(parent) {
-                    Some(p) if p.kind == Kind::Dir => {}
-                    Some(p) => out.push(format!(
-                        "entry {:?}: its parent {parent:?} is a {} entry, not a dir",
-                        e.target, p.kind
+                match kinds.get(parent) {
+                    Some(Kind::Dir) => {}
+                    Some(k) => out.push(format!(
+                        "entry {:?}: its parent {parent:?} is a {k} entry, not a dir",
+                        e.target
                     )),
-                    None if seen.contains(parent) => {}
                     None => out.push(format!(
                         "entry {:?}: its parent {parent:?} has no dir entry",
                         e.target
@@ -369,7 +379,7 @@ pub fn check_target(t: &str) -> Result<(), String> {
     if t.len() > MAX_PATH {
         return Err(format!("path longer than {MAX_PATH} bytes"));
     }
-    if let Some(c) = t.chars().find(|c| c.is_control()) {
+    if let Some(c) = control_char(t) {
         return Err(format!("control character {c:?} in path"));
     }
     for comp in t.split('/') {
@@ -413,10 +423,19 @@ pub fn check_link_text(s: &str) -> Result<(), String> {
     if s.len() > MAX_PATH {
         return Err(format!("longer than {MAX_PATH} bytes"));
     }
-    if let Some(c) = s.chars().find(|c| c.is_control()) {
+    if let Some(c) = control_char(s) {
         return Err(format!("control character {c:?}"));
     }
     Ok(())
+}
+
+/// The first control character (C0, DEL or C1) in `s`. Printable ASCII, by far the common
+/// case, is settled by a byte scan.
+fn control_char(s: &str) -> Option<char> {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    s.chars().find(|c| c.is_control())
 }
 
 /// Checks a user or group name the way shadow-utils and NixOS accept them.

@@ -1,6 +1,13 @@
-//! Looks at every path of old ∪ new (read-only), producing the [`World`] the plan is computed
+//! Looks at the paths of old ∪ new (read-only), producing the [`World`] the plan is computed
 //! from. Cost is proportional to the manifests, not to `/etc`: one `readlinkat` per link
 //! entry, and nothing at all below a path that is not a real directory.
+//!
+//! A switch to a *different* generation is a transition: an entry that is identical in the
+//! applied and the target manifest (same kind, same link text, same copy content, mode and
+//! owner) is taken to be as recorded and not looked at, so its cost follows the change, not
+//! the size of `/etc`. Everything else is looked at: changed and new entries, stale ones, and
+//! every entry when re-switching to the applied generation (the full check that repairs
+//! drift), after an interrupted switch, or when migrating. `etcflip verify` checks everything.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,23 +15,40 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 use crate::evidence::Evidence;
-use crate::manifest::{Id, Kind, Manifest};
+use crate::manifest::{Entry, Id, Kind, Manifest};
 use crate::plan::{Seen, World};
 use crate::rootfs::{split, Node, Root};
 
-/// Observes `new` ∪ the claimed targets.
-pub fn observe(root: &mut Root, new: &Manifest, ev: &Evidence, gen_host: &Path) -> Result<World> {
-    let mut targets: Vec<&str> = new.entries.iter().map(|e| e.target.as_str()).collect();
-    targets.extend(ev.targets().filter(|t| new.get(t).is_none()));
-    targets.sort_unstable();
+/// Observes `new` ∪ the claimed targets. Entries of `new` identical in `trusted` (the applied
+/// manifest, when the switch goes to another generation) are synthesised as recorded.
+pub fn observe(
+    root: &mut Root,
+    new: &Manifest,
+    ev: &Evidence,
+    gen_host: &Path,
+    trusted: Option<&Manifest>,
+) -> Result<World> {
     let mut world = World::new();
-    for t in targets {
-        let node = match inherited(&world, t) {
-            Some(node) => node,
-            None => root.node(&format!("etc/{t}"))?,
+    let mut rel = String::with_capacity(256);
+    let mut old = trusted.map(|m| m.entries.iter().peekable());
+    for (t, entry) in union(new, ev) {
+        let same = match (entry, old.as_mut(), trusted) {
+            (Some(e), Some(old), Some(m)) => {
+                while old.next_if(|o| o.target.as_str() < t).is_some() {}
+                old.next_if(|o| o.target == t)
+                    .and_then(|o| as_recorded(e, o, new, m))
+            }
+            _ => None,
+        };
+        let node = if let Some(node) = same.or_else(|| inherited(&world, t)) {
+            node
+        } else {
+            rel.clear();
+            rel.push_str("etc/");
+            rel.push_str(t);
+            root.node(&rel)?
         };
         let mut seen = Seen::of(node);
-        let entry = new.get(t);
         if matches!(seen.node, Node::Dir(_))
             && ev.is_dir(t)
             && entry.is_none_or(|e| e.kind != Kind::Dir)
@@ -44,6 +68,44 @@ pub fn observe(root: &mut Root, new: &Manifest, ev: &Evidence, gen_host: &Path) 
     Ok(world)
 }
 
+/// [`Node::Recorded`] when `e` (new) and `o` (applied) want exactly the same thing there.
+fn as_recorded(e: &Entry, o: &Entry, new: &Manifest, old: &Manifest) -> Option<Node> {
+    let same = e.kind == o.kind
+        && match e.kind {
+            Kind::Symlink => new.overlay == old.overlay,
+            Kind::DirectSymlink => e.source == o.source,
+            Kind::Copy => {
+                (&e.sha256, e.mode, &e.uid, &e.gid) == (&o.sha256, o.mode, &o.uid, &o.gid)
+            }
+            Kind::Dir => true,
+        };
+    same.then_some(Node::Recorded)
+}
+
+/// Every target of `new` ∪ the claimed ones, sorted, with its new entry: a merge of two
+/// sorted sequences (no sort, no lookups).
+fn union<'a>(new: &'a Manifest, ev: &'a Evidence) -> Vec<(&'a str, Option<&'a Entry>)> {
+    let mut out = Vec::with_capacity(new.entries.len());
+    let mut entries = new.entries.iter().peekable();
+    let mut claimed = ev.targets().peekable();
+    loop {
+        let next = match (entries.peek(), claimed.peek()) {
+            (None, None) => break,
+            (Some(e), Some(c)) if e.target.as_str() == *c => {
+                claimed.next();
+                entries.next().map(|e| (e.target.as_str(), Some(e)))
+            }
+            (Some(e), Some(c)) if e.target.as_str() < *c => {
+                entries.next().map(|e| (e.target.as_str(), Some(e)))
+            }
+            (Some(_), None) => entries.next().map(|e| (e.target.as_str(), Some(e))),
+            (_, Some(_)) => claimed.next().map(|c| (c, None)),
+        };
+        out.extend(next);
+    }
+    out
+}
+
 /// What a path is known to be from its parent's observation, without a syscall.
 fn inherited(world: &World, t: &str) -> Option<Node> {
     let (parent, _) = split(t);
@@ -51,7 +113,7 @@ fn inherited(world: &World, t: &str) -> Option<Node> {
         return None;
     }
     match &world.get(parent)?.node {
-        Node::Dir(_) => None,
+        Node::Dir(_) | Node::Recorded => None,
         Node::Absent => Some(Node::Absent),
         Node::Blocked(anc) => Some(Node::Blocked(anc.clone())),
         _ => Some(Node::Blocked(format!("etc/{parent}"))),

@@ -143,6 +143,8 @@ pub enum Found {
     Other,
     /// Not looked at: an ancestor is not a directory.
     Blocked,
+    /// Not looked at: unchanged since the applied generation.
+    Recorded,
 }
 
 impl Found {
@@ -153,6 +155,7 @@ impl Found {
             Node::File(_) => Found::File,
             Node::Dir(_) => Found::Dir,
             Node::Other => Found::Other,
+            Node::Recorded => Found::Recorded,
             Node::Blocked(_) => Found::Blocked,
         }
     }
@@ -161,10 +164,8 @@ impl Found {
 /// One step of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
-    /// The path in the root's namespace, `/etc/<target>`.
-    pub path: String,
-    /// The target relative to `/etc`.
-    #[serde(skip)]
+    /// The target relative to `/etc`; shown as the path `/etc/<target>`.
+    #[serde(rename = "path", serialize_with = "target_as_path")]
     pub target: String,
     /// What is done.
     pub action: Action,
@@ -184,6 +185,26 @@ pub struct Step {
     /// Why, for anything but `keep` and `create`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+}
+
+fn target_as_path<S: serde::Serializer>(t: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path_of(t))
+}
+
+/// `/etc/<target>`; the empty target stands for the overlay (the only non-entry step).
+fn path_of(t: &str) -> String {
+    if t.is_empty() {
+        "the overlay".to_owned()
+    } else {
+        format!("/etc/{t}")
+    }
+}
+
+impl Step {
+    /// The path in the root's namespace.
+    pub fn path(&self) -> String {
+        path_of(&self.target)
+    }
 }
 
 // serde's `serialize_with` hands us `&Option<T>`.
@@ -249,7 +270,7 @@ impl Plan {
         self.steps
             .iter()
             .filter(|s| s.action == Action::Conflict)
-            .map(|s| format!("{}: {}", s.path, s.why.as_deref().unwrap_or("not ours")))
+            .map(|s| format!("{}: {}", s.path(), s.why.as_deref().unwrap_or("not ours")))
             .collect()
     }
 
@@ -276,7 +297,7 @@ impl Plan {
                 "{:<9} {:<14} {}",
                 s.action.as_str(),
                 s.kind.as_str(),
-                s.path
+                s.path()
             );
             if s.relink_first {
                 out.push_str("  (relinked before the flip)");
@@ -304,8 +325,14 @@ pub fn plan(inp: &Inputs) -> Plan {
     // follow them.
     let mut swapped: Vec<&str> = Vec::new();
     let mut refused: Vec<&str> = Vec::new();
+    // The world holds every new target, in the same order as the entries: walk it alongside.
+    let mut world = inp.world.iter().peekable();
     for e in &inp.new.entries {
-        let seen = inp.world.get(&e.target);
+        while world
+            .next_if(|(t, _)| t.as_str() < e.target.as_str())
+            .is_some()
+        {}
+        let seen = world.next_if(|(t, _)| **t == e.target).map(|(_, s)| s);
         let node = seen.map_or(&Node::Absent, |s| &s.node);
         let mut step = base_step(e, node);
         if let Some(a) = swapped.iter().rev().find(|a| is_below(&e.target, a)) {
@@ -344,14 +371,16 @@ pub fn plan(inp: &Inputs) -> Plan {
         steps.insert(
             0,
             Step {
-                path: inp.new.overlay.clone(),
                 target: String::new(),
                 action: Action::Conflict,
                 kind: Kind::Symlink,
                 found: Found::of(inp.overlay.0),
                 relink_first: false,
                 with: None,
-                why: Some("the overlay must be a symlink; something else is there".into()),
+                why: Some(format!(
+                    "the overlay {} must be a symlink; something else is there",
+                    inp.new.overlay
+                )),
             },
         );
     }
@@ -364,7 +393,6 @@ fn is_below(t: &str, ancestor: &str) -> bool {
 
 fn base_step(e: &Entry, node: &Node) -> Step {
     Step {
-        path: format!("/etc/{}", e.target),
         target: e.target.clone(),
         action: Action::Keep,
         kind: e.kind,
@@ -382,6 +410,9 @@ fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
         return;
     };
     let node = &seen.node;
+    if *node == Node::Recorded {
+        return; // identical in the applied and the new manifest: keep
+    }
     if let Node::Blocked(anc) = node {
         step.action = Action::Conflict;
         step.why = Some(format!("below /{anc}, which is not a directory"));
@@ -530,6 +561,7 @@ fn describe(node: &Node) -> String {
         Node::File(_) => "regular file".into(),
         Node::Dir(_) => "directory".into(),
         Node::Other => "special file".into(),
+        Node::Recorded => "entry as recorded".into(),
         Node::Blocked(a) => format!("path below /{a}"),
     }
 }
@@ -558,10 +590,14 @@ fn foreign_inside(inp: &Inputs, target: &str) -> Vec<String> {
 fn stale_steps(inp: &Inputs, relinked: &[String]) -> Vec<Step> {
     let mut out = Vec::new();
     let mut removed: BTreeSet<String> = BTreeSet::new();
+    let mut entries = inp.new.entries.iter().peekable();
     let stale: Vec<&str> = inp
         .evidence
         .targets()
-        .filter(|t| inp.new.get(t).is_none())
+        .filter(|t| {
+            while entries.next_if(|e| e.target.as_str() < *t).is_some() {}
+            entries.peek().is_none_or(|e| e.target != *t)
+        })
         .collect();
     for t in stale.into_iter().rev() {
         let Some(seen) = inp.world.get(t) else {
@@ -576,7 +612,6 @@ fn stale_steps(inp: &Inputs, relinked: &[String]) -> Vec<Step> {
             _ => Kind::Symlink,
         };
         let mut step = Step {
-            path: format!("/etc/{t}"),
             target: t.to_owned(),
             action: Action::Remove,
             kind,

@@ -40,6 +40,9 @@ pub enum Node {
     Dir(Meta),
     /// A device, fifo, socket, or a link whose text is not UTF-8.
     Other,
+    /// Not looked at: the switch trusts it to be what the applied generation made (an entry
+    /// identical in the applied and the target manifest; see `observe`).
+    Recorded,
     /// A component above the path is not a real directory (a link or a file): the path was
     /// not looked at, because that would mean following it. Holds that ancestor.
     Blocked(String),
@@ -190,7 +193,10 @@ impl Root {
         };
         // Links are the common case: one readlinkat answers for them.
         match readlinkat(pfd, name) {
-            Ok(text) => {
+            Ok(mut text) => {
+                // nix reads into a PATH_MAX buffer and hands it over as is: keeping 4 KiB per
+                // link cost a fresh page (a fault) per entry. Give the slack back at once.
+                text.shrink_to_fit();
                 return Ok(text.into_string().map_or(Node::Other, Node::Link));
             }
             Err(Errno::ENOENT) => return Ok(Node::Absent),

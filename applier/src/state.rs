@@ -4,11 +4,13 @@
 //! - `lock`: an exclusive `flock`, held for the whole switch.
 //! - `applied.json`: `{"version":1,"generation":…,"manifest":…}`, the generation the root
 //!   matches. The manifest is kept verbatim, so "same generation again" is a byte comparison.
-//! - `journal.json`: `{"version":1,"pending":[{"generation":…,"manifest":…},…]}`, written
-//!   before the first change of a switch and dropped at its commit. Every generation listed
-//!   there may have left paths behind, so every later run counts them as ours (and removes
-//!   what its own target does not want): a killed switch leaves no orphan, whatever
-//!   generation the next run targets.
+//! - `journal.json`: the same record for the switch's target, plus `"pending":[…]`, the
+//!   targets of earlier switches that were interrupted. Written before the first change of a
+//!   switch; at the commit it simply becomes `applied.json` by a rename (when nothing older
+//!   is pending), so a switch writes its manifest once. Every generation in the journal may
+//!   have left paths behind, so every later run counts them as ours (and removes what its own
+//!   target does not want): a killed switch leaves no orphan, whatever generation the next
+//!   run targets.
 //!
 //! Every file is replaced atomically: temp file in the same directory, fsync, rename, fsync
 //! of the directory.
@@ -46,15 +48,15 @@ pub struct Recorded {
 impl Recorded {
     /// Parses the recorded manifest.
     pub fn manifest(&self, what: &str) -> Result<Manifest> {
-        Manifest::from_json(&self.manifest_text, what)
+        Manifest::from_trusted_json(&self.manifest_text, what)
     }
 
-    fn to_json(&self) -> String {
-        format!(
-            "{{\"generation\":{},\"manifest\":{}}}",
-            serde_json::Value::String(self.generation.clone()),
-            self.manifest_text.trim_end()
-        )
+    /// `"generation":…,"manifest":…` (no braces), appended to `out`.
+    fn fields_into(&self, out: &mut String) {
+        out.push_str("\"generation\":");
+        out.push_str(&serde_json::Value::String(self.generation.clone()).to_string());
+        out.push_str(",\"manifest\":");
+        out.push_str(self.manifest_text.trim_end());
     }
 }
 
@@ -66,21 +68,25 @@ struct RawRecorded<'a> {
     manifest: &'a RawValue,
 }
 
+/// The one format of both state files.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawApplied<'a> {
+struct RawState<'a> {
     version: u32,
     generation: String,
     #[serde(borrow)]
     manifest: &'a RawValue,
+    #[serde(default, borrow)]
+    pending: Vec<RawRecorded<'a>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawJournal<'a> {
-    version: u32,
-    #[serde(borrow)]
-    pending: Vec<RawRecorded<'a>>,
+impl RawRecorded<'_> {
+    fn owned(&self) -> Recorded {
+        Recorded {
+            generation: self.generation.clone(),
+            manifest_text: self.manifest.get().to_owned(),
+        }
+    }
 }
 
 /// The exclusive lock; released when dropped.
@@ -124,62 +130,88 @@ fn sweep(root: &mut Root, dir: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads `applied.json`, if any.
-pub fn read_applied(root: &mut Root) -> Result<Option<Recorded>> {
-    let rel = format!("{}/{APPLIED}", state_dir());
+/// Reads one state file: its record and the older pending ones.
+fn read_state(root: &mut Root, name: &str) -> Result<Option<(Recorded, Vec<Recorded>)>> {
+    let rel = format!("{}/{name}", state_dir());
     let Some(text) = read_optional(root, &rel)? else {
         return Ok(None);
     };
-    let raw: RawApplied = serde_json::from_str(&text).map_err(|e| corrupt(root, &rel, &e))?;
+    let raw: RawState = serde_json::from_str(&text).map_err(|e| corrupt(root, &rel, &e))?;
     if raw.version != STATE_VERSION {
         return Err(corrupt(root, &rel, &format!("version {}", raw.version)));
     }
-    Ok(Some(Recorded {
+    let rec = Recorded {
         generation: raw.generation,
         manifest_text: raw.manifest.get().to_owned(),
-    }))
-}
-
-/// Records the applied generation (the commit of a switch).
-pub fn write_applied(root: &mut Root, rec: &Recorded) -> Result<()> {
-    let body = rec.to_json();
-    let text = format!("{{\"version\":{STATE_VERSION},{}\n", &body[1..]);
-    atomic_write(root, &format!("{}/{APPLIED}", state_dir()), text.as_bytes())
-}
-
-/// Reads the journal of interrupted switches (empty if none).
-pub fn read_journal(root: &mut Root) -> Result<Vec<Recorded>> {
-    let rel = format!("{}/{JOURNAL}", state_dir());
-    let Some(text) = read_optional(root, &rel)? else {
-        return Ok(Vec::new());
     };
-    let raw: RawJournal = serde_json::from_str(&text).map_err(|e| corrupt(root, &rel, &e))?;
-    if raw.version != STATE_VERSION {
-        return Err(corrupt(root, &rel, &format!("version {}", raw.version)));
+    Ok(Some((
+        rec,
+        raw.pending.iter().map(RawRecorded::owned).collect(),
+    )))
+}
+
+fn write_state(root: &mut Root, name: &str, rec: &Recorded, older: &[Recorded]) -> Result<()> {
+    let size: usize = older
+        .iter()
+        .chain([rec])
+        .map(|r| r.manifest_text.len() + 64)
+        .sum();
+    let mut text = String::with_capacity(size + 64);
+    text.push_str("{\"version\":");
+    text.push_str(&STATE_VERSION.to_string());
+    text.push(',');
+    rec.fields_into(&mut text);
+    if !older.is_empty() {
+        text.push_str(",\"pending\":[");
+        for (i, r) in older.iter().enumerate() {
+            text.push_str(if i == 0 { "{" } else { ",{" });
+            r.fields_into(&mut text);
+            text.push('}');
+        }
+        text.push(']');
     }
-    Ok(raw
-        .pending
-        .into_iter()
-        .map(|r| Recorded {
-            generation: r.generation,
-            manifest_text: r.manifest.get().to_owned(),
-        })
-        .collect())
+    text.push_str("}\n");
+    atomic_write(root, &format!("{}/{name}", state_dir()), text.as_bytes())
 }
 
-/// Writes the journal.
-pub fn write_journal(root: &mut Root, pending: &[Recorded]) -> Result<()> {
-    let items: Vec<String> = pending.iter().map(Recorded::to_json).collect();
-    let text = format!(
-        "{{\"version\":{STATE_VERSION},\"pending\":[{}]}}\n",
-        items.join(",")
-    );
-    atomic_write(root, &format!("{}/{JOURNAL}", state_dir()), text.as_bytes())
+/// Reads `applied.json`, if any.
+pub fn read_applied(root: &mut Root) -> Result<Option<Recorded>> {
+    match read_state(root, APPLIED)? {
+        Some((rec, older)) if older.is_empty() => Ok(Some(rec)),
+        Some(_) => Err(corrupt(
+            root,
+            &format!("{}/{APPLIED}", state_dir()),
+            &"a pending list",
+        )),
+        None => Ok(None),
+    }
 }
 
-/// Drops the journal after a commit.
-pub fn drop_journal(root: &mut Root) -> Result<()> {
+/// Reads the journal: every generation a switch was started to and not committed, oldest
+/// first (empty if none).
+pub fn read_journal(root: &mut Root) -> Result<Vec<Recorded>> {
+    Ok(match read_state(root, JOURNAL)? {
+        Some((rec, mut older)) => {
+            older.push(rec);
+            older
+        }
+        None => Vec::new(),
+    })
+}
+
+/// Writes the journal of a switch to `target`, keeping `older` interrupted targets.
+pub fn write_journal(root: &mut Root, target: &Recorded, older: &[Recorded]) -> Result<()> {
+    write_state(root, JOURNAL, target, older)
+}
+
+/// The commit: the journal's target becomes the applied generation. When nothing older was
+/// pending the journal already has the applied format, and a rename is the whole commit.
+pub fn commit(root: &mut Root, target: &Recorded, older: &[Recorded]) -> Result<()> {
     let dir = state_dir();
+    if older.is_empty() {
+        return root.rename(&format!("{dir}/{JOURNAL}"), &format!("{dir}/{APPLIED}"));
+    }
+    write_state(root, APPLIED, target, &[])?;
     root.unlink(&format!("{dir}/{JOURNAL}"))?;
     root.sync_dir(&dir)
 }

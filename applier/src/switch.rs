@@ -72,10 +72,24 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     };
     let applied = state::read_applied(&mut root)?;
     let pending = state::read_journal(&mut root)?;
-    let (evidence, migrated) = gather_evidence(&mut root, &gen, applied.as_ref(), &pending)?;
+    let Gathered {
+        evidence,
+        migrated,
+        old_overlays,
+        applied_manifest,
+    } = gather_evidence(&mut root, &gen, applied.as_ref(), &pending)?;
     let as_root = nix::unistd::geteuid().is_root();
     let owners = observe::resolve_owners(&mut root, &gen.manifest)?;
-    let world = observe::observe(&mut root, &gen.manifest, &evidence, &gen.host)?;
+    // A transition to another generation looks only at what changes (see `observe`); a
+    // re-switch to the applied one, a rerun after an interruption or a migration look at all.
+    let trusted_manifest = applied_manifest.filter(|_| pending.is_empty() && !migrated);
+    let world = observe::observe(
+        &mut root,
+        &gen.manifest,
+        &evidence,
+        &gen.host,
+        trusted_manifest.as_ref(),
+    )?;
     let overlay_rel = gen.manifest.overlay.trim_start_matches('/').to_owned();
     let overlay_node = root.node_with(&overlay_rel, false)?;
     let plan = plan::plan(&Inputs {
@@ -110,10 +124,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         bail!("interrupted by {sig} before any change; nothing was written");
     }
     // Phase 2: from here on, every path any pending generation made counts as ours.
-    let mut journal = pending.clone();
-    journal.retain(|r| r != &record);
-    journal.push(record.clone());
-    state::write_journal(&mut root, &journal)?;
+    let mut older = pending.clone();
+    older.retain(|r| r != &record);
+    state::write_journal(&mut root, &record, &older)?;
     if !pending.is_empty() {
         let targets: Vec<&str> = world.keys().map(String::as_str).collect();
         apply::sweep(&mut root, targets.into_iter())?;
@@ -136,9 +149,8 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     }
     apply::flip(ctx.root, &gen.manifest.overlay, &target_text)?;
     outcome.notes = apply::finish(&mut ctx, &outcome.plan)?;
-    drop_old_overlays(&mut root, &gen.manifest, applied.as_ref(), &pending)?;
-    state::write_applied(&mut root, &record)?;
-    state::drop_journal(&mut root)?;
+    drop_old_overlays(&mut root, &old_overlays)?;
+    state::commit(&mut root, &record, &older)?;
     outcome.interrupted = signals
         .as_mut()
         .and_then(Signals::pending)
@@ -154,48 +166,64 @@ impl Outcome {
     }
 }
 
-/// Claims of the applied generation, of interrupted switches, or of a legacy NixOS `/etc`.
+/// What the recorded state says about the root.
+struct Gathered {
+    /// Claims of the applied generation, of interrupted switches, or of a legacy `/etc`.
+    evidence: Evidence,
+    /// Whether the claims come from a legacy NixOS `/etc`.
+    migrated: bool,
+    /// Overlays of recorded generations that differ from the new one.
+    old_overlays: BTreeSet<String>,
+    /// The applied manifest, when it differs from the new one.
+    applied_manifest: Option<Manifest>,
+}
+
 fn gather_evidence(
     root: &mut Root,
     gen: &Generation,
     applied: Option<&Recorded>,
     pending: &[Recorded],
-) -> Result<(Evidence, bool)> {
+) -> Result<Gathered> {
     let mut ev = Evidence::default();
-    for rec in applied.into_iter().chain(pending) {
+    let mut old_overlays = BTreeSet::new();
+    let mut applied_manifest = None;
+    for (i, rec) in applied.into_iter().chain(pending).enumerate() {
         if rec.manifest_text == gen.text {
             ev.add_manifest(&gen.manifest);
-        } else {
-            ev.add_manifest(&rec.manifest(&format!("the recorded generation {}", rec.generation))?);
+            continue;
+        }
+        let m = rec.manifest(&format!("the recorded generation {}", rec.generation))?;
+        ev.add_manifest(&m);
+        if m.overlay != gen.manifest.overlay {
+            old_overlays.insert(m.overlay.clone());
+        }
+        if i == 0 && applied.is_some() {
+            applied_manifest = Some(m);
         }
     }
+    let mut out = Gathered {
+        evidence: ev,
+        migrated: false,
+        old_overlays,
+        applied_manifest,
+    };
     // Until a first switch commits, a legacy NixOS /etc stays evidence, also for the rerun of
     // an interrupted migration.
     if applied.is_none() {
         if let Some(legacy) = legacy::evidence(root)? {
-            ev.merge(legacy);
-            return Ok((ev, true));
-        }
-    }
-    Ok((ev, false))
-}
-
-/// When the overlay moved, the old overlay link goes (it is ours if it is a link).
-fn drop_old_overlays(
-    root: &mut Root,
-    new: &Manifest,
-    applied: Option<&Recorded>,
-    pending: &[Recorded],
-) -> Result<()> {
-    let mut old = BTreeSet::new();
-    for rec in applied.into_iter().chain(pending) {
-        if let Ok(m) = rec.manifest("recorded generation") {
-            if m.overlay != new.overlay {
-                old.insert(m.overlay);
+            out.evidence.merge(legacy);
+            out.migrated = true;
+            if gen.manifest.overlay != legacy::LEGACY_OVERLAY {
+                out.old_overlays.insert(legacy::LEGACY_OVERLAY.to_owned());
             }
         }
     }
-    for overlay in &old {
+    Ok(out)
+}
+
+/// When the overlay moved, the old overlay link goes (it is ours if it is a link).
+fn drop_old_overlays(root: &mut Root, old: &BTreeSet<String>) -> Result<()> {
+    for overlay in old {
         let rel = overlay.trim_start_matches('/');
         if matches!(root.node_with(rel, false)?, Node::Link(_)) {
             root.unlink(rel)?;

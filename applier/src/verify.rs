@@ -130,6 +130,7 @@ fn describe(node: &Node) -> String {
         ),
         Node::Dir(_) => "a directory".into(),
         Node::Other => "a special file".into(),
+        Node::Recorded => "(not looked at)".into(),
         Node::Blocked(a) => format!("nothing reachable (/{a} is not a directory)"),
     }
 }
