@@ -179,7 +179,8 @@ fn make_final(ctx: &mut Ctx, e: &Entry, at: &str) -> Result<Expect> {
             let content = payload(ctx.gen_host, e)?;
             let (uid, gid) = ctx.owners.get(&e.target).copied().unwrap_or((0, 0));
             let mode = e.mode.map_or(0o644, |m| m.0);
-            ctx.root.write_new(at, &content, mode, Owner { uid, gid })?;
+            ctx.root
+                .write_new(at, &[&content], mode, Owner { uid, gid })?;
             Ok(Expect::File(sha256_bytes(&content)))
         }
         Kind::Dir => bail!("internal: a directory is not staged"),

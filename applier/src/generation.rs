@@ -40,7 +40,8 @@ impl Generation {
         if !problems.is_empty() {
             return Err(Invalid::many(&host.display().to_string(), problems).into());
         }
-        let text = text.trim_end().to_owned();
+        let mut text = text;
+        text.truncate(text.trim_end().len());
         Ok(Generation {
             host,
             text,

@@ -291,7 +291,13 @@ impl Root {
     /// Writes a new regular file `rel` (which must not exist) with `content`, setting owner
     /// and mode on the fd before any byte is written (a secret is never readable by others),
     /// then fsyncs it.
-    pub fn write_new(&mut self, rel: &str, content: &[u8], mode: u32, owner: Owner) -> Result<()> {
+    pub fn write_new(
+        &mut self,
+        rel: &str,
+        content: &[&[u8]],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<()> {
         let (parent, name) = split(rel);
         let shown = self.show(rel);
         let pfd = self.dir(parent)?;
@@ -305,8 +311,10 @@ impl Root {
         fchmod(&fd, Mode::from_bits_truncate(mode))
             .with_context(|| format!("cannot chmod {shown}"))?;
         let mut file = std::fs::File::from(fd);
-        file.write_all(content)
-            .with_context(|| format!("cannot write {shown}"))?;
+        for part in content {
+            file.write_all(part)
+                .with_context(|| format!("cannot write {shown}"))?;
+        }
         file.sync_all()
             .with_context(|| format!("cannot sync {shown}"))?;
         Ok(())

@@ -51,12 +51,12 @@ impl Recorded {
         Manifest::from_trusted_json(&self.manifest_text, what)
     }
 
-    /// `"generation":…,"manifest":…` (no braces), appended to `out`.
-    fn fields_into(&self, out: &mut String) {
-        out.push_str("\"generation\":");
-        out.push_str(&serde_json::Value::String(self.generation.clone()).to_string());
-        out.push_str(",\"manifest\":");
-        out.push_str(self.manifest_text.trim_end());
+    /// `"generation":…,"manifest":` (the manifest text itself follows).
+    fn head(&self) -> String {
+        format!(
+            "\"generation\":{},\"manifest\":",
+            serde_json::Value::String(self.generation.clone())
+        )
     }
 }
 
@@ -151,27 +151,28 @@ fn read_state(root: &mut Root, name: &str) -> Result<Option<(Recorded, Vec<Recor
 }
 
 fn write_state(root: &mut Root, name: &str, rec: &Recorded, older: &[Recorded]) -> Result<()> {
-    let size: usize = older
-        .iter()
-        .chain([rec])
-        .map(|r| r.manifest_text.len() + 64)
-        .sum();
-    let mut text = String::with_capacity(size + 64);
-    text.push_str("{\"version\":");
-    text.push_str(&STATE_VERSION.to_string());
-    text.push(',');
-    rec.fields_into(&mut text);
+    // The manifests are written as they are, in parts: no 2 MB copy per switch.
+    let heads: Vec<String> = std::iter::once(rec)
+        .chain(older)
+        .map(Recorded::head)
+        .collect();
+    let version = format!("{{\"version\":{STATE_VERSION},");
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(4 * heads.len() + 4);
+    parts.push(version.as_bytes());
+    parts.push(heads[0].as_bytes());
+    parts.push(rec.manifest_text.trim_end().as_bytes());
     if !older.is_empty() {
-        text.push_str(",\"pending\":[");
+        parts.push(b",\"pending\":[");
         for (i, r) in older.iter().enumerate() {
-            text.push_str(if i == 0 { "{" } else { ",{" });
-            r.fields_into(&mut text);
-            text.push('}');
+            parts.push(if i == 0 { b"{" } else { b",{" });
+            parts.push(heads[i + 1].as_bytes());
+            parts.push(r.manifest_text.trim_end().as_bytes());
+            parts.push(b"}");
         }
-        text.push(']');
+        parts.push(b"]");
     }
-    text.push_str("}\n");
-    atomic_write(root, &format!("{}/{name}", state_dir()), text.as_bytes())
+    parts.push(b"}\n");
+    atomic_write_parts(root, &format!("{}/{name}", state_dir()), &parts)
 }
 
 /// Reads `applied.json`, if any.
@@ -246,6 +247,11 @@ fn read_optional(root: &mut Root, rel: &str) -> Result<Option<String>> {
 /// # Atomicity
 /// A reader (or a crash) sees the old content or the new, never a partial file.
 pub fn atomic_write(root: &mut Root, rel: &str, bytes: &[u8]) -> Result<()> {
+    atomic_write_parts(root, rel, &[bytes])
+}
+
+/// [`atomic_write`] of the concatenation of `parts` (written in turn, never copied together).
+pub fn atomic_write_parts(root: &mut Root, rel: &str, parts: &[&[u8]]) -> Result<()> {
     let (parent, name) = crate::rootfs::split(rel);
     let owner = Owner {
         uid: nix::unistd::geteuid().as_raw(),
@@ -256,7 +262,7 @@ pub fn atomic_write(root: &mut Root, rel: &str, bytes: &[u8]) -> Result<()> {
             parent,
             &format!(".{name}.etcflip-tmp-{}-{attempt}", std::process::id()),
         );
-        match root.write_new(&tmp, bytes, 0o644, owner) {
+        match root.write_new(&tmp, parts, 0o644, owner) {
             Ok(()) => {
                 root.rename(&tmp, rel)?;
                 return Ok(());
