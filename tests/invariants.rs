@@ -18,7 +18,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use etcflip::rootfs::sha256_bytes;
-use etcflip_e2e::{bin, code, read_in_root, source, spec, text, text_of, Scratch};
+use etcflip_e2e::{bin, code, read_in_root, source, spec, text, text_of, Rng, Scratch};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -399,25 +399,6 @@ fn kill_spec(g: &Scratch, which: char) -> Value {
         }
     }
     json!({ "etc": etc })
-}
-
-/// splitmix64: deterministic pseudo-random numbers from a fixed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        let hi = u32::try_from(self.next() >> 32).unwrap();
-        f64::from(hi) / 4_294_967_296.0
-    }
 }
 
 /// Whether any process of process group `pgid` is still alive (not a zombie).

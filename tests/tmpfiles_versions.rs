@@ -29,26 +29,12 @@ fn long_name() -> String {
 
 /// File names that each broke some tmpfiles encoding somewhere.
 fn nasty_names() -> Vec<String> {
-    let mut names: Vec<String> = [
-        "plain",
-        "with space",
-        " leading",
-        "trailing ",
-        "  both  ",
-        "quote\"d",
-        "single'q",
-        "back\\slash",
-        "per%cent",
-        "%m",
-        "hash#tag",
-        "#start",
-        "ünïcödé ☃",
-        "dev-disk-by\\x2duuid",
-        "-",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    // Control characters cannot be file names in a spec (they are refused before tmpfiles).
+    let mut names: Vec<String> = etcflip::tmpfiles::TRICKY_NAMES
+        .iter()
+        .filter(|n| !n.chars().any(char::is_control))
+        .map(|s| (*s).to_owned())
+        .collect();
     names.push(long_name());
     names
 }

@@ -102,6 +102,28 @@ fn glob_unescape(path: &str) -> String {
     out
 }
 
+/// Names that each broke some tmpfiles encoding somewhere (quoting, specifiers, comments,
+/// escapes, outer spaces, a lone `-`, control characters, UTF-8): the table every encoding
+/// test runs, here and in the end-to-end tests.
+pub const TRICKY_NAMES: &[&str] = &[
+    "plain",
+    "with space",
+    " leading",
+    "trailing ",
+    "  both  ",
+    "quote\"d",
+    "single'q",
+    "back\\slash",
+    "per%cent",
+    "%m",
+    "hash#tag",
+    "#start",
+    "ünïcödé ☃",
+    "dev-disk-by\\x2duuid",
+    "-",
+    "a\tb",
+];
+
 /// One parsed line, for tests and for reading a snippet back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
@@ -186,29 +208,9 @@ fn unescape_arg(arg: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    /// Names that each broke some tmpfiles encoding somewhere.
-    const NASTY: &[&str] = &[
-        "plain",
-        "with space",
-        " leading",
-        "trailing ",
-        "  both  ",
-        "quote\"d",
-        "single'q",
-        "back\\slash",
-        "per%cent",
-        "%m",
-        "hash#tag",
-        "#start",
-        "ünïcödé ☃",
-        "dev-disk-by\\x2duuid",
-        "-",
-        "a\tb",
-    ];
-
     #[test]
     fn link_lines_round_trip() {
-        for name in NASTY {
+        for name in TRICKY_NAMES {
             let path = format!("/etc/{name}");
             let target = format!("/etc/static/{name}");
             let line = link_line(&path, &target);
@@ -222,7 +224,10 @@ mod tests {
 
     #[test]
     fn remove_lines_escape_globs_and_round_trip() {
-        for name in NASTY.iter().chain(&["star*", "q?", "br[a]", "{a,b}"]) {
+        for name in TRICKY_NAMES
+            .iter()
+            .chain(&["star*", "q?", "br[a]", "{a,b}"])
+        {
             let path = format!("/etc/{name}");
             let parsed = parse_line(&remove_line(&path)).unwrap();
             assert_eq!(
@@ -245,7 +250,7 @@ mod tests {
     #[test]
     fn snapshot_of_encoded_lines() {
         let mut out = String::new();
-        for name in NASTY {
+        for name in TRICKY_NAMES {
             out.push_str(&link_line(
                 &format!("/etc/{name}"),
                 &format!("/etc/static/{name}"),
