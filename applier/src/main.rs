@@ -90,6 +90,7 @@ fn run(cli: Cli) -> Result<u8> {
                 root,
                 dry_run,
                 on_conflict,
+                exiting: true,
             };
             let outcome = switch::switch(&opts)?;
             let refused = outcome.refused();
@@ -105,11 +106,14 @@ fn run(cli: Cli) -> Result<u8> {
                 }
                 println!("{}", summary(dry_run, refused.is_some(), outcome.changed));
             }
+            let interrupted = outcome.interrupted.clone();
+            // The process ends now: no need to free the plan entry by entry.
+            std::mem::forget(outcome);
             if let Some(r) = refused {
                 eprintln!("etcflip: {r}");
                 return Ok(3);
             }
-            if let Some(i) = &outcome.interrupted {
+            if let Some(i) = &interrupted {
                 eprintln!("etcflip: {i}");
                 return Ok(1);
             }

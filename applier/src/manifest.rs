@@ -16,7 +16,6 @@
 //!   payload file (its `sha256` is recorded; `source` is informational).
 //! - `dir`: `/etc/<target>` is a real directory (`mode`, `uid`, `gid` used when we create it).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -308,14 +307,24 @@ impl Manifest {
                     .map(|m| format!("entry {t:?}: {m}")),
             );
         }
-        let kinds: HashMap<&str, Kind> = self
-            .entries
-            .iter()
-            .map(|e| (e.target.as_str(), e.kind))
-            .collect();
+        // Entries are sorted, so neighbours usually share their parent: remember the last one
+        // and binary-search only when it changes.
+        let mut last: Option<(&str, Option<Kind>)> = None;
         for e in &self.entries {
             if let Some((parent, _)) = e.target.rsplit_once('/') {
-                match kinds.get(parent) {
+                let kind = match last {
+                    Some((p, k)) if p == parent => k,
+                    _ => {
+                        let k = self
+                            .entries
+                            .binary_search_by(|x| x.target.as_str().cmp(parent))
+                            .ok()
+                            .map(|i| self.entries[i].kind);
+                        last = Some((parent, k));
+                        k
+                    }
+                };
+                match kind.as_ref() {
                     Some(Kind::Dir) => {}
                     Some(k) => out.push(format!(
                         "entry {:?}: its parent {parent:?} is a {k} entry, not a dir",
@@ -414,7 +423,9 @@ pub fn check_target(t: &str) -> Result<(), String> {
     if let Some(c) = control_char(t) {
         return Err(format!("control character {c:?} in path"));
     }
-    for comp in t.split('/') {
+    // Split on bytes: '/' never occurs inside a multi-byte UTF-8 sequence.
+    for comp in t.as_bytes().split(|b| *b == b'/') {
+        let comp = std::str::from_utf8(comp).unwrap_or_default();
         match comp {
             "" => return Err("empty path component (\"//\" or a trailing \"/\")".into()),
             "." | ".." => return Err(format!("{comp:?} component")),

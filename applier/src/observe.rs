@@ -19,28 +19,26 @@ use crate::manifest::{Entry, Id, Kind, Manifest};
 use crate::plan::{Seen, World};
 use crate::rootfs::{split, Node, Root};
 
-/// Observes `new` ∪ the claimed targets. Entries of `new` identical in `trusted` (the applied
-/// manifest, when the switch goes to another generation) are synthesised as recorded.
+/// Observes `new` ∪ the claimed targets. `recorded[i]` says that `new.entries[i]` wants the
+/// same as the applied generation (a transition): it is taken as recorded, not looked at.
 pub fn observe(
     root: &mut Root,
     new: &Manifest,
     ev: &Evidence,
     gen_host: &Path,
-    trusted: Option<&Manifest>,
+    recorded: Option<&[bool]>,
 ) -> Result<World> {
-    let mut world = World::new();
+    // Paths come in sorted order: push them into a Vec (binary search when needed) and build
+    // the map in bulk at the end; a BTreeMap insert per path cost more than the readlinks.
+    let mut seen_so_far: Vec<(String, Seen)> = Vec::with_capacity(new.entries.len());
     let mut rel = String::with_capacity(256);
-    let mut old = trusted.map(|m| m.entries.iter().peekable());
-    for (t, entry) in union(new, ev) {
-        let same = match (entry, old.as_mut(), trusted) {
-            (Some(e), Some(old), Some(m)) => {
-                while old.next_if(|o| o.target.as_str() < t).is_some() {}
-                old.next_if(|o| o.target == t)
-                    .and_then(|o| as_recorded(e, o, new, m))
-            }
-            _ => None,
-        };
-        let node = if let Some(node) = same.or_else(|| inherited(&world, t)) {
+    for (t, indexed) in union(new, ev) {
+        let entry = indexed.map(|(_, e)| e);
+        let same = indexed
+            .and_then(|(i, _)| recorded.and_then(|r| r.get(i)))
+            .is_some_and(|r| *r)
+            .then_some(Node::Recorded);
+        let node = if let Some(node) = same.or_else(|| inherited(&seen_so_far, t)) {
             node
         } else {
             rel.clear();
@@ -63,42 +61,43 @@ pub fn observe(
                 });
             }
         }
-        world.insert(t.to_owned(), seen);
+        seen_so_far.push((t.to_owned(), seen));
     }
-    Ok(world)
+    Ok(seen_so_far.into_iter().collect::<World>())
 }
 
-/// [`Node::Recorded`] when `e` (new) and `o` (applied) want exactly the same thing there.
-fn as_recorded(e: &Entry, o: &Entry, new: &Manifest, old: &Manifest) -> Option<Node> {
-    let same = e.kind == o.kind
-        && match e.kind {
-            Kind::Symlink => new.overlay == old.overlay,
-            Kind::DirectSymlink => e.source == o.source,
+/// Whether two entries for one target, under the same overlay, want the same thing at the
+/// path: a symlink's text is `<overlay>/<target>` whatever the source behind it.
+pub fn same_at_path(new: &Entry, old: &Entry) -> bool {
+    new.kind == old.kind
+        && match new.kind {
+            Kind::Symlink | Kind::Dir => true,
+            Kind::DirectSymlink => new.source == old.source,
             Kind::Copy => {
-                (&e.sha256, e.mode, &e.uid, &e.gid) == (&o.sha256, o.mode, &o.uid, &o.gid)
+                (&new.sha256, new.mode, &new.uid, &new.gid)
+                    == (&old.sha256, old.mode, &old.uid, &old.gid)
             }
-            Kind::Dir => true,
-        };
-    same.then_some(Node::Recorded)
+        }
 }
 
 /// Every target of `new` ∪ the claimed ones, sorted, with its new entry: a merge of two
 /// sorted sequences (no sort, no lookups).
-fn union<'a>(new: &'a Manifest, ev: &'a Evidence) -> Vec<(&'a str, Option<&'a Entry>)> {
+type Indexed<'a> = Option<(usize, &'a Entry)>;
+
+fn union<'a>(new: &'a Manifest, ev: &'a Evidence) -> Vec<(&'a str, Indexed<'a>)> {
     let mut out = Vec::with_capacity(new.entries.len());
-    let mut entries = new.entries.iter().peekable();
+    let mut entries = new.entries.iter().enumerate().peekable();
     let mut claimed = ev.targets().peekable();
+    let take = |(i, e): (usize, &'a Entry)| (e.target.as_str(), Some((i, e)));
     loop {
         let next = match (entries.peek(), claimed.peek()) {
             (None, None) => break,
-            (Some(e), Some(c)) if e.target.as_str() == *c => {
+            (Some((_, e)), Some(c)) if e.target.as_str() == *c => {
                 claimed.next();
-                entries.next().map(|e| (e.target.as_str(), Some(e)))
+                entries.next().map(take)
             }
-            (Some(e), Some(c)) if e.target.as_str() < *c => {
-                entries.next().map(|e| (e.target.as_str(), Some(e)))
-            }
-            (Some(_), None) => entries.next().map(|e| (e.target.as_str(), Some(e))),
+            (Some((_, e)), Some(c)) if e.target.as_str() < *c => entries.next().map(take),
+            (Some(_), None) => entries.next().map(take),
             (_, Some(_)) => claimed.next().map(|c| (c, None)),
         };
         out.extend(next);
@@ -106,13 +105,23 @@ fn union<'a>(new: &'a Manifest, ev: &'a Evidence) -> Vec<(&'a str, Option<&'a En
     out
 }
 
-/// What a path is known to be from its parent's observation, without a syscall.
-fn inherited(world: &World, t: &str) -> Option<Node> {
+/// What a path is known to be from its parent's observation, without a syscall. `so_far`
+/// is sorted; the parent is usually among the last few paths, so look there first.
+fn inherited(so_far: &[(String, Seen)], t: &str) -> Option<Node> {
     let (parent, _) = split(t);
     if parent.is_empty() {
         return None;
     }
-    match &world.get(parent)?.node {
+    let recent = so_far.iter().rev().take(4).find(|(p, _)| p == parent);
+    let found = if let Some((_, s)) = recent {
+        s
+    } else {
+        let i = so_far
+            .binary_search_by(|(p, _)| p.as_str().cmp(parent))
+            .ok()?;
+        &so_far[i].1
+    };
+    match &found.node {
         Node::Dir(_) | Node::Recorded => None,
         Node::Absent => Some(Node::Absent),
         Node::Blocked(anc) => Some(Node::Blocked(anc.clone())),
