@@ -16,6 +16,7 @@
 //!   payload file (its `sha256` is recorded; `source` is informational).
 //! - `dir`: `/etc/<target>` is a real directory (`mode`, `uid`, `gid` used when we create it).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -207,6 +208,107 @@ impl Entry {
             Kind::Symlink => Some(self.overlay_link(overlay)),
             Kind::DirectSymlink => self.source.clone(),
             Kind::Copy | Kind::Dir => None,
+        }
+    }
+}
+
+/// A recorded manifest read without allocating per entry: strings borrow from the state
+/// file. A switch reads the applied generation through it (the whole manifest is needed only
+/// where it differs from the target's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestView<'a> {
+    /// See [`Manifest::version`].
+    pub version: u32,
+    /// See [`Manifest::overlay`].
+    #[serde(borrow)]
+    pub overlay: Cow<'a, str>,
+    /// See [`Manifest::entries`].
+    #[serde(borrow)]
+    pub entries: Vec<EntryView<'a>>,
+}
+
+/// One entry of a [`ManifestView`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryView<'a> {
+    /// See [`Entry::target`].
+    #[serde(borrow)]
+    pub target: Cow<'a, str>,
+    /// See [`Entry::kind`].
+    pub kind: Kind,
+    /// See [`Entry::source`].
+    #[serde(default, borrow)]
+    pub source: Option<Cow<'a, str>>,
+    /// See [`Entry::mode`].
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// See [`Entry::uid`].
+    #[serde(default)]
+    pub uid: Option<Id>,
+    /// See [`Entry::gid`].
+    #[serde(default)]
+    pub gid: Option<Id>,
+    /// See [`Entry::sha256`].
+    #[serde(default, borrow)]
+    pub sha256: Option<Cow<'a, str>>,
+}
+
+impl EntryView<'_> {
+    /// Whether `e` is exactly this entry.
+    pub fn is(&self, e: &Entry) -> bool {
+        self.target == e.target.as_str()
+            && self.kind == e.kind
+            && self.source.as_deref() == e.source.as_deref()
+            && self.mode == e.mode
+            && self.uid == e.uid
+            && self.gid == e.gid
+            && self.sha256.as_deref() == e.sha256.as_deref()
+    }
+
+    /// Whether `new`, for the same target under the same overlay, wants the same thing at the
+    /// path: a symlink's text is `<overlay>/<target>` whatever the source behind it.
+    pub fn same_at_path(&self, new: &Entry) -> bool {
+        self.kind == new.kind
+            && match new.kind {
+                Kind::Symlink | Kind::Dir => true,
+                Kind::DirectSymlink => self.source.as_deref() == new.source.as_deref(),
+                Kind::Copy => {
+                    self.sha256.as_deref() == new.sha256.as_deref()
+                        && (self.mode, &self.uid, &self.gid) == (new.mode, &new.uid, &new.gid)
+                }
+            }
+    }
+
+    /// An owned copy.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            target: self.target.clone().into_owned(),
+            kind: self.kind,
+            source: self.source.as_ref().map(|s| s.clone().into_owned()),
+            mode: self.mode,
+            uid: self.uid.clone(),
+            gid: self.gid.clone(),
+            sha256: self.sha256.as_ref().map(|s| s.clone().into_owned()),
+        }
+    }
+}
+
+impl ManifestView<'_> {
+    /// Whether `m` is exactly this manifest.
+    pub fn is(&self, m: &Manifest) -> bool {
+        self.version == m.version
+            && self.overlay == m.overlay.as_str()
+            && self.entries.len() == m.entries.len()
+            && self.entries.iter().zip(&m.entries).all(|(v, e)| v.is(e))
+    }
+
+    /// An owned copy.
+    pub fn to_manifest(&self) -> Manifest {
+        Manifest {
+            version: self.version,
+            overlay: self.overlay.clone().into_owned(),
+            entries: self.entries.iter().map(EntryView::to_entry).collect(),
         }
     }
 }

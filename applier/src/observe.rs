@@ -66,20 +66,6 @@ pub fn observe(
     Ok(seen_so_far.into_iter().collect::<World>())
 }
 
-/// Whether two entries for one target, under the same overlay, want the same thing at the
-/// path: a symlink's text is `<overlay>/<target>` whatever the source behind it.
-pub fn same_at_path(new: &Entry, old: &Entry) -> bool {
-    new.kind == old.kind
-        && match new.kind {
-            Kind::Symlink | Kind::Dir => true,
-            Kind::DirectSymlink => new.source == old.source,
-            Kind::Copy => {
-                (&new.sha256, new.mode, &new.uid, &new.gid)
-                    == (&old.sha256, old.mode, &old.uid, &old.gid)
-            }
-        }
-}
-
 /// Every target of `new` ∪ the claimed ones, sorted, with its new entry: a merge of two
 /// sorted sequences (no sort, no lookups).
 type Indexed<'a> = Option<(usize, &'a Entry)>;

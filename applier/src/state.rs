@@ -175,6 +175,35 @@ fn write_state(root: &mut Root, name: &str, rec: &Recorded, older: &[Recorded]) 
     atomic_write_parts(root, &format!("{}/{name}", state_dir()), &parts)
 }
 
+/// `applied.json` as a switch reads it: one pass, strings borrowed from the file's text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedView<'a> {
+    version: u32,
+    /// The generation as the root saw it.
+    pub generation: String,
+    /// Its manifest.
+    #[serde(borrow)]
+    pub manifest: crate::manifest::ManifestView<'a>,
+}
+
+/// The text of `applied.json`, if any (parse it with [`AppliedView::parse`]).
+pub fn read_applied_text(root: &mut Root) -> Result<Option<String>> {
+    read_optional(root, &format!("{}/{APPLIED}", state_dir()))
+}
+
+impl<'a> AppliedView<'a> {
+    /// Parses the text [`read_applied_text`] returned.
+    pub fn parse(root: &Root, text: &'a str) -> Result<AppliedView<'a>> {
+        let rel = format!("{}/{APPLIED}", state_dir());
+        let view: AppliedView = serde_json::from_str(text).map_err(|e| corrupt(root, &rel, &e))?;
+        if view.version != STATE_VERSION {
+            return Err(corrupt(root, &rel, &format!("version {}", view.version)));
+        }
+        Ok(view)
+    }
+}
+
 /// Reads `applied.json`, if any.
 pub fn read_applied(root: &mut Root) -> Result<Option<Recorded>> {
     match read_state(root, APPLIED)? {

@@ -26,7 +26,7 @@ use crate::observe;
 use crate::plan::{self, Inputs, OnConflict, Plan};
 use crate::rootfs::{Node, Root};
 use crate::signals::Signals;
-use crate::state::{self, Recorded};
+use crate::state::{self, AppliedView, Recorded};
 
 /// Options of `etcflip switch`.
 pub struct Options {
@@ -74,35 +74,31 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     } else {
         Some(state::lock(&mut root)?)
     };
-    let applied = state::read_applied(&mut root)?;
+    // The applied state is read through a borrowed view: one pass, nothing allocated per entry.
+    let applied_text = state::read_applied_text(&mut root)?;
+    let applied = applied_text
+        .as_deref()
+        .map(|t| AppliedView::parse(&root, t))
+        .transpose()?;
+    let same_manifest = applied
+        .as_ref()
+        .is_some_and(|a| a.manifest.is(&gen.manifest));
     let pending = state::read_journal(&mut root)?;
     let Gathered {
         evidence,
         migrated,
         old_overlays,
         recorded,
-    } = gather_evidence(&mut root, &gen, applied.as_ref(), &pending)?;
-    let as_root = nix::unistd::geteuid().is_root();
+    } = gather_evidence(&mut root, &gen, applied.as_ref(), same_manifest, &pending)?;
     let owners = observe::resolve_owners(&mut root, &gen.manifest)?;
-    // A transition to another generation looks only at what changes (see `observe`); a
-    // re-switch to the applied one, a rerun after an interruption or a migration look at all.
-    let world = observe::observe(
+    let (world, plan) = look_and_plan(
         &mut root,
-        &gen.manifest,
+        &gen,
         &evidence,
-        &gen.host,
         recorded.as_deref(),
+        &owners,
+        (&target_text, opts.on_conflict),
     )?;
-    let overlay_rel = gen.manifest.overlay.trim_start_matches('/').to_owned();
-    let overlay_node = root.node_with(&overlay_rel, false)?;
-    let plan = plan::plan(&Inputs {
-        new: &gen.manifest,
-        evidence: &evidence,
-        world: &world,
-        overlay: (&overlay_node, target_text.clone()),
-        on_conflict: opts.on_conflict,
-        owners: as_root.then_some(&owners),
-    });
     let mut outcome = Outcome {
         plan,
         changed: false,
@@ -118,10 +114,15 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         generation: target_text.trim_end_matches("/etc").to_owned(),
         manifest_text: std::mem::take(&mut gen.text),
     };
-    let state_current = pending.is_empty() && applied.as_ref() == Some(&record);
+    let state_current = pending.is_empty()
+        && same_manifest
+        && applied
+            .as_ref()
+            .is_some_and(|a| a.generation == record.generation);
     if opts.dry_run || (outcome.plan.is_noop() && state_current) {
         if opts.exiting {
             std::mem::forget((gen, evidence, world, record, applied));
+            std::mem::forget(applied_text);
         }
         return Ok(outcome);
     }
@@ -163,6 +164,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         .map(|s| format!("{s} arrived after the flip; the switch was finished first"));
     if opts.exiting {
         std::mem::forget((gen, evidence, world, record, applied, older));
+        std::mem::forget(applied_text);
     }
     Ok(outcome)
 }
@@ -173,6 +175,31 @@ impl Outcome {
         let conflicts = self.plan.conflicts();
         (!conflicts.is_empty()).then_some(Refused { conflicts })
     }
+}
+
+/// Phase 1: looks at the root (a transition only at what changes, see `observe`; a re-switch,
+/// a rerun after an interruption or a migration at everything) and plans, purely.
+fn look_and_plan(
+    root: &mut Root,
+    gen: &Generation,
+    evidence: &Evidence,
+    recorded: Option<&[bool]>,
+    owners: &std::collections::BTreeMap<String, (u32, u32)>,
+    (target_text, on_conflict): (&str, OnConflict),
+) -> Result<(crate::plan::World, Plan)> {
+    let world = observe::observe(root, &gen.manifest, evidence, &gen.host, recorded)?;
+    let overlay_rel = gen.manifest.overlay.trim_start_matches('/');
+    let overlay_node = root.node_with(overlay_rel, false)?;
+    let as_root = nix::unistd::geteuid().is_root();
+    let plan = plan::plan(&Inputs {
+        new: &gen.manifest,
+        evidence,
+        world: &world,
+        overlay: (&overlay_node, target_text.to_owned()),
+        on_conflict,
+        owners: as_root.then_some(owners),
+    });
+    Ok((world, plan))
 }
 
 /// What the recorded state says about the root.
@@ -191,15 +218,27 @@ struct Gathered {
 fn gather_evidence(
     root: &mut Root,
     gen: &Generation,
-    applied: Option<&Recorded>,
+    applied: Option<&AppliedView>,
+    same_manifest: bool,
     pending: &[Recorded],
 ) -> Result<Gathered> {
-    if let Some(rec) = applied.filter(|r| pending.is_empty() && r.manifest_text != gen.text) {
-        return transition(gen, rec);
+    if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest) {
+        return Ok(transition(gen, view));
     }
     let mut ev = Evidence::default();
     let mut old_overlays = BTreeSet::new();
-    for rec in applied.into_iter().chain(pending) {
+    if let Some(view) = applied {
+        if same_manifest {
+            ev.add_manifest(&gen.manifest);
+        } else {
+            let m = view.manifest.to_manifest();
+            ev.add_manifest(&m);
+            if m.overlay != gen.manifest.overlay {
+                old_overlays.insert(m.overlay);
+            }
+        }
+    }
+    for rec in pending {
         if rec.manifest_text == gen.text {
             ev.add_manifest(&gen.manifest);
             continue;
@@ -233,25 +272,21 @@ fn gather_evidence(
 /// A plain transition from the applied generation: new entries that want the same as there
 /// are recorded as they are (not looked at, no claims needed); the applied entries that
 /// differ are the whole evidence. With another overlay every link text differs.
-fn transition(gen: &Generation, applied: &Recorded) -> Result<Gathered> {
-    let old = applied.manifest(&format!("the applied generation {}", applied.generation))?;
+fn transition(gen: &Generation, applied: &AppliedView) -> Gathered {
+    let old = &applied.manifest;
     let new = &gen.manifest.entries;
-    let same_overlay = old.overlay == gen.manifest.overlay;
+    let same_overlay = old.overlay == gen.manifest.overlay.as_str();
     let mut recorded = vec![false; new.len()];
     let mut changed = Manifest::empty(&old.overlay);
     let mut j = 0;
-    for o in old.entries {
-        while j < new.len() && new[j].target < o.target {
+    for o in &old.entries {
+        while j < new.len() && new[j].target.as_str() < o.target.as_ref() {
             j += 1;
         }
-        if same_overlay
-            && j < new.len()
-            && new[j].target == o.target
-            && observe::same_at_path(&new[j], &o)
-        {
+        if same_overlay && j < new.len() && new[j].target == o.target && o.same_at_path(&new[j]) {
             recorded[j] = true;
         } else {
-            changed.entries.push(o);
+            changed.entries.push(o.to_entry());
         }
     }
     let mut evidence = Evidence::default();
@@ -260,12 +295,12 @@ fn transition(gen: &Generation, applied: &Recorded) -> Result<Gathered> {
     if !same_overlay {
         old_overlays.insert(changed.overlay);
     }
-    Ok(Gathered {
+    Gathered {
         evidence,
         migrated: false,
         old_overlays,
         recorded: Some(recorded),
-    })
+    }
 }
 
 /// When the overlay moved, the old overlay link goes (it is ours if it is a link).
