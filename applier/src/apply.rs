@@ -304,13 +304,13 @@ fn put_in_place(ctx: &mut Ctx, step: &Step) -> Result<()> {
             ctx.root.rename(&aside, &at)
         }
         (Action::Backup, true) => {
-            ctx.root.exchange(&aside, &at)?;
-            if matches!(ctx.root.node_with(&aside, false)?, Node::Absent) {
-                return Ok(());
-            }
-            backup_name(ctx.root, &at, |root, name| {
-                root.rename_noreplace(&aside, name)
-            })
+            // The foreign thing gets its backup name first, and only then is ours moved in:
+            // a moment without the path, rather than a moment where the user's data sits
+            // under a scratch name that the next run would sweep away.
+            backup_name(ctx.root, &at, |root, name| root.rename_noreplace(&at, name))?;
+            ctx.root.rename(&aside, &at)?;
+            ctx.root.forget_dirs();
+            Ok(())
         }
         (Action::Overwrite | Action::SwapIn, true) => {
             ctx.root.exchange(&aside, &at)?;

@@ -43,12 +43,12 @@ impl Evidence {
             self.claims = m
                 .entries
                 .iter()
-                .filter_map(|e| Some((e.target.clone(), vec![claim_of(ov, e)?])))
+                .filter_map(|e| Some((e.target.clone(), claims_of(ov, e)?)))
                 .collect();
             return;
         }
         for e in &m.entries {
-            if let Some(claim) = claim_of(ov, e) {
+            for claim in claims_of(ov, e).into_iter().flatten() {
                 self.add(&e.target, claim);
             }
         }
@@ -111,14 +111,17 @@ impl Evidence {
     }
 }
 
-/// The claim a manifest entry makes on its path.
-fn claim_of(overlay: usize, e: &Entry) -> Option<Claim> {
-    Some(match e.kind {
-        Kind::Symlink => Claim::Overlay(overlay),
+/// The claims a manifest entry makes on its path: what the entry makes, and for every other
+/// kind also the overlay link, which a switch puts there before its flip when the path changes
+/// kind (a switch stopped right then leaves it; it is ours by construction).
+fn claims_of(overlay: usize, e: &Entry) -> Option<Vec<Claim>> {
+    let own = match e.kind {
+        Kind::Symlink => return Some(vec![Claim::Overlay(overlay)]),
         Kind::DirectSymlink => Claim::Link(e.source.clone()?),
         Kind::Copy => Claim::Copy(e.sha256.clone()?),
         Kind::Dir => Claim::Dir,
-    })
+    };
+    Some(vec![own, Claim::Overlay(overlay)])
 }
 
 impl Evidence {

@@ -273,9 +273,12 @@ impl EntryView<'_> {
             && match new.kind {
                 Kind::Symlink | Kind::Dir => true,
                 Kind::DirectSymlink => self.source.as_deref() == new.source.as_deref(),
+                // A named owner may map to another id in the new user database: look.
                 Kind::Copy => {
                     self.sha256.as_deref() == new.sha256.as_deref()
                         && (self.mode, &self.uid, &self.gid) == (new.mode, &new.uid, &new.gid)
+                        && !matches!(new.uid, Some(Id::Name(_)))
+                        && !matches!(new.gid, Some(Id::Name(_)))
                 }
             }
     }

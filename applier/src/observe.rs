@@ -51,7 +51,11 @@ pub fn observe(
             && ev.is_dir(t)
             && entry.is_none_or(|e| e.kind != Kind::Dir)
         {
-            seen.listing = Some(root.list(&format!("etc/{t}"))?);
+            // Scratch names (`.etcflip-…`) are etcflip's own and swept; they don't make a
+            // directory foreign or non-empty.
+            let mut names = root.list(&format!("etc/{t}"))?;
+            names.retain(|n| !n.contains(crate::manifest::RESERVED_MARK));
+            seen.listing = Some(names);
         }
         if let (Node::File(_), Some(e)) = (&seen.node, entry) {
             if e.kind == Kind::Symlink {
@@ -128,7 +132,14 @@ fn payload_sha(gen_host: &Path, target: &str) -> String {
 
 /// Resolves the owners of copies to numbers, reading the root's own `passwd` and `group`
 /// (never the host's NSS, like `systemd-tmpfiles --root`).
-pub fn resolve_owners(root: &mut Root, new: &Manifest) -> Result<BTreeMap<String, (u32, u32)>> {
+///
+/// When the target generation ships its own `passwd`/`group`, names are resolved against
+/// those (`gen_host`'s payload): that is the database the copies will live with.
+pub fn resolve_owners(
+    root: &mut Root,
+    new: &Manifest,
+    gen_host: Option<&Path>,
+) -> Result<BTreeMap<String, (u32, u32)>> {
     let copies: Vec<_> = new
         .entries
         .iter()
@@ -138,7 +149,10 @@ pub fn resolve_owners(root: &mut Root, new: &Manifest) -> Result<BTreeMap<String
         .iter()
         .any(|e| matches!(e.uid, Some(Id::Name(_))) || matches!(e.gid, Some(Id::Name(_))));
     let (users, groups) = if named {
-        (read_db(root, "etc/passwd")?, read_db(root, "etc/group")?)
+        (
+            read_db(root, new, gen_host, "passwd")?,
+            read_db(root, new, gen_host, "group")?,
+        )
     } else {
         (Vec::new(), Vec::new())
     };
@@ -172,8 +186,21 @@ fn lookup(
 }
 
 /// `name:x:id:...` lines of a passwd-like file; missing file → empty.
-fn read_db(root: &mut Root, rel: &str) -> Result<Vec<(String, u32)>> {
-    let Some(bytes) = root.read_in_root(rel)? else {
+fn read_db(
+    root: &mut Root,
+    new: &Manifest,
+    gen_host: Option<&Path>,
+    name: &str,
+) -> Result<Vec<(String, u32)>> {
+    let shipped = gen_host.filter(|_| new.get(name).is_some());
+    let bytes = match shipped {
+        Some(g) => {
+            let p = g.join("etc").join(name);
+            Some(std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?)
+        }
+        None => root.read_in_root(&format!("etc/{name}"))?,
+    };
+    let Some(bytes) = bytes else {
         return Ok(Vec::new());
     };
     Ok(String::from_utf8_lossy(&bytes)

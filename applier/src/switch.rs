@@ -69,11 +69,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let mut root = Root::open(&opts.root)?;
     let target_text = format!("{}/etc", gen.path_in_root(&opts.root)?);
     // A dry run writes nothing, not even the lock file.
-    let _lock = if opts.dry_run {
-        None
-    } else {
-        Some(state::lock(&mut root)?)
-    };
+    let _lock = (!opts.dry_run)
+        .then(|| state::lock(&mut root))
+        .transpose()?;
     // The applied state is read through a borrowed view: one pass, nothing allocated per entry.
     let applied_text = state::read_applied_text(&mut root)?;
     let applied = applied_text
@@ -90,7 +88,12 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         old_overlays,
         recorded,
     } = gather_evidence(&mut root, &gen, applied.as_ref(), same_manifest, &pending)?;
-    let owners = observe::resolve_owners(&mut root, &gen.manifest)?;
+    // A killed run's scratch goes before anything is looked at (we hold the lock).
+    if !pending.is_empty() && !opts.dry_run {
+        let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
+        apply::sweep(&mut root, targets.chain(evidence.targets()))?;
+    }
+    let owners = observe::resolve_owners(&mut root, &gen.manifest, Some(&gen.host))?;
     let (world, plan) = look_and_plan(
         &mut root,
         &gen,
@@ -120,10 +123,8 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
             .as_ref()
             .is_some_and(|a| a.generation == record.generation);
     if opts.dry_run || (outcome.plan.is_noop() && state_current) {
-        if opts.exiting {
-            std::mem::forget((gen, evidence, world, record, applied));
-            std::mem::forget(applied_text);
-        }
+        leave_to_exit(opts.exiting, (gen, evidence, world, record, applied));
+        leave_to_exit(opts.exiting, applied_text);
         return Ok(outcome);
     }
     let tmpfiles = crate::runner::find_tmpfiles()?;
@@ -134,10 +135,6 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let mut older = pending.clone();
     older.retain(|r| r != &record);
     state::write_journal(&mut root, &record, &older)?;
-    if !pending.is_empty() {
-        let targets: Vec<&str> = world.keys().map(String::as_str).collect();
-        apply::sweep(&mut root, targets.into_iter())?;
-    }
     outcome.changed = true;
     let mut ctx = Ctx {
         root: &mut root,
@@ -147,6 +144,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         evidence: &evidence,
         tmpfiles: &tmpfiles,
     };
+    if let Some(old) = old_overlays.first() {
+        bridge_overlay(ctx.root, old, &gen.manifest.overlay)?;
+    }
     apply::prepare(&mut ctx, &outcome.plan)?;
     if let Some(sig) = signals.as_mut().and_then(Signals::pending) {
         bail!(
@@ -156,16 +156,18 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     }
     apply::flip(ctx.root, &gen.manifest.overlay, &target_text)?;
     outcome.notes = apply::finish(&mut ctx, &outcome.plan)?;
-    drop_old_overlays(&mut root, &old_overlays)?;
+    let known = applied
+        .iter()
+        .map(|a| a.generation.as_str())
+        .chain(pending.iter().map(|p| p.generation.as_str()));
+    drop_old_overlays(&mut root, &old_overlays, &gen.manifest, known, migrated)?;
     state::commit(&mut root, &record, &older)?;
     outcome.interrupted = signals
         .as_mut()
         .and_then(Signals::pending)
         .map(|s| format!("{s} arrived after the flip; the switch was finished first"));
-    if opts.exiting {
-        std::mem::forget((gen, evidence, world, record, applied, older));
-        std::mem::forget(applied_text);
-    }
+    leave_to_exit(opts.exiting, (gen, evidence, world, record, applied, older));
+    leave_to_exit(opts.exiting, applied_text);
     Ok(outcome)
 }
 
@@ -174,6 +176,14 @@ impl Outcome {
     pub fn refused(&self) -> Option<Refused> {
         let conflicts = self.plan.conflicts();
         (!conflicts.is_empty()).then_some(Refused { conflicts })
+    }
+}
+
+/// Drops `t`, or, when the process exits right after (see [`Options::exiting`]), leaves it to
+/// the exit.
+fn leave_to_exit<T>(exiting: bool, t: T) {
+    if exiting {
+        std::mem::forget(t);
     }
 }
 
@@ -303,12 +313,46 @@ fn transition(gen: &Generation, applied: &AppliedView) -> Gathered {
     }
 }
 
-/// When the overlay moved, the old overlay link goes (it is ours if it is a link).
-fn drop_old_overlays(root: &mut Root, old: &BTreeSet<String>) -> Result<()> {
+/// When the overlay moves, the new one is first made to show the *old* generation (the old
+/// overlay's own target), so that relinking paths to it before the flip changes nothing
+/// readers see; the flip then moves it to the new generation.
+fn bridge_overlay(root: &mut Root, old: &str, new: &str) -> Result<()> {
+    let new_rel = new.trim_start_matches('/');
+    if root.node_with(new_rel, false)? != Node::Absent {
+        return Ok(());
+    }
+    match root.node_with(old.trim_start_matches('/'), false)? {
+        Node::Link(text) => apply::flip(root, new, &text),
+        _ => Ok(()),
+    }
+}
+
+/// When the overlay moved, the old overlay link goes, but only if it is still ours: a link to a
+/// recorded generation (or the legacy one being migrated), at a path no new entry claims.
+fn drop_old_overlays<'a>(
+    root: &mut Root,
+    old: &BTreeSet<String>,
+    new: &Manifest,
+    recorded_generations: impl Iterator<Item = &'a str>,
+    migrated: bool,
+) -> Result<()> {
+    let known: Vec<String> = recorded_generations.map(|g| format!("{g}/etc")).collect();
     for overlay in old {
         let rel = overlay.trim_start_matches('/');
-        if matches!(root.node_with(rel, false)?, Node::Link(_)) {
-            root.unlink(rel)?;
+        let claimed = rel.strip_prefix("etc/").is_some_and(|t| {
+            new.entries.iter().any(|e| {
+                crate::manifest::is_same_or_below(&e.target, t)
+                    || crate::manifest::is_same_or_below(t, &e.target)
+            })
+        });
+        if claimed {
+            continue;
+        }
+        if let Node::Link(text) = root.node_with(rel, false)? {
+            let legacy = migrated && overlay == legacy::LEGACY_OVERLAY;
+            if legacy || known.contains(&text) {
+                root.unlink(rel)?;
+            }
         }
         // A flip of that overlay killed between its link and its rename left this behind.
         let (parent, _) = crate::rootfs::split(rel);

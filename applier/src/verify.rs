@@ -49,7 +49,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
     let (rec, m) = applied(&mut root)?;
     let check_owner = nix::unistd::geteuid().is_root();
     let owners = if check_owner {
-        Some(crate::observe::resolve_owners(&mut root, &m)?)
+        Some(crate::observe::resolve_owners(&mut root, &m, None)?)
     } else {
         None
     };

@@ -27,6 +27,7 @@ ensure_deps() {
   if [ "${1:-}" = tests ]; then
     command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
     command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
+    command -v strace >/dev/null 2>&1 || missing+=(strace)
     [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
   fi
   if [ ${#missing[@]} -gt 0 ]; then _etcflip_apt_install "${missing[@]}"; fi

@@ -1,0 +1,254 @@
+//! Regression tests for bugs found in review, each named after what it protects. Kill points
+//! are made exact with strace's syscall fault injection: the switch is killed at its Nth
+//! rename, for every N until it completes.
+
+use std::path::Path;
+use std::process::Command;
+
+use etcflip_e2e::{bin, code, read_in_root, spec, text, text_of, Scratch};
+use serde_json::json;
+
+/// Runs `etcflip switch gen` killed (SIGKILL) at its `n`th `syscall`; true if it was killed.
+fn switch_killed_at(s: &Scratch, gen: &Path, extra: &[&str], syscall: &str, n: u32) -> bool {
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("inject={syscall}:signal=KILL:when={n}"))
+        .arg(bin("etcflip"))
+        .arg("switch")
+        .arg(gen)
+        .args(extra)
+        .arg("--root")
+        .arg(&s.root)
+        .output()
+        .expect("strace (apt-get install strace)");
+    !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("switched")
+}
+
+fn assert_switch(s: &Scratch, gen: &Path, extra: &[&str]) {
+    let mut args = vec!["switch", gen.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = s.etcflip(&args);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+}
+
+/// Every regular file below `dir` whose content is `want`.
+fn files_with(dir: &Path, want: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        if md.is_dir() {
+            out.extend(files_with(&p, want));
+        } else if md.is_file() && std::fs::read(&p).unwrap() == want {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+/// A backup is never lost: killed at any rename of a `--on-conflict backup` switch that
+/// replaces a user's directory, the rerun still leaves the user's file in a backup.
+#[test]
+fn backup_of_a_foreign_directory_survives_a_kill_at_any_rename() {
+    for n in 1..40 {
+        let s = Scratch::new("backup-kill");
+        let a = s.gen("a", &spec(&[("a", text("a", "a\n"))]));
+        let b = s.gen(
+            "b",
+            &spec(&[("a", text("a", "a\n")), ("d", text("d", "new d\n"))]),
+        );
+        assert_switch(&s, &a, &[]);
+        std::fs::create_dir(s.etc("d")).unwrap();
+        std::fs::write(s.etc("d/important.conf"), "precious\n").unwrap();
+        let killed = switch_killed_at(&s, &b, &["--on-conflict", "backup"], "renameat2", n)
+            | switch_killed_at(&s, &b, &["--on-conflict", "backup"], "renameat", n);
+        assert_switch(&s, &b, &["--on-conflict", "backup"]);
+        let found = files_with(&s.root.join("etc"), b"precious\n");
+        assert_eq!(
+            found.len(),
+            1,
+            "kill point {n}: the user's file must survive once: {found:?}"
+        );
+        assert!(found[0].contains(".etcflip-backup"), "{found:?}");
+        assert_eq!(
+            read_in_root(&s.root, "/etc/d").as_deref(),
+            Some(&b"new d\n"[..])
+        );
+        if !killed {
+            return; // the switch ran to the end: every kill point was covered
+        }
+    }
+    panic!("the switch never completed within 40 kill points");
+}
+
+/// A switch stopped between a relink (an ours copy or directory replaced by the overlay link)
+/// and the flip converges on the next run, to the same or to the old generation.
+#[test]
+fn a_switch_stopped_after_a_relink_converges() {
+    for back in [false, true] {
+        let s = Scratch::new("relink-stop");
+        let a = s.gen(
+            "a",
+            &spec(&[("d", json!({"text": "hello\n", "mode": "0644"}))]),
+        );
+        let b = s.gen(
+            "b",
+            &spec(&[("x", text("x", "new\n")), ("y", text("d/y", "y\n"))]),
+        );
+        assert_switch(&s, &a, &[]);
+        // The relink is the first rename of the switch after the journal (renameat #2).
+        let mut n = 1;
+        while switch_killed_at(&s, &b, &[], "renameat", n) {
+            let target = if back { &a } else { &b };
+            assert_switch(&s, target, &[]);
+            assert_eq!(code(&s.etcflip(&["verify"])), 0, "kill point {n}");
+            assert_switch(&s, &a, &[]);
+            n += 1;
+        }
+        assert!(n > 2, "the kill points were exercised");
+    }
+}
+
+/// Scratch left by a killed run never makes the next run refuse, nor leaves a managed
+/// directory behind: killed while a copy's new content sat staged in its directory, a switch
+/// to a generation where that directory is a link (`to_link`) or is gone converges.
+#[test]
+fn scratch_of_a_killed_run_is_not_a_foreign_file() {
+    for to_link in [true, false] {
+        let s = Scratch::new("scratch");
+        let copy = |content: &str| json!({"target": "d/f", "text": content, "mode": "0644"});
+        let first = s.gen("a", &spec(&[("f", copy("one\n"))]));
+        let second = s.gen("b", &spec(&[("f", copy("two\n")), ("n", text("n", "n\n"))]));
+        let units = s.store("dsrc/f", "s\n");
+        let last = if to_link {
+            s.gen(
+                "c",
+                &spec(&[(
+                    "d",
+                    json!({"target": "d", "source": units.parent().unwrap()}),
+                )]),
+            )
+        } else {
+            s.gen("c", &spec(&[("n", text("n", "n\n"))]))
+        };
+        assert_switch(&s, &first, &[]);
+        let mut n = 1;
+        loop {
+            assert!(n < 30, "no kill point left a staged file");
+            let killed = switch_killed_at(&s, &second, &[], "renameat", n);
+            if killed && has_staged(&s.etc("d")) {
+                break;
+            }
+            assert_switch(&s, &first, &[]);
+            n += 1;
+        }
+        assert_switch(&s, &last, &[]);
+        assert_eq!(code(&s.etcflip(&["verify"])), 0);
+        if !to_link {
+            assert!(
+                !s.etc("d").exists(),
+                "the managed directory went with its entries"
+            );
+        }
+    }
+}
+
+fn has_staged(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".etcflip-stage"))
+    })
+}
+
+/// Moving the overlay never leaves entries dangling before the flip: killed at any rename,
+/// every entry still resolves (to the old or the new generation), and a rerun converges.
+#[test]
+fn moving_the_overlay_never_leaves_entries_dangling() {
+    let mut n = 1;
+    loop {
+        let s = Scratch::new("overlay-move");
+        let entries = [
+            ("hosts", text("hosts", "x\n")),
+            ("resolv", text("resolv.conf", "y\n")),
+        ];
+        let a = s.gen("a", &spec(&entries));
+        let mut moved = spec(&entries);
+        moved["overlay"] = json!("/run/etcflip/static");
+        let b = s.gen("b", &moved);
+        assert_switch(&s, &a, &[]);
+        let killed = switch_killed_at(&s, &b, &[], "renameat", n);
+        for p in ["/etc/hosts", "/etc/resolv.conf"] {
+            assert!(
+                read_in_root(&s.root, p).is_some(),
+                "kill point {n}: {p} dangles"
+            );
+        }
+        assert_switch(&s, &b, &[]);
+        assert_eq!(code(&s.etcflip(&["verify"])), 0);
+        assert!(!s.etc("static").exists(), "the old overlay went");
+        if !killed {
+            break;
+        }
+        n += 1;
+        assert!(n < 30);
+    }
+}
+
+/// A new entry at the old overlay's path is never taken for the old overlay.
+#[test]
+fn a_new_entry_at_the_old_overlay_path_is_kept() {
+    let s = Scratch::new("overlay-entry");
+    let a = s.gen("a", &spec(&[("hosts", text("hosts", "x\n"))]));
+    let mut b = spec(&[
+        ("hosts", text("hosts", "x\n")),
+        ("static", text("static", "mine\n")),
+    ]);
+    b["overlay"] = json!("/run/ef/static");
+    let b = s.gen("b", &b);
+    assert_switch(&s, &a, &[]);
+    assert_switch(&s, &b, &["--on-conflict", "overwrite"]);
+    assert_eq!(
+        read_in_root(&s.root, "/etc/static").as_deref(),
+        Some(&b"mine\n"[..])
+    );
+    assert_eq!(code(&s.etcflip(&["verify"])), 0);
+}
+
+/// Named owners of copies resolve against the target generation's own user database.
+#[test]
+fn named_owners_resolve_against_the_new_passwd() {
+    let s = Scratch::new("owners");
+    let passwd = |uid: u32| format!("root:x:0:0::/root:/bin/sh\nsvc:x:{uid}:{uid}::/:/bin/false\n");
+    let group = |gid: u32| format!("root:x:0:\nsvc:x:{gid}:\n");
+    let gen = |name: &str, uid: u32, secret: &str| {
+        s.gen(
+            name,
+            &spec(&[
+                ("passwd", json!({"text": passwd(uid), "mode": "0644"})),
+                ("group", json!({"text": group(uid), "mode": "0644"})),
+                (
+                    "secret",
+                    json!({"text": secret, "mode": "0600", "user": "svc", "group": "svc"}),
+                ),
+            ]),
+        )
+    };
+    let a = gen("a", 990, "one\n");
+    let b = gen("b", 991, "one\n");
+    assert_switch(&s, &a, &[]);
+    let uid = |s: &Scratch| {
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(s.etc("secret")).unwrap())
+    };
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(uid(&s), 990);
+    }
+    assert_switch(&s, &b, &[]);
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(
+            uid(&s),
+            991,
+            "the unchanged copy follows the new id of its owner"
+        );
+        assert_eq!(code(&s.etcflip(&["verify"])), 0);
+    }
+}
