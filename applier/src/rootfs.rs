@@ -213,13 +213,7 @@ impl Root {
                 sha256: String::new(),
             })),
             SFlag::S_IFREG => {
-                let fd = openat(
-                    pfd,
-                    name,
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .with_context(|| format!("cannot open {shown}"))?;
+                let fd = open_read(pfd, name, &shown)?;
                 let sha256 = sha256_fd(fd).with_context(|| format!("cannot read {shown}"))?;
                 Ok(Node::File(FileInfo { meta, sha256 }))
             }
@@ -325,13 +319,7 @@ impl Root {
         let (parent, name) = split(rel);
         let shown = self.show(rel);
         let pfd = self.dir(parent)?;
-        let fd = openat(
-            pfd,
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .with_context(|| format!("cannot open {shown}"))?;
+        let fd = open_read(pfd, name, &shown)?;
         let mut out = Vec::new();
         std::fs::File::from(fd)
             .read_to_end(&mut out)
@@ -485,6 +473,12 @@ impl Root {
         let fd = self.dir(rel)?;
         fsync(fd).with_context(|| format!("cannot sync {shown}"))
     }
+}
+
+/// Opens `name` in `pfd` for reading, refusing to follow a link there.
+fn open_read(pfd: &OwnedFd, name: &str, shown: &str) -> Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    openat(pfd, name, flags, Mode::empty()).with_context(|| format!("cannot open {shown}"))
 }
 
 /// The owner to give a file we write.
