@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use etcflip_e2e::tmpfiles_bins::{versions, TmpfilesBin};
@@ -17,51 +17,14 @@ use serde_json::{json, Value};
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// Every path under `top` (the top itself included), never following links: type, inode,
-/// mode, owner, size, link count, mtime and ctime to the nanosecond, link text or content
-/// hash. Any write under `top` (even one that is undone) changes this string.
+/// Every path under `top`, the top itself included, with [`etcflip_e2e::stamp`]: any write
+/// under `top` (even one that is undone) changes this string.
 fn full_listing(top: &Path) -> String {
-    let mut out = String::new();
-    full_walk(top, top, &mut out);
-    out
-}
-
-fn full_walk(top: &Path, p: &Path, out: &mut String) {
-    let md = std::fs::symlink_metadata(p).unwrap();
-    let rel = p.strip_prefix(top).unwrap().display().to_string();
-    let _ = write!(
-        out,
-        "/{rel} ino={} mode={:o} {}:{} size={} nlink={} mtime={}.{:09} ctime={}.{:09}",
-        md.ino(),
-        md.mode(),
-        md.uid(),
-        md.gid(),
-        md.size(),
-        md.nlink(),
-        md.mtime(),
-        md.mtime_nsec(),
-        md.ctime(),
-        md.ctime_nsec()
-    );
-    let ft = md.file_type();
-    if ft.is_symlink() {
-        let _ = writeln!(out, " -> {}", std::fs::read_link(p).unwrap().display());
-    } else if ft.is_file() {
-        let bytes = std::fs::read(p).unwrap();
-        let _ = writeln!(out, " sha256:{}", etcflip::rootfs::sha256_bytes(&bytes));
-    } else if ft.is_dir() {
-        out.push('\n');
-        let mut names: Vec<PathBuf> = std::fs::read_dir(p)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        names.sort();
-        for n in names {
-            full_walk(top, &n, out);
-        }
-    } else {
-        out.push('\n');
+    let mut out = format!("/ {}\n", etcflip_e2e::stamp(top));
+    for (rel, st) in etcflip_e2e::stamps(top) {
+        let _ = writeln!(out, "/{rel} {st}");
     }
+    out
 }
 
 /// `etcflip <args> --root <root>` with extra environment.

@@ -8,6 +8,7 @@
 
 pub mod tmpfiles_bins;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -277,4 +278,62 @@ impl Rng {
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// What any change to `p` would alter, never following it: type, inode, mode, owner, size,
+/// link count, mtime and ctime to the nanosecond, and the link text or content hash.
+pub fn stamp(p: &Path) -> String {
+    let md = std::fs::symlink_metadata(p).expect("lstat");
+    let what = if md.file_type().is_symlink() {
+        format!("-> {}", std::fs::read_link(p).expect("readlink").display())
+    } else if md.is_dir() {
+        "dir".to_owned()
+    } else if md.is_file() {
+        etcflip::rootfs::sha256_bytes(&std::fs::read(p).expect("read"))
+    } else {
+        "special".to_owned()
+    };
+    format!(
+        "{what} mode {:o} {}:{} ino {} size {} nlink {} mtime {}.{} ctime {}.{}",
+        md.mode(),
+        md.uid(),
+        md.gid(),
+        md.ino(),
+        md.size(),
+        md.nlink(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime(),
+        md.ctime_nsec()
+    )
+}
+
+/// [`stamp`] of every path below `top`, by relative path: any write below `top` (even one
+/// that is undone) changes it.
+pub fn stamps(top: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![top.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for p in rd.filter_map(Result::ok).map(|e| e.path()) {
+            let md = std::fs::symlink_metadata(&p).expect("lstat");
+            if md.is_dir() {
+                stack.push(p.clone());
+            }
+            let rel = p.strip_prefix(top).expect("below").display().to_string();
+            out.insert(rel, stamp(&p));
+        }
+    }
+    out
+}
+
+/// The listing of a fresh apply of `spec` into a new scratch root (the generation inside it
+/// as `/gens/<name>`, so overlay link texts match a root that used the same name).
+pub fn fresh_listing(name: &str, spec: &serde_json::Value) -> String {
+    let fresh = Scratch::new(&format!("fresh-{name}"));
+    let g = fresh.gen(name, spec);
+    fresh.switch(&g, &[]);
+    fresh.listing()
 }

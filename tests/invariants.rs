@@ -136,47 +136,6 @@ fn assert_no_leftovers(root: &Path, context: &str) {
     );
 }
 
-/// Every path below `top` with what a change would alter: type, mode, owner, inode, size,
-/// mtime and ctime (nanoseconds), content hash or link text. Not following links.
-fn stamps(top: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![top.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.filter_map(Result::ok) {
-            let p = e.path();
-            let md = std::fs::symlink_metadata(&p).expect("lstat");
-            let what = if md.file_type().is_symlink() {
-                format!("-> {}", std::fs::read_link(&p).expect("readlink").display())
-            } else if md.is_dir() {
-                stack.push(p.clone());
-                "dir".to_owned()
-            } else {
-                sha256_bytes(&std::fs::read(&p).expect("read"))
-            };
-            let rel = p.strip_prefix(top).expect("below").display().to_string();
-            out.insert(
-                rel,
-                format!(
-                    "{what} mode {:o} {}:{} ino {} size {} mtime {}.{} ctime {}.{}",
-                    md.mode(),
-                    md.uid(),
-                    md.gid(),
-                    md.ino(),
-                    md.size(),
-                    md.mtime(),
-                    md.mtime_nsec(),
-                    md.ctime(),
-                    md.ctime_nsec()
-                ),
-            );
-        }
-    }
-    out
-}
-
 /// A file's identity for "untouched": size, mtime, ctime, sha256.
 fn fingerprint(p: &Path) -> String {
     let md = std::fs::symlink_metadata(p).expect("lstat");
@@ -212,16 +171,6 @@ fn json_steps(out: &Output) -> Vec<(String, String)> {
 fn fresh_listing(name: &str, gen: &Path) -> String {
     let fresh = Scratch::new(name);
     switch_ok(&fresh.root, gen);
-    fresh.listing()
-}
-
-/// Builds `spec` twice the same way in `s` and a fresh scratch, returning the listing of a
-/// fresh apply (the generation lives inside the scratch root as `/gens/<name>`, so overlay
-/// link texts are the same in both).
-fn fresh_listing_of_spec(name: &str, spec: &Value) -> String {
-    let fresh = Scratch::new(&format!("fresh-{name}"));
-    let g = fresh.gen(name, spec);
-    fresh.switch(&g, &[]);
     fresh.listing()
 }
 
@@ -692,7 +641,7 @@ fn invariant_2_foreign_file_is_a_conflict_and_nothing_changes() {
     let g1 = s.gen("motd", &base_plus(&[("motd", text("motd", "ours\n"))]));
     s.switch(&g0, &[]);
     std::fs::write(s.etc("motd"), "the admin's own motd\n").unwrap();
-    let before = stamps(&s.root.join("etc"));
+    let before = etcflip_e2e::stamps(&s.root.join("etc"));
     let listing = s.listing();
     let out = switch_out(&s, &g1, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
@@ -708,7 +657,11 @@ fn invariant_2_foreign_file_is_a_conflict_and_nothing_changes() {
         text_of(&out)
     );
     assert_eq!(s.listing(), listing);
-    assert_eq!(stamps(&s.root.join("etc")), before, "something was touched");
+    assert_eq!(
+        etcflip_e2e::stamps(&s.root.join("etc")),
+        before,
+        "something was touched"
+    );
     assert_eq!(
         std::fs::read_to_string(s.etc("motd")).unwrap(),
         "the admin's own motd\n"
@@ -734,12 +687,12 @@ fn invariant_2_edited_copy_is_not_ours() {
     std::fs::write(s.etc("sudoers"), "root ALL=(ALL) NOPASSWD: ALL\n").unwrap();
     let edited = fingerprint(&s.etc("sudoers"));
 
-    let before = stamps(&s.root.join("etc"));
+    let before = etcflip_e2e::stamps(&s.root.join("etc"));
     let out = switch_out(&s, &g1, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     assert!(text_of(&out).contains("/etc/sudoers"), "{}", text_of(&out));
     assert_eq!(
-        stamps(&s.root.join("etc")),
+        etcflip_e2e::stamps(&s.root.join("etc")),
         before,
         "a refused switch changed something"
     );
@@ -796,13 +749,13 @@ fn invariant_2_planted_links_to_host_usr_are_never_followed() {
     s.switch(&g0, &[]);
     std::os::unix::fs::symlink(bash, s.etc("foo")).unwrap();
     std::os::unix::fs::symlink("/usr", s.etc("ssh")).unwrap();
-    let before = stamps(&s.root.join("etc"));
+    let before = etcflip_e2e::stamps(&s.root.join("etc"));
     for extra in [&[][..], &["--dry-run"][..], &["--dry-run", "--json"][..]] {
         // A dry run reports the refusal with the same exit code.
         let out = switch_out(&s, &g1, extra);
         assert_eq!(code(&out), 3, "{extra:?}: {}", text_of(&out));
         assert_eq!(
-            stamps(&s.root.join("etc")),
+            etcflip_e2e::stamps(&s.root.join("etc")),
             before,
             "{extra:?} changed /etc"
         );
@@ -840,20 +793,20 @@ fn invariant_2_planted_links_are_replaced_not_written_through() {
         ("bar", text("bar", "a link entry\n")),
         ("ssh", text("ssh/sshd_config", "PermitRootLogin no\n")),
     ]);
-    let want = fresh_listing_of_spec("planted", &planted);
+    let want = etcflip_e2e::fresh_listing("planted", &planted);
     for policy in ["overwrite", "backup"] {
         let s = Scratch::new(&format!("inv2-standin-{policy}"));
         let usr = usr_standin(&s);
         let g0 = s.gen("base", &base_spec());
         let g1 = s.gen("planted", &planted);
         s.switch(&g0, &[]);
-        let usr_before = stamps(&usr);
+        let usr_before = etcflip_e2e::stamps(&usr);
         std::os::unix::fs::symlink(usr.join("bin/bash"), s.etc("foo")).unwrap();
         std::os::unix::fs::symlink(usr.join("bin/bash"), s.etc("bar")).unwrap();
         std::os::unix::fs::symlink(&usr, s.etc("ssh")).unwrap();
         s.switch(&g1, &["--on-conflict", policy]);
         assert_eq!(
-            stamps(&usr),
+            etcflip_e2e::stamps(&usr),
             usr_before,
             "{policy}: the link targets changed"
         );
@@ -915,7 +868,7 @@ fn invariant_2_stale_paths_not_ours_are_left() {
     std::os::unix::fs::symlink(&usr, s.etc("ssh")).unwrap();
     std::fs::remove_file(s.etc("localtime")).unwrap();
     std::os::unix::fs::symlink("/usr/share/zoneinfo/Europe/Paris", s.etc("localtime")).unwrap();
-    let usr_before = stamps(&usr);
+    let usr_before = etcflip_e2e::stamps(&usr);
 
     let out = switch_out(&s, &g1, &["--json"]);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
@@ -927,7 +880,7 @@ fn invariant_2_stale_paths_not_ours_are_left() {
         );
     }
     assert_eq!(
-        stamps(&usr),
+        etcflip_e2e::stamps(&usr),
         usr_before,
         "something below the planted link changed"
     );
@@ -976,14 +929,14 @@ fn invariant_2_managed_directory_holding_foreign_files_is_not_replaced() {
     s.switch(&g0, &[]);
     std::fs::write(s.etc("ssh/my_key"), "admin's key\n").unwrap();
     std::fs::write(s.etc("systemd/system/local.service"), "admin's unit\n").unwrap();
-    let before = stamps(&s.root.join("etc"));
+    let before = etcflip_e2e::stamps(&s.root.join("etc"));
     let out = switch_out(&s, &g1, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     let msg = text_of(&out);
     assert!(msg.contains("/etc/ssh/my_key"), "{msg}");
     assert!(msg.contains("/etc/systemd/system/local.service"), "{msg}");
     assert_eq!(
-        stamps(&s.root.join("etc")),
+        etcflip_e2e::stamps(&s.root.join("etc")),
         before,
         "a refused switch changed /etc"
     );
@@ -1035,7 +988,7 @@ fn invariant_2_identical_foreign_content_is_adopted() {
             || steps.contains(&("/etc/secret".into(), "adopt".into())),
         "/etc/secret is taken over: {steps:?}"
     );
-    assert_eq!(s.listing(), fresh_listing_of_spec("adopt", &wanted));
+    assert_eq!(s.listing(), etcflip_e2e::fresh_listing("adopt", &wanted));
     assert_no_leftovers(&s.root, "adopt");
     assert_verify_clean(&s.root);
 }
@@ -1101,7 +1054,7 @@ fn invariant_2_overwrite_replaces_foreign_file() {
         Some(&b"ours\n"[..]),
         "{out}"
     );
-    assert_eq!(s.listing(), fresh_listing_of_spec("over", &wanted));
+    assert_eq!(s.listing(), etcflip_e2e::fresh_listing("over", &wanted));
     assert_no_leftovers(&s.root, "overwrite");
     assert_verify_clean(&s.root);
 }
@@ -1127,7 +1080,7 @@ fn invariant_2_foreign_directory_where_a_link_is_wanted_is_a_conflict() {
         "root/etc/systemd/system/local.service",
         "[Service]\nlocal\n",
     );
-    let before = stamps(&s.root.join("etc"));
+    let before = etcflip_e2e::stamps(&s.root.join("etc"));
     let out = switch_out(&s, &g1, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     let msg = text_of(&out);
@@ -1135,7 +1088,7 @@ fn invariant_2_foreign_directory_where_a_link_is_wanted_is_a_conflict() {
         msg.contains("/etc/foo") && msg.contains("/etc/systemd/system"),
         "{msg}"
     );
-    assert_eq!(stamps(&s.root.join("etc")), before);
+    assert_eq!(etcflip_e2e::stamps(&s.root.join("etc")), before);
 
     s.switch(&g1, &["--on-conflict", "backup"]);
     assert_eq!(
@@ -1224,7 +1177,7 @@ fn invariant_3_failed_switch_keeps_recorded_state() {
     assert_eq!(st["generation"].as_str(), Some("/gens/base"), "{st}");
 
     s.switch(&g1, &[]);
-    assert_eq!(s.listing(), fresh_listing_of_spec("next", &wanted));
+    assert_eq!(s.listing(), etcflip_e2e::fresh_listing("next", &wanted));
     assert_no_leftovers(&s.root, "after the rerun");
     assert_verify_clean(&s.root);
 }
@@ -1244,12 +1197,12 @@ fn invariant_3_tampered_generation_keeps_recorded_state() {
     );
     std::fs::write(g1.join("etc/sudoers"), "ALL ALL=(ALL) NOPASSWD: ALL\n").unwrap();
     s.switch(&g0, &[]);
-    let before = stamps(&s.root.join("etc"));
+    let before = etcflip_e2e::stamps(&s.root.join("etc"));
     let out = switch_out(&s, &g1, &[]);
     assert_eq!(code(&out), 2, "{}", text_of(&out));
     assert!(text_of(&out).contains("sudoers"), "{}", text_of(&out));
     assert_eq!(
-        stamps(&s.root.join("etc")),
+        etcflip_e2e::stamps(&s.root.join("etc")),
         before,
         "an invalid generation changed /etc"
     );
@@ -1303,7 +1256,7 @@ fn invariant_5_same_spec_gives_same_bytes() {
     let g1 = s.gen("one", &sp);
     let g2 = s.gen("two", &sp);
     let tree = |top: &Path| -> BTreeMap<String, String> {
-        stamps(top)
+        etcflip_e2e::stamps(top)
             .into_iter()
             .map(|(k, v)| {
                 // Keep what the bytes are: content/link text and mode; drop inode and times.
@@ -1352,7 +1305,7 @@ fn invariant_5_same_generation_twice_changes_nothing() {
     );
     std::fs::remove_file(&marker).unwrap();
 
-    let before = stamps(&s.root.join("etc"));
+    let before = etcflip_e2e::stamps(&s.root.join("etc"));
     assert!(before.contains_key(".etcflip/applied.json"));
     let out = etcflip_env(&s.root, &["switch", g.to_str().unwrap()], &env);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
@@ -1362,7 +1315,7 @@ fn invariant_5_same_generation_twice_changes_nothing() {
         text_of(&out)
     );
     assert_eq!(
-        stamps(&s.root.join("etc")),
+        etcflip_e2e::stamps(&s.root.join("etc")),
         before,
         "a no-op switch changed /etc"
     );
@@ -1415,7 +1368,7 @@ fn tmpfiles_missing_is_found_before_the_flip() {
         )]),
     );
     s.switch(&g0, &[]);
-    let before = stamps(&s.root.join("etc"));
+    let before = etcflip_e2e::stamps(&s.root.join("etc"));
     let out = etcflip_env(
         &s.root,
         &["switch", g1.to_str().unwrap()],
@@ -1430,7 +1383,7 @@ fn tmpfiles_missing_is_found_before_the_flip() {
         "{}",
         text_of(&out)
     );
-    let after = stamps(&s.root.join("etc"));
+    let after = etcflip_e2e::stamps(&s.root.join("etc"));
     let changed: Vec<&String> = after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(*v) && !k.starts_with(".etcflip"))

@@ -389,26 +389,25 @@ fn create_check_remove(bin: &TmpfilesBin, layout: &Layout) -> Vec<String> {
     problems
 }
 
-#[test]
-fn every_version_round_trips_nasty_names() {
-    let layout = layout();
+/// Runs [`create_check_remove`] on every available version; every problem fails the test.
+fn assert_every_version(layout: &Layout) {
     let problems: Vec<String> = versions()
         .iter()
-        .flat_map(|bin| create_check_remove(bin, &layout))
+        .flat_map(|bin| create_check_remove(bin, layout))
         .collect();
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+#[test]
+fn every_version_round_trips_nasty_names() {
+    assert_every_version(&layout());
 }
 
 /// `L` paths are literal, but `r` paths are glob patterns (with braces): a removal must hit
 /// exactly the named link, never a foreign entry the name happens to match as a pattern.
 #[test]
 fn every_version_removes_glob_names_exactly() {
-    let layout = glob_layout();
-    let problems: Vec<String> = versions()
-        .iter()
-        .flat_map(|bin| create_check_remove(bin, &layout))
-        .collect();
-    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+    assert_every_version(&glob_layout());
 }
 
 #[test]

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::evidence::Evidence;
 use crate::manifest::{is_same_or_below, Entry, Kind, Manifest};
-use crate::rootfs::{join, split, Node};
+use crate::rootfs::{join, Node};
 
 /// What to do with paths that are not ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -645,9 +645,4 @@ fn stale_steps(inp: &Inputs, relinked: &[String]) -> Vec<Step> {
         out.push(step);
     }
     out
-}
-
-/// The parent of a target (`""` for top-level ones).
-pub fn parent(t: &str) -> &str {
-    split(t).0
 }
