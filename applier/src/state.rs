@@ -204,19 +204,6 @@ impl<'a> AppliedView<'a> {
     }
 }
 
-/// Reads `applied.json`, if any.
-pub fn read_applied(root: &mut Root) -> Result<Option<Recorded>> {
-    match read_state(root, APPLIED)? {
-        Some((rec, older)) if older.is_empty() => Ok(Some(rec)),
-        Some(_) => Err(corrupt(
-            root,
-            &format!("{}/{APPLIED}", state_dir()),
-            &"a pending list",
-        )),
-        None => Ok(None),
-    }
-}
-
 /// Reads the journal: every generation a switch was started to and not committed, oldest
 /// first (empty if none).
 pub fn read_journal(root: &mut Root) -> Result<Vec<Recorded>> {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::manifest::{Kind, Manifest};
 use crate::rootfs::{Node, Root};
-use crate::state::{self, Recorded};
+use crate::state::{self, AppliedView};
 
 /// One path that differs from the applied generation.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -31,22 +31,25 @@ pub struct Report {
     pub drift: Vec<Drift>,
 }
 
-fn applied(root: &mut Root) -> Result<(Recorded, Manifest)> {
-    let Some(rec) = state::read_applied(root)? else {
+/// The applied generation and its manifest, if any.
+fn applied(root: &mut Root) -> Result<Option<(String, Manifest)>> {
+    let Some(text) = state::read_applied_text(root)? else {
+        return Ok(None);
+    };
+    let view = AppliedView::parse(root, &text)?;
+    Ok(Some((view.generation.clone(), view.manifest.to_manifest())))
+}
+
+/// Compares the root with the applied generation.
+pub fn verify(root_path: &Path) -> Result<Report> {
+    let mut root = Root::open(root_path)?;
+    let Some((generation, m)) = applied(&mut root)? else {
         bail!(
             "no generation has been applied to {} (no {}/applied.json)",
             root.show(""),
             root.show(&state::state_dir())
         );
     };
-    let m = rec.manifest("the applied manifest")?;
-    Ok((rec, m))
-}
-
-/// Compares the root with the applied generation.
-pub fn verify(root_path: &Path) -> Result<Report> {
-    let mut root = Root::open(root_path)?;
-    let (rec, m) = applied(&mut root)?;
     let check_owner = nix::unistd::geteuid().is_root();
     let owners = if check_owner {
         Some(crate::observe::resolve_owners(&mut root, &m, None)?)
@@ -55,7 +58,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
     };
     let mut drift = Vec::new();
     let overlay_rel = m.overlay.trim_start_matches('/');
-    let want = format!("{}/etc", rec.generation);
+    let want = format!("{generation}/etc");
     let have = root.node_with(overlay_rel, false)?;
     if have != Node::Link(want.clone()) {
         drift.push(Drift {
@@ -93,7 +96,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
         });
     }
     Ok(Report {
-        generation: rec.generation,
+        generation,
         checked: m.entries.len(),
         drift,
     })
@@ -152,22 +155,23 @@ pub struct Status {
 /// pending).
 pub fn status(root_path: &Path) -> Result<Status> {
     let mut root = Root::open(root_path)?;
-    let rec = state::read_applied(&mut root)?;
+    let applied = applied(&mut root)?;
     let pending = state::read_journal(&mut root)?
         .into_iter()
         .map(|p| p.generation)
         .collect();
     let mut entries = std::collections::BTreeMap::new();
     let mut overlay = None;
-    if let Some(r) = &rec {
-        let m = r.manifest("the applied manifest")?;
+    let mut generation = None;
+    if let Some((g, m)) = applied {
         for e in &m.entries {
             *entries.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
         }
         overlay = Some(m.overlay);
+        generation = Some(g);
     }
     Ok(Status {
-        generation: rec.map(|r| r.generation),
+        generation,
         overlay,
         entries,
         pending,
