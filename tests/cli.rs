@@ -180,8 +180,6 @@ fn dry_run_changes_nothing_and_lists_the_plan() {
         ("/etc/new", "create", "symlink"),
         ("/etc/sudoers", "stage", "copy"),
         ("/etc/localtime", "stage", "direct-symlink"),
-        ("/etc/hosts", "keep", "symlink"),
-        ("/etc/login.defs", "keep", "copy"),
         ("/etc/systemd/system", "remove", "symlink"),
         ("/etc/systemd", "remove", "dir"),
         ("/etc/gone/deep/file", "remove", "symlink"),
@@ -189,6 +187,22 @@ fn dry_run_changes_nothing_and_lists_the_plan() {
     ] {
         let t = (path.to_owned(), action.to_owned(), kind.to_owned());
         assert!(triples.contains(&t), "{t:?} missing from {triples:#?}");
+    }
+
+    // B's entries that want what A's did (hosts: a new source behind the same overlay link;
+    // login.defs: the same copy; ssh and ssh/ssh_config) are taken as recorded: counted, with
+    // no step. sudoers, localtime and new have steps.
+    assert_eq!(v["plan"]["recorded"], json!(4), "{v:#}");
+    for unchanged in [
+        "/etc/hosts",
+        "/etc/login.defs",
+        "/etc/ssh",
+        "/etc/ssh/ssh_config",
+    ] {
+        assert!(
+            !triples.iter().any(|(p, _, _)| p == unchanged),
+            "{unchanged} has a step: {triples:#?}"
+        );
     }
 
     // The dry run described what the real switch then does.

@@ -28,13 +28,13 @@ pub struct Ctx<'a> {
     /// The root.
     pub root: &'a mut Root,
     /// The target generation's manifest.
-    pub new: &'a Manifest,
+    pub new: &'a Manifest<'a>,
     /// The generation directory on the host (payload source for copies).
     pub gen_host: &'a Path,
     /// Resolved owners of copies.
     pub owners: &'a BTreeMap<String, (u32, u32)>,
     /// Claims of earlier generations (removal re-checks).
-    pub evidence: &'a Evidence,
+    pub evidence: &'a Evidence<'a>,
     /// The `systemd-tmpfiles` to run, found before the first write.
     pub tmpfiles: &'a Path,
 }
@@ -55,7 +55,7 @@ fn rel(target: &str) -> String {
     format!("etc/{target}")
 }
 
-fn entry<'a>(new: &'a Manifest, target: &str) -> Result<&'a Entry> {
+fn entry<'a>(new: &'a Manifest<'a>, target: &str) -> Result<&'a Entry<'a>> {
     new.get(target)
         .with_context(|| format!("internal: no entry for /etc/{target}"))
 }
@@ -154,7 +154,7 @@ fn stage(ctx: &mut Ctx, plan: &Plan) -> Result<()> {
     read_back(ctx.root, &expect, None)
 }
 
-fn entry_if<'a>(new: &'a Manifest, step: &Step) -> Option<&'a Entry> {
+fn entry_if<'a>(new: &'a Manifest<'a>, step: &Step) -> Option<&'a Entry<'a>> {
     if matches!(step.action, Action::Remove | Action::Leave | Action::Keep) {
         None
     } else {
@@ -171,13 +171,13 @@ fn make_final(ctx: &mut Ctx, e: &Entry, at: &str) -> Result<Expect> {
             Ok(Expect::Link(text))
         }
         Kind::DirectSymlink => {
-            let text = e.source.clone().unwrap_or_default();
+            let text = e.source.as_deref().unwrap_or_default().to_owned();
             ctx.root.symlink(&text, at)?;
             Ok(Expect::Link(text))
         }
         Kind::Copy => {
             let content = payload(ctx.gen_host, e)?;
-            let (uid, gid) = ctx.owners.get(&e.target).copied().unwrap_or((0, 0));
+            let (uid, gid) = ctx.owners.get(e.target.as_str()).copied().unwrap_or((0, 0));
             let mode = e.mode.map_or(0o644, |m| m.0);
             ctx.root
                 .write_new(at, &[&content], mode, Owner { uid, gid })?;
@@ -189,11 +189,11 @@ fn make_final(ctx: &mut Ctx, e: &Entry, at: &str) -> Result<Expect> {
 
 /// The payload content of a copy, checked against the manifest's sha256.
 pub fn payload(gen_host: &Path, e: &Entry) -> Result<Vec<u8>> {
-    let path = gen_host.join("etc").join(&e.target);
+    let path = gen_host.join("etc").join(e.target.as_str());
     let content = std::fs::read(&path)
         .with_context(|| format!("cannot read the payload {}", path.display()))?;
     let sha = sha256_bytes(&content);
-    if Some(&sha) != e.sha256.as_ref() {
+    if Some(sha.as_str()) != e.sha256.as_deref() {
         bail!(
             "the payload {} does not match its manifest (sha256 {sha}, manifest says {}): the \
              generation was modified",

@@ -8,19 +8,19 @@
 
 use std::collections::BTreeMap;
 
-use crate::manifest::{Entry, Kind, Manifest};
+use crate::manifest::{Entry, Kind, Manifest, Str};
 use crate::rootfs::Node;
 
 /// One way a path may be ours.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Claim {
+pub enum Claim<'a> {
     /// A symlink with exactly the text `<overlay>/<target>`, for the overlay with this index
     /// in [`Evidence`] (kept apart so that no per-entry link text is built).
     Overlay(usize),
     /// A symlink with exactly this text.
-    Link(String),
+    Link(Str<'a>),
     /// A regular file with this sha256.
-    Copy(String),
+    Copy(Str<'a>),
     /// A managed directory.
     Dir,
     /// A file or link listed in a legacy `/etc/.clean` (NixOS recorded no hash).
@@ -29,14 +29,14 @@ pub enum Claim {
 
 /// Claims by target (relative to `/etc`).
 #[derive(Debug, Clone, Default)]
-pub struct Evidence {
-    claims: BTreeMap<String, Vec<Claim>>,
-    overlays: Vec<String>,
+pub struct Evidence<'a> {
+    claims: BTreeMap<Str<'a>, Vec<Claim<'a>>>,
+    overlays: Vec<Str<'a>>,
 }
 
-impl Evidence {
+impl<'a> Evidence<'a> {
     /// Adds every entry of a manifest.
-    pub fn add_manifest(&mut self, m: &Manifest) {
+    pub fn add_manifest(&mut self, m: &Manifest<'a>) {
         let ov = self.overlay_index(&m.overlay);
         if self.claims.is_empty() {
             // The common case, one manifest: entries are sorted, so build the map in bulk.
@@ -49,38 +49,38 @@ impl Evidence {
         }
         for e in &m.entries {
             for claim in claims_of(ov, e).into_iter().flatten() {
-                self.add(&e.target, claim);
+                self.add(e.target.clone(), claim);
             }
         }
     }
 
     /// The index of `overlay` in the overlay table, added if new.
-    fn overlay_index(&mut self, overlay: &str) -> usize {
+    fn overlay_index(&mut self, overlay: &Str<'a>) -> usize {
         self.overlays
             .iter()
             .position(|o| o == overlay)
             .unwrap_or_else(|| {
-                self.overlays.push(overlay.to_owned());
+                self.overlays.push(overlay.clone());
                 self.overlays.len() - 1
             })
     }
 
     /// Adds every claim of `other`.
-    pub fn merge(&mut self, other: Evidence) {
+    pub fn merge(&mut self, other: Evidence<'a>) {
         for (t, list) in other.claims {
             for c in list {
                 let c = match c {
                     Claim::Overlay(i) => Claim::Overlay(self.overlay_index(&other.overlays[i])),
                     c => c,
                 };
-                self.add(&t, c);
+                self.add(t.clone(), c);
             }
         }
     }
 
     /// Adds a claim.
-    pub fn add(&mut self, target: &str, claim: Claim) {
-        let list = self.claims.entry(target.to_owned()).or_default();
+    pub fn add(&mut self, target: Str<'a>, claim: Claim<'a>) {
+        let list = self.claims.entry(target).or_default();
         if !list.contains(&claim) {
             list.push(claim);
         }
@@ -88,7 +88,7 @@ impl Evidence {
 
     /// Every claimed target, sorted.
     pub fn targets(&self) -> impl Iterator<Item = &str> {
-        self.claims.keys().map(String::as_str)
+        self.claims.keys().map(Str::as_str)
     }
 
     /// Whether any claim is made on `target`.
@@ -114,7 +114,7 @@ impl Evidence {
 /// The claims a manifest entry makes on its path: what the entry makes, and for every other
 /// kind also the overlay link, which a switch puts there before its flip when the path changes
 /// kind (a switch stopped right then leaves it; it is ours by construction).
-fn claims_of(overlay: usize, e: &Entry) -> Option<Vec<Claim>> {
+fn claims_of<'a>(overlay: usize, e: &Entry<'a>) -> Option<Vec<Claim<'a>>> {
     let own = match e.kind {
         Kind::Symlink => return Some(vec![Claim::Overlay(overlay)]),
         Kind::DirectSymlink => Claim::Link(e.source.clone()?),
@@ -124,18 +124,16 @@ fn claims_of(overlay: usize, e: &Entry) -> Option<Vec<Claim>> {
     Some(vec![own, Claim::Overlay(overlay)])
 }
 
-impl Evidence {
+impl Evidence<'_> {
     fn matches(&self, claim: &Claim, target: &str, node: &Node) -> bool {
         match (claim, node) {
             (Claim::Overlay(i), Node::Link(have)) => have
                 .strip_prefix(self.overlays[*i].as_str())
                 .and_then(|rest| rest.strip_prefix('/'))
                 .is_some_and(|rest| rest == target),
-            (Claim::Link(want), Node::Link(have)) => want == have,
-            (Claim::Copy(want), Node::File(f)) => *want == f.sha256,
-            (Claim::Dir, Node::Dir(_))
-            | (Claim::LegacyFile, Node::File(_) | Node::Link(_))
-            | (_, Node::Recorded) => true,
+            (Claim::Link(want), Node::Link(have)) => want.as_str() == have.as_str(),
+            (Claim::Copy(want), Node::File(f)) => want.as_str() == f.sha256.as_str(),
+            (Claim::Dir, Node::Dir(_)) | (Claim::LegacyFile, Node::File(_) | Node::Link(_)) => true,
             _ => false,
         }
     }

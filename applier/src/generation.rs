@@ -6,22 +6,29 @@ use anyhow::{Context as _, Result};
 
 use crate::errors::Invalid;
 use crate::manifest::{Kind, Manifest};
+use crate::mapped::Mapped;
 use crate::rootfs::sha256_bytes;
 
-/// A loaded, validated generation.
-pub struct Generation {
+/// A generation directory with its manifest file mapped, not yet parsed: see [`Self::parse`].
+pub struct GenerationFile {
     /// Canonical host path of the generation directory.
     pub host: PathBuf,
-    /// `manifest.json` as read, without trailing white space (the form the state records).
-    pub text: String,
-    /// The parsed manifest.
-    pub manifest: Manifest,
+    manifest: Mapped,
 }
 
-impl Generation {
-    /// Loads `path`: the manifest must be valid and the payload must match it (copies and text
-    /// files by sha256, direct links by their text). Every problem is reported at once.
-    pub fn load(path: &Path) -> Result<Generation> {
+/// A loaded, validated generation. Its manifest borrows from the [`GenerationFile`].
+pub struct Generation<'a> {
+    /// Canonical host path of the generation directory.
+    pub host: &'a Path,
+    /// `manifest.json` as read, without trailing white space (the form the state records).
+    pub text: &'a str,
+    /// The parsed manifest.
+    pub manifest: Manifest<'a>,
+}
+
+impl GenerationFile {
+    /// Opens `path` and maps its manifest (parse it with [`Self::parse`]).
+    pub fn open(path: &Path) -> Result<GenerationFile> {
         let host = path.canonicalize().map_err(|e| {
             Invalid::one(format!(
                 "{}: not a generation directory ({e})",
@@ -29,26 +36,41 @@ impl Generation {
             ))
         })?;
         let mpath = host.join("manifest.json");
-        let text = std::fs::read_to_string(&mpath).map_err(|e| {
-            Invalid::one(format!(
-                "{}: cannot read the manifest ({e}); is this a generation built by etcflip-gen?",
-                mpath.display()
-            ))
+        let manifest = std::fs::File::open(&mpath)
+            .map_err(anyhow::Error::from)
+            .and_then(|f| Mapped::of(&f.into(), &mpath.display().to_string()))
+            .map_err(|e| {
+                Invalid::one(format!(
+                    "{}: cannot read the manifest ({e:#}); is this a generation built by \
+                     etcflip-gen?",
+                    mpath.display()
+                ))
+            })?;
+        Ok(GenerationFile { host, manifest })
+    }
+
+    /// Parses and checks the generation: the manifest must be valid and the payload must
+    /// match it (copies and text files by sha256, direct links by their text). Every problem
+    /// is reported at once.
+    pub fn parse(&self) -> Result<Generation<'_>> {
+        let mpath = self.host.join("manifest.json");
+        let text = self.manifest.text().ok_or_else(|| {
+            Invalid::one(format!("{}: the manifest is not UTF-8", mpath.display()))
         })?;
-        let manifest = Manifest::from_json(&text, &mpath.display().to_string())?;
-        let problems = payload_problems(&host, &manifest);
+        let manifest = Manifest::from_json(text, &mpath.display().to_string())?;
+        let problems = payload_problems(&self.host, &manifest);
         if !problems.is_empty() {
-            return Err(Invalid::many(&host.display().to_string(), problems).into());
+            return Err(Invalid::many(&self.host.display().to_string(), problems).into());
         }
-        let mut text = text;
-        text.truncate(text.trim_end().len());
         Ok(Generation {
-            host,
-            text,
+            host: &self.host,
+            text: text.trim_end(),
             manifest,
         })
     }
+}
 
+impl Generation<'_> {
     /// The generation as the root sees it: its path inside the root when it lies there (an
     /// image, a test root), else its host path (the Nix store is the same path everywhere).
     pub fn path_in_root(&self, root: &Path) -> Result<String> {
@@ -70,10 +92,10 @@ fn payload_problems(host: &Path, m: &Manifest) -> Vec<String> {
         if e.sha256.is_none() && e.kind != Kind::DirectSymlink {
             continue; // nothing recorded to check (links to sources, directories)
         }
-        let p = etc.join(&e.target);
+        let p = etc.join(e.target.as_str());
         match (e.kind, &e.sha256) {
             (Kind::Copy | Kind::Symlink, Some(want)) => match std::fs::read(&p) {
-                Ok(bytes) if sha256_bytes(&bytes) == *want => {}
+                Ok(bytes) if sha256_bytes(&bytes) == want.as_str() => {}
                 Ok(_) => out.push(format!(
                     "{}: content does not match its sha256",
                     p.display()

@@ -19,7 +19,7 @@ use crate::rootfs::{join, Node, Root};
 pub const LEGACY_OVERLAY: &str = "/etc/static";
 
 /// Claims of a legacy NixOS `/etc`, or `None` when the root does not look like one.
-pub fn evidence(root: &mut Root) -> Result<Option<Evidence>> {
+pub fn evidence(root: &mut Root) -> Result<Option<Evidence<'static>>> {
     if !matches!(root.node_with("etc/static", false)?, Node::Link(_)) {
         return Ok(None);
     }
@@ -41,7 +41,7 @@ pub fn evidence(root: &mut Root) -> Result<Option<Evidence>> {
     Ok(Some(ev))
 }
 
-fn walk(root: &mut Root, rel: &str, dev: u64, ev: &mut Evidence) -> Result<()> {
+fn walk(root: &mut Root, rel: &str, dev: u64, ev: &mut Evidence<'static>) -> Result<()> {
     let dir = if rel.is_empty() {
         "etc".to_owned()
     } else {
@@ -54,7 +54,7 @@ fn walk(root: &mut Root, rel: &str, dev: u64, ev: &mut Evidence) -> Result<()> {
         }
         match root.node_with(&format!("etc/{t}"), false)? {
             Node::Link(text) if text == format!("{LEGACY_OVERLAY}/{t}") => {
-                claim_with_parents(ev, &t, Claim::Link(text));
+                claim_with_parents(ev, &t, Claim::Link(text.into()));
             }
             Node::Dir(m) if m.dev == dev => walk(root, &t, dev, ev)?,
             _ => {}
@@ -63,11 +63,11 @@ fn walk(root: &mut Root, rel: &str, dev: u64, ev: &mut Evidence) -> Result<()> {
     Ok(())
 }
 
-fn claim_with_parents(ev: &mut Evidence, target: &str, claim: Claim) {
-    ev.add(target, claim);
+fn claim_with_parents(ev: &mut Evidence<'static>, target: &str, claim: Claim<'static>) {
+    ev.add(target.to_owned().into(), claim);
     let mut t = target;
     while let Some((parent, _)) = t.rsplit_once('/') {
-        ev.add(parent, Claim::Dir);
+        ev.add(parent.to_owned().into(), Claim::Dir);
         t = parent;
     }
 }

@@ -8,11 +8,13 @@
 //! [`apply`] acts; every file-system access goes through [`rootfs::Root`].
 
 pub mod apply;
+pub mod borrowed;
 pub mod errors;
 pub mod evidence;
 pub mod generation;
 pub mod legacy;
 pub mod manifest;
+pub mod mapped;
 pub mod observe;
 pub mod plan;
 pub mod rootfs;

@@ -16,13 +16,13 @@
 //!   payload file (its `sha256` is recorded; `source` is informational).
 //! - `dir`: `/etc/<target>` is a real directory (`mode`, `uid`, `gid` used when we create it).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::borrowed::Str;
 use crate::errors::Invalid;
 
 /// The only manifest version this applier understands.
@@ -41,13 +41,15 @@ const MAX_NAME: usize = 255;
 /// The whole manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Manifest {
+pub struct Manifest<'a> {
     /// Always [`MANIFEST_VERSION`].
     pub version: u32,
     /// Absolute path of the flip point inside the root, e.g. `/etc/static`.
-    pub overlay: String,
+    #[serde(borrow)]
+    pub overlay: Str<'a>,
     /// Sorted by `target`, unique.
-    pub entries: Vec<Entry>,
+    #[serde(borrow)]
+    pub entries: Vec<Entry<'a>>,
 }
 
 /// What an entry makes at `/etc/<target>`.
@@ -174,14 +176,15 @@ impl<'de> Deserialize<'de> for Mode {
 /// One managed path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// Path relative to `/etc`, canonical (see [`check_target`]).
-    pub target: String,
+    #[serde(borrow)]
+    pub target: Str<'a>,
     /// What is made there.
     pub kind: Kind,
     /// Link target for `symlink`/`direct-symlink`; the original file for `copy`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Str<'a>>,
     /// Permission bits for `copy` and `dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
@@ -192,11 +195,11 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<Id>,
     /// Hex sha256 of the payload file, for `copy` and text `symlink` entries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Str<'a>>,
 }
 
-impl Entry {
+impl Entry<'_> {
     /// The link text a `symlink` entry must have to be ours.
     pub fn overlay_link(&self, overlay: &str) -> String {
         overlay_link(overlay, &self.target)
@@ -206,76 +209,22 @@ impl Entry {
     pub fn expected_link(&self, overlay: &str) -> Option<String> {
         match self.kind {
             Kind::Symlink => Some(self.overlay_link(overlay)),
-            Kind::DirectSymlink => self.source.clone(),
+            Kind::DirectSymlink => self.source.as_deref().map(str::to_owned),
             Kind::Copy | Kind::Dir => None,
         }
     }
-}
-
-/// A recorded manifest read without allocating per entry: strings borrow from the state
-/// file. A switch reads the applied generation through it (the whole manifest is needed only
-/// where it differs from the target's).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ManifestView<'a> {
-    /// See [`Manifest::version`].
-    pub version: u32,
-    /// See [`Manifest::overlay`].
-    #[serde(borrow)]
-    pub overlay: Cow<'a, str>,
-    /// See [`Manifest::entries`].
-    #[serde(borrow)]
-    pub entries: Vec<EntryView<'a>>,
-}
-
-/// One entry of a [`ManifestView`].
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EntryView<'a> {
-    /// See [`Entry::target`].
-    #[serde(borrow)]
-    pub target: Cow<'a, str>,
-    /// See [`Entry::kind`].
-    pub kind: Kind,
-    /// See [`Entry::source`].
-    #[serde(default, borrow)]
-    pub source: Option<Cow<'a, str>>,
-    /// See [`Entry::mode`].
-    #[serde(default)]
-    pub mode: Option<Mode>,
-    /// See [`Entry::uid`].
-    #[serde(default)]
-    pub uid: Option<Id>,
-    /// See [`Entry::gid`].
-    #[serde(default)]
-    pub gid: Option<Id>,
-    /// See [`Entry::sha256`].
-    #[serde(default, borrow)]
-    pub sha256: Option<Cow<'a, str>>,
-}
-
-impl EntryView<'_> {
-    /// Whether `e` is exactly this entry.
-    pub fn is(&self, e: &Entry) -> bool {
-        self.target == e.target.as_str()
-            && self.kind == e.kind
-            && self.source.as_deref() == e.source.as_deref()
-            && self.mode == e.mode
-            && self.uid == e.uid
-            && self.gid == e.gid
-            && self.sha256.as_deref() == e.sha256.as_deref()
-    }
 
     /// Whether `new`, for the same target under the same overlay, wants the same thing at the
-    /// path: a symlink's text is `<overlay>/<target>` whatever the source behind it.
+    /// path as this entry: a symlink's text is `<overlay>/<target>` whatever the source behind
+    /// it.
     pub fn same_at_path(&self, new: &Entry) -> bool {
         self.kind == new.kind
             && match new.kind {
                 Kind::Symlink | Kind::Dir => true,
-                Kind::DirectSymlink => self.source.as_deref() == new.source.as_deref(),
+                Kind::DirectSymlink => self.source == new.source,
                 // A named owner may map to another id in the new user database: look.
                 Kind::Copy => {
-                    self.sha256.as_deref() == new.sha256.as_deref()
+                    self.sha256 == new.sha256
                         && (self.mode, &self.uid, &self.gid) == (new.mode, &new.uid, &new.gid)
                         && !matches!(new.uid, Some(Id::Name(_)))
                         && !matches!(new.gid, Some(Id::Name(_)))
@@ -283,35 +232,16 @@ impl EntryView<'_> {
             }
     }
 
-    /// An owned copy.
-    pub fn to_entry(&self) -> Entry {
+    /// An owned copy, independent of the text it was parsed from.
+    pub fn into_owned(self) -> Entry<'static> {
         Entry {
-            target: self.target.clone().into_owned(),
+            target: self.target.into_owned(),
             kind: self.kind,
-            source: self.source.as_ref().map(|s| s.clone().into_owned()),
+            source: self.source.map(Str::into_owned),
             mode: self.mode,
-            uid: self.uid.clone(),
-            gid: self.gid.clone(),
-            sha256: self.sha256.as_ref().map(|s| s.clone().into_owned()),
-        }
-    }
-}
-
-impl ManifestView<'_> {
-    /// Whether `m` is exactly this manifest.
-    pub fn is(&self, m: &Manifest) -> bool {
-        self.version == m.version
-            && self.overlay == m.overlay.as_str()
-            && self.entries.len() == m.entries.len()
-            && self.entries.iter().zip(&m.entries).all(|(v, e)| v.is(e))
-    }
-
-    /// An owned copy.
-    pub fn to_manifest(&self) -> Manifest {
-        Manifest {
-            version: self.version,
-            overlay: self.overlay.clone().into_owned(),
-            entries: self.entries.iter().map(EntryView::to_entry).collect(),
+            uid: self.uid,
+            gid: self.gid,
+            sha256: self.sha256.map(Str::into_owned),
         }
     }
 }
@@ -321,13 +251,22 @@ pub fn overlay_link(overlay: &str, target: &str) -> String {
     format!("{overlay}/{target}")
 }
 
-impl Manifest {
+impl<'a> Manifest<'a> {
     /// An empty manifest for `overlay` (the "nothing applied yet" side of a plan).
-    pub fn empty(overlay: &str) -> Manifest {
+    pub fn empty(overlay: &'a str) -> Manifest<'a> {
         Manifest {
             version: MANIFEST_VERSION,
-            overlay: overlay.to_owned(),
+            overlay: Str::borrowed(overlay),
             entries: Vec::new(),
+        }
+    }
+
+    /// An owned copy, independent of the text it was parsed from.
+    pub fn into_owned(self) -> Manifest<'static> {
+        Manifest {
+            version: self.version,
+            overlay: self.overlay.into_owned(),
+            entries: self.entries.into_iter().map(Entry::into_owned).collect(),
         }
     }
 
@@ -339,7 +278,7 @@ impl Manifest {
     }
 
     /// Parses and validates; every problem is reported at once as [`Invalid`].
-    pub fn from_json(text: &str, origin: &str) -> anyhow::Result<Manifest> {
+    pub fn from_json(text: &'a str, origin: &str) -> anyhow::Result<Manifest<'a>> {
         let manifest: Manifest = serde_json::from_str(text)
             .map_err(|e| Invalid::one(format!("{origin}: not a valid version-1 manifest: {e}")))?;
         let problems = manifest.problems();
@@ -352,22 +291,22 @@ impl Manifest {
 
     /// Parses a manifest etcflip recorded itself after validating it (the applied state):
     /// the structure is still checked by the parser, the rules are not checked again.
-    pub fn from_trusted_json(text: &str, origin: &str) -> anyhow::Result<Manifest> {
+    pub fn from_trusted_json(text: &'a str, origin: &str) -> anyhow::Result<Manifest<'a>> {
         serde_json::from_str(text).map_err(|e| {
             Invalid::one(format!("{origin}: not a valid version-1 manifest: {e}")).into()
         })
     }
 
     /// Reads `GEN/manifest.json`.
-    pub fn load(gen: &Path) -> anyhow::Result<Manifest> {
+    pub fn load(gen: &Path) -> anyhow::Result<Manifest<'static>> {
         let path = gen.join("manifest.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read the manifest {}", path.display()))?;
-        Manifest::from_json(&text, &path.display().to_string())
+        Ok(Manifest::from_json(&text, &path.display().to_string())?.into_owned())
     }
 
     /// Looks an entry up by target (entries are sorted).
-    pub fn get(&self, target: &str) -> Option<&Entry> {
+    pub fn get(&self, target: &str) -> Option<&Entry<'a>> {
         self.entries
             .binary_search_by(|e| e.target.as_str().cmp(target))
             .ok()
@@ -609,7 +548,7 @@ pub fn check_id_name(n: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn entry(target: &str, kind: Kind) -> Entry {
+    fn entry(target: &str, kind: Kind) -> Entry<'_> {
         let owned = matches!(kind, Kind::Copy | Kind::Dir);
         Entry {
             target: target.into(),
@@ -618,7 +557,7 @@ mod tests {
             mode: owned.then_some(Mode(0o644)),
             uid: owned.then_some(Id::Num(0)),
             gid: owned.then_some(Id::Num(0)),
-            sha256: (kind == Kind::Copy).then(|| "a".repeat(64)),
+            sha256: (kind == Kind::Copy).then(|| "a".repeat(64).into()),
         }
     }
 

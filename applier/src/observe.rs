@@ -20,7 +20,9 @@ use crate::plan::{Seen, World};
 use crate::rootfs::{split, Node, Root};
 
 /// Observes `new` ∪ the claimed targets. `recorded[i]` says that `new.entries[i]` wants the
-/// same as the applied generation (a transition): it is taken as recorded, not looked at.
+/// same as the applied generation (a transition): it is taken as recorded, not looked at,
+/// and has no row in the world. (Its ancestors are recorded too: a parent is a `dir` entry
+/// in both manifests, and `dir` entries are always the same at their path.)
 pub fn observe(
     root: &mut Root,
     new: &Manifest,
@@ -36,9 +38,11 @@ pub fn observe(
         let entry = indexed.map(|(_, e)| e);
         let same = indexed
             .and_then(|(i, _)| recorded.and_then(|r| r.get(i)))
-            .is_some_and(|r| *r)
-            .then_some(Node::Recorded);
-        let node = if let Some(node) = same.or_else(|| inherited(&seen_so_far, t)) {
+            .is_some_and(|r| *r);
+        if same {
+            continue; // taken as recorded: no observation at all (the plan skips it too)
+        }
+        let node = if let Some(node) = inherited(&seen_so_far, t) {
             node
         } else {
             rel.clear();
@@ -60,7 +64,7 @@ pub fn observe(
         if let (Node::File(_), Some(e)) = (&seen.node, entry) {
             if e.kind == Kind::Symlink {
                 seen.new_sha = Some(match &e.sha256 {
-                    Some(h) => h.clone(),
+                    Some(h) => h.to_string(),
                     None => payload_sha(gen_host, t),
                 });
             }
@@ -72,13 +76,13 @@ pub fn observe(
 
 /// Every target of `new` ∪ the claimed ones, sorted, with its new entry: a merge of two
 /// sorted sequences (no sort, no lookups).
-type Indexed<'a> = Option<(usize, &'a Entry)>;
+type Indexed<'a> = Option<(usize, &'a Entry<'a>)>;
 
-fn union<'a>(new: &'a Manifest, ev: &'a Evidence) -> Vec<(&'a str, Indexed<'a>)> {
+fn union<'a>(new: &'a Manifest<'a>, ev: &'a Evidence<'a>) -> Vec<(&'a str, Indexed<'a>)> {
     let mut out = Vec::with_capacity(new.entries.len());
     let mut entries = new.entries.iter().enumerate().peekable();
     let mut claimed = ev.targets().peekable();
-    let take = |(i, e): (usize, &'a Entry)| (e.target.as_str(), Some((i, e)));
+    let take = |(i, e): (usize, &'a Entry<'a>)| (e.target.as_str(), Some((i, e)));
     loop {
         let next = match (entries.peek(), claimed.peek()) {
             (None, None) => break,
@@ -112,7 +116,7 @@ fn inherited(so_far: &[(String, Seen)], t: &str) -> Option<Node> {
         &so_far[i].1
     };
     match &found.node {
-        Node::Dir(_) | Node::Recorded => None,
+        Node::Dir(_) => None,
         Node::Absent => Some(Node::Absent),
         Node::Blocked(anc) => Some(Node::Blocked(anc.clone())),
         _ => Some(Node::Blocked(format!("etc/{parent}"))),
@@ -160,7 +164,7 @@ pub fn resolve_owners(
     for e in copies {
         let uid = lookup(e.uid.as_ref(), &users, &e.target, "user", "passwd")?;
         let gid = lookup(e.gid.as_ref(), &groups, &e.target, "group", "group")?;
-        out.insert(e.target.clone(), (uid, gid));
+        out.insert(e.target.to_string(), (uid, gid));
     }
     Ok(out)
 }

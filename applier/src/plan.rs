@@ -143,8 +143,6 @@ pub enum Found {
     Other,
     /// Not looked at: an ancestor is not a directory.
     Blocked,
-    /// Not looked at: unchanged since the applied generation.
-    Recorded,
 }
 
 impl Found {
@@ -155,7 +153,6 @@ impl Found {
             Node::File(_) => Found::File,
             Node::Dir(_) => Found::Dir,
             Node::Other => Found::Other,
-            Node::Recorded => Found::Recorded,
             Node::Blocked(_) => Found::Blocked,
         }
     }
@@ -234,14 +231,17 @@ pub struct Plan {
     pub flip: Flip,
     /// One step per path of old ∪ new that needs a decision, sorted by path.
     pub steps: Vec<Step>,
+    /// Entries of a transition that are identical in the applied and the new generation:
+    /// taken as recorded (kept, not looked at), so they need no step.
+    pub recorded: usize,
 }
 
 /// Everything the plan depends on.
 pub struct Inputs<'a> {
     /// The target generation.
-    pub new: &'a Manifest,
+    pub new: &'a Manifest<'a>,
     /// What earlier generations claim.
-    pub evidence: &'a Evidence,
+    pub evidence: &'a Evidence<'a>,
     /// What is there.
     pub world: &'a World,
     /// The overlay: current node, and the text it must get.
@@ -250,6 +250,8 @@ pub struct Inputs<'a> {
     pub on_conflict: OnConflict,
     /// Resolved numeric owners of copies; compared only when `Some` (i.e. running as root).
     pub owners: Option<&'a BTreeMap<String, (u32, u32)>>,
+    /// `recorded[i]`: `new.entries[i]` is taken as recorded (see [`Plan::recorded`]).
+    pub recorded: Option<&'a [bool]>,
 }
 
 impl Plan {
@@ -312,7 +314,7 @@ impl Plan {
         }
         let kept = counts.remove("keep").unwrap_or(0);
         let mut summary: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {a}")).collect();
-        summary.push(format!("{kept} unchanged"));
+        summary.push(format!("{} unchanged", kept + self.recorded));
         let _ = writeln!(out, "{}", summary.join(", "));
         out
     }
@@ -327,12 +329,19 @@ pub fn plan(inp: &Inputs) -> Plan {
     let mut refused: Vec<&str> = Vec::new();
     // The world holds every new target, in the same order as the entries: walk it alongside.
     let mut world = inp.world.iter().peekable();
-    for e in &inp.new.entries {
+    let mut recorded = 0;
+    for (i, e) in inp.new.entries.iter().enumerate() {
+        if inp.recorded.and_then(|r| r.get(i)).is_some_and(|r| *r) {
+            recorded += 1;
+            continue;
+        }
         while world
             .next_if(|(t, _)| t.as_str() < e.target.as_str())
             .is_some()
         {}
-        let seen = world.next_if(|(t, _)| **t == e.target).map(|(_, s)| s);
+        let seen = world
+            .next_if(|(t, _)| t.as_str() == e.target.as_str())
+            .map(|(_, s)| s);
         let node = seen.map_or(&Node::Absent, |s| &s.node);
         let mut step = base_step(e, node);
         if let Some(a) = swapped.iter().rev().find(|a| is_below(&e.target, a)) {
@@ -360,7 +369,7 @@ pub fn plan(inp: &Inputs) -> Plan {
     steps.extend(stale_steps(inp, &relinked));
     steps.sort_by(|a, b| a.target.cmp(&b.target));
     let flip = Flip {
-        path: inp.new.overlay.clone(),
+        path: inp.new.overlay.to_string(),
         from: match inp.overlay.0 {
             Node::Link(t) => Some(t.clone()),
             _ => None,
@@ -384,7 +393,11 @@ pub fn plan(inp: &Inputs) -> Plan {
             },
         );
     }
-    Plan { flip, steps }
+    Plan {
+        flip,
+        steps,
+        recorded,
+    }
 }
 
 fn is_below(t: &str, ancestor: &str) -> bool {
@@ -393,7 +406,7 @@ fn is_below(t: &str, ancestor: &str) -> bool {
 
 fn base_step(e: &Entry, node: &Node) -> Step {
     Step {
-        target: e.target.clone(),
+        target: e.target.to_string(),
         action: Action::Keep,
         kind: e.kind,
         found: Found::of(node),
@@ -410,9 +423,6 @@ fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
         return;
     };
     let node = &seen.node;
-    if *node == Node::Recorded {
-        return; // identical in the applied and the new manifest: keep
-    }
     if let Node::Blocked(anc) = node {
         step.action = Action::Conflict;
         step.why = Some(format!("below /{anc}, which is not a directory"));
@@ -463,13 +473,13 @@ fn rightness(inp: &Inputs, e: &Entry, node: &Node) -> Rightness {
             Rightness::Right
         }
         (Kind::Dir, Node::Dir(_)) => Rightness::Right,
-        (Kind::Copy, Node::File(f)) if Some(&f.sha256) == e.sha256.as_ref() => {
+        (Kind::Copy, Node::File(f)) if Some(f.sha256.as_str()) == e.sha256.as_deref() => {
             let mode = e.mode.map_or(0, |m| m.0);
             let mut wrong = Vec::new();
             if f.meta.mode != mode {
                 wrong.push(format!("mode {:04o}, want {mode:04o}", f.meta.mode));
             }
-            if let Some((uid, gid)) = inp.owners.and_then(|o| o.get(&e.target)) {
+            if let Some((uid, gid)) = inp.owners.and_then(|o| o.get(e.target.as_str())) {
                 if (f.meta.uid, f.meta.gid) != (*uid, *gid) {
                     wrong.push(format!(
                         "owner {}:{}, want {uid}:{gid}",
@@ -529,9 +539,9 @@ fn foreign(inp: &Inputs, e: &Entry, seen: &Seen, step: &mut Step) {
         return; // an existing directory simply becomes managed
     }
     let identical = match (e.kind, node) {
-        (Kind::Copy, Node::File(f)) => Some(&f.sha256) == e.sha256.as_ref(),
+        (Kind::Copy, Node::File(f)) => Some(f.sha256.as_str()) == e.sha256.as_deref(),
         (Kind::Symlink, Node::File(f)) => Some(&f.sha256) == seen.new_sha.as_ref(),
-        (Kind::Symlink, Node::Link(t)) => Some(t) == e.source.as_ref(),
+        (Kind::Symlink, Node::Link(t)) => Some(t.as_str()) == e.source.as_deref(),
         _ => false,
     };
     if identical {
@@ -561,7 +571,6 @@ fn describe(node: &Node) -> String {
         Node::File(_) => "regular file".into(),
         Node::Dir(_) => "directory".into(),
         Node::Other => "special file".into(),
-        Node::Recorded => "entry as recorded".into(),
         Node::Blocked(a) => format!("path below /{a}"),
     }
 }

@@ -40,9 +40,6 @@ pub enum Node {
     Dir(Meta),
     /// A device, fifo, socket, or a link whose text is not UTF-8.
     Other,
-    /// Not looked at: the switch trusts it to be what the applied generation made (an entry
-    /// identical in the applied and the target manifest; see `observe`).
-    Recorded,
     /// A component above the path is not a real directory (a link or a file): the path was
     /// not looked at, because that would mean following it. Holds that ancestor.
     Blocked(String),
@@ -325,6 +322,15 @@ impl Root {
             .read_to_end(&mut out)
             .with_context(|| format!("cannot read {shown}"))?;
         Ok(out)
+    }
+
+    /// Maps `rel` (a regular file, not followed if a link) read-only: see [`Mapped`].
+    pub fn map(&mut self, rel: &str) -> Result<crate::mapped::Mapped> {
+        let (parent, name) = split(rel);
+        let shown = self.show(rel);
+        let pfd = self.dir(parent)?;
+        let fd = open_read(pfd, name, &shown)?;
+        crate::mapped::Mapped::of(&fd, &shown)
     }
 
     /// Reads `rel` resolving links *inside* the root (`RESOLVE_IN_ROOT`): for files such as

@@ -24,7 +24,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::errors::Invalid;
-use crate::manifest::{Manifest, STATE_DIR_NAME};
+use crate::manifest::{Manifest, Str, STATE_DIR_NAME};
+use crate::mapped::Mapped;
 use crate::rootfs::{Owner, Root};
 
 /// The state directory, relative to the root.
@@ -38,16 +39,16 @@ const STATE_VERSION: u32 = 1;
 
 /// A generation as recorded in the state: where it was and its manifest, verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
+pub struct Recorded<'a> {
     /// The generation directory as the root sees it.
     pub generation: String,
     /// The manifest text, exactly as read from the generation.
-    pub manifest_text: String,
+    pub manifest_text: Str<'a>,
 }
 
-impl Recorded {
+impl Recorded<'_> {
     /// Parses the recorded manifest.
-    pub fn manifest(&self, what: &str) -> Result<Manifest> {
+    pub fn manifest(&self, what: &str) -> Result<Manifest<'_>> {
         Manifest::from_trusted_json(&self.manifest_text, what)
     }
 
@@ -81,10 +82,10 @@ struct RawState<'a> {
 }
 
 impl RawRecorded<'_> {
-    fn owned(&self) -> Recorded {
+    fn owned(&self) -> Recorded<'static> {
         Recorded {
             generation: self.generation.clone(),
-            manifest_text: self.manifest.get().to_owned(),
+            manifest_text: self.manifest.get().to_owned().into(),
         }
     }
 }
@@ -131,18 +132,24 @@ fn sweep(root: &mut Root, dir: &str) -> Result<()> {
 }
 
 /// Reads one state file: its record and the older pending ones.
-fn read_state(root: &mut Root, name: &str) -> Result<Option<(Recorded, Vec<Recorded>)>> {
+fn read_state(
+    root: &mut Root,
+    name: &str,
+) -> Result<Option<(Recorded<'static>, Vec<Recorded<'static>>)>> {
     let rel = format!("{}/{name}", state_dir());
-    let Some(text) = read_optional(root, &rel)? else {
+    let Some(file) = read_optional(root, &rel)? else {
         return Ok(None);
     };
-    let raw: RawState = serde_json::from_str(&text).map_err(|e| corrupt(root, &rel, &e))?;
+    let text = file
+        .text()
+        .ok_or_else(|| corrupt(root, &rel, &"not UTF-8"))?;
+    let raw: RawState = serde_json::from_str(text).map_err(|e| corrupt(root, &rel, &e))?;
     if raw.version != STATE_VERSION {
         return Err(corrupt(root, &rel, &format!("version {}", raw.version)));
     }
     let rec = Recorded {
         generation: raw.generation,
-        manifest_text: raw.manifest.get().to_owned(),
+        manifest_text: raw.manifest.get().to_owned().into(),
     };
     Ok(Some((
         rec,
@@ -184,18 +191,21 @@ pub struct AppliedView<'a> {
     pub generation: String,
     /// Its manifest.
     #[serde(borrow)]
-    pub manifest: crate::manifest::ManifestView<'a>,
+    pub manifest: Manifest<'a>,
 }
 
-/// The text of `applied.json`, if any (parse it with [`AppliedView::parse`]).
-pub fn read_applied_text(root: &mut Root) -> Result<Option<String>> {
+/// `applied.json`, mapped, if any (parse it with [`AppliedView::parse`]).
+pub fn read_applied_text(root: &mut Root) -> Result<Option<Mapped>> {
     read_optional(root, &format!("{}/{APPLIED}", state_dir()))
 }
 
 impl<'a> AppliedView<'a> {
-    /// Parses the text [`read_applied_text`] returned.
-    pub fn parse(root: &Root, text: &'a str) -> Result<AppliedView<'a>> {
+    /// Parses the file [`read_applied_text`] returned.
+    pub fn parse(root: &Root, file: &'a Mapped) -> Result<AppliedView<'a>> {
         let rel = format!("{}/{APPLIED}", state_dir());
+        let text = file
+            .text()
+            .ok_or_else(|| corrupt(root, &rel, &"not UTF-8"))?;
         let view: AppliedView = serde_json::from_str(text).map_err(|e| corrupt(root, &rel, &e))?;
         if view.version != STATE_VERSION {
             return Err(corrupt(root, &rel, &format!("version {}", view.version)));
@@ -206,7 +216,7 @@ impl<'a> AppliedView<'a> {
 
 /// Reads the journal: every generation a switch was started to and not committed, oldest
 /// first (empty if none).
-pub fn read_journal(root: &mut Root) -> Result<Vec<Recorded>> {
+pub fn read_journal(root: &mut Root) -> Result<Vec<Recorded<'static>>> {
     Ok(match read_state(root, JOURNAL)? {
         Some((rec, mut older)) => {
             older.push(rec);
@@ -241,15 +251,10 @@ fn corrupt(root: &Root, rel: &str, e: &dyn std::fmt::Display) -> anyhow::Error {
     .into()
 }
 
-fn read_optional(root: &mut Root, rel: &str) -> Result<Option<String>> {
+fn read_optional(root: &mut Root, rel: &str) -> Result<Option<Mapped>> {
     match root.node_with(rel, false)? {
         crate::rootfs::Node::Absent => Ok(None),
-        crate::rootfs::Node::File(_) => {
-            let bytes = root.read(rel)?;
-            String::from_utf8(bytes)
-                .map(Some)
-                .map_err(|_| corrupt(root, rel, &"not UTF-8"))
-        }
+        crate::rootfs::Node::File(_) => root.map(rel).map(Some),
         other => bail!(
             "{} should be a regular file, found {other:?}",
             root.show(rel)

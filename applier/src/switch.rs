@@ -19,9 +19,9 @@ use serde::Serialize;
 use crate::apply::{self, Ctx};
 use crate::errors::Refused;
 use crate::evidence::Evidence;
-use crate::generation::Generation;
+use crate::generation::{Generation, GenerationFile};
 use crate::legacy;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Str};
 use crate::observe;
 use crate::plan::{self, Inputs, OnConflict, Plan};
 use crate::rootfs::{Node, Root};
@@ -65,7 +65,8 @@ pub struct Outcome {
 pub fn switch(opts: &Options) -> Result<Outcome> {
     // First of all: from here on SIGTERM/SIGINT end the switch at a consistent point.
     let mut signals = (!opts.dry_run).then(Signals::watch);
-    let mut gen = Generation::load(&opts.generation)?;
+    let file = GenerationFile::open(&opts.generation)?;
+    let gen = file.parse()?;
     let mut root = Root::open(&opts.root)?;
     let target_text = format!("{}/etc", gen.path_in_root(&opts.root)?);
     // A dry run writes nothing, not even the lock file.
@@ -75,12 +76,10 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     // The applied state is read through a borrowed view: one pass, nothing allocated per entry.
     let applied_text = state::read_applied_text(&mut root)?;
     let applied = applied_text
-        .as_deref()
+        .as_ref()
         .map(|t| AppliedView::parse(&root, t))
         .transpose()?;
-    let same_manifest = applied
-        .as_ref()
-        .is_some_and(|a| a.manifest.is(&gen.manifest));
+    let same_manifest = applied.as_ref().is_some_and(|a| a.manifest == gen.manifest);
     let pending = state::read_journal(&mut root)?;
     let Gathered {
         evidence,
@@ -93,7 +92,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
         apply::sweep(&mut root, targets.chain(evidence.targets()))?;
     }
-    let owners = observe::resolve_owners(&mut root, &gen.manifest, Some(&gen.host))?;
+    let owners = observe::resolve_owners(&mut root, &gen.manifest, Some(gen.host))?;
     let (world, plan) = look_and_plan(
         &mut root,
         &gen,
@@ -115,7 +114,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     }
     let record = Recorded {
         generation: target_text.trim_end_matches("/etc").to_owned(),
-        manifest_text: std::mem::take(&mut gen.text),
+        manifest_text: Str::borrowed(gen.text),
     };
     let state_current = pending.is_empty()
         && same_manifest
@@ -139,7 +138,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let mut ctx = Ctx {
         root: &mut root,
         new: &gen.manifest,
-        gen_host: &gen.host,
+        gen_host: gen.host,
         owners: &owners,
         evidence: &evidence,
         tmpfiles: &tmpfiles,
@@ -197,7 +196,7 @@ fn look_and_plan(
     owners: &std::collections::BTreeMap<String, (u32, u32)>,
     (target_text, on_conflict): (&str, OnConflict),
 ) -> Result<(crate::plan::World, Plan)> {
-    let world = observe::observe(root, &gen.manifest, evidence, &gen.host, recorded)?;
+    let world = observe::observe(root, &gen.manifest, evidence, gen.host, recorded)?;
     let overlay_rel = gen.manifest.overlay.trim_start_matches('/');
     let overlay_node = root.node_with(overlay_rel, false)?;
     let as_root = nix::unistd::geteuid().is_root();
@@ -208,14 +207,15 @@ fn look_and_plan(
         overlay: (&overlay_node, target_text.to_owned()),
         on_conflict,
         owners: as_root.then_some(owners),
+        recorded,
     });
     Ok((world, plan))
 }
 
 /// What the recorded state says about the root.
-struct Gathered {
+struct Gathered<'a> {
     /// Claims of the applied generation, of interrupted switches, or of a legacy `/etc`.
-    evidence: Evidence,
+    evidence: Evidence<'a>,
     /// Whether the claims come from a legacy NixOS `/etc`.
     migrated: bool,
     /// Overlays of recorded generations that differ from the new one.
@@ -225,13 +225,13 @@ struct Gathered {
     recorded: Option<Vec<bool>>,
 }
 
-fn gather_evidence(
+fn gather_evidence<'a>(
     root: &mut Root,
-    gen: &Generation,
-    applied: Option<&AppliedView>,
+    gen: &Generation<'a>,
+    applied: Option<&AppliedView<'a>>,
     same_manifest: bool,
-    pending: &[Recorded],
-) -> Result<Gathered> {
+    pending: &'a [Recorded],
+) -> Result<Gathered<'a>> {
     if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest) {
         return Ok(transition(gen, view));
     }
@@ -241,10 +241,10 @@ fn gather_evidence(
         if same_manifest {
             ev.add_manifest(&gen.manifest);
         } else {
-            let m = view.manifest.to_manifest();
-            ev.add_manifest(&m);
+            let m = &view.manifest;
+            ev.add_manifest(m);
             if m.overlay != gen.manifest.overlay {
-                old_overlays.insert(m.overlay);
+                old_overlays.insert(m.overlay.to_string());
             }
         }
     }
@@ -256,7 +256,7 @@ fn gather_evidence(
         let m = rec.manifest(&format!("the recorded generation {}", rec.generation))?;
         ev.add_manifest(&m);
         if m.overlay != gen.manifest.overlay {
-            old_overlays.insert(m.overlay.clone());
+            old_overlays.insert(m.overlay.to_string());
         }
     }
     let mut out = Gathered {
@@ -282,12 +282,16 @@ fn gather_evidence(
 /// A plain transition from the applied generation: new entries that want the same as there
 /// are recorded as they are (not looked at, no claims needed); the applied entries that
 /// differ are the whole evidence. With another overlay every link text differs.
-fn transition(gen: &Generation, applied: &AppliedView) -> Gathered {
+fn transition<'a>(gen: &Generation<'a>, applied: &AppliedView<'a>) -> Gathered<'a> {
     let old = &applied.manifest;
     let new = &gen.manifest.entries;
-    let same_overlay = old.overlay == gen.manifest.overlay.as_str();
+    let same_overlay = old.overlay == gen.manifest.overlay;
     let mut recorded = vec![false; new.len()];
-    let mut changed = Manifest::empty(&old.overlay);
+    let mut changed = Manifest {
+        entries: Vec::new(),
+        overlay: old.overlay.clone(),
+        ..*old
+    };
     let mut j = 0;
     for o in &old.entries {
         while j < new.len() && new[j].target.as_str() < o.target.as_ref() {
@@ -296,14 +300,14 @@ fn transition(gen: &Generation, applied: &AppliedView) -> Gathered {
         if same_overlay && j < new.len() && new[j].target == o.target && o.same_at_path(&new[j]) {
             recorded[j] = true;
         } else {
-            changed.entries.push(o.to_entry());
+            changed.entries.push(o.clone());
         }
     }
     let mut evidence = Evidence::default();
     evidence.add_manifest(&changed);
     let mut old_overlays = BTreeSet::new();
     if !same_overlay {
-        old_overlays.insert(changed.overlay);
+        old_overlays.insert(changed.overlay.to_string());
     }
     Gathered {
         evidence,

@@ -32,12 +32,12 @@ pub struct Report {
 }
 
 /// The applied generation and its manifest, if any.
-fn applied(root: &mut Root) -> Result<Option<(String, Manifest)>> {
-    let Some(text) = state::read_applied_text(root)? else {
+fn applied(root: &mut Root) -> Result<Option<(String, Manifest<'static>)>> {
+    let Some(file) = state::read_applied_text(root)? else {
         return Ok(None);
     };
-    let view = AppliedView::parse(root, &text)?;
-    Ok(Some((view.generation.clone(), view.manifest.to_manifest())))
+    let view = AppliedView::parse(root, &file)?;
+    Ok(Some((view.generation, view.manifest.into_owned())))
 }
 
 /// Compares the root with the applied generation.
@@ -62,7 +62,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
     let have = root.node_with(overlay_rel, false)?;
     if have != Node::Link(want.clone()) {
         drift.push(Drift {
-            path: m.overlay.clone(),
+            path: m.overlay.to_string(),
             expected: format!("a symlink to {want}"),
             found: describe(&have),
         });
@@ -75,7 +75,11 @@ pub fn verify(root_path: &Path) -> Result<Report> {
                 (node != Node::Link(text.clone())).then(|| format!("a symlink to {text}"))
             }
             Kind::Dir => (!matches!(node, Node::Dir(_))).then(|| "a directory".to_owned()),
-            Kind::Copy => copy_drift(e, &node, owners.as_ref().and_then(|o| o.get(&e.target))),
+            Kind::Copy => copy_drift(
+                e,
+                &node,
+                owners.as_ref().and_then(|o| o.get(e.target.as_str())),
+            ),
         };
         if let Some(expected) = expected {
             drift.push(Drift {
@@ -119,7 +123,7 @@ fn copy_drift(
         return Some(want);
     };
     let owner_ok = owner.is_none_or(|&(u, g)| (f.meta.uid, f.meta.gid) == (u, g));
-    let ok = Some(&f.sha256) == e.sha256.as_ref() && f.meta.mode == mode && owner_ok;
+    let ok = Some(f.sha256.as_str()) == e.sha256.as_deref() && f.meta.mode == mode && owner_ok;
     (!ok).then_some(want)
 }
 
@@ -133,7 +137,6 @@ fn describe(node: &Node) -> String {
         ),
         Node::Dir(_) => "a directory".into(),
         Node::Other => "a special file".into(),
-        Node::Recorded => "(not looked at)".into(),
         Node::Blocked(a) => format!("nothing reachable (/{a} is not a directory)"),
     }
 }
@@ -167,7 +170,7 @@ pub fn status(root_path: &Path) -> Result<Status> {
         for e in &m.entries {
             *entries.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
         }
-        overlay = Some(m.overlay);
+        overlay = Some(m.overlay.into_string());
         generation = Some(g);
     }
     Ok(Status {

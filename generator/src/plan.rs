@@ -23,7 +23,7 @@ const DIR_MODE: Mode = Mode(0o755);
 #[derive(Debug)]
 pub struct Plan {
     /// The manifest, entries sorted by target.
-    pub manifest: Manifest,
+    pub manifest: Manifest<'static>,
     /// Payload content of text entries, by target.
     pub texts: BTreeMap<String, String>,
 }
@@ -82,7 +82,7 @@ pub fn plan(
     let mut texts = BTreeMap::new();
     for l in leaves {
         if let Some(t) = l.text {
-            texts.insert(l.entry.target.clone(), t);
+            texts.insert(l.entry.target.to_string(), t);
         }
         entries.push(l.entry);
     }
@@ -90,16 +90,16 @@ pub fn plan(
     Plan {
         manifest: Manifest {
             version: MANIFEST_VERSION,
-            overlay: overlay.to_owned(),
+            overlay: overlay.to_owned().into(),
             entries,
         },
         texts,
     }
 }
 
-fn dir_entry(target: &str) -> Entry {
+fn dir_entry(target: &str) -> Entry<'static> {
     Entry {
-        target: target.to_owned(),
+        target: target.to_owned().into(),
         kind: Kind::Dir,
         source: None,
         mode: Some(DIR_MODE),
@@ -128,7 +128,7 @@ mod tests {
         }
     }
 
-    fn link(decl: usize, target: &str) -> Leaf {
+    fn link(decl: usize, target: &'static str) -> Leaf {
         Leaf {
             decl,
             entry: Entry {

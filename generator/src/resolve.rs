@@ -17,7 +17,7 @@ pub struct Leaf {
     /// Index of the declaration it came from (for problem messages).
     pub decl: usize,
     /// The manifest entry.
-    pub entry: Entry,
+    pub entry: Entry<'static>,
     /// Payload file content for text entries (symlink without source, or copy of text).
     pub text: Option<String>,
 }
@@ -130,7 +130,7 @@ fn make_leaves(
         }
         (LinkMode::Symlink, Content::Text(text)) => {
             let mut e = entry(&d.target, Kind::Symlink, None);
-            e.sha256 = Some(sha256_hex(text.as_bytes()));
+            e.sha256 = Some(sha256_hex(text.as_bytes()).into());
             out.push(leaf(idx, e, Some(text.to_owned())));
             None
         }
@@ -181,11 +181,11 @@ pub fn ancestors(target: &str) -> impl Iterator<Item = &str> {
     target.match_indices('/').map(move |(i, _)| &target[..i])
 }
 
-fn entry(target: &str, kind: Kind, source: Option<String>) -> Entry {
+fn entry(target: &str, kind: Kind, source: Option<String>) -> Entry<'static> {
     Entry {
-        target: target.to_owned(),
+        target: target.to_owned().into(),
         kind,
-        source,
+        source: source.map(Into::into),
         mode: None,
         uid: None,
         gid: None,
@@ -193,7 +193,7 @@ fn entry(target: &str, kind: Kind, source: Option<String>) -> Entry {
     }
 }
 
-fn leaf(decl: usize, entry: Entry, text: Option<String>) -> Leaf {
+fn leaf(decl: usize, entry: Entry<'static>, text: Option<String>) -> Leaf {
     Leaf { decl, entry, text }
 }
 
@@ -205,7 +205,7 @@ fn copy(
     uid: Id,
     gid: Id,
     content: Content<'_>,
-) -> Result<(Entry, Option<String>), String> {
+) -> Result<(Entry<'static>, Option<String>), String> {
     let (source, sha, text) = match content {
         Content::Source(src) => {
             let sha = hash_file(std::path::Path::new(&src)).map_err(|m| {
@@ -222,7 +222,7 @@ fn copy(
     e.mode = Some(mode);
     e.uid = Some(uid);
     e.gid = Some(gid);
-    e.sha256 = Some(sha);
+    e.sha256 = Some(sha.into());
     Ok((e, text))
 }
 

@@ -38,7 +38,7 @@ mod tests {
     use super::*;
     use etcflip::manifest::{Entry, Id, Mode};
 
-    fn entry(target: &str, kind: Kind, source: Option<&str>) -> Entry {
+    fn entry<'a>(target: &'a str, kind: Kind, source: Option<&'a str>) -> Entry<'a> {
         Entry {
             target: target.into(),
             kind,

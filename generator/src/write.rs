@@ -112,7 +112,7 @@ fn payload(plan: &Plan, e: &Entry, path: &Path) -> anyhow::Result<()> {
         (Kind::Symlink | Kind::DirectSymlink, Some(src)) => Ok(symlink(src, path)?),
         (Kind::Copy, Some(src)) => {
             let mut file = File::create_new(path)?;
-            let sha = copy_file(Path::new(src), &mut file)?;
+            let sha = copy_file(Path::new(src.as_str()), &mut file)?;
             // The store is immutable, but a spec may name any file: refuse a source that changed
             // between validation and copy rather than record a hash the payload does not match.
             if e.sha256.as_deref() != Some(sha.as_str()) {
@@ -121,7 +121,7 @@ fn payload(plan: &Plan, e: &Entry, path: &Path) -> anyhow::Result<()> {
             Ok(file.set_permissions(Permissions::from_mode(FILE_MODE))?)
         }
         (Kind::Symlink | Kind::Copy, None) => {
-            let Some(text) = plan.texts.get(&e.target) else {
+            let Some(text) = plan.texts.get(e.target.as_str()) else {
                 bail!("internal error: no text recorded for {:?}", e.target);
             };
             write_file(path, text.as_bytes())
@@ -158,15 +158,15 @@ mod tests {
     use super::*;
     use etcflip::manifest::{Id, Manifest, Mode};
 
-    fn copy_of(source: &str) -> Entry {
+    fn copy_of(source: &str) -> Entry<'static> {
         Entry {
             target: "copied".into(),
             kind: Kind::Copy,
-            source: Some(source.into()),
+            source: Some(source.to_owned().into()),
             mode: Some(Mode(0o644)),
             uid: Some(Id::Num(0)),
             gid: Some(Id::Num(0)),
-            sha256: Some(crate::source::sha256_hex(b"validated content")),
+            sha256: Some(crate::source::sha256_hex(b"validated content").into()),
         }
     }
 

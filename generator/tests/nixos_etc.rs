@@ -32,7 +32,7 @@ fn fake_etc(dir: &TempDir) -> std::path::PathBuf {
     dir.join("out")
 }
 
-fn entry<'m>(m: &'m Manifest, target: &str) -> &'m etcflip::manifest::Entry {
+fn entry<'m>(m: &'m Manifest<'m>, target: &str) -> &'m etcflip::manifest::Entry<'m> {
     m.get(target).unwrap_or_else(|| panic!("no entry {target}"))
 }
 
@@ -49,7 +49,9 @@ fn a_nixos_etc_tree_is_imported_as_it_is() {
     .unwrap();
     let m = Manifest::load(&gen).unwrap();
     let store = dir.join("store");
-    let s = |rel: &str| Some(store.join(rel).to_str().unwrap().to_owned());
+    let s = |rel: &str| -> Option<etcflip::manifest::Str<'static>> {
+        Some(store.join(rel).to_str().unwrap().to_owned().into())
+    };
 
     let hosts = entry(&m, "hosts");
     assert_eq!((hosts.kind, &hosts.source), (Kind::Symlink, &s("hosts")));
