@@ -73,7 +73,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let _lock = (!opts.dry_run)
         .then(|| state::lock(&mut root))
         .transpose()?;
-    // The applied state is read through a borrowed view: one pass, nothing allocated per entry.
+    // The applied state is mapped and parsed in one pass; its strings borrow from the file.
     let applied_text = state::read_applied_text(&mut root)?;
     let applied = applied_text
         .as_ref()
