@@ -560,3 +560,149 @@ fn user_files_with_non_utf8_names_do_not_stop_the_migration() {
 fn stdout_has(out: &std::process::Output, what: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains(what)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rollback to a generation that runs setup-etc.pl, and forward again
+
+/// What `setup-etc.pl` does to `<root>/etc` for the NixOS etc tree at `drv` (nixos-etc.md §3):
+/// flip `/etc/static`; remove every link into `/etc/static` whose counterpart there is no
+/// longer a link; make the tree's links, copies and direct links (removing a real directory
+/// in the way when it only holds static links); remove the old `.clean` paths it did not
+/// make; write the new `.clean`. A stand-in written from that description: the real script
+/// needs a NixOS system.
+fn setup_etc_pl(s: &Scratch, drv: &Path) {
+    let etc = s.root.join("etc");
+    let tree = drv.join("etc");
+    let static_in_root = format!("/{}", tree.strip_prefix(&s.root).unwrap().display());
+    let tmp = etc.join("static.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    symlink(&static_in_root, &tmp).unwrap();
+    std::fs::rename(&tmp, etc.join("static")).unwrap();
+    for rel in walk_links(&etc, "") {
+        let text = std::fs::read_link(etc.join(&rel)).unwrap();
+        let text = text.to_string_lossy();
+        if text.starts_with("/etc/static") && !is_link(&tree.join(&rel)) {
+            std::fs::remove_file(etc.join(&rel)).unwrap();
+        }
+    }
+    let old_clean = std::fs::read_to_string(etc.join(".clean")).unwrap_or_default();
+    let mut made = Vec::new();
+    link_pass(&tree, &etc, "", &mut made);
+    for rel in old_clean.lines().filter(|l| !made.iter().any(|m| m == l)) {
+        let _ = std::fs::remove_file(etc.join(rel));
+    }
+    made.sort();
+    let clean: String = made.iter().flat_map(|m| [m.as_str(), "\n"]).collect();
+    std::fs::write(etc.join(".clean"), clean).unwrap();
+}
+
+fn is_link(p: &Path) -> bool {
+    p.symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Links below `dir/rel`, not following links; `nixos` and `static` are skipped.
+fn walk_links(dir: &Path, rel: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for ent in std::fs::read_dir(dir.join(rel)).unwrap() {
+        let name = ent.unwrap().file_name().into_string().unwrap();
+        let r = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        if r == "nixos" || r == "static" {
+            continue;
+        }
+        let p = dir.join(&r);
+        if is_link(&p) {
+            out.push(r);
+        } else if p.is_dir() {
+            out.extend(walk_links(dir, &r));
+        }
+    }
+    out
+}
+
+/// setup-etc.pl's link pass over `tree/rel`; pushes the copies and direct links it makes.
+fn link_pass(tree: &Path, etc: &Path, rel: &str, made: &mut Vec<String>) {
+    for ent in std::fs::read_dir(tree.join(rel)).unwrap() {
+        let name = ent.unwrap().file_name().into_string().unwrap();
+        if [".mode", ".uid", ".gid"].iter().any(|x| name.ends_with(x)) {
+            continue;
+        }
+        let r = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let (src, dst) = (tree.join(&r), etc.join(&r));
+        if !is_link(&src) {
+            std::fs::create_dir_all(&dst).unwrap();
+            link_pass(tree, etc, &r, made);
+            continue;
+        }
+        if !is_link(&dst) && dst.is_dir() {
+            assert!(walk_links(etc, &r).is_empty(), "user files in /etc/{r}");
+            std::fs::remove_dir_all(&dst).unwrap();
+        }
+        let sidecar = std::fs::read_to_string(tree.join(format!("{r}.mode"))).ok();
+        let tmp = etc.join(format!("{r}.tmp"));
+        let _ = std::fs::remove_file(&tmp);
+        match sidecar.as_deref().map(str::trim) {
+            None => symlink(format!("/etc/static/{r}"), &tmp).unwrap(),
+            Some("direct-symlink") => symlink(std::fs::read_link(&src).unwrap(), &tmp).unwrap(),
+            Some(m) => {
+                std::fs::write(&tmp, std::fs::read(&src).unwrap()).unwrap();
+                let bits = u32::from_str_radix(m, 8).unwrap();
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(bits)).unwrap();
+            }
+        }
+        if sidecar.is_some() {
+            made.push(r.clone());
+        }
+        std::fs::rename(&tmp, &dst).unwrap();
+    }
+}
+
+#[test]
+fn a_rollback_to_setup_etc_pl_and_forward_again_converges() {
+    let s = Scratch::new("rollback");
+    let drv = old_etc_tree(&s);
+    legacy_etc(&s, &drv);
+    let g = s.gen("new", &new_spec(&s));
+    s.switch(&g, &[]);
+    // etcflip keeps setup-etc.pl's list of copies and direct links, now its own.
+    assert_eq!(
+        std::fs::read_to_string(s.etc(".clean")).unwrap(),
+        "localtime\nnginx/nginx.conf\nsudoers\n"
+    );
+
+    // The rollback: setup-etc.pl makes the old generation's /etc again.
+    setup_etc_pl(&s, &drv);
+    assert_eq!(
+        std::fs::read_to_string(s.etc("sudoers")).unwrap(),
+        OLD_SUDOERS
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.etc("login.defs")).unwrap(),
+        OLD_LOGIN_DEFS
+    );
+    assert!(
+        !is_link(&s.etc("new-file")),
+        "its cleanup removes our links it lacks"
+    );
+    assert!(is_link(&s.etc("xdg")));
+    // setup-etc.pl's prefix rule takes the user's /etc/alias (→ /etc/static/hosts) with it;
+    // the user makes it again. Everything else of the user's is still there.
+    assert!(!is_link(&s.etc("alias")));
+    symlink("/etc/static/hosts", s.etc("alias")).unwrap();
+    assert_user_files_kept(&s);
+
+    // Forward again: the overlay no longer shows what etcflip recorded, so nothing recorded is
+    // trusted (the old sudoers copy would otherwise be a foreign file in the way).
+    let out = s.switch(&g, &[]);
+    assert!(out.contains("migrated from a setup-etc.pl /etc"), "{out}");
+    assert_new_state(&s);
+    assert_second_switch_is_a_noop(&s, &g);
+}

@@ -7,12 +7,21 @@
 //! - the directories holding them.
 //!
 //! Finding the links needs one walk of `/etc` (not following links, not crossing mounts). It
-//! happens once: the first switch records etcflip's own state, and later runs never walk.
+//! happens once: the first switch records etcflip's own state, and later runs never walk,
+//! unless the overlay was moved behind etcflip's back (see below).
+//!
+//! **Rollback.** While `/etc/.clean` exists and the overlay is `/etc/static`, every switch
+//! rewrites it to list etcflip's own copies and direct links ([`keep_clean`]). A rollback to a
+//! NixOS generation that still uses `setup-etc.pl` then removes exactly what etcflip made and
+//! the older configuration lacks (its cleanup treats `/etc/static/<path>` links as its own, and
+//! etcflip's links have that form). When etcflip is switched to again, the overlay no longer
+//! shows the generation etcflip recorded: the switch then trusts nothing it recorded, looks at
+//! every entry and counts the legacy paths as ours again (see `switch`).
 
 use anyhow::Result;
 
 use crate::evidence::{Claim, Evidence};
-use crate::manifest::{is_same_or_below, STATE_DIR_NAME};
+use crate::manifest::{is_same_or_below, Kind, Manifest, STATE_DIR_NAME};
 use crate::rootfs::{join, Node, Root};
 
 /// The legacy flip point.
@@ -70,4 +79,22 @@ fn claim_with_parents(ev: &mut Evidence<'static>, target: &str, claim: Claim<'st
         ev.add(parent.to_owned().into(), Claim::Dir);
         t = parent;
     }
+}
+
+/// Rewrites `/etc/.clean`, if there is one and `new` uses the legacy overlay, to list `new`'s
+/// copies and direct links the way `setup-etc.pl` does (sorted relative paths, one a line).
+pub fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
+    if new.overlay != LEGACY_OVERLAY
+        || !matches!(root.node_with("etc/.clean", false)?, Node::File(_))
+    {
+        return Ok(());
+    }
+    let mut text = String::new();
+    for e in &new.entries {
+        if matches!(e.kind, Kind::Copy | Kind::DirectSymlink) {
+            text.push_str(&e.target);
+            text.push('\n');
+        }
+    }
+    crate::state::atomic_write(root, "etc/.clean", text.as_bytes())
 }

@@ -160,6 +160,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         .map(|a| a.generation.as_str())
         .chain(pending.iter().map(|p| p.generation.as_str()));
     drop_old_overlays(&mut root, &old_overlays, &gen.manifest, known, migrated)?;
+    legacy::keep_clean(&mut root, &gen.manifest)?;
     state::commit(&mut root, &record, &older)?;
     outcome.interrupted = signals
         .as_mut()
@@ -232,7 +233,8 @@ fn gather_evidence<'a>(
     same_manifest: bool,
     pending: &'a [Recorded],
 ) -> Result<Gathered<'a>> {
-    if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest) {
+    let moved = overlay_moved(root, applied, pending)?;
+    if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest && !moved) {
         return Ok(transition(gen, view));
     }
     let mut ev = Evidence::default();
@@ -266,8 +268,8 @@ fn gather_evidence<'a>(
         recorded: None,
     };
     // Until a first switch commits, a legacy NixOS /etc stays evidence, also for the rerun of
-    // an interrupted migration.
-    if applied.is_none() {
+    // an interrupted migration; and again after setup-etc.pl took /etc back (a rollback).
+    if applied.is_none() || moved {
         if let Some(legacy) = legacy::evidence(root)? {
             out.evidence.merge(legacy);
             out.migrated = true;
@@ -277,6 +279,27 @@ fn gather_evidence<'a>(
         }
     }
     Ok(out)
+}
+
+/// Whether something other than etcflip moved the overlay since: it shows neither the applied
+/// generation nor one an interrupted switch was going to (e.g. a rollback to a NixOS
+/// generation that runs setup-etc.pl). Then nothing recorded is trusted.
+fn overlay_moved(
+    root: &mut Root,
+    applied: Option<&AppliedView>,
+    pending: &[Recorded],
+) -> Result<bool> {
+    let Some(view) = applied else {
+        return Ok(false);
+    };
+    let overlay = view.manifest.overlay.trim_start_matches('/');
+    let Node::Link(shown) = root.node_with(overlay, false)? else {
+        return Ok(true);
+    };
+    let ours = std::iter::once(view.generation.as_str())
+        .chain(pending.iter().map(|p| p.generation.as_str()))
+        .any(|g| shown.strip_suffix("/etc") == Some(g));
+    Ok(!ours)
 }
 
 /// A plain transition from the applied generation: new entries that want the same as there
