@@ -19,7 +19,8 @@ _etcflip_apt_install() {
 }
 
 # ensure_deps [tests]: the demo needs cargo and systemd-tmpfiles; the tests also need the
-# toolchain's rustfmt/clippy and what fetch-tmpfiles.sh uses (apt-get download, dpkg-deb).
+# toolchain's rustfmt/clippy, what fetch-tmpfiles.sh uses (apt-get download, dpkg-deb), strace,
+# and Debian's Nix (nix-bin: its package sets up /nix and the nixbld build users).
 ensure_deps() {
   local missing=()
   command -v systemd-tmpfiles >/dev/null 2>&1 || missing+=(systemd)
@@ -28,6 +29,8 @@ ensure_deps() {
     command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
     command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
     command -v strace >/dev/null 2>&1 || missing+=(strace)
+    command -v nix-build >/dev/null 2>&1 || missing+=(nix-bin)   # tests/nix.rs (Nix 2.8)
+    command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
     [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
   fi
   if [ ${#missing[@]} -gt 0 ]; then _etcflip_apt_install "${missing[@]}"; fi

@@ -1,0 +1,124 @@
+# The NixOS module: /etc made by etcflip instead of setup-etc.pl.
+#
+#   imports = [ etcflip.nixosModules.default ];   # or ./nixos/module.nix without flakes
+#   system.etcflip.enable = true;
+#
+# When enabled, `config.environment.etc` is turned into an etcflip generation at build time
+# (`system.build.etcflip`), and the `etc` activation snippet runs `etcflip switch` on it,
+# at boot as on every switch; `dry-activate` runs it with `--dry-run`. See README, "NixOS".
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.system.etcflip;
+  specLib = import ./spec.nix;
+
+  generation = pkgs.callPackage ./generation.nix {
+    etcflip = cfg.package;
+    spec = specLib.spec cfg.spec;
+  };
+
+  switchCommand =
+    dryRun:
+    lib.escapeShellArgs (
+      [
+        "${cfg.package}/bin/etcflip"
+        "switch"
+        "${generation}"
+        "--on-conflict"
+        cfg.onConflict
+      ]
+      ++ lib.optional dryRun "--dry-run"
+    );
+
+  # The activation snippet's PATH has no systemd: name its systemd-tmpfiles.
+  tmpfiles = "ETCFLIP_TMPFILES=${config.systemd.package}/bin/systemd-tmpfiles";
+
+  activation = ''
+    # etcflip (system.etcflip.enable): /etc from ${generation}
+    if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
+      ${tmpfiles} ${switchCommand true}
+    else
+      # setup-etc.pl's list of its copies: etcflip keeps it current once it exists, so that a
+      # rollback to a generation without etcflip removes exactly what etcflip made.
+      [ -e /etc/.clean ] || : > /etc/.clean
+      ${tmpfiles} ${switchCommand false}
+      # Programs detect NixOS by this tag file (setup-etc.pl made it on every run).
+      [ -e /etc/NIXOS ] || : > /etc/NIXOS
+    fi
+  '';
+in
+{
+  options.system.etcflip = {
+    enable = lib.mkEnableOption ''
+      etcflip in place of setup-etc.pl: `environment.etc` becomes an etcflip generation at
+      build time, and activation (at boot and on every switch) switches /etc to it
+      atomically, never touching files it did not make'';
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage \"\${etcflip}/nixos/package.nix\" { }";
+      description = "The etcflip package (both etcflip and etcflip-gen).";
+    };
+
+    onConflict = lib.mkOption {
+      type = lib.types.enum [
+        "abort"
+        "backup"
+        "overwrite"
+      ];
+      default = "backup";
+      description = ''
+        What a switch does with a path it must replace that it did not make (a file you
+        created, a copy you edited). `backup` moves it aside to `<path>.etcflip-backup…` and
+        goes on, so that activation never stops on it and nothing is lost; `abort` refuses the
+        whole switch (activation then fails and /etc stays as it was); `overwrite` replaces
+        it, like setup-etc.pl always did.
+      '';
+    };
+
+    spec = lib.mkOption {
+      type = lib.types.attrsOf lib.types.raw;
+      default = { };
+      internal = true;
+      description = ''
+        The parts of the etcflip spec, one attribute each, converted by nixos/spec.nix:
+        `etc` (set to `environment.etc` by this module). Users and wrappers join as further
+        parts of the same spec, hence of the same generation and activation step.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !(config.system.etc.overlay.enable or false);
+        message = "system.etcflip.enable and system.etc.overlay.enable both manage /etc: enable one of them.";
+      }
+      {
+        assertion = !(config.system.nixos-init.enable or false);
+        message = "system.nixos-init.enable needs the /etc overlay and skips activation, so it cannot be used with system.etcflip.enable.";
+      }
+    ];
+
+    system.etcflip.spec.etc = config.environment.etc;
+
+    system.build.etcflip = generation;
+
+    # The snippet keeps its name `etc` and its place (after users, groups, specialfs): other
+    # modules order their snippets after `etc`.
+    system.build.etcActivationCommands = lib.mkForce activation;
+    system.activationScripts.etc.supportsDryActivation = true;
+
+    # The generation, beside the system it belongs to: /run/current-system/etcflip.
+    system.extraSystemBuilderCmds = ''
+      ln -s ${generation} $out/etcflip
+    '';
+
+    environment.systemPackages = [ cfg.package ];
+  };
+}

@@ -1,0 +1,49 @@
+# etcflip and etcflip-gen, built from this source tree.
+#
+# Needs a nixpkgs whose Rust is at least the workspace's `rust-version` (1.85: nixpkgs 25.05 or
+# later) and `lib.fileset` (23.11 or later).
+{ lib, rustPlatform }:
+let
+  workspace = (lib.importTOML ../Cargo.toml).workspace.package;
+in
+rustPlatform.buildRustPackage {
+  pname = "etcflip";
+  inherit (workspace) version;
+
+  # Only what cargo reads: the workspace manifest, the lock file and the three members (the
+  # end-to-end `tests` crate is a member, so cargo needs it to load the workspace).
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../Cargo.toml
+      ../Cargo.lock
+      ../clippy.toml
+      ../applier
+      ../generator
+      ../tests
+    ];
+  };
+  cargoLock.lockFile = ../Cargo.lock;
+
+  cargoBuildFlags = [
+    "-p"
+    "etcflip"
+    "-p"
+    "etcflip-gen"
+  ];
+  # The unit and generator tests run here. The end-to-end suite (tests/) needs root, strace and
+  # reference systemd-tmpfiles binaries fetched from Debian: it runs in tests/run.sh.
+  cargoTestFlags = [
+    "-p"
+    "etcflip"
+    "-p"
+    "etcflip-gen"
+  ];
+
+  meta = {
+    description = "Atomic, declarative /etc: a generator of generations and an applier that flips them";
+    license = lib.licenses.${lib.toLower workspace.license};
+    mainProgram = "etcflip";
+    platforms = lib.platforms.linux;
+  };
+}

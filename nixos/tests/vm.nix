@@ -1,0 +1,200 @@
+# NixOS VM test of the etcflip module: `nix flake check` (checks.<system>.vm), or
+#   nix build .#checks.x86_64-linux.vm -L
+# It needs nixpkgs and KVM, so it does not run in tests/run.sh; see README, "NixOS".
+#
+# Two machines:
+# - `machine` boots with etcflip (boot-time activation on an empty /etc), then switches to the
+#   specialisation `next`, which adds, removes and changes entries: a copy's content and mode,
+#   a direct-symlink's target, a directory link that becomes per-file links.
+# - `legacy` boots with setup-etc.pl, is migrated by switching to its specialisation
+#   `etcflip`, rolled back to setup-etc.pl and switched forward again.
+{ module }:
+{ lib, ... }:
+let
+  # A directory link entry: the whole directory is one link in generation one.
+  dirV1 =
+    pkgs:
+    pkgs.runCommandLocal "etcflip-test-dir" { } ''
+      mkdir -p $out
+      echo a1 > $out/a
+      echo b1 > $out/b
+    '';
+
+  # Entries both machines start with.
+  baseEtc = pkgs: {
+    "etcflip-test/kept".text = "kept\n";
+    "etcflip-test/changed".text = "v1\n";
+    "etcflip-test/gone".text = "gone\n";
+    "etcflip-test/secret" = {
+      text = "s1\n";
+      mode = "0440";
+    };
+    "etcflip-test/tz" = {
+      source = "/etc/zoneinfo/UTC";
+      mode = "direct-symlink";
+    };
+    "etcflip-test/dir".source = dirV1 pkgs;
+  };
+
+  # What the specialisation changes.
+  nextEtc = {
+    "etcflip-test/changed".text = lib.mkForce "v2\n";
+    "etcflip-test/gone".enable = false;
+    "etcflip-test/added".text = "added\n";
+    "etcflip-test/secret" = {
+      text = lib.mkForce "s2\n";
+      mode = lib.mkForce "0400";
+    };
+    "etcflip-test/tz".source = lib.mkForce "/etc/zoneinfo/Europe/Berlin";
+    "etcflip-test/dir".enable = false;
+    "etcflip-test/dir/a".text = "a2\n";
+    "etcflip-test/dir/c".text = "c2\n";
+  };
+in
+{
+  name = "etcflip";
+
+  nodes.machine =
+    { pkgs, ... }:
+    {
+      imports = [ module ];
+      system.etcflip.enable = true;
+      environment.etc = baseEtc pkgs;
+      specialisation.next.configuration.environment.etc = nextEtc;
+    };
+
+  nodes.legacy =
+    { pkgs, ... }:
+    {
+      imports = [ module ];
+      environment.etc = baseEtc pkgs;
+      specialisation.etcflip.configuration = {
+        system.etcflip.enable = true;
+        environment.etc = nextEtc;
+      };
+    };
+
+  testScript =
+    { nodes, ... }:
+    let
+      top = nodes.machine.system.build.toplevel;
+      legacyTop = nodes.legacy.system.build.toplevel;
+    in
+    ''
+      def is_link(m, path, text):
+          m.succeed(f"test -L {path}")
+          got = m.succeed(f"readlink {path}").strip()
+          assert got == text, f"{path} links to {got!r}, want {text!r}"
+
+      def has(m, path, content):
+          got = m.succeed(f"cat {path}")
+          assert got == content, f"{path} holds {got!r}, want {content!r}"
+
+      def is_copy(m, path, content, mode):
+          m.succeed(f"test -f {path} && test ! -L {path}")
+          has(m, path, content)
+          got = m.succeed(f"stat -c %a:%U:%G {path}").strip()
+          assert got == f"{mode}:root:root", f"{path} is {got}, want {mode}:root:root"
+
+      def no_leftovers(m):
+          # etcflip's scratch and backup names all contain ".etcflip-".
+          left = m.succeed("find /etc -xdev -name '*.etcflip-*' -print").strip()
+          assert left == "", f"left behind: {left}"
+
+      def fingerprint(m):
+          # Inode and mtime of every etcflip-made path, and of the recorded state: a no-op
+          # re-switch changes none of them.
+          return m.succeed(
+              "find /etc/etcflip-test /etc/static /etc/.etcflip/applied.json -xdev"
+              " -printf '%p %y %i %T@ %l\\n' | sort"
+          )
+
+      def generation_one(m):
+          is_link(m, "/etc/etcflip-test/kept", "/etc/static/etcflip-test/kept")
+          has(m, "/etc/etcflip-test/kept", "kept\n")
+          has(m, "/etc/etcflip-test/changed", "v1\n")
+          has(m, "/etc/etcflip-test/gone", "gone\n")
+          is_copy(m, "/etc/etcflip-test/secret", "s1\n", "440")
+          is_link(m, "/etc/etcflip-test/tz", "/etc/zoneinfo/UTC")
+          is_link(m, "/etc/etcflip-test/dir", "/etc/static/etcflip-test/dir")
+          has(m, "/etc/etcflip-test/dir/a", "a1\n")
+          has(m, "/etc/etcflip-test/dir/b", "b1\n")
+
+      def generation_two(m):
+          has(m, "/etc/etcflip-test/kept", "kept\n")
+          is_link(m, "/etc/etcflip-test/changed", "/etc/static/etcflip-test/changed")
+          has(m, "/etc/etcflip-test/changed", "v2\n")
+          m.fail("test -e /etc/etcflip-test/gone || test -L /etc/etcflip-test/gone")
+          has(m, "/etc/etcflip-test/added", "added\n")
+          is_copy(m, "/etc/etcflip-test/secret", "s2\n", "400")
+          is_link(m, "/etc/etcflip-test/tz", "/etc/zoneinfo/Europe/Berlin")
+          # The directory link became a real directory of per-file links; b is gone.
+          m.succeed("test -d /etc/etcflip-test/dir && test ! -L /etc/etcflip-test/dir")
+          is_link(m, "/etc/etcflip-test/dir/a", "/etc/static/etcflip-test/dir/a")
+          has(m, "/etc/etcflip-test/dir/a", "a2\n")
+          has(m, "/etc/etcflip-test/dir/c", "c2\n")
+          m.fail("test -e /etc/etcflip-test/dir/b")
+
+      def applied_is_current(m):
+          # The overlay shows the generation of the running system, and etcflip agrees.
+          gen = m.succeed("readlink -f /run/current-system/etcflip").strip()
+          is_link(m, "/etc/static", f"{gen}/etc")
+          m.succeed("etcflip verify >&2")
+          m.succeed("test -e /etc/NIXOS")
+          no_leftovers(m)
+
+      start_all()
+
+      with subtest("boot: the declared entries are in place"):
+          machine.wait_for_unit("multi-user.target")
+          generation_one(machine)
+          applied_is_current(machine)
+          # A user's files: one at the top, one inside a directory etcflip manages.
+          machine.succeed("echo mine > /etc/user-notes")
+          machine.succeed("echo mine > /etc/etcflip-test/user-file")
+
+      with subtest("switch to a specialisation that adds, removes and changes entries"):
+          machine.succeed("${top}/specialisation/next/bin/switch-to-configuration test >&2")
+          generation_two(machine)
+          applied_is_current(machine)
+          has(machine, "/etc/user-notes", "mine\n")
+          has(machine, "/etc/etcflip-test/user-file", "mine\n")
+
+      with subtest("a re-switch changes nothing"):
+          before = fingerprint(machine)
+          machine.succeed("${top}/specialisation/next/bin/switch-to-configuration test >&2")
+          out = machine.succeed("etcflip switch /run/current-system/etcflip")
+          assert "already up to date" in out, out
+          assert fingerprint(machine) == before, "the re-switch changed /etc"
+
+      with subtest("dry-activate prints the plan and changes nothing"):
+          before = fingerprint(machine)
+          out = machine.succeed("${top}/bin/switch-to-configuration dry-activate 2>&1")
+          assert "dry run" in out, out
+          assert fingerprint(machine) == before, "dry-activate changed /etc"
+
+      with subtest("and back to the first generation"):
+          machine.succeed("${top}/bin/switch-to-configuration test >&2")
+          generation_one(machine)
+          applied_is_current(machine)
+          has(machine, "/etc/etcflip-test/user-file", "mine\n")
+
+      with subtest("legacy: setup-etc.pl at boot, migrated by a switch"):
+          legacy.wait_for_unit("multi-user.target")
+          generation_one(legacy)
+          legacy.succeed("test -e /etc/.clean && test ! -e /etc/.etcflip")
+          legacy.succeed("echo mine > /etc/user-notes")
+          legacy.succeed("${legacyTop}/specialisation/etcflip/bin/switch-to-configuration test >&2")
+          generation_two(legacy)
+          applied_is_current(legacy)
+          has(legacy, "/etc/user-notes", "mine\n")
+
+      with subtest("legacy: rollback to setup-etc.pl, then forward again"):
+          legacy.succeed("${legacyTop}/bin/switch-to-configuration test >&2")
+          generation_one(legacy)
+          legacy.succeed("${legacyTop}/specialisation/etcflip/bin/switch-to-configuration test >&2")
+          generation_two(legacy)
+          applied_is_current(legacy)
+          has(legacy, "/etc/user-notes", "mine\n")
+    '';
+}

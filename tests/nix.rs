@@ -1,0 +1,251 @@
+//! The Nix side, for real, with Debian's nix-bin (Nix 2.8) and no network:
+//! - every `.nix` file of the repository parses;
+//! - the pure conversion (`nixos/spec.nix`) gives the expected spec on several option sets
+//!   (`tests/nix/cases/*.nix` → `*.json`);
+//! - the flake's outputs that need only builtins evaluate without nixpkgs;
+//! - a generation built by `nix-build` from builtins alone (`tests/nix/generation.nix`) is a
+//!   store path, the same for the same inputs and byte-identical across separate builds,
+//!   another for another spec; `etcflip switch` applies it, and every link then resolves into
+//!   `/nix/store`.
+//!
+//! The NixOS module, the package and the VM test need nixpkgs: they are parsed here, and
+//! evaluated only where nixpkgs is available (README, "NixOS").
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use etcflip_e2e::{bin, code, listing, repo_root, text_of, Scratch};
+use serde_json::Value;
+
+/// Offline, unsandboxed builds (Debian's nix has no working sandbox), no substituters.
+const OFFLINE: &[&str] = &[
+    "--option",
+    "sandbox",
+    "false",
+    "--option",
+    "substituters",
+    "",
+];
+
+fn nix(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (Debian package nix-bin): {e}"))
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert_eq!(code(out), 0, "{what}: {}", text_of(out));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// `nix-instantiate --eval --strict --json` of a file or (with `-E`) an expression.
+fn eval_json(args: &[&str]) -> Value {
+    let mut all = vec!["--eval", "--strict", "--json"];
+    all.extend_from_slice(args);
+    let out = ok(&nix("nix-instantiate", &all), &format!("eval {args:?}"));
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Every `.nix` file of the repository (not below `target/` or `.cache/`), sorted.
+fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for ent in std::fs::read_dir(dir).unwrap() {
+        let p = ent.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.is_dir() && !matches!(name.as_str(), "target" | ".cache" | ".git") {
+            nix_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "nix") {
+            out.push(p);
+        }
+    }
+    out.sort();
+}
+
+#[test]
+fn every_nix_file_parses() {
+    let mut files = Vec::new();
+    nix_files(&repo_root(), &mut files);
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(repo_root()).unwrap().display().to_string())
+        .collect();
+    for want in [
+        "flake.nix",
+        "nixos/module.nix",
+        "nixos/spec.nix",
+        "nixos/package.nix",
+        "nixos/generation.nix",
+        "nixos/tests/vm.nix",
+        "tests/nix/generation.nix",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} not found in {names:?}"
+        );
+    }
+    for f in &files {
+        ok(
+            &nix("nix-instantiate", &["--parse", f.to_str().unwrap()]),
+            &format!("parse {}", f.display()),
+        );
+    }
+}
+
+#[test]
+fn the_conversion_gives_the_expected_specs() {
+    let dir = repo_root().join("tests/nix/cases");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "nix"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 4, "{cases:?}");
+    for case in cases {
+        let got = eval_json(&[case.to_str().unwrap()]);
+        let want: Value =
+            serde_json::from_str(&std::fs::read_to_string(case.with_extension("json")).unwrap())
+                .unwrap();
+        assert_eq!(got, want, "{}", case.display());
+    }
+}
+
+#[test]
+fn a_path_source_goes_through_the_store() {
+    let v = eval_json(&[
+        "-E",
+        "(import ./nixos/spec.nix).spec { etc.issue.source = ./tests/nix/fixtures/issue; }",
+    ]);
+    let source = v["etc"]["issue"]["source"].as_str().unwrap();
+    assert!(
+        source.starts_with("/nix/store/") && source.ends_with("-issue"),
+        "{source}"
+    );
+}
+
+#[test]
+fn flake_outputs_that_need_only_builtins_evaluate_without_nixpkgs() {
+    // `nixpkgs` is a value that fails when touched: what evaluates does not need it.
+    let v = eval_json(&[
+        "-E",
+        r#"
+        let
+          flake = import ./flake.nix;
+          out = flake.outputs { self = out; nixpkgs = throw "nixpkgs is not available here"; };
+        in {
+          inherit (flake) description;
+          nixpkgs = flake.inputs.nixpkgs.url;
+          module = toString out.nixosModules.default;
+          same = out.lib.spec { etc.motd.text = "hi\n"; }
+            == (import ./nixos/spec.nix).spec { etc.motd.text = "hi\n"; };
+          outputs = builtins.attrNames out;
+        }
+        "#,
+    ]);
+    assert!(v["description"].as_str().unwrap().contains("etcflip"));
+    assert!(v["nixpkgs"]
+        .as_str()
+        .unwrap()
+        .starts_with("github:NixOS/nixpkgs/"));
+    assert!(v["module"].as_str().unwrap().ends_with("/nixos/module.nix"));
+    assert_eq!(v["same"], Value::Bool(true));
+    assert_eq!(
+        v["outputs"],
+        serde_json::json!(["checks", "devShells", "lib", "nixosModules", "packages"])
+    );
+}
+
+/// Builds `tests/nix/generation.nix`; returns the store path.
+fn build(variant: &str, salt: &str) -> PathBuf {
+    let gen = bin("etcflip-gen");
+    let mut args = vec![
+        "tests/nix/generation.nix",
+        "--no-out-link",
+        "--arg",
+        "etcflipGen",
+        gen.to_str().unwrap(),
+        "--argstr",
+        "variant",
+        variant,
+        "--argstr",
+        "salt",
+        salt,
+    ];
+    args.extend_from_slice(OFFLINE);
+    let out = ok(
+        &nix("nix-build", &args),
+        &format!("nix-build {variant} {salt}"),
+    );
+    let path = PathBuf::from(out.trim());
+    assert!(path.starts_with("/nix/store"), "{}", path.display());
+    path
+}
+
+/// Where each path resolves for a process rooted at `root` that sees `/nix/store`.
+fn resolve_in_root(root: &Path, paths: &[String]) -> Vec<String> {
+    let script = repo_root().join("tests/nix/resolve-in-root.sh");
+    let out = Command::new(script).arg(root).args(paths).output().unwrap();
+    ok(&out, "resolve-in-root.sh")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_generation_built_by_nix_is_reproducible_and_applies() {
+    let one = build("one", "");
+    assert_eq!(build("one", ""), one, "the same build, the same path");
+    let apart = build("one", "built apart");
+    assert_ne!(apart, one);
+    assert_eq!(
+        listing(&apart),
+        listing(&one),
+        "a separate build of the same spec differs"
+    );
+    let two = build("two", "");
+    assert_ne!(two, one, "a changed spec, the same path");
+
+    let s = Scratch::new("nix-build");
+    for gen in [&one, &two] {
+        let out = s.switch(gen, &[]);
+        assert!(out.contains("switched"), "{out}");
+        // The overlay points at the store path itself: the generation is not inside the root.
+        assert_eq!(
+            std::fs::read_link(s.etc("static")).unwrap(),
+            gen.join("etc")
+        );
+        let manifest: Value =
+            serde_json::from_str(&std::fs::read_to_string(gen.join("manifest.json")).unwrap())
+                .unwrap();
+        let links: Vec<String> = manifest["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e["kind"].as_str(), Some("symlink" | "direct-symlink")))
+            .map(|e| format!("/etc/{}", e["target"].as_str().unwrap()))
+            .collect();
+        assert!(links.len() >= 6, "{links:?}");
+        let resolved = resolve_in_root(&s.root, &links);
+        assert_eq!(resolved.len(), links.len(), "{resolved:?}");
+        for (link, to) in links.iter().zip(&resolved) {
+            assert!(to.starts_with("/nix/store/"), "{link} resolves to {to}");
+        }
+        let out = s.etcflip(&["verify"]);
+        assert_eq!(code(&out), 0, "verify: {}", text_of(&out));
+    }
+    // A path source went through the store, with its content.
+    let issue = resolve_in_root(&s.root, &["/etc/issue".to_owned()]);
+    assert_eq!(
+        std::fs::read(&issue[0]).unwrap(),
+        std::fs::read(repo_root().join("tests/nix/fixtures/issue")).unwrap()
+    );
+    // Generation two dropped sudoers (a copy) and changed motd behind the same link.
+    assert!(s.etc("sudoers").symlink_metadata().is_err());
+    let motd = resolve_in_root(&s.root, &["/etc/motd".to_owned()]);
+    assert_eq!(
+        std::fs::read_to_string(&motd[0]).unwrap(),
+        "Welcome to etcflip, again\n"
+    );
+}
