@@ -1,8 +1,10 @@
 //! From all leaves to the manifest: the rules between entries, and the implied directories.
 //!
 //! Rules:
-//! 1. Two leaves with one target are a duplicate, even with identical sources (NixOS silently
-//!    keeps the first link and the last sidecars, mixing two entries: nixos-etc.md §2).
+//! 1. Two leaves with one target must be identical (same kind, source or content, mode and
+//!    owner): then they are one entry, as NixOS builds them. If they differ they are refused
+//!    (NixOS silently keeps the first link and the last sidecars, mixing two entries:
+//!    nixos-etc.md §2).
 //! 2. A leaf at a path that another target needs as a directory is a file-vs-directory conflict.
 //! 3. Every ancestor of a leaf (not `/etc` itself) becomes a `dir` entry, 0755 root:root.
 //!
@@ -40,12 +42,12 @@ pub fn plan(
     leaves.sort_by(|a, b| a.entry.target.cmp(&b.entry.target));
     leaves.dedup_by(|later, first| {
         let dup = later.entry.target == first.entry.target;
-        if dup {
+        if dup && (later.entry != first.entry || later.text != first.text) {
             problems.push(decls[later.decl].problem(
                 "target",
                 &format!(
-                    "{:?} is also the target of {} (duplicate targets are refused, even with \
-                     identical sources)",
+                    "{:?} is also the target of {}, with another source, content, mode or \
+                     owner (duplicate targets must be identical)",
                     later.entry.target,
                     decls[first.decl].label()
                 ),
@@ -129,12 +131,16 @@ mod tests {
     }
 
     fn link(decl: usize, target: &'static str) -> Leaf {
+        link_to(decl, target, "/s")
+    }
+
+    fn link_to(decl: usize, target: &'static str, source: &'static str) -> Leaf {
         Leaf {
             decl,
             entry: Entry {
                 target: target.into(),
                 kind: Kind::Symlink,
-                source: Some("/s".into()),
+                source: Some(source.into()),
                 mode: None,
                 uid: None,
                 gid: None,
@@ -171,16 +177,30 @@ mod tests {
     }
 
     #[test]
+    fn identical_duplicates_are_one_entry() {
+        let decls = [decl("one"), decl("two")];
+        let mut problems = Vec::new();
+        let p = plan(&decls, vec![link(0, "x"), link(1, "x")], "/etc/static", &mut problems);
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(p.manifest.entries.len(), 1);
+    }
+
+    #[test]
     fn duplicates_and_conflicts_name_both_attributes() {
         let decls = [decl("one"), decl("two"), decl("three")];
         let mut problems = Vec::new();
-        let leaves = vec![link(0, "x"), link(1, "x"), link(2, "x/y"), link(2, "z")];
+        let leaves = vec![
+            link(0, "x"),
+            link_to(1, "x", "/other"),
+            link(2, "x/y"),
+            link(2, "z"),
+        ];
         plan(&decls, leaves, "/etc/static", &mut problems);
         assert_eq!(
             problems,
             [
-                "etc.\"two\".target: \"x\" is also the target of etc.\"one\" (duplicate targets \
-                 are refused, even with identical sources)",
+                "etc.\"two\".target: \"x\" is also the target of etc.\"one\", with another \
+                 source, content, mode or owner (duplicate targets must be identical)",
                 "etc.\"one\".target: \"x\" is a symlink entry, but etc.\"three\" needs it to be a \
                  directory for \"x/y\"",
             ]

@@ -18,7 +18,7 @@ fn sources(dir: &TempDir) {
 /// One spec per rule, and a piece of the message it must give (naming attribute and field).
 const ROWS: &[(&str, &str)] = &[
     (
-        r#"{"etc": {"a": {"source": "/x", "target": "t"}, "b": {"source": "/x", "target": "t"}}}"#,
+        r#"{"etc": {"a": {"source": "/x", "target": "t"}, "b": {"source": "/y", "target": "t"}}}"#,
         r#"etc."b".target: "t" is also the target of etc."a""#,
     ),
     (
@@ -170,7 +170,7 @@ fn all_violations_are_listed_at_once() {
       "users": {"users": [{"name": "alice"}]},
       "etc": {
         "dup1": {"source": "/x", "target": "t"},
-        "dup2": {"source": "/x", "target": "t"},
+        "dup2": {"source": "/y", "target": "t"},
         "file": {"source": "/x"},
         "under-file": {"target": "file/b", "text": "x"},
         "nothing": {},
