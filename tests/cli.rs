@@ -511,7 +511,7 @@ fn bad_rows(s: &Scratch) -> Vec<(&'static str, Value, &'static str)> {
     vec![
         (
             "duplicate",
-            json!({"one": {"target": "t", "text": "1"}, "two": {"target": "t", "text": "1"}}),
+            json!({"one": {"target": "t", "text": "1"}, "two": {"target": "t", "text": "2"}}),
             "\"t\" is also the target of etc.\"one\"",
         ),
         (
@@ -1079,4 +1079,39 @@ fn a_relative_root_works_like_an_absolute_one() {
         std::fs::read_link(s.etc("static")).unwrap(),
         Path::new("/gens/a/etc")
     );
+}
+
+/// A FIFO where the manifest should be is refused at once (exit 2), not waited on.
+#[test]
+fn a_fifo_manifest_is_refused_not_waited_for() {
+    let s = Scratch::new("cli-fifo");
+    let g = s.root.join("gens/fifo");
+    std::fs::create_dir_all(&g).unwrap();
+    nix::unistd::mkfifo(
+        &g.join("manifest.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let mut child = Command::new(bin("etcflip"))
+        .args(["switch", gen_str(&g), "--root"])
+        .arg(&s.root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("etcflip switch hangs on a FIFO manifest");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("regular file"), "{err}");
 }

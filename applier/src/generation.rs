@@ -1,5 +1,6 @@
 //! Loading a generation directory and checking it against its manifest (phase 0).
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -36,9 +37,21 @@ impl GenerationFile {
             ))
         })?;
         let mpath = host.join("manifest.json");
-        let manifest = std::fs::File::open(&mpath)
+        // O_NONBLOCK: a FIFO in place of the manifest must not hang the open; `Mapped::of`
+        // then refuses anything but a regular file.
+        let manifest = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(&mpath)
             .map_err(anyhow::Error::from)
-            .and_then(|f| Mapped::of(&f.into(), &mpath.display().to_string()))
+            // SAFETY: a generation is immutable once built (a Nix store path, an image): no
+            // one writes its manifest in place while a switch reads it (README, "The
+            // generation").
+            .and_then(|f| {
+                #[allow(unsafe_code)]
+                let mapped = unsafe { Mapped::of(&f.into(), &mpath.display().to_string()) };
+                mapped
+            })
             .map_err(|e| {
                 Invalid::one(format!(
                     "{}: cannot read the manifest ({e:#}); is this a generation built by \

@@ -96,5 +96,20 @@ pub fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
             text.push('\n');
         }
     }
-    crate::state::atomic_write(root, "etc/.clean", text.as_bytes())
+    // A fixed scratch name (reserved: no target contains ".etcflip-"), swept under the lock.
+    sweep(root)?;
+    let owner = crate::rootfs::Owner {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+    };
+    root.write_new(CLEAN_TMP, &[text.as_bytes()], 0o644, owner)?;
+    root.rename(CLEAN_TMP, "etc/.clean")
+}
+
+/// Where [`keep_clean`] writes the new list before renaming it over `/etc/.clean`.
+const CLEAN_TMP: &str = "etc/.clean.etcflip-tmp";
+
+/// Removes what a killed [`keep_clean`] left (we hold the lock).
+pub fn sweep(root: &mut Root) -> Result<()> {
+    root.remove_tree_if_present(CLEAN_TMP)
 }

@@ -5,13 +5,12 @@
 //! switch. A populated read-only mapping of the page cache costs ~0.2 ms, and the parsed
 //! manifest borrows its strings from it (see [`crate::borrowed`]).
 //!
-//! This is the only module with `unsafe` (the workspace denies it elsewhere). The contract that makes it sound in practice: the files mapped are never modified in
-//! place while we run. `applied.json`/`journal.json` are only ever replaced by rename, under
-//! the lock we hold; a generation is immutable (a Nix store path, an image). Someone who
-//! truncates a generation's manifest during a switch gets a SIGBUS, which ends the switch like
-//! a SIGKILL would (the switch is safe against that at every instant). The bytes are checked
-//! to be UTF-8 each time they are handed out as text, so a concurrent rewrite cannot produce
-//! invalid `str`s.
+//! A mapping is only sound while nobody modifies the file in place: the bytes behind a shared
+//! borrow would change (and could stop being UTF-8). So [`Mapped::of`] is an `unsafe fn` whose
+//! caller promises that; there are two, each with its reason: the state files (replaced only
+//! by rename, under the lock the switch holds) and a generation's manifest (immutable: a Nix
+//! store path, an image). Truncating a mapped file makes reads past its new end raise SIGBUS,
+//! which ends the switch like a SIGKILL (which a switch survives at every instant).
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
@@ -31,7 +30,12 @@ pub struct Mapped {
 
 impl Mapped {
     /// Maps the whole file open at `fd`; `shown` names it in errors.
-    pub fn of(fd: &OwnedFd, shown: &str) -> Result<Mapped> {
+    ///
+    /// # Safety
+    /// Nobody may modify the file in place (write to it, truncate it) while the result or
+    /// anything borrowed from it lives. Replacing it by rename is fine: the mapping keeps the
+    /// old inode.
+    pub unsafe fn of(fd: &OwnedFd, shown: &str) -> Result<Mapped> {
         let st = fstat(fd).with_context(|| format!("cannot stat {shown}"))?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             bail!("{shown} should be a regular file");
@@ -97,7 +101,8 @@ mod tests {
         let p = dir.join(format!("f{}", bytes.len()));
         std::fs::write(&p, bytes).unwrap();
         let fd = OwnedFd::from(std::fs::File::open(&p).unwrap());
-        let m = Mapped::of(&fd, "f").unwrap();
+        // SAFETY: the test's own file, not written again.
+        let m = unsafe { Mapped::of(&fd, "f") }.unwrap();
         std::fs::remove_file(&p).unwrap();
         m
     }
@@ -116,7 +121,8 @@ mod tests {
     #[test]
     fn refuses_directories() {
         let fd = OwnedFd::from(std::fs::File::open("/").unwrap());
-        let err = Mapped::of(&fd, "/").err().unwrap();
+        // SAFETY: nothing is mapped (a directory is refused).
+        let err = unsafe { Mapped::of(&fd, "/") }.err().unwrap();
         assert!(format!("{err:#}").contains("regular file"), "{err:#}");
     }
 }

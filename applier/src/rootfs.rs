@@ -324,13 +324,12 @@ impl Root {
         Ok(out)
     }
 
-    /// Maps `rel` (a regular file, not followed if a link) read-only: see [`Mapped`].
-    pub fn map(&mut self, rel: &str) -> Result<crate::mapped::Mapped> {
+    /// Opens `rel` read-only, not following it if it is a link.
+    pub fn open_file(&mut self, rel: &str) -> Result<OwnedFd> {
         let (parent, name) = split(rel);
         let shown = self.show(rel);
         let pfd = self.dir(parent)?;
-        let fd = open_read(pfd, name, &shown)?;
-        crate::mapped::Mapped::of(&fd, &shown)
+        open_read(pfd, name, &shown)
     }
 
     /// Reads `rel` resolving links *inside* the root (`RESOLVE_IN_ROOT`): for files such as

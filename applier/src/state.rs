@@ -35,6 +35,8 @@ pub fn state_dir() -> String {
 
 const APPLIED: &str = "applied.json";
 const JOURNAL: &str = "journal.json";
+/// Present while the journal's switch counts a legacy NixOS `/etc` as evidence.
+const LEGACY_MARK: &str = "legacy";
 const STATE_VERSION: u32 = 1;
 
 /// A generation as recorded in the state: where it was and its manifest, verbatim.
@@ -124,11 +126,11 @@ pub fn lock(root: &mut Root) -> Result<Lock> {
 /// transient snippets). Safe: we hold the lock, and nothing else writes there.
 fn sweep(root: &mut Root, dir: &str) -> Result<()> {
     for name in root.list(dir)? {
-        if !matches!(name.as_str(), "lock" | APPLIED | JOURNAL) {
+        if !matches!(name.as_str(), "lock" | APPLIED | JOURNAL | LEGACY_MARK) {
             root.remove_tree(&crate::rootfs::join(dir, &name))?;
         }
     }
-    Ok(())
+    crate::legacy::sweep(root)
 }
 
 /// Reads one state file: its record and the older pending ones.
@@ -226,8 +228,41 @@ pub fn read_journal(root: &mut Root) -> Result<Vec<Recorded<'static>>> {
     })
 }
 
-/// Writes the journal of a switch to `target`, keeping `older` interrupted targets.
-pub fn write_journal(root: &mut Root, target: &Recorded, older: &[Recorded]) -> Result<()> {
+/// Records whether the switch about to be journaled counts a legacy NixOS `/etc` as evidence
+/// (a migration, or a return after a rollback), so that a rerun after an interruption does
+/// too: by then the overlay no longer tells. Written before the journal, dropped after the
+/// commit; a stale mark is harmless (it only counts while a journal exists) and reset by the
+/// next switch's journal.
+fn mark_legacy(root: &mut Root, legacy: bool) -> Result<()> {
+    let rel = format!("{}/{LEGACY_MARK}", state_dir());
+    match (
+        legacy,
+        root.node_with(&rel, false)? == crate::rootfs::Node::Absent,
+    ) {
+        (true, true) => atomic_write(root, &rel, b""),
+        (false, false) => {
+            root.unlink(&rel)?;
+            root.sync_dir(&state_dir())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether [`mark_legacy`] marked the journal's switch.
+pub fn legacy_marked(root: &mut Root) -> Result<bool> {
+    let rel = format!("{}/{LEGACY_MARK}", state_dir());
+    Ok(root.node_with(&rel, false)? != crate::rootfs::Node::Absent)
+}
+
+/// Writes the journal of a switch to `target`, keeping `older` interrupted targets; `legacy`:
+/// the switch counts a legacy NixOS `/etc` as evidence (see [`legacy_marked`]).
+pub fn write_journal(
+    root: &mut Root,
+    target: &Recorded,
+    older: &[Recorded],
+    legacy: bool,
+) -> Result<()> {
+    mark_legacy(root, legacy)?;
     write_state(root, JOURNAL, target, older)
 }
 
@@ -236,11 +271,13 @@ pub fn write_journal(root: &mut Root, target: &Recorded, older: &[Recorded]) -> 
 pub fn commit(root: &mut Root, target: &Recorded, older: &[Recorded]) -> Result<()> {
     let dir = state_dir();
     if older.is_empty() {
-        return root.rename(&format!("{dir}/{JOURNAL}"), &format!("{dir}/{APPLIED}"));
+        root.rename(&format!("{dir}/{JOURNAL}"), &format!("{dir}/{APPLIED}"))?;
+    } else {
+        write_state(root, APPLIED, target, &[])?;
+        root.unlink(&format!("{dir}/{JOURNAL}"))?;
+        root.sync_dir(&dir)?;
     }
-    write_state(root, APPLIED, target, &[])?;
-    root.unlink(&format!("{dir}/{JOURNAL}"))?;
-    root.sync_dir(&dir)
+    mark_legacy(root, false)
 }
 
 fn corrupt(root: &Root, rel: &str, e: &dyn std::fmt::Display) -> anyhow::Error {
@@ -254,7 +291,15 @@ fn corrupt(root: &Root, rel: &str, e: &dyn std::fmt::Display) -> anyhow::Error {
 fn read_optional(root: &mut Root, rel: &str) -> Result<Option<Mapped>> {
     match root.node_with(rel, false)? {
         crate::rootfs::Node::Absent => Ok(None),
-        crate::rootfs::Node::File(_) => root.map(rel).map(Some),
+        crate::rootfs::Node::File(_) => {
+            let fd = root.open_file(rel)?;
+            // SAFETY: state files are never modified in place: they are replaced by rename,
+            // and only by a switch holding the lock (the caller holds it, or is a read-only
+            // command that accepts seeing the old or the new file).
+            #[allow(unsafe_code)]
+            let mapped = unsafe { Mapped::of(&fd, &root.show(rel)) }?;
+            Ok(Some(mapped))
+        }
         other => bail!(
             "{} should be a regular file, found {other:?}",
             root.show(rel)

@@ -68,7 +68,8 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let file = GenerationFile::open(&opts.generation)?;
     let gen = file.parse()?;
     let mut root = Root::open(&opts.root)?;
-    let target_text = format!("{}/etc", gen.path_in_root(&opts.root)?);
+    let gen_in_root = gen.path_in_root(&opts.root)?;
+    let target_text = format!("{gen_in_root}/etc");
     // A dry run writes nothing, not even the lock file.
     let _lock = (!opts.dry_run)
         .then(|| state::lock(&mut root))
@@ -113,7 +114,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         return Ok(outcome);
     }
     let record = Recorded {
-        generation: target_text.trim_end_matches("/etc").to_owned(),
+        generation: gen_in_root,
         manifest_text: Str::borrowed(gen.text),
     };
     let state_current = pending.is_empty()
@@ -133,7 +134,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.clone();
     older.retain(|r| r != &record);
-    state::write_journal(&mut root, &record, &older)?;
+    state::write_journal(&mut root, &record, &older, migrated)?;
     outcome.changed = true;
     let mut ctx = Ctx {
         root: &mut root,
@@ -155,12 +156,8 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     }
     apply::flip(ctx.root, &gen.manifest.overlay, &target_text)?;
     outcome.notes = apply::finish(&mut ctx, &outcome.plan)?;
-    let known = applied
-        .iter()
-        .map(|a| a.generation.as_str())
-        .chain(pending.iter().map(|p| p.generation.as_str()));
-    drop_old_overlays(&mut root, &old_overlays, &gen.manifest, known, migrated)?;
-    legacy::keep_clean(&mut root, &gen.manifest)?;
+    let gens = recorded_generations(applied.as_ref(), &pending);
+    after_flip(&mut root, &old_overlays, &gen.manifest, &gens, migrated)?;
     state::commit(&mut root, &record, &older)?;
     outcome.interrupted = signals
         .as_mut()
@@ -268,8 +265,9 @@ fn gather_evidence<'a>(
         recorded: None,
     };
     // Until a first switch commits, a legacy NixOS /etc stays evidence, also for the rerun of
-    // an interrupted migration; and again after setup-etc.pl took /etc back (a rollback).
-    if applied.is_none() || moved {
+    // an interrupted migration; and again after setup-etc.pl took /etc back (a rollback),
+    // until the switch back commits.
+    if applied.is_none() || moved || (!pending.is_empty() && state::legacy_marked(root)?) {
         if let Some(legacy) = legacy::evidence(root)? {
             out.evidence.merge(legacy);
             out.migrated = true;
@@ -281,9 +279,10 @@ fn gather_evidence<'a>(
     Ok(out)
 }
 
-/// Whether something other than etcflip moved the overlay since: it shows neither the applied
-/// generation nor one an interrupted switch was going to (e.g. a rollback to a NixOS
-/// generation that runs setup-etc.pl). Then nothing recorded is trusted.
+/// Whether something other than etcflip moved the overlay since: no overlay of a recorded
+/// generation (the applied one, or one an interrupted switch was going to) shows a recorded
+/// generation (e.g. after a rollback to a NixOS generation that runs setup-etc.pl, which flips
+/// `/etc/static`). Then nothing recorded is trusted.
 fn overlay_moved(
     root: &mut Root,
     applied: Option<&AppliedView>,
@@ -292,14 +291,31 @@ fn overlay_moved(
     let Some(view) = applied else {
         return Ok(false);
     };
-    let overlay = view.manifest.overlay.trim_start_matches('/');
-    let Node::Link(shown) = root.node_with(overlay, false)? else {
-        return Ok(true);
-    };
-    let ours = std::iter::once(view.generation.as_str())
+    let gens = recorded_generations(Some(view), pending);
+    let mut overlays = vec![view.manifest.overlay.to_string()];
+    for p in pending {
+        overlays.push(p.manifest(&p.generation)?.overlay.to_string());
+    }
+    for overlay in &overlays {
+        if let Node::Link(shown) = root.node_with(overlay.trim_start_matches('/'), false)? {
+            if gens.iter().any(|g| shown.strip_suffix("/etc") == Some(*g)) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The generations the state records: the applied one and those of interrupted switches.
+fn recorded_generations<'a>(
+    applied: Option<&'a AppliedView>,
+    pending: &'a [Recorded],
+) -> Vec<&'a str> {
+    applied
+        .map(|a| a.generation.as_str())
+        .into_iter()
         .chain(pending.iter().map(|p| p.generation.as_str()))
-        .any(|g| shown.strip_suffix("/etc") == Some(g));
-    Ok(!ours)
+        .collect()
 }
 
 /// A plain transition from the applied generation: new entries that want the same as there
@@ -354,16 +370,29 @@ fn bridge_overlay(root: &mut Root, old: &str, new: &str) -> Result<()> {
     }
 }
 
-/// When the overlay moved, the old overlay link goes, but only if it is still ours: a link to a
-/// recorded generation (or the legacy one being migrated), at a path no new entry claims.
-fn drop_old_overlays<'a>(
+/// The last changes before the commit: an old overlay goes (see [`drop_old_overlays`]), and
+/// `/etc/.clean` lists the new copies (see [`legacy::keep_clean`]).
+fn after_flip(
     root: &mut Root,
     old: &BTreeSet<String>,
     new: &Manifest,
-    recorded_generations: impl Iterator<Item = &'a str>,
+    recorded_gens: &[&str],
     migrated: bool,
 ) -> Result<()> {
-    let known: Vec<String> = recorded_generations.map(|g| format!("{g}/etc")).collect();
+    drop_old_overlays(root, old, new, recorded_gens, migrated)?;
+    legacy::keep_clean(root, new)
+}
+
+/// When the overlay moved, the old overlay link goes, but only if it is still ours: a link to a
+/// recorded generation (or the legacy one being migrated), at a path no new entry claims.
+fn drop_old_overlays(
+    root: &mut Root,
+    old: &BTreeSet<String>,
+    new: &Manifest,
+    recorded_gens: &[&str],
+    migrated: bool,
+) -> Result<()> {
+    let known: Vec<String> = recorded_gens.iter().map(|g| format!("{g}/etc")).collect();
     for overlay in old {
         let rel = overlay.trim_start_matches('/');
         let claimed = rel.strip_prefix("etc/").is_some_and(|t| {

@@ -180,7 +180,12 @@ mod tests {
     fn identical_duplicates_are_one_entry() {
         let decls = [decl("one"), decl("two")];
         let mut problems = Vec::new();
-        let p = plan(&decls, vec![link(0, "x"), link(1, "x")], "/etc/static", &mut problems);
+        let p = plan(
+            &decls,
+            vec![link(0, "x"), link(1, "x")],
+            "/etc/static",
+            &mut problems,
+        );
         assert_eq!(problems, Vec::<String>::new());
         assert_eq!(p.manifest.entries.len(), 1);
     }
