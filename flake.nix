@@ -1,10 +1,10 @@
 {
   description = "etcflip: /etc as a pure function of the configuration, switched atomically";
 
-  # etcflip needs Rust >= 1.85 (the workspace's rust-version) and lib.fileset: nixpkgs 25.05 or
+  # etcflip needs Rust >= 1.88 (the workspace's rust-version) and lib.fileset: nixpkgs 25.11 or
   # later. No flake.lock is committed (it cannot be made offline); the first `nix flake` command
   # on a machine with network writes one.
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
 
   outputs =
     { self, nixpkgs }:
@@ -28,7 +28,11 @@
       # The pure conversion from NixOS options to an etcflip spec (builtins only).
       lib = import ./nixos/spec.nix;
 
-      nixosModules.default = ./nixos/module.nix;
+      # An attribute set that imports the file (not the bare path, which `nix flake check`
+      # refuses on older Nix), so that errors still name nixos/module.nix.
+      nixosModules.default = {
+        imports = [ ./nixos/module.nix ];
+      };
 
       packages = forEachSystem (pkgs: {
         default = self.packages.${pkgs.stdenv.hostPlatform.system}.etcflip;

@@ -16,8 +16,16 @@ let
   cfg = config.system.etcflip;
   specLib = import ./spec.nix;
 
+  # etcflip-gen runs at build time: when the build machine cannot run the target's binaries
+  # (cross-compiling), it comes from the build platform's packages.
+  generator =
+    if pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform then
+      cfg.package
+    else
+      pkgs.buildPackages.callPackage ./package.nix { };
+
   generation = pkgs.callPackage ./generation.nix {
-    etcflip = cfg.package;
+    etcflip = generator;
     spec = specLib.spec cfg.spec;
   };
 

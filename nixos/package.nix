@@ -1,7 +1,7 @@
 # etcflip and etcflip-gen, built from this source tree.
 #
-# Needs a nixpkgs whose Rust is at least the workspace's `rust-version` (1.85: nixpkgs 25.05 or
-# later) and `lib.fileset` (23.11 or later).
+# Needs a nixpkgs whose Rust is at least the workspace's `rust-version` (1.88, which sha2 0.11
+# needs: nixpkgs 25.11 or later) and `lib.fileset` (23.11 or later).
 { lib, rustPlatform }:
 let
   workspace = (lib.importTOML ../Cargo.toml).workspace.package;

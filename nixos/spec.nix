@@ -27,12 +27,13 @@ let
 
   # One `environment.etc.<name>` value as the spec wants it.
   #
-  # - A text entry keeps only its text: NixOS also sets `source` to a store file made from the
-  #   text, and the generator writes the same bytes itself, so the text needs no store path
-  #   of its own (and the spec does not depend on one per text entry).
-  # - Otherwise `source` is interpolated: a path is copied into the store (as NixOS's own etc
-  #   builder does), a derivation becomes its output path, and a plain string (an absolute
-  #   path outside the store, e.g. `/etc/zoneinfo/UTC` for a direct-symlink) stays as it is.
+  # - `source`, when set, is what NixOS installs, also for a text entry (NixOS sets it to a
+  #   store file made from the text, and a `source = mkForce …` over a module's text wins):
+  #   so it is sent, interpolated (a path is copied into the store, as NixOS's etc builder
+  #   does; a derivation becomes its output path; a plain string, such as `/etc/zoneinfo/UTC`
+  #   for a direct-symlink, stays as it is), and the text is not.
+  # - `text` is sent only when there is no source (option sets written by hand, tests): the
+  #   generator then writes it into the generation itself.
   etcEntry =
     name: e:
     let
@@ -42,10 +43,10 @@ let
     { target = name; }
     // intersectAttrs passThrough e
     // (
-      if text != null then
-        { inherit text; }
-      else if source != null then
+      if source != null then
         { source = "${source}"; }
+      else if text != null then
+        { inherit text; }
       else
         { }
     );

@@ -137,7 +137,7 @@ fn flake_outputs_that_need_only_builtins_evaluate_without_nixpkgs() {
         in {
           inherit (flake) description;
           nixpkgs = flake.inputs.nixpkgs.url;
-          module = toString out.nixosModules.default;
+          module = map toString out.nixosModules.default.imports;
           same = out.lib.spec { etc.motd.text = "hi\n"; }
             == (import ./nixos/spec.nix).spec { etc.motd.text = "hi\n"; };
           outputs = builtins.attrNames out;
@@ -149,7 +149,12 @@ fn flake_outputs_that_need_only_builtins_evaluate_without_nixpkgs() {
         .as_str()
         .unwrap()
         .starts_with("github:NixOS/nixpkgs/"));
-    assert!(v["module"].as_str().unwrap().ends_with("/nixos/module.nix"));
+    let module = v["module"].as_array().unwrap();
+    assert_eq!(module.len(), 1, "{v:#}");
+    assert!(
+        module[0].as_str().unwrap().ends_with("/nixos/module.nix"),
+        "{v:#}"
+    );
     assert_eq!(v["same"], Value::Bool(true));
     assert_eq!(
         v["outputs"],

@@ -1,5 +1,6 @@
 # Entries the way `config.environment.etc` holds them on NixOS: every field set, defaults
-# included; text entries also carry the store file NixOS made from the text.
+# included; text entries also carry the store file NixOS made from the text, which is what
+# NixOS installs (so it is what the spec gets).
 let
   defaults = {
     enable = true;
