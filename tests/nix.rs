@@ -254,3 +254,36 @@ fn a_generation_built_by_nix_is_reproducible_and_applies() {
         "Welcome to etcflip, again\n"
     );
 }
+
+/// The VM test cannot run here, but its Python can be produced and compiled: the testScript
+/// is evaluated with store-path stand-ins for the machines' systems (it needs nothing else),
+/// and `python3 -m py_compile` checks the result.
+#[test]
+fn the_vm_test_script_evaluates_to_valid_python() {
+    let script = eval_json(&[
+        "-E",
+        r#"((import ./nixos/tests/vm.nix { module = null; }) { lib = throw "no lib"; }).testScript {
+             nodes = {
+               machine.system.build.toplevel = "/nix/store/machine";
+               legacy.system.build.toplevel = "/nix/store/legacy";
+             };
+           }"#,
+    ]);
+    let script = script.as_str().unwrap();
+    for want in [
+        "/nix/store/machine/specialisation/next",
+        "/nix/store/legacy/specialisation/etcflip",
+        "start_all()",
+    ] {
+        assert!(script.contains(want), "{want:?} missing from:\n{script}");
+    }
+    let s = Scratch::new("vm-script");
+    let path = s.dir.join("test_script.py");
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new("python3")
+        .args(["-m", "py_compile"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "the VM test script: {}", text_of(&out));
+}

@@ -370,22 +370,11 @@ fn bridge_overlay(root: &mut Root, old: &str, new: &str) -> Result<()> {
     }
 }
 
-/// The last changes before the commit: an old overlay goes (see [`drop_old_overlays`]), and
-/// `/etc/.clean` lists the new copies (see [`legacy::keep_clean`]).
+/// The last changes before the commit. When the overlay moved, the old overlay link goes, but
+/// only if it is still ours: a link to a recorded generation (or the legacy one being
+/// migrated), at a path no new entry claims. Then `/etc/.clean` lists the new copies (see
+/// [`legacy::keep_clean`]).
 fn after_flip(
-    root: &mut Root,
-    old: &BTreeSet<String>,
-    new: &Manifest,
-    recorded_gens: &[&str],
-    migrated: bool,
-) -> Result<()> {
-    drop_old_overlays(root, old, new, recorded_gens, migrated)?;
-    legacy::keep_clean(root, new)
-}
-
-/// When the overlay moved, the old overlay link goes, but only if it is still ours: a link to a
-/// recorded generation (or the legacy one being migrated), at a path no new entry claims.
-fn drop_old_overlays(
     root: &mut Root,
     old: &BTreeSet<String>,
     new: &Manifest,
@@ -414,5 +403,5 @@ fn drop_old_overlays(
         let (parent, _) = crate::rootfs::split(rel);
         root.remove_tree_if_present(&crate::rootfs::join(parent, ".etcflip-flip"))?;
     }
-    Ok(())
+    legacy::keep_clean(root, new)
 }

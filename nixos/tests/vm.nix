@@ -135,6 +135,9 @@ in
           has(m, "/etc/etcflip-test/dir/c", "c2\n")
           m.fail("test -e /etc/etcflip-test/dir/b")
 
+      def switch_to(m, toplevel):
+          m.succeed(f"{toplevel}/bin/switch-to-configuration test >&2")
+
       def applied_is_current(m):
           # The overlay shows the generation of the running system, and etcflip agrees.
           gen = m.succeed("readlink -f /run/current-system/etcflip").strip()
@@ -154,7 +157,7 @@ in
           machine.succeed("echo mine > /etc/etcflip-test/user-file")
 
       with subtest("switch to a specialisation that adds, removes and changes entries"):
-          machine.succeed("${top}/specialisation/next/bin/switch-to-configuration test >&2")
+          switch_to(machine, "${top}/specialisation/next")
           generation_two(machine)
           applied_is_current(machine)
           has(machine, "/etc/user-notes", "mine\n")
@@ -162,7 +165,7 @@ in
 
       with subtest("a re-switch changes nothing"):
           before = fingerprint(machine)
-          machine.succeed("${top}/specialisation/next/bin/switch-to-configuration test >&2")
+          switch_to(machine, "${top}/specialisation/next")
           out = machine.succeed("etcflip switch /run/current-system/etcflip")
           assert "already up to date" in out, out
           assert fingerprint(machine) == before, "the re-switch changed /etc"
@@ -174,27 +177,27 @@ in
           assert fingerprint(machine) == before, "dry-activate changed /etc"
 
       with subtest("and back to the first generation"):
-          machine.succeed("${top}/bin/switch-to-configuration test >&2")
+          switch_to(machine, "${top}")
           generation_one(machine)
           applied_is_current(machine)
           has(machine, "/etc/etcflip-test/user-file", "mine\n")
+
+      def legacy_to_etcflip():
+          switch_to(legacy, "${legacyTop}/specialisation/etcflip")
+          generation_two(legacy)
+          applied_is_current(legacy)
+          has(legacy, "/etc/user-notes", "mine\n")
 
       with subtest("legacy: setup-etc.pl at boot, migrated by a switch"):
           legacy.wait_for_unit("multi-user.target")
           generation_one(legacy)
           legacy.succeed("test -e /etc/.clean && test ! -e /etc/.etcflip")
           legacy.succeed("echo mine > /etc/user-notes")
-          legacy.succeed("${legacyTop}/specialisation/etcflip/bin/switch-to-configuration test >&2")
-          generation_two(legacy)
-          applied_is_current(legacy)
-          has(legacy, "/etc/user-notes", "mine\n")
+          legacy_to_etcflip()
 
       with subtest("legacy: rollback to setup-etc.pl, then forward again"):
-          legacy.succeed("${legacyTop}/bin/switch-to-configuration test >&2")
+          switch_to(legacy, "${legacyTop}")
           generation_one(legacy)
-          legacy.succeed("${legacyTop}/specialisation/etcflip/bin/switch-to-configuration test >&2")
-          generation_two(legacy)
-          applied_is_current(legacy)
-          has(legacy, "/etc/user-notes", "mine\n")
+          legacy_to_etcflip()
     '';
 }
