@@ -29,35 +29,12 @@ let
     spec = specLib.spec cfg.spec;
   };
 
-  switchCommand =
-    dryRun:
-    lib.escapeShellArgs (
-      [
-        "${cfg.package}/bin/etcflip"
-        "switch"
-        "${generation}"
-        "--on-conflict"
-        cfg.onConflict
-      ]
-      ++ lib.optional dryRun "--dry-run"
-    );
-
-  # The activation snippet's PATH has no systemd: name its systemd-tmpfiles.
-  tmpfiles = "ETCFLIP_TMPFILES=${config.systemd.package}/bin/systemd-tmpfiles";
-
-  activation = ''
-    # etcflip (system.etcflip.enable): /etc from ${generation}
-    if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
-      ${tmpfiles} ${switchCommand true}
-    else
-      # setup-etc.pl's list of its copies: etcflip keeps it current once it exists, so that a
-      # rollback to a generation without etcflip removes exactly what etcflip made.
-      [ -e /etc/.clean ] || : > /etc/.clean
-      ${tmpfiles} ${switchCommand false}
-      # Programs detect NixOS by this tag file (setup-etc.pl made it on every run).
-      [ -e /etc/NIXOS ] || : > /etc/NIXOS
-    fi
-  '';
+  activation = import ./activation.nix {
+    etcflip = cfg.package;
+    inherit generation;
+    tmpfiles = "${config.systemd.package}/bin/systemd-tmpfiles";
+    inherit (cfg) onConflict;
+  };
 in
 {
   options.system.etcflip = {

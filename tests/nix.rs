@@ -162,15 +162,25 @@ fn flake_outputs_that_need_only_builtins_evaluate_without_nixpkgs() {
     );
 }
 
+/// A package directory with the freshly built binaries in `bin/` (what `etcflip.package`
+/// is to the NixOS module).
+fn package(s: &Scratch) -> PathBuf {
+    let pkg = s.dir.join("pkg");
+    std::fs::create_dir_all(pkg.join("bin")).unwrap();
+    for b in ["etcflip", "etcflip-gen"] {
+        std::fs::copy(bin(b), pkg.join("bin").join(b)).unwrap();
+    }
+    pkg
+}
+
 /// Builds `tests/nix/generation.nix`; returns the store path.
-fn build(variant: &str, salt: &str) -> PathBuf {
-    let gen = bin("etcflip-gen");
+fn build(pkg: &Path, variant: &str, salt: &str) -> PathBuf {
     let mut args = vec![
         "tests/nix/generation.nix",
         "--no-out-link",
         "--arg",
-        "etcflipGen",
-        gen.to_str().unwrap(),
+        "etcflipPackage",
+        pkg.to_str().unwrap(),
         "--argstr",
         "variant",
         variant,
@@ -200,19 +210,20 @@ fn resolve_in_root(root: &Path, paths: &[String]) -> Vec<String> {
 
 #[test]
 fn a_generation_built_by_nix_is_reproducible_and_applies() {
-    let one = build("one", "");
-    assert_eq!(build("one", ""), one, "the same build, the same path");
-    let apart = build("one", "built apart");
+    let s = Scratch::new("nix-build");
+    let pkg = package(&s);
+    let one = build(&pkg, "one", "");
+    assert_eq!(build(&pkg, "one", ""), one, "the same build, the same path");
+    let apart = build(&pkg, "one", "built apart");
     assert_ne!(apart, one);
     assert_eq!(
         listing(&apart),
         listing(&one),
         "a separate build of the same spec differs"
     );
-    let two = build("two", "");
+    let two = build(&pkg, "two", "");
     assert_ne!(two, one, "a changed spec, the same path");
 
-    let s = Scratch::new("nix-build");
     for gen in [&one, &two] {
         let out = s.switch(gen, &[]);
         assert!(out.contains("switched"), "{out}");
@@ -286,4 +297,82 @@ fn the_vm_test_script_evaluates_to_valid_python() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "the VM test script: {}", text_of(&out));
+}
+
+/// The module's `etc` activation snippet (`nixos/activation.nix`), run by bash for real in a
+/// private mount namespace whose `/etc` is an empty tmpfs (the host's `/etc` is never seen):
+/// a first activation, a re-activation that changes nothing, and a dry activation to another
+/// generation that changes nothing either.
+#[test]
+fn the_activation_snippet_switches_etc() {
+    let s = Scratch::new("nix-activation");
+    let pkg = package(&s);
+    let one = build(&pkg, "one", "");
+    let two = build(&pkg, "two", "");
+    let tmpfiles = std::env::var("ETCFLIP_TMPFILES").unwrap_or_else(|_| {
+        let out = Command::new("sh")
+            .args(["-c", "command -v systemd-tmpfiles"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    });
+    let snippet = |gen: &Path, name: &str| {
+        let expr = format!(
+            "import ./nixos/activation.nix {{ etcflip = {:?}; generation = {:?}; \
+             tmpfiles = {tmpfiles:?}; onConflict = \"backup\"; }}",
+            pkg.display().to_string(),
+            gen.display().to_string(),
+        );
+        let text = eval_json(&["-E", &expr]);
+        let path = s.dir.join(name);
+        std::fs::write(&path, text.as_str().unwrap()).unwrap();
+        path
+    };
+    let (a, b) = (snippet(&one, "one.sh"), snippet(&two, "two.sh"));
+    let script = r#"
+        mount -t tmpfs tmpfs /etc
+        echo "== activate"; bash "$1"
+        echo "== again"; bash "$1"
+        echo "== dry"; NIXOS_ACTION=dry-activate bash "$2"
+        echo "== state"
+        readlink /etc/static
+        cat /etc/.clean
+        test -e /etc/NIXOS && echo "NIXOS tag"
+        readlink /etc/motd
+    "#;
+    let out = Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-eu",
+            "-c",
+            script,
+            "sh",
+        ])
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    let text = ok(&out, "the activation snippet");
+    let part = |name: &str| {
+        let start = text.find(&format!("== {name}\n")).unwrap() + name.len() + 4;
+        let end = text[start..].find("== ").map_or(text.len(), |e| start + e);
+        text[start..end].to_owned()
+    };
+    assert!(part("activate").contains("switched"), "{text}");
+    assert!(part("again").contains("already up to date"), "{text}");
+    let dry = part("dry");
+    assert!(dry.contains("dry run: nothing was changed"), "{text}");
+    assert!(
+        dry.contains("/etc/sudoers"),
+        "the plan removes sudoers: {text}"
+    );
+    let want = format!(
+        "{}\nlocaltime\nsudoers\nNIXOS tag\n/etc/static/motd\n",
+        one.join("etc").display()
+    );
+    assert_eq!(part("state"), want, "{text}");
+    // The host's /etc was never touched.
+    assert!(!Path::new("/etc/.etcflip").exists());
 }

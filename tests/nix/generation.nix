@@ -1,14 +1,17 @@
-# A generation built by Nix from builtins alone (no nixpkgs), the way the NixOS module's
-# derivation builds one (nixos/generation.nix), so that it runs offline with Debian's nix-bin:
+# A generation built by Nix from builtins alone (no nixpkgs): the NixOS module's own build step
+# (nixos/generation.nix) with builtins stand-ins for the nixpkgs builders it uses, so that it
+# runs offline with Debian's nix-bin:
 #
-#   nix-build tests/nix/generation.nix --arg etcflipGen "$PWD/target/debug/etcflip-gen" \
+#   mkdir -p /tmp/pkg/bin && cp target/debug/etcflip-gen /tmp/pkg/bin/
+#   nix-build tests/nix/generation.nix --arg etcflipPackage /tmp/pkg \
 #     --option sandbox false --option substituters ''
 #
 # tests/nix.rs builds it: the result is a store path, the same for the same inputs, another for
 # another spec, and `etcflip switch` applies it.
 {
-  # A freshly built etcflip-gen; copied into the store, so the build depends on its bytes.
-  etcflipGen,
+  # A directory with the freshly built binaries in bin/; copied into the store, so the build
+  # depends on their bytes.
+  etcflipPackage,
   # Which option set: "one", or "two" (the same system with changes).
   variant ? "one",
   # Changes the derivation, not what it builds: two separate builds of the same generation.
@@ -17,10 +20,29 @@
 let
   specLib = import ../../nixos/spec.nix;
 
-  gen = builtins.path {
-    path = etcflipGen;
-    name = "etcflip-gen";
+  etcflip = builtins.path {
+    path = etcflipPackage;
+    name = "etcflip";
   };
+
+  # Stand-ins for the two nixpkgs builders nixos/generation.nix uses, from builtins alone:
+  # a derivation whose builder is /bin/sh running the script, and builtins.toFile (which may
+  # refer to the sources below: they are plain store paths, not build outputs).
+  runCommandLocal =
+    name: env: script:
+    derivation (
+      {
+        inherit name salt;
+        system = builtins.currentSystem;
+        builder = "/bin/sh";
+        args = [
+          "-c"
+          script
+        ];
+      }
+      // env
+    );
+  writeText = builtins.toFile;
 
   # `environment.etc`-style option sets. Every source is a store path: paths are copied into
   # the store by the conversion.
@@ -42,25 +64,15 @@ let
     motd.text = "Welcome to etcflip, again\n";
     added.text = "added\n";
   };
-
-  # builtins.toFile may refer to these sources: they are plain store paths, not build outputs.
-  spec = builtins.toFile "etcflip-spec.json" (
-    builtins.toJSON (specLib.spec {
-      etc =
-        {
-          inherit one two;
-        }
-        .${variant};
-    })
-  );
 in
-derivation {
-  name = "etcflip-generation";
-  system = builtins.currentSystem;
-  builder = "/bin/sh";
-  args = [
-    "-c"
-    ''exec ${gen} build --spec ${spec} --out "$out"''
-  ];
-  inherit salt;
+# The module's own build step, run with the stand-ins.
+import ../../nixos/generation.nix {
+  inherit runCommandLocal writeText etcflip;
+  spec = specLib.spec {
+    etc =
+      {
+        inherit one two;
+      }
+      .${variant};
+  };
 }

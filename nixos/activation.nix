@@ -1,0 +1,41 @@
+# The `etc` activation snippet that replaces setup-etc.pl: builtins only, so that tests/nix.rs
+# runs it for real (in a private mount namespace with a scratch /etc).
+{
+  # A package with bin/etcflip.
+  etcflip,
+  # The generation to switch to.
+  generation,
+  # The systemd-tmpfiles binary (the activation script's PATH has no systemd).
+  tmpfiles,
+  # What to do with paths etcflip did not make: "abort", "backup" or "overwrite".
+  onConflict,
+}:
+let
+  quote = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] "${s}" + "'";
+  switch =
+    extra:
+    builtins.concatStringsSep " " (
+      [
+        "ETCFLIP_TMPFILES=${quote tmpfiles}"
+        (quote "${etcflip}/bin/etcflip")
+        "switch"
+        (quote generation)
+        "--on-conflict"
+        (quote onConflict)
+      ]
+      ++ extra
+    );
+in
+''
+  # etcflip (system.etcflip.enable): /etc from ${generation}
+  if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
+    ${switch [ "--dry-run" ]}
+  else
+    # setup-etc.pl's list of its copies: etcflip keeps it current once it exists, so that a
+    # rollback to a generation without etcflip removes exactly what etcflip made.
+    [ -e /etc/.clean ] || : > /etc/.clean
+    ${switch [ ]}
+    # Programs detect NixOS by this tag file (setup-etc.pl made it on every run).
+    [ -e /etc/NIXOS ] || : > /etc/NIXOS
+  fi
+''
