@@ -791,3 +791,21 @@ fn a_killed_rewrite_of_clean_leaves_nothing_behind() {
     assert!(out.contains("already up to date"), "{out}");
     assert!(s.etc(".clean.etcflip-tmp").symlink_metadata().is_err());
 }
+
+/// A lost `/etc/.clean` (the NixOS module recreates it empty) is filled again by the next
+/// switch, also one with nothing else to do (a reboot).
+#[test]
+fn a_lost_clean_is_filled_again_by_a_noop_switch() {
+    let s = Scratch::new("clean-lost");
+    let drv = old_etc_tree(&s);
+    legacy_etc(&s, &drv);
+    let g = s.gen("new", &new_spec(&s));
+    s.switch(&g, &[]);
+    std::fs::write(s.etc(".clean"), "").unwrap();
+    let out = s.switch(&g, &[]);
+    assert!(out.contains("already up to date"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(s.etc(".clean")).unwrap(),
+        "localtime\nnginx/nginx.conf\nsudoers\n"
+    );
+}

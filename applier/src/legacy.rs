@@ -83,6 +83,7 @@ fn claim_with_parents(ev: &mut Evidence<'static>, target: &str, claim: Claim<'st
 
 /// Rewrites `/etc/.clean`, if there is one and `new` uses the legacy overlay, to list `new`'s
 /// copies and direct links the way `setup-etc.pl` does (sorted relative paths, one a line).
+/// Nothing is written when it already does.
 pub fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
     if new.overlay != LEGACY_OVERLAY
         || !matches!(root.node_with("etc/.clean", false)?, Node::File(_))
@@ -95,6 +96,9 @@ pub fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
             text.push_str(&e.target);
             text.push('\n');
         }
+    }
+    if root.read("etc/.clean")? == text.as_bytes() {
+        return Ok(());
     }
     // A fixed scratch name (reserved: no target contains ".etcflip-"), swept under the lock.
     sweep(root)?;

@@ -123,14 +123,15 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
             .as_ref()
             .is_some_and(|a| a.generation == record.generation);
     if opts.dry_run || (outcome.plan.is_noop() && state_current) {
+        if !opts.dry_run {
+            legacy::keep_clean(&mut root, &gen.manifest)?; // in case it was lost meanwhile
+        }
         leave_to_exit(opts.exiting, (gen, evidence, world, record, applied));
         leave_to_exit(opts.exiting, applied_text);
         return Ok(outcome);
     }
     let tmpfiles = crate::runner::find_tmpfiles()?;
-    if let Some(sig) = signals.as_mut().and_then(Signals::pending) {
-        bail!("interrupted by {sig} before any change; nothing was written");
-    }
+    stop_if_signalled(&mut signals, "before any change; nothing was written")?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.clone();
     older.retain(|r| r != &record);
@@ -148,12 +149,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         bridge_overlay(ctx.root, old, &gen.manifest.overlay)?;
     }
     apply::prepare(&mut ctx, &outcome.plan)?;
-    if let Some(sig) = signals.as_mut().and_then(Signals::pending) {
-        bail!(
-            "interrupted by {sig} before the flip: nothing visible changed; run the switch \
-             again to finish"
-        );
-    }
+    stop_if_signalled(&mut signals, BEFORE_FLIP)?;
     apply::flip(ctx.root, &gen.manifest.overlay, &target_text)?;
     outcome.notes = apply::finish(&mut ctx, &outcome.plan)?;
     let gens = recorded_generations(applied.as_ref(), &pending);
@@ -173,6 +169,19 @@ impl Outcome {
     pub fn refused(&self) -> Option<Refused> {
         let conflicts = self.plan.conflicts();
         (!conflicts.is_empty()).then_some(Refused { conflicts })
+    }
+}
+
+/// What an interruption before the flip means.
+const BEFORE_FLIP: &str =
+    "before the flip: nothing visible changed; run the switch again to finish";
+
+/// Ends the switch with an error if SIGTERM/SIGINT arrived; `when` says where, and what that
+/// means.
+fn stop_if_signalled(signals: &mut Option<Signals>, when: &str) -> Result<()> {
+    match signals.as_mut().and_then(Signals::pending) {
+        Some(sig) => bail!("interrupted by {sig} {when}"),
+        None => Ok(()),
     }
 }
 
