@@ -177,6 +177,16 @@ fn new_spec(s: &Scratch) -> Value {
     ])
 }
 
+/// A legacy root (the old tree, as setup-etc.pl left it) migrated to the new generation:
+/// returns the old tree's derivation and the new generation.
+fn migrated(s: &Scratch) -> (PathBuf, PathBuf) {
+    let drv = old_etc_tree(s);
+    legacy_etc(s, &drv);
+    let g = s.gen("new", &new_spec(s));
+    s.switch(&g, &[]);
+    (drv, g)
+}
+
 fn assert_user_files_kept(s: &Scratch) {
     for (rel, content) in USER_FILES {
         assert_eq!(
@@ -672,10 +682,7 @@ fn link_pass(tree: &Path, etc: &Path, rel: &str, made: &mut Vec<String>) {
 #[test]
 fn a_rollback_to_setup_etc_pl_and_forward_again_converges() {
     let s = Scratch::new("rollback");
-    let drv = old_etc_tree(&s);
-    legacy_etc(&s, &drv);
-    let g = s.gen("new", &new_spec(&s));
-    s.switch(&g, &[]);
+    let (drv, g) = migrated(&s);
     // etcflip keeps setup-etc.pl's list of copies and direct links, now its own.
     assert_eq!(
         std::fs::read_to_string(s.etc(".clean")).unwrap(),
@@ -714,10 +721,7 @@ fn a_rollback_to_setup_etc_pl_and_forward_again_converges() {
 #[test]
 fn a_switch_back_after_a_rollback_that_is_interrupted_is_finished_by_the_rerun() {
     let s = Scratch::new("rollback-interrupted");
-    let drv = old_etc_tree(&s);
-    legacy_etc(&s, &drv);
-    let g = s.gen("new", &new_spec(&s));
-    s.switch(&g, &[]);
+    let (drv, g) = migrated(&s);
     setup_etc_pl(&s, &drv);
     symlink("/etc/static/hosts", s.etc("alias")).unwrap();
     // Forward again, stopped after the flip (stale paths cannot be removed): the overlay
@@ -782,10 +786,7 @@ fn generation_paths_ending_in_etc_are_recorded_as_they_are() {
 #[test]
 fn a_killed_rewrite_of_clean_leaves_nothing_behind() {
     let s = Scratch::new("clean-tmp");
-    let drv = old_etc_tree(&s);
-    legacy_etc(&s, &drv);
-    let g = s.gen("new", &new_spec(&s));
-    s.switch(&g, &[]);
+    let (_, g) = migrated(&s);
     std::fs::write(s.etc(".clean.etcflip-tmp"), "half").unwrap();
     let out = s.switch(&g, &[]);
     assert!(out.contains("already up to date"), "{out}");
@@ -797,10 +798,7 @@ fn a_killed_rewrite_of_clean_leaves_nothing_behind() {
 #[test]
 fn a_lost_clean_is_filled_again_by_a_noop_switch() {
     let s = Scratch::new("clean-lost");
-    let drv = old_etc_tree(&s);
-    legacy_etc(&s, &drv);
-    let g = s.gen("new", &new_spec(&s));
-    s.switch(&g, &[]);
+    let (_, g) = migrated(&s);
     std::fs::write(s.etc(".clean"), "").unwrap();
     let out = s.switch(&g, &[]);
     assert!(out.contains("already up to date"), "{out}");
