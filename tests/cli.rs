@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use etcflip_e2e::tmpfiles_bins::{versions, TmpfilesBin};
-use etcflip_e2e::{bin, code, read_in_root, source, spec, text, text_of, Scratch};
+use etcflip_e2e::{absent, bin, code, read_in_root, source, spec, text, text_of, Scratch};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ fn dry_run_changes_nothing_and_lists_the_plan() {
     // The dry run described what the real switch then does.
     s.switch(&gb, &[]);
     assert!(s.etc("new").symlink_metadata().is_ok());
-    assert!(s.etc("gone").symlink_metadata().is_err());
+    assert!(absent(&s.etc("gone")));
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn dry_run_on_a_fresh_root_creates_nothing_at_all() {
             "dry run {extra:?} wrote something"
         );
         assert!(
-            s.root.join("etc").symlink_metadata().is_err(),
+            absent(&s.root.join("etc")),
             "a dry run created /etc (or /etc/.etcflip)"
         );
     }
@@ -416,10 +416,7 @@ fn status_on_a_fresh_root_after_a_switch_and_after_an_interrupted_one() {
         json_of(&out),
         json!({"generation": null, "overlay": null, "entries": {}, "pending": []})
     );
-    assert!(
-        s.root.join("etc").symlink_metadata().is_err(),
-        "status wrote /etc"
-    );
+    assert!(absent(&s.root.join("etc")), "status wrote /etc");
 
     s.switch(&ga, &[]);
     let out = s.etcflip(&["status"]);
@@ -631,7 +628,7 @@ fn invalid_specs_are_refused_with_every_problem_and_nothing_written() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{name}: {want:?} missing from:\n{err}");
         assert!(
-            s.root.join("gens").join(name).symlink_metadata().is_err(),
+            absent(&s.root.join("gens").join(name)),
             "{name}: --out was created"
         );
     }
@@ -663,7 +660,7 @@ fn invalid_specs_are_refused_with_every_problem_and_nothing_written() {
         assert!(err.contains(&want), "{name}: {want:?} missing from:\n{err}");
     }
     assert!(err.contains(&format!("({} problems)", rows.len())), "{err}");
-    assert!(s.root.join("gens/all").symlink_metadata().is_err());
+    assert!(absent(&s.root.join("gens/all")));
     assert_eq!(gens_except(&s, &[]), Vec::<String>::new(), "leftovers");
 }
 
@@ -791,7 +788,7 @@ fn hand_edited_manifests_are_refused_and_nothing_is_written() {
     };
     // A fresh root: not even the state directory appears.
     check_all("fresh");
-    assert!(s.root.join("etc").symlink_metadata().is_err());
+    assert!(absent(&s.root.join("etc")));
     // A switched root: nothing changes, the applied generation stays.
     s.switch(&good, &[]);
     check_all("switched");
@@ -948,18 +945,18 @@ fn check_boot_snippet(s: &Scratch, tf: &TmpfilesBin, gen: &Path, texts: &[(Strin
 fn check_nasty_removed(s: &Scratch, v: u32, texts: &[(String, String)]) {
     for (target, _) in texts {
         assert!(
-            s.etc(target).symlink_metadata().is_err(),
+            absent(&s.etc(target)),
             "{v}: /etc/{target:?} was not removed"
         );
     }
     for name in nasty() {
         assert!(
-            s.etc(&format!("dir {name}")).symlink_metadata().is_err(),
+            absent(&s.etc(&format!("dir {name}"))),
             "{v}: directory {name:?} was not removed"
         );
     }
-    assert!(s.etc("copies").symlink_metadata().is_err(), "{v}");
-    assert!(s.etc(NASTY_DIRECT).symlink_metadata().is_err(), "{v}");
+    assert!(absent(&s.etc("copies")), "{v}");
+    assert!(absent(&s.etc(NASTY_DIRECT)), "{v}");
     for f in LOOKALIKES {
         for (path, shown) in [
             (s.etc(f), f.to_string()),
@@ -1000,21 +997,15 @@ fn check_odd_overlay(s: &Scratch, v: u32, env: &[(&str, &Path)], plain: &Path) {
             "{v}: content of {target:?}"
         );
     }
-    assert!(
-        s.etc("static").symlink_metadata().is_err(),
-        "{v}: the old overlay link stayed"
-    );
+    assert!(absent(&s.etc("static")), "{v}: the old overlay link stayed");
     let overlay_link = s.root.join(NASTY_OVERLAY.trim_start_matches('/'));
     assert_eq!(link_bytes(&overlay_link), b"/gens/odd-overlay/etc", "{v}");
     let out = etcflip_env(s, &["verify"], env);
     assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
     let out = etcflip_env(s, &["switch", gen_str(plain)], env);
     assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
-    assert!(
-        overlay_link.symlink_metadata().is_err(),
-        "{v}: odd overlay stayed"
-    );
-    assert!(s.etc("a b").symlink_metadata().is_err(), "{v}");
+    assert!(absent(&overlay_link), "{v}: odd overlay stayed");
+    assert!(absent(&s.etc("a b")), "{v}");
     assert_eq!(
         read_in_root(&s.root, "/etc/hosts").as_deref(),
         Some(&b"plain\n"[..]),

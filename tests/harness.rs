@@ -163,6 +163,12 @@ impl Drop for Scratch {
     }
 }
 
+/// Whether nothing is at `p`, not even a dangling link (`Path::exists` follows links, and the
+/// links etcflip makes point into the root, so they dangle from the host).
+pub fn absent(p: &Path) -> bool {
+    p.symlink_metadata().is_err()
+}
+
 /// A deterministic listing of a tree (see [`Scratch::listing`]).
 pub fn listing(top: &Path) -> String {
     let mut out = String::new();

@@ -18,7 +18,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use etcflip::rootfs::sha256_bytes;
-use etcflip_e2e::{bin, code, read_in_root, source, spec, text, text_of, Rng, Scratch};
+use etcflip_e2e::{absent, bin, code, read_in_root, source, spec, text, text_of, Rng, Scratch};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -888,8 +888,8 @@ fn invariant_2_stale_paths_not_ours_are_left() {
         std::fs::read_to_string(s.etc("old/nested/admin.conf")).unwrap(),
         "admin's\n"
     );
-    assert!(!s.etc("old/nested/file").exists(), "our stale link stays");
-    assert!(!s.etc("gone").exists(), "our stale directory stays");
+    assert!(absent(&s.etc("old/nested/file")), "our stale link stays");
+    assert!(absent(&s.etc("gone")), "our stale directory stays");
     assert_eq!(
         std::fs::read_to_string(s.etc("motd")).unwrap(),
         "admin's motd\n"
@@ -1031,7 +1031,7 @@ fn invariant_2_backup_never_overwrites_an_earlier_backup() {
         "admin 2\n"
     );
     assert_eq!(std::fs::read_to_string(s.etc("motd")).unwrap(), "ours 2\n");
-    assert!(!s.etc("motd.etcflip-backup.2").exists());
+    assert!(absent(&s.etc("motd.etcflip-backup.2")));
     assert_verify_clean(&s.root);
 }
 

@@ -8,7 +8,7 @@ use std::os::unix::fs::{symlink, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use etcflip_e2e::{bin, code, read_in_root, source, spec, text, text_of, Scratch};
+use etcflip_e2e::{absent, bin, code, read_in_root, source, spec, text, text_of, Scratch};
 use serde_json::{json, Value};
 
 /// Content of the old generation's store files.
@@ -213,10 +213,7 @@ fn assert_new_state(s: &Scratch) {
         "nested/deep",
         "nested",
     ] {
-        assert!(
-            s.etc(gone).symlink_metadata().is_err(),
-            "/etc/{gone} was not removed"
-        );
+        assert!(absent(&s.etc(gone)), "/etc/{gone} was not removed");
     }
     assert_eq!(
         std::fs::read_link(s.etc("static")).unwrap(),
@@ -338,10 +335,7 @@ fn legacy_root_migrates_to_a_new_generation() {
     .map(|(p, a)| ((*p).to_owned(), (*a).to_owned()))
     .collect();
     assert_eq!(steps, want, "{v:#}");
-    assert!(
-        s.etc(".etcflip").symlink_metadata().is_err(),
-        "the dry run wrote state"
-    );
+    assert!(absent(&s.etc(".etcflip")), "the dry run wrote state");
 
     let out = s.switch(&g, &[]);
     assert!(out.contains("migrated from a setup-etc.pl /etc"), "{out}");
@@ -487,7 +481,7 @@ fn an_interrupted_migration_is_finished_by_the_next_run() {
             "{mode}"
         );
         assert!(s.etc(".etcflip/journal.json").is_file(), "{mode}");
-        assert!(!s.etc(".etcflip/applied.json").exists(), "{mode}");
+        assert!(absent(&s.etc(".etcflip/applied.json")), "{mode}");
         // The rerun must still know what setup-etc.pl made: same end as an uninterrupted run.
         let out = s.etcflip(&["switch", g.to_str().unwrap()]);
         assert_eq!(
@@ -556,14 +550,14 @@ fn user_files_with_non_utf8_names_do_not_stop_the_migration() {
         );
     }
     // The stale legacy link beside it goes; the directory holding the user file stays.
-    assert!(s.etc("nested/deep/old").symlink_metadata().is_err());
+    assert!(absent(&s.etc("nested/deep/old")));
     assert_eq!(
         std::fs::read_to_string(s.etc("nested/deep").join(latin1_name()))
             .ok()
             .as_deref(),
         Some("latin-1\n")
     );
-    assert!(s.etc("old-only").symlink_metadata().is_err());
+    assert!(absent(&s.etc("old-only")));
     assert_user_files_kept(&s);
 }
 
@@ -738,7 +732,7 @@ fn a_switch_back_after_a_rollback_that_is_interrupted_is_finished_by_the_rerun()
     assert!(s.etc(".etcflip/legacy").is_file());
     let out = s.switch(&g, &[]);
     assert!(out.contains("switched"), "{out}");
-    assert!(s.etc(".etcflip/legacy").symlink_metadata().is_err());
+    assert!(absent(&s.etc(".etcflip/legacy")));
     assert_new_state(&s);
     assert_second_switch_is_a_noop(&s, &g);
 }
@@ -790,7 +784,7 @@ fn a_killed_rewrite_of_clean_leaves_nothing_behind() {
     std::fs::write(s.etc(".clean.etcflip-tmp"), "half").unwrap();
     let out = s.switch(&g, &[]);
     assert!(out.contains("already up to date"), "{out}");
-    assert!(s.etc(".clean.etcflip-tmp").symlink_metadata().is_err());
+    assert!(absent(&s.etc(".clean.etcflip-tmp")));
 }
 
 /// A lost `/etc/.clean` (the NixOS module recreates it empty) is filled again by the next

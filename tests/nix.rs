@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use etcflip_e2e::{bin, code, listing, repo_root, text_of, Scratch};
+use etcflip_e2e::{absent, bin, code, listing, repo_root, text_of, Scratch};
 use serde_json::Value;
 
 /// Offline, unsandboxed builds (Debian's nix has no working sandbox), no substituters.
@@ -258,7 +258,7 @@ fn a_generation_built_by_nix_is_reproducible_and_applies() {
         std::fs::read(repo_root().join("tests/nix/fixtures/issue")).unwrap()
     );
     // Generation two dropped sudoers (a copy) and changed motd behind the same link.
-    assert!(s.etc("sudoers").symlink_metadata().is_err());
+    assert!(absent(&s.etc("sudoers")));
     let motd = resolve_in_root(&s.root, &["/etc/motd".to_owned()]);
     assert_eq!(
         std::fs::read_to_string(&motd[0]).unwrap(),
@@ -374,5 +374,5 @@ fn the_activation_snippet_switches_etc() {
     );
     assert_eq!(part("state"), want, "{text}");
     // The host's /etc was never touched.
-    assert!(!Path::new("/etc/.etcflip").exists());
+    assert!(absent(Path::new("/etc/.etcflip")));
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use etcflip_e2e::{bin, code, read_in_root, spec, text, text_of, Scratch};
+use etcflip_e2e::{absent, bin, code, read_in_root, spec, text, text_of, Scratch};
 use serde_json::json;
 
 /// Runs `etcflip switch gen` killed (SIGKILL) at its `n`th `syscall`; true if it was killed.
@@ -146,7 +146,7 @@ fn scratch_of_a_killed_run_is_not_a_foreign_file() {
         assert_eq!(code(&s.etcflip(&["verify"])), 0);
         if !to_link {
             assert!(
-                !s.etc("d").exists(),
+                absent(&s.etc("d")),
                 "the managed directory went with its entries"
             );
         }
@@ -185,7 +185,7 @@ fn moving_the_overlay_never_leaves_entries_dangling() {
         }
         assert_switch(&s, &b, &[]);
         assert_eq!(code(&s.etcflip(&["verify"])), 0);
-        assert!(!s.etc("static").exists(), "the old overlay went");
+        assert!(absent(&s.etc("static")), "the old overlay went");
         if !killed {
             break;
         }

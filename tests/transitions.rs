@@ -2,7 +2,7 @@
 //! ends exactly where a fresh apply of the target generation ends, and a second switch to the
 //! same generation changes nothing.
 
-use etcflip_e2e::{read_in_root, source, spec, text, Scratch};
+use etcflip_e2e::{absent, read_in_root, source, spec, text, Scratch};
 use serde_json::{json, Value};
 
 /// Generation A of a small system with every kind of entry.
@@ -96,10 +96,10 @@ fn a_to_b_to_a_equals_fresh_applies() {
     assert_same_as_fresh(&s, "b", &b);
     assert!(s.etc("systemd/system").symlink_metadata().unwrap().is_dir());
     assert!(
-        !s.etc("old").exists(),
+        absent(&s.etc("old")),
         "the removed nested directory is gone"
     );
-    assert!(!s.etc("systemd/system/b.service").exists());
+    assert!(absent(&s.etc("systemd/system/b.service")));
     assert_eq!(
         read_in_root(&s.root, "/etc/systemd/system/a.service").as_deref(),
         Some(&b"[Service]\nExecStart=/bin/a2\n"[..])
@@ -162,7 +162,7 @@ fn a_transition_trusts_unchanged_entries_and_a_reswitch_repairs() {
     assert_eq!(plan["plan"]["recorded"], json!(2), "{plan:#}");
     s.switch(&gb, &[]);
     assert!(
-        !s.etc("same").exists(),
+        absent(&s.etc("same")),
         "a transition does not look at unchanged entries"
     );
     let verify = s.etcflip(&["verify"]);
