@@ -1035,6 +1035,45 @@ fn invariant_2_backup_never_overwrites_an_earlier_backup() {
     assert_verify_clean(&s.root);
 }
 
+/// Invariant 2e, later: a backup inside a directory etcflip manages is the admin's, like any
+/// foreign file there: replacing that directory is refused, and with `backup` it moves aside
+/// whole, the earlier backup inside.
+#[test]
+fn invariant_2_a_backup_inside_a_managed_directory_is_kept() {
+    let s = Scratch::new("inv2-backup-inside");
+    let g0 = s.gen("base", &base_spec());
+    let g1 = s.gen("dir", &base_plus(&[("x", text("d/x", "ours\n"))]));
+    let g2 = s.gen(
+        "file",
+        &base_plus(&[("d", json!({"text": "d is a file\n", "mode": "0644"}))]),
+    );
+    s.switch(&g0, &[]);
+    std::fs::create_dir_all(s.etc("d")).unwrap();
+    std::fs::write(s.etc("d/x"), "admin\n").unwrap();
+    s.switch(&g1, &["--on-conflict", "backup"]);
+    assert_eq!(
+        std::fs::read_to_string(s.etc("d/x.etcflip-backup")).unwrap(),
+        "admin\n"
+    );
+    let out = switch_out(&s, &g2, &[]);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("/etc/d/x.etcflip-backup"),
+        "{}",
+        text_of(&out)
+    );
+    s.switch(&g2, &["--on-conflict", "backup"]);
+    assert_eq!(
+        std::fs::read_to_string(s.etc("d.etcflip-backup/x.etcflip-backup")).unwrap(),
+        "admin\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.etc("d")).unwrap(),
+        "d is a file\n"
+    );
+    assert_verify_clean(&s.root);
+}
+
 /// Invariant 2f: `--on-conflict overwrite` replaces a foreign file (no backup is left).
 #[test]
 fn invariant_2_overwrite_replaces_foreign_file() {

@@ -51,6 +51,16 @@ pub fn scratch(target: &str, purpose: &str) -> String {
 
 const PURPOSES: [&str; 3] = ["stage", "link", "swap"];
 
+/// Whether `name` is one of etcflip's scratch names (what [`scratch`] and the flip make, and
+/// what a killed run's rerun sweeps). Backups (`.etcflip-backup…`) are not: they are the
+/// user's, and never removed.
+pub fn is_scratch(name: &str) -> bool {
+    name == ".etcflip-flip"
+        || PURPOSES
+            .iter()
+            .any(|p| name.starts_with(&format!(".etcflip-{p}-")))
+}
+
 fn rel(target: &str) -> String {
     format!("etc/{target}")
 }
@@ -64,10 +74,7 @@ fn entry<'a>(new: &'a Manifest<'a>, target: &str) -> Result<&'a Entry<'a>> {
 pub fn sweep<'t>(root: &mut Root, targets: impl Iterator<Item = &'t str>) -> Result<()> {
     for t in targets {
         for p in PURPOSES {
-            let s = scratch(t, p);
-            if !matches!(root.node_with(&s, false)?, Node::Absent | Node::Blocked(_)) {
-                root.remove_tree(&s)?;
-            }
+            root.remove_tree_if_present(&scratch(t, p))?;
         }
     }
     Ok(())

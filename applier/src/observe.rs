@@ -55,10 +55,10 @@ pub fn observe(
             && ev.is_dir(t)
             && entry.is_none_or(|e| e.kind != Kind::Dir)
         {
-            // Scratch names (`.etcflip-…`) are etcflip's own and swept; they don't make a
-            // directory foreign or non-empty.
+            // Scratch names are etcflip's own and swept; they don't make a directory foreign
+            // or non-empty. Backups do.
             let mut names = root.list(&format!("etc/{t}"))?;
-            names.retain(|n| !n.contains(crate::manifest::RESERVED_MARK));
+            names.retain(|n| !crate::apply::is_scratch(n));
             seen.listing = Some(names);
         }
         if let (Node::File(_), Some(e)) = (&seen.node, entry) {
