@@ -127,10 +127,9 @@ fn claims_of<'a>(overlay: usize, e: &Entry<'a>) -> Option<Vec<Claim<'a>>> {
 impl Evidence<'_> {
     fn matches(&self, claim: &Claim, target: &str, node: &Node) -> bool {
         match (claim, node) {
-            (Claim::Overlay(i), Node::Link(have)) => have
-                .strip_prefix(self.overlays[*i].as_str())
-                .and_then(|rest| rest.strip_prefix('/'))
-                .is_some_and(|rest| rest == target),
+            (Claim::Overlay(i), Node::Link(have)) => {
+                crate::manifest::is_overlay_link(have, &self.overlays[*i], target)
+            }
             (Claim::Link(want), Node::Link(have)) => want.as_str() == have.as_str(),
             (Claim::Copy(want), Node::File(f)) => want.as_str() == f.sha256.as_str(),
             (Claim::Dir, Node::Dir(_)) | (Claim::LegacyFile, Node::File(_) | Node::Link(_)) => true,

@@ -214,6 +214,15 @@ impl Entry<'_> {
         }
     }
 
+    /// Whether `text` is the link text this entry wants, for link kinds (without building it).
+    pub fn is_link_text(&self, overlay: &str, text: &str) -> bool {
+        match self.kind {
+            Kind::Symlink => is_overlay_link(text, overlay, &self.target),
+            Kind::DirectSymlink => self.source.as_deref() == Some(text),
+            Kind::Copy | Kind::Dir => false,
+        }
+    }
+
     /// Whether `new`, for the same target under the same overlay, wants the same thing at the
     /// path as this entry: a symlink's text is `<overlay>/<target>` whatever the source behind
     /// it.
@@ -244,6 +253,13 @@ impl Entry<'_> {
             sha256: self.sha256.map(Str::into_owned),
         }
     }
+}
+
+/// Whether `text` is exactly `<overlay>/<target>` (see [`overlay_link`]), without building it.
+pub fn is_overlay_link(text: &str, overlay: &str, target: &str) -> bool {
+    text.strip_prefix(overlay)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|rest| rest == target)
 }
 
 /// `<overlay>/<target>`: the one canonical link text for a `symlink` entry.

@@ -468,7 +468,7 @@ enum Rightness {
 fn rightness(inp: &Inputs, e: &Entry, node: &Node) -> Rightness {
     match (e.kind, node) {
         (Kind::Symlink | Kind::DirectSymlink, Node::Link(text))
-            if Some(text) == e.expected_link(&inp.new.overlay).as_ref() =>
+            if e.is_link_text(&inp.new.overlay, text) =>
         {
             Rightness::Right
         }

@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use nix::errno::Errno;
@@ -80,7 +80,9 @@ impl Meta {
 
 /// A root directory and a cache of directory fds below it.
 pub struct Root {
-    host: PathBuf,
+    /// Shared, so that error messages can be built while a directory fd is borrowed, and only
+    /// when there is an error (building them for every lookup was a tenth of a no-op switch).
+    host: std::rc::Rc<Path>,
     fd: OwnedFd,
     dirs: HashMap<String, OwnedFd>,
 }
@@ -110,7 +112,7 @@ impl Root {
         let fd = nix::fcntl::open(host, DIR_FLAGS.difference(OFlag::O_NOFOLLOW), Mode::empty())
             .with_context(|| format!("cannot open the root directory {}", host.display()))?;
         Ok(Root {
-            host: host.to_path_buf(),
+            host: host.into(),
             fd,
             dirs: HashMap::new(),
         })
@@ -181,12 +183,13 @@ impl Root {
     /// Like [`Root::node`]; `hash` false skips reading regular files (their sha256 is empty).
     pub fn node_with(&mut self, rel: &str, hash: bool) -> Result<Node> {
         let (parent, name) = split(rel);
-        let shown = self.show(rel);
+        let host = std::rc::Rc::clone(&self.host);
+        let shown = || host.join(rel).display().to_string();
         let pfd = match self.dir_fd(parent) {
             Ok(Some(fd)) => fd,
             Ok(None) => return Ok(Node::Absent),
             Err((at, Errno::ENOTDIR | Errno::ELOOP)) => return Ok(Node::Blocked(at)),
-            Err((at, e)) => bail!("{shown}: cannot open the directory {at}: {e}"),
+            Err((at, e)) => bail!("{}: cannot open the directory {at}: {e}", shown()),
         };
         // Links are the common case: one readlinkat answers for them.
         match readlinkat(pfd, name) {
@@ -198,10 +201,10 @@ impl Root {
             }
             Err(Errno::ENOENT) => return Ok(Node::Absent),
             Err(Errno::EINVAL) => {}
-            Err(e) => bail!("{shown}: cannot read the link: {e}"),
+            Err(e) => bail!("{}: cannot read the link: {e}", shown()),
         }
         let st = fstatat(pfd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .with_context(|| format!("cannot stat {shown}"))?;
+            .with_context(|| format!("cannot stat {}", shown()))?;
         let meta = Meta::of(&st);
         match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
             SFlag::S_IFDIR => Ok(Node::Dir(meta)),
@@ -210,8 +213,8 @@ impl Root {
                 sha256: String::new(),
             })),
             SFlag::S_IFREG => {
-                let fd = open_read(pfd, name, &shown)?;
-                let sha256 = sha256_fd(fd).with_context(|| format!("cannot read {shown}"))?;
+                let fd = open_read(pfd, name, &shown())?;
+                let sha256 = sha256_fd(fd).with_context(|| format!("cannot read {}", shown()))?;
                 Ok(Node::File(FileInfo { meta, sha256 }))
             }
             _ => Ok(Node::Other),

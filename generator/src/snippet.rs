@@ -4,7 +4,7 @@
 //! Copies get no line: the applier installs them (tmpfiles cannot set a content hash). There
 //! are never `r` lines: an installed removal line would run at every boot.
 
-use etcflip::manifest::{overlay_link, Kind, Manifest};
+use etcflip::manifest::{Kind, Manifest};
 use etcflip::tmpfiles::{dir_line, link_line};
 
 /// First line of every snippet.
@@ -16,18 +16,12 @@ pub fn render(manifest: &Manifest) -> String {
     let mut out = String::from(HEADER);
     for e in &manifest.entries {
         let path = format!("/etc/{}", e.target);
-        match (e.kind, &e.source) {
-            (Kind::Dir, _) => out.push_str(&dir_line(&path, e.mode.map_or(0o755, |m| m.0))),
-            (Kind::Symlink, _) => {
-                out.push_str(&link_line(
-                    &path,
-                    &overlay_link(&manifest.overlay, &e.target),
-                ));
-            }
-            (Kind::DirectSymlink, Some(src)) => out.push_str(&link_line(&path, src)),
-            // A direct-symlink without a source is refused by validation and by
-            // `Manifest::problems`; copies are the applier's job.
-            (Kind::DirectSymlink, None) | (Kind::Copy, _) => {}
+        if e.kind == Kind::Dir {
+            out.push_str(&dir_line(&path, e.mode.map_or(0o755, |m| m.0)));
+        } else if let Some(text) = e.expected_link(&manifest.overlay) {
+            // The same link text the applier creates and counts as its own. Copies get no
+            // line (the applier's job).
+            out.push_str(&link_line(&path, &text));
         }
     }
     out
