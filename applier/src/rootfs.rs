@@ -9,10 +9,8 @@
 //! Paths given to `Root` are relative to the root, `/`-separated, canonical (`etc/ssh/x`).
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
@@ -520,15 +518,28 @@ impl Owner {
 
 /// sha256 of everything readable from `fd`, as lowercase hex.
 pub fn sha256_fd(fd: OwnedFd) -> std::io::Result<String> {
-    let mut file = std::fs::File::from(fd);
+    sha256_stream(std::fs::File::from(fd), None)
+}
+
+/// Streams `from` through sha256, also writing the bytes to `to` if given (the generator's
+/// copies: the bytes written are the bytes hashed); returns the hex digest.
+pub fn sha256_stream(
+    mut from: impl Read,
+    mut to: Option<&mut dyn std::io::Write>,
+) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = [0u8; 16 * 1024];
     loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         hasher.update(&buf[..n]);
+        if let Some(out) = to.as_deref_mut() {
+            out.write_all(&buf[..n])?;
+        }
     }
     Ok(hex(&hasher.finalize()))
 }
@@ -544,9 +555,4 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
-}
-
-/// Converts an `OsString` link text we read from the generation into UTF-8 or fails.
-pub fn utf8(text: OsString, what: &str) -> Result<String> {
-    String::from_utf8(text.into_vec()).map_err(|_| anyhow::anyhow!("{what}: not UTF-8"))
 }

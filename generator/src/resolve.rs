@@ -9,7 +9,8 @@ use etcflip::manifest::{check_target, is_same_or_below, Entry, Id, Kind, Mode};
 
 use crate::decl::{Decl, Origin};
 use crate::glob;
-use crate::source::{hash_file, normalise, parse_owner, sha256_hex};
+use crate::source::{hash_file, normalise, parse_owner};
+use etcflip::rootfs::sha256_bytes;
 
 /// A non-directory manifest entry, with what the payload needs beyond the entry itself.
 #[derive(Debug)]
@@ -130,7 +131,7 @@ fn make_leaves(
         }
         (LinkMode::Symlink, Content::Text(text)) => {
             let mut e = entry(&d.target, Kind::Symlink, None);
-            e.sha256 = Some(sha256_hex(text.as_bytes()).into());
+            e.sha256 = Some(sha256_bytes(text.as_bytes()).into());
             out.push(leaf(idx, e, Some(text.to_owned())));
             None
         }
@@ -216,7 +217,7 @@ fn copy(
             })?;
             (Some(src), sha, None)
         }
-        Content::Text(text) => (None, sha256_hex(text.as_bytes()), Some(text.to_owned())),
+        Content::Text(text) => (None, sha256_bytes(text.as_bytes()), Some(text.to_owned())),
     };
     let mut e = entry(&d.target, Kind::Copy, source);
     e.mode = Some(mode);

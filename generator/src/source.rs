@@ -6,11 +6,11 @@
 //! a `..` component is refused rather than guessed at.
 
 use std::fs::File;
-use std::io::{self, Write as _};
+
 use std::path::Path;
 
 use etcflip::manifest::{check_id_name, check_link_text, Id};
-use sha2::{Digest as _, Sha256};
+use etcflip::rootfs::sha256_stream;
 
 /// Resolves a relative `source` against `base` (the spec's directory) and normalises it
 /// lexically: no `.`, no empty components, no trailing `/`. `base` is `None` where relative
@@ -77,19 +77,6 @@ pub fn parse_owner(s: &str) -> Result<Id, String> {
     Ok(Id::Name(s.to_owned()))
 }
 
-/// Lowercase hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(digest: &[u8]) -> String {
-    use std::fmt::Write as _;
-    digest.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// Opens a copy source, following links, and checks it is a regular file.
 fn open_regular(path: &Path) -> Result<File, String> {
     let file = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -106,44 +93,26 @@ fn open_regular(path: &Path) -> Result<File, String> {
     Ok(file)
 }
 
-/// Streams `from` through sha256, writing the bytes to `to` if given; returns the hex digest.
-fn hash_stream(mut from: impl io::Read, mut to: Option<&mut File>) -> io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        if let Some(out) = to.as_deref_mut() {
-            out.write_all(&buf[..n])?;
-        }
-    }
-    Ok(hex(&hasher.finalize()))
-}
-
 /// The sha256 of a copy source: a readable regular file after following links.
 ///
 /// Streamed rather than kept in memory, so large copies cost no memory; [`copy_file`] hashes
 /// again while copying and the writer compares the two.
 pub fn hash_file(path: &Path) -> Result<String, String> {
     let file = open_regular(path)?;
-    hash_stream(file, None).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    sha256_stream(file, None).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// Copies the regular file `from` into `to` (a new file) and returns the sha256 of what it wrote.
 pub fn copy_file(from: &Path, to: &mut File) -> anyhow::Result<String> {
     let file = open_regular(from).map_err(anyhow::Error::msg)?;
-    Ok(hash_stream(file, Some(to))?)
+    Ok(sha256_stream(file, Some(to))?)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use etcflip::rootfs::sha256_bytes;
 
     #[test]
     fn sources_are_normalised_lexically() {
@@ -196,7 +165,7 @@ mod tests {
     #[test]
     fn hashes_are_lowercase_hex() {
         assert_eq!(
-            sha256_hex(b"abc"),
+            sha256_bytes(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert!(hash_file(Path::new("/"))

@@ -166,7 +166,7 @@ mod tests {
             mode: Some(Mode(0o644)),
             uid: Some(Id::Num(0)),
             gid: Some(Id::Num(0)),
-            sha256: Some(crate::source::sha256_hex(b"validated content").into()),
+            sha256: Some(etcflip::rootfs::sha256_bytes(b"validated content").into()),
         }
     }
 
