@@ -63,24 +63,12 @@ impl Recorded<'_> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRecorded<'a> {
     generation: String,
     #[serde(borrow)]
     manifest: &'a RawValue,
-}
-
-/// The one format of both state files.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawState<'a> {
-    version: u32,
-    generation: String,
-    #[serde(borrow)]
-    manifest: &'a RawValue,
-    #[serde(default, borrow)]
-    pending: Vec<RawRecorded<'a>>,
 }
 
 impl RawRecorded<'_> {
@@ -142,20 +130,14 @@ fn read_state(
     let Some(file) = read_optional(root, &rel)? else {
         return Ok(None);
     };
-    let text = file
-        .text()
-        .ok_or_else(|| corrupt(root, &rel, &"not UTF-8"))?;
-    let raw: RawState = serde_json::from_str(text).map_err(|e| corrupt(root, &rel, &e))?;
-    if raw.version != STATE_VERSION {
-        return Err(corrupt(root, &rel, &format!("version {}", raw.version)));
-    }
+    let view = StateView::parse(root, &rel, &file)?;
     let rec = Recorded {
-        generation: raw.generation,
-        manifest_text: raw.manifest.get().to_owned().into(),
+        generation: view.generation,
+        manifest_text: view.manifest.get().to_owned().into(),
     };
     Ok(Some((
         rec,
-        raw.pending.iter().map(RawRecorded::owned).collect(),
+        view.pending.iter().map(RawRecorded::owned).collect(),
     )))
 }
 
@@ -184,35 +166,55 @@ fn write_state(root: &mut Root, name: &str, rec: &Recorded, older: &[Recorded]) 
     atomic_write_parts(root, &format!("{}/{name}", state_dir()), &parts)
 }
 
-/// `applied.json` as a switch reads it: one pass, strings borrowed from the file's text.
+/// A state file as read (the one format of `applied.json` and `journal.json`), borrowing from
+/// its mapped text. The manifest is kept as text: a re-switch compares it by bytes with the
+/// generation's, and parses it ([`StateView::manifest`]) only when they differ.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AppliedView<'a> {
+pub struct StateView<'a> {
     version: u32,
     /// The generation as the root saw it.
     pub generation: String,
-    /// Its manifest.
     #[serde(borrow)]
-    pub manifest: Manifest<'a>,
+    manifest: &'a RawValue,
+    #[serde(default, borrow)]
+    pending: Vec<RawRecorded<'a>>,
 }
 
-/// `applied.json`, mapped, if any (parse it with [`AppliedView::parse`]).
+/// `applied.json` as a switch reads it.
+pub type AppliedView<'a> = StateView<'a>;
+
+/// `applied.json`, mapped, if any (parse it with [`AppliedView::parse_applied`]).
 pub fn read_applied_text(root: &mut Root) -> Result<Option<Mapped>> {
     read_optional(root, &format!("{}/{APPLIED}", state_dir()))
 }
 
-impl<'a> AppliedView<'a> {
-    /// Parses the file [`read_applied_text`] returned.
-    pub fn parse(root: &Root, file: &'a Mapped) -> Result<AppliedView<'a>> {
-        let rel = format!("{}/{APPLIED}", state_dir());
+impl<'a> StateView<'a> {
+    /// Parses a state file (`rel` names it in errors).
+    fn parse(root: &Root, rel: &str, file: &'a Mapped) -> Result<StateView<'a>> {
         let text = file
             .text()
-            .ok_or_else(|| corrupt(root, &rel, &"not UTF-8"))?;
-        let view: AppliedView = serde_json::from_str(text).map_err(|e| corrupt(root, &rel, &e))?;
+            .ok_or_else(|| corrupt(root, rel, &"not UTF-8"))?;
+        let view: StateView = serde_json::from_str(text).map_err(|e| corrupt(root, rel, &e))?;
         if view.version != STATE_VERSION {
-            return Err(corrupt(root, &rel, &format!("version {}", view.version)));
+            return Err(corrupt(root, rel, &format!("version {}", view.version)));
         }
         Ok(view)
+    }
+
+    /// Parses the file [`read_applied_text`] returned.
+    pub fn parse_applied(root: &Root, file: &'a Mapped) -> Result<StateView<'a>> {
+        Self::parse(root, &format!("{}/{APPLIED}", state_dir()), file)
+    }
+
+    /// The recorded manifest, as the generation's `manifest.json` read (trimmed).
+    pub fn manifest_text(&self) -> &'a str {
+        self.manifest.get()
+    }
+
+    /// The recorded manifest, parsed (it was validated when it was recorded).
+    pub fn manifest(&self) -> Result<Manifest<'a>> {
+        Manifest::from_trusted_json(self.manifest.get(), "the applied generation's manifest")
     }
 }
 

@@ -74,20 +74,20 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let _lock = (!opts.dry_run)
         .then(|| state::lock(&mut root))
         .transpose()?;
-    // The applied state is mapped and parsed in one pass; its strings borrow from the file.
+    // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
-    let applied = applied_text
-        .as_ref()
-        .map(|t| AppliedView::parse(&root, t))
-        .transpose()?;
-    let same_manifest = applied.as_ref().is_some_and(|a| a.manifest == gen.manifest);
+    let (view, same_manifest, parsed) = read_applied(&root, applied_text.as_ref(), &gen)?;
+    let applied = view.as_ref().map(|v| Applied {
+        generation: &v.generation,
+        manifest: parsed.as_ref().unwrap_or(&gen.manifest),
+    });
     let pending = state::read_journal(&mut root)?;
     let Gathered {
         evidence,
         migrated,
         old_overlays,
         recorded,
-    } = gather_evidence(&mut root, &gen, applied.as_ref(), same_manifest, &pending)?;
+    } = gather_evidence(&mut root, &gen, applied, same_manifest, &pending)?;
     // A killed run's scratch goes before anything is looked at (we hold the lock).
     if !pending.is_empty() && !opts.dry_run {
         let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
@@ -126,7 +126,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         if !opts.dry_run {
             legacy::keep_clean(&mut root, &gen.manifest)?; // in case it was lost meanwhile
         }
-        leave_to_exit(opts.exiting, (gen, evidence, world, record, applied));
+        leave_to_exit(opts.exiting, (gen, evidence, world, record, parsed, view));
         leave_to_exit(opts.exiting, applied_text);
         return Ok(outcome);
     }
@@ -152,14 +152,17 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     stop_if_signalled(&mut signals, BEFORE_FLIP)?;
     apply::flip(ctx.root, &gen.manifest.overlay, &target_text)?;
     outcome.notes = apply::finish(&mut ctx, &outcome.plan)?;
-    let gens = recorded_generations(applied.as_ref(), &pending);
+    let gens = recorded_generations(applied, &pending);
     after_flip(&mut root, &old_overlays, &gen.manifest, &gens, migrated)?;
     state::commit(&mut root, &record, &older)?;
     outcome.interrupted = signals
         .as_mut()
         .and_then(Signals::pending)
         .map(|s| format!("{s} arrived after the flip; the switch was finished first"));
-    leave_to_exit(opts.exiting, (gen, evidence, world, record, applied, older));
+    leave_to_exit(
+        opts.exiting,
+        (gen, evidence, world, record, parsed, view, older),
+    );
     leave_to_exit(opts.exiting, applied_text);
     Ok(outcome)
 }
@@ -232,10 +235,35 @@ struct Gathered<'a> {
     recorded: Option<Vec<bool>>,
 }
 
+/// Parses `applied.json`: the record, whether its manifest is the target's (compared by
+/// bytes: a re-switch, every boot), and, only when it is not, its parsed manifest.
+fn read_applied<'f>(
+    root: &Root,
+    file: Option<&'f crate::mapped::Mapped>,
+    gen: &Generation,
+) -> Result<(Option<AppliedView<'f>>, bool, Option<Manifest<'f>>)> {
+    let Some(file) = file else {
+        return Ok((None, false, None));
+    };
+    let view = AppliedView::parse_applied(root, file)?;
+    if view.manifest_text() == gen.text {
+        return Ok((Some(view), true, None));
+    }
+    let parsed = view.manifest()?;
+    Ok((Some(view), false, Some(parsed)))
+}
+
+/// The applied generation: where it was, and its manifest.
+#[derive(Clone, Copy)]
+struct Applied<'v, 'a> {
+    generation: &'v str,
+    manifest: &'v Manifest<'a>,
+}
+
 fn gather_evidence<'a>(
     root: &mut Root,
     gen: &Generation<'a>,
-    applied: Option<&AppliedView<'a>>,
+    applied: Option<Applied<'_, 'a>>,
     same_manifest: bool,
     pending: &'a [Recorded],
 ) -> Result<Gathered<'a>> {
@@ -246,14 +274,10 @@ fn gather_evidence<'a>(
     let mut ev = Evidence::default();
     let mut old_overlays = BTreeSet::new();
     if let Some(view) = applied {
-        if same_manifest {
-            ev.add_manifest(&gen.manifest);
-        } else {
-            let m = &view.manifest;
-            ev.add_manifest(m);
-            if m.overlay != gen.manifest.overlay {
-                old_overlays.insert(m.overlay.to_string());
-            }
+        let m = view.manifest;
+        ev.add_manifest(m);
+        if m.overlay != gen.manifest.overlay {
+            old_overlays.insert(m.overlay.to_string());
         }
     }
     for rec in pending {
@@ -292,11 +316,7 @@ fn gather_evidence<'a>(
 /// generation (the applied one, or one an interrupted switch was going to) shows a recorded
 /// generation (e.g. after a rollback to a NixOS generation that runs setup-etc.pl, which flips
 /// `/etc/static`). Then nothing recorded is trusted.
-fn overlay_moved(
-    root: &mut Root,
-    applied: Option<&AppliedView>,
-    pending: &[Recorded],
-) -> Result<bool> {
+fn overlay_moved(root: &mut Root, applied: Option<Applied>, pending: &[Recorded]) -> Result<bool> {
     let Some(view) = applied else {
         return Ok(false);
     };
@@ -317,11 +337,11 @@ fn overlay_moved(
 
 /// The generations the state records: the applied one and those of interrupted switches.
 fn recorded_generations<'a>(
-    applied: Option<&'a AppliedView>,
+    applied: Option<Applied<'a, '_>>,
     pending: &'a [Recorded],
 ) -> Vec<&'a str> {
     applied
-        .map(|a| a.generation.as_str())
+        .map(|a| a.generation)
         .into_iter()
         .chain(pending.iter().map(|p| p.generation.as_str()))
         .collect()
@@ -330,8 +350,8 @@ fn recorded_generations<'a>(
 /// A plain transition from the applied generation: new entries that want the same as there
 /// are recorded as they are (not looked at, no claims needed); the applied entries that
 /// differ are the whole evidence. With another overlay every link text differs.
-fn transition<'a>(gen: &Generation<'a>, applied: &AppliedView<'a>) -> Gathered<'a> {
-    let old = &applied.manifest;
+fn transition<'a>(gen: &Generation<'a>, applied: Applied<'_, 'a>) -> Gathered<'a> {
+    let old = applied.manifest;
     let new = &gen.manifest.entries;
     let same_overlay = old.overlay == gen.manifest.overlay;
     let mut recorded = vec![false; new.len()];

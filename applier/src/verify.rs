@@ -36,8 +36,9 @@ fn applied(root: &mut Root) -> Result<Option<(String, Manifest<'static>)>> {
     let Some(file) = state::read_applied_text(root)? else {
         return Ok(None);
     };
-    let view = AppliedView::parse(root, &file)?;
-    Ok(Some((view.generation, view.manifest.into_owned())))
+    let view = AppliedView::parse_applied(root, &file)?;
+    let manifest = view.manifest()?.into_owned();
+    Ok(Some((view.generation, manifest)))
 }
 
 /// Compares the root with the applied generation.
