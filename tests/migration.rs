@@ -781,10 +781,10 @@ fn generation_paths_ending_in_etc_are_recorded_as_they_are() {
 fn a_killed_rewrite_of_clean_leaves_nothing_behind() {
     let s = Scratch::new("clean-tmp");
     let (_, g) = migrated(&s);
-    std::fs::write(s.etc(".clean.etcflip-tmp"), "half").unwrap();
+    std::fs::write(s.etc("..clean.etcflip-tmp"), "half").unwrap();
     let out = s.switch(&g, &[]);
     assert!(out.contains("already up to date"), "{out}");
-    assert!(absent(&s.etc(".clean.etcflip-tmp")));
+    assert!(absent(&s.etc("..clean.etcflip-tmp")));
 }
 
 /// A lost `/etc/.clean` (the NixOS module recreates it empty) is filled again by the next

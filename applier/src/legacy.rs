@@ -85,9 +85,7 @@ fn claim_with_parents(ev: &mut Evidence<'static>, target: &str, claim: Claim<'st
 /// copies and direct links the way `setup-etc.pl` does (sorted relative paths, one a line).
 /// Nothing is written when it already does.
 pub fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
-    if new.overlay != LEGACY_OVERLAY
-        || !matches!(root.node_with("etc/.clean", false)?, Node::File(_))
-    {
+    if new.overlay != LEGACY_OVERLAY || !matches!(root.node_with(CLEAN, false)?, Node::File(_)) {
         return Ok(());
     }
     let mut text = String::new();
@@ -97,23 +95,16 @@ pub fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
             text.push('\n');
         }
     }
-    if root.read("etc/.clean")? == text.as_bytes() {
+    if root.read(CLEAN)? == text.as_bytes() {
         return Ok(());
     }
-    // A fixed scratch name (reserved: no target contains ".etcflip-"), swept under the lock.
-    sweep(root)?;
-    let owner = crate::rootfs::Owner {
-        uid: nix::unistd::geteuid().as_raw(),
-        gid: nix::unistd::getegid().as_raw(),
-    };
-    root.write_new(CLEAN_TMP, &[text.as_bytes()], 0o644, owner)?;
-    root.rename(CLEAN_TMP, "etc/.clean")
+    crate::state::atomic_write(root, CLEAN, text.as_bytes())
 }
 
-/// Where [`keep_clean`] writes the new list before renaming it over `/etc/.clean`.
-const CLEAN_TMP: &str = "etc/.clean.etcflip-tmp";
+/// setup-etc.pl's list of its copies.
+const CLEAN: &str = "etc/.clean";
 
 /// Removes what a killed [`keep_clean`] left (we hold the lock).
 pub fn sweep(root: &mut Root) -> Result<()> {
-    root.remove_tree_if_present(CLEAN_TMP)
+    root.remove_tree_if_present(&crate::state::temp_name(CLEAN))
 }

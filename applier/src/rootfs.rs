@@ -497,6 +497,14 @@ pub struct Owner {
 }
 
 impl Owner {
+    /// The effective user and group of this process.
+    pub fn current() -> Owner {
+        Owner {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        }
+    }
+
     /// Applies the owner to an open fd. Skipped when it already matches, so an unprivileged
     /// run (a scratch root, an image build) can still write files it owns.
     pub fn apply(self, fd: &OwnedFd) -> Result<()> {

@@ -10,8 +10,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::rootfs::Root;
-use crate::state::{atomic_write, state_dir};
+use crate::rootfs::{Owner, Root};
+use crate::state::state_dir;
 
 /// Environment variable naming a specific `systemd-tmpfiles` binary (tests use 252/254/257).
 pub const TMPFILES_ENV: &str = "ETCFLIP_TMPFILES";
@@ -76,8 +76,11 @@ pub fn run(
         Mode::Create => ("--create", "create.conf"),
         Mode::Remove => ("--remove", "remove.conf"),
     };
+    // Transient, read once by tmpfiles and removed: no rename needed (a killed run's copy is
+    // swept with the state directory under the lock).
     let rel = format!("{}/{name}", state_dir());
-    atomic_write(root, &rel, lines.as_bytes())?;
+    root.remove_tree_if_present(&rel)?;
+    root.write_new(&rel, &[lines.as_bytes()], 0o644, Owner::current())?;
     let conf = root.host_path().join(&rel);
     let mut cmd = Command::new(bin);
     cmd.arg(flag);

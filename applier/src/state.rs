@@ -309,39 +309,26 @@ fn read_optional(root: &mut Root, rel: &str) -> Result<Option<Mapped>> {
     }
 }
 
-/// Replaces `rel` atomically with `bytes` (mode 0644): a unique temp file in the same
-/// directory, written and fsynced, renamed over `rel`, then the directory fsynced.
+/// Replaces `rel` atomically with `bytes` (mode 0644): a temp file in the same directory
+/// ([`temp_name`]), written and fsynced, renamed over `rel`, then the directory fsynced.
 ///
 /// # Atomicity
-/// A reader (or a crash) sees the old content or the new, never a partial file.
+/// A reader (or a crash) sees the old content or the new, never a partial file. Callers hold
+/// the lock, so the temp name is theirs; a killed run's temp file is swept under the lock.
 pub fn atomic_write(root: &mut Root, rel: &str, bytes: &[u8]) -> Result<()> {
     atomic_write_parts(root, rel, &[bytes])
 }
 
 /// [`atomic_write`] of the concatenation of `parts` (written in turn, never copied together).
 pub fn atomic_write_parts(root: &mut Root, rel: &str, parts: &[&[u8]]) -> Result<()> {
+    let tmp = temp_name(rel);
+    root.remove_tree_if_present(&tmp)?;
+    root.write_new(&tmp, parts, 0o644, Owner::current())?;
+    root.rename(&tmp, rel)
+}
+
+/// The temporary name [`atomic_write`] uses for `rel`: beside it, with etcflip's reserved mark.
+pub fn temp_name(rel: &str) -> String {
     let (parent, name) = crate::rootfs::split(rel);
-    let owner = Owner {
-        uid: nix::unistd::geteuid().as_raw(),
-        gid: nix::unistd::getegid().as_raw(),
-    };
-    for attempt in 0..100u32 {
-        let tmp = crate::rootfs::join(
-            parent,
-            &format!(".{name}.etcflip-tmp-{}-{attempt}", std::process::id()),
-        );
-        match root.write_new(&tmp, parts, 0o644, owner) {
-            Ok(()) => {
-                root.rename(&tmp, rel)?;
-                return Ok(());
-            }
-            Err(e) if e.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EEXIST) => {
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    bail!(
-        "cannot find a free temporary name beside {}",
-        root.show(rel)
-    )
+    crate::rootfs::join(parent, &format!(".{name}.etcflip-tmp"))
 }
