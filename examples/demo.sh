@@ -12,8 +12,9 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "build etcflip (release)"
 cargo build --release --workspace --locked -q
-gen=target/release/etcflip-gen
-flip=target/release/etcflip
+bin="${CARGO_TARGET_DIR:-target}/release"
+gen=$bin/etcflip-gen
+flip=$bin/etcflip
 
 demo=${ETCFLIP_DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/etcflip-demo.XXXXXX")}
 root=$demo/root

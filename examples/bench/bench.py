@@ -254,7 +254,8 @@ def bench_size(n, bins):
     added = sorted(t for t in addrm_t if t not in base_t)
     removed = sorted(t for t in base_t if t not in addrm_t)
     assert all(addrm_t[t]["kind"] in ("symlink", "copy") for t in added)
-    kept_links = [(p, t) for p, t in links(man["addrm"]) if p[4:] not in set(added)]
+    added_targets = set(added)
+    kept_links = [(p, t) for p, t in links(man["addrm"]) if p[4:] not in added_targets]
     write_list(L.setdefault("keep", os.path.join(S, "keep.list")), kept_links)
     write_list(L.setdefault("add", os.path.join(S, "add.list")),
                [(f"etc/{t}", f"{overlay}/{t}") for t in added])

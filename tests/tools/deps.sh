@@ -18,14 +18,14 @@ _etcflip_apt_install() {
   fi
 }
 
-# ensure_deps [tests]: the demo needs cargo and systemd-tmpfiles; the tests also need the
+# ensure_deps [tests]: the demo needs cargo and systemd-tmpfiles; the tests also need python3, the
 # toolchain's rustfmt/clippy, what fetch-tmpfiles.sh uses (apt-get download, dpkg-deb), strace,
 # and Debian's Nix (nix-bin: its package sets up /nix and the nixbld build users).
 ensure_deps() {
   local missing=()
   command -v systemd-tmpfiles >/dev/null 2>&1 || missing+=(systemd)
-  command -v python3 >/dev/null 2>&1 || missing+=(python3)
   if [ "${1:-}" = tests ]; then
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)     # tests/nix.rs
     command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
     command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
     command -v strace >/dev/null 2>&1 || missing+=(strace)
