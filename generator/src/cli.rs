@@ -1,9 +1,7 @@
 //! The command line of `etcflip-gen` (clap derive). Exit codes: 0 done, 1 failed (I/O),
 //! 2 invalid input or bad usage (clap's own usage errors also exit 2).
 
-use std::path::PathBuf;
-
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::Options;
 
@@ -21,43 +19,13 @@ pub struct Cli {
 pub enum Command {
     /// Validate the inputs and write a new generation directory (payload, manifest.json,
     /// tmpfiles.d/etcflip.conf). Every problem is listed at once; nothing is written then.
-    Build(BuildArgs),
-}
-
-/// `etcflip-gen build`.
-#[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).multiple(true).args(["spec", "nixos_etc"])))]
-pub struct BuildArgs {
-    /// The spec: a JSON object with `etc` (NixOS's environment.etc) and `overlay`.
-    #[arg(long, value_name = "SPEC.json")]
-    pub spec: Option<PathBuf>,
-    /// Import an existing NixOS etc derivation output (DIR, or DIR/etc if it exists); merged
-    /// with the spec when both are given.
-    #[arg(long, value_name = "DIR")]
-    pub nixos_etc: Option<PathBuf>,
-    /// The generation directory to create; it must not exist.
-    #[arg(long, value_name = "GEN")]
-    pub out: PathBuf,
-    /// The flip point (absolute), overriding the spec's `overlay`; default /etc/static.
-    #[arg(long, value_name = "PATH")]
-    pub overlay: Option<String>,
-}
-
-impl From<BuildArgs> for Options {
-    fn from(a: BuildArgs) -> Options {
-        Options {
-            spec: a.spec,
-            nixos_etc: a.nixos_etc,
-            out: a.out,
-            overlay: a.overlay,
-        }
-    }
+    Build(Options),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Build(args) => crate::build(&args.into()),
+        Command::Build(opts) => crate::build(&opts),
     }
 }
 
@@ -66,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::CommandFactory as _;
+    use std::path::PathBuf;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("etcflip-gen").chain(args.iter().copied()))

@@ -35,6 +35,21 @@ pub struct Decl {
 }
 
 impl Decl {
+    /// A declaration with NixOS's defaults: target = the attribute name, no source or text,
+    /// mode `symlink`, owned by `+0:+0`.
+    pub fn new(attr: &str, origin: Origin) -> Decl {
+        Decl {
+            attr: attr.to_owned(),
+            origin,
+            target: attr.to_owned(),
+            source: None,
+            text: None,
+            mode: "symlink".to_owned(),
+            user: "+0".to_owned(),
+            group: "+0".to_owned(),
+        }
+    }
+
     /// How problems refer to this declaration, e.g. `etc."ssh/sshd_config"`.
     pub fn label(&self) -> String {
         match self.origin {

@@ -33,16 +33,22 @@ use crate::decl::Decl;
 use crate::plan::Plan;
 use crate::resolve::{resolve, Context};
 
-/// What `etcflip-gen build` was asked to do.
-#[derive(Debug, Clone, Default)]
+/// What `etcflip-gen build` was asked to do (its command line, too).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).multiple(true).args(["spec", "nixos_etc"])))]
 pub struct Options {
-    /// The spec file (JSON).
+    /// The spec: a JSON object with `etc` (NixOS's environment.etc) and `overlay`.
+    #[arg(long, value_name = "SPEC.json")]
     pub spec: Option<PathBuf>,
-    /// A NixOS `etc` derivation output to import.
+    /// Import an existing NixOS etc derivation output (DIR, or DIR/etc if it exists); merged
+    /// with the spec when both are given.
+    #[arg(long, value_name = "DIR")]
     pub nixos_etc: Option<PathBuf>,
-    /// The generation directory to create.
+    /// The generation directory to create; it must not exist.
+    #[arg(long, value_name = "GEN")]
     pub out: PathBuf,
-    /// Overrides the spec's `overlay`.
+    /// The flip point (absolute), overriding the spec's `overlay`; default /etc/static.
+    #[arg(long, value_name = "PATH")]
     pub overlay: Option<String>,
 }
 

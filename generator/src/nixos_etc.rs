@@ -134,16 +134,7 @@ fn link_decl(
     problems: &mut Vec<String>,
 ) -> anyhow::Result<Option<Decl>> {
     let before = problems.len();
-    let mut d = Decl {
-        attr: rel.to_owned(),
-        origin: Origin::NixosEtc,
-        target: rel.to_owned(),
-        source: None,
-        text: None,
-        mode: "symlink".to_owned(),
-        user: "+0".to_owned(),
-        group: "+0".to_owned(),
-    };
+    let mut d = Decl::new(rel, Origin::NixosEtc);
     match text.to_str() {
         // The builder expands globs itself; a `*` left in a link text is its "matched nothing"
         // bug (a link literally named `*`), which we refuse rather than expand differently now.

@@ -108,7 +108,7 @@ fn parse_etc(raw: &RawValue, problems: &mut Vec<String>) -> Vec<Decl> {
         let label = format!("etc.{attr:?}");
         match serde_json::from_str::<Value>(raw.get()) {
             Ok(Value::Object(fields)) => {
-                if let Some(d) = parse_entry(attr, fields, &label, problems) {
+                if let Some(d) = parse_entry(&attr, fields, &label, problems) {
                     decls.push(d);
                 }
             }
@@ -126,7 +126,7 @@ fn parse_etc(raw: &RawValue, problems: &mut Vec<String>) -> Vec<Decl> {
 
 /// One entry; `None` when it is disabled or too broken to go on with.
 fn parse_entry(
-    attr: String,
+    attr: &str,
     mut fields: Map<String, Value>,
     label: &str,
     problems: &mut Vec<String>,
@@ -171,16 +171,14 @@ fn parse_entry(
         Some(Value::String(s)) => s,
         _ => format!("+{}", id.as_ref().and_then(Value::as_u64).unwrap_or(0)),
     };
-    Some(Decl {
-        target: string(target).unwrap_or_else(|| attr.clone()),
-        attr,
-        origin: Origin::Spec,
-        source: string(source),
-        text: string(text),
-        mode: string(mode).unwrap_or_else(|| "symlink".to_owned()),
-        user: owner(user, uid),
-        group: owner(group, gid),
-    })
+    let mut d = Decl::new(attr, Origin::Spec);
+    d.target = string(target).unwrap_or(d.target);
+    d.source = string(source);
+    d.text = string(text);
+    d.mode = string(mode).unwrap_or(d.mode);
+    d.user = owner(user, uid);
+    d.group = owner(group, gid);
+    Some(d)
 }
 
 fn string(v: Option<Value>) -> Option<String> {
