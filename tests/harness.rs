@@ -127,11 +127,23 @@ impl Scratch {
         cmd.output().expect("run etcflip")
     }
 
-    /// `etcflip switch <gen>`, asserting success; returns stdout.
-    pub fn switch(&self, gen: &Path, extra: &[&str]) -> String {
+    /// `etcflip switch <gen> <extra…>`, whatever its exit code.
+    pub fn switch_out(&self, gen: &Path, extra: &[&str]) -> Output {
         let mut args = vec!["switch", gen.to_str().expect("utf8")];
         args.extend_from_slice(extra);
-        let out = self.etcflip(&args);
+        self.etcflip(&args)
+    }
+
+    /// An executable shell script `<dir>/<rel>` (a stand-in for a program).
+    pub fn script(&self, rel: &str, body: &str) -> PathBuf {
+        let p = self.file(rel, &format!("#!/bin/sh\n{body}\n"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        p
+    }
+
+    /// `etcflip switch <gen>`, asserting success; returns stdout.
+    pub fn switch(&self, gen: &Path, extra: &[&str]) -> String {
+        let out = self.switch_out(gen, extra);
         assert!(
             out.status.success(),
             "switch to {} failed ({}):\n{}{}",
@@ -161,6 +173,11 @@ impl Drop for Scratch {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The real `systemd-tmpfiles`, as the applier finds it (`ETCFLIP_TMPFILES`, else `PATH`).
+pub fn real_tmpfiles() -> PathBuf {
+    etcflip::runner::find_tmpfiles().expect("systemd-tmpfiles is installed")
 }
 
 /// Whether nothing is at `p`, not even a dangling link (`Path::exists` follows links, and the

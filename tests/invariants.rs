@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -33,13 +33,6 @@ fn etcflip_env(root: &Path, args: &[&str], env: &[(&str, &OsStr)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run etcflip")
-}
-
-/// `etcflip switch <gen> <extra…>` on `s`, returning the output whatever the exit code.
-fn switch_out(s: &Scratch, gen: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["switch", gen.to_str().expect("utf8")];
-    args.extend_from_slice(extra);
-    s.etcflip(&args)
 }
 
 /// A switch into `root` (not necessarily a Scratch's own), asserting success.
@@ -172,18 +165,6 @@ fn fresh_listing(name: &str, gen: &Path) -> String {
     let fresh = Scratch::new(name);
     switch_ok(&fresh.root, gen);
     fresh.listing()
-}
-
-/// An executable shell script below the scratch dir.
-fn script(s: &Scratch, rel: &str, body: &str) -> PathBuf {
-    let p = s.file(rel, &format!("#!/bin/sh\n{body}\n"));
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    p
-}
-
-/// The real `systemd-tmpfiles`, as the applier would find it.
-fn real_tmpfiles() -> PathBuf {
-    etcflip::runner::find_tmpfiles().expect("systemd-tmpfiles is installed")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -562,7 +543,7 @@ fn invariant_4_killed_at_any_instant_the_next_run_converges() {
 fn invariant_4_killed_around_each_tmpfiles_run_the_next_run_converges() {
     let k = Kill::setup("inv4-fixed");
     let (gb, gc) = (&k.gens[1], &k.gens[2]);
-    let real = real_tmpfiles();
+    let real = etcflip_e2e::real_tmpfiles();
     for phase in ["create", "remove"] {
         for when in ["before", "after"] {
             for (target, want) in [(gb, &k.want_b), (gc, &k.want_c)] {
@@ -572,8 +553,7 @@ fn invariant_4_killed_around_each_tmpfiles_run_the_next_run_converges() {
                 );
                 let t = Scratch::new(&format!("inv4-fixed-{phase}-{when}"));
                 copy_etc(&k.base.root, &t.root);
-                let killer = script(
-                    &t,
+                let killer = t.script(
                     "bin/killing-tmpfiles",
                     &format!(
                         "case \" $* \" in *\" --{phase} \"*) ;; *) exec '{real}' \"$@\" ;; esac\n\
@@ -643,7 +623,7 @@ fn invariant_2_foreign_file_is_a_conflict_and_nothing_changes() {
     std::fs::write(s.etc("motd"), "the admin's own motd\n").unwrap();
     let before = etcflip_e2e::stamps(&s.root.join("etc"));
     let listing = s.listing();
-    let out = switch_out(&s, &g1, &[]);
+    let out = s.switch_out(&g1, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     assert!(
         text_of(&out).contains("/etc/motd"),
@@ -688,7 +668,7 @@ fn invariant_2_edited_copy_is_not_ours() {
     let edited = fingerprint(&s.etc("sudoers"));
 
     let before = etcflip_e2e::stamps(&s.root.join("etc"));
-    let out = switch_out(&s, &g1, &[]);
+    let out = s.switch_out(&g1, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     assert!(text_of(&out).contains("/etc/sudoers"), "{}", text_of(&out));
     assert_eq!(
@@ -697,7 +677,7 @@ fn invariant_2_edited_copy_is_not_ours() {
         "a refused switch changed something"
     );
 
-    let out = switch_out(&s, &g2, &["--json"]);
+    let out = s.switch_out(&g2, &["--json"]);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     let steps = json_steps(&out);
     assert!(
@@ -752,7 +732,7 @@ fn invariant_2_planted_links_to_host_usr_are_never_followed() {
     let before = etcflip_e2e::stamps(&s.root.join("etc"));
     for extra in [&[][..], &["--dry-run"][..], &["--dry-run", "--json"][..]] {
         // A dry run reports the refusal with the same exit code.
-        let out = switch_out(&s, &g1, extra);
+        let out = s.switch_out(&g1, extra);
         assert_eq!(code(&out), 3, "{extra:?}: {}", text_of(&out));
         assert_eq!(
             etcflip_e2e::stamps(&s.root.join("etc")),
@@ -760,7 +740,7 @@ fn invariant_2_planted_links_to_host_usr_are_never_followed() {
             "{extra:?} changed /etc"
         );
     }
-    let out = switch_out(&s, &g1, &[]);
+    let out = s.switch_out(&g1, &[]);
     let msg = text_of(&out);
     assert!(
         msg.contains("/etc/foo") && msg.contains("/etc/ssh"),
@@ -870,7 +850,7 @@ fn invariant_2_stale_paths_not_ours_are_left() {
     std::os::unix::fs::symlink("/usr/share/zoneinfo/Europe/Paris", s.etc("localtime")).unwrap();
     let usr_before = etcflip_e2e::stamps(&usr);
 
-    let out = switch_out(&s, &g1, &["--json"]);
+    let out = s.switch_out(&g1, &["--json"]);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     let steps = json_steps(&out);
     for p in ["/etc/motd", "/etc/ssh", "/etc/localtime", "/etc/old/nested"] {
@@ -930,7 +910,7 @@ fn invariant_2_managed_directory_holding_foreign_files_is_not_replaced() {
     std::fs::write(s.etc("ssh/my_key"), "admin's key\n").unwrap();
     std::fs::write(s.etc("systemd/system/local.service"), "admin's unit\n").unwrap();
     let before = etcflip_e2e::stamps(&s.root.join("etc"));
-    let out = switch_out(&s, &g1, &[]);
+    let out = s.switch_out(&g1, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     let msg = text_of(&out);
     assert!(msg.contains("/etc/ssh/my_key"), "{msg}");
@@ -975,7 +955,7 @@ fn invariant_2_identical_foreign_content_is_adopted() {
     s.switch(&g0, &[]);
     std::fs::write(s.etc("motd"), "hello\n").unwrap();
     std::fs::write(s.etc("secret"), "s3cret\n").unwrap();
-    let out = switch_out(&s, &g1, &["--json"]);
+    let out = s.switch_out(&g1, &["--json"]);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     let steps = json_steps(&out);
     assert!(
@@ -1018,7 +998,7 @@ fn invariant_2_backup_never_overwrites_an_earlier_backup() {
     // The admin replaces our link again; the next switch backs it up beside the first.
     std::fs::remove_file(s.etc("motd")).unwrap();
     std::fs::write(s.etc("motd"), "admin 2\n").unwrap();
-    let out = switch_out(&s, &g2, &[]);
+    let out = s.switch_out(&g2, &[]);
     assert_eq!(code(&out), 3, "default is abort: {}", text_of(&out));
     s.switch(&g2, &["--on-conflict", "backup"]);
     assert_eq!(
@@ -1055,7 +1035,7 @@ fn invariant_2_a_backup_inside_a_managed_directory_is_kept() {
         std::fs::read_to_string(s.etc("d/x.etcflip-backup")).unwrap(),
         "admin\n"
     );
-    let out = switch_out(&s, &g2, &[]);
+    let out = s.switch_out(&g2, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     assert!(
         text_of(&out).contains("/etc/d/x.etcflip-backup"),
@@ -1120,7 +1100,7 @@ fn invariant_2_foreign_directory_where_a_link_is_wanted_is_a_conflict() {
         "[Service]\nlocal\n",
     );
     let before = etcflip_e2e::stamps(&s.root.join("etc"));
-    let out = switch_out(&s, &g1, &[]);
+    let out = s.switch_out(&g1, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     let msg = text_of(&out);
     assert!(
@@ -1171,7 +1151,7 @@ fn invariant_3_refused_switch_keeps_recorded_state() {
     s.switch(&g0, &[]);
     std::fs::write(s.etc("motd"), "admin\n").unwrap();
     let before = visible_state(&s);
-    let out = switch_out(&s, &g1, &[]);
+    let out = s.switch_out(&g1, &[]);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     assert_eq!(visible_state(&s), before);
     let st = status_json(&s.root);
@@ -1199,7 +1179,7 @@ fn invariant_3_failed_switch_keeps_recorded_state() {
     let g1 = s.gen("next", &wanted);
     s.switch(&g0, &[]);
     let before = visible_state(&s);
-    let broken = script(&s, "bin/broken-tmpfiles", "exit 1");
+    let broken = s.script("bin/broken-tmpfiles", "exit 1");
     let out = etcflip_env(
         &s.root,
         &["switch", g1.to_str().unwrap()],
@@ -1237,7 +1217,7 @@ fn invariant_3_tampered_generation_keeps_recorded_state() {
     std::fs::write(g1.join("etc/sudoers"), "ALL ALL=(ALL) NOPASSWD: ALL\n").unwrap();
     s.switch(&g0, &[]);
     let before = etcflip_e2e::stamps(&s.root.join("etc"));
-    let out = switch_out(&s, &g1, &[]);
+    let out = s.switch_out(&g1, &[]);
     assert_eq!(code(&out), 2, "{}", text_of(&out));
     assert!(text_of(&out).contains("sudoers"), "{}", text_of(&out));
     assert_eq!(
@@ -1325,9 +1305,8 @@ fn invariant_5_same_generation_twice_changes_nothing() {
     let s = Scratch::new("inv5-noop");
     let g = s.gen("rich", &rich_spec(&s));
     let marker = s.dir.join("tmpfiles-ran");
-    let real = real_tmpfiles();
-    let spy = script(
-        &s,
+    let real = etcflip_e2e::real_tmpfiles();
+    let spy = s.script(
         "bin/spy-tmpfiles",
         &format!(
             "touch '{}'\nexec '{}' \"$@\"",

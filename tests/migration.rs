@@ -442,16 +442,13 @@ fn nixos_etc_import_reproduces_the_legacy_tree() {
 /// A `systemd-tmpfiles` stand-in that fails (doing nothing) in `mode` and runs the real one
 /// otherwise.
 fn failing_tmpfiles(s: &Scratch, mode: &str) -> PathBuf {
-    let real = etcflip_e2e::tmpfiles_bins::versions()[0].path.clone();
-    let script = s.file(
+    s.script(
         &format!("tmpfiles-failing-{mode}"),
         &format!(
-            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --{mode} ] && exit 1; done\nexec {} \"$@\"\n",
-            real.display()
+            "for a in \"$@\"; do [ \"$a\" = --{mode} ] && exit 1; done\nexec {} \"$@\"",
+            etcflip_e2e::real_tmpfiles().display()
         ),
-    );
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
+    )
 }
 
 #[test]

@@ -309,13 +309,7 @@ fn the_activation_snippet_switches_etc() {
     let pkg = package(&s);
     let one = build(&pkg, "one", "");
     let two = build(&pkg, "two", "");
-    let tmpfiles = std::env::var("ETCFLIP_TMPFILES").unwrap_or_else(|_| {
-        let out = Command::new("sh")
-            .args(["-c", "command -v systemd-tmpfiles"])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    });
+    let tmpfiles = etcflip_e2e::real_tmpfiles().display().to_string();
     let snippet = |gen: &Path, name: &str| {
         let expr = format!(
             "import ./nixos/activation.nix {{ etcflip = {:?}; generation = {:?}; \

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use etcflip_e2e::{absent, bin, code, read_in_root, spec, text, text_of, Scratch};
+use etcflip_e2e::{absent, bin, code, read_in_root, spec, text, Scratch};
 use serde_json::json;
 
 /// Runs `etcflip switch gen` killed (SIGKILL) at its `n`th `syscall`; true if it was killed.
@@ -22,13 +22,6 @@ fn switch_killed_at(s: &Scratch, gen: &Path, extra: &[&str], syscall: &str, n: u
         .output()
         .expect("strace (apt-get install strace)");
     !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("switched")
-}
-
-fn assert_switch(s: &Scratch, gen: &Path, extra: &[&str]) {
-    let mut args = vec!["switch", gen.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let out = s.etcflip(&args);
-    assert_eq!(code(&out), 0, "{}", text_of(&out));
 }
 
 /// Every regular file below `dir` whose content is `want`.
@@ -57,12 +50,12 @@ fn backup_of_a_foreign_directory_survives_a_kill_at_any_rename() {
             "b",
             &spec(&[("a", text("a", "a\n")), ("d", text("d", "new d\n"))]),
         );
-        assert_switch(&s, &a, &[]);
+        s.switch(&a, &[]);
         std::fs::create_dir(s.etc("d")).unwrap();
         std::fs::write(s.etc("d/important.conf"), "precious\n").unwrap();
         let killed = switch_killed_at(&s, &b, &["--on-conflict", "backup"], "renameat2", n)
             | switch_killed_at(&s, &b, &["--on-conflict", "backup"], "renameat", n);
-        assert_switch(&s, &b, &["--on-conflict", "backup"]);
+        s.switch(&b, &["--on-conflict", "backup"]);
         let found = files_with(&s.root.join("etc"), b"precious\n");
         assert_eq!(
             found.len(),
@@ -95,14 +88,14 @@ fn a_switch_stopped_after_a_relink_converges() {
             "b",
             &spec(&[("x", text("x", "new\n")), ("y", text("d/y", "y\n"))]),
         );
-        assert_switch(&s, &a, &[]);
+        s.switch(&a, &[]);
         // The relink is the first rename of the switch after the journal (renameat #2).
         let mut n = 1;
         while switch_killed_at(&s, &b, &[], "renameat", n) {
             let target = if back { &a } else { &b };
-            assert_switch(&s, target, &[]);
+            s.switch(target, &[]);
             assert_eq!(code(&s.etcflip(&["verify"])), 0, "kill point {n}");
-            assert_switch(&s, &a, &[]);
+            s.switch(&a, &[]);
             n += 1;
         }
         assert!(n > 2, "the kill points were exercised");
@@ -131,7 +124,7 @@ fn scratch_of_a_killed_run_is_not_a_foreign_file() {
         } else {
             s.gen("c", &spec(&[("n", text("n", "n\n"))]))
         };
-        assert_switch(&s, &first, &[]);
+        s.switch(&first, &[]);
         let mut n = 1;
         loop {
             assert!(n < 30, "no kill point left a staged file");
@@ -139,10 +132,10 @@ fn scratch_of_a_killed_run_is_not_a_foreign_file() {
             if killed && has_staged(&s.etc("d")) {
                 break;
             }
-            assert_switch(&s, &first, &[]);
+            s.switch(&first, &[]);
             n += 1;
         }
-        assert_switch(&s, &last, &[]);
+        s.switch(&last, &[]);
         assert_eq!(code(&s.etcflip(&["verify"])), 0);
         if !to_link {
             assert!(
@@ -175,7 +168,7 @@ fn moving_the_overlay_never_leaves_entries_dangling() {
         let mut moved = spec(&entries);
         moved["overlay"] = json!("/run/etcflip/static");
         let b = s.gen("b", &moved);
-        assert_switch(&s, &a, &[]);
+        s.switch(&a, &[]);
         let killed = switch_killed_at(&s, &b, &[], "renameat", n);
         for p in ["/etc/hosts", "/etc/resolv.conf"] {
             assert!(
@@ -183,7 +176,7 @@ fn moving_the_overlay_never_leaves_entries_dangling() {
                 "kill point {n}: {p} dangles"
             );
         }
-        assert_switch(&s, &b, &[]);
+        s.switch(&b, &[]);
         assert_eq!(code(&s.etcflip(&["verify"])), 0);
         assert!(absent(&s.etc("static")), "the old overlay went");
         if !killed {
@@ -205,8 +198,8 @@ fn a_new_entry_at_the_old_overlay_path_is_kept() {
     ]);
     b["overlay"] = json!("/run/ef/static");
     let b = s.gen("b", &b);
-    assert_switch(&s, &a, &[]);
-    assert_switch(&s, &b, &["--on-conflict", "overwrite"]);
+    s.switch(&a, &[]);
+    s.switch(&b, &["--on-conflict", "overwrite"]);
     assert_eq!(
         read_in_root(&s.root, "/etc/static").as_deref(),
         Some(&b"mine\n"[..])
@@ -235,14 +228,14 @@ fn named_owners_resolve_against_the_new_passwd() {
     };
     let a = gen("a", 990, "one\n");
     let b = gen("b", 991, "one\n");
-    assert_switch(&s, &a, &[]);
+    s.switch(&a, &[]);
     let uid = |s: &Scratch| {
         std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(s.etc("secret")).unwrap())
     };
     if nix::unistd::geteuid().is_root() {
         assert_eq!(uid(&s), 990);
     }
-    assert_switch(&s, &b, &[]);
+    s.switch(&b, &[]);
     if nix::unistd::geteuid().is_root() {
         assert_eq!(
             uid(&s),
