@@ -47,7 +47,11 @@ in
       type = lib.types.package;
       default = pkgs.callPackage ./package.nix { };
       defaultText = lib.literalExpression "pkgs.callPackage \"\${etcflip}/nixos/package.nix\" { }";
-      description = "The etcflip package (both etcflip and etcflip-gen).";
+      description = ''
+        The etcflip package (both etcflip and etcflip-gen). When cross-compiling, the
+        generation is built with etcflip-gen from `pkgs.buildPackages` (this tree's package for
+        the build machine), since this package's binaries cannot run there.
+      '';
     };
 
     onConflict = lib.mkOption {

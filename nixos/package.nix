@@ -5,6 +5,13 @@
 { lib, rustPlatform }:
 let
   workspace = (lib.importTOML ../Cargo.toml).workspace.package;
+  # The two crates that make the package (the workspace's third member is the e2e tests).
+  members = [
+    "-p"
+    "etcflip"
+    "-p"
+    "etcflip-gen"
+  ];
 in
 rustPlatform.buildRustPackage {
   pname = "etcflip";
@@ -25,20 +32,10 @@ rustPlatform.buildRustPackage {
   };
   cargoLock.lockFile = ../Cargo.lock;
 
-  cargoBuildFlags = [
-    "-p"
-    "etcflip"
-    "-p"
-    "etcflip-gen"
-  ];
+  cargoBuildFlags = members;
   # The unit and generator tests run here. The end-to-end suite (tests/) needs root, strace and
   # reference systemd-tmpfiles binaries fetched from Debian: it runs in tests/run.sh.
-  cargoTestFlags = [
-    "-p"
-    "etcflip"
-    "-p"
-    "etcflip-gen"
-  ];
+  cargoTestFlags = members;
 
   meta = {
     description = "Atomic, declarative /etc: a generator of generations and an applier that flips them";

@@ -91,11 +91,6 @@ impl<'a> Evidence<'a> {
         self.claims.keys().map(Str::as_str)
     }
 
-    /// Whether any claim is made on `target`.
-    pub fn claims(&self, target: &str) -> bool {
-        self.claims.contains_key(target)
-    }
-
     /// Whether what is at `target` is ours.
     pub fn is_ours(&self, target: &str, node: &Node) -> bool {
         self.claims
