@@ -175,6 +175,16 @@ impl Drop for Scratch {
     }
 }
 
+/// Waits until the real-time clock is in a later whole second: what a switch changed before
+/// then is settled, and the next switch's commit may stamp it (applier/src/stamps.rs).
+pub fn settle() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let rest = 1_000_000_000 - u64::from(now.subsec_nanos());
+    std::thread::sleep(std::time::Duration::from_nanos(rest + 20_000_000));
+}
+
 /// The real `systemd-tmpfiles`, as the applier finds it (`ETCFLIP_TMPFILES`, else `PATH`).
 pub fn real_tmpfiles() -> PathBuf {
     etcflip::runner::find_tmpfiles().expect("systemd-tmpfiles is installed")

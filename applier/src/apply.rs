@@ -362,7 +362,7 @@ fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
         if matches!(node, Node::Absent | Node::Blocked(_)) {
             continue;
         }
-        if !ctx.evidence.is_ours(&step.target, &node) {
+        if node.is_mount_point() || !ctx.evidence.is_ours(&step.target, &node) {
             notes.push(format!(
                 "kept {}: it changed during the switch",
                 step.path()

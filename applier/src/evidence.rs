@@ -146,6 +146,7 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 dev: 1,
+                mount: false,
             },
             sha256: sha.into(),
         })

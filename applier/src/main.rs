@@ -104,6 +104,9 @@ fn run(cli: Cli) -> Result<u8> {
                 for n in &outcome.notes {
                     println!("note: {n}");
                 }
+                for u in &outcome.unresolved {
+                    println!("warning: {u}");
+                }
                 println!("{}", summary(dry_run, refused.is_some(), outcome.changed));
             }
             let interrupted = outcome.interrupted.clone();
@@ -126,6 +129,9 @@ fn run(cli: Cli) -> Result<u8> {
             } else {
                 for d in &report.drift {
                     println!("{}: expected {}, found {}", d.path, d.expected, d.found);
+                }
+                for u in &report.unresolved {
+                    println!("warning: {u}");
                 }
                 println!(
                     "{} difference(s) from {} (checked the overlay and {} entries)",
@@ -150,6 +156,9 @@ fn run(cli: Cli) -> Result<u8> {
                 }
                 for (k, n) in &st.entries {
                     println!("  {n:>6} {k}");
+                }
+                for u in &st.unresolved {
+                    println!("warning: {u}");
                 }
                 for p in &st.pending {
                     println!(

@@ -9,13 +9,12 @@
 //! every entry when re-switching to the applied generation (the full check that repairs
 //! drift), after an interrupted switch, or when migrating. `etcflip verify` checks everything.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::evidence::Evidence;
-use crate::manifest::{Entry, Id, Kind, Manifest};
+use crate::manifest::{Entry, Kind, Manifest};
 use crate::plan::{Seen, World};
 use crate::rootfs::{split, Node, Root};
 
@@ -132,88 +131,4 @@ fn payload_sha(gen_host: &Path, target: &str) -> String {
         // Unreadable (a dangling source, a directory): nothing can be identical to it.
         Err(_) => String::new(),
     }
-}
-
-/// Resolves the owners of copies to numbers, reading the root's own `passwd` and `group`
-/// (never the host's NSS, like `systemd-tmpfiles --root`).
-///
-/// When the target generation ships its own `passwd`/`group`, names are resolved against
-/// those (`gen_host`'s payload): that is the database the copies will live with.
-pub fn resolve_owners(
-    root: &mut Root,
-    new: &Manifest,
-    gen_host: Option<&Path>,
-) -> Result<BTreeMap<String, (u32, u32)>> {
-    let copies: Vec<_> = new
-        .entries
-        .iter()
-        .filter(|e| e.kind == Kind::Copy)
-        .collect();
-    let named = copies
-        .iter()
-        .any(|e| matches!(e.uid, Some(Id::Name(_))) || matches!(e.gid, Some(Id::Name(_))));
-    let (users, groups) = if named {
-        (
-            read_db(root, new, gen_host, "passwd")?,
-            read_db(root, new, gen_host, "group")?,
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let mut out = BTreeMap::new();
-    for e in copies {
-        let uid = lookup(e.uid.as_ref(), &users, &e.target, "user", "passwd")?;
-        let gid = lookup(e.gid.as_ref(), &groups, &e.target, "group", "group")?;
-        out.insert(e.target.to_string(), (uid, gid));
-    }
-    Ok(out)
-}
-
-fn lookup(
-    id: Option<&Id>,
-    table: &[(String, u32)],
-    target: &str,
-    what: &str,
-    file: &str,
-) -> Result<u32> {
-    match id {
-        None => Ok(0),
-        Some(Id::Num(n)) => Ok(*n),
-        Some(Id::Name(name)) => table
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| *id)
-            .with_context(|| {
-                format!("/etc/{target}: {what} {name:?} is not in the root's /etc/{file}")
-            }),
-    }
-}
-
-/// `name:x:id:...` lines of a passwd-like file; missing file → empty.
-fn read_db(
-    root: &mut Root,
-    new: &Manifest,
-    gen_host: Option<&Path>,
-    name: &str,
-) -> Result<Vec<(String, u32)>> {
-    let shipped = gen_host.filter(|_| new.get(name).is_some());
-    let bytes = match shipped {
-        Some(g) => {
-            let p = g.join("etc").join(name);
-            Some(std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?)
-        }
-        None => root.read_in_root(&format!("etc/{name}"))?,
-    };
-    let Some(bytes) = bytes else {
-        return Ok(Vec::new());
-    };
-    Ok(String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let id = f.nth(1)?.parse().ok()?;
-            Some((name.to_owned(), id))
-        })
-        .collect())
 }

@@ -267,6 +267,16 @@ impl Plan {
         self.flip.from.as_deref() == Some(self.flip.to.as_str()) && self.changes().next().is_none()
     }
 
+    /// Directories holding a new entry the switch leaves as it is (a mount point): they
+    /// get no stamp, so that the next transition looks at that entry again.
+    pub fn left_dirs(&self, new: &Manifest) -> BTreeSet<&str> {
+        self.steps
+            .iter()
+            .filter(|s| s.action == Action::Leave && new.get(&s.target).is_some())
+            .map(|s| crate::rootfs::split(&s.target).0)
+            .collect()
+    }
+
     /// Conflicts that block the switch.
     pub fn conflicts(&self) -> Vec<String> {
         self.steps
@@ -428,7 +438,16 @@ fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
         step.why = Some(format!("below /{anc}, which is not a directory"));
         return;
     }
-    match rightness(inp, e, node) {
+    let right = rightness(inp, e, node);
+    if matches!(right, Rightness::Right) {
+        return;
+    }
+    if node.is_mount_point() {
+        step.action = Action::Leave;
+        step.why = Some(MOUNTED.to_owned());
+        return;
+    }
+    match right {
         Rightness::Right => return,
         Rightness::Attributes(why) => {
             // Our copy with the right content but the wrong mode or owner: restage it.
@@ -448,6 +467,9 @@ fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
         foreign(inp, e, seen, step);
     }
 }
+
+/// Why a mount point is left as it is.
+const MOUNTED: &str = "a mount point: etcflip never renames, removes or replaces one";
 
 fn creation(kind: Kind) -> Action {
     match kind {
@@ -631,6 +653,9 @@ fn stale_steps(inp: &Inputs, relinked: &[String]) -> Vec<Step> {
         };
         if let Some(a) = relinked.iter().find(|a| is_below(t, a)) {
             step.with = Some(a.clone());
+        } else if seen.node.is_mount_point() {
+            step.action = Action::Leave;
+            step.why = Some(MOUNTED.to_owned());
         } else if !inp.evidence.is_ours(t, &seen.node) {
             step.action = Action::Leave;
             step.why = Some(format!(

@@ -16,9 +16,11 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
-use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::sys::stat::{fchmod, fstat, mkdirat, Mode, SFlag};
 use nix::unistd::{fchown, fsync, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use sha2::{Digest, Sha256};
+
+use crate::statx::{statx_at, Stat};
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
@@ -43,6 +45,17 @@ pub enum Node {
     Blocked(String),
 }
 
+impl Node {
+    /// Whether the path is a mount point (something mounted on it, e.g. by nixos-enter).
+    pub fn is_mount_point(&self) -> bool {
+        match self {
+            Node::File(f) => f.meta.mount,
+            Node::Dir(m) => m.mount,
+            _ => false,
+        }
+    }
+}
+
 /// Mode and owner of an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
@@ -52,8 +65,10 @@ pub struct Meta {
     pub uid: u32,
     /// Group.
     pub gid: u32,
-    /// Device, to notice mount points.
+    /// Device, to notice mount points below a tree being removed.
     pub dev: u64,
+    /// The path itself is a mount point: never renamed, removed or replaced.
+    pub mount: bool,
 }
 
 /// A regular file's metadata and content hash.
@@ -66,12 +81,13 @@ pub struct FileInfo {
 }
 
 impl Meta {
-    fn of(st: &FileStat) -> Meta {
+    fn of(st: &Stat) -> Meta {
         Meta {
-            mode: st.st_mode & 0o7777,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            dev: st.st_dev,
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+            dev: st.dev,
+            mount: st.mount_root,
         }
     }
 }
@@ -201,10 +217,9 @@ impl Root {
             Err(Errno::EINVAL) => {}
             Err(e) => bail!("{}: cannot read the link: {e}", shown()),
         }
-        let st = fstatat(pfd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .with_context(|| format!("cannot stat {}", shown()))?;
+        let st = statx_at(pfd.as_fd(), name).with_context(|| format!("cannot stat {}", shown()))?;
         let meta = Meta::of(&st);
-        match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+        match SFlag::from_bits_truncate(st.mode & SFlag::S_IFMT.bits()) {
             SFlag::S_IFDIR => Ok(Node::Dir(meta)),
             SFlag::S_IFREG if !hash => Ok(Node::File(FileInfo {
                 meta,
@@ -216,6 +231,26 @@ impl Root {
                 Ok(Node::File(FileInfo { meta, sha256 }))
             }
             _ => Ok(Node::Other),
+        }
+    }
+
+    /// `statx` of `rel` without following it; `None` if it (or a directory above it) is
+    /// missing, or a component above it is not a real directory.
+    pub fn stat(&mut self, rel: &str) -> Result<Option<Stat>> {
+        let (parent, name) = split(rel);
+        let shown = self.show(rel);
+        let pfd = match self.dir_fd(parent) {
+            Ok(Some(fd)) => fd,
+            Ok(None) | Err((_, Errno::ENOTDIR | Errno::ELOOP)) => return Ok(None),
+            Err((at, e)) => bail!("{shown}: cannot open the directory {at}: {e}"),
+        };
+        if rel.is_empty() {
+            return Ok(None);
+        }
+        match statx_at(pfd.as_fd(), name) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => bail!("cannot stat {shown}: {e}"),
         }
     }
 

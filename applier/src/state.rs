@@ -114,7 +114,10 @@ pub fn lock(root: &mut Root) -> Result<Lock> {
 /// transient snippets). Safe: we hold the lock, and nothing else writes there.
 fn sweep(root: &mut Root, dir: &str) -> Result<()> {
     for name in root.list(dir)? {
-        if !matches!(name.as_str(), "lock" | APPLIED | JOURNAL | LEGACY_MARK) {
+        if !matches!(
+            name.as_str(),
+            "lock" | APPLIED | JOURNAL | LEGACY_MARK | crate::stamps::FILE
+        ) {
             root.remove_tree(&crate::rootfs::join(dir, &name))?;
         }
     }

@@ -23,9 +23,11 @@ use crate::generation::{Generation, GenerationFile};
 use crate::legacy;
 use crate::manifest::{Manifest, Str};
 use crate::observe;
+use crate::owners::{self, Unresolved};
 use crate::plan::{self, Inputs, OnConflict, Plan};
 use crate::rootfs::{Node, Root};
 use crate::signals::Signals;
+use crate::stamps::{self, Clock, Prover};
 use crate::state::{self, AppliedView, Recorded};
 
 /// Options of `etcflip switch`.
@@ -53,6 +55,9 @@ pub struct Outcome {
     pub changed: bool,
     /// Paths deliberately left alone after the flip.
     pub notes: Vec<String>,
+    /// Copies installed owned by root because an owner name resolves nowhere yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<Unresolved>,
     /// Whether this root was migrated from a NixOS `setup-etc.pl` `/etc`.
     pub migrated: bool,
     /// Set when SIGTERM/SIGINT arrived after the flip: the switch was finished anyway.
@@ -74,6 +79,8 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let _lock = (!opts.dry_run)
         .then(|| state::lock(&mut root))
         .transpose()?;
+    // Stamps recorded at the commit must predate everything this switch looks at.
+    let clock = (!opts.dry_run).then(Clock::start).transpose()?;
     // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
     let (view, same_manifest, parsed) = read_applied(&root, applied_text.as_ref(), &gen)?;
@@ -93,22 +100,16 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
         apply::sweep(&mut root, targets.chain(evidence.targets()))?;
     }
-    let owners = observe::resolve_owners(&mut root, &gen.manifest, Some(gen.host))?;
+    let owners = owners::resolve(&mut root, &gen.manifest, Some(gen.host))?;
     let (world, plan) = look_and_plan(
         &mut root,
         &gen,
         &evidence,
         recorded.as_deref(),
-        &owners,
+        &owners.ids,
         (&target_text, opts.on_conflict),
     )?;
-    let mut outcome = Outcome {
-        plan,
-        changed: false,
-        notes: Vec::new(),
-        migrated,
-        interrupted: None,
-    };
+    let mut outcome = Outcome::planned(plan, migrated, owners.unresolved.clone());
     // Refused: the caller reports the plan and the conflicts (exit 3); nothing was written.
     if !outcome.plan.conflicts().is_empty() {
         return Ok(outcome);
@@ -119,9 +120,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     };
     let state_current = pending.is_empty()
         && same_manifest
-        && applied
-            .as_ref()
-            .is_some_and(|a| a.generation == record.generation);
+        && applied.is_some_and(|a| a.generation == record.generation);
     if opts.dry_run || (outcome.plan.is_noop() && state_current) {
         if !opts.dry_run {
             legacy::keep_clean(&mut root, &gen.manifest)?; // in case it was lost meanwhile
@@ -141,20 +140,27 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         root: &mut root,
         new: &gen.manifest,
         gen_host: gen.host,
-        owners: &owners,
+        owners: &owners.ids,
         evidence: &evidence,
         tmpfiles: &tmpfiles,
     };
-    if let Some(old) = old_overlays.first() {
-        bridge_overlay(ctx.root, old, &gen.manifest.overlay)?;
-    }
-    apply::prepare(&mut ctx, &outcome.plan)?;
-    stop_if_signalled(&mut signals, BEFORE_FLIP)?;
-    apply::flip(ctx.root, &gen.manifest.overlay, &target_text)?;
-    outcome.notes = apply::finish(&mut ctx, &outcome.plan)?;
+    let old_overlay = old_overlays.first().map(String::as_str);
+    outcome.notes = transact(
+        &mut ctx,
+        &outcome.plan,
+        &mut signals,
+        old_overlay,
+        &target_text,
+    )?;
     let gens = recorded_generations(applied, &pending);
     after_flip(&mut root, &old_overlays, &gen.manifest, &gens, migrated)?;
-    state::commit(&mut root, &record, &older)?;
+    commit(
+        &mut root,
+        &gen.manifest,
+        &outcome.plan,
+        clock,
+        (&record, &older),
+    )?;
     outcome.interrupted = signals
         .as_mut()
         .and_then(Signals::pending)
@@ -168,11 +174,56 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
 }
 
 impl Outcome {
+    /// A planned switch, nothing done yet.
+    fn planned(plan: Plan, migrated: bool, unresolved: Vec<Unresolved>) -> Outcome {
+        Outcome {
+            plan,
+            changed: false,
+            notes: Vec::new(),
+            unresolved,
+            migrated,
+            interrupted: None,
+        }
+    }
+
     /// The refusal, when the plan has conflicts (nothing was changed).
     pub fn refused(&self) -> Option<Refused> {
         let conflicts = self.plan.conflicts();
         (!conflicts.is_empty()).then_some(Refused { conflicts })
     }
+}
+
+/// Phases 4 to 7: prepare, flip (`target_text` is the overlay's new text), finish. Returns
+/// notes on paths left alone.
+fn transact(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    signals: &mut Option<Signals>,
+    old_overlay: Option<&str>,
+    target_text: &str,
+) -> Result<Vec<String>> {
+    if let Some(old) = old_overlay {
+        bridge_overlay(ctx.root, old, &ctx.new.overlay)?;
+    }
+    apply::prepare(ctx, plan)?;
+    stop_if_signalled(signals, BEFORE_FLIP)?;
+    apply::flip(ctx.root, &ctx.new.overlay, target_text)?;
+    apply::finish(ctx, plan)
+}
+
+/// Phase 9: stamps what this switch leaves provably as it is (for the next transition), then
+/// records the new generation.
+fn commit(
+    root: &mut Root,
+    new: &Manifest,
+    plan: &Plan,
+    clock: Option<Clock>,
+    (record, older): (&Recorded, &[Recorded]),
+) -> Result<()> {
+    if let Some(clock) = clock {
+        stamps::record(root, new, clock, &plan.left_dirs(new))?;
+    }
+    state::commit(root, record, older)
 }
 
 /// What an interruption before the flip means.
@@ -269,7 +320,7 @@ fn gather_evidence<'a>(
 ) -> Result<Gathered<'a>> {
     let moved = overlay_moved(root, applied, pending)?;
     if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest && !moved) {
-        return Ok(transition(gen, view));
+        return transition(root, gen, view);
     }
     let mut ev = Evidence::default();
     let mut old_overlays = BTreeSet::new();
@@ -348,9 +399,15 @@ fn recorded_generations<'a>(
 }
 
 /// A plain transition from the applied generation: new entries that want the same as there
-/// are recorded as they are (not looked at, no claims needed); the applied entries that
-/// differ are the whole evidence. With another overlay every link text differs.
-fn transition<'a>(gen: &Generation<'a>, applied: Applied<'_, 'a>) -> Gathered<'a> {
+/// and that the stamps of the last commit prove unchanged are recorded as they are (not
+/// looked at, no claims needed); the other applied entries are the whole evidence. With
+/// another overlay every link text differs.
+fn transition<'a>(
+    root: &mut Root,
+    gen: &Generation<'a>,
+    applied: Applied<'_, 'a>,
+) -> Result<Gathered<'a>> {
+    let mut prover = Prover::new(stamps::read(root)?);
     let old = applied.manifest;
     let new = &gen.manifest.entries;
     let same_overlay = old.overlay == gen.manifest.overlay;
@@ -365,7 +422,12 @@ fn transition<'a>(gen: &Generation<'a>, applied: Applied<'_, 'a>) -> Gathered<'a
         while j < new.len() && new[j].target.as_str() < o.target.as_ref() {
             j += 1;
         }
-        if same_overlay && j < new.len() && new[j].target == o.target && o.same_at_path(&new[j]) {
+        if same_overlay
+            && j < new.len()
+            && new[j].target == o.target
+            && o.same_at_path(&new[j])
+            && prover.unchanged(root, &new[j])?
+        {
             recorded[j] = true;
         } else {
             changed.entries.push(o.clone());
@@ -377,12 +439,12 @@ fn transition<'a>(gen: &Generation<'a>, applied: Applied<'_, 'a>) -> Gathered<'a
     if !same_overlay {
         old_overlays.insert(changed.overlay.to_string());
     }
-    Gathered {
+    Ok(Gathered {
         evidence,
         migrated: false,
         old_overlays,
         recorded: Some(recorded),
-    }
+    })
 }
 
 /// When the overlay moves, the new one is first made to show the *old* generation (the old

@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::manifest::{Kind, Manifest};
+use crate::owners::{self, Unresolved};
 use crate::rootfs::{Node, Root};
 use crate::state::{self, AppliedView};
 
@@ -29,6 +30,9 @@ pub struct Report {
     pub checked: usize,
     /// Every difference.
     pub drift: Vec<Drift>,
+    /// Copies owned by root because an owner name still resolves nowhere: not drift (the
+    /// copy is what a switch makes today), but named.
+    pub unresolved: Vec<Unresolved>,
 }
 
 /// The applied generation and its manifest, if any.
@@ -51,12 +55,8 @@ pub fn verify(root_path: &Path) -> Result<Report> {
             root.show(&state::state_dir())
         );
     };
-    let check_owner = nix::unistd::geteuid().is_root();
-    let owners = if check_owner {
-        Some(crate::observe::resolve_owners(&mut root, &m, None)?)
-    } else {
-        None
-    };
+    let resolved = owners::resolve(&mut root, &m, None)?;
+    let owners = nix::unistd::geteuid().is_root().then_some(&resolved.ids);
     let mut drift = Vec::new();
     let overlay_rel = m.overlay.trim_start_matches('/');
     let want = format!("{generation}/etc");
@@ -81,11 +81,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
                 })
             }
             Kind::Dir => (!matches!(node, Node::Dir(_))).then(|| "a directory".to_owned()),
-            Kind::Copy => copy_drift(
-                e,
-                &node,
-                owners.as_ref().and_then(|o| o.get(e.target.as_str())),
-            ),
+            Kind::Copy => copy_drift(e, &node, owners.and_then(|o| o.get(e.target.as_str()))),
         };
         if let Some(expected) = expected {
             drift.push(Drift {
@@ -109,6 +105,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
         generation,
         checked: m.entries.len(),
         drift,
+        unresolved: resolved.unresolved,
     })
 }
 
@@ -158,6 +155,8 @@ pub struct Status {
     pub entries: std::collections::BTreeMap<String, usize>,
     /// Generations of interrupted switches; a rerun finishes them.
     pub pending: Vec<String>,
+    /// Copies of the applied generation whose owner names resolve nowhere yet.
+    pub unresolved: Vec<Unresolved>,
 }
 
 /// Reads the state without taking the lock (a read-only view; a switch in progress shows as
@@ -172,10 +171,12 @@ pub fn status(root_path: &Path) -> Result<Status> {
     let mut entries = std::collections::BTreeMap::new();
     let mut overlay = None;
     let mut generation = None;
+    let mut unresolved = Vec::new();
     if let Some((g, m)) = applied {
         for e in &m.entries {
             *entries.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
         }
+        unresolved = owners::resolve(&mut root, &m, None)?.unresolved;
         overlay = Some(m.overlay.into_string());
         generation = Some(g);
     }
@@ -184,5 +185,6 @@ pub fn status(root_path: &Path) -> Result<Status> {
         overlay,
         entries,
         pending,
+        unresolved,
     })
 }

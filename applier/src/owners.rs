@@ -1,0 +1,173 @@
+//! Owners of copies: names resolved to numbers against the target generation's own
+//! `passwd`/`group` when it ships them, else the root's (never the host's NSS, like
+//! `systemd-tmpfiles --root`).
+//!
+//! A name that resolves nowhere never stops a switch (boot-safe, as `setup-etc.pl`): that
+//! part of the owner falls back to 0 (root), so the copy is never wider than declared; the
+//! entry and the name are reported, and the next switch where the name resolves (a re-switch
+//! to the same generation included: copies with named owners are always looked at) gives the
+//! copy its owner. First boots, nixos-install and users made later by userborn,
+//! systemd-sysusers or a service hit this.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::manifest::{Entry, Id, Kind, Manifest};
+use crate::rootfs::Root;
+
+/// Numeric owners of copies, with the names that did not resolve.
+#[derive(Debug, Default)]
+pub struct Owners {
+    /// Target → (uid, gid) to install; an unresolved part is 0.
+    pub ids: BTreeMap<String, (u32, u32)>,
+    /// Copies whose owner or group name resolves nowhere, sorted by path.
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// A copy whose owner names did not resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unresolved {
+    /// The path in the root's namespace.
+    pub path: String,
+    /// The user name that is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The group name that is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names = Vec::new();
+        if let Some(u) = &self.user {
+            names.push(format!("user {u:?}"));
+        }
+        if let Some(g) = &self.group {
+            names.push(format!("group {g:?}"));
+        }
+        write!(
+            f,
+            "{}: {} not in passwd/group yet; installed owned by root (0) for now, \
+             given its owner by the next switch where the name resolves",
+            self.path,
+            names.join(" and ")
+        )
+    }
+}
+
+/// Resolves the owners of `new`'s copies. `gen_host`: the target generation on the host,
+/// whose `passwd`/`group` are used when the manifest ships them.
+pub fn resolve(root: &mut Root, new: &Manifest, gen_host: Option<&Path>) -> Result<Owners> {
+    let copies: Vec<&Entry> = new
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::Copy)
+        .collect();
+    let named = copies
+        .iter()
+        .any(|e| matches!(e.uid, Some(Id::Name(_))) || matches!(e.gid, Some(Id::Name(_))));
+    let (users, groups) = if named {
+        (
+            read_db(root, new, gen_host, "passwd")?,
+            read_db(root, new, gen_host, "group")?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut out = Owners::default();
+    for e in copies {
+        let (uid, user) = lookup(e.uid.as_ref(), &users);
+        let (gid, group) = lookup(e.gid.as_ref(), &groups);
+        if user.is_some() || group.is_some() {
+            out.unresolved.push(Unresolved {
+                path: format!("/etc/{}", e.target),
+                user,
+                group,
+            });
+        }
+        out.ids.insert(e.target.to_string(), (uid, gid));
+    }
+    Ok(out)
+}
+
+/// The id for `id`, and the name when it did not resolve (the id is then 0).
+fn lookup(id: Option<&Id>, table: &[(String, u32)]) -> (u32, Option<String>) {
+    match id {
+        None => (0, None),
+        Some(Id::Num(n)) => (*n, None),
+        Some(Id::Name(name)) => match table.iter().find(|(n, _)| n == name) {
+            Some((_, id)) => (*id, None),
+            None => (0, Some(name.clone())),
+        },
+    }
+}
+
+/// `name:x:id:...` lines of a passwd-like file; missing file → empty.
+fn read_db(
+    root: &mut Root,
+    new: &Manifest,
+    gen_host: Option<&Path>,
+    name: &str,
+) -> Result<Vec<(String, u32)>> {
+    let shipped = gen_host.filter(|_| new.get(name).is_some());
+    let bytes = match shipped {
+        Some(g) => {
+            let p = g.join("etc").join(name);
+            Some(std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?)
+        }
+        None => root.read_in_root(&format!("etc/{name}"))?,
+    };
+    let Some(bytes) = bytes else {
+        return Ok(Vec::new());
+    };
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let id = f.nth(1)?.parse().ok()?;
+            Some((name.to_owned(), id))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Case = (Option<Id>, (u32, Option<&'static str>));
+
+    #[test]
+    fn names_resolve_through_the_table_and_fall_back_to_root() {
+        let table = vec![("alice".to_owned(), 1000), ("root".to_owned(), 0)];
+        let cases: [Case; 5] = [
+            (None, (0, None)),
+            (Some(Id::Num(42)), (42, None)),
+            (Some(Id::Name("alice".into())), (1000, None)),
+            (Some(Id::Name("root".into())), (0, None)),
+            (Some(Id::Name("bob".into())), (0, Some("bob"))),
+        ];
+        for (id, (want_id, want_name)) in cases {
+            let (got, name) = lookup(id.as_ref(), &table);
+            assert_eq!((got, name.as_deref()), (want_id, want_name), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn the_report_names_the_path_and_every_unknown_name() {
+        let u = Unresolved {
+            path: "/etc/x".into(),
+            user: Some("svc".into()),
+            group: Some("grp".into()),
+        };
+        let s = u.to_string();
+        assert!(
+            s.starts_with("/etc/x: user \"svc\" and group \"grp\" not in"),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Invariant 7: every successful switch leaves every entry of its target as the manifest
+//! says, transitions included. A transition skips an entry only when the stamps recorded at
+//! the last commit prove it unchanged (applier/src/stamps.rs); drift at an unchanged entry is
+//! repaired or handled as a conflict like anywhere else. Mount points are never replaced.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use etcflip_e2e::{bin, code, settle, spec, text, text_of, Scratch};
+use serde_json::Value;
+
+/// A and B share everything in `ssh/` and differ only at the top level.
+fn two_gens(s: &Scratch) -> (PathBuf, PathBuf) {
+    let shared = [
+        ("ssh/shared.conf", text("ssh/shared.conf", "shared\n")),
+        ("ssh/other.conf", text("ssh/other.conf", "other\n")),
+    ];
+    let mut a = shared.to_vec();
+    a.push(("only-a.conf", text("only-a.conf", "a\n")));
+    let mut b = shared.to_vec();
+    b.push(("only-b.conf", text("only-b.conf", "b\n")));
+    (s.gen("a", &spec(&a)), s.gen("b", &spec(&b)))
+}
+
+/// Switches to `gen` with `--json`; returns the exit code and the parsed outcome.
+fn switch_json(s: &Scratch, gen: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["switch", gen.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let out = s.etcflip(&args);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text_of(&out)));
+    (code(&out), v)
+}
+
+/// A → (settle) → B, so that B's commit stamps `ssh/`, which B did not change (stamps are
+/// never recorded for a change in the second the switch began in).
+fn applied_and_stamped(s: &Scratch) -> (PathBuf, PathBuf) {
+    let (a, b) = two_gens(s);
+    s.switch(&a, &[]);
+    settle();
+    s.switch(&b, &[]);
+    (a, b)
+}
+
+fn step<'v>(plan: &'v Value, path: &str) -> Option<&'v Value> {
+    plan["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["path"] == path)
+}
+
+#[test]
+fn unchanged_entries_are_skipped_only_while_their_stamps_prove_them() {
+    let s = Scratch::new("conv-skip");
+    let (a, _) = applied_and_stamped(&s);
+    // Nothing changed: the two shared entries in ssh/ are proven and not looked at (ssh/
+    // itself lives in /etc, which every flip changes, so it is looked at).
+    let (rc, dry) = switch_json(&s, &a, &["--dry-run"]);
+    assert_eq!(rc, 0, "{dry}");
+    assert_eq!(dry["plan"]["recorded"], 2, "{dry:#}");
+    // An admin's link planted at a shared link entry: no longer proven, so looked at, and
+    // foreign: backed up like any other conflict, and the entry is ours again.
+    let at = s.etc("ssh/shared.conf");
+    std::fs::remove_file(&at).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/bash", &at).unwrap();
+    let (rc, out) = switch_json(&s, &a, &["--on-conflict", "backup"]);
+    assert_eq!(rc, 0, "{out:#}");
+    assert_eq!(
+        step(&out, "/etc/ssh/shared.conf").unwrap()["action"],
+        "backup",
+        "{out:#}"
+    );
+    assert_eq!(
+        std::fs::read_link(&at).unwrap(),
+        Path::new("/etc/static/ssh/shared.conf")
+    );
+    assert_eq!(
+        std::fs::read_link(s.etc("ssh/shared.conf.etcflip-backup")).unwrap(),
+        Path::new("/usr/bin/bash")
+    );
+    let v = s.etcflip(&["verify"]);
+    assert_eq!(code(&v), 0, "{}", text_of(&v));
+}
+
+#[test]
+fn a_missing_unchanged_entry_is_restored_by_a_transition() {
+    let s = Scratch::new("conv-missing");
+    let (a, _) = applied_and_stamped(&s);
+    std::fs::remove_file(s.etc("ssh/other.conf")).unwrap();
+    let (rc, out) = switch_json(&s, &a, &[]);
+    assert_eq!(rc, 0, "{out:#}");
+    assert_eq!(
+        step(&out, "/etc/ssh/other.conf").unwrap()["action"],
+        "create"
+    );
+    assert_eq!(
+        std::fs::read_link(s.etc("ssh/other.conf")).unwrap(),
+        Path::new("/etc/static/ssh/other.conf")
+    );
+}
+
+/// Runs `script` (sh) in a private mount namespace with `$R` the root, `$A`/`$B` the
+/// generations and `$E` the etcflip binary.
+fn in_namespace(s: &Scratch, a: &Path, b: &Path, script: &str) -> Output {
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-eu", "-c", script])
+        .env("R", &s.root)
+        .env("A", a)
+        .env("B", b)
+        .env("E", bin("etcflip"))
+        .output()
+        .expect("unshare (util-linux)")
+}
+
+#[test]
+fn a_tmpfs_hiding_a_managed_directory_is_filled_by_a_transition() {
+    let s = Scratch::new("conv-tmpfs");
+    let (a, b) = applied_and_stamped(&s);
+    let out = in_namespace(
+        &s,
+        &a,
+        &b,
+        r#"
+        mount -t tmpfs tmpfs "$R/etc/ssh"
+        "$E" switch "$A" --root "$R" >/dev/null
+        readlink "$R/etc/ssh/shared.conf" "$R/etc/ssh/other.conf"
+        "$E" verify --root "$R"
+        "#,
+    );
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("/etc/static/ssh/shared.conf\n/etc/static/ssh/other.conf\n"),
+        "{t}"
+    );
+    assert!(t.contains("0 difference(s)"), "{t}");
+}
+
+/// A change made while a switch runs, after it looked, must not be blessed by the stamps
+/// that switch records: the directory changed after the switch began, so it gets none.
+#[test]
+fn a_change_during_a_switch_is_found_by_the_next_one() {
+    let s = Scratch::new("conv-racy");
+    let (a, b) = applied_and_stamped(&s);
+    // Hold the switch to A for a while at its first rename (the journal: after it looked).
+    let mut slow = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg("inject=rename,renameat,renameat2:delay_enter=1500000:when=1")
+        .arg(bin("etcflip"))
+        .args(["switch", a.to_str().unwrap(), "--root"])
+        .arg(&s.root)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("strace (apt-get install strace)");
+    std::thread::sleep(Duration::from_millis(700));
+    let at = s.etc("ssh/shared.conf");
+    std::fs::remove_file(&at).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/bash", &at).unwrap();
+    assert!(slow.wait().unwrap().success());
+    settle();
+    let (rc, out) = switch_json(&s, &b, &["--dry-run"]);
+    assert_eq!(rc, 3, "the planted link must be a conflict: {out:#}");
+    assert_eq!(
+        step(&out, "/etc/ssh/shared.conf").unwrap()["action"],
+        "conflict"
+    );
+}
+
+#[test]
+fn mount_points_are_left_alone_and_reported() {
+    let s = Scratch::new("conv-mount");
+    let host = s.file("host-resolv.conf", "nameserver 192.0.2.1\n");
+    let bound = s.file("bound.conf", "bound\n");
+    let a = s.gen(
+        "a",
+        &serde_json::json!({"etc": {
+            "copy.conf": {"text": "bound\n", "mode": "0644"},
+            "hosts": {"text": "127.0.0.1 localhost\n"},
+        }}),
+    );
+    let b = s.gen(
+        "b",
+        &serde_json::json!({"etc": {
+            "hosts": {"text": "127.0.0.1 localhost\n"},
+            "resolv.conf": {"text": "nameserver 127.0.0.53\n"},
+        }}),
+    );
+    let script = format!(
+        r#"
+        "$E" switch "$A" --root "$R" >/dev/null
+        # As nixos-enter does: the host's resolv.conf bind-mounted over the root's.
+        touch "$R/etc/resolv.conf"
+        mount --bind {host} "$R/etc/resolv.conf"
+        # A copy of ours, bind-mounted over with the same content: stale in B.
+        mount --bind {bound} "$R/etc/copy.conf"
+        "$E" switch "$B" --root "$R"
+        echo "== after"
+        cat "$R/etc/resolv.conf" "$R/etc/copy.conf"
+        readlink "$R/etc/hosts"
+        "#,
+        host = host.display(),
+        bound = bound.display(),
+    );
+    let out = in_namespace(&s, &a, &b, &script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    for p in ["/etc/resolv.conf", "/etc/copy.conf"] {
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("leave") && l.contains(p) && l.contains("mount point")),
+            "{p} reported as left: {t}"
+        );
+    }
+    assert!(
+        t.contains("== after\nnameserver 192.0.2.1\nbound\n/etc/static/hosts\n"),
+        "{t}"
+    );
+}
