@@ -85,7 +85,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Plan> {
         overlay: &overlay,
         spec_dir: inputs.spec_dir.as_deref(),
         spec_store,
-        tree_store: spec_store,
+        tree_store: inputs.tree_store.as_deref().or(spec_store),
     };
     let decls = inputs.decls;
     let mut leaves = Vec::with_capacity(decls.len());
@@ -119,6 +119,8 @@ struct Inputs {
     store: Option<String>,
     /// The spec's directory, for relative sources.
     spec_dir: Option<String>,
+    /// The store the imported tree lives in, if it lives in one.
+    tree_store: Option<String>,
 }
 
 /// Reads the spec and the NixOS etc tree; problems with their content go to `problems`.
@@ -137,6 +139,7 @@ fn read_inputs(opts: &Options, problems: &mut Vec<String>) -> anyhow::Result<Inp
     if let Some(dir) = &opts.nixos_etc {
         inputs.names.push(format!("--nixos-etc {}", dir.display()));
         inputs.decls.extend(nixos_etc::import(dir, problems)?);
+        inputs.tree_store = nixos_etc::store_of(dir);
     }
     Ok(inputs)
 }
