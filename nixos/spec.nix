@@ -13,6 +13,7 @@ let
     isAttrs
     mapAttrs
     removeAttrs
+    storeDir
     ;
 
   # Fields of an `environment.etc` entry that pass through as they are.
@@ -31,7 +32,8 @@ let
   #   store file made from the text, and a `source = mkForce …` over a module's text wins):
   #   so it is sent, interpolated (a path is copied into the store, as NixOS's etc builder
   #   does; a derivation becomes its output path; a plain string, such as `/etc/zoneinfo/UTC`
-  #   for a direct-symlink, stays as it is), and the text is not.
+  #   for a direct-symlink or `/run/secrets/x` for a copy, stays as it is: it names a file of
+  #   the running system, which may not exist at build time), and the text is not.
   # - `text` is sent only when there is no source (option sets written by hand, tests): the
   #   generator then writes it into the generation itself.
   etcEntry =
@@ -66,13 +68,19 @@ let
   };
 
   # The whole spec from its parts, e.g. `{ etc = config.environment.etc; }`. Parts that are
-  # null are left out; `overlay` (a string) passes through.
+  # null are left out; `overlay` (a string) passes through. `store` is this Nix's store
+  # directory (a part named `store` wins): a copy whose source is a string outside it, such as
+  # `/run/secrets/x`, is then copied at switch time, as setup-etc.pl copies it at activation,
+  # instead of failing the build because the file is not there.
   spec =
     parts:
     let
       present = removeAttrs parts (filter (n: parts.${n} == null) (attrNames parts));
     in
-    mapAttrs (n: v: if converters ? ${n} && isAttrs v then converters.${n} v else v) present;
+    {
+      store = storeDir;
+    }
+    // mapAttrs (n: v: if converters ? ${n} && isAttrs v then converters.${n} v else v) present;
 in
 {
   inherit etc spec;

@@ -12,8 +12,11 @@
 //!   holds a link to `source`, or a regular file (text entries: no `source`, with `sha256`).
 //! - `direct-symlink`: `/etc/<target>` links straight to `source` (no indirection); the payload
 //!   holds the same link.
-//! - `copy`: `/etc/<target>` is a regular file with `mode`, `uid`, `gid`, whose content is the
-//!   payload file (its `sha256` is recorded; `source` is informational).
+//! - `copy`: `/etc/<target>` is a regular file with `mode`, `uid`, `gid`. With a `sha256`, its
+//!   content is the payload file's (`source` is informational). Without one it is a *runtime
+//!   copy*: `source` (absolute, required) is a file outside the store, such as
+//!   `/run/secrets/x`, read under the root at switch time; the payload holds nothing for it,
+//!   and its content is known only then.
 //! - `dir`: `/etc/<target>` is a real directory (`mode`, `uid`, `gid` used when we create it).
 
 use std::fmt;
@@ -223,9 +226,15 @@ impl Entry<'_> {
         }
     }
 
+    /// Whether this is a runtime copy: a `copy` with no recorded hash, whose `source` is read
+    /// at switch time (see the module documentation).
+    pub fn is_runtime_copy(&self) -> bool {
+        self.kind == Kind::Copy && self.sha256.is_none()
+    }
+
     /// Whether `new`, for the same target under the same overlay, wants the same thing at the
     /// path as this entry: a symlink's text is `<overlay>/<target>` whatever the source behind
-    /// it.
+    /// it. Never for a runtime copy: what it wants is only known once its source is read.
     pub fn same_at_path(&self, new: &Entry) -> bool {
         self.kind == new.kind
             && match new.kind {
@@ -233,7 +242,8 @@ impl Entry<'_> {
                 Kind::DirectSymlink => self.source == new.source,
                 // A named owner may map to another id in the new user database: look.
                 Kind::Copy => {
-                    self.sha256 == new.sha256
+                    !new.is_runtime_copy()
+                        && self.sha256 == new.sha256
                         && (self.mode, &self.uid, &self.gid) == (new.mode, &new.uid, &new.gid)
                         && !matches!(new.uid, Some(Id::Name(_)))
                         && !matches!(new.gid, Some(Id::Name(_)))
@@ -422,8 +432,16 @@ fn entry_problems(e: &Entry) -> Vec<String> {
             }
         }
         Kind::Copy => {
-            if e.sha256.is_none() || !has_owner {
-                out.push("a copy entry needs sha256, mode, uid and gid".into());
+            if !has_owner {
+                out.push("a copy entry needs mode, uid and gid".into());
+            }
+            // The source of a runtime copy is checked with every other source below.
+            if e.sha256.is_none() && e.source.is_none() {
+                out.push(
+                    "a copy entry needs a sha256 (a payload copy) or a source (a runtime copy, \
+                     read at switch time)"
+                        .into(),
+                );
             }
         }
         Kind::Dir => {
@@ -636,7 +654,7 @@ mod tests {
             entry("c", Kind::Copy),
             entry("static/foo", Kind::Symlink),
         ];
-        m.entries[2].sha256 = None;
+        m.entries[2].uid = None;
         let p = m.problems();
         assert!(p.iter().any(|s| s.contains("version 2")), "{p:?}");
         assert!(
@@ -644,8 +662,73 @@ mod tests {
             "{p:?}"
         );
         assert!(p.iter().any(|s| s.contains("not sorted")), "{p:?}");
-        assert!(p.iter().any(|s| s.contains("needs sha256")), "{p:?}");
+        assert!(
+            p.iter().any(|s| s.contains("needs mode, uid and gid")),
+            "{p:?}"
+        );
         assert!(p.iter().any(|s| s.contains("has no dir entry")), "{p:?}");
+    }
+
+    /// A copy is a payload copy (sha256) or a runtime copy (an absolute source, no sha256).
+    #[test]
+    fn copies_need_a_hash_or_an_absolute_source() {
+        type Edit = fn(&mut Entry<'static>);
+        let rows: &[(&str, Edit, Option<&str>)] = &[
+            ("payload copy", |_| {}, None),
+            ("payload copy, no source", |e| e.source = None, None),
+            ("runtime copy", |e| e.sha256 = None, None),
+            (
+                "runtime copy, relative source",
+                |e| (e.sha256, e.source) = (None, Some("run/secrets/x".into())),
+                Some(r#"source "run/secrets/x": not an absolute path"#),
+            ),
+            (
+                "runtime copy, empty source",
+                |e| (e.sha256, e.source) = (None, Some("".into())),
+                Some(r#"source "": not an absolute path"#),
+            ),
+            (
+                "runtime copy, control character",
+                |e| (e.sha256, e.source) = (None, Some("/run/a\nb".into())),
+                Some("control character '\\n'"),
+            ),
+            (
+                "runtime copy, no owner",
+                |e| (e.sha256, e.gid) = (None, None),
+                Some("a copy entry needs mode, uid and gid"),
+            ),
+            (
+                "neither hash nor source",
+                |e| (e.sha256, e.source) = (None, None),
+                Some("a copy entry needs a sha256 (a payload copy) or a source (a runtime copy"),
+            ),
+        ];
+        for (what, edit, want) in rows {
+            let mut m = Manifest::empty(DEFAULT_OVERLAY);
+            m.entries = vec![entry("secret", Kind::Copy).into_owned()];
+            edit(&mut m.entries[0]);
+            let p = m.problems();
+            match want {
+                None => assert_eq!(p, Vec::<String>::new(), "{what}"),
+                Some(want) => {
+                    assert_eq!(p.len(), 1, "{what}: {p:?}");
+                    assert!(p[0].contains(want), "{what}: {want:?} not in {p:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn runtime_copies_are_never_the_same_at_the_path() {
+        let hashed = entry("secret", Kind::Copy);
+        let mut runtime = hashed.clone();
+        runtime.sha256 = None;
+        assert!(runtime.is_runtime_copy() && !hashed.is_runtime_copy());
+        assert!(!entry("a", Kind::Symlink).is_runtime_copy());
+        assert!(!entry("a", Kind::Dir).is_runtime_copy());
+        assert!(hashed.same_at_path(&hashed.clone()));
+        assert!(!runtime.same_at_path(&runtime.clone()));
+        assert!(!hashed.same_at_path(&runtime) && !runtime.same_at_path(&hashed));
     }
 
     #[test]

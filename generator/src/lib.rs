@@ -32,12 +32,13 @@ use etcflip::manifest::{check_overlay, DEFAULT_OVERLAY};
 use crate::decl::Decl;
 use crate::plan::Plan;
 use crate::resolve::{resolve, Context};
+use crate::source::check_store;
 
 /// What `etcflip-gen build` was asked to do (its command line, too).
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).multiple(true).args(["spec", "nixos_etc"])))]
 pub struct Options {
-    /// The spec: a JSON object with `etc` (NixOS's environment.etc) and `overlay`.
+    /// The spec: a JSON object with `etc` (NixOS's environment.etc), `overlay` and `store`.
     #[arg(long, value_name = "SPEC.json")]
     pub spec: Option<PathBuf>,
     /// Import an existing NixOS etc derivation output (DIR, or DIR/etc if it exists); merged
@@ -63,46 +64,37 @@ pub fn build(opts: &Options) -> anyhow::Result<()> {
 /// Reads and validates the inputs into a plan; writes nothing.
 pub fn prepare(opts: &Options) -> anyhow::Result<Plan> {
     let mut problems = Vec::new();
-    let mut decls: Vec<Decl> = Vec::new();
-    let mut spec_overlay = None;
-    let mut spec_dir = None;
-    let mut inputs = Vec::new();
-    if let Some(path) = &opts.spec {
-        inputs.push(format!("spec {}", path.display()));
-        if let Some(text) = read_spec(path, &mut problems)? {
-            spec_dir = dir_of(path, &mut problems)?;
-            let spec = spec::parse(&text, &mut problems);
-            spec_overlay = spec.overlay;
-            decls = spec.decls;
-        }
-    }
-    if let Some(dir) = &opts.nixos_etc {
-        inputs.push(format!("--nixos-etc {}", dir.display()));
-        decls.extend(nixos_etc::import(dir, &mut problems)?);
-    }
-    if inputs.is_empty() {
+    let inputs = read_inputs(opts, &mut problems)?;
+    if inputs.names.is_empty() {
         return Err(Invalid::one("give --spec, --nixos-etc or both".into()).into());
     }
     let overlay = opts
         .overlay
         .clone()
-        .or(spec_overlay)
+        .or(inputs.overlay)
         .unwrap_or_else(|| DEFAULT_OVERLAY.to_owned());
     let overlay_ok = check_overlay(&overlay)
         .map_err(|m| problems.push(m))
         .is_ok();
+    let spec_store = inputs
+        .store
+        .as_deref()
+        .filter(|s| check_store(s).map_err(|m| problems.push(m)).is_ok());
     let ctx = Context {
         overlay_rel: overlay.strip_prefix("/etc/").filter(|_| overlay_ok),
         overlay: &overlay,
-        spec_dir: spec_dir.as_deref(),
+        spec_dir: inputs.spec_dir.as_deref(),
+        spec_store,
+        tree_store: inputs.tree_store.as_deref().or(spec_store),
     };
+    let decls = inputs.decls;
     let mut leaves = Vec::with_capacity(decls.len());
     for (i, d) in decls.iter().enumerate() {
         resolve(d, i, &ctx, &mut leaves, &mut problems);
     }
     let plan = plan::plan(&decls, leaves, &overlay, &mut problems);
     if !problems.is_empty() {
-        return Err(Invalid::many(&inputs.join(" and "), problems).into());
+        return Err(Invalid::many(&inputs.names.join(" and "), problems).into());
     }
     let internal = plan.manifest.problems();
     if !internal.is_empty() {
@@ -112,6 +104,44 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Plan> {
         );
     }
     Ok(plan)
+}
+
+/// What the inputs say, before the per-entry rules.
+#[derive(Default)]
+struct Inputs {
+    /// How problems name the inputs, e.g. `spec s.json`; empty when none was given.
+    names: Vec<String>,
+    /// The declarations of the spec, then of the tree.
+    decls: Vec<Decl>,
+    /// The spec's `overlay`.
+    overlay: Option<String>,
+    /// The spec's `store`, not yet checked.
+    store: Option<String>,
+    /// The spec's directory, for relative sources.
+    spec_dir: Option<String>,
+    /// The store the imported tree lives in, if it lives in one.
+    tree_store: Option<String>,
+}
+
+/// Reads the spec and the NixOS etc tree; problems with their content go to `problems`.
+fn read_inputs(opts: &Options, problems: &mut Vec<String>) -> anyhow::Result<Inputs> {
+    let mut inputs = Inputs::default();
+    if let Some(path) = &opts.spec {
+        inputs.names.push(format!("spec {}", path.display()));
+        if let Some(text) = read_spec(path, problems)? {
+            inputs.spec_dir = dir_of(path, problems)?;
+            let spec = spec::parse(&text, problems);
+            inputs.overlay = spec.overlay;
+            inputs.store = spec.store;
+            inputs.decls = spec.decls;
+        }
+    }
+    if let Some(dir) = &opts.nixos_etc {
+        inputs.names.push(format!("--nixos-etc {}", dir.display()));
+        inputs.decls.extend(nixos_etc::import(dir, problems)?);
+        inputs.tree_store = nixos_etc::store_of(dir);
+    }
+    Ok(inputs)
 }
 
 /// The spec's text; a missing file is an input problem (exit 2), other read errors are failures.

@@ -36,6 +36,32 @@ pub fn root_of(dir: &Path) -> PathBuf {
     }
 }
 
+/// The store the tree at `dir` lives in, if it lives in one: the directory that holds the
+/// topmost store path on its real path (`/nix/store` for `/nix/store/<hash>-etc/etc`, and so
+/// for `/run/current-system/etc` too). A copy whose link leads outside it is a runtime copy,
+/// as it is for a spec with that `store`: NixOS's builder links such a copy to a file that
+/// exists only on the running system, e.g. `/run/secrets/x`.
+pub fn store_of(dir: &Path) -> Option<String> {
+    let real = fs::canonicalize(root_of(dir)).ok()?;
+    let top = real
+        .ancestors()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_store_name)
+        })
+        .last()?;
+    top.parent()?.to_str().map(str::to_owned)
+}
+
+/// Whether `name` looks like a Nix store path's name: 32 characters of Nix's base-32
+/// alphabet (no `e`, `o`, `t`, `u`), a `-`, then a name.
+fn is_store_name(name: &str) -> bool {
+    const ALPHABET: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+    let b = name.as_bytes();
+    b.len() > 33 && b[32] == b'-' && b[..32].iter().all(|c| ALPHABET.contains(c))
+}
+
 /// Reads the tree at `dir`; problems about its content are appended to `problems`, failures to
 /// read it are errors.
 pub fn import(dir: &Path, problems: &mut Vec<String>) -> anyhow::Result<Vec<Decl>> {
@@ -212,6 +238,37 @@ mod tests {
             assert!(all.contains(want), "{want:?} missing in:\n{all}");
         }
         assert_eq!(problems.len(), 5, "{all}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn store_names() {
+        assert!(is_store_name("0000000000000000000000000000000a-etc"));
+        assert!(is_store_name("sn5ix8pd3wlh2z1kxnz7dl5k0mr9q1yv-etc"));
+        for bad in [
+            "0000000000000000000000000000000a-",
+            "0000000000000000000000000000000e-etc",
+            "0000000000000000000000000000000A-etc",
+            "000000000000000000000000000000a-etc",
+            "0000000000000000000000000000000aa-etc",
+            "etc",
+        ] {
+            assert!(!is_store_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_store_is_where_the_tree_lives() {
+        let dir = tree("store-of");
+        let name = "0000000000000000000000000000000a-etc";
+        fs::create_dir_all(dir.join("store").join(name).join("etc/x")).unwrap();
+        symlink(dir.join("store").join(name), dir.join("current")).unwrap();
+        let real = fs::canonicalize(&dir).unwrap();
+        let want = real.join("store").to_str().unwrap().to_owned();
+        assert_eq!(store_of(&dir.join("store").join(name)), Some(want.clone()));
+        assert_eq!(store_of(&dir.join("current/etc")), Some(want));
+        assert_eq!(store_of(&dir), None);
+        assert_eq!(store_of(Path::new("/nonexistent/etcflip")), None);
         fs::remove_dir_all(&dir).unwrap();
     }
 

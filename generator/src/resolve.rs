@@ -31,6 +31,31 @@ pub struct Context<'a> {
     pub overlay: &'a str,
     /// The spec's directory, absolute, for relative sources.
     pub spec_dir: Option<&'a str>,
+    /// The store for spec entries (the spec's `store` key): a copy whose absolute source lies
+    /// outside it is a runtime copy.
+    pub spec_store: Option<&'a str>,
+    /// The store for entries of an imported NixOS etc tree.
+    pub tree_store: Option<&'a str>,
+}
+
+impl Context<'_> {
+    /// The store that applies to `d`, if any.
+    fn store_for(&self, d: &Decl) -> Option<&str> {
+        match d.origin {
+            Origin::Spec => self.spec_store,
+            Origin::NixosEtc => self.tree_store,
+        }
+    }
+
+    /// Whether a copy of `src` (normalised from `d.source`) is a runtime copy: read at switch
+    /// time, because its source, written as an absolute path, lies outside the store. A
+    /// relative source names a file beside the spec, so it is always read at build time.
+    fn is_runtime(&self, d: &Decl, src: &str) -> bool {
+        d.source.as_deref().is_some_and(|raw| raw.starts_with('/'))
+            && self
+                .store_for(d)
+                .is_some_and(|store| !is_same_or_below(src, store))
+    }
 }
 
 /// The three things `mode` can say.
@@ -118,12 +143,11 @@ fn make_leaves(
         (LinkMode::Symlink, Content::Source(src)) if glob::is_glob(&src) => {
             expand_glob(d, idx, &src, ctx, out).err()
         }
-        (_, Content::Source(src)) if glob::is_glob(&src) => Some(d.problem(
-            "mode",
-            &format!(
-                "a glob source ({src:?}) is only allowed with mode \"symlink\", not {:?}",
-                d.mode
-            ),
+        (_, Content::Source(src)) if glob::is_glob(&src) => Some(glob_problem(
+            d,
+            &src,
+            matches!(mode, LinkMode::Copy(_)),
+            ctx,
         )),
         (LinkMode::Symlink, Content::Source(src)) => {
             out.push(leaf(idx, entry(&d.target, Kind::Symlink, Some(src)), None));
@@ -144,7 +168,7 @@ fn make_leaves(
             "source",
             "mode \"direct-symlink\" needs a source (text alone cannot be linked to directly)",
         )),
-        (LinkMode::Copy(m), content) => copy(d, m, uid, gid, content)
+        (LinkMode::Copy(m), content) => copy(d, m, (uid, gid), content, ctx)
             .map(|(e, text)| out.push(leaf(idx, e, text)))
             .err(),
     }
@@ -198,33 +222,76 @@ fn leaf(decl: usize, entry: Entry<'static>, text: Option<String>) -> Leaf {
     Leaf { decl, entry, text }
 }
 
-/// Copy modes: the content is read now (the source must be a readable regular file after
-/// following links), so the manifest can record its hash.
+/// Copy modes: a source in the store (or any source when there is no store) is read now (it
+/// must be a readable regular file after following links), so the manifest can record its
+/// hash. A runtime copy is not read at all: its file may not exist yet, and reading a
+/// build-host file outside the store would make the generation depend on that host.
 fn copy(
     d: &Decl,
     mode: Mode,
-    uid: Id,
-    gid: Id,
+    (uid, gid): (Id, Id),
     content: Content<'_>,
+    ctx: &Context<'_>,
 ) -> Result<(Entry<'static>, Option<String>), String> {
     let (source, sha, text) = match content {
+        Content::Source(src) if ctx.is_runtime(d, &src) => (Some(src), None, None),
         Content::Source(src) => {
-            let sha = hash_file(std::path::Path::new(&src)).map_err(|m| {
-                d.problem(
-                    "source",
-                    &format!("mode {:?} copies the source, but {m}", d.mode),
-                )
-            })?;
-            (Some(src), sha, None)
+            let sha = hash_file(std::path::Path::new(&src))
+                .map_err(|m| unreadable(d, &m, ctx.store_for(d)))?;
+            (Some(src), Some(sha), None)
         }
-        Content::Text(text) => (None, sha256_bytes(text.as_bytes()), Some(text.to_owned())),
+        Content::Text(text) => {
+            let sha = sha256_bytes(text.as_bytes());
+            (None, Some(sha), Some(text.to_owned()))
+        }
     };
     let mut e = entry(&d.target, Kind::Copy, source);
     e.mode = Some(mode);
     e.uid = Some(uid);
     e.gid = Some(gid);
-    e.sha256 = Some(sha.into());
+    e.sha256 = sha.map(Into::into);
     Ok((e, text))
+}
+
+/// Globs are expanded at build time into links: refused with a copy mode, and said so more
+/// precisely when the copy would be a runtime copy.
+fn glob_problem(d: &Decl, src: &str, copy: bool, ctx: &Context<'_>) -> String {
+    if copy && ctx.is_runtime(d, src) {
+        return d.problem(
+            "source",
+            &format!(
+                "{src:?} is a glob outside the store, so mode {:?} would copy it at switch \
+                 time, but a glob can only be expanded when the generation is built",
+                d.mode
+            ),
+        );
+    }
+    d.problem(
+        "mode",
+        &format!(
+            "a glob source ({src:?}) is only allowed with mode \"symlink\", not {:?}",
+            d.mode
+        ),
+    )
+}
+
+/// The problem of a copy source that cannot be read at build time, saying why it was read.
+fn unreadable(d: &Decl, m: &str, store: Option<&str>) -> String {
+    let absolute = d.source.as_deref().is_some_and(|s| s.starts_with('/'));
+    let why = match store {
+        Some(store) if absolute => {
+            format!(" (it lies in the store {store}, so it is copied when the generation is built)")
+        }
+        None if absolute => "; to copy a file that exists only where the generation is applied \
+                             (such as /run/secrets/x), set the spec's `store` key: a copy whose \
+                             source lies outside the store is read at switch time"
+            .to_owned(),
+        _ => String::new(),
+    };
+    d.problem(
+        "source",
+        &format!("mode {:?} copies the source, but {m}{why}", d.mode),
+    )
 }
 
 /// One `symlink` leaf per match, at `<target>/<basename>`.
@@ -290,6 +357,8 @@ mod tests {
             overlay_rel: Some("nix/static"),
             overlay: "/etc/nix/static",
             spec_dir: None,
+            spec_store: None,
+            tree_store: None,
         };
         for good in ["nixos", "ni", "nix-static", "static"] {
             assert!(check_placed(good, &ctx).is_ok(), "{good}");

@@ -1,8 +1,12 @@
 //! The generation's tmpfiles snippet (`GEN/tmpfiles.d/etcflip.conf`): creates the `/etc` link
 //! farm at boot and in image builds, using the applier's encoding ([`etcflip::tmpfiles`]).
 //!
-//! Copies get no line: the applier installs them (tmpfiles cannot set a content hash). There
-//! are never `r` lines: an installed removal line would run at every boot.
+//! Copies get no line: the applier installs them (tmpfiles cannot set a content hash). Runtime
+//! copies (sources outside the store, such as `/run/secrets/x`) get none either: a `C` line
+//! leaves an existing file as it is (a stale secret would survive), skips a missing source
+//! without an error, and re-chowns the existing file on every run; only the applier copies
+//! them when their content differs and reports a missing source. There are never `r` lines:
+//! an installed removal line would run at every boot.
 
 use etcflip::manifest::{Kind, Manifest};
 use etcflip::tmpfiles::{dir_line, link_line};
@@ -46,16 +50,19 @@ mod tests {
 
     #[test]
     fn one_line_per_link_and_dir() {
-        let m = Manifest {
+        let mut m = Manifest {
             version: 1,
             overlay: "/etc/static".into(),
             entries: vec![
                 entry("a b", Kind::Symlink, Some("/nix/store/x")),
                 entry("d", Kind::Dir, None),
                 entry("d/%c", Kind::Copy, Some("/s")),
+                entry("d/secret", Kind::Copy, Some("/run/secrets/x")),
                 entry("localtime", Kind::DirectSymlink, Some("/etc/zoneinfo/UTC")),
             ],
         };
+        // "d/%c" is a payload copy, "d/secret" a runtime copy: neither gets a line.
+        m.entries[2].sha256 = Some("a".repeat(64).into());
         assert_eq!(
             render(&m),
             format!(

@@ -56,6 +56,22 @@ pub fn normalise(raw: &str, base: Option<&str>) -> Result<String, String> {
     Ok(out)
 }
 
+/// Checks the spec's `store` key: an absolute, canonical path other than `/` (a copy whose
+/// source lies outside it is a runtime copy, so `/` would mean "never").
+pub fn check_store(store: &str) -> Result<(), String> {
+    if !store.starts_with('/') {
+        return Err(format!("store {store:?} is not an absolute path"));
+    }
+    match normalise(store, None) {
+        Err(m) => Err(format!("store {store:?}: {m}")),
+        Ok(n) if n == "/" => Err(format!(
+            "store {store:?} cannot be / (name the store directory, e.g. /nix/store)"
+        )),
+        Ok(n) if n != store => Err(format!("store {store:?} is not canonical (write {n:?})")),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Parses NixOS's owner spelling: `+N` is numeric, anything else a user or group name.
 pub fn parse_owner(s: &str) -> Result<Id, String> {
     if let Some(digits) = s.strip_prefix('+') {
@@ -140,6 +156,26 @@ mod tests {
         assert!(normalise("rel", None)
             .unwrap_err()
             .contains("relative path"));
+    }
+
+    #[test]
+    fn stores() {
+        assert_eq!(check_store("/nix/store"), Ok(()));
+        assert_eq!(check_store("/gnu/store"), Ok(()));
+        for (bad, want) in [
+            ("nix/store", "not an absolute path"),
+            ("", "not an absolute path"),
+            ("/", "cannot be /"),
+            ("//", "cannot be /"),
+            ("/nix/store/", "not canonical (write \"/nix/store\")"),
+            ("/nix//store", "not canonical"),
+            ("/nix/./store", "not canonical"),
+            ("/nix/../store", "\"..\" component"),
+            ("/nix/st\nore", "control character"),
+        ] {
+            let err = check_store(bad).unwrap_err();
+            assert!(err.contains(want), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::decl::{Decl, Origin};
 
 /// The top-level keys a spec may have.
-const TOP_KEYS: &[&str] = &["etc", "users", "wrappers", "overlay"];
+const TOP_KEYS: &[&str] = &["etc", "users", "wrappers", "overlay", "store"];
 /// The fields of one `environment.etc` entry.
 const ETC_FIELDS: &[&str] = &[
     "enable", "target", "source", "text", "mode", "uid", "gid", "user", "group",
@@ -23,6 +23,8 @@ const ETC_FIELDS: &[&str] = &[
 pub struct Spec {
     /// The `overlay` key, if given.
     pub overlay: Option<String>,
+    /// The `store` key, if given: copy sources outside it are runtime copies.
+    pub store: Option<String>,
     /// The enabled `etc` entries, sorted by attribute name (NixOS's attrset order).
     pub decls: Vec<Decl>,
 }
@@ -48,14 +50,8 @@ pub fn parse(text: &str, problems: &mut Vec<String>) -> Spec {
                     ));
                 }
             }
-            "overlay" => match serde_json::from_str::<Value>(raw.get()) {
-                Ok(Value::String(s)) => spec.overlay = Some(s),
-                Ok(other) => problems.push(format!(
-                    "overlay: expected a string, not {}",
-                    type_name(&other)
-                )),
-                Err(e) => problems.push(format!("overlay: {e}")),
-            },
+            "overlay" => spec.overlay = top_string(&key, raw, problems),
+            "store" => spec.store = top_string(&key, raw, problems),
             _ => problems.push(format!(
                 "unknown top-level key {key:?} (expected one of: {})",
                 TOP_KEYS.join(", ")
@@ -63,6 +59,24 @@ pub fn parse(text: &str, problems: &mut Vec<String>) -> Spec {
         }
     }
     spec
+}
+
+/// A top-level key whose value must be a string (checked further by the caller).
+fn top_string(key: &str, raw: &RawValue, problems: &mut Vec<String>) -> Option<String> {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::String(s)) => Some(s),
+        Ok(other) => {
+            problems.push(format!(
+                "{key}: expected a string, not {}",
+                type_name(&other)
+            ));
+            None
+        }
+        Err(e) => {
+            problems.push(format!("{key}: {e}"));
+            None
+        }
+    }
 }
 
 /// Splits a JSON object into its members, unparsed; `None` (with a problem) for anything else.
@@ -282,11 +296,12 @@ mod tests {
         let spec = parse_ok(
             r#"{"etc": {"off": {"enable": false, "source": "/x"},
                         "on": {"enable": true, "source": null, "text": "t"}},
-                "users": {}, "wrappers": null, "overlay": "/run/x"}"#,
+                "users": {}, "wrappers": null, "overlay": "/run/x", "store": "/nix/store"}"#,
         );
         assert_eq!(spec.decls.len(), 1);
         assert_eq!(spec.decls[0].source, None);
         assert_eq!(spec.overlay.as_deref(), Some("/run/x"));
+        assert_eq!(spec.store.as_deref(), Some("/nix/store"));
     }
 
     #[test]
@@ -294,7 +309,8 @@ mod tests {
         let p = problems_of(
             r#"{"etc": {"a": {"mode": 644, "bogus": 1, "uid": -1},
                         "b": "nope", "c": {"enable": "yes"}},
-                "users": {"users": []}, "wrappers": {"x": {}}, "other": 1, "overlay": 3}"#,
+                "users": {"users": []}, "wrappers": {"x": {}}, "other": 1, "overlay": 3,
+                "store": null}"#,
         );
         for want in [
             "etc.\"a\".mode: expected a string, not 644",
@@ -306,13 +322,14 @@ mod tests {
             "the `wrappers` key is not supported yet by this etcflip-gen",
             "unknown top-level key \"other\"",
             "overlay: expected a string, not 3",
+            "store: expected a string, not null",
         ] {
             assert!(
                 p.iter().any(|s| s.contains(want)),
                 "{want:?} missing in {p:#?}"
             );
         }
-        assert_eq!(p.len(), 9, "{p:#?}");
+        assert_eq!(p.len(), 10, "{p:#?}");
     }
 
     #[test]

@@ -110,6 +110,8 @@ fn payload(plan: &Plan, e: &Entry, path: &Path) -> anyhow::Result<()> {
     match (e.kind, &e.source) {
         (Kind::Dir, _) => make_dir(path, true),
         (Kind::Symlink | Kind::DirectSymlink, Some(src)) => Ok(symlink(src, path)?),
+        // Its source is read at switch time, under the root: nothing of it is in the payload.
+        (Kind::Copy, Some(_)) if e.is_runtime_copy() => Ok(()),
         (Kind::Copy, Some(src)) => {
             let mut file = File::create_new(path)?;
             let sha = copy_file(Path::new(src.as_str()), &mut file)?;

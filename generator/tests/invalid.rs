@@ -38,8 +38,39 @@ const ROWS: &[(&str, &str)] = &[
         r#"etc."a".source: mode "0644" copies the source, but cannot read /nonexistent/x"#,
     ),
     (
+        r#"{"etc": {"a": {"source": "/run/secrets/x", "mode": "0400"}}}"#,
+        "cannot read /run/secrets/x: No such file or directory (os error 2); to copy a file \
+         that exists only where the generation is applied (such as /run/secrets/x), set the \
+         spec's `store` key",
+    ),
+    (
         r#"{"etc": {"a": {"source": "<SRC>/g1", "mode": "600"}}}"#,
         "/g1 is not a regular file",
+    ),
+    (
+        r#"{"store": "<SRC>/g1", "etc": {"a": {"source": "<SRC>/g1/missing", "mode": "0644"}}}"#,
+        r#"etc."a".source: mode "0644" copies the source, but cannot read <SRC>/g1/missing: No such file or directory (os error 2) (it lies in the store <SRC>/g1, so it is copied when the generation is built)"#,
+    ),
+    (
+        r#"{"store": "<SRC>/g1", "etc": {"a": {"source": "missing", "mode": "0644"}}}"#,
+        r#"etc."a".source: mode "0644" copies the source, but cannot read <SRC>/missing: No such file or directory (os error 2)"#,
+    ),
+    (
+        r#"{"store": "<SRC>/g1", "etc": {"a": {"source": "/run/secrets/*", "mode": "0400"}}}"#,
+        r#"etc."a".source: "/run/secrets/*" is a glob outside the store, so mode "0400" would copy it at switch time, but a glob can only be expanded when the generation is built"#,
+    ),
+    (
+        r#"{"store": "nix/store", "etc": {}}"#,
+        r#"store "nix/store" is not an absolute path"#,
+    ),
+    (
+        r#"{"store": "/nix/store/", "etc": {}}"#,
+        r#"store "/nix/store/" is not canonical (write "/nix/store")"#,
+    ),
+    (r#"{"store": "/", "etc": {}}"#, r#"store "/" cannot be /"#),
+    (
+        r#"{"store": ["/nix/store"], "etc": {}}"#,
+        "store: expected a string, not an array",
     ),
     (
         r#"{"etc": {"a": {"text": "x", "mode": "direct-symlink"}}}"#,

@@ -130,3 +130,46 @@ fn spec_and_tree_are_merged_and_checked_together() {
     assert_eq!(entry(&m, "motd").kind, Kind::Symlink);
     assert_eq!(m.entries.len(), 9);
 }
+
+/// A tree that lives in a store (`<SRC>/store/<hash>-etc`): a copy whose link leads out of that
+/// store (NixOS's `source = "/run/secrets/x"; mode = "0400";`) is a runtime copy, one into it
+/// is read and hashed. A tree outside any store (above) reads every copy.
+#[test]
+fn a_tree_in_a_store_makes_runtime_copies_of_sources_outside_it() {
+    let dir = TempDir::new("import-store");
+    let store = dir.join("store");
+    let sudoers = store.join("0000000000000000000000000000000b-sudoers");
+    dir.write(
+        "store/0000000000000000000000000000000b-sudoers",
+        "root ALL\n",
+    );
+    let tree = "store/0000000000000000000000000000000a-etc/etc";
+    dir.link(&format!("{tree}/sudoers"), sudoers.to_str().unwrap());
+    dir.write(&format!("{tree}/sudoers.mode"), "0440\n");
+    dir.link(&format!("{tree}/secret"), "/run/secrets/x");
+    dir.write(&format!("{tree}/secret.mode"), "0400\n");
+    dir.write(&format!("{tree}/secret.uid"), "nginx\n");
+    dir.link(&format!("{tree}/hosts"), "/run/secrets/hosts");
+    let gen = dir.join("gen");
+    etcflip_gen::build(&Options {
+        nixos_etc: Some(store.join("0000000000000000000000000000000a-etc")),
+        out: gen.clone(),
+        ..Options::default()
+    })
+    .unwrap();
+    let m = Manifest::load(&gen).unwrap();
+    let secret = entry(&m, "secret");
+    assert!(secret.is_runtime_copy());
+    assert_eq!(secret.source.as_deref(), Some("/run/secrets/x"));
+    assert_eq!(
+        (secret.mode, &secret.uid),
+        (Some(Mode(0o400)), &Some(Id::Name("nginx".into())))
+    );
+    assert!(gen.join("etc/secret").symlink_metadata().is_err());
+    assert!(!entry(&m, "sudoers").is_runtime_copy());
+    assert_eq!(
+        std::fs::read_to_string(gen.join("etc/sudoers")).unwrap(),
+        "root ALL\n"
+    );
+    assert_eq!(entry(&m, "hosts").kind, Kind::Symlink);
+}

@@ -17,9 +17,12 @@ fn sources(dir: &TempDir) {
 }
 
 /// Every kind of entry: links to absolute and relative sources, text, copies with numeric and
-/// named owners, direct links, dangling links, a glob, odd names, a disabled entry.
+/// named owners, a runtime copy (outside `store`), direct links, dangling links, a glob, odd
+/// names, a disabled entry.
 const SPEC: &str = r#"{
+  "store": "<SRC>/store",
   "etc": {
+    "secret": {"source": "/run/secrets/x", "mode": "0400", "user": "nginx", "group": "+60"},
     "hosts": {"text": "127.0.0.1 localhost\n"},
     "sudoers": {"text": "root ALL=(ALL) ALL\n", "mode": "0440"},
     "nginx/nginx.conf": {"source": "files/nginx.conf", "mode": "644", "user": "nginx", "group": "+60"},
