@@ -325,7 +325,7 @@ def bench_size(n, bins):
     if n == 100_000:
         ok = med(s, "m") < 5 and rss(s, "m") < 200 * 1024
     row(row="1 generator `etcflip-gen build`", n=n, runs=runs, median=med(s, "m"), min=mn(s, "m"),
-        fb=med(s, "fb"), rss=rss(s, "m"),
+        cpu=cpu(s, "m"), fb=med(s, "fb"), rss=rss(s, "m"),
         target="< 5 s and < 200 MB" if n == 100_000 else "",
         status="" if ok is None else status(ok))
 
