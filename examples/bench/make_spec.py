@@ -11,6 +11,10 @@ writes into --out:
                     NEW store file with new content at the same target (text: new text)
   spec-addrm.json   every 20th entry (index % 20 == 7) removed, and as many new targets added
                     (N entries in total: 5% removed, 5% new)
+  spec-real.json    the "realistic update" of issue 7: 7% of the entries get new content (a new
+                    store file; copies too), 1.5% are removed and as many new targets (1.5%) are
+                    added in existing directories; which entries is decided by real_slot() (14
+                    changed and 3 removed of every 200, every kind in proportion)
 
 and the store files (real files, one per entry and version) into --store, named like Nix
 store objects: <32-char hash>-<name>.
@@ -60,6 +64,20 @@ def is_changed(i: int) -> bool:
     return i % 10 == (i // 100) % 10
 
 
+def real_slot(i: int) -> int:
+    # A permutation of 0..199 within every block of 200 consecutive entries (37 is coprime with
+    # 200), rotated by the block number (29 is coprime with 200 too): over 200 blocks, every
+    # residue of i % 200 meets every slot once, so copies (i % 100 == 50) and the other kinds
+    # are hit in proportion, and the chosen entries are spread over the directories.
+    return ((i % 200) * 37 + (i // 200) * 29) % 200
+
+
+def real_kind(i: int) -> str:
+    # spec-real.json: 14 of every 200 entries (7%) get new content, 3 of 200 (1.5%) are removed.
+    s = real_slot(i)
+    return "changed" if s < 14 else "removed" if s < 17 else "kept"
+
+
 def new_target_of(j: int, n: int) -> str:
     # Added entries spread over the existing leaf dirs, with names no base entry has.
     leaves = max(1, n // PER_DIR)
@@ -103,8 +121,10 @@ def main() -> int:
     store = Store(a.store)
     os.makedirs(a.out, exist_ok=True)
 
-    base, chg, addrm = {}, {}, {}
+    base, chg, addrm, real = {}, {}, {}, {}
     changed = removed = 0
+    real_n = {"changed": 0, "removed": 0, "kept": 0, "added": 0, "changed_copies": 0,
+              "removed_copies": 0}
     for i in range(n):
         t = target_of(i)
         attr = f"e{i}"
@@ -119,11 +139,26 @@ def main() -> int:
             removed += 1
         else:
             addrm[attr] = e0
+        kind = real_kind(i)
+        if kind == "changed":
+            real[attr] = entry(i, n, store, 2, t)
+        elif kind == "kept":
+            real[attr] = e0
+        real_n[kind] += 1
+        if kind != "kept" and "mode" in e0:
+            real_n[f"{kind}_copies"] += 1
     for j in range(removed):
         t = new_target_of(j, n)
         addrm[f"new{j}"] = entry(n + j, n, store, 0, t)
+    # As many added as removed, named and placed like spec-addrm's (new targets, existing
+    # directories), with content of their own (version 3).
+    for j in range(real_n["removed"]):
+        t = new_target_of(j, n)
+        real[f"new{j}"] = entry(n + j, n, store, 3, t)
+        real_n["added"] += 1
+    del real_n["kept"]
 
-    for name, etc in (("base", base), ("chg", chg), ("addrm", addrm)):
+    for name, etc in (("base", base), ("chg", chg), ("addrm", addrm), ("real", real)):
         with open(os.path.join(a.out, f"spec-{name}.json"), "w") as f:
             f.write(json.dumps({"etc": etc}, sort_keys=True))
     kinds = {"symlink": 0, "copy": 0, "text": 0}
@@ -131,7 +166,8 @@ def main() -> int:
         kinds["text" if "text" in e else "copy" if "mode" in e else "symlink"] += 1
     print(
         json.dumps(
-            {"entries": n, "changed": changed, "removed": removed, "added": removed, **kinds}
+            {"entries": n, "changed": changed, "removed": removed, "added": removed, **kinds,
+             "real": real_n}
         )
     )
     return 0
