@@ -18,20 +18,18 @@ use std::process::{Command, Output};
 use etcflip_e2e::{absent, bin, code, listing, repo_root, text_of, Scratch};
 use serde_json::Value;
 
-/// Offline, unsandboxed builds (Debian's nix has no working sandbox), no substituters.
-const OFFLINE: &[&str] = &[
-    "--option",
-    "sandbox",
-    "false",
-    "--option",
-    "substituters",
-    "",
-];
-
+/// Runs a Nix command with the tests' own configuration, `tests/nix/conf/nix.conf`, and
+/// nothing of the machine's (its `/etc/nix/nix.conf`, the user's, `NIX_CONFIG`): offline,
+/// unsandboxed, and building as the calling user, so no `nixbld` group is needed. The store
+/// stays the machine's `/nix/store`, used directly (no daemon).
 fn nix(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .current_dir(repo_root())
+        .env("NIX_CONF_DIR", repo_root().join("tests/nix/conf"))
+        .env("NIX_USER_CONF_FILES", "")
+        .env_remove("NIX_CONFIG")
+        .env_remove("NIX_REMOTE")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program} (Debian package nix-bin): {e}"))
 }
@@ -91,6 +89,26 @@ fn every_nix_file_parses() {
             &format!("parse {}", f.display()),
         );
     }
+}
+
+/// Nix reads the tests' configuration and nothing else, wherever the tests run.
+#[test]
+fn nix_reads_only_the_tests_configuration() {
+    let out = ok(
+        &nix("nix-build", &["--verbose", "--version"]),
+        "nix-build --version",
+    );
+    let conf = repo_root().join("tests/nix/conf/nix.conf");
+    assert!(
+        out.lines()
+            .any(|l| l == format!("System configuration file: {}", conf.display())),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.trim_end() == "User configuration files:"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -175,7 +193,7 @@ fn package(s: &Scratch) -> PathBuf {
 
 /// Builds `tests/nix/generation.nix`; returns the store path.
 fn build(pkg: &Path, variant: &str, salt: &str) -> PathBuf {
-    let mut args = vec![
+    let args = [
         "tests/nix/generation.nix",
         "--no-out-link",
         "--arg",
@@ -188,7 +206,6 @@ fn build(pkg: &Path, variant: &str, salt: &str) -> PathBuf {
         "salt",
         salt,
     ];
-    args.extend_from_slice(OFFLINE);
     let out = ok(
         &nix("nix-build", &args),
         &format!("nix-build {variant} {salt}"),
