@@ -180,6 +180,49 @@ fn flake_outputs_that_need_only_builtins_evaluate_without_nixpkgs() {
     );
 }
 
+/// The module links the generation into the system through the builder option that its
+/// nixpkgs declares: `system.systemBuilderCommands` on current nixpkgs (where the old name is
+/// an alias that warns), `system.extraSystemBuilderCmds` on older ones. Evaluated with `options`
+/// shaped like each nixpkgs and `mkIf`/`mkMerge` stand-ins; nothing else of nixpkgs is touched.
+#[test]
+fn the_module_uses_the_builder_option_its_nixpkgs_declares() {
+    let v = eval_json(&[
+        "-E",
+        r#"
+        let
+          lib = {
+            mkIf = condition: content: { inherit condition content; };
+            mkMerge = contents: { inherit contents; };
+          };
+          defined = options:
+            let
+              module = import ./nixos/module.nix {
+                inherit lib options;
+                config = throw "config is not needed";
+                pkgs = throw "nixpkgs is not available here";
+              };
+            in
+            builtins.concatMap (c: builtins.attrNames (c.system or { })) module.config.content.contents;
+        in {
+          current = defined { system = { systemBuilderCommands = { }; extraSystemBuilderCmds = { }; }; };
+          older = defined { system.extraSystemBuilderCmds = { }; };
+        }
+        "#,
+    ]);
+    let has = |which: &str, name: &str| {
+        v[which]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str() == Some(name))
+    };
+    assert!(has("current", "systemBuilderCommands"), "{v:#}");
+    assert!(!has("current", "extraSystemBuilderCmds"), "{v:#}");
+    assert!(has("older", "extraSystemBuilderCmds"), "{v:#}");
+    assert!(!has("older", "systemBuilderCommands"), "{v:#}");
+    assert!(has("current", "build"), "the other definitions stay: {v:#}");
+}
+
 /// A package directory with the freshly built binaries in `bin/` (what `etcflip.package`
 /// is to the NixOS module).
 fn package(s: &Scratch) -> PathBuf {
