@@ -12,6 +12,7 @@
 //! evaluated only where nixpkgs is available (README, "NixOS").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -362,7 +363,8 @@ fn the_vm_test_script_evaluates_to_valid_python() {
 /// The module's `etc` activation snippet (`nixos/activation.nix`), run by bash for real in a
 /// private mount namespace whose `/etc` is an empty tmpfs (the host's `/etc` is never seen):
 /// a first activation, a re-activation that changes nothing, and a dry activation to another
-/// generation that changes nothing either.
+/// generation that changes nothing either, whether `NIXOS_ACTION` says so or the script that
+/// runs the snippet is named `dry-activate`.
 #[test]
 fn the_activation_snippet_switches_etc() {
     let s = Scratch::new("nix-activation");
@@ -383,11 +385,20 @@ fn the_activation_snippet_switches_etc() {
         path
     };
     let (a, b) = (snippet(&one, "one.sh"), snippet(&two, "two.sh"));
+    // The system's `dry-activate` script holds the snippet; run by hand, it has no NIXOS_ACTION.
+    let by_name = s.dir.join("dry-activate");
+    std::fs::write(
+        &by_name,
+        format!("#!/bin/bash\n{}", std::fs::read_to_string(&b).unwrap()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&by_name, std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = r#"
         mount -t tmpfs tmpfs /etc
         echo "== activate"; bash "$1"
         echo "== again"; bash "$1"
         echo "== dry"; NIXOS_ACTION=dry-activate bash "$2"
+        echo "== by-name"; env -u NIXOS_ACTION "$3"
         echo "== state"
         readlink /etc/static
         cat /etc/.clean
@@ -405,7 +416,7 @@ fn the_activation_snippet_switches_etc() {
             script,
             "sh",
         ])
-        .args([&a, &b])
+        .args([&a, &b, &by_name])
         .output()
         .unwrap();
     let text = ok(&out, "the activation snippet");
@@ -422,6 +433,7 @@ fn the_activation_snippet_switches_etc() {
         dry.contains("/etc/sudoers"),
         "the plan removes sudoers: {text}"
     );
+    assert_eq!(part("by-name"), dry, "dry-activate run by hand: {text}");
     let want = format!(
         "{}\nlocaltime\nsudoers\nNIXOS tag\n/etc/static/motd\n",
         one.join("etc").display()
