@@ -28,7 +28,10 @@ let
 in
 ''
   # etcflip (system.etcflip.enable): /etc from ${generation}
-  if [ "''${NIXOS_ACTION-}" = dry-activate ]; then
+  # A dry run when switch-to-configuration says so, and also whenever this runs as the
+  # system's `dry-activate` script (which holds this snippet): run by hand, that script gets
+  # no NIXOS_ACTION, and it must still change nothing.
+  if [ "''${NIXOS_ACTION-}" = dry-activate ] || [ "''${0##*/}" = dry-activate ]; then
     ${switch [ "--dry-run" ]}
   else
     # setup-etc.pl's list of its copies: etcflip keeps it current once it exists, so that a

@@ -9,6 +9,7 @@
 {
   config,
   lib,
+  options,
   pkgs,
   ...
 }:
@@ -82,32 +83,48 @@ in
     };
   };
 
-  config = lib.mkIf cfg.enable {
-    assertions = [
+  config = lib.mkIf cfg.enable (
+    lib.mkMerge [
       {
-        assertion = !(config.system.etc.overlay.enable or false);
-        message = "system.etcflip.enable and system.etc.overlay.enable both manage /etc: enable one of them.";
+        assertions = [
+          {
+            assertion = !(config.system.etc.overlay.enable or false);
+            message = "system.etcflip.enable and system.etc.overlay.enable both manage /etc: enable one of them.";
+          }
+          {
+            assertion = !(config.system.nixos-init.enable or false);
+            message = "system.nixos-init.enable needs the /etc overlay and skips activation, so it cannot be used with system.etcflip.enable.";
+          }
+        ];
+
+        system.etcflip.spec.etc = config.environment.etc;
+
+        system.build.etcflip = generation;
+
+        # The snippet keeps its name `etc` and its place (after users, groups, specialfs): other
+        # modules order their snippets after `etc`.
+        system.build.etcActivationCommands = lib.mkForce activation;
+        system.activationScripts.etc.supportsDryActivation = true;
+
+        environment.systemPackages = [ cfg.package ];
       }
-      {
-        assertion = !(config.system.nixos-init.enable or false);
-        message = "system.nixos-init.enable needs the /etc overlay and skips activation, so it cannot be used with system.etcflip.enable.";
-      }
-    ];
 
-    system.etcflip.spec.etc = config.environment.etc;
-
-    system.build.etcflip = generation;
-
-    # The snippet keeps its name `etc` and its place (after users, groups, specialfs): other
-    # modules order their snippets after `etc`.
-    system.build.etcActivationCommands = lib.mkForce activation;
-    system.activationScripts.etc.supportsDryActivation = true;
-
-    # The generation, beside the system it belongs to: /run/current-system/etcflip.
-    system.extraSystemBuilderCmds = ''
-      ln -s ${generation} $out/etcflip
-    '';
-
-    environment.systemPackages = [ cfg.package ];
-  };
+      # The generation, beside the system it belongs to: /run/current-system/etcflip. Current
+      # nixpkgs calls the builder's extra commands `system.systemBuilderCommands` and keeps
+      # `system.extraSystemBuilderCmds` only as a renamed alias that warns on every evaluation;
+      # older nixpkgs has only the old name. `options` holds one attribute per declared option,
+      # whatever the definitions, so asking which name exists causes no infinite recursion.
+      (
+        let
+          link = ''
+            ln -s ${generation} $out/etcflip
+          '';
+        in
+        if options.system ? systemBuilderCommands then
+          { system.systemBuilderCommands = link; }
+        else
+          { system.extraSystemBuilderCmds = link; }
+      )
+    ]
+  );
 }

@@ -12,26 +12,25 @@
 //! evaluated only where nixpkgs is available (README, "NixOS").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use etcflip_e2e::{absent, bin, code, listing, repo_root, text_of, Scratch};
 use serde_json::Value;
 
-/// Offline, unsandboxed builds (Debian's nix has no working sandbox), no substituters.
-const OFFLINE: &[&str] = &[
-    "--option",
-    "sandbox",
-    "false",
-    "--option",
-    "substituters",
-    "",
-];
-
+/// Runs a Nix command with the tests' own configuration, `tests/nix/conf/nix.conf`, and
+/// nothing of the machine's (its `/etc/nix/nix.conf`, the user's, `NIX_CONFIG`): offline,
+/// unsandboxed, and building as the calling user, so no `nixbld` group is needed. The store
+/// stays the machine's `/nix/store`, used directly (no daemon).
 fn nix(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .current_dir(repo_root())
+        .env("NIX_CONF_DIR", repo_root().join("tests/nix/conf"))
+        .env("NIX_USER_CONF_FILES", "")
+        .env_remove("NIX_CONFIG")
+        .env_remove("NIX_REMOTE")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program} (Debian package nix-bin): {e}"))
 }
@@ -91,6 +90,26 @@ fn every_nix_file_parses() {
             &format!("parse {}", f.display()),
         );
     }
+}
+
+/// Nix reads the tests' configuration and nothing else, wherever the tests run.
+#[test]
+fn nix_reads_only_the_tests_configuration() {
+    let out = ok(
+        &nix("nix-build", &["--verbose", "--version"]),
+        "nix-build --version",
+    );
+    let conf = repo_root().join("tests/nix/conf/nix.conf");
+    assert!(
+        out.lines()
+            .any(|l| l == format!("System configuration file: {}", conf.display())),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.trim_end() == "User configuration files:"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -162,6 +181,49 @@ fn flake_outputs_that_need_only_builtins_evaluate_without_nixpkgs() {
     );
 }
 
+/// The module links the generation into the system through the builder option that its
+/// nixpkgs declares: `system.systemBuilderCommands` on current nixpkgs (where the old name is
+/// an alias that warns), `system.extraSystemBuilderCmds` on older ones. Evaluated with `options`
+/// shaped like each nixpkgs and `mkIf`/`mkMerge` stand-ins; nothing else of nixpkgs is touched.
+#[test]
+fn the_module_uses_the_builder_option_its_nixpkgs_declares() {
+    let v = eval_json(&[
+        "-E",
+        r#"
+        let
+          lib = {
+            mkIf = condition: content: { inherit condition content; };
+            mkMerge = contents: { inherit contents; };
+          };
+          defined = options:
+            let
+              module = import ./nixos/module.nix {
+                inherit lib options;
+                config = throw "config is not needed";
+                pkgs = throw "nixpkgs is not available here";
+              };
+            in
+            builtins.concatMap (c: builtins.attrNames (c.system or { })) module.config.content.contents;
+        in {
+          current = defined { system = { systemBuilderCommands = { }; extraSystemBuilderCmds = { }; }; };
+          older = defined { system.extraSystemBuilderCmds = { }; };
+        }
+        "#,
+    ]);
+    let has = |which: &str, name: &str| {
+        v[which]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str() == Some(name))
+    };
+    assert!(has("current", "systemBuilderCommands"), "{v:#}");
+    assert!(!has("current", "extraSystemBuilderCmds"), "{v:#}");
+    assert!(has("older", "extraSystemBuilderCmds"), "{v:#}");
+    assert!(!has("older", "systemBuilderCommands"), "{v:#}");
+    assert!(has("current", "build"), "the other definitions stay: {v:#}");
+}
+
 /// A package directory with the freshly built binaries in `bin/` (what `etcflip.package`
 /// is to the NixOS module).
 fn package(s: &Scratch) -> PathBuf {
@@ -175,7 +237,7 @@ fn package(s: &Scratch) -> PathBuf {
 
 /// Builds `tests/nix/generation.nix`; returns the store path.
 fn build(pkg: &Path, variant: &str, salt: &str) -> PathBuf {
-    let mut args = vec![
+    let args = [
         "tests/nix/generation.nix",
         "--no-out-link",
         "--arg",
@@ -188,7 +250,6 @@ fn build(pkg: &Path, variant: &str, salt: &str) -> PathBuf {
         "salt",
         salt,
     ];
-    args.extend_from_slice(OFFLINE);
     let out = ok(
         &nix("nix-build", &args),
         &format!("nix-build {variant} {salt}"),
@@ -302,7 +363,8 @@ fn the_vm_test_script_evaluates_to_valid_python() {
 /// The module's `etc` activation snippet (`nixos/activation.nix`), run by bash for real in a
 /// private mount namespace whose `/etc` is an empty tmpfs (the host's `/etc` is never seen):
 /// a first activation, a re-activation that changes nothing, and a dry activation to another
-/// generation that changes nothing either.
+/// generation that changes nothing either, whether `NIXOS_ACTION` says so or the script that
+/// runs the snippet is named `dry-activate`.
 #[test]
 fn the_activation_snippet_switches_etc() {
     let s = Scratch::new("nix-activation");
@@ -323,11 +385,20 @@ fn the_activation_snippet_switches_etc() {
         path
     };
     let (a, b) = (snippet(&one, "one.sh"), snippet(&two, "two.sh"));
+    // The system's `dry-activate` script holds the snippet; run by hand, it has no NIXOS_ACTION.
+    let by_name = s.dir.join("dry-activate");
+    std::fs::write(
+        &by_name,
+        format!("#!/bin/bash\n{}", std::fs::read_to_string(&b).unwrap()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&by_name, std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = r#"
         mount -t tmpfs tmpfs /etc
         echo "== activate"; bash "$1"
         echo "== again"; bash "$1"
         echo "== dry"; NIXOS_ACTION=dry-activate bash "$2"
+        echo "== by-name"; env -u NIXOS_ACTION "$3"
         echo "== state"
         readlink /etc/static
         cat /etc/.clean
@@ -345,7 +416,7 @@ fn the_activation_snippet_switches_etc() {
             script,
             "sh",
         ])
-        .args([&a, &b])
+        .args([&a, &b, &by_name])
         .output()
         .unwrap();
     let text = ok(&out, "the activation snippet");
@@ -362,6 +433,7 @@ fn the_activation_snippet_switches_etc() {
         dry.contains("/etc/sudoers"),
         "the plan removes sudoers: {text}"
     );
+    assert_eq!(part("by-name"), dry, "dry-activate run by hand: {text}");
     let want = format!(
         "{}\nlocaltime\nsudoers\nNIXOS tag\n/etc/static/motd\n",
         one.join("etc").display()

@@ -45,7 +45,7 @@ pub struct Options {
     /// with the spec when both are given.
     #[arg(long, value_name = "DIR")]
     pub nixos_etc: Option<PathBuf>,
-    /// The generation directory to create; it must not exist.
+    /// The generation directory to create; it must not exist (missing parents are created).
     #[arg(long, value_name = "GEN")]
     pub out: PathBuf,
     /// The flip point (absolute), overriding the spec's `overlay`; default /etc/static.

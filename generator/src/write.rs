@@ -46,10 +46,19 @@ pub fn check_out(out: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Writes `plan` to `out`, which must not exist.
+/// Writes `plan` to `out`, which must not exist; its missing parents are created first, as
+/// `mkdir -p` would (they stay if the write fails: only `out` is all or nothing).
 pub fn write(plan: &Plan, out: &Path) -> anyhow::Result<()> {
     check_out(out)?;
     let tmp = temp_sibling(out)?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).with_context(|| {
+            format!(
+                "cannot create {}, the parent directory of --out",
+                parent.display()
+            )
+        })?;
+    }
     fs::create_dir(&tmp)
         .with_context(|| format!("cannot create the temporary directory {}", tmp.display()))?;
     let built = fill(plan, &tmp).and_then(|()| {

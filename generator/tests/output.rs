@@ -94,6 +94,27 @@ fn an_existing_out_is_refused_and_left_alone() {
     assert_eq!(names(&out), ["mine"]);
 }
 
+/// `--out a/b/GEN` creates `a/b` as `mkdir -p` would, but only once the inputs are valid.
+#[test]
+fn missing_parents_of_out_are_created() {
+    let dir = TempDir::new("parents");
+    sources(&dir);
+    let spec = spec_in(&dir);
+    build_spec(&dir, &spec, &dir.join("flat")).unwrap();
+    build_spec(&dir, &spec, &dir.join("a/b/gen")).unwrap();
+    assert_eq!(listing(&dir.join("a/b/gen")), listing(&dir.join("flat")));
+    assert_eq!(
+        names(&dir.join("a/b")),
+        ["gen"],
+        "no temporary directory left"
+    );
+
+    let bad = r#"{"etc": {"hosts": {"mode": "9"}}}"#;
+    let err = build_spec(&dir, bad, &dir.join("c/d/gen")).unwrap_err();
+    assert_eq!(etcflip::errors::exit_code(&err), 2, "{err:#}");
+    assert!(!dir.join("c").exists(), "invalid input writes nothing");
+}
+
 #[test]
 fn overlay_from_spec_or_option() {
     let dir = TempDir::new("overlay");

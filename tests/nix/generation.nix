@@ -3,8 +3,8 @@
 # runs offline with Debian's nix-bin:
 #
 #   mkdir -p /tmp/pkg/bin && cp target/debug/etcflip-gen /tmp/pkg/bin/
-#   nix-build tests/nix/generation.nix --arg etcflipPackage /tmp/pkg \
-#     --option sandbox false --option substituters ''
+#   NIX_CONF_DIR=$PWD/tests/nix/conf NIX_USER_CONF_FILES= \
+#     nix-build tests/nix/generation.nix --arg etcflipPackage /tmp/pkg
 #
 # tests/nix.rs builds it: the result is a store path, the same for the same inputs, another for
 # another spec, and `etcflip switch` applies it.

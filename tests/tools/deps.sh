@@ -20,7 +20,8 @@ _etcflip_apt_install() {
 
 # ensure_deps [tests]: the demo needs cargo and systemd-tmpfiles; the tests also need python3, the
 # toolchain's rustfmt/clippy, what fetch-tmpfiles.sh uses (apt-get download, dpkg-deb), strace,
-# and Debian's Nix (nix-bin: its package sets up /nix and the nixbld build users).
+# and Debian's Nix (nix-bin: it makes no nix.conf and no nixbld group; tests/nix.rs brings its
+# own configuration, tests/nix/conf/nix.conf, and Nix makes /nix on first use as root).
 ensure_deps() {
   local missing=()
   command -v systemd-tmpfiles >/dev/null 2>&1 || missing+=(systemd)
