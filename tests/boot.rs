@@ -97,3 +97,92 @@ fn a_re_switch_gives_the_owner_once_the_name_resolves() {
     let again = s.switch(&a, &[]);
     assert!(again.contains("already up to date"), "{again}");
 }
+
+/// A spec with the harness's store declared, so that absolute sources outside it are runtime
+/// copies.
+fn with_store(s: &Scratch, etc: &serde_json::Value) -> serde_json::Value {
+    json!({"store": s.root.join("store"), "etc": etc})
+}
+
+fn secret_entry() -> serde_json::Value {
+    json!({"source": "/run/secrets/db", "mode": "0400", "uid": 0, "gid": 0})
+}
+
+/// `<root>/run/secrets.d/1/db`, reached through `<root>/run/secrets -> secrets.d/1` (as
+/// sops-nix lays it out): links inside the root are followed, within it.
+fn put_secret(s: &Scratch, content: &str) {
+    let dir = s.root.join("run/secrets.d/1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = s.root.join("run/secrets");
+    if link.symlink_metadata().is_err() {
+        std::os::unix::fs::symlink("secrets.d/1", &link).unwrap();
+    }
+    std::fs::write(dir.join("db"), content).unwrap();
+}
+
+#[test]
+fn a_copy_of_a_runtime_file_is_read_under_the_root_at_every_switch() {
+    let s = Scratch::new("boot-runtime");
+    let a = s.gen("a", &with_store(&s, &json!({"db.conf": secret_entry()})));
+    let manifest = std::fs::read_to_string(a.join("manifest.json")).unwrap();
+    assert!(!manifest.contains("sha256"), "{manifest}");
+    put_secret(&s, "password=1\n");
+    s.switch(&a, &[]);
+    assert_eq!(owner_mode(&s.etc("db.conf")), (0, 0, 0o400));
+    assert_eq!(std::fs::read(s.etc("db.conf")).unwrap(), b"password=1\n");
+    let clean = s.etcflip(&["verify"]);
+    assert_eq!(code(&clean), 0, "{}", text_of(&clean));
+    // The source changes: verify sees it, and a re-switch copies it again.
+    put_secret(&s, "password=2\n");
+    let drift = s.etcflip(&["verify"]);
+    assert_eq!(code(&drift), 1, "{}", text_of(&drift));
+    assert!(
+        text_of(&drift).contains("a copy of /run/secrets/db"),
+        "{}",
+        text_of(&drift)
+    );
+    s.switch(&a, &[]);
+    assert_eq!(std::fs::read(s.etc("db.conf")).unwrap(), b"password=2\n");
+    assert!(s.switch(&a, &[]).contains("already up to date"));
+    // An edited copy is not ours: never overwritten behind the admin's back.
+    std::fs::write(s.etc("db.conf"), "edited\n").unwrap();
+    put_secret(&s, "password=3\n");
+    let refused = s.switch_out(&a, &[]);
+    assert_eq!(code(&refused), 3, "{}", text_of(&refused));
+    assert_eq!(std::fs::read(s.etc("db.conf")).unwrap(), b"edited\n");
+}
+
+#[test]
+fn a_missing_runtime_source_leaves_that_entry_and_applies_the_rest() {
+    let s = Scratch::new("boot-runtime-missing");
+    let etc_a = json!({"db.conf": secret_entry(), "motd": {"text": "a\n"}});
+    let etc_b = json!({"db.conf": secret_entry(), "motd": {"text": "b\n"}, "new": {"text": "n\n"}});
+    let a = s.gen("a", &with_store(&s, &etc_a));
+    let b = s.gen("b", &with_store(&s, &etc_b));
+    // First boot: no secret yet. Everything else is applied; no partial file; exit 1.
+    let out = s.switch_out(&a, &[]);
+    let said = text_of(&out);
+    assert_eq!(code(&out), 1, "{said}");
+    assert!(
+        said.contains("/etc/db.conf: its source /run/secrets/db is missing"),
+        "{said}"
+    );
+    assert!(std::fs::symlink_metadata(s.etc("db.conf")).is_err());
+    assert!(std::fs::symlink_metadata(s.etc("motd"))
+        .unwrap()
+        .is_symlink());
+    // The secret appears; the next switch (a transition) installs it.
+    put_secret(&s, "pw\n");
+    s.switch(&b, &[]);
+    assert_eq!(std::fs::read(s.etc("db.conf")).unwrap(), b"pw\n");
+    // It goes missing again: the installed copy is kept (still ours), the rest goes on.
+    std::fs::remove_file(s.root.join("run/secrets.d/1/db")).unwrap();
+    let out = s.switch_out(&a, &[]);
+    assert_eq!(code(&out), 1, "{}", text_of(&out));
+    assert_eq!(std::fs::read(s.etc("db.conf")).unwrap(), b"pw\n");
+    assert!(std::fs::symlink_metadata(s.etc("new")).is_err());
+    // A generation without it removes it: it is still provably ours.
+    let c = s.gen("c", &with_store(&s, &json!({"motd": {"text": "c\n"}})));
+    s.switch(&c, &[]);
+    assert!(std::fs::symlink_metadata(s.etc("db.conf")).is_err());
+}

@@ -245,3 +245,49 @@ fn named_owners_resolve_against_the_new_passwd() {
         assert_eq!(code(&s.etcflip(&["verify"])), 0);
     }
 }
+
+/// A runtime copy's installed hash is journaled before the first write: killed at any rename
+/// of the switch that replaces it, the rerun (to the same generation, the old one, or one
+/// without it) still knows the copy is ours, so it is replaced or removed, never left behind
+/// as foreign.
+#[test]
+fn a_runtime_copy_survives_a_kill_at_any_rename() {
+    for rerun in ["a", "b", "c"] {
+        for n in 1..40 {
+            let s = Scratch::new("runtime-kill");
+            let store = s.root.join("store");
+            let secret = json!({"source": "/run/secrets/db", "mode": "0400"});
+            let etc = |m: &str| json!({"store": store, "etc": {"db": secret, "m": {"text": m}}});
+            let a = s.gen("a", &etc("a\n"));
+            let b = s.gen("b", &etc("b\n"));
+            let c = s.gen("c", &json!({"etc": {"m": {"text": "c\n"}}}));
+            std::fs::create_dir_all(s.root.join("run/secrets")).unwrap();
+            std::fs::write(s.root.join("run/secrets/db"), "one\n").unwrap();
+            s.switch(&a, &[]);
+            std::fs::write(s.root.join("run/secrets/db"), "two\n").unwrap();
+            let killed = switch_killed_at(&s, &b, &[], "renameat", n);
+            // The secret is rotated once more before the rerun: what the killed run may have
+            // installed ("two") no longer matches the source, so only the journal says it
+            // is ours.
+            std::fs::write(s.root.join("run/secrets/db"), "three\n").unwrap();
+            let (last, want) = match rerun {
+                "a" => (&a, Some(&b"three\n"[..])),
+                "b" => (&b, Some(&b"three\n"[..])),
+                _ => (&c, None),
+            };
+            s.switch(last, &[]);
+            let ctx = format!("kill point {n}, rerun to {rerun}");
+            assert_eq!(read_in_root(&s.root, "/etc/db").as_deref(), want, "{ctx}");
+            let verify = s.etcflip(&["verify"]);
+            let said = String::from_utf8_lossy(&verify.stdout);
+            assert_eq!(code(&verify), 0, "{ctx}: {said}");
+            for ent in std::fs::read_dir(s.root.join("etc")).unwrap().flatten() {
+                let name = ent.file_name().to_string_lossy().into_owned();
+                assert!(!name.contains(".etcflip-"), "{ctx}: leftover {name}");
+            }
+            if !killed {
+                break;
+            }
+        }
+    }
+}

@@ -33,6 +33,8 @@ pub struct Ctx<'a> {
     pub gen_host: &'a Path,
     /// Resolved owners of copies.
     pub owners: &'a BTreeMap<String, (u32, u32)>,
+    /// What the sources of runtime copies held when the switch read them.
+    pub runtime: &'a crate::runtime::Sources,
     /// Claims of earlier generations (removal re-checks).
     pub evidence: &'a Evidence<'a>,
     /// The `systemd-tmpfiles` to run, found before the first write.
@@ -183,7 +185,17 @@ fn make_final(ctx: &mut Ctx, e: &Entry, at: &str) -> Result<Expect> {
             Ok(Expect::Link(text))
         }
         Kind::Copy => {
-            let content = payload(ctx.gen_host, e)?;
+            let content = if e.is_runtime_copy() {
+                match ctx.runtime.get(e.target.as_str()) {
+                    Some(crate::runtime::Source::Read { content, .. }) => content.clone(),
+                    _ => bail!(
+                        "internal: no source read for the runtime copy /etc/{}",
+                        e.target
+                    ),
+                }
+            } else {
+                payload(ctx.gen_host, e)?
+            };
             let (uid, gid) = ctx.owners.get(e.target.as_str()).copied().unwrap_or((0, 0));
             let mode = e.mode.map_or(0o644, |m| m.0);
             ctx.root

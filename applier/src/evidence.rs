@@ -65,6 +65,16 @@ impl<'a> Evidence<'a> {
             })
     }
 
+    /// Adds the installed hashes of runtime copies (recorded in the state, not the manifest).
+    pub fn add_copies(&mut self, runtime: &std::collections::BTreeMap<String, String>) {
+        for (target, sha) in runtime {
+            self.add(
+                Str::from(target.clone()),
+                Claim::Copy(Str::from(sha.clone())),
+            );
+        }
+    }
+
     /// Adds every claim of `other`.
     pub fn merge(&mut self, other: Evidence<'a>) {
         for (t, list) in other.claims {
@@ -113,6 +123,8 @@ fn claims_of<'a>(overlay: usize, e: &Entry<'a>) -> Option<Vec<Claim<'a>>> {
     let own = match e.kind {
         Kind::Symlink => return Some(vec![Claim::Overlay(overlay)]),
         Kind::DirectSymlink => Claim::Link(e.source.clone()?),
+        // A runtime copy's hash is in the state: see `add_copies`.
+        Kind::Copy if e.is_runtime_copy() => return Some(vec![Claim::Overlay(overlay)]),
         Kind::Copy => Claim::Copy(e.sha256.clone()?),
         Kind::Dir => Claim::Dir,
     };

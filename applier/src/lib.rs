@@ -20,6 +20,7 @@ pub mod owners;
 pub mod plan;
 pub mod rootfs;
 pub mod runner;
+pub mod runtime;
 pub mod signals;
 pub mod stamps;
 pub mod state;

@@ -84,91 +84,109 @@ fn run(cli: Cli) -> Result<u8> {
             dry_run,
             json,
             on_conflict,
-        } => {
-            let opts = Options {
+        } => run_switch(
+            &Options {
                 generation,
                 root,
                 dry_run,
                 on_conflict,
                 exiting: true,
-            };
-            let outcome = switch::switch(&opts)?;
-            let refused = outcome.refused();
-            if json {
-                print_json(&outcome)?;
-            } else {
-                print!("{}", outcome.plan.render());
-                if outcome.migrated {
-                    println!("migrated from a setup-etc.pl /etc (/etc/static + /etc/.clean)");
-                }
-                for n in &outcome.notes {
-                    println!("note: {n}");
-                }
-                for u in &outcome.unresolved {
-                    println!("warning: {u}");
-                }
-                println!("{}", summary(dry_run, refused.is_some(), outcome.changed));
-            }
-            let interrupted = outcome.interrupted.clone();
-            // The process ends now: no need to free the plan entry by entry.
-            std::mem::forget(outcome);
-            if let Some(r) = refused {
-                eprintln!("etcflip: {r}");
-                return Ok(3);
-            }
-            if let Some(i) = &interrupted {
-                eprintln!("etcflip: {i}");
-                return Ok(1);
-            }
-            Ok(0)
-        }
-        Cmd::Verify { root, json } => {
-            let report = verify::verify(&root)?;
-            if json {
-                print_json(&report)?;
-            } else {
-                for d in &report.drift {
-                    println!("{}: expected {}, found {}", d.path, d.expected, d.found);
-                }
-                for u in &report.unresolved {
-                    println!("warning: {u}");
-                }
-                println!(
-                    "{} difference(s) from {} (checked the overlay and {} entries)",
-                    report.drift.len(),
-                    report.generation,
-                    report.checked
-                );
-            }
-            Ok(u8::from(!report.drift.is_empty()))
-        }
-        Cmd::Status { root, json } => {
-            let st = verify::status(&root)?;
-            if json {
-                print_json(&st)?;
-            } else {
-                match &st.generation {
-                    Some(g) => println!("applied: {g}"),
-                    None => println!("applied: nothing"),
-                }
-                if let Some(o) = &st.overlay {
-                    println!("overlay: {o}");
-                }
-                for (k, n) in &st.entries {
-                    println!("  {n:>6} {k}");
-                }
-                for u in &st.unresolved {
-                    println!("warning: {u}");
-                }
-                for p in &st.pending {
-                    println!(
-                        "pending: an interrupted switch to {p}; run the switch again to finish"
-                    );
-                }
-            }
-            Ok(0)
-        }
+            },
+            json,
+        ),
+        Cmd::Verify { root, json } => run_verify(&root, json),
+        Cmd::Status { root, json } => run_status(&root, json),
     }
+}
+
+fn run_switch(opts: &Options, json: bool) -> Result<u8> {
+    let outcome = switch::switch(opts)?;
+    let refused = outcome.refused();
+    if json {
+        print_json(&outcome)?;
+    } else {
+        print!("{}", outcome.plan.render());
+        if outcome.migrated {
+            println!("migrated from a setup-etc.pl /etc (/etc/static + /etc/.clean)");
+        }
+        for n in &outcome.notes {
+            println!("note: {n}");
+        }
+        for u in &outcome.unresolved {
+            println!("warning: {u}");
+        }
+        for i in &outcome.incomplete {
+            println!("incomplete: {i}");
+        }
+        let changed = outcome.changed;
+        println!("{}", summary(opts.dry_run, refused.is_some(), changed));
+    }
+    let interrupted = outcome.interrupted.clone();
+    let incomplete = !outcome.incomplete.is_empty() && !opts.dry_run && refused.is_none();
+    // The process ends now: no need to free the plan entry by entry.
+    std::mem::forget(outcome);
+    if let Some(r) = refused {
+        eprintln!("etcflip: {r}");
+        return Ok(3);
+    }
+    if let Some(i) = &interrupted {
+        eprintln!("etcflip: {i}");
+        return Ok(1);
+    }
+    if incomplete {
+        eprintln!(
+            "etcflip: incomplete: a runtime copy's source is missing (listed above); \
+             everything else was applied"
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn run_verify(root: &std::path::Path, json: bool) -> Result<u8> {
+    let report = verify::verify(root)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        for d in &report.drift {
+            println!("{}: expected {}, found {}", d.path, d.expected, d.found);
+        }
+        for u in &report.unresolved {
+            println!("warning: {u}");
+        }
+        println!(
+            "{} difference(s) from {} (checked the overlay and {} entries)",
+            report.drift.len(),
+            report.generation,
+            report.checked
+        );
+    }
+    Ok(u8::from(!report.drift.is_empty()))
+}
+
+fn run_status(root: &std::path::Path, json: bool) -> Result<u8> {
+    let st = verify::status(root)?;
+    if json {
+        print_json(&st)?;
+        return Ok(0);
+    }
+    match &st.generation {
+        Some(g) => println!("applied: {g}"),
+        None => println!("applied: nothing"),
+    }
+    if let Some(o) = &st.overlay {
+        println!("overlay: {o}");
+    }
+    for (k, n) in &st.entries {
+        println!("  {n:>6} {k}");
+    }
+    for u in &st.unresolved {
+        println!("warning: {u}");
+    }
+    for p in &st.pending {
+        println!("pending: an interrupted switch to {p}; run the switch again to finish");
+    }
+    Ok(0)
 }
 
 fn summary(dry_run: bool, refused: bool, changed: bool) -> &'static str {

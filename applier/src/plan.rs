@@ -31,6 +31,7 @@ use serde::Serialize;
 use crate::evidence::Evidence;
 use crate::manifest::{is_same_or_below, Entry, Kind, Manifest};
 use crate::rootfs::{join, Node};
+use crate::runtime::Source;
 
 /// What to do with paths that are not ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -250,6 +251,8 @@ pub struct Inputs<'a> {
     pub on_conflict: OnConflict,
     /// Resolved numeric owners of copies; compared only when `Some` (i.e. running as root).
     pub owners: Option<&'a BTreeMap<String, (u32, u32)>>,
+    /// What the sources of runtime copies hold now.
+    pub runtime: &'a crate::runtime::Sources,
     /// `recorded[i]`: `new.entries[i]` is taken as recorded (see [`Plan::recorded`]).
     pub recorded: Option<&'a [bool]>,
 }
@@ -428,6 +431,11 @@ fn base_step(e: &Entry, node: &Node) -> Step {
 
 /// Rules 3–6 for one new entry.
 fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
+    if let Some(Source::Missing(why)) = inp.runtime.get(e.target.as_str()) {
+        step.action = Action::Leave;
+        step.why = Some(format!("{why}: left as it is; the switch is incomplete"));
+        return;
+    }
     let Some(seen) = seen else {
         step.action = creation(e.kind);
         return;
@@ -495,7 +503,7 @@ fn rightness(inp: &Inputs, e: &Entry, node: &Node) -> Rightness {
             Rightness::Right
         }
         (Kind::Dir, Node::Dir(_)) => Rightness::Right,
-        (Kind::Copy, Node::File(f)) if Some(f.sha256.as_str()) == e.sha256.as_deref() => {
+        (Kind::Copy, Node::File(f)) if Some(f.sha256.as_str()) == wanted_sha(inp, e) => {
             let mode = e.mode.map_or(0, |m| m.0);
             let mut wrong = Vec::new();
             if f.meta.mode != mode {
@@ -517,6 +525,13 @@ fn rightness(inp: &Inputs, e: &Entry, node: &Node) -> Rightness {
         }
         _ => Rightness::Wrong,
     }
+}
+
+/// The content hash a copy wants: the manifest's, or for a runtime copy its source's now.
+fn wanted_sha<'x>(inp: &'x Inputs, e: &'x Entry) -> Option<&'x str> {
+    e.sha256
+        .as_deref()
+        .or_else(|| inp.runtime.get(e.target.as_str()).and_then(Source::sha256))
 }
 
 fn replace_ours(inp: &Inputs, e: &Entry, seen: &Seen, step: &mut Step) {
@@ -561,7 +576,7 @@ fn foreign(inp: &Inputs, e: &Entry, seen: &Seen, step: &mut Step) {
         return; // an existing directory simply becomes managed
     }
     let identical = match (e.kind, node) {
-        (Kind::Copy, Node::File(f)) => Some(f.sha256.as_str()) == e.sha256.as_deref(),
+        (Kind::Copy, Node::File(f)) => Some(f.sha256.as_str()) == wanted_sha(inp, e),
         (Kind::Symlink, Node::File(f)) => Some(&f.sha256) == seen.new_sha.as_ref(),
         (Kind::Symlink, Node::Link(t)) => Some(t.as_str()) == e.source.as_deref(),
         _ => false,

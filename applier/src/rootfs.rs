@@ -368,13 +368,14 @@ impl Root {
         open_read(pfd, name, &shown)
     }
 
-    /// Reads `rel` resolving links *inside* the root (`RESOLVE_IN_ROOT`): for files such as
-    /// `/etc/passwd` that may legitimately be a link (immutable user databases). `None` if
-    /// missing.
+    /// Reads the regular file `rel` resolving links *inside* the root (`RESOLVE_IN_ROOT`): for
+    /// files such as `/etc/passwd` that may legitimately be a link (immutable user databases)
+    /// and for the sources of runtime copies (`/run/secrets` is a link on sops-nix systems).
+    /// `None` if missing; anything but a regular file is an error (a FIFO would hang us).
     pub fn read_in_root(&mut self, rel: &str) -> Result<Option<Vec<u8>>> {
         use nix::fcntl::{openat2, OpenHow, ResolveFlag};
         let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         let fd = loop {
             match openat2(&self.fd, rel, how) {
@@ -384,6 +385,10 @@ impl Root {
                 Err(e) => bail!("cannot open {} inside the root: {e}", self.show(rel)),
             }
         };
+        let st = fstat(&fd).with_context(|| format!("cannot stat {}", self.show(rel)))?;
+        if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
+            bail!("{} is not a regular file", self.show(rel));
+        }
         let mut out = Vec::new();
         std::fs::File::from(fd)
             .read_to_end(&mut out)

@@ -177,7 +177,12 @@ pub fn record(
             stamps.dirs.insert(d.to_owned(), Stamp::of(&st));
         }
     }
-    for e in new.entries.iter().filter(|e| e.kind == Kind::Copy) {
+    // Runtime copies are always looked at (their source may change): no stamp.
+    for e in new
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::Copy && !e.is_runtime_copy())
+    {
         if let Some(st) = root.stat(&etc(&e.target))?.filter(|st| clock.settled(st)) {
             stamps.copies.insert(e.target.to_string(), Stamp::of(&st));
         }

@@ -15,6 +15,7 @@
 //! Every file is replaced atomically: temp file in the same directory, fsync, rename, fsync
 //! of the directory.
 
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
 use anyhow::{bail, Context as _, Result};
@@ -46,6 +47,9 @@ pub struct Recorded<'a> {
     pub generation: String,
     /// The manifest text, exactly as read from the generation.
     pub manifest_text: Str<'a>,
+    /// sha256 of what the switch installs (or installed) at each runtime copy, whose manifest
+    /// entry has no hash (see [`crate::runtime`]).
+    pub runtime: BTreeMap<String, String>,
 }
 
 impl Recorded<'_> {
@@ -54,10 +58,18 @@ impl Recorded<'_> {
         Manifest::from_trusted_json(&self.manifest_text, what)
     }
 
-    /// `"generation":…,"manifest":` (the manifest text itself follows).
+    /// `"generation":…,["runtime":{…},]"manifest":` (the manifest text itself follows).
     fn head(&self) -> String {
+        let runtime = if self.runtime.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\"runtime\":{},",
+                serde_json::to_string(&self.runtime).unwrap_or_default()
+            )
+        };
         format!(
-            "\"generation\":{},\"manifest\":",
+            "\"generation\":{},{runtime}\"manifest\":",
             serde_json::Value::String(self.generation.clone())
         )
     }
@@ -67,6 +79,8 @@ impl Recorded<'_> {
 #[serde(deny_unknown_fields)]
 struct RawRecorded<'a> {
     generation: String,
+    #[serde(default)]
+    runtime: BTreeMap<String, String>,
     #[serde(borrow)]
     manifest: &'a RawValue,
 }
@@ -76,6 +90,7 @@ impl RawRecorded<'_> {
         Recorded {
             generation: self.generation.clone(),
             manifest_text: self.manifest.get().to_owned().into(),
+            runtime: self.runtime.clone(),
         }
     }
 }
@@ -137,6 +152,7 @@ fn read_state(
     let rec = Recorded {
         generation: view.generation,
         manifest_text: view.manifest.get().to_owned().into(),
+        runtime: view.runtime,
     };
     Ok(Some((
         rec,
@@ -178,6 +194,9 @@ pub struct StateView<'a> {
     version: u32,
     /// The generation as the root saw it.
     pub generation: String,
+    /// Hashes of the runtime copies installed (see [`Recorded::runtime`]).
+    #[serde(default)]
+    pub runtime: BTreeMap<String, String>,
     #[serde(borrow)]
     manifest: &'a RawValue,
     #[serde(default, borrow)]

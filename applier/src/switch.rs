@@ -10,7 +10,7 @@
 //!
 //! (Phases 3 and 8, users and wrappers, are not part of this version.)
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -23,9 +23,10 @@ use crate::generation::{Generation, GenerationFile};
 use crate::legacy;
 use crate::manifest::{Manifest, Str};
 use crate::observe;
-use crate::owners::{self, Unresolved};
+use crate::owners::{self, Owners, Unresolved};
 use crate::plan::{self, Inputs, OnConflict, Plan};
 use crate::rootfs::{Node, Root};
+use crate::runtime;
 use crate::signals::Signals;
 use crate::stamps::{self, Clock, Prover};
 use crate::state::{self, AppliedView, Recorded};
@@ -58,6 +59,10 @@ pub struct Outcome {
     /// Copies installed owned by root because an owner name resolves nowhere yet.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unresolved: Vec<Unresolved>,
+    /// Runtime copies left as they were because their source is missing: the switch is
+    /// incomplete (exit 1), everything else was applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
     /// Whether this root was migrated from a NixOS `setup-etc.pl` `/etc`.
     pub migrated: bool,
     /// Set when SIGTERM/SIGINT arrived after the flip: the switch was finished anyway.
@@ -87,36 +92,27 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let applied = view.as_ref().map(|v| Applied {
         generation: &v.generation,
         manifest: parsed.as_ref().unwrap_or(&gen.manifest),
+        runtime: &v.runtime,
     });
     let pending = state::read_journal(&mut root)?;
-    let Gathered {
-        evidence,
-        migrated,
-        old_overlays,
-        recorded,
-    } = gather_evidence(&mut root, &gen, applied, same_manifest, &pending)?;
+    let gathered = gather_evidence(&mut root, &gen, applied, same_manifest, &pending)?;
     // A killed run's scratch goes before anything is looked at (we hold the lock).
     if !pending.is_empty() && !opts.dry_run {
         let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
-        apply::sweep(&mut root, targets.chain(evidence.targets()))?;
+        apply::sweep(&mut root, targets.chain(gathered.evidence.targets()))?;
     }
-    let owners = owners::resolve(&mut root, &gen.manifest, Some(gen.host))?;
-    let (world, plan) = look_and_plan(
-        &mut root,
-        &gen,
-        &evidence,
-        recorded.as_deref(),
-        &owners.ids,
-        (&target_text, opts.on_conflict),
-    )?;
-    let mut outcome = Outcome::planned(plan, migrated, owners.unresolved.clone());
+    let plan_for = (&target_text[..], opts.on_conflict);
+    let (plan, looked) = look_and_plan(&mut root, &gen, &gathered, plan_for)?;
+    let mut outcome = Outcome::planned(plan, &looked, gathered.migrated);
     // Refused: the caller reports the plan and the conflicts (exit 3); nothing was written.
     if !outcome.plan.conflicts().is_empty() {
         return Ok(outcome);
     }
+    let earlier = view.as_ref().map(|v| &v.runtime);
     let record = Recorded {
         generation: gen_in_root,
         manifest_text: Str::borrowed(gen.text),
+        runtime: runtime::recorded(&looked.sources, earlier.unwrap_or(&BTreeMap::new())),
     };
     let state_current = pending.is_empty()
         && same_manifest
@@ -125,62 +121,94 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         if !opts.dry_run {
             legacy::keep_clean(&mut root, &gen.manifest)?; // in case it was lost meanwhile
         }
-        leave_to_exit(opts.exiting, (gen, evidence, world, record, parsed, view));
+        leave_to_exit(opts.exiting, (gen, gathered, looked, record, parsed, view));
         leave_to_exit(opts.exiting, applied_text);
         return Ok(outcome);
     }
-    let tmpfiles = crate::runner::find_tmpfiles()?;
-    stop_if_signalled(&mut signals, "before any change; nothing was written")?;
-    // Phase 2: from here on, every path any pending generation made counts as ours.
-    let mut older = pending.clone();
-    older.retain(|r| r != &record);
-    state::write_journal(&mut root, &record, &older, migrated)?;
-    outcome.changed = true;
-    let mut ctx = Ctx {
-        root: &mut root,
-        new: &gen.manifest,
-        gen_host: gen.host,
-        owners: &owners.ids,
-        evidence: &evidence,
-        tmpfiles: &tmpfiles,
-    };
-    let old_overlay = old_overlays.first().map(String::as_str);
-    outcome.notes = transact(
-        &mut ctx,
-        &outcome.plan,
-        &mut signals,
-        old_overlay,
-        &target_text,
-    )?;
-    let gens = recorded_generations(applied, &pending);
-    after_flip(&mut root, &old_overlays, &gen.manifest, &gens, migrated)?;
-    commit(
-        &mut root,
-        &gen.manifest,
-        &outcome.plan,
+    let decided = Decided {
+        gen: &gen,
+        gathered: &gathered,
+        looked: &looked,
+        gens: recorded_generations(applied, &pending),
+        target_text: &target_text,
         clock,
-        (&record, &older),
+    };
+    let older = carry_out(
+        &mut root,
+        &decided,
+        (&record, &pending),
+        &mut outcome,
+        &mut signals,
     )?;
     outcome.interrupted = signals
         .as_mut()
         .and_then(Signals::pending)
         .map(|s| format!("{s} arrived after the flip; the switch was finished first"));
-    leave_to_exit(
-        opts.exiting,
-        (gen, evidence, world, record, parsed, view, older),
-    );
+    leave_to_exit(opts.exiting, (decided.gens, older));
+    leave_to_exit(opts.exiting, (gen, gathered, looked, record, parsed, view));
     leave_to_exit(opts.exiting, applied_text);
     Ok(outcome)
 }
 
+/// What phases 0 and 1 decided, for phases 2 to 9.
+struct Decided<'d, 'a> {
+    gen: &'d Generation<'a>,
+    gathered: &'d Gathered<'a>,
+    looked: &'d Looked,
+    /// The generations the state records (applied, pending).
+    gens: Vec<&'d str>,
+    /// The overlay's new link text.
+    target_text: &'d str,
+    clock: Option<Clock>,
+}
+
+/// Phases 2 to 9: journal, prepare, flip, finish, commit. Returns the interrupted targets
+/// that stayed pending until the commit.
+fn carry_out<'r>(
+    root: &mut Root,
+    d: &Decided,
+    (record, pending): (&Recorded, &[Recorded<'r>]),
+    outcome: &mut Outcome,
+    signals: &mut Option<Signals>,
+) -> Result<Vec<Recorded<'r>>> {
+    let tmpfiles = crate::runner::find_tmpfiles()?;
+    stop_if_signalled(signals, "before any change; nothing was written")?;
+    // Phase 2: from here on, every path any pending generation made counts as ours.
+    let mut older = pending.to_vec();
+    older.retain(|r| r != record);
+    let migrated = d.gathered.migrated;
+    state::write_journal(root, record, &older, migrated)?;
+    outcome.changed = true;
+    let mut ctx = Ctx {
+        root,
+        new: &d.gen.manifest,
+        gen_host: d.gen.host,
+        owners: &d.looked.owners.ids,
+        runtime: &d.looked.sources,
+        evidence: &d.gathered.evidence,
+        tmpfiles: &tmpfiles,
+    };
+    let old_overlays = &d.gathered.old_overlays;
+    let old_overlay = old_overlays.first().map(String::as_str);
+    outcome.notes = transact(&mut ctx, &outcome.plan, signals, old_overlay, d.target_text)?;
+    after_flip(ctx.root, old_overlays, &d.gen.manifest, &d.gens, migrated)?;
+    if let Some(clock) = d.clock {
+        let left = outcome.plan.left_dirs(&d.gen.manifest);
+        stamps::record(ctx.root, &d.gen.manifest, clock, &left)?;
+    }
+    state::commit(ctx.root, record, &older)?;
+    Ok(older)
+}
+
 impl Outcome {
     /// A planned switch, nothing done yet.
-    fn planned(plan: Plan, migrated: bool, unresolved: Vec<Unresolved>) -> Outcome {
+    fn planned(plan: Plan, looked: &Looked, migrated: bool) -> Outcome {
         Outcome {
             plan,
             changed: false,
             notes: Vec::new(),
-            unresolved,
+            unresolved: looked.owners.unresolved.clone(),
+            incomplete: runtime::incomplete(&looked.sources),
             migrated,
             interrupted: None,
         }
@@ -211,21 +239,6 @@ fn transact(
     apply::finish(ctx, plan)
 }
 
-/// Phase 9: stamps what this switch leaves provably as it is (for the next transition), then
-/// records the new generation.
-fn commit(
-    root: &mut Root,
-    new: &Manifest,
-    plan: &Plan,
-    clock: Option<Clock>,
-    (record, older): (&Recorded, &[Recorded]),
-) -> Result<()> {
-    if let Some(clock) = clock {
-        stamps::record(root, new, clock, &plan.left_dirs(new))?;
-    }
-    state::commit(root, record, older)
-}
-
 /// What an interruption before the flip means.
 const BEFORE_FLIP: &str =
     "before the flip: nothing visible changed; run the switch again to finish";
@@ -252,11 +265,13 @@ fn leave_to_exit<T>(exiting: bool, t: T) {
 fn look_and_plan(
     root: &mut Root,
     gen: &Generation,
-    evidence: &Evidence,
-    recorded: Option<&[bool]>,
-    owners: &std::collections::BTreeMap<String, (u32, u32)>,
+    gathered: &Gathered,
     (target_text, on_conflict): (&str, OnConflict),
-) -> Result<(crate::plan::World, Plan)> {
+) -> Result<(Plan, Looked)> {
+    let evidence = &gathered.evidence;
+    let recorded = gathered.recorded.as_deref();
+    let owners = owners::resolve(root, &gen.manifest, Some(gen.host))?;
+    let sources = runtime::read(root, &gen.manifest)?;
     let world = observe::observe(root, &gen.manifest, evidence, gen.host, recorded)?;
     let overlay_rel = gen.manifest.overlay.trim_start_matches('/');
     let overlay_node = root.node_with(overlay_rel, false)?;
@@ -267,10 +282,24 @@ fn look_and_plan(
         world: &world,
         overlay: (&overlay_node, target_text.to_owned()),
         on_conflict,
-        owners: as_root.then_some(owners),
+        owners: as_root.then_some(&owners.ids),
+        runtime: &sources,
         recorded,
     });
-    Ok((world, plan))
+    let looked = Looked {
+        _world: world,
+        owners,
+        sources,
+    };
+    Ok((plan, looked))
+}
+
+/// What phase 1 found (the plan goes to the [`Outcome`]).
+struct Looked {
+    /// Observations: only left to the exit with the rest (see [`Options::exiting`]).
+    _world: crate::plan::World,
+    owners: Owners,
+    sources: runtime::Sources,
 }
 
 /// What the recorded state says about the root.
@@ -309,6 +338,8 @@ fn read_applied<'f>(
 struct Applied<'v, 'a> {
     generation: &'v str,
     manifest: &'v Manifest<'a>,
+    /// Hashes of its runtime copies as installed.
+    runtime: &'v BTreeMap<String, String>,
 }
 
 fn gather_evidence<'a>(
@@ -327,11 +358,13 @@ fn gather_evidence<'a>(
     if let Some(view) = applied {
         let m = view.manifest;
         ev.add_manifest(m);
+        ev.add_copies(view.runtime);
         if m.overlay != gen.manifest.overlay {
             old_overlays.insert(m.overlay.to_string());
         }
     }
     for rec in pending {
+        ev.add_copies(&rec.runtime);
         if rec.manifest_text == gen.text {
             ev.add_manifest(&gen.manifest);
             continue;
@@ -435,6 +468,7 @@ fn transition<'a>(
     }
     let mut evidence = Evidence::default();
     evidence.add_manifest(&changed);
+    evidence.add_copies(applied.runtime);
     let mut old_overlays = BTreeSet::new();
     if !same_overlay {
         old_overlays.insert(changed.overlay.to_string());

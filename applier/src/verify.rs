@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::manifest::{Kind, Manifest};
 use crate::owners::{self, Unresolved};
 use crate::rootfs::{Node, Root};
+use crate::runtime::{self, Source};
 use crate::state::{self, AppliedView};
 
 /// One path that differs from the applied generation.
@@ -56,6 +57,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
         );
     };
     let resolved = owners::resolve(&mut root, &m, None)?;
+    let sources = runtime::read(&mut root, &m)?;
     let owners = nix::unistd::geteuid().is_root().then_some(&resolved.ids);
     let mut drift = Vec::new();
     let overlay_rel = m.overlay.trim_start_matches('/');
@@ -81,7 +83,12 @@ pub fn verify(root_path: &Path) -> Result<Report> {
                 })
             }
             Kind::Dir => (!matches!(node, Node::Dir(_))).then(|| "a directory".to_owned()),
-            Kind::Copy => copy_drift(e, &node, owners.and_then(|o| o.get(e.target.as_str()))),
+            Kind::Copy => copy_drift(
+                e,
+                &node,
+                owners.and_then(|o| o.get(e.target.as_str())),
+                sources.get(e.target.as_str()),
+            ),
         };
         if let Some(expected) = expected {
             drift.push(Drift {
@@ -109,24 +116,38 @@ pub fn verify(root_path: &Path) -> Result<Report> {
     })
 }
 
+/// What a copy should be, when it is not that. A runtime copy (`source`) is compared with
+/// its source as it is now.
 fn copy_drift(
     e: &crate::manifest::Entry,
     node: &Node,
     owner: Option<&(u32, u32)>,
+    source: Option<&Source>,
 ) -> Option<String> {
     let mode = e.mode.map_or(0, |m| m.0);
     let owner_txt = owner
         .map(|(u, g)| format!(", owner {u}:{g}"))
         .unwrap_or_default();
+    let sha = match source {
+        Some(Source::Missing(why)) => return Some(format!("a copy of its source, but {why}")),
+        Some(s) => s.sha256(),
+        None => e.sha256.as_deref(),
+    };
+    let of_source = e
+        .source
+        .as_deref()
+        .filter(|_| source.is_some())
+        .map(|s| format!(" (a copy of {s})"))
+        .unwrap_or_default();
     let want = format!(
-        "a file with sha256 {}, mode {mode:04o}{owner_txt}",
-        e.sha256.as_deref().unwrap_or("")
+        "a file with sha256 {}{of_source}, mode {mode:04o}{owner_txt}",
+        sha.unwrap_or("")
     );
     let Node::File(f) = node else {
         return Some(want);
     };
     let owner_ok = owner.is_none_or(|&(u, g)| (f.meta.uid, f.meta.gid) == (u, g));
-    let ok = Some(f.sha256.as_str()) == e.sha256.as_deref() && f.meta.mode == mode && owner_ok;
+    let ok = Some(f.sha256.as_str()) == sha && f.meta.mode == mode && owner_ok;
     (!ok).then_some(want)
 }
 
