@@ -71,7 +71,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let gen_in_root = gen.path_in_root(&opts.root)?;
     let target_text = format!("{gen_in_root}/etc");
     // A dry run writes nothing, not even the lock file.
-    let _lock = (!opts.dry_run)
+    let lock = (!opts.dry_run)
         .then(|| state::lock(&mut root))
         .transpose()?;
     // The applied state is mapped; what is parsed borrows its strings from the file.
@@ -130,7 +130,10 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         leave_to_exit(opts.exiting, applied_text);
         return Ok(outcome);
     }
-    let tmpfiles = crate::runner::find_tmpfiles()?;
+    let Some(lock) = &lock else {
+        bail!("internal: a switch that writes holds the lock");
+    };
+    let tmpfiles = crate::runner::Engine::new(crate::runner::find_tmpfiles()?, lock);
     stop_if_signalled(&mut signals, "before any change; nothing was written")?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.clone();
