@@ -38,7 +38,7 @@ pub struct Ctx<'a> {
     /// Claims of earlier generations (removal re-checks).
     pub evidence: &'a Evidence<'a>,
     /// The `systemd-tmpfiles` to run, found before the first write.
-    pub tmpfiles: &'a Path,
+    pub tmpfiles: &'a runner::Engine<'a>,
 }
 
 /// The scratch name for `target` and a purpose (`stage`, `link`, `swap`), relative to the root.

@@ -16,7 +16,7 @@
 //! of the directory.
 
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context as _, Result};
 use nix::fcntl::{openat, Flock, FlockArg, OFlag};
@@ -95,33 +95,57 @@ impl RawRecorded<'_> {
     }
 }
 
-/// The exclusive lock; released when dropped.
+/// The exclusive lock; released when dropped (and the children that inherited it are gone).
 pub struct Lock {
-    _flock: Flock<OwnedFd>,
+    flock: Flock<OwnedFd>,
 }
 
-/// Takes the lock, creating the state directory if needed. Fails at once if another etcflip
-/// holds it.
+impl Lock {
+    /// The locked descriptor, for children that must hold the lock too (see `runner`).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.flock.as_fd()
+    }
+}
+
+/// How long a switch waits for another one's lock before it gives up.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Takes the lock, creating the state directory if needed. While another etcflip, or a
+/// `systemd-tmpfiles` child of a killed one (it holds the lock until it dies, see `runner`),
+/// holds it, waits up to [`LOCK_WAIT`], then fails: a rerun right after a kill converges
+/// instead of failing, and two switches started together run one after the other.
 pub fn lock(root: &mut Root) -> Result<Lock> {
     let dir = state_dir();
     root.make_dirs(&dir)?;
     let shown = root.show(&format!("{dir}/lock"));
-    let fd = openat(
+    let mut fd = openat(
         root.dir(&dir)?,
         "lock",
         OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )
     .with_context(|| format!("cannot open the lock {shown}"))?;
-    match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
-        Ok(flock) => {
-            sweep(root, &dir)?;
-            Ok(Lock { _flock: flock })
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    // Polled rather than blocking: a blocking flock cannot time out without a signal handler.
+    // A dying straggler lets go within milliseconds, so the first pauses are short.
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(flock) => {
+                sweep(root, &dir)?;
+                return Ok(Lock { flock });
+            }
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                fd = back;
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+                "another etcflip is working on this root (it has held {shown} for {} s)",
+                LOCK_WAIT.as_secs()
+            ),
+            Err((_, e)) => bail!("cannot lock {shown}: {e}"),
         }
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-            bail!("another etcflip is working on this root (it holds {shown})")
-        }
-        Err((_, e)) => bail!("cannot lock {shown}: {e}"),
     }
 }
 

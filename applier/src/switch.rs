@@ -81,7 +81,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let gen_in_root = gen.path_in_root(&opts.root)?;
     let target_text = format!("{gen_in_root}/etc");
     // A dry run writes nothing, not even the lock file.
-    let _lock = (!opts.dry_run)
+    let lock = (!opts.dry_run)
         .then(|| state::lock(&mut root))
         .transpose()?;
     // Stamps recorded at the commit must predate everything this switch looks at.
@@ -125,6 +125,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         leave_to_exit(opts.exiting, applied_text);
         return Ok(outcome);
     }
+    let Some(lock) = &lock else {
+        bail!("internal: a switch that writes holds the lock");
+    };
     let decided = Decided {
         gen: &gen,
         gathered: &gathered,
@@ -132,6 +135,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         gens: recorded_generations(applied, &pending),
         target_text: &target_text,
         clock,
+        lock,
     };
     let older = carry_out(
         &mut root,
@@ -160,6 +164,8 @@ struct Decided<'d, 'a> {
     /// The overlay's new link text.
     target_text: &'d str,
     clock: Option<Clock>,
+    /// The switch's lock, which its child processes hold too.
+    lock: &'d state::Lock,
 }
 
 /// Phases 2 to 9: journal, prepare, flip, finish, commit. Returns the interrupted targets
@@ -171,7 +177,7 @@ fn carry_out<'r>(
     outcome: &mut Outcome,
     signals: &mut Option<Signals>,
 ) -> Result<Vec<Recorded<'r>>> {
-    let tmpfiles = crate::runner::find_tmpfiles()?;
+    let tmpfiles = crate::runner::Engine::new(crate::runner::find_tmpfiles()?, d.lock);
     stop_if_signalled(signals, "before any change; nothing was written")?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.to_vec();
