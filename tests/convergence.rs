@@ -219,3 +219,33 @@ fn mount_points_are_left_alone_and_reported() {
         "{t}"
     );
 }
+
+/// A stamp that held at the start of a switch is kept by its commit without another look;
+/// it still proves nothing once the directory changes after that switch.
+#[test]
+fn a_stamp_kept_across_switches_still_catches_a_later_change() {
+    let s = Scratch::new("conv-carried");
+    let (a, b) = applied_and_stamped(&s);
+    // B → A proves ssh/ by its stamp and keeps that stamp for the next switch.
+    let (rc, out) = switch_json(&s, &a, &[]);
+    assert_eq!(
+        (rc, &out["plan"]["recorded"]),
+        (0, &Value::from(2)),
+        "{out:#}"
+    );
+    let (rc, dry) = switch_json(&s, &b, &["--dry-run"]);
+    assert_eq!(
+        (rc, &dry["plan"]["recorded"]),
+        (0, &Value::from(2)),
+        "{dry:#}"
+    );
+    std::fs::remove_file(s.etc("ssh/other.conf")).unwrap();
+    let (rc, out) = switch_json(&s, &b, &[]);
+    assert_eq!(rc, 0, "{out:#}");
+    assert_eq!(
+        step(&out, "/etc/ssh/other.conf").unwrap()["action"],
+        "create"
+    );
+    let clean = s.etcflip(&["verify"]);
+    assert_eq!(code(&clean), 0, "{}", text_of(&clean));
+}

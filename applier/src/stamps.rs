@@ -112,6 +112,11 @@ fn etc(target: &str) -> String {
 pub struct Prover {
     stamps: Stamps,
     dirs: BTreeMap<String, bool>,
+    /// The last directory asked about and its answer: entries come sorted, so siblings are
+    /// asked about in a row.
+    last: Option<(String, bool)>,
+    /// What was proven: these stamps still hold (see [`Prover::into_proven`]).
+    proven: Stamps,
 }
 
 impl Prover {
@@ -120,6 +125,8 @@ impl Prover {
         Prover {
             stamps,
             dirs: BTreeMap::new(),
+            last: None,
+            proven: Stamps::default(),
         }
     }
 
@@ -136,43 +143,76 @@ impl Prover {
         let Some(want) = self.stamps.copies.get(e.target.as_str()).copied() else {
             return Ok(false);
         };
-        Ok(root.stat(&etc(&e.target))?.map(|st| Stamp::of(&st)) == Some(want))
+        let same = root.stat(&etc(&e.target))?.map(|st| Stamp::of(&st)) == Some(want);
+        if same {
+            self.proven.copies.insert(e.target.to_string(), want);
+        }
+        Ok(same)
     }
 
     fn dir_unchanged(&mut self, root: &mut Root, dir: &str) -> Result<bool> {
-        if let Some(known) = self.dirs.get(dir) {
-            return Ok(*known);
+        if let Some((d, known)) = &self.last {
+            if d == dir {
+                return Ok(*known);
+            }
         }
-        let ok = match self.stamps.dirs.get(dir).copied() {
-            Some(want) => root.stat(&etc(dir))?.map(|st| Stamp::of(&st)) == Some(want),
-            None => false,
+        let ok = if let Some(known) = self.dirs.get(dir) {
+            *known
+        } else {
+            let ok = match self.stamps.dirs.get(dir).copied() {
+                Some(want) if root.stat(&etc(dir))?.map(|st| Stamp::of(&st)) == Some(want) => {
+                    self.proven.dirs.insert(dir.to_owned(), want);
+                    true
+                }
+                _ => false,
+            };
+            self.dirs.insert(dir.to_owned(), ok);
+            ok
         };
-        self.dirs.insert(dir.to_owned(), ok);
+        self.last = Some((dir.to_owned(), ok));
         Ok(ok)
+    }
+
+    /// The stamps that held when they were checked. They stay valid proofs for the next
+    /// switch whatever this one does: if it (or anyone) changes such a directory or copy,
+    /// the stamp no longer matches and the next switch looks. So the commit keeps them
+    /// without another stat.
+    pub fn into_proven(self) -> Stamps {
+        self.proven
     }
 }
 
 /// At the commit: stamps every managed directory (and `/etc`) and every copy of `new` that
 /// did not change since `clock` started, except directories in `unsettled` (they hold an
-/// entry the switch had to leave as it was), and writes them for the next transition. (A
-/// no-op re-switch writes nothing, stamps included: the last commit's stamps stay valid.)
+/// entry the switch had to leave as it was), and writes them for the next transition.
+/// Stamps `proven` at the start are kept as they were, without a stat (see
+/// [`Prover::into_proven`]). (A no-op re-switch writes nothing, stamps included: the last
+/// commit's stamps stay valid.)
 pub fn record(
     root: &mut Root,
     new: &Manifest,
-    clock: Clock,
+    (clock, proven): (Clock, &Stamps),
     unsettled: &std::collections::BTreeSet<&str>,
 ) -> Result<()> {
     let mut stamps = Stamps {
         version: VERSION,
         ..Stamps::default()
     };
+    for (d, st) in proven
+        .dirs
+        .iter()
+        .filter(|(d, _)| !unsettled.contains(d.as_str()))
+    {
+        stamps.dirs.insert(d.clone(), *st);
+    }
+    stamps.copies.clone_from(&proven.copies);
     let dirs = std::iter::once("").chain(
         new.entries
             .iter()
             .filter(|e| e.kind == Kind::Dir)
             .map(|e| e.target.as_str()),
     );
-    for d in dirs.filter(|d| !unsettled.contains(d)) {
+    for d in dirs.filter(|d| !unsettled.contains(d) && !proven.dirs.contains_key(*d)) {
         if let Some(st) = root.stat(&etc(d))?.filter(|st| clock.settled(st)) {
             stamps.dirs.insert(d.to_owned(), Stamp::of(&st));
         }
@@ -182,6 +222,7 @@ pub fn record(
         .entries
         .iter()
         .filter(|e| e.kind == Kind::Copy && !e.is_runtime_copy())
+        .filter(|e| !proven.copies.contains_key(e.target.as_str()))
     {
         if let Some(st) = root.stat(&etc(&e.target))?.filter(|st| clock.settled(st)) {
             stamps.copies.insert(e.target.to_string(), Stamp::of(&st));

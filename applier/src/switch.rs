@@ -28,7 +28,7 @@ use crate::plan::{self, Inputs, OnConflict, Plan};
 use crate::rootfs::{Node, Root};
 use crate::runtime;
 use crate::signals::Signals;
-use crate::stamps::{self, Clock, Prover};
+use crate::stamps::{self, Clock, Prover, Stamps};
 use crate::state::{self, AppliedView, Recorded};
 
 /// Options of `etcflip switch`.
@@ -200,7 +200,8 @@ fn carry_out<'r>(
     after_flip(ctx.root, old_overlays, &d.gen.manifest, &d.gens, migrated)?;
     if let Some(clock) = d.clock {
         let left = outcome.plan.left_dirs(&d.gen.manifest);
-        stamps::record(ctx.root, &d.gen.manifest, clock, &left)?;
+        let proven = (clock, &d.gathered.proven);
+        stamps::record(ctx.root, &d.gen.manifest, proven, &left)?;
     }
     state::commit(ctx.root, record, &older)?;
     Ok(older)
@@ -319,6 +320,8 @@ struct Gathered<'a> {
     /// For a transition from the applied generation: which new entries want the same as
     /// there (aligned with the new entries). `None`: look at every entry.
     recorded: Option<Vec<bool>>,
+    /// The stamps that proved those entries unchanged (kept by the commit).
+    proven: Stamps,
 }
 
 /// Parses `applied.json`: the record, whether its manifest is the target's (compared by
@@ -386,6 +389,7 @@ fn gather_evidence<'a>(
         migrated: false,
         old_overlays,
         recorded: None,
+        proven: Stamps::default(),
     };
     // Until a first switch commits, a legacy NixOS /etc stays evidence, also for the rerun of
     // an interrupted migration; and again after setup-etc.pl took /etc back (a rollback),
@@ -484,6 +488,7 @@ fn transition<'a>(
         migrated: false,
         old_overlays,
         recorded: Some(recorded),
+        proven: prover.into_proven(),
     })
 }
 
