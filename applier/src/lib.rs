@@ -4,8 +4,10 @@
 //! The crate owns the generation format ([`manifest`]) and its tmpfiles encoding
 //! ([`tmpfiles`]); the generator depends on both.
 //!
-//! Layout: [`switch`] runs the phases; [`observe`] looks (read-only), [`plan`] decides (pure),
-//! [`apply`] acts; every file-system access goes through [`rootfs::Root`].
+//! Layout: [`switch`] runs the phases; [`stamps`] proves what a transition may skip,
+//! [`observe`] looks (read-only) at the rest, [`owners`] and [`runtime`] resolve what only the
+//! root can say, [`plan`] decides (pure), [`apply`] acts; every file-system access goes
+//! through [`rootfs::Root`] (its one stat call: [`statx`]).
 
 pub mod apply;
 pub mod borrowed;
