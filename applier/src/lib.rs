@@ -16,6 +16,7 @@ pub mod legacy;
 pub mod manifest;
 pub mod mapped;
 pub mod observe;
+pub mod parts;
 pub mod plan;
 pub mod rootfs;
 pub mod runner;

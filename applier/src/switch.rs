@@ -135,6 +135,8 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     };
     let tmpfiles = crate::runner::Engine::new(crate::runner::find_tmpfiles()?, lock);
     stop_if_signalled(&mut signals, "before any change; nothing was written")?;
+    // Started now, so that their start-up overlaps with the journal; they act only when fed.
+    let creation = apply::start_creation(&root, &tmpfiles, &outcome.plan)?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.clone();
     older.retain(|r| r != &record);
@@ -151,7 +153,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     if let Some(old) = old_overlays.first() {
         bridge_overlay(ctx.root, old, &gen.manifest.overlay)?;
     }
-    apply::prepare(&mut ctx, &outcome.plan)?;
+    apply::prepare(&mut ctx, &outcome.plan, creation)?;
     stop_if_signalled(&mut signals, BEFORE_FLIP)?;
     apply::flip(ctx.root, &gen.manifest.overlay, &target_text)?;
     outcome.notes = apply::finish(&mut ctx, &outcome.plan)?;
