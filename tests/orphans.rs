@@ -332,3 +332,42 @@ fn a_switch_waits_for_the_lock() {
     );
     assert_eq!(etcflip(&s.root, &["verify"]).status.code(), Some(0));
 }
+
+/// A switch starts only the children it needs: none for a no-op, and no `--create` for a plan
+/// that creates nothing through tmpfiles (here: a copy's content changes, a file goes away).
+#[test]
+fn a_plan_that_creates_nothing_starts_no_create() {
+    let g = Scratch::new_in_memory("orphans-spy-gens");
+    let s = Scratch::new_in_memory("orphans-spy");
+    let copy = |content: &str| json!({"text": content, "mode": "0644"});
+    let a = g.gen(
+        "a",
+        &json!({"etc": {"hosts": copy("a\n"), "motd": text("motd", "hi\n")}}),
+    );
+    let b = g.gen("b", &json!({"etc": {"hosts": copy("b\n")}}));
+    assert_eq!(code(&switch(&s.root, &a)), 0);
+    let log = s.dir.join("tmpfiles.log");
+    let spy = s.script(
+        "bin/spy-tmpfiles",
+        &format!(
+            "echo \"$*\" >> '{}'\nexec '{}' \"$@\"",
+            log.display(),
+            etcflip_e2e::real_tmpfiles().display()
+        ),
+    );
+    for gen in [&b, &b] {
+        let out = Command::new(bin("etcflip"))
+            .args(["switch", gen.to_str().unwrap(), "--root"])
+            .arg(&s.root)
+            .env("ETCFLIP_TMPFILES", &spy)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", text_of(&out));
+    }
+    let ran = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    assert!(
+        ran.contains("--remove") && !ran.contains("--create"),
+        "{ran}"
+    );
+}

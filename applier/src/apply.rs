@@ -18,6 +18,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::evidence::Evidence;
 use crate::manifest::{Entry, Kind, Manifest};
+use crate::parts::{Creation, Line};
 use crate::plan::{Action, Found, Plan, Step};
 use crate::rootfs::{join, sha256_bytes, split, Node, Owner, Root};
 use crate::runner;
@@ -100,45 +101,62 @@ enum Expect {
     File(String),
 }
 
-/// Phase 4: everything before the flip.
-pub fn prepare(ctx: &mut Ctx, plan: &Plan) -> Result<()> {
+/// Whether `step` makes its path (or its swap tree) through tmpfiles: links and directories
+/// to create or build in place, directories built aside to be swapped in.
+fn made_by_tmpfiles(step: &Step) -> bool {
+    match step.action {
+        Action::Create | Action::Build => matches!(step.kind, Kind::Symlink | Kind::Dir),
+        Action::SwapIn | Action::Backup | Action::Overwrite => step.kind == Kind::Dir,
+        _ => false,
+    }
+}
+
+/// Starts the tmpfiles children of phase 4 (before the journal: they act only when fed, in
+/// [`prepare`]), or none when the plan makes nothing through tmpfiles.
+pub fn start_creation(
+    root: &Root,
+    engine: &runner::Engine,
+    plan: &Plan,
+) -> Result<Option<Creation>> {
+    let lines = plan.steps.iter().filter(|s| made_by_tmpfiles(s)).count();
+    Creation::start(root, engine, lines)
+}
+
+/// Phase 4: everything before the flip. `creation`: what [`start_creation`] started.
+pub fn prepare(ctx: &mut Ctx, plan: &Plan, creation: Option<Creation>) -> Result<()> {
     let overlay = ctx.new.overlay.clone();
-    let mut lines = String::new();
+    let mut lines = Vec::new();
     let mut expect: Vec<(String, Expect)> = Vec::new();
-    for step in &plan.steps {
-        let e = match step.action {
-            Action::Create
-            | Action::Build
-            | Action::SwapIn
-            | Action::Backup
-            | Action::Overwrite => entry(ctx.new, &step.target)?,
-            _ => continue,
-        };
+    for step in plan.steps.iter().filter(|s| made_by_tmpfiles(s)) {
+        let e = entry(ctx.new, &step.target)?;
         let at = match step.action {
             Action::Create | Action::Build => made_at(step),
-            _ if e.kind == Kind::Dir => scratch(&e.target, "swap"),
-            _ => continue,
+            _ => scratch(&e.target, "swap"),
         };
         if step.action != Action::Create {
             ctx.root.remove_tree_if_present(&at)?;
         }
-        match e.kind {
-            Kind::Symlink => {
-                let text = e.overlay_link(&overlay);
-                lines.push_str(&link_line(&format!("/{at}"), &text));
-                expect.push((at, Expect::Link(text)));
-            }
-            Kind::Dir => {
-                lines.push_str(&dir_line(&format!("/{at}"), e.mode.map_or(0o755, |m| m.0)));
-                expect.push((at, Expect::Dir));
-            }
-            Kind::Copy | Kind::DirectSymlink => {}
-        }
+        let (text, want) = if e.kind == Kind::Dir {
+            let mode = e.mode.map_or(0o755, |m| m.0);
+            (dir_line(&runner::in_etc(&at), mode), Expect::Dir)
+        } else {
+            let link = e.overlay_link(&overlay);
+            (link_line(&runner::in_etc(&at), &link), Expect::Link(link))
+        };
+        let dir = e.kind == Kind::Dir;
+        lines.push(Line {
+            at: at.clone(),
+            text,
+            dir,
+        });
+        expect.push((at, want));
     }
-    if !lines.is_empty() {
-        let complaint = runner::run(ctx.root, ctx.tmpfiles, runner::Mode::Create, &lines)?;
-        ctx.root.forget_dirs();
-        read_back(ctx.root, &expect, complaint.as_deref())?;
+    match creation {
+        Some(c) => c.run(ctx.root, &lines, |root, range, complaint| {
+            read_back(root, &expect[range], complaint)
+        })?,
+        None if !lines.is_empty() => bail!("internal: no tmpfiles started for phase 4"),
+        None => {}
     }
     stage(ctx, plan)?;
     relink(ctx, plan)
@@ -381,7 +399,7 @@ fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
             ));
             continue;
         }
-        lines.push_str(&remove_line(&format!("/{at}")));
+        lines.push_str(&remove_line(&runner::in_etc(&at)));
         gone.push(at);
     }
     if lines.is_empty() {

@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod mapped;
 pub mod observe;
 pub mod owners;
+pub mod parts;
 pub mod plan;
 pub mod rootfs;
 pub mod runner;

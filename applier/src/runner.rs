@@ -1,9 +1,15 @@
-//! Runs `systemd-tmpfiles` on a transient snippet.
+//! Runs `systemd-tmpfiles`, feeding it its lines through a pipe (`systemd-tmpfiles --create -`,
+//! read by 252, 254 and 257 alike): no snippet file, and a child can be started before its
+//! lines are known, so that its start-up (5-9 ms) overlaps with etcflip's own work. tmpfiles
+//! reads all of its input before it acts, so an idle child changes nothing. Its exit code is
+//! advisory (research: a data error can mask a create error), so callers always read back what
+//! they asked for.
 //!
-//! The snippet is written to the state directory and passed by absolute path (tmpfiles reads a
-//! config named on its command line from the host, and never installs it), then deleted. Its
-//! exit code is advisory (research: a data error can mask a create error), so callers always
-//! read back what they asked for.
+//! Each child runs below `<root>/etc` (`--root=<root>/etc`, lines name `/<path below etc>`):
+//! everything etcflip hands tmpfiles is below `/etc`, and each path component less saves
+//! tmpfiles about eight system calls per line (it walks every path twice, component by
+//! component). `<root>/etc` is a real directory by then: the lock lives below it, and
+//! [`Root`] opens it without following links.
 //!
 //! A child never outlives the switch, and never runs unlocked (DESIGN.md, invariant 8): it
 //! gets `PR_SET_PDEATHSIG` (SIGKILL), and it inherits the switch's lock, an `flock` on one open
@@ -11,14 +17,16 @@
 //! after a SIGKILL of etcflip alone therefore waits for the straggler (see `state::lock`)
 //! instead of racing it (`tests/orphans.rs`).
 
+use std::fs::File;
+use std::io::{Read as _, Seek as _, Write as _};
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, RawFd};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::rootfs::{Owner, Root};
-use crate::state::{state_dir, Lock};
+use crate::rootfs::Root;
+use crate::state::Lock;
 
 /// Environment variable naming a specific `systemd-tmpfiles` binary (tests use 252/254/257).
 pub const TMPFILES_ENV: &str = "ETCFLIP_TMPFILES";
@@ -123,44 +131,152 @@ pub enum Mode {
     Remove,
 }
 
-/// Runs tmpfiles over `lines` below `root`. Returns tmpfiles' complaints (stderr) when it
-/// exits non-zero; the caller's read-back decides whether that matters.
-pub fn run(root: &mut Root, engine: &Engine, mode: Mode, lines: &str) -> Result<Option<String>> {
-    let bin = &engine.bin;
-    let (flag, name) = match mode {
-        Mode::Create => ("--create", "create.conf"),
-        Mode::Remove => ("--remove", "remove.conf"),
-    };
-    // Transient, read once by tmpfiles and removed: no rename needed (a killed run's copy is
-    // swept with the state directory under the lock).
-    let rel = format!("{}/{name}", state_dir());
-    root.remove_tree_if_present(&rel)?;
-    root.write_new(&rel, &[lines.as_bytes()], 0o644, Owner::current())?;
-    let conf = root.host_path().join(&rel);
-    let mut cmd = Command::new(bin);
-    cmd.arg(flag);
-    if root.host_path() != std::path::Path::new("/") {
-        cmd.arg(format!("--root={}", root.host_path().display()));
+impl Mode {
+    fn flag(self) -> &'static str {
+        match self {
+            Mode::Create => "--create",
+            Mode::Remove => "--remove",
+        }
     }
-    cmd.arg(&conf);
-    tie_to_switch(&mut cmd, engine.lock.as_fd().as_raw_fd());
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {}", bin.display()));
-    root.unlink(&rel)?;
-    let out = out?;
-    if out.status.success() {
-        return Ok(None);
+}
+
+/// A path below the root as a child sees it: `etc/a/b` is `/a/b` (see the module comment).
+pub fn in_etc(rel: &str) -> String {
+    format!("/{}", rel.strip_prefix("etc/").unwrap_or(rel))
+}
+
+/// At most this much is written to a pipe at once, always whole lines: the kernel writes up
+/// to `PIPE_BUF` bytes atomically, so a child whose parent dies mid-feed (it then sees the end
+/// of its input just before its death signal) never reads half a line, such as a link target
+/// cut short.
+const PIPE_BUF: usize = 4096;
+
+/// The most a pipe is grown to (Linux's default `pipe-max-size`), so that a whole part fits
+/// and feeding one child never waits for it to parse while the next has nothing yet.
+const PIPE_MAX: usize = 1 << 20;
+
+/// One running `systemd-tmpfiles`, reading its lines from a pipe. Dropped unfinished (an
+/// error elsewhere), it is killed and reaped: nothing runs on after the switch gave up.
+pub struct Tmpfiles {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr: File,
+    shown: String,
+}
+
+impl Engine<'_> {
+    /// Starts `systemd-tmpfiles --create|--remove -` below `<root>/etc`; it acts once
+    /// [`Tmpfiles::finish`] closes its input.
+    pub fn start(&self, root: &Root, mode: Mode) -> Result<Tmpfiles> {
+        let shown = format!("{} {}", self.bin.display(), mode.flag());
+        let errors = nix::sys::memfd::memfd_create(
+            c"etcflip-tmpfiles-stderr",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )
+        .context("cannot make a buffer for systemd-tmpfiles' messages")?;
+        let stderr = File::from(errors);
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(mode.flag())
+            .arg(format!("--root={}", root.host_path().join("etc").display()))
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(
+                stderr
+                    .try_clone()
+                    .context("cannot duplicate a descriptor")?,
+            );
+        tie_to_switch(&mut cmd, self.lock.as_fd().as_raw_fd());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.bin.display()))?;
+        let stdin = child.stdin.take();
+        Ok(Tmpfiles {
+            child,
+            stdin,
+            stderr,
+            shown,
+        })
     }
-    if out.status.code().is_none() {
-        bail!("{} was killed ({})", bin.display(), out.status);
+}
+
+impl Tmpfiles {
+    /// Sends `lines` (whole lines, each ending in a newline).
+    pub fn feed(&mut self, lines: &str) -> Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .context("internal: input already closed")?;
+        if lines.len() > 1 << 16 {
+            // Only a speed-up: a smaller pipe just makes the writes below wait for the child.
+            let size = i32::try_from(lines.len().min(PIPE_MAX)).unwrap_or(i32::MAX);
+            let _ = nix::fcntl::fcntl(&*stdin, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size));
+        }
+        let mut rest = lines.as_bytes();
+        while !rest.is_empty() {
+            let cut = if rest.len() <= PIPE_BUF {
+                rest.len()
+            } else {
+                // The last newline within PIPE_BUF, else (one line longer than that, which
+                // cannot be atomic) the end of that line.
+                match rest[..PIPE_BUF].iter().rposition(|&b| b == b'\n') {
+                    Some(i) => i + 1,
+                    None => rest
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(rest.len(), |i| i + 1),
+                }
+            };
+            let (chunk, next) = rest.split_at(cut);
+            match stdin.write_all(chunk) {
+                // The child is gone: its exit status and the read-back tell the rest.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                r => r.with_context(|| format!("cannot send lines to {}", self.shown))?,
+            }
+            rest = next;
+        }
+        Ok(())
     }
-    Ok(Some(format!(
-        "{} {flag} exited with {}: {}",
-        bin.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+
+    /// Closes the input (tmpfiles then acts) and waits. Returns tmpfiles' complaints (stderr)
+    /// when it exits non-zero; the caller's read-back decides whether that matters.
+    pub fn finish(mut self) -> Result<Option<String>> {
+        drop(self.stdin.take());
+        let status = self
+            .child
+            .wait()
+            .with_context(|| format!("cannot wait for {}", self.shown))?;
+        if status.success() {
+            return Ok(None);
+        }
+        if status.code().is_none() {
+            bail!("{} was killed ({status})", self.shown);
+        }
+        let mut said = String::new();
+        self.stderr.rewind().ok();
+        let _ = self.stderr.read_to_string(&mut said);
+        Ok(Some(format!(
+            "{} exited with {status}: {}",
+            self.shown,
+            said.trim()
+        )))
+    }
+}
+
+impl Drop for Tmpfiles {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs one child over `lines` and waits for it.
+pub fn run(root: &Root, engine: &Engine, mode: Mode, lines: &str) -> Result<Option<String>> {
+    let mut child = engine.start(root, mode)?;
+    child.feed(lines)?;
+    child.finish()
 }
 
 #[cfg(test)]

@@ -179,6 +179,8 @@ fn carry_out<'r>(
 ) -> Result<Vec<Recorded<'r>>> {
     let tmpfiles = crate::runner::Engine::new(crate::runner::find_tmpfiles()?, d.lock);
     stop_if_signalled(signals, "before any change; nothing was written")?;
+    // Started now, so that their start-up overlaps with the journal; they act only when fed.
+    let creation = apply::start_creation(root, &tmpfiles, &outcome.plan)?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.to_vec();
     older.retain(|r| r != record);
@@ -196,7 +198,8 @@ fn carry_out<'r>(
     };
     let old_overlays = &d.gathered.old_overlays;
     let old_overlay = old_overlays.first().map(String::as_str);
-    outcome.notes = transact(&mut ctx, &outcome.plan, signals, old_overlay, d.target_text)?;
+    let steps = (&outcome.plan, creation);
+    outcome.notes = transact(&mut ctx, steps, signals, old_overlay, d.target_text)?;
     after_flip(ctx.root, old_overlays, &d.gen.manifest, &d.gens, migrated)?;
     if let Some(clock) = d.clock {
         let left = outcome.plan.left_dirs(&d.gen.manifest);
@@ -232,7 +235,7 @@ impl Outcome {
 /// notes on paths left alone.
 fn transact(
     ctx: &mut Ctx,
-    plan: &Plan,
+    (plan, creation): (&Plan, Option<crate::parts::Creation>),
     signals: &mut Option<Signals>,
     old_overlay: Option<&str>,
     target_text: &str,
@@ -240,7 +243,7 @@ fn transact(
     if let Some(old) = old_overlay {
         bridge_overlay(ctx.root, old, &ctx.new.overlay)?;
     }
-    apply::prepare(ctx, plan)?;
+    apply::prepare(ctx, plan, creation)?;
     stop_if_signalled(signals, BEFORE_FLIP)?;
     apply::flip(ctx.root, &ctx.new.overlay, target_text)?;
     apply::finish(ctx, plan)
