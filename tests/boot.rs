@@ -186,3 +186,27 @@ fn a_missing_runtime_source_leaves_that_entry_and_applies_the_rest() {
     s.switch(&c, &[]);
     assert!(std::fs::symlink_metadata(s.etc("db.conf")).is_err());
 }
+
+/// The state files are world-readable: what they record of a runtime copy (often a secret)
+/// is keyed with the root's own 0600 key, never its plain sha256, and verify prints no hash.
+#[test]
+fn a_runtime_copy_leaves_no_plain_hash_of_its_secret_in_readable_state() {
+    let s = Scratch::new("boot-runtime-digest");
+    let a = s.gen("a", &with_store(&s, &json!({"db.conf": secret_entry()})));
+    put_secret(&s, "1234\n");
+    s.switch(&a, &[]);
+    let plain = etcflip::rootfs::sha256_bytes(b"1234\n");
+    let applied = std::fs::read_to_string(s.etc(".etcflip/applied.json")).unwrap();
+    assert!(applied.contains("\"runtime\""), "{applied}");
+    assert!(!applied.contains(&plain), "{applied}");
+    assert_eq!(owner_mode(&s.etc(".etcflip/key")), (0, 0, 0o600));
+    std::fs::write(s.etc("db.conf"), "5678\n").unwrap();
+    let drift = s.etcflip(&["verify", "--json"]);
+    let said = text_of(&drift);
+    assert_eq!(code(&drift), 1, "{said}");
+    assert!(said.contains("a copy of /run/secrets/db"), "{said}");
+    for secret in ["1234\n", "5678\n"] {
+        let sha = etcflip::rootfs::sha256_bytes(secret.as_bytes());
+        assert!(!said.contains(&sha), "{said}");
+    }
+}

@@ -249,3 +249,112 @@ fn a_stamp_kept_across_switches_still_catches_a_later_change() {
     let clean = s.etcflip(&["verify"]);
     assert_eq!(code(&clean), 0, "{}", text_of(&clean));
 }
+
+/// A directory etcflip would move aside (relink, overwrite, backup) is left as it is while a
+/// mount point sits anywhere below it: the mount would move along under a scratch name, or
+/// the removal would reach through it, after the flip. A device bind-mounted over a file (how
+/// files are masked) is a mount point too.
+#[test]
+fn a_mount_below_a_directory_keeps_it_and_a_masked_file_is_left() {
+    let s = Scratch::new("conv-mount-below");
+    let precious = s.file("precious/data", "keep me\n");
+    let store_dir = s.store("tree/x", "x\n");
+    let a = s.gen(
+        "a",
+        &spec(&[
+            ("x", text("a/b/x", "x\n")),
+            ("y", text("a/y", "y\n")),
+            ("c", serde_json::json!({"text": "c\n", "mode": "0644"})),
+        ]),
+    );
+    let b = s.gen(
+        "b",
+        &serde_json::json!({"etc": {
+            "a": {"source": store_dir.parent().unwrap()},
+            "c": {"text": "c2\n", "mode": "0644"},
+        }}),
+    );
+    let script = format!(
+        r#"
+        "$E" switch "$A" --root "$R" >/dev/null
+        mount --bind {precious} "$R/etc/a/b"
+        mount --bind /dev/null "$R/etc/c"
+        for mode in abort backup overwrite; do
+          echo "== $mode"; "$E" switch "$B" --root "$R" --on-conflict $mode; echo "rc=$?"
+        done
+        echo "== after"
+        cat {precious}/data
+        findmnt -rn -o TARGET | grep -c "$R/etc/a/b" || true
+        ls -a "$R/etc" | grep -c etcflip- || true
+        "#,
+        precious = precious.parent().unwrap().display(),
+    );
+    let out = in_namespace(&s, &a, &b, &script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    for mode in ["abort", "backup", "overwrite"] {
+        let part = t.split(&format!("== {mode}\n")).nth(1).unwrap();
+        let part = part.split("\n== ").next().unwrap();
+        assert!(part.contains("rc=0"), "{mode}: {part}");
+        assert!(
+            part.lines()
+                .any(|l| l.starts_with("leave") && l.contains("/etc/a ") && l.contains("/etc/a/b")),
+            "{mode}: /etc/a left for the mount below it: {part}"
+        );
+        assert!(
+            part.lines().any(|l| l.starts_with("leave")
+                && l.contains("/etc/c ")
+                && l.contains("mount point")),
+            "{mode}: the masked /etc/c left: {part}"
+        );
+    }
+    assert!(t.ends_with("== after\nkeep me\n1\n0\n"), "{t}");
+}
+
+/// A switch run without root does not compare owners, so it must not stamp copies: a later
+/// root transition would then take a copy with the caller's owner as proven.
+#[test]
+fn copies_stamped_without_root_are_looked_at_by_root() {
+    let s = Scratch::new("conv-nonroot");
+    let gen = |v: &str| {
+        s.gen(
+            v,
+            &serde_json::json!({"etc": {
+                "s/k": {"text": "k\n"},
+                "s/cp": {"text": "cp\n", "mode": "0644"},
+                v: {"text": "v\n"},
+            }}),
+        )
+    };
+    let (g1, g2, g3) = (gen("v1"), gen("v2"), gen("v3"));
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&s.root)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let as_nobody = |g: &Path| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin("etcflip"))
+            .args(["switch", g.to_str().unwrap(), "--root"])
+            .arg(&s.root)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", text_of(&out));
+    };
+    as_nobody(&g1);
+    settle();
+    as_nobody(&g2);
+    let md = std::fs::metadata(s.etc("s/cp")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&md), 65534);
+    s.switch(&g3, &[]);
+    let md = std::fs::metadata(s.etc("s/cp")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&md),
+        0,
+        "root gave the copy its owner"
+    );
+    let clean = s.etcflip(&["verify"]);
+    assert_eq!(code(&clean), 0, "{}", text_of(&clean));
+}

@@ -291,3 +291,41 @@ fn a_runtime_copy_survives_a_kill_at_any_rename() {
         }
     }
 }
+
+/// The state records a runtime copy only as what is really there: a switch killed after it
+/// installed a new secret, rerun while the source is missing, must still know that file as
+/// its own, so that the next switch replaces it instead of refusing it (or, with `backup`,
+/// leaving a copy of the secret behind).
+#[test]
+fn a_runtime_copy_installed_by_a_killed_switch_stays_ours_through_a_missing_source() {
+    for n in 1..40 {
+        let s = Scratch::new("runtime-kill-missing");
+        let store = s.root.join("store");
+        let secret = json!({"source": "/run/secrets/db", "mode": "0400"});
+        let etc = |m: &str| json!({"store": store, "etc": {"db": secret, "m": {"text": m}}});
+        let (a, b) = (s.gen("a", &etc("a\n")), s.gen("b", &etc("b\n")));
+        let src = s.root.join("run/secrets/db");
+        std::fs::create_dir_all(src.parent().unwrap()).unwrap();
+        std::fs::write(&src, "one\n").unwrap();
+        s.switch(&a, &[]);
+        std::fs::write(&src, "two\n").unwrap();
+        let killed = switch_killed_at(&s, &b, &[], "renameat", n);
+        std::fs::remove_file(&src).unwrap();
+        let rerun = s.switch_out(&b, &[]);
+        assert_eq!(code(&rerun), 1, "kill point {n}: incomplete");
+        std::fs::write(&src, "three\n").unwrap();
+        let out = s.switch_out(&a, &["--on-conflict", "backup"]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(code(&out), 0, "kill point {n}: {said}");
+        assert!(!said.contains("backup"), "kill point {n}: {said}");
+        assert_eq!(
+            read_in_root(&s.root, "/etc/db").as_deref(),
+            Some(&b"three\n"[..]),
+            "kill point {n}"
+        );
+        if !killed {
+            return;
+        }
+    }
+    panic!("the switch never completed within 40 kill points");
+}

@@ -40,6 +40,8 @@ pub struct Ctx<'a> {
     pub evidence: &'a Evidence<'a>,
     /// The `systemd-tmpfiles` to run, found before the first write.
     pub tmpfiles: &'a runner::Engine<'a>,
+    /// The `--remove` child [`start_removal`] started, fed in phase 7.
+    pub removal: Option<runner::Tmpfiles>,
 }
 
 /// The scratch name for `target` and a purpose (`stage`, `link`, `swap`), relative to the root.
@@ -111,15 +113,78 @@ fn made_by_tmpfiles(step: &Step) -> bool {
     }
 }
 
-/// Starts the tmpfiles children of phase 4 (before the journal: they act only when fed, in
-/// [`prepare`]), or none when the plan makes nothing through tmpfiles.
-pub fn start_creation(
-    root: &Root,
-    engine: &runner::Engine,
-    plan: &Plan,
-) -> Result<Option<Creation>> {
-    let lines = plan.steps.iter().filter(|s| made_by_tmpfiles(s)).count();
-    Creation::start(root, engine, lines)
+/// The tmpfiles children of a switch: started before their lines are known (they act only
+/// when fed, see `runner`), so that their start-up (5–9 ms each) overlaps the switch's own
+/// work.
+#[derive(Default)]
+pub struct Children {
+    /// Phase 4's `--create` children (fed in [`prepare`]).
+    pub creation: Option<Creation>,
+    /// Phase 7's `--remove` child (fed when the stale paths have been re-checked).
+    pub removal: Option<runner::Tmpfiles>,
+}
+
+impl Children {
+    /// Starts children as soon as the manifests alone show that targets are added or removed
+    /// (`old`: the applied manifest; `None` on an empty root), before the switch looks and
+    /// plans. A switch that only changes sources (or none) starts none.
+    pub fn early(
+        root: &Root,
+        engine: &runner::Engine,
+        old: Option<&Manifest>,
+        new: &Manifest,
+    ) -> Result<Children> {
+        let (added, removed) = old.map_or((new.entries.len(), 0), |old| changed_targets(old, new));
+        Ok(Children {
+            creation: Creation::start(root, engine, added)?,
+            removal: (removed > 0)
+                .then(|| engine.start(root, runner::Mode::Remove))
+                .transpose()?,
+        })
+    }
+
+    /// Starts what the plan needs and was not started early (drift to repair, say).
+    pub fn complete(mut self, root: &Root, engine: &runner::Engine, plan: &Plan) -> Result<Self> {
+        if self.creation.is_none() {
+            let lines = plan.steps.iter().filter(|s| made_by_tmpfiles(s)).count();
+            self.creation = Creation::start(root, engine, lines)?;
+        }
+        let removes = plan
+            .steps
+            .iter()
+            .any(|s| s.action == Action::Remove && s.with.is_none());
+        if self.removal.is_none() && removes {
+            self.removal = Some(engine.start(root, runner::Mode::Remove)?);
+        }
+        Ok(self)
+    }
+}
+
+/// How many targets `new` adds to `old`, and how many it drops (a merge of sorted lists).
+fn changed_targets(old: &Manifest, new: &Manifest) -> (usize, usize) {
+    let (mut added, mut removed) = (0, 0);
+    let (mut o, mut n) = (old.entries.iter().peekable(), new.entries.iter().peekable());
+    loop {
+        match (o.peek(), n.peek()) {
+            (None, None) => return (added, removed),
+            (Some(a), Some(b)) if a.target == b.target => {
+                o.next();
+                n.next();
+            }
+            (Some(a), Some(b)) if a.target.as_str() < b.target.as_str() => {
+                removed += 1;
+                o.next();
+            }
+            (Some(_), None) => {
+                removed += 1;
+                o.next();
+            }
+            _ => {
+                added += 1;
+                n.next();
+            }
+        }
+    }
 }
 
 /// Phase 4: everything before the flip. `creation`: what [`start_creation`] started.
@@ -402,10 +467,19 @@ fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
         lines.push_str(&remove_line(&runner::in_etc(&at)));
         gone.push(at);
     }
+    let started = ctx.removal.take();
     if lines.is_empty() {
+        if let Some(child) = started {
+            child.finish()?; // nothing left to remove: it reads nothing and exits
+        }
         return Ok(notes);
     }
-    let complaint = runner::run(ctx.root, ctx.tmpfiles, runner::Mode::Remove, &lines)?;
+    let mut child = match started {
+        Some(child) => child,
+        None => ctx.tmpfiles.start(ctx.root, runner::Mode::Remove)?,
+    };
+    child.feed(&lines)?;
+    let complaint = child.finish()?;
     ctx.root.forget_dirs();
     for at in gone {
         match ctx.root.node_with(&at, false)? {

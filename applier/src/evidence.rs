@@ -21,6 +21,9 @@ pub enum Claim<'a> {
     Link(Str<'a>),
     /// A regular file with this sha256.
     Copy(Str<'a>),
+    /// A regular file whose sha256, digested with the root's key, is this (runtime copies:
+    /// see [`crate::runtime::Key`]).
+    Keyed(String),
     /// A managed directory.
     Dir,
     /// A file or link listed in a legacy `/etc/.clean` (NixOS recorded no hash).
@@ -32,6 +35,7 @@ pub enum Claim<'a> {
 pub struct Evidence<'a> {
     claims: BTreeMap<Str<'a>, Vec<Claim<'a>>>,
     overlays: Vec<Str<'a>>,
+    key: Option<crate::runtime::Key>,
 }
 
 impl<'a> Evidence<'a> {
@@ -65,18 +69,27 @@ impl<'a> Evidence<'a> {
             })
     }
 
-    /// Adds the installed hashes of runtime copies (recorded in the state, not the manifest).
-    pub fn add_copies(&mut self, runtime: &std::collections::BTreeMap<String, String>) {
-        for (target, sha) in runtime {
-            self.add(
-                Str::from(target.clone()),
-                Claim::Copy(Str::from(sha.clone())),
-            );
+    /// Adds the keyed digests of the runtime copies a switch installed (recorded in the
+    /// state, not the manifest); `key` is the root's. Without a key they prove nothing.
+    pub fn add_copies(
+        &mut self,
+        runtime: &BTreeMap<String, String>,
+        key: Option<&crate::runtime::Key>,
+    ) {
+        let Some(key) = key else {
+            return;
+        };
+        self.key = Some(key.clone());
+        for (target, digest) in runtime {
+            self.add(Str::from(target.clone()), Claim::Keyed(digest.clone()));
         }
     }
 
     /// Adds every claim of `other`.
     pub fn merge(&mut self, other: Evidence<'a>) {
+        if self.key.is_none() {
+            self.key = other.key;
+        }
         for (t, list) in other.claims {
             for c in list {
                 let c = match c {
@@ -139,6 +152,10 @@ impl Evidence<'_> {
             }
             (Claim::Link(want), Node::Link(have)) => want.as_str() == have.as_str(),
             (Claim::Copy(want), Node::File(f)) => want.as_str() == f.sha256.as_str(),
+            (Claim::Keyed(want), Node::File(f)) => self
+                .key
+                .as_ref()
+                .is_some_and(|k| k.digest(&f.sha256) == *want),
             (Claim::Dir, Node::Dir(_)) | (Claim::LegacyFile, Node::File(_) | Node::Link(_)) => true,
             _ => false,
         }

@@ -17,6 +17,7 @@ pub mod generation;
 pub mod legacy;
 pub mod manifest;
 pub mod mapped;
+pub mod mounts;
 pub mod observe;
 pub mod owners;
 pub mod parts;

@@ -135,7 +135,7 @@ fn run_switch(opts: &Options, json: bool) -> Result<u8> {
     }
     if incomplete {
         eprintln!(
-            "etcflip: incomplete: a runtime copy's source is missing (listed above); \
+            "etcflip: incomplete: a runtime copy's source could not be read (listed above); \
              everything else was applied"
         );
         return Ok(1);

@@ -51,7 +51,7 @@ impl std::fmt::Display for Unresolved {
         }
         write!(
             f,
-            "{}: {} not in passwd/group yet; installed owned by root (0) for now, \
+            "{}: {} not in passwd/group yet; installed with id 0 in its place for now, \
              given its owner by the next switch where the name resolves",
             self.path,
             names.join(" and ")

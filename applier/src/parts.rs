@@ -114,6 +114,11 @@ impl Creation {
         for (child, (_, input)) in children.iter_mut().zip(&parts) {
             child.feed(input)?;
         }
+        // Every input is closed before any child is waited for: a child acts only once its
+        // input is closed, so closing them one wait at a time ran the parts one after another.
+        for child in &mut children {
+            child.close();
+        }
         let mut parts = parts.into_iter();
         for child in children {
             let complaint = child.finish()?;

@@ -153,7 +153,7 @@ impl Found {
             Node::Link(_) => Found::Link,
             Node::File(_) => Found::File,
             Node::Dir(_) => Found::Dir,
-            Node::Other => Found::Other,
+            Node::Other(_) => Found::Other,
             Node::Blocked(_) => Found::Blocked,
         }
     }
@@ -253,6 +253,8 @@ pub struct Inputs<'a> {
     pub owners: Option<&'a BTreeMap<String, (u32, u32)>>,
     /// What the sources of runtime copies hold now.
     pub runtime: &'a crate::runtime::Sources,
+    /// Mount points below `/etc` (targets), sorted: see [`crate::mounts`].
+    pub mounts: &'a [String],
     /// `recorded[i]`: `new.entries[i]` is taken as recorded (see [`Plan::recorded`]).
     pub recorded: Option<&'a [bool]>,
 }
@@ -374,6 +376,7 @@ pub fn plan(inp: &Inputs) -> Plan {
         }
         steps.push(step);
     }
+    leave_mounted(&mut steps, inp.mounts);
     let relinked: Vec<String> = steps
         .iter()
         .filter(|s| (s.action == Action::Relink || s.relink_first) && s.found == Found::Dir)
@@ -410,6 +413,29 @@ pub fn plan(inp: &Inputs) -> Plan {
         flip,
         steps,
         recorded,
+    }
+}
+
+/// A directory that would be moved aside (relinked, backed up, overwritten; or refused, when
+/// it is foreign) while a mount point sits below it is left as it is instead: the mount would
+/// move along, and no `--on-conflict` choice may move it.
+fn leave_mounted(steps: &mut [Step], mounts: &[String]) {
+    for step in steps.iter_mut().filter(|s| s.found == Found::Dir) {
+        let moved = step.relink_first
+            || matches!(
+                step.action,
+                Action::Relink | Action::Backup | Action::Overwrite | Action::Conflict
+            );
+        let Some(m) = mounts.iter().find(|m| is_same_or_below(m, &step.target)) else {
+            continue;
+        };
+        if moved {
+            step.action = Action::Leave;
+            step.relink_first = false;
+            step.why = Some(format!(
+                "holds the mount point /etc/{m}: etcflip never moves or removes one"
+            ));
+        }
     }
 }
 
@@ -607,7 +633,7 @@ fn describe(node: &Node) -> String {
         Node::Link(t) => format!("symlink to {t}"),
         Node::File(_) => "regular file".into(),
         Node::Dir(_) => "directory".into(),
-        Node::Other => "special file".into(),
+        Node::Other(_) => "special file".into(),
         Node::Blocked(a) => format!("path below /{a}"),
     }
 }

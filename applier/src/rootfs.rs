@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::statx::{statx_at, Stat};
 
+/// The most [`Root::read_in_root`] reads: user databases and runtime copies are small, and a
+/// huge or endless file must not exhaust memory at activation.
+const MAX_READ: u64 = 64 << 20;
+
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
     .union(OFlag::O_NOFOLLOW)
@@ -38,8 +42,9 @@ pub enum Node {
     File(FileInfo),
     /// A real directory.
     Dir(Meta),
-    /// A device, fifo, socket, or a link whose text is not UTF-8.
-    Other,
+    /// A device, fifo, socket, or a link whose text is not UTF-8; whether it is a mount
+    /// point (`mount --bind /dev/null` masks a file that way).
+    Other(bool),
     /// A component above the path is not a real directory (a link or a file): the path was
     /// not looked at, because that would mean following it. Holds that ancestor.
     Blocked(String),
@@ -51,6 +56,7 @@ impl Node {
         match self {
             Node::File(f) => f.meta.mount,
             Node::Dir(m) => m.mount,
+            Node::Other(mount) => *mount,
             _ => false,
         }
     }
@@ -132,6 +138,11 @@ impl Root {
         })
     }
 
+    /// The root directory's fd (the directory itself, whatever path named it).
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
     /// The root as the host sees it (for `systemd-tmpfiles --root` and messages).
     pub fn host_path(&self) -> &Path {
         &self.host
@@ -211,7 +222,7 @@ impl Root {
                 // nix reads into a PATH_MAX buffer and hands it over as is: keeping 4 KiB per
                 // link cost a fresh page (a fault) per entry. Give the slack back at once.
                 text.shrink_to_fit();
-                return Ok(text.into_string().map_or(Node::Other, Node::Link));
+                return Ok(text.into_string().map_or(Node::Other(false), Node::Link));
             }
             Err(Errno::ENOENT) => return Ok(Node::Absent),
             Err(Errno::EINVAL) => {}
@@ -230,7 +241,7 @@ impl Root {
                 let sha256 = sha256_fd(fd).with_context(|| format!("cannot read {}", shown()))?;
                 Ok(Node::File(FileInfo { meta, sha256 }))
             }
-            _ => Ok(Node::Other),
+            _ => Ok(Node::Other(meta.mount)),
         }
     }
 
@@ -373,27 +384,52 @@ impl Root {
     /// and for the sources of runtime copies (`/run/secrets` is a link on sops-nix systems).
     /// `None` if missing; anything but a regular file is an error (a FIFO would hang us).
     pub fn read_in_root(&mut self, rel: &str) -> Result<Option<Vec<u8>>> {
+        // Looked at through an O_PATH fd first: opening a device to read it can have effects
+        // (a watchdog, a tape); only a regular file is opened for reading, and only if the
+        // path still names the same one then.
+        let Some(path_fd) = self.open_in_root(rel, OFlag::O_PATH)? else {
+            return Ok(None);
+        };
+        let shown = self.show(rel);
+        let st = fstat(&path_fd).with_context(|| format!("cannot stat {shown}"))?;
+        if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
+            bail!("{shown} is not a regular file");
+        }
+        if u64::try_from(st.st_size).unwrap_or(u64::MAX) > MAX_READ {
+            bail!("{shown} is larger than {} MiB", MAX_READ >> 20);
+        }
+        let fd = self
+            .open_in_root(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?
+            .with_context(|| format!("{shown} went away while it was read"))?;
+        let again = fstat(&fd).with_context(|| format!("cannot stat {shown}"))?;
+        if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+            bail!("{shown} was replaced while it was read");
+        }
+        let mut out = Vec::new();
+        std::fs::File::from(fd)
+            .take(MAX_READ + 1)
+            .read_to_end(&mut out)
+            .with_context(|| format!("cannot read {shown}"))?;
+        if out.len() as u64 > MAX_READ {
+            bail!("{shown} is larger than {} MiB", MAX_READ >> 20);
+        }
+        Ok(Some(out))
+    }
+
+    /// `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` of `rel`; `None` if missing.
+    fn open_in_root(&self, rel: &str, flags: OFlag) -> Result<Option<OwnedFd>> {
         use nix::fcntl::{openat2, OpenHow, ResolveFlag};
         let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let fd = loop {
+        loop {
             match openat2(&self.fd, rel, how) {
-                Ok(fd) => break fd,
+                Ok(fd) => return Ok(Some(fd)),
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(Errno::ENOENT) => return Ok(None),
                 Err(e) => bail!("cannot open {} inside the root: {e}", self.show(rel)),
             }
-        };
-        let st = fstat(&fd).with_context(|| format!("cannot stat {}", self.show(rel)))?;
-        if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
-            bail!("{} is not a regular file", self.show(rel));
         }
-        let mut out = Vec::new();
-        std::fs::File::from(fd)
-            .read_to_end(&mut out)
-            .with_context(|| format!("cannot read {}", self.show(rel)))?;
-        Ok(Some(out))
     }
 
     /// Atomically replaces `to` with `from` (same directory), then syncs the directory.
@@ -500,6 +536,10 @@ impl Root {
         for name in self.list(rel)? {
             let child = join(rel, &name);
             match self.node_with(&child, false)? {
+                // Never through a mount: not even a bind mount from the same file system.
+                n if n.is_mount_point() => {
+                    bail!("{} is a mount point; not removing it", self.show(&child))
+                }
                 Node::Dir(m) if m.dev != dev => {
                     bail!("{} is a mount point; not removing it", self.show(&child))
                 }

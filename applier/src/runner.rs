@@ -238,10 +238,16 @@ impl Tmpfiles {
         Ok(())
     }
 
-    /// Closes the input (tmpfiles then acts) and waits. Returns tmpfiles' complaints (stderr)
+    /// Closes the input: tmpfiles reads all of it before acting, so this is what sets the
+    /// child to work.
+    pub fn close(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    /// Closes the input (if still open) and waits. Returns tmpfiles' complaints (stderr)
     /// when it exits non-zero; the caller's read-back decides whether that matters.
     pub fn finish(mut self) -> Result<Option<String>> {
-        drop(self.stdin.take());
+        self.close();
         let status = self
             .child
             .wait()

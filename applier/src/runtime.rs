@@ -1,19 +1,24 @@
 //! Runtime copies: `copy` entries whose `source` lies outside the store (`/run/secrets/x`,
 //! mode 0400), read at switch time **under the root** (with `--root DIR`, `DIR/run/secrets/x`;
 //! links are resolved inside the root) and copied again by every switch whose source content
-//! differs from the copy. The manifest has no hash for them: the hash of what a switch
-//! installs is recorded in the state (`runtime` in the journal, then `applied.json`), so that
-//! the copy stays ours (and an edited one foreign) across switches and interruptions.
+//! differs from the copy. The manifest has no hash for them: what a switch installs is
+//! recorded in the state (`runtime` in the journal, then `applied.json`), so that the copy
+//! stays ours (and an edited one foreign) across switches and interruptions. It is recorded as
+//! a digest keyed with the root's own secret ([`Key`]): the state files are world-readable,
+//! and a plain sha256 of a short secret can be brute-forced.
 //!
 //! A missing (or unreadable) source never blocks the rest: the entry is left as it is (no
 //! partial file), named in the output, and the switch is *incomplete* (exit 1).
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
+use crate::evidence::Evidence;
 use crate::manifest::Manifest;
-use crate::rootfs::{sha256_bytes, Root};
+use crate::plan::{Action, Plan, World};
+use crate::rootfs::{sha256_bytes, Node, Owner, Root};
+use crate::state::state_dir;
 
 /// What a runtime copy's source held when the switch read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,19 +77,91 @@ pub fn incomplete(sources: &Sources) -> Vec<String> {
         .collect()
 }
 
-/// The hashes to record for the target generation's runtime copies: what this switch installs,
-/// or, where the source is missing, what an earlier switch installed (still ours).
-pub fn recorded(sources: &Sources, earlier: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    sources
-        .iter()
-        .filter_map(|(t, s)| {
-            let sha = s
-                .sha256()
-                .map(str::to_owned)
-                .or_else(|| earlier.get(t).cloned())?;
-            Some((t.clone(), sha))
-        })
-        .collect()
+/// What to record for the target generation's runtime copies: the keyed digest of what this
+/// switch installs (or finds right), else of what is there and stays ours; nothing for what
+/// is neither (it is not ours any more).
+pub fn recorded(
+    sources: &Sources,
+    (plan, world, evidence): (&Plan, &World, &Evidence),
+    key: Option<&Key>,
+) -> BTreeMap<String, String> {
+    let Some(key) = key else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for (t, source) in sources {
+        let step = plan
+            .steps
+            .binary_search_by(|s| s.target.as_str().cmp(t))
+            .ok()
+            .map(|i| &plan.steps[i]);
+        let installs = step.is_some_and(|s| {
+            matches!(
+                s.action,
+                Action::Keep | Action::Stage | Action::Adopt | Action::Backup | Action::Overwrite
+            )
+        });
+        let sha = if installs {
+            source.sha256()
+        } else {
+            match world.get(t).map(|seen| &seen.node) {
+                Some(node @ Node::File(f)) if evidence.is_ours(t, node) => Some(f.sha256.as_str()),
+                _ => None,
+            }
+        };
+        if let Some(sha) = sha {
+            out.insert(t.clone(), key.digest(sha));
+        }
+    }
+    out
+}
+
+/// The root's secret for runtime-copy digests: `/etc/.etcflip/key`, 32 random bytes, mode
+/// 0600, made by the first switch that needs it.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key(Vec<u8>);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(..)") // never printed
+    }
+}
+
+/// The key file, in the state directory.
+pub const KEY_FILE: &str = "key";
+
+impl Key {
+    /// The keyed digest of a content hash.
+    pub fn digest(&self, sha256: &str) -> String {
+        let mut bytes = self.0.clone();
+        bytes.extend_from_slice(sha256.as_bytes());
+        sha256_bytes(&bytes)
+    }
+
+    /// The root's key, if it has one.
+    pub fn read(root: &mut Root) -> Result<Option<Key>> {
+        let rel = format!("{}/{KEY_FILE}", state_dir());
+        if !matches!(root.node_with(&rel, false)?, Node::File(_)) {
+            return Ok(None);
+        }
+        Ok(Some(Key(root.read(&rel)?)).filter(|k| !k.0.is_empty()))
+    }
+
+    /// The root's key, made now (atomically, 0600) if it has none. Called under the lock.
+    pub fn read_or_make(root: &mut Root) -> Result<Key> {
+        if let Some(key) = Key::read(root)? {
+            return Ok(key);
+        }
+        let mut bytes = vec![0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)
+            .context("cannot read /dev/urandom for the runtime-copy key")?;
+        let rel = format!("{}/{KEY_FILE}", state_dir());
+        let tmp = crate::state::temp_name(&rel);
+        root.remove_tree_if_present(&tmp)?;
+        root.write_new(&tmp, &[&bytes], 0o600, Owner::current())?;
+        root.rename(&tmp, &rel)?;
+        Ok(Key(bytes))
+    }
 }
 
 #[cfg(test)]
@@ -92,7 +169,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recorded_hashes_keep_an_earlier_install_when_the_source_is_missing() {
+    fn incomplete_names_every_missing_source() {
         let mut sources = Sources::new();
         sources.insert(
             "a".into(),
@@ -102,23 +179,16 @@ mod tests {
             },
         );
         sources.insert("b".into(), Source::Missing("gone".into()));
-        sources.insert("c".into(), Source::Missing("gone".into()));
-        let earlier = BTreeMap::from([
-            ("a".to_owned(), "old".to_owned()),
-            ("b".to_owned(), "kept".to_owned()),
-        ]);
-        let got = recorded(&sources, &earlier);
-        let want = BTreeMap::from([
-            ("a".to_owned(), "new".to_owned()),
-            ("b".to_owned(), "kept".to_owned()),
-        ]);
-        assert_eq!(got, want);
-        assert_eq!(
-            incomplete(&sources),
-            [
-                "/etc/b: gone; left as it was",
-                "/etc/c: gone; left as it was"
-            ]
-        );
+        assert_eq!(incomplete(&sources), ["/etc/b: gone; left as it was"]);
+    }
+
+    #[test]
+    fn digests_depend_on_the_key_and_never_equal_the_plain_hash() {
+        let (k1, k2) = (Key(vec![1; 32]), Key(vec![2; 32]));
+        let sha = sha256_bytes(b"1234");
+        assert_ne!(k1.digest(&sha), sha);
+        assert_ne!(k1.digest(&sha), k2.digest(&sha));
+        assert_eq!(k1.digest(&sha), k1.digest(&sha));
+        assert_eq!(format!("{k1:?}"), "Key(..)");
     }
 }

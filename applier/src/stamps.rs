@@ -217,11 +217,13 @@ pub fn record(
             stamps.dirs.insert(d.to_owned(), Stamp::of(&st));
         }
     }
-    // Runtime copies are always looked at (their source may change): no stamp.
+    // Runtime copies are always looked at (their source may change): no stamp. Without root
+    // the plan does not compare owners, so what it saw proves nothing about them: no stamp.
+    let as_root = nix::unistd::geteuid().is_root();
     for e in new
         .entries
         .iter()
-        .filter(|e| e.kind == Kind::Copy && !e.is_runtime_copy())
+        .filter(|e| as_root && e.kind == Kind::Copy && !e.is_runtime_copy())
         .filter(|e| !proven.copies.contains_key(e.target.as_str()))
     {
         if let Some(st) = root.stat(&etc(&e.target))?.filter(|st| clock.settled(st)) {

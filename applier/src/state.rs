@@ -155,7 +155,12 @@ fn sweep(root: &mut Root, dir: &str) -> Result<()> {
     for name in root.list(dir)? {
         if !matches!(
             name.as_str(),
-            "lock" | APPLIED | JOURNAL | LEGACY_MARK | crate::stamps::FILE
+            "lock"
+                | APPLIED
+                | JOURNAL
+                | LEGACY_MARK
+                | crate::stamps::FILE
+                | crate::runtime::KEY_FILE
         ) {
             root.remove_tree(&crate::rootfs::join(dir, &name))?;
         }

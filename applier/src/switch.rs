@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::apply::{self, Ctx};
+use crate::apply::{self, Children, Ctx};
 use crate::errors::Refused;
 use crate::evidence::Evidence;
 use crate::generation::{Generation, GenerationFile};
@@ -26,7 +26,8 @@ use crate::observe;
 use crate::owners::{self, Owners, Unresolved};
 use crate::plan::{self, Inputs, OnConflict, Plan};
 use crate::rootfs::{Node, Root};
-use crate::runtime;
+use crate::runner::{self, Engine};
+use crate::runtime::{self, Key};
 use crate::signals::Signals;
 use crate::stamps::{self, Clock, Prover, Stamps};
 use crate::state::{self, AppliedView, Recorded};
@@ -86,6 +87,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         .transpose()?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
+    let key = runtime_key(&mut root, &gen.manifest, opts.dry_run)?;
     // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
     let (view, same_manifest, parsed) = read_applied(&root, applied_text.as_ref(), &gen)?;
@@ -95,7 +97,18 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         runtime: &v.runtime,
     });
     let pending = state::read_journal(&mut root)?;
-    let gathered = gather_evidence(&mut root, &gen, applied, same_manifest, &pending)?;
+    // A switch to another generation starts its tmpfiles children now, to overlap their
+    // start-up with looking and planning (a re-switch starts them only if it must repair).
+    let engine = match &lock {
+        Some(lock) if !same_manifest => Some(Engine::new(runner::find_tmpfiles()?, lock)),
+        _ => None,
+    };
+    let children = match &engine {
+        Some(e) => Children::early(&root, e, applied.map(|a| a.manifest), &gen.manifest)?,
+        None => Children::default(),
+    };
+    let state = (applied, same_manifest, &pending[..], key.as_ref());
+    let gathered = gather_evidence(&mut root, &gen, state)?;
     // A killed run's scratch goes before anything is looked at (we hold the lock).
     if !pending.is_empty() && !opts.dry_run {
         let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
@@ -108,11 +121,11 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     if !outcome.plan.conflicts().is_empty() {
         return Ok(outcome);
     }
-    let earlier = view.as_ref().map(|v| &v.runtime);
+    let found = (&outcome.plan, &looked.world, &gathered.evidence);
     let record = Recorded {
         generation: gen_in_root,
         manifest_text: Str::borrowed(gen.text),
-        runtime: runtime::recorded(&looked.sources, earlier.unwrap_or(&BTreeMap::new())),
+        runtime: runtime::recorded(&looked.sources, found, key.as_ref()),
     };
     let state_current = pending.is_empty()
         && same_manifest
@@ -135,14 +148,20 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         gens: recorded_generations(applied, &pending),
         target_text: &target_text,
         clock,
-        lock,
     };
+    let engine = match engine {
+        Some(e) => e,
+        None => Engine::new(runner::find_tmpfiles()?, lock),
+    };
+    let procs = (&engine, children);
+    let states = (&record, &pending[..]);
     let older = carry_out(
         &mut root,
         &decided,
-        (&record, &pending),
+        states,
         &mut outcome,
         &mut signals,
+        procs,
     )?;
     outcome.interrupted = signals
         .as_mut()
@@ -164,8 +183,6 @@ struct Decided<'d, 'a> {
     /// The overlay's new link text.
     target_text: &'d str,
     clock: Option<Clock>,
-    /// The switch's lock, which its child processes hold too.
-    lock: &'d state::Lock,
 }
 
 /// Phases 2 to 9: journal, prepare, flip, finish, commit. Returns the interrupted targets
@@ -176,11 +193,10 @@ fn carry_out<'r>(
     (record, pending): (&Recorded, &[Recorded<'r>]),
     outcome: &mut Outcome,
     signals: &mut Option<Signals>,
+    (tmpfiles, children): (&Engine, Children),
 ) -> Result<Vec<Recorded<'r>>> {
-    let tmpfiles = crate::runner::Engine::new(crate::runner::find_tmpfiles()?, d.lock);
     stop_if_signalled(signals, "before any change; nothing was written")?;
-    // Started now, so that their start-up overlaps with the journal; they act only when fed.
-    let creation = apply::start_creation(root, &tmpfiles, &outcome.plan)?;
+    let children = children.complete(root, tmpfiles, &outcome.plan)?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.to_vec();
     older.retain(|r| r != record);
@@ -194,11 +210,12 @@ fn carry_out<'r>(
         owners: &d.looked.owners.ids,
         runtime: &d.looked.sources,
         evidence: &d.gathered.evidence,
-        tmpfiles: &tmpfiles,
+        tmpfiles,
+        removal: children.removal,
     };
     let old_overlays = &d.gathered.old_overlays;
     let old_overlay = old_overlays.first().map(String::as_str);
-    let steps = (&outcome.plan, creation);
+    let steps = (&outcome.plan, children.creation);
     outcome.notes = transact(&mut ctx, steps, signals, old_overlay, d.target_text)?;
     after_flip(ctx.root, old_overlays, &d.gen.manifest, &d.gens, migrated)?;
     if let Some(clock) = d.clock {
@@ -249,6 +266,20 @@ fn transact(
     apply::finish(ctx, plan)
 }
 
+/// The root's key for runtime-copy digests: made (under the lock) when the target has
+/// runtime copies, else read if there is one (a dry run never makes it).
+fn runtime_key(root: &mut Root, new: &Manifest, dry_run: bool) -> Result<Option<Key>> {
+    if !dry_run
+        && new
+            .entries
+            .iter()
+            .any(crate::manifest::Entry::is_runtime_copy)
+    {
+        return Key::read_or_make(root).map(Some);
+    }
+    Key::read(root)
+}
+
 /// What an interruption before the flip means.
 const BEFORE_FLIP: &str =
     "before the flip: nothing visible changed; run the switch again to finish";
@@ -294,10 +325,11 @@ fn look_and_plan(
         on_conflict,
         owners: as_root.then_some(&owners.ids),
         runtime: &sources,
+        mounts: &crate::mounts::below_etc(root),
         recorded,
     });
     let looked = Looked {
-        _world: world,
+        world,
         owners,
         sources,
     };
@@ -306,8 +338,8 @@ fn look_and_plan(
 
 /// What phase 1 found (the plan goes to the [`Outcome`]).
 struct Looked {
-    /// Observations: only left to the exit with the rest (see [`Options::exiting`]).
-    _world: crate::plan::World,
+    /// Observations.
+    world: crate::plan::World,
     owners: Owners,
     sources: runtime::Sources,
 }
@@ -357,26 +389,29 @@ struct Applied<'v, 'a> {
 fn gather_evidence<'a>(
     root: &mut Root,
     gen: &Generation<'a>,
-    applied: Option<Applied<'_, 'a>>,
-    same_manifest: bool,
-    pending: &'a [Recorded],
+    (applied, same_manifest, pending, key): (
+        Option<Applied<'_, 'a>>,
+        bool,
+        &'a [Recorded],
+        Option<&Key>,
+    ),
 ) -> Result<Gathered<'a>> {
     let moved = overlay_moved(root, applied, pending)?;
     if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest && !moved) {
-        return transition(root, gen, view);
+        return transition(root, gen, view, key);
     }
     let mut ev = Evidence::default();
     let mut old_overlays = BTreeSet::new();
     if let Some(view) = applied {
         let m = view.manifest;
         ev.add_manifest(m);
-        ev.add_copies(view.runtime);
+        ev.add_copies(view.runtime, key);
         if m.overlay != gen.manifest.overlay {
             old_overlays.insert(m.overlay.to_string());
         }
     }
     for rec in pending {
-        ev.add_copies(&rec.runtime);
+        ev.add_copies(&rec.runtime, key);
         if rec.manifest_text == gen.text {
             ev.add_manifest(&gen.manifest);
             continue;
@@ -452,6 +487,7 @@ fn transition<'a>(
     root: &mut Root,
     gen: &Generation<'a>,
     applied: Applied<'_, 'a>,
+    key: Option<&Key>,
 ) -> Result<Gathered<'a>> {
     let mut prover = Prover::new(stamps::read(root)?);
     let old = applied.manifest;
@@ -481,7 +517,7 @@ fn transition<'a>(
     }
     let mut evidence = Evidence::default();
     evidence.add_manifest(&changed);
-    evidence.add_copies(applied.runtime);
+    evidence.add_copies(applied.runtime, key);
     let mut old_overlays = BTreeSet::new();
     if !same_overlay {
         old_overlays.insert(changed.overlay.to_string());

@@ -94,7 +94,11 @@ pub fn verify(root_path: &Path) -> Result<Report> {
             drift.push(Drift {
                 path: format!("/etc/{}", e.target),
                 expected,
-                found: describe(&node),
+                found: if e.is_runtime_copy() {
+                    describe_without_content(&node)
+                } else {
+                    describe(&node)
+                },
             });
         }
     }
@@ -133,22 +137,31 @@ fn copy_drift(
         Some(s) => s.sha256(),
         None => e.sha256.as_deref(),
     };
-    let of_source = e
-        .source
-        .as_deref()
-        .filter(|_| source.is_some())
-        .map(|s| format!(" (a copy of {s})"))
-        .unwrap_or_default();
-    let want = format!(
-        "a file with sha256 {}{of_source}, mode {mode:04o}{owner_txt}",
-        sha.unwrap_or("")
-    );
+    // A runtime copy is often a secret: its hash is never printed.
+    let want = match (source, e.source.as_deref()) {
+        (Some(_), Some(from)) => format!("a copy of {from}, mode {mode:04o}{owner_txt}"),
+        _ => format!(
+            "a file with sha256 {}, mode {mode:04o}{owner_txt}",
+            sha.unwrap_or("")
+        ),
+    };
     let Node::File(f) = node else {
         return Some(want);
     };
     let owner_ok = owner.is_none_or(|&(u, g)| (f.meta.uid, f.meta.gid) == (u, g));
     let ok = Some(f.sha256.as_str()) == sha && f.meta.mode == mode && owner_ok;
     (!ok).then_some(want)
+}
+
+/// [`describe`], without a file's hash (runtime copies: often secrets).
+fn describe_without_content(node: &Node) -> String {
+    match node {
+        Node::File(f) => format!(
+            "a file of other content or attributes, mode {:04o}, owner {}:{}",
+            f.meta.mode, f.meta.uid, f.meta.gid
+        ),
+        other => describe(other),
+    }
 }
 
 fn describe(node: &Node) -> String {
@@ -160,7 +173,7 @@ fn describe(node: &Node) -> String {
             f.sha256, f.meta.mode, f.meta.uid, f.meta.gid
         ),
         Node::Dir(_) => "a directory".into(),
-        Node::Other => "a special file".into(),
+        Node::Other(_) => "a special file".into(),
         Node::Blocked(a) => format!("nothing reachable (/{a} is not a directory)"),
     }
 }

@@ -1,0 +1,75 @@
+//! Mount points below a root's `/etc`, from `/proc/self/mountinfo`: a directory that holds a
+//! mount point anywhere below it is never moved or removed (moving it would carry the mount
+//! along under a scratch name, and removing it would fail half-way, after the flip). A mount
+//! on the path itself is seen by `statx` (see [`crate::statx`]); this covers the ones below.
+//!
+//! Read once per switch. Without `/proc` (it is mounted before activation runs) nothing is
+//! known and nothing is found.
+
+use std::os::fd::AsRawFd as _;
+
+use crate::rootfs::Root;
+
+/// Targets (relative to `/etc`) that are mount points, sorted.
+pub fn below_etc(root: &Root) -> Vec<String> {
+    let Ok(dir) = std::fs::read_link(format!("/proc/self/fd/{}", root.fd().as_raw_fd())) else {
+        return Vec::new();
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let etc = dir.join("etc");
+    let prefix = format!("{}/", etc.display());
+    let mut out: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape)
+        .filter_map(|m| m.strip_prefix(&prefix).map(str::to_owned))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo` (octal).
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_undone() {
+        let cases = [
+            ("/etc/a", "/etc/a"),
+            ("/etc/with\\040space", "/etc/with space"),
+            ("/etc/tab\\011x", "/etc/tab\tx"),
+            ("/etc/back\\134slash", "/etc/back\\slash"),
+            ("/etc/not\\8", "/etc/not\\8"),
+            ("/etc/end\\04", "/etc/end\\04"),
+        ];
+        for (field, want) in cases {
+            assert_eq!(unescape(field), want, "{field}");
+        }
+    }
+}
