@@ -202,6 +202,17 @@ pub fn settle() {
     std::thread::sleep(std::time::Duration::from_nanos(rest + 20_000_000));
 }
 
+/// Copies `<from>/etc` to `<to>/etc` exactly (links, modes, owners, times).
+pub fn copy_etc(from: &Path, to: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from.join("etc"))
+        .arg(to.join("etc"))
+        .status()
+        .expect("run cp");
+    assert!(st.success(), "cp -a failed");
+}
+
 /// The real `systemd-tmpfiles`, as the applier finds it (`ETCFLIP_TMPFILES`, else `PATH`).
 pub fn real_tmpfiles() -> PathBuf {
     etcflip::runner::find_tmpfiles().expect("systemd-tmpfiles is installed")

@@ -18,7 +18,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use etcflip::rootfs::sha256_bytes;
-use etcflip_e2e::{absent, bin, code, read_in_root, source, spec, text, text_of, Rng, Scratch};
+use etcflip_e2e::{
+    absent, bin, code, copy_etc, read_in_root, source, spec, text, text_of, Rng, Scratch,
+};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -384,17 +386,6 @@ fn switch_killed_after(root: &Path, gen: &Path, delay: Duration) -> Option<i32> 
         std::thread::sleep(Duration::from_millis(2));
     }
     exited
-}
-
-/// Copies `<from>/etc` to `<to>/etc` exactly (links, modes, owners, times).
-fn copy_etc(from: &Path, to: &Path) {
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(from.join("etc"))
-        .arg(to.join("etc"))
-        .status()
-        .expect("run cp");
-    assert!(st.success(), "cp -a failed");
 }
 
 /// The three generations of the kill tests (outside every trial root, as the Nix store is,

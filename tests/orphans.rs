@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use etcflip_e2e::{bin, code, listing, source, text, text_of, Rng, Scratch};
+use etcflip_e2e::{bin, code, copy_etc, listing, source, text, text_of, Rng, Scratch};
 use serde_json::json;
 
 /// Kill trials (the issue asks for at least 200).
@@ -138,17 +138,6 @@ fn rerun_problems(root: &Path, target: &Path, want: &str) -> Vec<String> {
             .map(|p| format!("still running: {p}")),
     );
     wrong
-}
-
-/// Copies `<from>/etc` to `<to>/etc` exactly (links, modes, times).
-fn copy_etc(from: &Path, to: &Path) {
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(from.join("etc"))
-        .arg(to.join("etc"))
-        .status()
-        .expect("run cp");
-    assert!(st.success(), "cp -a failed");
 }
 
 /// Invariant 8: SIGKILL of the etcflip process alone at a pseudo-random instant of a switch
