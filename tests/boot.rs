@@ -210,3 +210,70 @@ fn a_runtime_copy_leaves_no_plain_hash_of_its_secret_in_readable_state() {
         assert!(!said.contains(&sha), "{said}");
     }
 }
+
+/// A runtime copy inside a directory that replaces a directory link is built into that
+/// directory's swap tree: recorded as ours like any other (so a rotated secret replaces it),
+/// and, while its source is missing, simply left out of the tree (the rest is applied).
+#[test]
+fn a_runtime_copy_inside_a_directory_built_aside() {
+    let s = Scratch::new("boot-runtime-swap");
+    let dir = s.store("d/readme", "r\n");
+    let a = s.gen(
+        "a",
+        &with_store(&s, &json!({"d": {"source": dir.parent().unwrap()}})),
+    );
+    let b = s.gen(
+        "b",
+        &with_store(
+            &s,
+            &json!({"d/x": {"text": "x\n"}, "d/secret": {"source": "/run/secrets/db", "mode": "0400"}}),
+        ),
+    );
+    s.switch(&a, &[]);
+    let out = s.switch_out(&b, &[]);
+    assert_eq!(code(&out), 1, "incomplete: {}", text_of(&out));
+    assert!(std::fs::symlink_metadata(s.etc("d/x"))
+        .unwrap()
+        .is_symlink());
+    assert!(std::fs::symlink_metadata(s.etc("d/secret")).is_err());
+    put_secret(&s, "one\n");
+    s.switch(&b, &[]);
+    assert_eq!(std::fs::read(s.etc("d/secret")).unwrap(), b"one\n");
+    put_secret(&s, "two\n");
+    let out = s.switch(&b, &["--on-conflict", "backup"]);
+    assert!(!out.contains("backup"), "{out}");
+    assert_eq!(std::fs::read(s.etc("d/secret")).unwrap(), b"two\n");
+    // The same, but the secret was there from the start.
+    let s2 = Scratch::new("boot-runtime-swap2");
+    let a2 = s2.gen(
+        "a",
+        &with_store(&s2, &json!({"d": {"source": dir.parent().unwrap()}})),
+    );
+    let b2 = s2.gen(
+        "b",
+        &json!({"store": s2.root.join("store"), "etc": {
+        "d/x": {"text": "x\n"}, "d/secret": {"source": "/run/secrets/db", "mode": "0400"}}}),
+    );
+    put_secret(&s2, "one\n");
+    s2.switch(&a2, &[]);
+    s2.switch(&b2, &[]);
+    put_secret(&s2, "two\n");
+    let out = s2.switch(&b2, &["--on-conflict", "backup"]);
+    assert!(!out.contains("backup"), "{out}");
+    assert_eq!(std::fs::read(s2.etc("d/secret")).unwrap(), b"two\n");
+}
+
+/// The key is made by the first switch that writes: a refused switch changes nothing.
+#[test]
+fn a_refused_switch_makes_no_key() {
+    let s = Scratch::new("boot-runtime-refused");
+    let a = s.gen("a", &with_store(&s, &json!({"db.conf": secret_entry()})));
+    put_secret(&s, "pw\n");
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    std::fs::write(s.etc("db.conf"), "mine\n").unwrap();
+    let out = s.switch_out(&a, &[]);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(std::fs::symlink_metadata(s.etc(".etcflip/key")).is_err());
+    s.switch(&a, &["--on-conflict", "backup"]);
+    assert_eq!(owner_mode(&s.etc(".etcflip/key")), (0, 0, 0o600));
+}

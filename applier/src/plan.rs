@@ -359,7 +359,11 @@ pub fn plan(inp: &Inputs) -> Plan {
             .map(|(_, s)| s);
         let node = seen.map_or(&Node::Absent, |s| &s.node);
         let mut step = base_step(e, node);
-        if let Some(a) = swapped.iter().rev().find(|a| is_below(&e.target, a)) {
+        if let Some(Source::Missing(why)) = inp.runtime.get(e.target.as_str()) {
+            // Also inside a directory built aside: that tree is swapped in without it.
+            step.action = Action::Leave;
+            step.why = Some(format!("{why}: left as it is; the switch is incomplete"));
+        } else if let Some(a) = swapped.iter().rev().find(|a| is_below(&e.target, a)) {
             step.action = Action::Build;
             step.with = Some((*a).to_owned());
         } else if let Some(a) = refused.iter().rev().find(|a| is_below(&e.target, a)) {
@@ -457,11 +461,6 @@ fn base_step(e: &Entry, node: &Node) -> Step {
 
 /// Rules 3–6 for one new entry.
 fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
-    if let Some(Source::Missing(why)) = inp.runtime.get(e.target.as_str()) {
-        step.action = Action::Leave;
-        step.why = Some(format!("{why}: left as it is; the switch is incomplete"));
-        return;
-    }
     let Some(seen) = seen else {
         step.action = creation(e.kind);
         return;

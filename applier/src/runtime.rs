@@ -95,11 +95,9 @@ pub fn recorded(
             .binary_search_by(|s| s.target.as_str().cmp(t))
             .ok()
             .map(|i| &plan.steps[i]);
+        // Right already, staged in place, or made inside a directory built aside.
         let installs = step.is_some_and(|s| {
-            matches!(
-                s.action,
-                Action::Keep | Action::Stage | Action::Adopt | Action::Backup | Action::Overwrite
-            )
+            matches!(s.action, Action::Keep | Action::Build) || s.action.replaces()
         });
         let sha = if installs {
             source.sha256()
@@ -114,6 +112,16 @@ pub fn recorded(
         }
     }
     out
+}
+
+/// Whether what the state records of `m`'s runtime copies can be keyed: it has none, or the
+/// root has a key (made by the first switch that writes one, never by a refused or no-op one).
+pub fn keyed(m: &Manifest, key: Option<&Key>) -> bool {
+    key.is_some()
+        || !m
+            .entries
+            .iter()
+            .any(crate::manifest::Entry::is_runtime_copy)
 }
 
 /// The root's secret for runtime-copy digests: `/etc/.etcflip/key`, 32 random bytes, mode
@@ -138,10 +146,17 @@ impl Key {
         sha256_bytes(&bytes)
     }
 
-    /// The root's key, if it has one.
+    /// The root's key, if it has one (and this process may read it: without root, a dry
+    /// run or `verify` simply proves nothing about runtime copies).
     pub fn read(root: &mut Root) -> Result<Option<Key>> {
         let rel = format!("{}/{KEY_FILE}", state_dir());
         if !matches!(root.node_with(&rel, false)?, Node::File(_)) {
+            return Ok(None);
+        }
+        if !nix::unistd::geteuid().is_root()
+            && nix::unistd::access(&root.host_path().join(&rel), nix::unistd::AccessFlags::R_OK)
+                .is_err()
+        {
             return Ok(None);
         }
         Ok(Some(Key(root.read(&rel)?)).filter(|k| !k.0.is_empty()))

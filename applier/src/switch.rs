@@ -87,8 +87,8 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         .transpose()?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
-    let key = runtime_key(&mut root, &gen.manifest, opts.dry_run)?;
-    // The applied state is mapped; what is parsed borrows its strings from the file.
+    let key = Key::read(&mut root)?; // made only once the switch writes (see `runtime_key`)
+                                     // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
     let (view, same_manifest, parsed) = read_applied(&root, applied_text.as_ref(), &gen)?;
     let applied = view.as_ref().map(|v| Applied {
@@ -122,13 +122,16 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         return Ok(outcome);
     }
     let found = (&outcome.plan, &looked.world, &gathered.evidence);
-    let record = Recorded {
+    let mut record = Recorded {
         generation: gen_in_root,
         manifest_text: Str::borrowed(gen.text),
         runtime: runtime::recorded(&looked.sources, found, key.as_ref()),
     };
+    let runtime_current = runtime::keyed(&gen.manifest, key.as_ref())
+        && view.as_ref().is_some_and(|v| v.runtime == record.runtime);
     let state_current = pending.is_empty()
         && same_manifest
+        && runtime_current
         && applied.is_some_and(|a| a.generation == record.generation);
     if opts.dry_run || (outcome.plan.is_noop() && state_current) {
         if !opts.dry_run {
@@ -141,6 +144,11 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let Some(lock) = &lock else {
         bail!("internal: a switch that writes holds the lock");
     };
+    if !runtime::keyed(&gen.manifest, key.as_ref()) {
+        let key = Key::read_or_make(&mut root)?;
+        let found = (&outcome.plan, &looked.world, &gathered.evidence);
+        record.runtime = runtime::recorded(&looked.sources, found, Some(&key));
+    }
     let decided = Decided {
         gen: &gen,
         gathered: &gathered,
@@ -264,20 +272,6 @@ fn transact(
     stop_if_signalled(signals, BEFORE_FLIP)?;
     apply::flip(ctx.root, &ctx.new.overlay, target_text)?;
     apply::finish(ctx, plan)
-}
-
-/// The root's key for runtime-copy digests: made (under the lock) when the target has
-/// runtime copies, else read if there is one (a dry run never makes it).
-fn runtime_key(root: &mut Root, new: &Manifest, dry_run: bool) -> Result<Option<Key>> {
-    if !dry_run
-        && new
-            .entries
-            .iter()
-            .any(crate::manifest::Entry::is_runtime_copy)
-    {
-        return Key::read_or_make(root).map(Some);
-    }
-    Key::read(root)
 }
 
 /// What an interruption before the flip means.
