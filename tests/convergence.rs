@@ -358,3 +358,55 @@ fn copies_stamped_without_root_are_looked_at_by_root() {
     let clean = s.etcflip(&["verify"]);
     assert_eq!(code(&clean), 0, "{}", text_of(&clean));
 }
+
+/// What a switch leaves only because of a mount point stays etcflip's: once the mount is
+/// gone, the next switch (a re-switch to the same generation here) finishes the job instead
+/// of finding "a directory that etcflip did not make".
+#[test]
+fn what_a_mount_held_stays_ours_until_it_can_be_replaced() {
+    let s = Scratch::new("conv-held");
+    let dir = s.store("tree/readme", "r\n");
+    let a = s.gen(
+        "a",
+        &serde_json::json!({"etc": {
+            "d/sub/f": {"text": "f\n"},
+            "d/g": {"text": "g\n"},
+            "c.conf": {"text": "c\n", "mode": "0644"},
+        }}),
+    );
+    let b = s.gen(
+        "b",
+        &serde_json::json!({"etc": {"d": {"source": dir.parent().unwrap()}}}),
+    );
+    let bound = s.file("bound", "c\n");
+    let script = format!(
+        r#"
+        "$E" switch "$A" --root "$R" >/dev/null
+        mount -t tmpfs none "$R/etc/d/sub"
+        mount --bind {bound} "$R/etc/c.conf"
+        echo "== held"; "$E" switch "$B" --root "$R"; echo "rc=$?"
+        umount "$R/etc/d/sub" "$R/etc/c.conf"
+        echo "== freed"; "$E" switch "$B" --root "$R"; echo "rc=$?"
+        echo "== after"; readlink "$R/etc/d"; ls -a "$R/etc"
+        "$E" verify --root "$R"
+        "#,
+        bound = bound.display(),
+    );
+    let out = in_namespace(&s, &a, &b, &script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let held = t.split("== held\n").nth(1).unwrap();
+    assert!(held.contains("rc=0"), "{t}");
+    let freed = t.split("== freed\n").nth(1).unwrap();
+    let freed = freed.split("== after").next().unwrap();
+    assert!(freed.contains("rc=0"), "{t}");
+    assert!(
+        !freed.contains("backup") && !freed.contains("conflict"),
+        "{t}"
+    );
+    let after = t.split("== after\n").nth(1).unwrap();
+    assert!(after.starts_with("/etc/static/d\n"), "{t}");
+    assert!(!after.contains("c.conf"), "the stale copy went: {t}");
+    assert!(!after.contains("etcflip-"), "{t}");
+    assert!(after.contains("0 difference(s)"), "{t}");
+}

@@ -174,6 +174,10 @@ pub struct Step {
     /// Replace an ours directory (or other non-link) by the overlay link before the flip.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub relink_first: bool,
+    /// Left only because it is, or holds, a mount point: what was ours there stays ours
+    /// (the commit keeps its claims, see `switch::held_records`).
+    #[serde(skip)]
+    pub held: bool,
     /// The ancestor (a target) whose replacement carries this step along.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -405,6 +409,7 @@ pub fn plan(inp: &Inputs) -> Plan {
                 kind: Kind::Symlink,
                 found: Found::of(inp.overlay.0),
                 relink_first: false,
+                held: false,
                 with: None,
                 why: Some(format!(
                     "the overlay {} must be a symlink; something else is there",
@@ -435,6 +440,7 @@ fn leave_mounted(steps: &mut [Step], mounts: &[String]) {
         };
         if moved {
             step.action = Action::Leave;
+            step.held = true;
             step.relink_first = false;
             step.why = Some(format!(
                 "holds the mount point /etc/{m}: etcflip never moves or removes one"
@@ -454,6 +460,7 @@ fn base_step(e: &Entry, node: &Node) -> Step {
         kind: e.kind,
         found: Found::of(node),
         relink_first: false,
+        held: false,
         with: None,
         why: None,
     }
@@ -477,6 +484,7 @@ fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
     }
     if node.is_mount_point() {
         step.action = Action::Leave;
+        step.held = true;
         step.why = Some(MOUNTED.to_owned());
         return;
     }
@@ -688,6 +696,7 @@ fn stale_steps(inp: &Inputs, relinked: &[String]) -> Vec<Step> {
             kind,
             found: Found::of(&seen.node),
             relink_first: false,
+            held: false,
             with: None,
             why: None,
         };
@@ -695,6 +704,7 @@ fn stale_steps(inp: &Inputs, relinked: &[String]) -> Vec<Step> {
             step.with = Some(a.clone());
         } else if seen.node.is_mount_point() {
             step.action = Action::Leave;
+            step.held = true;
             step.why = Some(MOUNTED.to_owned());
         } else if !inp.evidence.is_ours(t, &seen.node) {
             step.action = Action::Leave;

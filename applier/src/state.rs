@@ -4,6 +4,9 @@
 //! - `lock`: an exclusive `flock`, held for the whole switch.
 //! - `applied.json`: `{"version":1,"generation":…,"manifest":…}`, the generation the root
 //!   matches. The manifest is kept verbatim, so "same generation again" is a byte comparison.
+//!   Its `"pending":[…]`, when present, holds what earlier generations made that the last
+//!   switch had to leave for a mount point (still ours, until a switch replaces or removes it);
+//!   also `"runtime":{…}`, the keyed digests of runtime copies (see `runtime.rs`).
 //! - `journal.json`: the same record for the switch's target, plus `"pending":[…]`, the
 //!   targets of earlier switches that were interrupted. Written before the first change of a
 //!   switch; at the commit it simply becomes `applied.json` by a rename (when nothing older
@@ -263,6 +266,12 @@ impl<'a> StateView<'a> {
         self.manifest.get()
     }
 
+    /// In `applied.json`: what earlier generations made that the last switch left only for a
+    /// mount point (still ours; see [`commit`]).
+    pub fn held(&self) -> Vec<Recorded<'static>> {
+        self.pending.iter().map(RawRecorded::owned).collect()
+    }
+
     /// The recorded manifest, parsed (it was validated when it was recorded).
     pub fn manifest(&self) -> Result<Manifest<'a>> {
         Manifest::from_trusted_json(self.manifest.get(), "the applied generation's manifest")
@@ -319,14 +328,21 @@ pub fn write_journal(
     write_state(root, JOURNAL, target, older)
 }
 
-/// The commit: the journal's target becomes the applied generation. When nothing older was
-/// pending the journal already has the applied format, and a rename is the whole commit.
-pub fn commit(root: &mut Root, target: &Recorded, older: &[Recorded]) -> Result<()> {
+/// The commit: the journal's target becomes the applied generation, keeping `held` (what
+/// earlier generations made that the switch had to leave for a mount point: still ours). The
+/// journal was written with `interrupted` and `held` as its older records; when nothing was
+/// interrupted it already has the applied format, and a rename is the whole commit.
+pub fn commit(
+    root: &mut Root,
+    target: &Recorded,
+    interrupted: &[Recorded],
+    held: &[Recorded],
+) -> Result<()> {
     let dir = state_dir();
-    if older.is_empty() {
+    if interrupted.is_empty() {
         root.rename(&format!("{dir}/{JOURNAL}"), &format!("{dir}/{APPLIED}"))?;
     } else {
-        write_state(root, APPLIED, target, &[])?;
+        write_state(root, APPLIED, target, held)?;
         root.unlink(&format!("{dir}/{JOURNAL}"))?;
         root.sync_dir(&dir)?;
     }

@@ -30,7 +30,7 @@ use crate::runner::{self, Engine};
 use crate::runtime::{self, Key};
 use crate::signals::Signals;
 use crate::stamps::{self, Clock, Prover, Stamps};
-use crate::state::{self, AppliedView, Recorded};
+use crate::state::{self, AppliedView, Recorded, StateView};
 
 /// Options of `etcflip switch`.
 pub struct Options {
@@ -87,14 +87,17 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         .transpose()?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
-    let key = Key::read(&mut root)?; // made only once the switch writes (see `runtime_key`)
-                                     // The applied state is mapped; what is parsed borrows its strings from the file.
+    // The runtime-copy key is made only once the switch is going to write.
+    let key = Key::read(&mut root)?;
+    // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
     let (view, same_manifest, parsed) = read_applied(&root, applied_text.as_ref(), &gen)?;
+    let held_before = view.as_ref().map(StateView::held).unwrap_or_default();
     let applied = view.as_ref().map(|v| Applied {
         generation: &v.generation,
         manifest: parsed.as_ref().unwrap_or(&gen.manifest),
         runtime: &v.runtime,
+        held: &held_before,
     });
     let pending = state::read_journal(&mut root)?;
     // A switch to another generation starts its tmpfiles children now, to overlap their
@@ -127,13 +130,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         manifest_text: Str::borrowed(gen.text),
         runtime: runtime::recorded(&looked.sources, found, key.as_ref()),
     };
-    let runtime_current = runtime::keyed(&gen.manifest, key.as_ref())
-        && view.as_ref().is_some_and(|v| v.runtime == record.runtime);
-    let state_current = pending.is_empty()
-        && same_manifest
-        && runtime_current
-        && applied.is_some_and(|a| a.generation == record.generation);
-    if opts.dry_run || (outcome.plan.is_noop() && state_current) {
+    let keyed = runtime::keyed(&gen.manifest, key.as_ref());
+    let current = state_current((&pending, same_manifest, keyed), view.as_ref(), &record);
+    if opts.dry_run || (outcome.plan.is_noop() && current) {
         if !opts.dry_run {
             legacy::keep_clean(&mut root, &gen.manifest)?; // in case it was lost meanwhile
         }
@@ -149,6 +148,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         let found = (&outcome.plan, &looked.world, &gathered.evidence);
         record.runtime = runtime::recorded(&looked.sources, found, Some(&key));
     }
+    let held = held_records(&outcome.plan, applied)?;
     let decided = Decided {
         gen: &gen,
         gathered: &gathered,
@@ -156,6 +156,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         gens: recorded_generations(applied, &pending),
         target_text: &target_text,
         clock,
+        held: &held,
     };
     let engine = match engine {
         Some(e) => e,
@@ -163,14 +164,8 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     };
     let procs = (&engine, children);
     let states = (&record, &pending[..]);
-    let older = carry_out(
-        &mut root,
-        &decided,
-        states,
-        &mut outcome,
-        &mut signals,
-        procs,
-    )?;
+    let out = (&mut outcome, &mut signals);
+    let older = carry_out(&mut root, &decided, states, out, procs)?;
     outcome.interrupted = signals
         .as_mut()
         .and_then(Signals::pending)
@@ -191,6 +186,8 @@ struct Decided<'d, 'a> {
     /// The overlay's new link text.
     target_text: &'d str,
     clock: Option<Clock>,
+    /// What stays ours because a mount point holds it (see [`held_records`]).
+    held: &'d [Recorded<'static>],
 }
 
 /// Phases 2 to 9: journal, prepare, flip, finish, commit. Returns the interrupted targets
@@ -199,8 +196,7 @@ fn carry_out<'r>(
     root: &mut Root,
     d: &Decided,
     (record, pending): (&Recorded, &[Recorded<'r>]),
-    outcome: &mut Outcome,
-    signals: &mut Option<Signals>,
+    (outcome, signals): (&mut Outcome, &mut Option<Signals>),
     (tmpfiles, children): (&Engine, Children),
 ) -> Result<Vec<Recorded<'r>>> {
     stop_if_signalled(signals, "before any change; nothing was written")?;
@@ -209,7 +205,9 @@ fn carry_out<'r>(
     let mut older = pending.to_vec();
     older.retain(|r| r != record);
     let migrated = d.gathered.migrated;
-    state::write_journal(root, record, &older, migrated)?;
+    // Held records count as ours from the journal on, like interrupted targets.
+    let claimed: Vec<Recorded> = older.iter().chain(d.held).cloned().collect();
+    state::write_journal(root, record, &claimed, migrated)?;
     outcome.changed = true;
     let mut ctx = Ctx {
         root,
@@ -231,7 +229,7 @@ fn carry_out<'r>(
         let proven = (clock, &d.gathered.proven);
         stamps::record(ctx.root, &d.gen.manifest, proven, &left)?;
     }
-    state::commit(ctx.root, record, &older)?;
+    state::commit(ctx.root, record, &older, d.held)?;
     Ok(older)
 }
 
@@ -272,6 +270,68 @@ fn transact(
     stop_if_signalled(signals, BEFORE_FLIP)?;
     apply::flip(ctx.root, &ctx.new.overlay, target_text)?;
     apply::finish(ctx, plan)
+}
+
+/// Whether the state already says exactly what this switch would record: the same
+/// generation and manifest, runtime digests that are keyed and the same, nothing pending.
+fn state_current(
+    (pending, same_manifest, keyed): (&[Recorded], bool, bool),
+    view: Option<&StateView>,
+    record: &Recorded,
+) -> bool {
+    pending.is_empty()
+        && same_manifest
+        && keyed
+        && view.is_some_and(|v| v.generation == record.generation && v.runtime == record.runtime)
+}
+
+/// Adds the claims of what is held by a mount point (see [`held_records`]).
+fn add_held(ev: &mut Evidence, held: &[Recorded], key: Option<&Key>) -> Result<()> {
+    for rec in held {
+        let m = rec.manifest("what the applied state holds")?;
+        ev.add_manifest(&m.into_owned());
+        ev.add_copies(&rec.runtime, key);
+    }
+    Ok(())
+}
+
+/// What this switch leaves only for a mount point (a path that is one, a directory holding
+/// one) and that earlier generations made: the applied generation's entries (and what it
+/// held) at or below those paths, kept in the committed state so they stay ours; a later
+/// switch that can replace or remove them drops them.
+fn held_records(plan: &Plan, applied: Option<Applied>) -> Result<Vec<Recorded<'static>>> {
+    let held: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| s.held)
+        .map(|s| s.target.as_str())
+        .collect();
+    let Some(applied) = applied.filter(|_| !held.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let under = |t: &str| held.iter().any(|h| crate::manifest::is_same_or_below(t, h));
+    let mut sources = vec![(
+        applied.generation.to_owned(),
+        applied.manifest.clone(),
+        applied.runtime.clone(),
+    )];
+    for rec in applied.held {
+        let m = rec.manifest("what the applied state holds")?.into_owned();
+        sources.push((rec.generation.clone(), m, rec.runtime.clone()));
+    }
+    let mut out = Vec::new();
+    for (generation, mut m, mut runtime) in sources {
+        m.entries.retain(|e| under(&e.target));
+        runtime.retain(|t, _| under(t));
+        if !m.entries.is_empty() {
+            out.push(Recorded {
+                generation,
+                manifest_text: Str::from(m.to_json()),
+                runtime,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// What an interruption before the flip means.
@@ -378,6 +438,8 @@ struct Applied<'v, 'a> {
     manifest: &'v Manifest<'a>,
     /// Hashes of its runtime copies as installed.
     runtime: &'v BTreeMap<String, String>,
+    /// What earlier generations made that is held by a mount point (still ours).
+    held: &'v [Recorded<'static>],
 }
 
 fn gather_evidence<'a>(
@@ -400,6 +462,7 @@ fn gather_evidence<'a>(
         let m = view.manifest;
         ev.add_manifest(m);
         ev.add_copies(view.runtime, key);
+        add_held(&mut ev, view.held, key)?;
         if m.overlay != gen.manifest.overlay {
             old_overlays.insert(m.overlay.to_string());
         }
@@ -512,6 +575,7 @@ fn transition<'a>(
     let mut evidence = Evidence::default();
     evidence.add_manifest(&changed);
     evidence.add_copies(applied.runtime, key);
+    add_held(&mut evidence, applied.held, key)?;
     let mut old_overlays = BTreeSet::new();
     if !same_overlay {
         old_overlays.insert(changed.overlay.to_string());
