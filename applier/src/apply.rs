@@ -40,7 +40,7 @@ pub struct Ctx<'a> {
     pub evidence: &'a Evidence<'a>,
     /// The `systemd-tmpfiles` to run, found before the first write.
     pub tmpfiles: &'a runner::Engine<'a>,
-    /// The `--remove` child [`start_removal`] started, fed in phase 7.
+    /// The `--remove` child started early (see [`Children`]), fed in phase 7.
     pub removal: Option<runner::Tmpfiles>,
 }
 
@@ -187,7 +187,8 @@ fn changed_targets(old: &Manifest, new: &Manifest) -> (usize, usize) {
     }
 }
 
-/// Phase 4: everything before the flip. `creation`: what [`start_creation`] started.
+/// Phase 4: everything before the flip. `creation`: the `--create` children started early
+/// (see [`Children`]).
 pub fn prepare(ctx: &mut Ctx, plan: &Plan, creation: Option<Creation>) -> Result<()> {
     let overlay = ctx.new.overlay.clone();
     let mut lines = Vec::new();

@@ -13,6 +13,7 @@ pub mod apply;
 pub mod borrowed;
 pub mod errors;
 pub mod evidence;
+pub mod gather;
 pub mod generation;
 pub mod legacy;
 pub mod manifest;

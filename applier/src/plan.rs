@@ -175,7 +175,7 @@ pub struct Step {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub relink_first: bool,
     /// Left only because it is, or holds, a mount point: what was ours there stays ours
-    /// (the commit keeps its claims, see `switch::held_records`).
+    /// (the commit keeps its claims, see `gather::held_records`).
     #[serde(skip)]
     pub held: bool,
     /// The ancestor (a target) whose replacement carries this step along.

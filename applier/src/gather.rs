@@ -1,0 +1,261 @@
+//! What the recorded state says about a root before a switch looks at it: the applied
+//! generation and any interrupted ones, what they claim ([`Evidence`]), and for a plain
+//! transition which entries the stamps prove unchanged (see `stamps.rs`). Also what a switch
+//! must keep claiming because a mount point held it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+
+use crate::evidence::Evidence;
+use crate::generation::Generation;
+use crate::legacy;
+use crate::manifest::{Manifest, Str};
+use crate::plan::Plan;
+use crate::rootfs::{Node, Root};
+use crate::runtime::Key;
+use crate::stamps::{self, Prover, Stamps};
+use crate::state::{self, AppliedView, Recorded};
+
+/// What the recorded state says about the root.
+pub(crate) struct Gathered<'a> {
+    /// Claims of the applied generation, of interrupted switches, or of a legacy `/etc`.
+    pub(crate) evidence: Evidence<'a>,
+    /// Whether the claims come from a legacy NixOS `/etc`.
+    pub(crate) migrated: bool,
+    /// Overlays of recorded generations that differ from the new one.
+    pub(crate) old_overlays: BTreeSet<String>,
+    /// For a transition from the applied generation: which new entries want the same as
+    /// there (aligned with the new entries). `None`: look at every entry.
+    pub(crate) recorded: Option<Vec<bool>>,
+    /// The stamps that proved those entries unchanged (kept by the commit).
+    pub(crate) proven: Stamps,
+}
+
+/// Parses `applied.json`: the record, whether its manifest is the target's (compared by
+/// bytes: a re-switch, every boot), and, only when it is not, its parsed manifest.
+pub(crate) fn read_applied<'f>(
+    root: &Root,
+    file: Option<&'f crate::mapped::Mapped>,
+    gen: &Generation,
+) -> Result<(Option<AppliedView<'f>>, bool, Option<Manifest<'f>>)> {
+    let Some(file) = file else {
+        return Ok((None, false, None));
+    };
+    let view = AppliedView::parse_applied(root, file)?;
+    if view.manifest_text() == gen.text {
+        return Ok((Some(view), true, None));
+    }
+    let parsed = view.manifest()?;
+    Ok((Some(view), false, Some(parsed)))
+}
+
+/// The applied generation: where it was, and its manifest.
+#[derive(Clone, Copy)]
+pub(crate) struct Applied<'v, 'a> {
+    pub(crate) generation: &'v str,
+    pub(crate) manifest: &'v Manifest<'a>,
+    /// Hashes of its runtime copies as installed.
+    pub(crate) runtime: &'v BTreeMap<String, String>,
+    /// What earlier generations made that is held by a mount point (still ours).
+    pub(crate) held: &'v [Recorded<'static>],
+}
+
+pub(crate) fn gather_evidence<'a>(
+    root: &mut Root,
+    gen: &Generation<'a>,
+    (applied, same_manifest, pending, key): (
+        Option<Applied<'_, 'a>>,
+        bool,
+        &'a [Recorded],
+        Option<&Key>,
+    ),
+) -> Result<Gathered<'a>> {
+    let moved = overlay_moved(root, applied, pending)?;
+    if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest && !moved) {
+        return transition(root, gen, view, key);
+    }
+    let mut ev = Evidence::default();
+    let mut old_overlays = BTreeSet::new();
+    if let Some(view) = applied {
+        let m = view.manifest;
+        ev.add_manifest(m);
+        ev.add_copies(view.runtime, key);
+        add_held(&mut ev, view.held, key)?;
+        if m.overlay != gen.manifest.overlay {
+            old_overlays.insert(m.overlay.to_string());
+        }
+    }
+    for rec in pending {
+        ev.add_copies(&rec.runtime, key);
+        if rec.manifest_text == gen.text {
+            ev.add_manifest(&gen.manifest);
+            continue;
+        }
+        let m = rec.manifest(&format!("the recorded generation {}", rec.generation))?;
+        ev.add_manifest(&m);
+        if m.overlay != gen.manifest.overlay {
+            old_overlays.insert(m.overlay.to_string());
+        }
+    }
+    let mut out = Gathered {
+        evidence: ev,
+        migrated: false,
+        old_overlays,
+        recorded: None,
+        proven: Stamps::default(),
+    };
+    // Until a first switch commits, a legacy NixOS /etc stays evidence, also for the rerun of
+    // an interrupted migration; and again after setup-etc.pl took /etc back (a rollback),
+    // until the switch back commits.
+    if applied.is_none() || moved || (!pending.is_empty() && state::legacy_marked(root)?) {
+        if let Some(legacy) = legacy::evidence(root)? {
+            out.evidence.merge(legacy);
+            out.migrated = true;
+            if gen.manifest.overlay != legacy::LEGACY_OVERLAY {
+                out.old_overlays.insert(legacy::LEGACY_OVERLAY.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether something other than etcflip moved the overlay since: no overlay of a recorded
+/// generation (the applied one, or one an interrupted switch was going to) shows a recorded
+/// generation (e.g. after a rollback to a NixOS generation that runs setup-etc.pl, which flips
+/// `/etc/static`). Then nothing recorded is trusted.
+fn overlay_moved(root: &mut Root, applied: Option<Applied>, pending: &[Recorded]) -> Result<bool> {
+    let Some(view) = applied else {
+        return Ok(false);
+    };
+    let gens = recorded_generations(Some(view), pending);
+    let mut overlays = vec![view.manifest.overlay.to_string()];
+    for p in pending {
+        overlays.push(p.manifest(&p.generation)?.overlay.to_string());
+    }
+    for overlay in &overlays {
+        if let Node::Link(shown) = root.node_with(overlay.trim_start_matches('/'), false)? {
+            if gens.iter().any(|g| shown.strip_suffix("/etc") == Some(*g)) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The generations the state records: the applied one and those of interrupted switches.
+pub(crate) fn recorded_generations<'a>(
+    applied: Option<Applied<'a, '_>>,
+    pending: &'a [Recorded],
+) -> Vec<&'a str> {
+    applied
+        .map(|a| a.generation)
+        .into_iter()
+        .chain(pending.iter().map(|p| p.generation.as_str()))
+        .collect()
+}
+
+/// A plain transition from the applied generation: new entries that want the same as there
+/// and that the stamps of the last commit prove unchanged are recorded as they are (not
+/// looked at, no claims needed); the other applied entries are the whole evidence. With
+/// another overlay every link text differs.
+fn transition<'a>(
+    root: &mut Root,
+    gen: &Generation<'a>,
+    applied: Applied<'_, 'a>,
+    key: Option<&Key>,
+) -> Result<Gathered<'a>> {
+    let mut prover = Prover::new(stamps::read(root)?);
+    let old = applied.manifest;
+    let new = &gen.manifest.entries;
+    let same_overlay = old.overlay == gen.manifest.overlay;
+    let mut recorded = vec![false; new.len()];
+    let mut changed = Manifest {
+        entries: Vec::new(),
+        overlay: old.overlay.clone(),
+        ..*old
+    };
+    let mut j = 0;
+    for o in &old.entries {
+        while j < new.len() && new[j].target.as_str() < o.target.as_ref() {
+            j += 1;
+        }
+        if same_overlay
+            && j < new.len()
+            && new[j].target == o.target
+            && o.same_at_path(&new[j])
+            && prover.unchanged(root, &new[j])?
+        {
+            recorded[j] = true;
+        } else {
+            changed.entries.push(o.clone());
+        }
+    }
+    let mut evidence = Evidence::default();
+    evidence.add_manifest(&changed);
+    evidence.add_copies(applied.runtime, key);
+    add_held(&mut evidence, applied.held, key)?;
+    let mut old_overlays = BTreeSet::new();
+    if !same_overlay {
+        old_overlays.insert(changed.overlay.to_string());
+    }
+    Ok(Gathered {
+        evidence,
+        migrated: false,
+        old_overlays,
+        recorded: Some(recorded),
+        proven: prover.into_proven(),
+    })
+}
+
+/// Adds the claims of what is held by a mount point (see [`held_records`]).
+fn add_held(ev: &mut Evidence, held: &[Recorded], key: Option<&Key>) -> Result<()> {
+    for rec in held {
+        let m = rec.manifest("what the applied state holds")?;
+        ev.add_manifest(&m.into_owned());
+        ev.add_copies(&rec.runtime, key);
+    }
+    Ok(())
+}
+
+/// What this switch leaves only for a mount point (a path that is one, a directory holding
+/// one) and that earlier generations made: the applied generation's entries (and what it
+/// held) at or below those paths, kept in the committed state so they stay ours; a later
+/// switch that can replace or remove them drops them.
+pub(crate) fn held_records(
+    plan: &Plan,
+    applied: Option<Applied>,
+) -> Result<Vec<Recorded<'static>>> {
+    let held: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| s.held)
+        .map(|s| s.target.as_str())
+        .collect();
+    let Some(applied) = applied.filter(|_| !held.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let under = |t: &str| held.iter().any(|h| crate::manifest::is_same_or_below(t, h));
+    let mut sources = vec![(
+        applied.generation.to_owned(),
+        applied.manifest.clone(),
+        applied.runtime.clone(),
+    )];
+    for rec in applied.held {
+        let m = rec.manifest("what the applied state holds")?.into_owned();
+        sources.push((rec.generation.clone(), m, rec.runtime.clone()));
+    }
+    let mut out = Vec::new();
+    for (generation, mut m, mut runtime) in sources {
+        m.entries.retain(|e| under(&e.target));
+        runtime.retain(|t, _| under(t));
+        if !m.entries.is_empty() {
+            out.push(Recorded {
+                generation,
+                manifest_text: Str::from(m.to_json()),
+                runtime,
+            });
+        }
+    }
+    Ok(out)
+}
