@@ -277,3 +277,49 @@ fn a_refused_switch_makes_no_key() {
     s.switch(&a, &["--on-conflict", "backup"]);
     assert_eq!(owner_mode(&s.etc(".etcflip/key")), (0, 0, 0o600));
 }
+
+/// A switch that writes never replaces the root's key: one that cannot read it (not root)
+/// stops, and the digests recorded with it stay valid.
+#[test]
+fn a_switch_that_cannot_read_the_key_stops_and_keeps_it() {
+    let s = Scratch::new("boot-runtime-key-guard");
+    let a = s.gen(
+        "a",
+        &with_store(
+            &s,
+            &json!({"db.conf": secret_entry(), "m": {"text": "a\n"}}),
+        ),
+    );
+    let b = s.gen(
+        "b",
+        &with_store(
+            &s,
+            &json!({"db.conf": secret_entry(), "m": {"text": "b\n"}}),
+        ),
+    );
+    put_secret(&s, "pw\n");
+    s.switch(&a, &[]);
+    let key = std::fs::read(s.etc(".etcflip/key")).unwrap();
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&s.root)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    std::os::unix::fs::chown(s.etc(".etcflip/key"), Some(0), Some(0)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(etcflip_e2e::bin("etcflip"))
+        .args(["switch", b.to_str().unwrap(), "--root"])
+        .arg(&s.root)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("key cannot be read"),
+        "{}",
+        text_of(&out)
+    );
+    assert_eq!(std::fs::read(s.etc(".etcflip/key")).unwrap(), key);
+    assert_eq!(owner_mode(&s.etc(".etcflip/key")), (0, 0, 0o600));
+}

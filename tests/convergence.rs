@@ -410,3 +410,102 @@ fn what_a_mount_held_stays_ours_until_it_can_be_replaced() {
     assert!(!after.contains("etcflip-"), "{t}");
     assert!(after.contains("0 difference(s)"), "{t}");
 }
+
+/// Held claims belong to the generation that made the path: switching on while a mount stays
+/// neither grows the state nor lets a generation that never wrote the path claim it; and a
+/// mount that happens to show the wanted content holds the path just the same.
+#[test]
+fn held_claims_stay_with_the_generation_that_made_the_path() {
+    let s = Scratch::new("conv-held-owner");
+    let gen = |name: &str, content: &str| {
+        s.gen(
+            name,
+            &serde_json::json!({"etc": {
+                "c.conf": {"text": content, "mode": "0644"},
+                name: {"text": "x\n"},
+            }}),
+        )
+    };
+    let gens = [
+        gen("a", "c-a\n"),
+        gen("b", "c-b\n"),
+        gen("c", "c-c\n"),
+        gen("d", "c-d\n"),
+    ];
+    let bound = s.file("bound", "c-b\n");
+    let script = format!(
+        r#"
+        R="$R"; E="$E"
+        "$E" switch {a} --root "$R" >/dev/null
+        mount --bind {bound} "$R/etc/c.conf"
+        for g in {b} {c} {b} {c}; do "$E" switch "$g" --root "$R" >/dev/null; done
+        echo "== records"; grep -o '"generation":"[^"]*"' "$R/etc/.etcflip/applied.json" | sort | uniq -c
+        echo "== again"; "$E" switch {c} --root "$R" | tail -1
+        umount "$R/etc/c.conf"
+        echo "== under"; cat "$R/etc/c.conf"
+        # The admin writes what b declared, which b never installed there (a mount held it).
+        printf 'c-b\n' > "$R/etc/c.conf.new"; mv "$R/etc/c.conf.new" "$R/etc/c.conf"
+        echo "== to d"; "$E" switch {d} --root "$R" || echo "rc=$?"
+        "#,
+        a = gens[0].display(),
+        b = gens[1].display(),
+        c = gens[2].display(),
+        d = gens[3].display(),
+        bound = bound.display(),
+    );
+    let out = in_namespace(&s, &gens[0], &gens[1], &script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let records = t
+        .split("== records\n")
+        .nth(1)
+        .unwrap()
+        .split("== again")
+        .next()
+        .unwrap();
+    // The applied generation (c) and the one held record of a's c.conf: nothing else.
+    assert_eq!(records.lines().count(), 2, "{t}");
+    assert!(
+        records.contains("/gens/a\"") && records.contains("/gens/c\""),
+        "{t}"
+    );
+    assert!(
+        t.contains("== again\nalready up to date: nothing to do\n"),
+        "{t}"
+    );
+    assert!(t.contains("== under\nc-a\n"), "{t}");
+    let to_d = t.split("== to d\n").nth(1).unwrap();
+    assert!(to_d.contains("conflict") && to_d.contains("rc=3"), "{t}");
+}
+
+/// A mount point that shows what the new generation wants is still a mount point: what it
+/// covers stays etcflip's, so once it is gone the path is replaced, not refused.
+#[test]
+fn a_mount_showing_the_wanted_content_still_holds_the_path() {
+    let s = Scratch::new("conv-held-right");
+    let a = s.gen(
+        "a",
+        &serde_json::json!({"etc": {"c.conf": {"text": "c-a\n", "mode": "0644"}}}),
+    );
+    let b = s.gen(
+        "b",
+        &serde_json::json!({"etc": {"c.conf": {"text": "c-b\n", "mode": "0644"}}}),
+    );
+    let bound = s.file("bound", "c-b\n");
+    let script = format!(
+        r#"
+        "$E" switch "$A" --root "$R" >/dev/null
+        mount --bind {bound} "$R/etc/c.conf"
+        "$E" switch "$B" --root "$R" >/dev/null
+        umount "$R/etc/c.conf"
+        echo "== after"; "$E" switch "$B" --root "$R"; echo "rc=$?"; cat "$R/etc/c.conf"
+        "#,
+        bound = bound.display(),
+    );
+    let out = in_namespace(&s, &a, &b, &script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let after = t.split("== after\n").nth(1).unwrap();
+    assert!(after.contains("rc=0") && after.ends_with("c-b\n"), "{t}");
+    assert!(!after.contains("conflict"), "{t}");
+}

@@ -236,26 +236,43 @@ pub(crate) fn held_records(
         return Ok(Vec::new());
     };
     let under = |t: &str| held.iter().any(|h| crate::manifest::is_same_or_below(t, h));
-    let mut sources = vec![(
-        applied.generation.to_owned(),
-        applied.manifest.clone(),
-        applied.runtime.clone(),
-    )];
+    // What is already held keeps the claim of the generation that made it; the applied
+    // generation claims only what it did not leave itself (what it held, it never made).
+    let mut out = Vec::new();
+    let mut covered = BTreeSet::new();
     for rec in applied.held {
         let m = rec.manifest("what the applied state holds")?.into_owned();
-        sources.push((rec.generation.clone(), m, rec.runtime.clone()));
-    }
-    let mut out = Vec::new();
-    for (generation, mut m, mut runtime) in sources {
-        m.entries.retain(|e| under(&e.target));
-        runtime.retain(|t, _| under(t));
-        if !m.entries.is_empty() {
-            out.push(Recorded {
-                generation,
-                manifest_text: Str::from(m.to_json()),
-                runtime,
-            });
+        if let Some(kept) = held_part(&rec.generation, m, &rec.runtime, |t| {
+            under(t) && !covered.contains(t)
+        }) {
+            let m = kept.manifest("what the applied state holds")?;
+            covered.extend(m.entries.iter().map(|e| e.target.to_string()));
+            out.push(kept);
         }
     }
+    let fresh = |t: &str| under(t) && !covered.contains(t);
+    let m = applied.manifest.clone().into_owned();
+    out.extend(held_part(applied.generation, m, applied.runtime, fresh));
     Ok(out)
+}
+
+/// The part of a recorded generation whose targets pass `keep`, as a record of its own.
+fn held_part(
+    generation: &str,
+    mut m: Manifest<'static>,
+    runtime: &BTreeMap<String, String>,
+    keep: impl Fn(&str) -> bool,
+) -> Option<Recorded<'static>> {
+    m.entries.retain(|e| keep(&e.target));
+    let runtime = runtime
+        .iter()
+        .filter(|(t, _)| keep(t))
+        .map(|(t, d)| (t.clone(), d.clone()))
+        .collect();
+    (!m.entries.is_empty()).then(|| Recorded {
+        generation: generation.to_owned(),
+        // As the state file keeps it (trimmed), so that "held as before" compares equal.
+        manifest_text: Str::from(m.to_json().trim_end().to_owned()),
+        runtime,
+    })
 }

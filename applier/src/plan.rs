@@ -376,6 +376,8 @@ pub fn plan(inp: &Inputs) -> Plan {
         } else {
             decide(inp, e, seen, &mut step);
         }
+        // Whatever the step, what a mount point covers is not what is there: it stays held.
+        step.held |= node.is_mount_point();
         if e.kind == Kind::Dir && step.action.replaces() {
             swapped.push(&e.target);
         }

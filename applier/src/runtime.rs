@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
 use crate::evidence::Evidence;
 use crate::manifest::Manifest;
@@ -162,9 +162,28 @@ impl Key {
         Ok(Some(Key(root.read(&rel)?)).filter(|k| !k.0.is_empty()))
     }
 
+    /// The root's key for a switch that writes: an existing key must be readable (it is
+    /// never replaced: the recorded digests depend on it).
+    pub fn read_to_write(root: &mut Root) -> Result<Option<Key>> {
+        let rel = format!("{}/{KEY_FILE}", state_dir());
+        match root.node_with(&rel, false)? {
+            Node::Absent => Ok(None),
+            Node::File(_) => {
+                let bytes = root.read(&rel).with_context(|| {
+                    "the runtime-copy key cannot be read (switch as root)".to_owned()
+                })?;
+                Ok(Some(Key(bytes)).filter(|k| !k.0.is_empty()))
+            }
+            other => bail!(
+                "{} should be a regular file, found {other:?}",
+                root.show(&rel)
+            ),
+        }
+    }
+
     /// The root's key, made now (atomically, 0600) if it has none. Called under the lock.
     pub fn read_or_make(root: &mut Root) -> Result<Key> {
-        if let Some(key) = Key::read(root)? {
+        if let Some(key) = Key::read_to_write(root)? {
             return Ok(key);
         }
         let mut bytes = vec![0u8; 32];

@@ -90,8 +90,13 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         .transpose()?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
-    // The runtime-copy key is made only once the switch is going to write.
-    let key = Key::read(&mut root)?;
+    // The runtime-copy key is made only once the switch is going to write; a switch that
+    // writes must be able to read an existing one.
+    let key = if opts.dry_run {
+        Key::read(&mut root)?
+    } else {
+        Key::read_to_write(&mut root)?
+    };
     // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
     let (view, same_manifest, parsed) = read_applied(&root, applied_text.as_ref(), &gen)?;
@@ -134,7 +139,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         runtime: runtime::recorded(&looked.sources, found, key.as_ref()),
     };
     let keyed = runtime::keyed(&gen.manifest, key.as_ref());
-    let current = state_current((&pending, same_manifest, keyed), view.as_ref(), &record);
+    let held = held_records(&outcome.plan, applied)?;
+    let current = state_current((&pending, same_manifest, keyed), view.as_ref(), &record)
+        && held == held_before;
     if opts.dry_run || (outcome.plan.is_noop() && current) {
         if !opts.dry_run {
             legacy::keep_clean(&mut root, &gen.manifest)?; // in case it was lost meanwhile
@@ -151,7 +158,6 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         let found = (&outcome.plan, &looked.world, &gathered.evidence);
         record.runtime = runtime::recorded(&looked.sources, found, Some(&key));
     }
-    let held = held_records(&outcome.plan, applied)?;
     let decided = Decided {
         gen: &gen,
         gathered: &gathered,
@@ -209,7 +215,12 @@ fn carry_out<'r>(
     older.retain(|r| r != record);
     let migrated = d.gathered.migrated;
     // Held records count as ours from the journal on, like interrupted targets.
-    let claimed: Vec<Recorded> = older.iter().chain(d.held).cloned().collect();
+    let mut claimed: Vec<Recorded> = older.clone();
+    for h in d.held {
+        if !claimed.contains(h) {
+            claimed.push(h.clone());
+        }
+    }
     state::write_journal(root, record, &claimed, migrated)?;
     outcome.changed = true;
     let mut ctx = Ctx {
