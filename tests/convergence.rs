@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use etcflip_e2e::{bin, code, settle, spec, text, text_of, Scratch};
+use etcflip_e2e::{bin, code, settle, spec, text, text_of, unshare_private, Scratch};
 use serde_json::Value;
 
 /// A and B share everything in `ssh/` and differ only at the top level.
@@ -106,7 +106,8 @@ fn a_missing_unchanged_entry_is_restored_by_a_transition() {
 /// generations and `$E` the etcflip binary.
 fn in_namespace(s: &Scratch, a: &Path, b: &Path, script: &str) -> Output {
     Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-eu", "-c", script])
+        .args(unshare_private())
+        .args(["sh", "-eu", "-c", script])
         .env("R", &s.root)
         .env("A", a)
         .env("B", b)

@@ -202,6 +202,31 @@ pub fn settle() {
     std::thread::sleep(std::time::Duration::from_nanos(rest + 20_000_000));
 }
 
+/// `unshare` arguments for a private mount namespace, in which the tests mount: normally
+/// `-m --propagation private`. That needs `/` to be a mount point, which a bare chroot's is
+/// not (`shared/tools/fresh-machine.sh` runs the suite in one); when, moreover, no mount in
+/// sight propagates (every one is private already, as there), `--propagation unchanged` is
+/// just as private. Anywhere else the private form is used, and fails with unshare's message.
+pub fn unshare_private() -> &'static [&'static str] {
+    static ARGS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    ARGS.get_or_init(|| {
+        const PRIVATE: &[&str] = &["-m", "--propagation", "private"];
+        const UNCHANGED: &[&str] = &["-m", "--propagation", "unchanged"];
+        let works = Command::new("unshare")
+            .args(PRIVATE)
+            .arg("true")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let nothing_shared = std::fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|m| !m.is_empty() && !m.contains(" shared:"));
+        if !works && nothing_shared {
+            UNCHANGED
+        } else {
+            PRIVATE
+        }
+    })
+}
+
 /// Copies `<from>/etc` to `<to>/etc` exactly (links, modes, owners, times).
 pub fn copy_etc(from: &Path, to: &Path) {
     let st = Command::new("cp")

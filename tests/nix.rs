@@ -262,7 +262,13 @@ fn build(pkg: &Path, variant: &str, salt: &str) -> PathBuf {
 /// Where each path resolves for a process rooted at `root` that sees `/nix/store`.
 fn resolve_in_root(root: &Path, paths: &[String]) -> Vec<String> {
     let script = repo_root().join("tests/nix/resolve-in-root.sh");
-    let out = Command::new(script).arg(root).args(paths).output().unwrap();
+    let propagation = etcflip_e2e::unshare_private()[2];
+    let out = Command::new(script)
+        .env("ETCFLIP_UNSHARE_PROPAGATION", propagation)
+        .arg(root)
+        .args(paths)
+        .output()
+        .unwrap();
     ok(&out, "resolve-in-root.sh")
         .lines()
         .map(str::to_owned)
@@ -406,16 +412,8 @@ fn the_activation_snippet_switches_etc() {
         readlink /etc/motd
     "#;
     let out = Command::new("unshare")
-        .args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-eu",
-            "-c",
-            script,
-            "sh",
-        ])
+        .args(etcflip_e2e::unshare_private())
+        .args(["sh", "-eu", "-c", script, "sh"])
         .args([&a, &b, &by_name])
         .output()
         .unwrap();

@@ -6,7 +6,9 @@
 set -eu
 root=$1
 shift
-exec unshare -m --propagation private sh -eu -c '
+# The test passes the unshare arguments it chose (tests/harness.rs, unshare_private).
+propagation=${ETCFLIP_UNSHARE_PROPAGATION:-private}
+exec unshare -m --propagation "$propagation" sh -eu -c '
   root=$1; shift
   mkdir -p "$root/nix" "$root/usr"
   mount --rbind /nix "$root/nix"
