@@ -386,7 +386,9 @@ fn what_a_mount_held_stays_ours_until_it_can_be_replaced() {
         mount -t tmpfs none "$R/etc/d/sub"
         mount --bind {bound} "$R/etc/c.conf"
         echo "== held"; "$E" switch "$B" --root "$R"; echo "rc=$?"
+        echo "== status"; "$E" status --root "$R" | grep '^held'
         umount "$R/etc/d/sub" "$R/etc/c.conf"
+        echo "== status after"; "$E" status --root "$R" | grep -c '^held' || true
         echo "== freed"; "$E" switch "$B" --root "$R"; echo "rc=$?"
         echo "== after"; readlink "$R/etc/d"; ls -a "$R/etc"
         "$E" verify --root "$R"
@@ -398,6 +400,12 @@ fn what_a_mount_held_stays_ours_until_it_can_be_replaced() {
     assert_eq!(code(&out), 0, "{t}");
     let held = t.split("== held\n").nth(1).unwrap();
     assert!(held.contains("rc=0"), "{t}");
+    let status = t.split("== status\n").nth(1).unwrap();
+    assert!(
+        status.starts_with("held: /etc/c.conf: left for a mount point")
+            && status.contains("\nheld: /etc/d: "),
+        "{t}"
+    );
     let freed = t.split("== freed\n").nth(1).unwrap();
     let freed = freed.split("== after").next().unwrap();
     assert!(freed.contains("rc=0"), "{t}");

@@ -183,6 +183,11 @@ fn run_status(root: &std::path::Path, json: bool) -> Result<u8> {
     for u in &st.unresolved {
         println!("warning: {u}");
     }
+    for h in &st.held {
+        println!(
+            "held: {h}: left for a mount point; the first switch after it is gone finishes it"
+        );
+    }
     for p in &st.pending {
         println!("pending: an interrupted switch to {p}; run the switch again to finish");
     }

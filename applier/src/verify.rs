@@ -191,6 +191,10 @@ pub struct Status {
     pub pending: Vec<String>,
     /// Copies of the applied generation whose owner names resolve nowhere yet.
     pub unresolved: Vec<Unresolved>,
+    /// Paths etcflip made that the last switch left because a mount point holds them (still
+    /// etcflip's: the first switch after the mount is gone finishes the job).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
 /// Reads the state without taking the lock (a read-only view; a switch in progress shows as
@@ -220,5 +224,25 @@ pub fn status(root_path: &Path) -> Result<Status> {
         entries,
         pending,
         unresolved,
+        held: held_paths(&mut root)?,
     })
+}
+
+/// The topmost paths of what `applied.json` holds for mount points.
+fn held_paths(root: &mut Root) -> Result<Vec<String>> {
+    let Some(file) = state::read_applied_text(root)? else {
+        return Ok(Vec::new());
+    };
+    let view = AppliedView::parse_applied(root, &file)?;
+    let mut targets = std::collections::BTreeSet::new();
+    for rec in view.held() {
+        let m = rec.manifest("what the applied state holds")?;
+        targets.extend(m.entries.iter().map(|e| e.target.to_string()));
+    }
+    let top = targets.iter().filter(|t| {
+        !targets
+            .iter()
+            .any(|a| a != *t && crate::manifest::is_same_or_below(t, a))
+    });
+    Ok(top.map(|t| format!("/etc/{t}")).collect())
 }
