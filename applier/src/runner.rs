@@ -278,13 +278,6 @@ impl Drop for Tmpfiles {
     }
 }
 
-/// Runs one child over `lines` and waits for it.
-pub fn run(root: &Root, engine: &Engine, mode: Mode, lines: &str) -> Result<Option<String>> {
-    let mut child = engine.start(root, mode)?;
-    child.feed(lines)?;
-    child.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,20 +146,10 @@ impl Key {
         sha256_bytes(&bytes)
     }
 
-    /// The root's key, if it has one (and this process may read it: without root, a dry
-    /// run or `verify` simply proves nothing about runtime copies).
-    pub fn read(root: &mut Root) -> Result<Option<Key>> {
-        let rel = format!("{}/{KEY_FILE}", state_dir());
-        if !matches!(root.node_with(&rel, false)?, Node::File(_)) {
-            return Ok(None);
-        }
-        if !nix::unistd::geteuid().is_root()
-            && nix::unistd::access(&root.host_path().join(&rel), nix::unistd::AccessFlags::R_OK)
-                .is_err()
-        {
-            return Ok(None);
-        }
-        Ok(Some(Key(root.read(&rel)?)).filter(|k| !k.0.is_empty()))
+    /// The root's key, if it has one and this process may read it: without it a dry run or
+    /// `verify` simply proves nothing about runtime copies.
+    pub fn read(root: &mut Root) -> Option<Key> {
+        Key::read_to_write(root).ok().flatten()
     }
 
     /// The root's key for a switch that writes: an existing key must be readable (it is

@@ -93,7 +93,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     // The runtime-copy key is made only once the switch is going to write; a switch that
     // writes must be able to read an existing one.
     let key = if opts.dry_run {
-        Key::read(&mut root)?
+        Key::read(&mut root)
     } else {
         Key::read_to_write(&mut root)?
     };

@@ -9,7 +9,7 @@ use crate::manifest::{Kind, Manifest};
 use crate::owners::{self, Unresolved};
 use crate::rootfs::{Node, Root};
 use crate::runtime::{self, Source};
-use crate::state::{self, AppliedView};
+use crate::state::{self, AppliedView, Recorded};
 
 /// One path that differs from the applied generation.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -36,20 +36,23 @@ pub struct Report {
     pub unresolved: Vec<Unresolved>,
 }
 
-/// The applied generation and its manifest, if any.
-fn applied(root: &mut Root) -> Result<Option<(String, Manifest<'static>)>> {
+/// The applied generation, its manifest and what it holds for mount points, if any.
+type AppliedState = (String, Manifest<'static>, Vec<Recorded<'static>>);
+
+fn applied(root: &mut Root) -> Result<Option<AppliedState>> {
     let Some(file) = state::read_applied_text(root)? else {
         return Ok(None);
     };
     let view = AppliedView::parse_applied(root, &file)?;
     let manifest = view.manifest()?.into_owned();
-    Ok(Some((view.generation, manifest)))
+    let held = view.held();
+    Ok(Some((view.generation, manifest, held)))
 }
 
 /// Compares the root with the applied generation.
 pub fn verify(root_path: &Path) -> Result<Report> {
     let mut root = Root::open(root_path)?;
-    let Some((generation, m)) = applied(&mut root)? else {
+    let Some((generation, m, _)) = applied(&mut root)? else {
         bail!(
             "no generation has been applied to {} (no {}/applied.json)",
             root.show(""),
@@ -210,7 +213,9 @@ pub fn status(root_path: &Path) -> Result<Status> {
     let mut overlay = None;
     let mut generation = None;
     let mut unresolved = Vec::new();
-    if let Some((g, m)) = applied {
+    let mut held = Vec::new();
+    if let Some((g, m, h)) = applied {
+        held = held_paths(&h)?;
         for e in &m.entries {
             *entries.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
         }
@@ -224,18 +229,14 @@ pub fn status(root_path: &Path) -> Result<Status> {
         entries,
         pending,
         unresolved,
-        held: held_paths(&mut root)?,
+        held,
     })
 }
 
-/// The topmost paths of what `applied.json` holds for mount points.
-fn held_paths(root: &mut Root) -> Result<Vec<String>> {
-    let Some(file) = state::read_applied_text(root)? else {
-        return Ok(Vec::new());
-    };
-    let view = AppliedView::parse_applied(root, &file)?;
+/// The topmost paths of what the applied state holds for mount points.
+fn held_paths(held: &[Recorded]) -> Result<Vec<String>> {
     let mut targets = std::collections::BTreeSet::new();
-    for rec in view.held() {
+    for rec in held {
         let m = rec.manifest("what the applied state holds")?;
         targets.extend(m.entries.iter().map(|e| e.target.to_string()));
     }
