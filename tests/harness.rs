@@ -238,6 +238,23 @@ pub fn copy_etc(from: &Path, to: &Path) {
     assert!(st.success(), "cp -a failed");
 }
 
+/// Runs `etcflip switch <gen> --root <root> <extra…>` with every `unlinkat` it makes failing
+/// (`EPERM`, by strace's fault injection): a switch whose removals the kernel refuses, which
+/// stops it after the flip when it has nothing to remove before (callers check that it did).
+pub fn switch_with_failing_unlinkat(root: &Path, gen: &Path, extra: &[&str]) -> Output {
+    Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-e", "trace=unlinkat"])
+        .args(["-e", "inject=unlinkat:error=EPERM"])
+        .arg(bin("etcflip"))
+        .arg("switch")
+        .arg(gen)
+        .args(extra)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .expect("strace (apt-get install strace)")
+}
+
 /// The real `systemd-tmpfiles`, as the applier finds it (`ETCFLIP_TMPFILES`, else `PATH`).
 pub fn real_tmpfiles() -> PathBuf {
     etcflip::runner::find_tmpfiles().expect("systemd-tmpfiles is installed")

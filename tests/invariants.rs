@@ -529,57 +529,110 @@ fn invariant_4_killed_at_any_instant_the_next_run_converges() {
     );
 }
 
-/// Invariant 4 at fixed points: the `systemd-tmpfiles` the switch runs (a wrapper around the
-/// real one) kills etcflip (`SIGKILL`) just before or just after its `--create` run (before the
-/// flip) or its `--remove` run (after the flip); the next run, to B or to C, converges.
-/// "Before" is once the wrapper has read all its input (it is started earlier, and acts only
-/// then: see applier/src/runner.rs).
+/// Invariant 4 at fixed points before the flip: the `systemd-tmpfiles` the switch runs (a
+/// wrapper around the real one) kills etcflip (`SIGKILL`) just before or just after its
+/// `--create` run; the next run, to B or to C, converges. "Before" is once the wrapper has read
+/// all its input (it is started earlier, and acts only then: see applier/src/runner.rs).
 #[test]
-fn invariant_4_killed_around_each_tmpfiles_run_the_next_run_converges() {
+fn invariant_4_killed_around_the_tmpfiles_run_the_next_run_converges() {
     let k = Kill::setup("inv4-fixed");
     let (gb, gc) = (&k.gens[1], &k.gens[2]);
     let real = etcflip_e2e::real_tmpfiles();
-    for phase in ["create", "remove"] {
-        for when in ["before", "after"] {
-            for (target, want) in [(gb, &k.want_b), (gc, &k.want_c)] {
-                let context = format!(
-                    "killed {when} the {phase} run of A -> B, rerun to {}",
-                    target.display()
-                );
-                let t = Scratch::new(&format!("inv4-fixed-{phase}-{when}"));
-                copy_etc(&k.base.root, &t.root);
-                let killer = t.script(
-                    "bin/killing-tmpfiles",
-                    &format!(
-                        "case \" $* \" in *\" --{phase} \"*) ;; *) exec '{real}' \"$@\" ;; esac\n\
-                         if [ {when} = after ]; then '{real}' \"$@\"; else cat >/dev/null; fi\n\
-                         kill -9 $PPID\nexit 1",
-                        real = real.display()
-                    ),
-                );
-                let out = etcflip_env(
-                    &t.root,
-                    &["switch", gb.to_str().unwrap()],
-                    &[("ETCFLIP_TMPFILES", killer.as_os_str())],
-                );
-                assert_eq!(
-                    out.status.code(),
-                    None,
-                    "{context}: etcflip was not killed:\n{}",
-                    text_of(&out)
-                );
-                let flipped = overlay_text(&t.root) == Some(format!("{}/etc", gb.display()));
-                assert_eq!(flipped, phase == "remove", "{context}: overlay {flipped}");
-                let st = status_json(&t.root);
-                assert_eq!(
-                    st["pending"].as_array().map(Vec::len),
-                    Some(1),
-                    "{context}: the interrupted switch is reported: {st}"
-                );
-                assert_rerun_converges(&t.root, target, want, &context);
-            }
+    for when in ["before", "after"] {
+        for (target, want) in [(gb, &k.want_b), (gc, &k.want_c)] {
+            let context = format!(
+                "killed {when} the create run of A -> B, rerun to {}",
+                target.display()
+            );
+            let t = Scratch::new(&format!("inv4-fixed-{when}"));
+            copy_etc(&k.base.root, &t.root);
+            let killer = t.script(
+                "bin/killing-tmpfiles",
+                &format!(
+                    "if [ {when} = after ]; then '{real}' \"$@\"; else cat >/dev/null; fi\n\
+                     kill -9 $PPID\nexit 1",
+                    real = real.display()
+                ),
+            );
+            let out = etcflip_env(
+                &t.root,
+                &["switch", gb.to_str().unwrap()],
+                &[("ETCFLIP_TMPFILES", killer.as_os_str())],
+            );
+            assert_eq!(
+                out.status.code(),
+                None,
+                "{context}: etcflip was not killed:\n{}",
+                text_of(&out)
+            );
+            let flipped = overlay_text(&t.root) == Some(format!("{}/etc", gb.display()));
+            assert!(!flipped, "{context}: flipped before its links were made");
+            let st = status_json(&t.root);
+            assert_eq!(
+                st["pending"].as_array().map(Vec::len),
+                Some(1),
+                "{context}: the interrupted switch is reported: {st}"
+            );
+            assert_rerun_converges(&t.root, target, want, &context);
         }
     }
+}
+
+/// Invariant 4 at every removal: the switch A → B is killed (`SIGKILL`, by strace's fault
+/// injection on etcflip alone) at each `unlinkat` it makes after the flip, while it removes
+/// what is stale, from the last one back to the last one before the flip. Each next run,
+/// alternately to B and to C, converges.
+#[test]
+fn invariant_4_killed_at_every_removal_the_next_run_converges() {
+    let k = Kill::setup("inv4-unlink");
+    let gb = &k.gens[1];
+    let traced = |root: &Path, inject: Option<u32>, log: &Path| {
+        let mut cmd = Command::new("strace");
+        cmd.args(["-qq", "-e", "trace=unlinkat", "-o"]).arg(log);
+        if let Some(n) = inject {
+            cmd.arg("-e")
+                .arg(format!("inject=unlinkat:signal=KILL:when={n}"));
+        }
+        cmd.arg(bin("etcflip"))
+            .args(["switch", gb.to_str().unwrap(), "--root"])
+            .arg(root)
+            .output()
+            .expect("strace (apt-get install strace)")
+    };
+    // How many unlinkat calls a whole switch makes.
+    let count = Scratch::new("inv4-unlink-count");
+    copy_etc(&k.base.root, &count.root);
+    let log = count.dir.join("unlinkat.log");
+    assert!(traced(&count.root, None, &log).status.success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    let calls = log.lines().filter(|l| l.starts_with("unlinkat(")).count();
+    let calls = u32::try_from(calls).unwrap();
+    let mut after_flip = 0;
+    for n in (1..=calls).rev() {
+        let (target, want) = if n % 2 == 0 {
+            (gb, &k.want_b)
+        } else {
+            (&k.gens[2], &k.want_c)
+        };
+        let t = Scratch::new(&format!("inv4-unlink-{n}"));
+        copy_etc(&k.base.root, &t.root);
+        let out = traced(&t.root, Some(n), &t.dir.join("unlinkat.log"));
+        assert!(!out.status.success(), "kill point {n} of {calls} missed");
+        let flipped = overlay_text(&t.root) == Some(format!("{}/etc", gb.display()));
+        let context = format!(
+            "killed at unlinkat {n} of {calls} of A -> B, rerun to {}",
+            target.display()
+        );
+        assert_rerun_converges(&t.root, target, want, &context);
+        if !flipped {
+            break;
+        }
+        after_flip += 1;
+    }
+    assert!(
+        after_flip >= 5,
+        "only {after_flip} removals after the flip were kill points"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -439,33 +439,26 @@ fn nixos_etc_import_reproduces_the_legacy_tree() {
     assert_second_switch_is_a_noop(&s, &gen_new);
 }
 
-/// A `systemd-tmpfiles` stand-in that fails (doing nothing) in `mode` and runs the real one
-/// otherwise.
-fn failing_tmpfiles(s: &Scratch, mode: &str) -> PathBuf {
-    s.script(
-        &format!("tmpfiles-failing-{mode}"),
-        &format!(
-            "for a in \"$@\"; do [ \"$a\" = --{mode} ] && exit 1; done\nexec {} \"$@\"",
-            etcflip_e2e::real_tmpfiles().display()
-        ),
-    )
-}
-
 #[test]
 fn an_interrupted_migration_is_finished_by_the_next_run() {
-    // `create`: the read-back fails before the flip; `remove`: the stale paths cannot be
-    // removed after the flip. Either way the journal is written and the state not advanced.
+    // `create`: tmpfiles fails, so the read-back fails before the flip; `remove`: the stale
+    // paths cannot be removed after the flip. Either way the journal is written and the state
+    // not advanced.
     for (mode, flipped) in [("create", false), ("remove", true)] {
         let s = Scratch::new(&format!("migrate-interrupted-{mode}"));
         let drv = old_etc_tree(&s);
         legacy_etc(&s, &drv);
         let g = s.gen("new", &new_spec(&s));
-        let out = Command::new(bin("etcflip"))
-            .args(["switch", g.to_str().unwrap(), "--root"])
-            .arg(&s.root)
-            .env("ETCFLIP_TMPFILES", failing_tmpfiles(&s, mode))
-            .output()
-            .unwrap();
+        let out = if flipped {
+            etcflip_e2e::switch_with_failing_unlinkat(&s.root, &g, &[])
+        } else {
+            Command::new(bin("etcflip"))
+                .args(["switch", g.to_str().unwrap(), "--root"])
+                .arg(&s.root)
+                .env("ETCFLIP_TMPFILES", s.script("tmpfiles-failing", "exit 1"))
+                .output()
+                .unwrap()
+        };
         assert_eq!(code(&out), 1, "{mode}: {}", text_of(&out));
         let want_static = if flipped {
             "/gens/new/etc"
@@ -718,13 +711,16 @@ fn a_switch_back_after_a_rollback_that_is_interrupted_is_finished_by_the_rerun()
     // Forward again, stopped after the flip (stale paths cannot be removed): the overlay
     // already shows the new generation, so the rerun cannot tell from it that setup-etc.pl's
     // paths are to be cleaned up; the journal's legacy mark tells it.
-    let out = Command::new(bin("etcflip"))
-        .args(["switch", g.to_str().unwrap(), "--root"])
-        .arg(&s.root)
-        .env("ETCFLIP_TMPFILES", failing_tmpfiles(&s, "remove"))
-        .output()
-        .unwrap();
+    let out = etcflip_e2e::switch_with_failing_unlinkat(&s.root, &g, &[]);
     assert_eq!(code(&out), 1, "{}", text_of(&out));
+    assert_eq!(
+        std::fs::read_link(s.etc("static")).unwrap(),
+        g.join("etc")
+            .strip_prefix(&s.root)
+            .map(|p| Path::new("/").join(p))
+            .unwrap(),
+        "stopped after the flip"
+    );
     assert!(s.etc(".etcflip/journal.json").is_file());
     assert!(s.etc(".etcflip/legacy").is_file());
     let out = s.switch(&g, &[]);

@@ -3,9 +3,9 @@
 //!
 //! For each binary, in a fresh scratch root: links with nasty names and nasty targets are
 //! created from a snippet passed by absolute path (outside the root), every link is read back
-//! and its target compared byte for byte, the root must hold nothing else, and a transient `r`
-//! snippet must remove everything again. A negative test shows the same check failing for an
-//! argument written without the encoding.
+//! and its target compared byte for byte, and the root must hold nothing else. A negative test
+//! shows the same check failing for an argument written without the encoding. (Removal does
+//! not go through tmpfiles: see the README, "Removal".)
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use etcflip::tmpfiles::{dir_line, link_line, parse_line, remove_line};
+use etcflip::tmpfiles::{dir_line, link_line, parse_line};
 use etcflip_e2e::tmpfiles_bins::{versions, TmpfilesBin};
 
 /// A 200-byte name made of characters that each need care.
@@ -61,7 +61,7 @@ struct Layout {
     /// `(link path, target)`.
     links: Vec<(String, String)>,
     /// Regular files put there beforehand, standing for entries etcflip does not own: no
-    /// snippet line names them, and they must survive create and remove.
+    /// snippet line names them, and they must survive creation.
     foreign: Vec<String>,
 }
 
@@ -98,8 +98,8 @@ fn layout() -> Layout {
     }
 }
 
-/// Names that are glob patterns to `r` lines (tmpfiles globs `r`/`R` paths with `GLOB_BRACE`),
-/// each with the foreign names that pattern would match.
+/// Names that are glob patterns to tmpfiles' globbing line types, each with the foreign names
+/// that pattern would match: `L` and `d` paths must stay literal.
 const GLOB_NAMES: &[(&str, &[&str])] = &[
     ("star*", &["starX"]),
     ("q?", &["qX"]),
@@ -277,35 +277,6 @@ fn creation_problems(root: &Path, layout: &Layout) -> Vec<String> {
     problems
 }
 
-/// What the root must hold after removal: the foreign files and the dirs above them.
-fn survivors(layout: &Layout) -> BTreeSet<Vec<u8>> {
-    let mut keep = BTreeSet::new();
-    for file in &layout.foreign {
-        let mut path = Path::new(file);
-        while path != Path::new("/") {
-            keep.insert(path.as_os_str().as_bytes().to_vec());
-            path = path.parent().unwrap_or(Path::new("/"));
-        }
-    }
-    keep
-}
-
-/// Every deviation of the root after removal from `survivors(layout)`.
-fn removal_problems(root: &Path, layout: &Layout) -> Vec<String> {
-    let left = walk(root);
-    let keep = survivors(layout);
-    let mut problems: Vec<String> = show(left.difference(&keep))
-        .into_iter()
-        .map(|p| format!("not removed: {p:?}"))
-        .collect();
-    problems.extend(
-        show(keep.difference(&left))
-            .into_iter()
-            .map(|p| format!("foreign entry removed: {p:?}")),
-    );
-    problems
-}
-
 /// The create snippet for `layout`, links encoded by `link`.
 fn create_snippet(layout: &Layout, link: impl Fn(&str, &str) -> String) -> String {
     let mut text = String::new();
@@ -318,30 +289,9 @@ fn create_snippet(layout: &Layout, link: impl Fn(&str, &str) -> String) -> Strin
     text
 }
 
-/// The transient removal snippet: every link, then every dir that holds no foreign entry,
-/// deepest first.
-fn remove_snippet(layout: &Layout) -> String {
-    let keep = survivors(layout);
-    let mut paths: Vec<&String> = layout
-        .links
-        .iter()
-        .map(|(path, _)| path)
-        .chain(
-            layout
-                .dirs
-                .iter()
-                .rev()
-                .filter(|d| !keep.contains(d.as_bytes())),
-        )
-        .collect();
-    // Stable sort: children before parents, otherwise snippet order.
-    paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
-    paths.iter().map(|p| remove_line(p)).collect()
-}
-
-/// Creates `layout` with the emitted encoding, checks it, removes it again with `r` lines and
-/// checks that; returns every problem found, prefixed by the version.
-fn create_check_remove(bin: &TmpfilesBin, layout: &Layout) -> Vec<String> {
+/// Creates `layout` with the emitted encoding and checks it; returns every problem found,
+/// prefixed by the version.
+fn create_and_check(bin: &TmpfilesBin, layout: &Layout) -> Vec<String> {
     let scratch = Scratch::new(&bin.major.to_string());
     let root = scratch.root();
     for file in &layout.foreign {
@@ -364,36 +314,26 @@ fn create_check_remove(bin: &TmpfilesBin, layout: &Layout) -> Vec<String> {
     }
     problems.extend(creation_problems(&root, layout).into_iter().map(tag));
 
-    let remove = remove_snippet(layout);
-    let snippet = scratch.snippet("remove.conf", &remove);
-    if let Err(e) = run(bin, "--remove", &root, &snippet) {
-        problems.push(tag(e));
-    }
-    problems.extend(removal_problems(&root, layout).into_iter().map(tag));
-
     if problems.is_empty() {
         eprintln!(
             "tmpfiles {}: {} links + {} dirs created, read back byte-exact, nothing else in the \
-             root, {} foreign entries kept, removed",
+             root, {} foreign entries kept",
             bin.major,
             layout.links.len(),
             layout.dirs.len(),
             layout.foreign.len()
         );
     } else {
-        eprintln!(
-            "tmpfiles {}: create snippet:\n{create}remove snippet:\n{remove}",
-            bin.major
-        );
+        eprintln!("tmpfiles {}: create snippet:\n{create}", bin.major);
     }
     problems
 }
 
-/// Runs [`create_check_remove`] on every available version; every problem fails the test.
+/// Runs [`create_and_check`] on every available version; every problem fails the test.
 fn assert_every_version(layout: &Layout) {
     let problems: Vec<String> = versions()
         .iter()
-        .flat_map(|bin| create_check_remove(bin, layout))
+        .flat_map(|bin| create_and_check(bin, layout))
         .collect();
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
@@ -403,10 +343,10 @@ fn every_version_round_trips_nasty_names() {
     assert_every_version(&layout());
 }
 
-/// `L` paths are literal, but `r` paths are glob patterns (with braces): a removal must hit
-/// exactly the named link, never a foreign entry the name happens to match as a pattern.
+/// `L` and `d` paths are literal: a name that would be a glob pattern (with braces) makes
+/// exactly that link, and the foreign entries it would match stay as they are.
 #[test]
-fn every_version_removes_glob_names_exactly() {
+fn every_version_creates_glob_names_literally() {
     assert_every_version(&glob_layout());
 }
 
@@ -427,16 +367,6 @@ fn emitted_lines_parse_back() {
             let line = dir_line(dir, 0o755);
             let parsed = parse_line(&line).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!((parsed.kind.as_str(), &parsed.path), ("d", dir), "{line:?}");
-            assert_eq!(parsed.arg, None, "{line:?}");
-        }
-        for (path, _) in &layout.links {
-            let line = remove_line(path);
-            let parsed = parse_line(&line).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(
-                (parsed.kind.as_str(), &parsed.path),
-                ("r", path),
-                "{line:?}"
-            );
             assert_eq!(parsed.arg, None, "{line:?}");
         }
     }

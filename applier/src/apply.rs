@@ -6,7 +6,7 @@
 //!   everything read back. A failure here leaves what readers see unchanged.
 //! - [`flip`] (phase 5): one `rename(2)` of a fresh link over the overlay — the commit point.
 //! - [`finish`] (phases 6–7): staged paths renamed into place, built directories exchanged
-//!   in, then what is stale and still ours removed through `systemd-tmpfiles --remove`.
+//!   in, then what is stale and still ours removed with `unlinkat` on directory fds.
 //!
 //! Scratch names live beside their target, are derived from it (so a rerun finds a killed
 //! run's leftovers) and contain `.etcflip-`, which targets may not contain.
@@ -22,7 +22,7 @@ use crate::parts::{Creation, Line};
 use crate::plan::{Action, Found, Plan, Step};
 use crate::rootfs::{join, sha256_bytes, split, Node, Owner, Root};
 use crate::runner;
-use crate::tmpfiles::{dir_line, link_line, remove_line};
+use crate::tmpfiles::{dir_line, link_line};
 
 /// What the engine needs besides the plan.
 pub struct Ctx<'a> {
@@ -40,8 +40,6 @@ pub struct Ctx<'a> {
     pub evidence: &'a Evidence<'a>,
     /// The `systemd-tmpfiles` to run, found before the first write.
     pub tmpfiles: &'a runner::Engine<'a>,
-    /// The `--remove` child started early (see [`Children`]), fed in phase 7.
-    pub removal: Option<runner::Tmpfiles>,
 }
 
 /// The scratch name for `target` and a purpose (`stage`, `link`, `swap`), relative to the root.
@@ -120,26 +118,21 @@ fn made_by_tmpfiles(step: &Step) -> bool {
 pub struct Children {
     /// Phase 4's `--create` children (fed in [`prepare`]).
     pub creation: Option<Creation>,
-    /// Phase 7's `--remove` child (fed when the stale paths have been re-checked).
-    pub removal: Option<runner::Tmpfiles>,
 }
 
 impl Children {
-    /// Starts children as soon as the manifests alone show that targets are added or removed
-    /// (`old`: the applied manifest; `None` on an empty root), before the switch looks and
-    /// plans. A switch that only changes sources (or none) starts none.
+    /// Starts children as soon as the manifests alone show that targets are added (`old`:
+    /// the applied manifest; `None` on an empty root), before the switch looks and plans. A
+    /// switch that only changes sources or removes targets starts none.
     pub fn early(
         root: &Root,
         engine: &runner::Engine,
         old: Option<&Manifest>,
         new: &Manifest,
     ) -> Result<Children> {
-        let (added, removed) = old.map_or((new.entries.len(), 0), |old| changed_targets(old, new));
+        let added = old.map_or(new.entries.len(), |old| added_targets(old, new));
         Ok(Children {
             creation: Creation::start(root, engine, added)?,
-            removal: (removed > 0)
-                .then(|| engine.start(root, runner::Mode::Remove))
-                .transpose()?,
         })
     }
 
@@ -149,34 +142,22 @@ impl Children {
             let lines = plan.steps.iter().filter(|s| made_by_tmpfiles(s)).count();
             self.creation = Creation::start(root, engine, lines)?;
         }
-        let removes = plan
-            .steps
-            .iter()
-            .any(|s| s.action == Action::Remove && s.with.is_none());
-        if self.removal.is_none() && removes {
-            self.removal = Some(engine.start(root, runner::Mode::Remove)?);
-        }
         Ok(self)
     }
 }
 
-/// How many targets `new` adds to `old`, and how many it drops (a merge of sorted lists).
-fn changed_targets(old: &Manifest, new: &Manifest) -> (usize, usize) {
-    let (mut added, mut removed) = (0, 0);
+/// How many targets `new` adds to `old` (a merge of sorted lists).
+fn added_targets(old: &Manifest, new: &Manifest) -> usize {
+    let mut added = 0;
     let (mut o, mut n) = (old.entries.iter().peekable(), new.entries.iter().peekable());
     loop {
         match (o.peek(), n.peek()) {
-            (None, None) => return (added, removed),
+            (_, None) => return added,
             (Some(a), Some(b)) if a.target == b.target => {
                 o.next();
                 n.next();
             }
             (Some(a), Some(b)) if a.target.as_str() < b.target.as_str() => {
-                removed += 1;
-                o.next();
-            }
-            (Some(_), None) => {
-                removed += 1;
                 o.next();
             }
             _ => {
@@ -443,12 +424,12 @@ fn backup_name(
     bail!("no free backup name for {}", root.show(at))
 }
 
-/// Removes stale paths that are still ours (re-checked now), children first, through
-/// `systemd-tmpfiles --remove`; then reads back.
+/// Removes stale paths that are still ours, children first. Each is re-checked now and
+/// removed with `unlinkat` on the very directory fd it was re-checked through, so a directory
+/// swapped since (say, for a link out of the root) is never followed. `systemd-tmpfiles
+/// --remove` cannot promise that: it resolves every path again by name (README, "Removal").
 fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
     let mut notes = Vec::new();
-    let mut lines = String::new();
-    let mut gone = Vec::new();
     for step in plan.steps.iter().rev() {
         if step.action != Action::Remove || step.with.is_some() {
             continue;
@@ -465,38 +446,11 @@ fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
             ));
             continue;
         }
-        lines.push_str(&remove_line(&runner::in_etc(&at)));
-        gone.push(at);
-    }
-    let started = ctx.removal.take();
-    if lines.is_empty() {
-        if let Some(child) = started {
-            child.finish()?; // nothing left to remove: it reads nothing and exits
-        }
-        return Ok(notes);
-    }
-    let mut child = match started {
-        Some(child) => child,
-        None => ctx.tmpfiles.start(ctx.root, runner::Mode::Remove)?,
-    };
-    child.feed(&lines)?;
-    let complaint = child.finish()?;
-    ctx.root.forget_dirs();
-    for at in gone {
-        match ctx.root.node_with(&at, false)? {
-            Node::Absent | Node::Blocked(_) => {}
-            Node::Dir(_) => notes.push(format!(
+        if !ctx.root.remove_entry(&at, matches!(node, Node::Dir(_)))? {
+            notes.push(format!(
                 "kept {}: something was added to it during the switch",
                 ctx.root.show(&at)
-            )),
-            other => bail!(
-                "{} should have been removed but is still there ({other:?}){}",
-                ctx.root.show(&at),
-                complaint
-                    .as_deref()
-                    .map(|c| format!("; systemd-tmpfiles said: {c}"))
-                    .unwrap_or_default()
-            ),
+            ));
         }
     }
     Ok(notes)

@@ -20,7 +20,7 @@ use std::ops::Range;
 use anyhow::Result;
 
 use crate::rootfs::Root;
-use crate::runner::{Engine, Mode, Tmpfiles};
+use crate::runner::{Engine, Tmpfiles};
 
 /// One line of a creation: the path it makes (relative to the root), and its text.
 pub struct Line {
@@ -96,7 +96,7 @@ impl Creation {
             return Ok(None);
         }
         let children = (0..count(lines))
-            .map(|_| engine.start(root, Mode::Create))
+            .map(|_| engine.start(root))
             .collect::<Result<_>>()?;
         Ok(Some(Creation { children }))
     }

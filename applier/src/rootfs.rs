@@ -500,17 +500,48 @@ impl Root {
         Ok(())
     }
 
+    /// Removes the entry at `rel` through the fd of its parent as cached when it was looked
+    /// at (never by re-resolving the path: a parent swapped since for a link elsewhere is not
+    /// followed). A directory goes only when empty: returns `false` when it is not.
+    pub fn remove_entry(&mut self, rel: &str, dir: bool) -> Result<bool> {
+        let flags = if dir {
+            UnlinkatFlags::RemoveDir
+        } else {
+            UnlinkatFlags::NoRemoveDir
+        };
+        match self.unlink_at(rel, flags)? {
+            Err(Errno::ENOTEMPTY) => Ok(false),
+            Err(e) => bail!("cannot remove {}: {e}", self.show(rel)),
+            Ok(()) => {
+                if dir {
+                    self.dirs
+                        .retain(|k, _| !crate::manifest::is_same_or_below(k, rel));
+                }
+                Ok(true)
+            }
+        }
+    }
+
     fn unlink_flags(&mut self, rel: &str, flags: UnlinkatFlags) -> Result<()> {
+        match self.unlink_at(rel, flags)? {
+            Ok(()) => Ok(()),
+            Err(e) => bail!("cannot remove {}: {e}", self.show(rel)),
+        }
+    }
+
+    /// `unlinkat` in the parent of `rel`; the outer error is a parent that is not a real
+    /// directory, the inner one what `unlinkat` said. Missing is fine.
+    fn unlink_at(&mut self, rel: &str, flags: UnlinkatFlags) -> Result<Result<(), Errno>> {
         let (parent, name) = split(rel);
         let shown = self.show(rel);
         let pfd = match self.dir_fd(parent) {
             Ok(Some(fd)) => fd,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(Ok(())),
             Err((at, e)) => bail!("cannot remove {shown}: {at} is not a directory ({e})"),
         };
         match unlinkat(pfd, name, flags) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(e) => bail!("cannot remove {shown}: {e}"),
+            Ok(()) | Err(Errno::ENOENT) => Ok(Ok(())),
+            Err(e) => Ok(Err(e)),
         }
     }
 

@@ -34,7 +34,7 @@ pub const TMPFILES_ENV: &str = "ETCFLIP_TMPFILES";
 /// Where `systemd-tmpfiles` is looked for after `PATH` (activation may run with a bare PATH).
 const FALLBACK_DIRS: [&str; 3] = ["/usr/bin", "/bin", "/run/current-system/sw/bin"];
 
-const INSTALL_HINT: &str = "etcflip needs it to create and remove /etc links. Install it: \
+const INSTALL_HINT: &str = "etcflip needs it to create /etc links. Install it: \
     Debian/Ubuntu `apt-get install systemd` (or the smaller `systemd-standalone-tmpfiles`), \
     Fedora `dnf install systemd`; on NixOS it is part of systemd";
 
@@ -122,24 +122,6 @@ fn tie_to_switch(cmd: &mut std::process::Command, lock_fd: RawFd) {
     }
 }
 
-/// `--create` or `--remove`.
-#[derive(Debug, Clone, Copy)]
-pub enum Mode {
-    /// Create links and directories.
-    Create,
-    /// Remove paths (`r` lines).
-    Remove,
-}
-
-impl Mode {
-    fn flag(self) -> &'static str {
-        match self {
-            Mode::Create => "--create",
-            Mode::Remove => "--remove",
-        }
-    }
-}
-
 /// A path below the root as a child sees it: `etc/a/b` is `/a/b` (see the module comment).
 pub fn in_etc(rel: &str) -> String {
     format!("/{}", rel.strip_prefix("etc/").unwrap_or(rel))
@@ -165,10 +147,10 @@ pub struct Tmpfiles {
 }
 
 impl Engine<'_> {
-    /// Starts `systemd-tmpfiles --create|--remove -` below `<root>/etc`; it acts once
+    /// Starts `systemd-tmpfiles --create -` below `<root>/etc`; it acts once
     /// [`Tmpfiles::finish`] closes its input.
-    pub fn start(&self, root: &Root, mode: Mode) -> Result<Tmpfiles> {
-        let shown = format!("{} {}", self.bin.display(), mode.flag());
+    pub fn start(&self, root: &Root) -> Result<Tmpfiles> {
+        let shown = format!("{} --create", self.bin.display());
         let errors = nix::sys::memfd::memfd_create(
             c"etcflip-tmpfiles-stderr",
             nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
@@ -176,7 +158,7 @@ impl Engine<'_> {
         .context("cannot make a buffer for systemd-tmpfiles' messages")?;
         let stderr = File::from(errors);
         let mut cmd = Command::new(&self.bin);
-        cmd.arg(mode.flag())
+        cmd.arg("--create")
             .arg(format!("--root={}", root.host_path().join("etc").display()))
             .arg("-")
             .stdin(Stdio::piped())

@@ -231,7 +231,6 @@ fn carry_out<'r>(
         runtime: &d.looked.sources,
         evidence: &d.gathered.evidence,
         tmpfiles,
-        removal: children.removal,
     };
     let old_overlays = &d.gathered.old_overlays;
     let old_overlay = old_overlays.first().map(String::as_str);

@@ -66,42 +66,6 @@ pub fn dir_line(path: &str, mode: u32) -> String {
     format!("d {} :{mode:04o} - - -\n", quote_path(path))
 }
 
-/// `r` line: remove a file, a link or an empty directory. Only ever written to transient
-/// snippets passed by absolute path, never installed (it would run at every boot).
-///
-/// tmpfiles treats an `r` path as a glob (with brace expansion, backslash escaping) on 252,
-/// 254 and 257: unescaped, `r "/etc/a*"` would also remove `/etc/ab`, and `{a,b}` both `a` and
-/// `b`. So glob characters are escaped first, then the path is quoted as usual.
-pub fn remove_line(path: &str) -> String {
-    format!("r {}\n", quote_path(&glob_escape(path)))
-}
-
-fn glob_escape(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + 4);
-    for c in path.chars() {
-        if matches!(c, '\\' | '*' | '?' | '[' | '{') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn glob_unescape(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut it = path.chars();
-    while let Some(c) = it.next() {
-        if c == '\\' {
-            if let Some(n) = it.next() {
-                out.push(n);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Names that each broke some tmpfiles encoding somewhere (quoting, specifiers, comments,
 /// escapes, outer spaces, a lone `-`, control characters, UTF-8): the table every encoding
 /// test runs, here and in the end-to-end tests.
@@ -127,7 +91,7 @@ pub const TRICKY_NAMES: &[&str] = &[
 /// One parsed line, for tests and for reading a snippet back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
-    /// `L`, `d`, `r`.
+    /// `L` or `d`.
     pub kind: String,
     /// Decoded path.
     pub path: String,
@@ -170,9 +134,6 @@ pub fn parse_line(line: &str) -> Result<Line, String> {
         ["", _, _, _, _, arg] => Some(unescape_arg(arg)?),
         _ => None,
     };
-    if kind == "r" {
-        path = glob_unescape(&path);
-    }
     Ok(Line {
         kind: kind.to_owned(),
         path,
@@ -223,22 +184,6 @@ mod tests {
     }
 
     #[test]
-    fn remove_lines_escape_globs_and_round_trip() {
-        for name in TRICKY_NAMES
-            .iter()
-            .chain(&["star*", "q?", "br[a]", "{a,b}"])
-        {
-            let path = format!("/etc/{name}");
-            let parsed = parse_line(&remove_line(&path)).unwrap();
-            assert_eq!(
-                (parsed.kind.as_str(), parsed.path.as_str()),
-                ("r", path.as_str())
-            );
-        }
-        assert_eq!(remove_line("/etc/a*"), "r \"/etc/a\\\\*\"\n");
-    }
-
-    #[test]
     fn argument_edges() {
         assert_eq!(escape_arg("-"), "\\x2d");
         assert_eq!(escape_arg(" a "), "\\x20a\\x20");
@@ -257,8 +202,6 @@ mod tests {
             ));
         }
         out.push_str(&dir_line("/etc/pam.d", 0o755));
-        out.push_str(&remove_line("/etc/a \"b\""));
-        out.push_str(&remove_line("/etc/g/{a,b}*?[x]\\y"));
         insta::assert_snapshot!(out);
     }
 }
