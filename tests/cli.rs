@@ -190,21 +190,24 @@ fn dry_run_changes_nothing_and_lists_the_plan() {
     }
 
     // B's entries that want what A's did (hosts: a new source behind the same overlay link;
-    // login.defs: the same copy; ssh and ssh/ssh_config) are not proven unchanged: A's switch
-    // made them moments ago, so its commit could stamp none (tests/convergence.rs covers
-    // skipping). They are looked at and kept: "keep" in JSON, not listed in the text above.
-    assert_eq!(v["plan"]["recorded"], json!(0), "{v:#}");
-    for unchanged in [
-        "/etc/hosts",
-        "/etc/login.defs",
-        "/etc/ssh",
-        "/etc/ssh/ssh_config",
-    ] {
+    // login.defs: the same copy; ssh and ssh/ssh_config) are not proven unchanged by stamps:
+    // A's switch made them moments ago, so its commit could stamp none (tests/convergence.rs
+    // covers skipping). The two links are read and are exactly what B wants, so they are taken
+    // as recorded (no step); the copy and the directory are looked at and kept: "keep" in
+    // JSON, not listed in the text above.
+    assert_eq!(v["plan"]["recorded"], json!(2), "{v:#}");
+    for unchanged in ["/etc/login.defs", "/etc/ssh"] {
         assert!(
             triples
                 .iter()
                 .any(|(p, a, _)| p == unchanged && a == "keep"),
             "{unchanged} is not kept: {triples:#?}"
+        );
+    }
+    for read in ["/etc/hosts", "/etc/ssh/ssh_config"] {
+        assert!(
+            !triples.iter().any(|(p, _, _)| p == read),
+            "{read} has a step: {triples:#?}"
         );
     }
 

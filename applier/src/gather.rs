@@ -14,7 +14,7 @@ use crate::manifest::{Manifest, Str};
 use crate::plan::Plan;
 use crate::rootfs::{Node, Root};
 use crate::runtime::Key;
-use crate::stamps::{self, Prover, Stamps};
+use crate::stamps::Stamps;
 use crate::state::{self, AppliedView, Recorded};
 
 /// What the recorded state says about the root.
@@ -33,17 +33,18 @@ pub(crate) struct Gathered<'a> {
 }
 
 /// Parses `applied.json`: the record, whether its manifest is the target's (compared by
-/// bytes: a re-switch, every boot), and, only when it is not, its parsed manifest.
+/// bytes with `gen_text`, the target's trimmed manifest: a re-switch, every boot), and, only
+/// when it is not, its parsed manifest.
 pub(crate) fn read_applied<'f>(
     root: &Root,
     file: Option<&'f crate::mapped::Mapped>,
-    gen: &Generation,
+    gen_text: &str,
 ) -> Result<(Option<AppliedView<'f>>, bool, Option<Manifest<'f>>)> {
     let Some(file) = file else {
         return Ok((None, false, None));
     };
     let view = AppliedView::parse_applied(root, file)?;
-    if view.manifest_text() == gen.text {
+    if view.manifest_text() == gen_text {
         return Ok((Some(view), true, None));
     }
     let parsed = view.manifest()?;
@@ -73,7 +74,7 @@ pub(crate) fn gather_evidence<'a>(
 ) -> Result<Gathered<'a>> {
     let moved = overlay_moved(root, applied, pending)?;
     if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest && !moved) {
-        return transition(root, gen, view, key);
+        return crate::transition::transition(root, gen, view, key);
     }
     let mut ev = Evidence::default();
     let mut old_overlays = BTreeSet::new();
@@ -155,61 +156,8 @@ pub(crate) fn recorded_generations<'a>(
         .collect()
 }
 
-/// A plain transition from the applied generation: new entries that want the same as there
-/// and that the stamps of the last commit prove unchanged are recorded as they are (not
-/// looked at, no claims needed); the other applied entries are the whole evidence. With
-/// another overlay every link text differs.
-fn transition<'a>(
-    root: &mut Root,
-    gen: &Generation<'a>,
-    applied: Applied<'_, 'a>,
-    key: Option<&Key>,
-) -> Result<Gathered<'a>> {
-    let mut prover = Prover::new(stamps::read(root)?);
-    let old = applied.manifest;
-    let new = &gen.manifest.entries;
-    let same_overlay = old.overlay == gen.manifest.overlay;
-    let mut recorded = vec![false; new.len()];
-    let mut changed = Manifest {
-        entries: Vec::new(),
-        overlay: old.overlay.clone(),
-        ..*old
-    };
-    let mut j = 0;
-    for o in &old.entries {
-        while j < new.len() && new[j].target.as_str() < o.target.as_ref() {
-            j += 1;
-        }
-        if same_overlay
-            && j < new.len()
-            && new[j].target == o.target
-            && o.same_at_path(&new[j])
-            && prover.unchanged(root, &new[j])?
-        {
-            recorded[j] = true;
-        } else {
-            changed.entries.push(o.clone());
-        }
-    }
-    let mut evidence = Evidence::default();
-    evidence.add_manifest(&changed);
-    evidence.add_copies(applied.runtime, key);
-    add_held(&mut evidence, applied.held, key)?;
-    let mut old_overlays = BTreeSet::new();
-    if !same_overlay {
-        old_overlays.insert(changed.overlay.to_string());
-    }
-    Ok(Gathered {
-        evidence,
-        migrated: false,
-        old_overlays,
-        recorded: Some(recorded),
-        proven: prover.into_proven(),
-    })
-}
-
 /// Adds the claims of what is held by a mount point (see [`held_records`]).
-fn add_held(ev: &mut Evidence, held: &[Recorded], key: Option<&Key>) -> Result<()> {
+pub(crate) fn add_held(ev: &mut Evidence, held: &[Recorded], key: Option<&Key>) -> Result<()> {
     for rec in held {
         let m = rec.manifest("what the applied state holds")?;
         ev.add_manifest(&m.into_owned());

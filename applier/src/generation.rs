@@ -62,21 +62,37 @@ impl GenerationFile {
         Ok(GenerationFile { host, manifest })
     }
 
-    /// Parses and checks the generation: the manifest must be valid and the payload must
-    /// match it (copies and text files by sha256, direct links by their text). Every problem
-    /// is reported at once.
+    /// The manifest's text, for [`Generation::parse`] (which another thread may run: the
+    /// text is a plain `&str`).
+    pub fn text(&self) -> Result<&str> {
+        self.manifest.text().ok_or_else(|| {
+            Invalid::one(format!(
+                "{}: the manifest is not UTF-8",
+                self.host.join("manifest.json").display()
+            ))
+            .into()
+        })
+    }
+
+    /// Parses and checks the generation (see [`Generation::parse`]).
     pub fn parse(&self) -> Result<Generation<'_>> {
-        let mpath = self.host.join("manifest.json");
-        let text = self.manifest.text().ok_or_else(|| {
-            Invalid::one(format!("{}: the manifest is not UTF-8", mpath.display()))
-        })?;
+        Generation::parse(&self.host, self.text()?)
+    }
+}
+
+impl<'a> Generation<'a> {
+    /// Parses and checks the generation at `host` whose manifest reads `text`: the manifest
+    /// must be valid and the payload must match it (copies and text files by sha256, direct
+    /// links by their text). Every problem is reported at once.
+    pub fn parse(host: &'a Path, text: &'a str) -> Result<Generation<'a>> {
+        let mpath = host.join("manifest.json");
         let manifest = Manifest::from_json(text, &mpath.display().to_string())?;
-        let problems = payload_problems(&self.host, &manifest);
+        let problems = payload_problems(host, &manifest);
         if !problems.is_empty() {
-            return Err(Invalid::many(&self.host.display().to_string(), problems).into());
+            return Err(Invalid::many(&host.display().to_string(), problems).into());
         }
         Ok(Generation {
-            host: &self.host,
+            host,
             text: text.trim_end(),
             manifest,
         })

@@ -5,7 +5,7 @@
 //! ([`tmpfiles`]); the generator depends on both.
 //!
 //! Layout: [`switch`] runs the phases; [`stamps`] proves what a transition may skip,
-//! [`observe`] looks (read-only) at the rest, [`owners`] and [`runtime`] resolve what only the
+//! (for a transition, in [`transition`]), [`observe`] looks (read-only) at the rest, [`owners`] and [`runtime`] resolve what only the
 //! root can say, [`plan`] decides (pure), [`apply`] acts; every file-system access goes
 //! through [`rootfs::Root`] (its one stat call: [`statx`]).
 
@@ -32,4 +32,5 @@ pub mod state;
 pub mod statx;
 pub mod switch;
 pub mod tmpfiles;
+pub mod transition;
 pub mod verify;

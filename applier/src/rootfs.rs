@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use nix::errno::Errno;
@@ -111,30 +111,12 @@ pub struct Root {
 
 /// How many directory fds one [`Root`] keeps open: a quarter of the soft open-file limit (at
 /// most 256). systemd starts services, `nixos-rebuild`'s switch among them, with a soft limit
-/// of 1,024, and a tree can hold far more directories than that; two roots (a switch's second
-/// thread) then still leave half of the limit to everything else.
+/// of 1,024, and a tree can hold far more directories than that; the rest of the limit stays
+/// for everything else (lock, state files, pipes to tmpfiles).
 fn max_cached_dirs() -> usize {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
     usize::try_from(soft / 4).unwrap_or(256).clamp(4, 256)
-}
-
-/// What another thread needs to make its own [`Root`] on the same directory.
-pub struct RootSeed {
-    host: PathBuf,
-    fd: OwnedFd,
-}
-
-impl RootSeed {
-    /// The [`Root`], in the thread that uses it.
-    pub fn open(self) -> Root {
-        Root {
-            host: self.host.into(),
-            fd: self.fd,
-            dirs: HashMap::new(),
-            max_dirs: max_cached_dirs(),
-        }
-    }
 }
 
 /// Splits `a/b/c` into (`a/b`, `c`); a top-level name has the parent `""` (the root).
@@ -166,19 +148,6 @@ impl Root {
             fd,
             dirs: HashMap::new(),
             max_dirs: max_cached_dirs(),
-        })
-    }
-
-    /// A second handle on the same open root directory, with a cache of its own, for another
-    /// thread (a `Root` itself stays on one): see [`RootSeed::open`].
-    pub fn seed(&self) -> Result<RootSeed> {
-        let fd = self
-            .fd
-            .try_clone()
-            .with_context(|| format!("cannot duplicate the fd of {}", self.host.display()))?;
-        Ok(RootSeed {
-            host: self.host.to_path_buf(),
-            fd,
         })
     }
 

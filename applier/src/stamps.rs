@@ -109,8 +109,8 @@ fn etc(target: &str) -> String {
 }
 
 /// Checks entries against the stamps, remembering each directory's answer.
-pub struct Prover {
-    stamps: Stamps,
+pub struct Prover<'s> {
+    stamps: &'s Stamps,
     dirs: BTreeMap<String, bool>,
     /// The last directory asked about and its answer: entries come sorted, so siblings are
     /// asked about in a row.
@@ -119,9 +119,9 @@ pub struct Prover {
     proven: Stamps,
 }
 
-impl Prover {
+impl<'s> Prover<'s> {
     /// A prover over recorded stamps.
-    pub fn new(stamps: Stamps) -> Prover {
+    pub fn new(stamps: &'s Stamps) -> Prover<'s> {
         Prover {
             stamps,
             dirs: BTreeMap::new(),

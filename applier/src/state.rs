@@ -117,6 +117,15 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// `systemd-tmpfiles` child of a killed one (it holds the lock until it dies, see `runner`),
 /// holds it, waits up to [`LOCK_WAIT`], then fails: a rerun right after a kill converges
 /// instead of failing, and two switches started together run one after the other.
+/// Whether the lock file is already there (then [`lock`] creates nothing).
+pub fn lock_present(root: &mut Root) -> Result<bool> {
+    let rel = format!("{}/lock", state_dir());
+    Ok(matches!(
+        root.node_with(&rel, false)?,
+        crate::rootfs::Node::File(_)
+    ))
+}
+
 pub fn lock(root: &mut Root) -> Result<Lock> {
     let dir = state_dir();
     root.make_dirs(&dir)?;

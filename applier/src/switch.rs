@@ -80,14 +80,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     // First of all: from here on SIGTERM/SIGINT end the switch at a consistent point.
     let mut signals = (!opts.dry_run).then(Signals::watch);
     let file = GenerationFile::open(&opts.generation)?;
-    let gen = file.parse()?;
+    let gen_text = file.text()?;
     let mut root = Root::open(&opts.root)?;
-    let gen_in_root = gen.path_in_root(&opts.root)?;
-    let target_text = format!("{gen_in_root}/etc");
-    // A dry run writes nothing, not even the lock file.
-    let lock = (!opts.dry_run)
-        .then(|| state::lock(&mut root))
-        .transpose()?;
+    let (lock, gen_first) = lock_in_order(opts.dry_run, &mut root, &file.host, gen_text)?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
     // The runtime-copy key is made only once the switch is going to write; a switch that
@@ -99,7 +94,15 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     };
     // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
-    let (view, same_manifest, parsed) = read_applied(&root, applied_text.as_ref(), &gen)?;
+    let (gen, (view, same_manifest, parsed)) = match gen_first {
+        Some(gen) => {
+            let applied = read_applied(&root, applied_text.as_ref(), gen.text)?;
+            (gen, applied)
+        }
+        None => parse_both(&file.host, gen_text, &root, applied_text.as_ref())?,
+    };
+    let gen_in_root = gen.path_in_root(&opts.root)?;
+    let target_text = format!("{gen_in_root}/etc");
     let held_before = view.as_ref().map(StateView::held).unwrap_or_default();
     let applied = view.as_ref().map(|v| Applied {
         generation: &v.generation,
@@ -184,6 +187,48 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     leave_to_exit(opts.exiting, applied_text);
     Ok(outcome)
 }
+
+/// Takes the lock (none for a dry run, which writes nothing, not even the lock file). Where
+/// the lock file is there, taking it writes nothing, so it comes first and the generation is
+/// checked later, while the applied state is parsed; on a fresh root the generation is checked
+/// first (returned), so that an invalid one is refused before the lock makes anything.
+fn lock_in_order<'f>(
+    dry_run: bool,
+    root: &mut Root,
+    host: &'f std::path::Path,
+    text: &'f str,
+) -> Result<(Option<state::Lock>, Option<Generation<'f>>)> {
+    if dry_run {
+        return Ok((None, None));
+    }
+    if state::lock_present(root)? {
+        return Ok((Some(state::lock(root)?), None));
+    }
+    let gen = Generation::parse(host, text)?;
+    Ok((Some(state::lock(root)?), Some(gen)))
+}
+
+/// The generation and the applied state, parsed at once on two threads (each a few
+/// milliseconds for a large manifest). A problem with the generation is reported first.
+fn parse_both<'f>(
+    host: &'f std::path::Path,
+    text: &'f str,
+    root: &Root,
+    applied: Option<&'f crate::mapped::Mapped>,
+) -> Result<(Generation<'f>, AppliedParts<'f>)> {
+    std::thread::scope(|s| {
+        let gen = s.spawn(|| Generation::parse(host, text));
+        let parts = read_applied(root, applied, text.trim_end());
+        let gen = gen
+            .join()
+            .map_err(|_| anyhow::anyhow!("internal: the thread parsing the generation panicked"))?;
+        Ok((gen?, parts?))
+    })
+}
+
+/// What [`read_applied`] returns: the applied state, whether its manifest is the target's,
+/// and its manifest parsed when it is not.
+type AppliedParts<'f> = (Option<StateView<'f>>, bool, Option<Manifest<'f>>);
 
 /// What phases 0 and 1 decided, for phases 2 to 9.
 struct Decided<'d, 'a> {
