@@ -322,11 +322,14 @@ fn a_switch_waits_for_the_lock() {
     assert_eq!(etcflip(&s.root, &["verify"]).status.code(), Some(0));
 }
 
-/// A switch starts only the children it needs: none for a no-op, and none for a plan that
+/// A switch feeds only the children it needs: none for a no-op, and none for a plan that
 /// creates nothing through tmpfiles (here: a copy's content changes, a file goes away;
-/// removal is etcflip's own, never a tmpfiles run).
+/// removal is etcflip's own, never a tmpfiles run). A switch to another generation may start
+/// one before it knows (see applier/src/apply.rs, `Children::speculative`); unused, it is
+/// killed before it was given a line. The spy reads its whole input first, as tmpfiles does,
+/// and logs only what it was given.
 #[test]
-fn a_plan_that_creates_nothing_starts_no_tmpfiles() {
+fn a_plan_that_creates_nothing_feeds_no_tmpfiles() {
     let g = Scratch::new_in_memory("orphans-spy-gens");
     let s = Scratch::new_in_memory("orphans-spy");
     let copy = |content: &str| json!({"text": content, "mode": "0644"});
@@ -340,7 +343,9 @@ fn a_plan_that_creates_nothing_starts_no_tmpfiles() {
     let spy = s.script(
         "bin/spy-tmpfiles",
         &format!(
-            "echo \"$*\" >> '{}'\nexec '{}' \"$@\"",
+            "input=$(mktemp -p '{}')\ncat > \"$input\"\n\
+             echo \"$* $(wc -l < \"$input\")\" >> '{}'\nexec '{}' \"$@\" < \"$input\"",
+            s.dir.display(),
             log.display(),
             etcflip_e2e::real_tmpfiles().display()
         ),
@@ -355,6 +360,19 @@ fn a_plan_that_creates_nothing_starts_no_tmpfiles() {
         assert_eq!(code(&out), 0, "{}", text_of(&out));
     }
     let ran = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(ran, "", "no systemd-tmpfiles should have run");
+    assert_eq!(ran, "", "no systemd-tmpfiles should have been fed");
     assert!(absent(&s.root.join("etc/motd")), "the stale link is gone");
+    // The spy does see a run that creates: back to A makes motd, one line.
+    let out = Command::new(bin("etcflip"))
+        .args(["switch", a.to_str().unwrap(), "--root"])
+        .arg(&s.root)
+        .env("ETCFLIP_TMPFILES", &spy)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let ran = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        ran.lines().count() == 1 && ran.contains("--create") && ran.ends_with(" 1\n"),
+        "{ran:?}"
+    );
 }

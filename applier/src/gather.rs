@@ -15,7 +15,7 @@ use crate::plan::Plan;
 use crate::rootfs::{Node, Root};
 use crate::runtime::Key;
 use crate::stamps::Stamps;
-use crate::state::{self, AppliedView, Recorded};
+use crate::state::{self, Recorded, StateView};
 
 /// What the recorded state says about the root.
 pub(crate) struct Gathered<'a> {
@@ -32,23 +32,20 @@ pub(crate) struct Gathered<'a> {
     pub(crate) proven: Stamps,
 }
 
-/// Parses `applied.json`: the record, whether its manifest is the target's (compared by
-/// bytes with `gen_text`, the target's trimmed manifest: a re-switch, every boot), and, only
-/// when it is not, its parsed manifest.
-pub(crate) fn read_applied<'f>(
+/// Parses `applied.json`'s record (`file`), and says whether its manifest is the target's
+/// (`gen_text`), compared by bytes: a re-switch, every boot, parses no second manifest.
+pub(crate) fn read_view<'f>(
     root: &Root,
     file: Option<&'f crate::mapped::Mapped>,
     gen_text: &str,
-) -> Result<(Option<AppliedView<'f>>, bool, Option<Manifest<'f>>)> {
-    let Some(file) = file else {
-        return Ok((None, false, None));
-    };
-    let view = AppliedView::parse_applied(root, file)?;
-    if view.manifest_text() == gen_text {
-        return Ok((Some(view), true, None));
-    }
-    let parsed = view.manifest()?;
-    Ok((Some(view), false, Some(parsed)))
+) -> Result<(Option<StateView<'f>>, bool)> {
+    let view = file
+        .map(|f| StateView::parse_applied(root, f))
+        .transpose()?;
+    let same = view
+        .as_ref()
+        .is_some_and(|v| v.manifest_text() == gen_text.trim_end());
+    Ok((view, same))
 }
 
 /// The applied generation: where it was, and its manifest.

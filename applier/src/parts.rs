@@ -89,15 +89,21 @@ pub struct Creation {
 }
 
 impl Creation {
-    /// Starts the children for a creation of `lines` lines; `None` when there is none (a plan
-    /// that creates nothing starts no `--create`).
-    pub fn start(root: &Root, engine: &Engine, lines: usize) -> Result<Option<Creation>> {
+    /// The children for a creation of `lines` lines, the `spare` one (already started) first;
+    /// `None` when there is none (a plan that creates nothing feeds no `--create`).
+    pub fn start(
+        root: &Root,
+        engine: &Engine,
+        lines: usize,
+        spare: &mut Option<Tmpfiles>,
+    ) -> Result<Option<Creation>> {
         if lines == 0 {
             return Ok(None);
         }
-        let children = (0..count(lines))
-            .map(|_| engine.start(root))
-            .collect::<Result<_>>()?;
+        let mut children: Vec<Tmpfiles> = spare.take().into_iter().collect();
+        while children.len() < count(lines) {
+            children.push(engine.start(root)?);
+        }
         Ok(Some(Creation { children }))
     }
 

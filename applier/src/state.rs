@@ -244,10 +244,7 @@ pub struct StateView<'a> {
     pending: Vec<RawRecorded<'a>>,
 }
 
-/// `applied.json` as a switch reads it.
-pub type AppliedView<'a> = StateView<'a>;
-
-/// `applied.json`, mapped, if any (parse it with [`AppliedView::parse_applied`]).
+/// `applied.json`, mapped, if any (parse it with [`StateView::parse_applied`]).
 pub fn read_applied_text(root: &mut Root) -> Result<Option<Mapped>> {
     read_optional(root, &format!("{}/{APPLIED}", state_dir()))
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::apply::{self, Children, Ctx};
 use crate::errors::Refused;
 use crate::gather::{
-    gather_evidence, held_records, read_applied, recorded_generations, Applied, Gathered,
+    gather_evidence, held_records, read_view, recorded_generations, Applied, Gathered,
 };
 use crate::generation::{Generation, GenerationFile};
 use crate::legacy;
@@ -94,12 +94,16 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     };
     // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
-    let (gen, (view, same_manifest, parsed)) = match gen_first {
-        Some(gen) => {
-            let applied = read_applied(&root, applied_text.as_ref(), gen.text)?;
-            (gen, applied)
-        }
-        None => parse_both(&file.host, gen_text, &root, applied_text.as_ref())?,
+    let (view, same_manifest) = read_view(&root, applied_text.as_ref(), gen_text)?;
+    let engine = match &lock {
+        Some(lock) if !same_manifest => Some(Engine::new(runner::find_tmpfiles()?, lock)),
+        _ => None,
+    };
+    let spare = Children::speculative(&root, engine.as_ref().filter(|_| view.is_some()))?;
+    let old = view.as_ref().filter(|_| !same_manifest);
+    let (gen, parsed) = match gen_first {
+        Some(gen) => (gen, old.map(StateView::manifest).transpose()?),
+        None => parse_both(&file.host, gen_text, old)?,
     };
     let gen_in_root = gen.path_in_root(&opts.root)?;
     let target_text = format!("{gen_in_root}/etc");
@@ -111,15 +115,11 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         held: &held_before,
     });
     let pending = state::read_journal(&mut root)?;
-    // A switch to another generation starts its tmpfiles children now, to overlap their
-    // start-up with looking and planning (a re-switch starts them only if it must repair).
-    let engine = match &lock {
-        Some(lock) if !same_manifest => Some(Engine::new(runner::find_tmpfiles()?, lock)),
-        _ => None,
-    };
+    // Once the manifests show how many targets are added, the creation's children start
+    // (with the speculative one), to overlap their start-up with looking and planning.
     let children = match &engine {
-        Some(e) => Children::early(&root, e, applied.map(|a| a.manifest), &gen.manifest)?,
-        None => Children::default(),
+        Some(e) => spare.early(&root, e, applied.map(|a| a.manifest), &gen.manifest)?,
+        None => spare,
     };
     let state = (applied, same_manifest, &pending[..], key.as_ref());
     let gathered = gather_evidence(&mut root, &gen, state)?;
@@ -208,27 +208,23 @@ fn lock_in_order<'f>(
     Ok((Some(state::lock(root)?), Some(gen)))
 }
 
-/// The generation and the applied state, parsed at once on two threads (each a few
-/// milliseconds for a large manifest). A problem with the generation is reported first.
+/// The generation and the applied manifest (`old`, when it is not the generation's), parsed
+/// at once on two threads (each a few milliseconds for a large manifest). A problem with the
+/// generation is reported first.
 fn parse_both<'f>(
     host: &'f std::path::Path,
     text: &'f str,
-    root: &Root,
-    applied: Option<&'f crate::mapped::Mapped>,
-) -> Result<(Generation<'f>, AppliedParts<'f>)> {
+    old: Option<&StateView<'f>>,
+) -> Result<(Generation<'f>, Option<Manifest<'f>>)> {
     std::thread::scope(|s| {
         let gen = s.spawn(|| Generation::parse(host, text));
-        let parts = read_applied(root, applied, text.trim_end());
+        let parsed = old.map(StateView::manifest).transpose();
         let gen = gen
             .join()
             .map_err(|_| anyhow::anyhow!("internal: the thread parsing the generation panicked"))?;
-        Ok((gen?, parts?))
+        Ok((gen?, parsed?))
     })
 }
-
-/// What [`read_applied`] returns: the applied state, whether its manifest is the target's,
-/// and its manifest parsed when it is not.
-type AppliedParts<'f> = (Option<StateView<'f>>, bool, Option<Manifest<'f>>);
 
 /// What phases 0 and 1 decided, for phases 2 to 9.
 struct Decided<'d, 'a> {

@@ -9,7 +9,7 @@ use crate::manifest::{Kind, Manifest};
 use crate::owners::{self, Unresolved};
 use crate::rootfs::{Node, Root};
 use crate::runtime::{self, Source};
-use crate::state::{self, AppliedView, Recorded};
+use crate::state::{self, Recorded, StateView};
 
 /// One path that differs from the applied generation.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -43,7 +43,7 @@ fn applied(root: &mut Root) -> Result<Option<AppliedState>> {
     let Some(file) = state::read_applied_text(root)? else {
         return Ok(None);
     };
-    let view = AppliedView::parse_applied(root, &file)?;
+    let view = StateView::parse_applied(root, &file)?;
     let manifest = view.manifest()?.into_owned();
     let held = view.held();
     Ok(Some((view.generation, manifest, held)))
