@@ -128,10 +128,10 @@ impl Children {
     /// A switch to another generation (`engine`) starts one child before it parses the
     /// manifests, while the process is still small (a fork then costs a fraction of a
     /// millisecond, not one or two) and its start-up has the most to overlap.
-    pub fn speculative(root: &Root, engine: Option<&runner::Engine>) -> Result<Children> {
+    pub fn speculative(engine: Option<&runner::Engine>) -> Result<Children> {
         Ok(Children {
             creation: None,
-            spare: engine.map(|e| e.start(root)).transpose()?,
+            spare: engine.map(runner::Engine::start).transpose()?,
         })
     }
 
@@ -140,22 +140,21 @@ impl Children {
     /// plans.
     pub fn early(
         mut self,
-        root: &Root,
         engine: &runner::Engine,
         old: Option<&Manifest>,
         new: &Manifest,
     ) -> Result<Children> {
         let added = old.map_or(new.entries.len(), |old| added_targets(old, new));
-        self.creation = Creation::start(root, engine, added, &mut self.spare)?;
+        self.creation = Creation::start(engine, added, &mut self.spare)?;
         Ok(self)
     }
 
     /// Starts what the plan needs and was not started early (drift to repair, say); a spare
     /// child nothing needs is killed now.
-    pub fn complete(mut self, root: &Root, engine: &runner::Engine, plan: &Plan) -> Result<Self> {
+    pub fn complete(mut self, engine: &runner::Engine, plan: &Plan) -> Result<Self> {
         if self.creation.is_none() {
             let lines = plan.steps.iter().filter(|s| made_by_tmpfiles(s)).count();
-            self.creation = Creation::start(root, engine, lines, &mut self.spare)?;
+            self.creation = Creation::start(engine, lines, &mut self.spare)?;
         }
         self.spare = None;
         Ok(self)

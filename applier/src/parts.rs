@@ -92,7 +92,6 @@ impl Creation {
     /// The children for a creation of `lines` lines, the `spare` one (already started) first;
     /// `None` when there is none (a plan that creates nothing feeds no `--create`).
     pub fn start(
-        root: &Root,
         engine: &Engine,
         lines: usize,
         spare: &mut Option<Tmpfiles>,
@@ -102,7 +101,7 @@ impl Creation {
         }
         let mut children: Vec<Tmpfiles> = spare.take().into_iter().collect();
         while children.len() < count(lines) {
-            children.push(engine.start(root)?);
+            children.push(engine.start()?);
         }
         Ok(Some(Creation { children }))
     }

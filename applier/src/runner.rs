@@ -5,11 +5,11 @@
 //! advisory (research: a data error can mask a create error), so callers always read back what
 //! they asked for.
 //!
-//! Each child runs below `<root>/etc` (`--root=<root>/etc`, lines name `/<path below etc>`):
-//! everything etcflip hands tmpfiles is below `/etc`, and each path component less saves
-//! tmpfiles about eight system calls per line (it walks every path twice, component by
-//! component). `<root>/etc` is a real directory by then: the lock lives below it, and
-//! [`Root`] opens it without following links.
+//! Each child runs below `<root>/etc` (`--root=/proc/self/fd/N`, N an inherited descriptor of
+//! that directory; lines name `/<path below etc>`): everything etcflip hands tmpfiles is below
+//! `/etc`, and each path component less saves tmpfiles about eight system calls per line (it
+//! walks every path twice, component by component). `<root>/etc` is a real directory by then:
+//! the lock lives below it, and [`Root`] opens it without following links.
 //!
 //! A child never outlives the switch, and never runs unlocked (DESIGN.md, invariant 8): it
 //! gets `PR_SET_PDEATHSIG` (SIGKILL), and it inherits the switch's lock, an `flock` on one open
@@ -19,7 +19,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
-use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, RawFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
@@ -74,36 +74,45 @@ fn find_in(over: Option<PathBuf>, dirs: &[PathBuf]) -> Result<PathBuf> {
 pub struct Engine<'l> {
     bin: PathBuf,
     lock: BorrowedFd<'l>,
+    /// `<root>/etc`, the children's root (see [`Engine::start`]).
+    etc: OwnedFd,
 }
 
 impl<'l> Engine<'l> {
-    /// Children of `bin` will hold `lock` (the switch's) for as long as they live.
-    pub fn new(bin: PathBuf, lock: &'l Lock) -> Engine<'l> {
-        Engine {
+    /// Children of `bin` will hold `lock` (the switch's) for as long as they live, and work
+    /// in the root's `etc`, as `root` has it open now.
+    pub fn new(bin: PathBuf, lock: &'l Lock, root: &mut Root) -> Result<Engine<'l>> {
+        let etc = root
+            .dir("etc")?
+            .try_clone()
+            .context("cannot duplicate the descriptor of the root's /etc")?;
+        Ok(Engine {
             bin,
             lock: lock.fd(),
-        }
+            etc,
+        })
     }
 }
 
-/// Makes the child of `cmd` die with this process (SIGKILL) and hold the lock open at
-/// `lock_fd` until it exits.
+/// Makes the child of `cmd` die with this process (SIGKILL), hold the lock open at `lock_fd`
+/// until it exits, and inherit `root_fd` (its `--root`, see [`Engine::start`]).
 ///
 /// The kernel sends the parent-death signal when the *thread* that forked the child exits,
 /// not the process: spawn only from a thread that lives as long as the switch (the main
 /// thread; `apply` runs there).
 #[allow(unsafe_code)]
-fn tie_to_switch(cmd: &mut std::process::Command, lock_fd: RawFd) {
+fn tie_to_switch(cmd: &mut std::process::Command, lock_fd: RawFd, root_fd: RawFd) {
     use std::os::unix::process::CommandExt as _;
     // Taken before the fork: in the child, a different parent means that this process died
     // before the death signal was armed, and the child must not run at all.
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed. It makes three plain system calls (prctl, getppid, fcntl) through
-    // nix's thin wrappers, which neither allocate nor lock; an error becomes an io::Error
-    // from a raw errno (no allocation either), which std reports to the parent and then
-    // _exits. `lock_fd` is open in the child: it is a copy of the parent's descriptor table,
-    // and the parent keeps the lock open while it spawns (`Engine` borrows the `Lock`).
+    // calls are allowed. It makes plain system calls (prctl, getppid, fcntl) through nix's
+    // thin wrappers, which neither allocate nor lock; an error becomes an io::Error from a
+    // raw errno (no allocation either), which std reports to the parent and then _exits.
+    // `lock_fd` and `root_fd` are open in the child: it has a copy of the parent's descriptor
+    // table, and the parent keeps both open while it spawns (`Engine` borrows the `Lock` and
+    // owns the root's fd).
     unsafe {
         cmd.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
@@ -111,12 +120,14 @@ fn tie_to_switch(cmd: &mut std::process::Command, lock_fd: RawFd) {
                 return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
             // Clears close-on-exec in the child's copy of the table only: tmpfiles keeps the
-            // lock's open file description, and with it the lock, until it exits.
-            let fd = BorrowedFd::borrow_raw(lock_fd);
-            nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-            )?;
+            // lock's open file description, and with it the lock, until it exits, and finds
+            // its root at /proc/self/fd/<root_fd>.
+            for raw in [lock_fd, root_fd] {
+                nix::fcntl::fcntl(
+                    BorrowedFd::borrow_raw(raw),
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                )?;
+            }
             Ok(())
         });
     }
@@ -149,7 +160,13 @@ pub struct Tmpfiles {
 impl Engine<'_> {
     /// Starts `systemd-tmpfiles --create -` below `<root>/etc`; it acts once
     /// [`Tmpfiles::finish`] closes its input.
-    pub fn start(&self, root: &Root) -> Result<Tmpfiles> {
+    ///
+    /// Its root is the `etc` directory etcflip opened (without following links), handed
+    /// over as an open descriptor and named `--root=/proc/self/fd/N`: no path of the root is
+    /// resolved again, so a `--root` given as a link that is re-pointed meanwhile, or a root
+    /// whose name is not UTF-8, cannot make it work on another tree (252, 254 and 257 all take
+    /// it).
+    pub fn start(&self) -> Result<Tmpfiles> {
         let shown = format!("{} --create", self.bin.display());
         let errors = nix::sys::memfd::memfd_create(
             c"etcflip-tmpfiles-stderr",
@@ -157,9 +174,10 @@ impl Engine<'_> {
         )
         .context("cannot make a buffer for systemd-tmpfiles' messages")?;
         let stderr = File::from(errors);
+        let etc = self.etc.as_raw_fd();
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--create")
-            .arg(format!("--root={}", root.host_path().join("etc").display()))
+            .arg(format!("--root=/proc/self/fd/{etc}"))
             .arg("-")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -168,7 +186,7 @@ impl Engine<'_> {
                     .try_clone()
                     .context("cannot duplicate a descriptor")?,
             );
-        tie_to_switch(&mut cmd, self.lock.as_fd().as_raw_fd());
+        tie_to_switch(&mut cmd, self.lock.as_fd().as_raw_fd(), etc);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot run {}", self.bin.display()))?;

@@ -95,16 +95,14 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
     let (view, same_manifest) = read_view(&root, applied_text.as_ref(), gen_text)?;
-    let engine = match &lock {
-        Some(lock) if !same_manifest => Some(Engine::new(runner::find_tmpfiles()?, lock)),
-        _ => None,
-    };
-    let spare = Children::speculative(&root, engine.as_ref().filter(|_| view.is_some()))?;
+    let engine = lock
+        .as_ref()
+        .filter(|_| !same_manifest)
+        .map(|lock| tmpfiles_engine(lock, &mut root))
+        .transpose()?;
+    let spare = Children::speculative(engine.as_ref().filter(|_| view.is_some()))?;
     let old = view.as_ref().filter(|_| !same_manifest);
-    let (gen, parsed) = match gen_first {
-        Some(gen) => (gen, old.map(StateView::manifest).transpose()?),
-        None => parse_both(&file.host, gen_text, old)?,
-    };
+    let (gen, parsed) = parse_both(gen_first, (&file.host, gen_text), old)?;
     let gen_in_root = gen.path_in_root(&opts.root)?;
     let target_text = format!("{gen_in_root}/etc");
     let held_before = view.as_ref().map(StateView::held).unwrap_or_default();
@@ -118,7 +116,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     // Once the manifests show how many targets are added, the creation's children start
     // (with the speculative one), to overlap their start-up with looking and planning.
     let children = match &engine {
-        Some(e) => spare.early(&root, e, applied.map(|a| a.manifest), &gen.manifest)?,
+        Some(e) => spare.early(e, applied.map(|a| a.manifest), &gen.manifest)?,
         None => spare,
     };
     let state = (applied, same_manifest, &pending[..], key.as_ref());
@@ -172,7 +170,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     };
     let engine = match engine {
         Some(e) => e,
-        None => Engine::new(runner::find_tmpfiles()?, lock),
+        None => tmpfiles_engine(lock, &mut root)?,
     };
     let procs = (&engine, children);
     let states = (&record, &pending[..]);
@@ -186,6 +184,12 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     leave_to_exit(opts.exiting, (gen, gathered, looked, record, parsed, view));
     leave_to_exit(opts.exiting, applied_text);
     Ok(outcome)
+}
+
+/// The `systemd-tmpfiles` a writing switch runs (found before the first write), tied to its
+/// lock and to the root's `etc` as opened now.
+fn tmpfiles_engine<'l>(lock: &'l state::Lock, root: &mut Root) -> Result<Engine<'l>> {
+    Engine::new(runner::find_tmpfiles()?, lock, root)
 }
 
 /// Takes the lock (none for a dry run, which writes nothing, not even the lock file). Where
@@ -208,14 +212,17 @@ fn lock_in_order<'f>(
     Ok((Some(state::lock(root)?), Some(gen)))
 }
 
-/// The generation and the applied manifest (`old`, when it is not the generation's), parsed
-/// at once on two threads (each a few milliseconds for a large manifest). A problem with the
-/// generation is reported first.
+/// The generation (unless `parsed` already) and the applied manifest (`old`, when it is not
+/// the generation's), parsed at once on two threads (each a few milliseconds for a large
+/// manifest). A problem with the generation is reported first.
 fn parse_both<'f>(
-    host: &'f std::path::Path,
-    text: &'f str,
+    parsed: Option<Generation<'f>>,
+    (host, text): (&'f std::path::Path, &'f str),
     old: Option<&StateView<'f>>,
 ) -> Result<(Generation<'f>, Option<Manifest<'f>>)> {
+    if let Some(gen) = parsed {
+        return Ok((gen, old.map(StateView::manifest).transpose()?));
+    }
     std::thread::scope(|s| {
         let gen = s.spawn(|| Generation::parse(host, text));
         let parsed = old.map(StateView::manifest).transpose();
@@ -250,7 +257,7 @@ fn carry_out<'r>(
     (tmpfiles, children): (&Engine, Children),
 ) -> Result<Vec<Recorded<'r>>> {
     stop_if_signalled(signals, "before any change; nothing was written")?;
-    let children = children.complete(root, tmpfiles, &outcome.plan)?;
+    let children = children.complete(tmpfiles, &outcome.plan)?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.to_vec();
     older.retain(|r| r != record);

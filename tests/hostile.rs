@@ -1,0 +1,207 @@
+//! Hostile roots, odd names and real faults (issue 8): one table of cases, each a scratch
+//! root set up to break a promise, run against the real binaries. Every case returns what
+//! went wrong; the test fails listing all of them.
+//!
+//! Races are made deterministic enough with strace's syscall delays: the switch is slowed at
+//! the syscalls that matter while the case changes the root from outside, as an attacker with
+//! write access to a directory below `/etc` could.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use etcflip_e2e::{bin, code, spec, text, text_of, Scratch};
+
+type Case = (&'static str, fn() -> Result<(), String>);
+
+/// Every case, most severe first (the order of issue 8).
+const CASES: &[Case] = &[
+    (
+        "1 a directory swapped for a link before removal",
+        swapped_before_removal,
+    ),
+    (
+        "1 a --root link re-pointed during the switch",
+        root_link_repointed,
+    ),
+    ("2 a non-UTF-8 --root", non_utf8_root),
+];
+
+#[test]
+fn hostile_roots() {
+    let mut failed = Vec::new();
+    for (name, case) in CASES {
+        match case() {
+            Ok(()) => eprintln!("ok: {name}"),
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(failed.is_empty(), "\n{}\n", failed.join("\n\n"));
+}
+
+/// Fails with `msg` unless `ok`.
+fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+/// `etcflip switch <gen> --root <root>` under strace, slowed by `delays` (strace `inject`
+/// expressions), started in the background.
+fn slowed_switch(root: &Path, gen: &Path, delays: &[&str]) -> Child {
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null"]);
+    for d in delays {
+        cmd.arg("-e").arg(format!("inject={d}"));
+    }
+    cmd.arg(bin("etcflip"))
+        .arg("switch")
+        .arg(gen)
+        .arg("--root")
+        .arg(root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace (apt-get install strace)")
+}
+
+/// Once `ready` holds (polled every half millisecond, for at most 20 s), does `act` while
+/// `child` runs on, then waits for it.
+fn meanwhile(
+    mut child: Child,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+    act: impl FnOnce(),
+) -> Result<Output, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    act();
+    Ok(child.wait_with_output().expect("wait for the switch"))
+}
+
+/// Whether `<root>/etc/static` shows `gen`.
+fn shows(root: &Path, gen: &Path) -> bool {
+    std::fs::read_link(root.join("etc/static")).is_ok_and(|t| {
+        t == gen.join("etc") || root.join(t.strip_prefix("/").unwrap_or(&t)) == gen.join("etc")
+    })
+}
+
+/// Issue 8.1: A has `pam.d/login` and `pam.d/x`, B only `pam.d/login`. While the switch to B removes
+/// `pam.d/x` (slowed there, after the flip), `pam.d` is moved aside and replaced by a link to
+/// a directory outside the root that holds an `x` of its own: that file must survive.
+fn swapped_before_removal() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-swap");
+    let login = ("pam.d/login", text("pam.d/login", "auth\n"));
+    let a = s.gen(
+        "a",
+        &spec(&[login.clone(), ("pam.d/x", text("pam.d/x", "x\n"))]),
+    );
+    let b = s.gen("b", &spec(&[login]));
+    s.switch(&a, &[]);
+    let out = s.dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("x"), "not etcflip's\n").unwrap();
+    let child = slowed_switch(
+        &s.root,
+        &b,
+        &["unlinkat:delay_enter=300000", "execve:delay_exit=300000"],
+    );
+    let done = meanwhile(
+        child,
+        "the flip",
+        || shows(&s.root, &b),
+        || {
+            std::fs::rename(s.etc("pam.d"), s.etc("pd")).unwrap();
+            std::os::unix::fs::symlink(&out, s.etc("pam.d")).unwrap();
+        },
+    )?;
+    check(out.join("x").exists(), || {
+        format!(
+            "a file outside the root was deleted through the swapped directory:\n{}",
+            text_of(&done)
+        )
+    })
+}
+
+/// Issue 8.1: the root is given as a link, which is re-pointed at another tree while the switch runs
+/// (its tmpfiles child slowed at its start): nothing may be created in the other tree, and
+/// the switch makes what it should in the root it opened.
+fn root_link_repointed() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-rootlink");
+    let a = s.gen("a", &spec(&[("hosts", text("hosts", "h\n"))]));
+    let b = s.gen(
+        "b",
+        &spec(&[
+            ("hosts", text("hosts", "h\n")),
+            ("new.conf", text("new.conf", "new\n")),
+        ]),
+    );
+    s.switch(&a, &[]);
+    let other = s.dir.join("other");
+    std::fs::create_dir(&other).unwrap();
+    etcflip_e2e::copy_etc(&s.root, &other);
+    let link = s.dir.join("root-link");
+    std::os::unix::fs::symlink(&s.root, &link).unwrap();
+    let child = slowed_switch(&link, &b, &["execve:delay_exit=500000"]);
+    let journaled = || s.etc(".etcflip/journal.json").exists();
+    let done = meanwhile(child, "the journal", journaled, || {
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&other, &link).unwrap();
+    })?;
+    check(
+        other.join("etc/new.conf").symlink_metadata().is_err(),
+        || format!("tmpfiles created in the other tree:\n{}", text_of(&done)),
+    )?;
+    check(
+        code(&done) == 0 && s.etc("new.conf").symlink_metadata().is_ok(),
+        || format!("the switch did not finish in its root:\n{}", text_of(&done)),
+    )
+}
+
+/// Issue 8.2: a root whose name is not UTF-8 (`r\xff`), beside the sibling a lossy conversion would
+/// name (`r\u{fffd}`): the switch works on its own root, never on the sibling.
+fn non_utf8_root() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-nonutf8");
+    let g = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
+    let root = s.dir.join(OsStr::from_bytes(b"r\xff"));
+    let lossy = s.dir.join("r\u{fffd}");
+    for r in [&root, &lossy] {
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+    }
+    let out = Command::new(bin("etcflip"))
+        .arg("switch")
+        .arg(&g)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let in_lossy = std::fs::read_dir(lossy.join("etc")).unwrap().count();
+    check(in_lossy == 0, || {
+        format!(
+            "the sibling {} was written ({in_lossy} entries):\n{}",
+            lossy.display(),
+            text_of(&out)
+        )
+    })?;
+    let made = root.join("etc/hosts").symlink_metadata().is_ok();
+    check(
+        (code(&out) == 0 && made) || (code(&out) == 2 && !made),
+        || {
+            format!(
+                "neither switched (exit 0, hosts made) nor refused (exit 2, nothing made): {}",
+                text_of(&out)
+            )
+        },
+    )
+}
