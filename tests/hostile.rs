@@ -27,6 +27,9 @@ const CASES: &[Case] = &[
         root_link_repointed,
     ),
     ("2 a non-UTF-8 --root", non_utf8_root),
+    ("7 a relative --root with ..", relative_root),
+    ("8 a non-UTF-8 generation path", non_utf8_generation),
+    ("+ a --root that is missing or a file", bad_root),
 ];
 
 #[test]
@@ -204,4 +207,85 @@ fn non_utf8_root() -> Result<(), String> {
             )
         },
     )
+}
+
+/// Issue 8.7: `cd sub; etcflip switch G --root ../r` works like the absolute path.
+fn relative_root() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-relroot");
+    let g = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
+    let sub = s.dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let rerun = || {
+        Command::new(bin("etcflip"))
+            .current_dir(&sub)
+            .arg("switch")
+            .arg(&g)
+            .args(["--root", "../root"])
+            .output()
+            .unwrap()
+    };
+    let first = rerun();
+    check(
+        code(&first) == 0 && s.etc("hosts").symlink_metadata().is_ok(),
+        || format!("the switch failed: {}", text_of(&first)),
+    )?;
+    let again = rerun();
+    check(
+        code(&again) == 0 && !s.etc(".etcflip/journal.json").exists(),
+        || {
+            format!(
+                "the re-switch failed or left a journal: {}",
+                text_of(&again)
+            )
+        },
+    )
+}
+
+/// Issue 8.8: a generation whose path is not UTF-8 cannot be named by the overlay link (nor
+/// recorded in JSON): refused with exit 2, and nothing written, not even the lock.
+fn non_utf8_generation() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-nonutf8gen");
+    let built = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
+    let g = s.root.join("gens").join(OsStr::from_bytes(b"g\xff"));
+    std::fs::rename(&built, &g).unwrap();
+    let out = Command::new(bin("etcflip"))
+        .arg("switch")
+        .arg(&g)
+        .arg("--root")
+        .arg(&s.root)
+        .output()
+        .unwrap();
+    let etc = std::fs::read_dir(s.root.join("etc")).map_or(0, Iterator::count);
+    check(code(&out) == 2 && etc == 0, || {
+        format!(
+            "exit {} with {etc} entries in /etc (want 2, none): {}",
+            code(&out),
+            text_of(&out)
+        )
+    })
+}
+
+/// Issue 8, also: a `--root` that is missing, or a file, is bad usage (exit 2).
+fn bad_root() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-badroot");
+    let g = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
+    let file = s.file("a-file", "x\n");
+    for root in [s.dir.join("missing"), file] {
+        let out = Command::new(bin("etcflip"))
+            .arg("switch")
+            .arg(&g)
+            .arg("--root")
+            .arg(&root)
+            .output()
+            .unwrap();
+        check(code(&out) == 2, || {
+            format!(
+                "--root {}: exit {}: {}",
+                root.display(),
+                code(&out),
+                text_of(&out)
+            )
+        })?;
+    }
+    Ok(())
 }

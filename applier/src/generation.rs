@@ -3,7 +3,7 @@
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::errors::Invalid;
 use crate::manifest::{Kind, Manifest};
@@ -74,6 +74,26 @@ impl GenerationFile {
         })
     }
 
+    /// The generation as `root` sees it: its path inside the root when it lies there (an
+    /// image, a test root), else its host path (the Nix store is the same path everywhere).
+    /// It becomes the overlay link's text and is recorded in JSON, so it must be UTF-8: any
+    /// other path is refused (exit 2) rather than written under a lossy, wrong name.
+    pub fn path_in_root(&self, root: &crate::rootfs::Root) -> Result<String> {
+        let base = root.host_path();
+        let shown = match self.host.strip_prefix(base) {
+            Ok(rest) if base != Path::new("/") => Path::new("/").join(rest),
+            _ => self.host.clone(),
+        };
+        match shown.to_str() {
+            Some(s) => Ok(s.to_owned()),
+            None => Err(Invalid::one(format!(
+                "{}: the generation's path is not UTF-8, so no link can name it",
+                shown.display()
+            ))
+            .into()),
+        }
+    }
+
     /// Parses and checks the generation (see [`Generation::parse`]).
     pub fn parse(&self) -> Result<Generation<'_>> {
         Generation::parse(&self.host, self.text()?)
@@ -99,21 +119,6 @@ impl<'a> Generation<'a> {
     }
 }
 
-impl Generation<'_> {
-    /// The generation as the root sees it: its path inside the root when it lies there (an
-    /// image, a test root), else its host path (the Nix store is the same path everywhere).
-    pub fn path_in_root(&self, root: &Path) -> Result<String> {
-        let root = root
-            .canonicalize()
-            .with_context(|| format!("cannot resolve the root {}", root.display()))?;
-        let shown = match self.host.strip_prefix(&root) {
-            Ok(rest) if root != Path::new("/") => format!("/{}", rest.display()),
-            _ => self.host.display().to_string(),
-        };
-        Ok(shown)
-    }
-}
-
 fn payload_problems(host: &Path, m: &Manifest) -> Vec<String> {
     let mut out = Vec::new();
     let etc = host.join("etc");
@@ -132,7 +137,7 @@ fn payload_problems(host: &Path, m: &Manifest) -> Vec<String> {
                 Err(err) => out.push(format!("{}: cannot read the payload ({err})", p.display())),
             },
             (Kind::DirectSymlink, _) => match std::fs::read_link(&p) {
-                Ok(t) if Some(t.to_string_lossy().as_ref()) == e.source.as_deref() => {}
+                Ok(t) if t.to_str().is_some() && t.to_str() == e.source.as_deref() => {}
                 Ok(t) => out.push(format!(
                     "{}: links to {}, the manifest says {}",
                     p.display(),

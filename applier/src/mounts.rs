@@ -4,27 +4,29 @@
 //! on the path itself is seen by `statx` (see [`crate::statx`]); this covers the ones below.
 //!
 //! Read once per switch. Without `/proc` (it is mounted before activation runs) nothing is
-//! known and nothing is found.
+//! known and nothing is found. mountinfo reads bytes: Linux accepts any mount point name, and
+//! /proc/self/mountinfo is text only by convention.
 
-use std::os::fd::AsRawFd as _;
+use std::os::unix::ffi::OsStringExt as _;
 
 use crate::rootfs::Root;
 
-/// Targets (relative to `/etc`) that are mount points, sorted.
+/// Targets (relative to `/etc`) that are mount points, sorted. Paths are compared as bytes
+/// (a root's name need not be UTF-8; targets are).
 pub fn below_etc(root: &Root) -> Vec<String> {
-    let Ok(dir) = std::fs::read_link(format!("/proc/self/fd/{}", root.fd().as_raw_fd())) else {
-        return Vec::new();
-    };
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
-    let etc = dir.join("etc");
-    let prefix = format!("{}/", etc.display());
+    let mut prefix = root.host_path().join("etc").into_os_string().into_vec();
+    prefix.push(b'/');
     let mut out: Vec<String> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(unescape)
-        .filter_map(|m| m.strip_prefix(&prefix).map(str::to_owned))
+        .filter_map(|m| {
+            m.strip_prefix(&prefix[..])
+                .and_then(|t| String::from_utf8(t.to_vec()).ok())
+        })
         .collect();
     out.sort();
     out.dedup();
@@ -32,7 +34,7 @@ pub fn below_etc(root: &Root) -> Vec<String> {
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo` (octal).
-fn unescape(field: &str) -> String {
+fn unescape(field: &str) -> Vec<u8> {
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -51,7 +53,7 @@ fn unescape(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
@@ -69,7 +71,7 @@ mod tests {
             ("/etc/end\\04", "/etc/end\\04"),
         ];
         for (field, want) in cases {
-            assert_eq!(unescape(field), want, "{field}");
+            assert_eq!(unescape(field), want.as_bytes(), "{field}");
         }
     }
 }

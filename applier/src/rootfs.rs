@@ -134,17 +134,26 @@ pub fn join(parent: &str, name: &str) -> String {
 }
 
 impl Root {
-    /// Opens `host` (the `--root` directory, `/` for the live system).
+    /// Opens `host` (the `--root` directory, `/` for the live system). What cannot be opened
+    /// as a directory is bad usage (exit 2). From here on the root is this open directory:
+    /// its path (normalized: no `.`, `..` or links, whatever `host` said) is only read back
+    /// from the descriptor, for messages, mount points and paths inside the root.
     pub fn open(host: &Path) -> Result<Root> {
-        // Absolute, because tmpfiles resolves a relative config path against its own
-        // directories and messages should name real paths.
-        let host = std::path::absolute(host)
-            .with_context(|| format!("cannot make {} absolute", host.display()))?;
-        let host = host.as_path();
         let fd = nix::fcntl::open(host, DIR_FLAGS.difference(OFlag::O_NOFOLLOW), Mode::empty())
-            .with_context(|| format!("cannot open the root directory {}", host.display()))?;
+            .map_err(|e| {
+                crate::errors::Invalid::one(format!(
+                    "--root {}: not a directory that can be opened ({e})",
+                    host.display()
+                ))
+            })?;
+        let real = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))
+        .or_else(|_| std::fs::canonicalize(host))
+        .with_context(|| format!("cannot resolve the root {}", host.display()))?;
         Ok(Root {
-            host: host.into(),
+            host: real.as_path().into(),
             fd,
             dirs: HashMap::new(),
             max_dirs: max_cached_dirs(),
@@ -156,7 +165,7 @@ impl Root {
         &self.fd
     }
 
-    /// The root as the host sees it (for `systemd-tmpfiles --root` and messages).
+    /// The root as the host sees it, normalized, as it was when opened (see [`Root::open`]).
     pub fn host_path(&self) -> &Path {
         &self.host
     }

@@ -82,6 +82,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let file = GenerationFile::open(&opts.generation)?;
     let gen_text = file.text()?;
     let mut root = Root::open(&opts.root)?;
+    let gen_in_root = file.path_in_root(&root)?;
     let (lock, gen_first) = lock_in_order(opts.dry_run, &mut root, &file.host, gen_text)?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
@@ -103,7 +104,6 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let spare = Children::speculative(engine.as_ref().filter(|_| view.is_some()))?;
     let old = view.as_ref().filter(|_| !same_manifest);
     let (gen, parsed) = parse_both(gen_first, (&file.host, gen_text), old)?;
-    let gen_in_root = gen.path_in_root(&opts.root)?;
     let target_text = format!("{gen_in_root}/etc");
     let held_before = view.as_ref().map(StateView::held).unwrap_or_default();
     let applied = view.as_ref().map(|v| Applied {
