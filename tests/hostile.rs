@@ -27,6 +27,10 @@ const CASES: &[Case] = &[
         root_link_repointed,
     ),
     ("2 a non-UTF-8 --root", non_utf8_root),
+    (
+        "3 overwrite of a foreign directory with a non-UTF-8 name",
+        overwrite_odd_names,
+    ),
     ("7 a relative --root with ..", relative_root),
     ("8 a non-UTF-8 generation path", non_utf8_generation),
     ("+ a --root that is missing or a file", bad_root),
@@ -288,4 +292,44 @@ fn bad_root() -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+/// Every name below `dir` that holds `.etcflip-` (scratch, stage and swap names).
+fn scratch_left(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        if name.as_bytes().windows(9).any(|w| w == b".etcflip-") && name != ".etcflip" {
+            out.push(e.path().display().to_string());
+        }
+        if e.file_type().is_ok_and(|t| t.is_dir()) && name != ".etcflip" {
+            out.extend(scratch_left(&e.path()));
+        }
+    }
+    out
+}
+
+/// Issue 8.3: `--on-conflict overwrite` of a foreign directory that holds a name which is not
+/// UTF-8 (and a subdirectory with another) replaces it completely, before or after the flip.
+fn overwrite_odd_names() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-overwrite");
+    let g = s.gen("g", &spec(&[("motd", text("motd", "ours\n"))]));
+    let foreign = s.etc("motd");
+    std::fs::create_dir_all(foreign.join(OsStr::from_bytes(b"sub\xfe"))).unwrap();
+    std::fs::write(foreign.join(OsStr::from_bytes(b"odd\xff")), "theirs\n").unwrap();
+    std::fs::write(
+        foreign.join(OsStr::from_bytes(b"sub\xfe/deep\xfd")),
+        "theirs\n",
+    )
+    .unwrap();
+    let out = s.switch_out(&g, &["--on-conflict", "overwrite"]);
+    let left = scratch_left(&s.root.join("etc"));
+    check(
+        code(&out) == 0 && std::fs::read_link(s.etc("motd")).is_ok() && left.is_empty(),
+        || format!("exit {}, leftovers {left:?}: {}", code(&out), text_of(&out)),
+    )?;
+    let again = s.switch_out(&g, &[]);
+    check(code(&again) == 0, || {
+        format!("the rerun failed: {}", text_of(&again))
+    })
 }

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt as _;
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
@@ -591,23 +592,12 @@ impl Root {
     }
 
     fn remove_below(&mut self, rel: &str, dev: u64) -> Result<()> {
-        for name in self.list(rel)? {
-            let child = join(rel, &name);
-            match self.node_with(&child, false)? {
-                // Never through a mount: not even a bind mount from the same file system.
-                n if n.is_mount_point() => {
-                    bail!("{} is a mount point; not removing it", self.show(&child))
-                }
-                Node::Dir(m) if m.dev != dev => {
-                    bail!("{} is a mount point; not removing it", self.show(&child))
-                }
-                Node::Dir(_) => {
-                    self.remove_below(&child, dev)?;
-                    self.rmdir(&child)?;
-                }
-                _ => self.unlink(&child)?,
-            }
-        }
+        let shown = self.host.join(rel);
+        let fd = self.dir(rel)?.try_clone()?;
+        remove_contents(&fd, dev, &shown)?;
+        // What was below `rel` is gone: no cached fd may name it any more.
+        self.dirs
+            .retain(|k, _| k == rel || !crate::manifest::is_same_or_below(k, rel));
         Ok(())
     }
 
@@ -617,6 +607,48 @@ impl Root {
         let fd = self.dir(rel)?;
         fsync(fd).with_context(|| format!("cannot sync {shown}"))
     }
+}
+
+/// Empties the directory open at `dir` (shown as `shown`): names are taken as bytes, as the
+/// listing gives them (a foreign tree may hold names that are not UTF-8); nothing is followed,
+/// and no mount point, nor a directory of another device, is entered.
+fn remove_contents(dir: &OwnedFd, dev: u64, shown: &Path) -> Result<()> {
+    let listed = nix::dir::Dir::from_fd(dir.try_clone()?)
+        .with_context(|| format!("cannot list {}", shown.display()))?
+        .into_iter()
+        .map(|e| e.map(|e| e.file_name().to_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("cannot list {}", shown.display()))?;
+    nix::unistd::lseek(dir, 0, nix::unistd::Whence::SeekSet)
+        .with_context(|| format!("cannot rewind {}", shown.display()))?;
+    for name in listed {
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        let child = shown.join(&*std::ffi::OsString::from_vec(bytes.to_vec()));
+        let st = crate::statx::statx_name(dir.as_fd(), &name)
+            .with_context(|| format!("cannot stat {}", child.display()))?;
+        let is_dir = SFlag::from_bits_truncate(st.mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR;
+        if st.mount_root || (is_dir && st.dev != dev) {
+            bail!("{} is a mount point; not removing it", child.display());
+        }
+        if is_dir {
+            let sub = openat(dir, name.as_c_str(), DIR_FLAGS, Mode::empty())
+                .with_context(|| format!("cannot open {}", child.display()))?;
+            remove_contents(&sub, dev, &child)?;
+        }
+        let flags = if is_dir {
+            UnlinkatFlags::RemoveDir
+        } else {
+            UnlinkatFlags::NoRemoveDir
+        };
+        match unlinkat(dir, name.as_c_str(), flags) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => bail!("cannot remove {}: {e}", child.display()),
+        }
+    }
+    Ok(())
 }
 
 /// Opens `name` in `pfd` for reading, refusing to follow a link there.

@@ -42,6 +42,11 @@ fn nanos(t: libc::statx_timestamp) -> i128 {
 /// `statx(dirfd, name, AT_SYMLINK_NOFOLLOW)`.
 pub fn statx_at(dirfd: BorrowedFd<'_>, name: &str) -> Result<Stat, Errno> {
     let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    statx_name(dirfd, &name)
+}
+
+/// [`statx_at`] for a name of any bytes (as a directory listing gives it).
+pub fn statx_name(dirfd: BorrowedFd<'_>, name: &std::ffi::CStr) -> Result<Stat, Errno> {
     let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
     let mask = libc::STATX_BASIC_STATS;
     // SAFETY: `name` is a NUL-terminated string that outlives the call, `buf` is a writable
