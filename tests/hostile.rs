@@ -31,6 +31,7 @@ const CASES: &[Case] = &[
         "3 overwrite of a foreign directory with a non-UTF-8 name",
         overwrite_odd_names,
     ),
+    ("4 the backup of a 250-byte name", backup_of_a_long_name),
     ("7 a relative --root with ..", relative_root),
     ("8 a non-UTF-8 generation path", non_utf8_generation),
     ("+ a --root that is missing or a file", bad_root),
@@ -331,5 +332,43 @@ fn overwrite_odd_names() -> Result<(), String> {
     let again = s.switch_out(&g, &[]);
     check(code(&again) == 0, || {
         format!("the rerun failed: {}", text_of(&again))
+    })
+}
+
+/// Issue 8.4: a foreign file at a 250-byte target, under `--on-conflict backup` (NixOS's
+/// default): the backup name must fit in 255 bytes, so the switch succeeds and the foreign
+/// content survives in a backup.
+fn backup_of_a_long_name() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-longbackup");
+    let name = "n".repeat(250);
+    let g = s.gen("g", &spec(&[(name.as_str(), text(&name, "ours\n"))]));
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    std::fs::write(s.etc(&name), "theirs\n").unwrap();
+    let out = s.switch_out(&g, &["--on-conflict", "backup"]);
+    let backups: Vec<String> = std::fs::read_dir(s.root.join("etc"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .as_bytes()
+                .windows(15)
+                .any(|w| w == b".etcflip-backup")
+        })
+        .filter(|e| std::fs::read(e.path()).is_ok_and(|c| c == b"theirs\n"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    check(
+        code(&out) == 0 && std::fs::read_link(s.etc(&name)).is_ok() && backups.len() == 1,
+        || {
+            format!(
+                "exit {}, backups {backups:?}: {}",
+                code(&out),
+                text_of(&out)
+            )
+        },
+    )?;
+    let left = scratch_left(&s.root.join("etc"));
+    check(left.iter().all(|l| l.contains(".etcflip-backup")), || {
+        format!("leftovers: {left:?}")
     })
 }

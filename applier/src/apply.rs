@@ -419,24 +419,41 @@ fn put_in_place(ctx: &mut Ctx, step: &Step) -> Result<()> {
     }
 }
 
-/// Tries `<path>.etcflip-backup`, then `.1`, `.2`… until `put` succeeds: never overwrites an
-/// earlier backup.
+/// Tries `<path>.etcflip-backup`, then `.1`, `.2`… (see [`backup_file_name`]) until `put`
+/// succeeds: never overwrites an earlier backup.
 fn backup_name(
     root: &mut Root,
     at: &str,
     mut put: impl FnMut(&mut Root, &str) -> Result<bool>,
 ) -> Result<()> {
+    let (parent, name) = split(at);
     for n in 0..10_000u32 {
-        let name = if n == 0 {
-            format!("{at}.etcflip-backup")
-        } else {
-            format!("{at}.etcflip-backup.{n}")
-        };
-        if put(root, &name)? {
+        if put(root, &join(parent, &backup_file_name(name, n)))? {
             return Ok(());
         }
     }
     bail!("no free backup name for {}", root.show(at))
+}
+
+/// The `n`th backup name for the file name `name`: `<name>.etcflip-backup`, then
+/// `<name>.etcflip-backup.<n>`. A name too long for that within `NAME_MAX` (255 bytes) is cut
+/// at a character boundary and marked with a hash of the whole name (`<cut>~<hash>…`), so the
+/// backup, which comes after the flip, can never fail for its length.
+pub fn backup_file_name(name: &str, n: u32) -> String {
+    let suffix = if n == 0 {
+        ".etcflip-backup".to_owned()
+    } else {
+        format!(".etcflip-backup.{n}")
+    };
+    if name.len() + suffix.len() <= crate::manifest::MAX_NAME {
+        return format!("{name}{suffix}");
+    }
+    let hash = &sha256_bytes(name.as_bytes())[..12];
+    let mut cut = crate::manifest::MAX_NAME - suffix.len() - hash.len() - 1;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{hash}{suffix}", &name[..cut])
 }
 
 /// Removes stale paths that are still ours, children first. Each is re-checked now and
@@ -469,4 +486,38 @@ fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
         }
     }
     Ok(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backup_file_name;
+
+    #[test]
+    fn backup_names_always_fit_and_stay_distinct() {
+        let long = "n".repeat(250);
+        let wide = "é".repeat(120); // 240 bytes, two per character
+        let cases: [(&str, u32, Option<&str>); 4] = [
+            ("motd", 0, Some("motd.etcflip-backup")),
+            ("motd", 3, Some("motd.etcflip-backup.3")),
+            (&long, 0, None),
+            (&wide, 12, None),
+        ];
+        for (name, n, want) in cases {
+            let got = backup_file_name(name, n);
+            assert!(got.len() <= 255, "{got} is {} bytes", got.len());
+            assert!(got.contains(".etcflip-backup"), "{got}");
+            if let Some(want) = want {
+                assert_eq!(got, want);
+            } else {
+                assert!(got.contains('~'), "a cut name is marked: {got}");
+            }
+        }
+        assert_ne!(backup_file_name(&long, 0), backup_file_name(&long, 1));
+        let other = format!("{}m", "n".repeat(249));
+        assert_ne!(
+            backup_file_name(&long, 0),
+            backup_file_name(&other, 0),
+            "names cut to the same prefix differ by their hash"
+        );
+    }
 }

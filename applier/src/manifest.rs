@@ -39,7 +39,7 @@ pub const RESERVED_MARK: &str = ".etcflip-";
 /// Longest path tmpfiles and the kernel accept comfortably.
 const MAX_PATH: usize = 4000;
 /// `NAME_MAX` on Linux file systems.
-const MAX_NAME: usize = 255;
+pub const MAX_NAME: usize = 255;
 
 /// The whole manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
