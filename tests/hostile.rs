@@ -32,6 +32,10 @@ const CASES: &[Case] = &[
         overwrite_odd_names,
     ),
     ("4 the backup of a 250-byte name", backup_of_a_long_name),
+    (
+        "5 more directories than the open-file limit",
+        many_directories,
+    ),
     ("7 a relative --root with ..", relative_root),
     ("8 a non-UTF-8 generation path", non_utf8_generation),
     ("+ a --root that is missing or a file", bad_root),
@@ -371,4 +375,42 @@ fn backup_of_a_long_name() -> Result<(), String> {
     check(left.iter().all(|l| l.contains(".etcflip-backup")), || {
         format!("leftovers: {left:?}")
     })
+}
+
+/// Issue 8.5: 1,100 managed directories under an open-file limit of 1,024 (soft and hard, so
+/// raising it does not help): the first switch, a re-switch, `verify` and a transition work.
+fn many_directories() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-nofile");
+    let tree = |extra: bool| {
+        let mut etc = serde_json::Map::new();
+        for i in 0..1100 {
+            let t = format!("d{:02}/e{i:04}/f.conf", i % 40);
+            etc.insert(t.clone(), text(&t, &format!("{i}\n")));
+        }
+        if extra {
+            etc.insert("new.conf".into(), text("new.conf", "new\n"));
+        }
+        serde_json::json!({ "etc": etc })
+    };
+    let a = s.gen("a", &tree(false));
+    let b = s.gen("b", &tree(true));
+    for (what, args) in [
+        ("first switch", vec!["switch", a.to_str().unwrap()]),
+        ("re-switch", vec!["switch", a.to_str().unwrap()]),
+        ("verify", vec!["verify"]),
+        ("transition", vec!["switch", b.to_str().unwrap()]),
+    ] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -S -n 1024 && ulimit -H -n 1024 && exec \"$@\"")
+            .arg("sh")
+            .arg(bin("etcflip"))
+            .args(&args)
+            .arg("--root")
+            .arg(&s.root)
+            .output()
+            .unwrap();
+        check(code(&out) == 0, || format!("{what}: {}", text_of(&out)))?;
+    }
+    Ok(())
 }

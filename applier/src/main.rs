@@ -59,12 +59,25 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    raise_open_file_limit();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("etcflip: {err:#}");
             ExitCode::from(u8::try_from(exit_code(&err)).unwrap_or(1))
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one, as systemd advises programs that need
+/// many descriptors to do (the soft limit of 1,024 exists for `select(2)`, which etcflip does
+/// not use). Best effort: directory descriptors are bounded anyway (applier/src/rootfs.rs).
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         }
     }
 }
