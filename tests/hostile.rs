@@ -36,8 +36,18 @@ const CASES: &[Case] = &[
         "5 more directories than the open-file limit",
         many_directories,
     ),
+    (
+        "6 an overlay inside the state directory",
+        overlay_in_state_dir,
+    ),
+    ("6 a top-level overlay", top_level_overlay),
+    (
+        "6 an admin's own link at the overlay path",
+        foreign_overlay_link,
+    ),
     ("7 a relative --root with ..", relative_root),
     ("8 a non-UTF-8 generation path", non_utf8_generation),
+    ("9 umask 077", strict_umask),
     ("+ a --root that is missing or a file", bad_root),
 ];
 
@@ -411,6 +421,130 @@ fn many_directories() -> Result<(), String> {
             .output()
             .unwrap();
         check(code(&out) == 0, || format!("{what}: {}", text_of(&out)))?;
+    }
+    Ok(())
+}
+
+/// `etcflip-gen build` of `spec` into `<scratch>/<name>`, whatever its exit code.
+fn build(s: &Scratch, name: &str, spec: &serde_json::Value) -> (Output, std::path::PathBuf) {
+    let spec_path = s.file(&format!("{name}.json"), &spec.to_string());
+    let out_dir = s.root.join("gens").join(name);
+    let out = Command::new(bin("etcflip-gen"))
+        .args(["build", "--spec"])
+        .arg(&spec_path)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    (out, out_dir)
+}
+
+/// Issue 8.6: an overlay inside `/etc/.etcflip` is refused when the generation is built
+/// (exit 2), and a hand-made generation that says so is refused by the switch (exit 2).
+fn overlay_in_state_dir() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-overlay-state");
+    let mut sp = spec(&[("hosts", text("hosts", "h\n"))]);
+    sp["overlay"] = "/etc/.etcflip/journal.json".into();
+    let (out, _) = build(&s, "bad", &sp);
+    check(code(&out) == 2, || {
+        format!("the generator said {}: {}", code(&out), text_of(&out))
+    })?;
+    let good = s.gen("good", &spec(&[("hosts", text("hosts", "h\n"))]));
+    let manifest = good.join("manifest.json");
+    let edited = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("\"/etc/static\"", "\"/etc/.etcflip/journal.json\"");
+    std::fs::set_permissions(
+        &manifest,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(&manifest, edited).unwrap();
+    let sw = s.switch_out(&good, &[]);
+    check(code(&sw) == 2 && !s.root.join("etc").exists(), || {
+        format!("the switch said {}: {}", code(&sw), text_of(&sw))
+    })
+}
+
+/// Issue 8.6: a top-level overlay (`/static`) works, a second time too.
+fn top_level_overlay() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-overlay-top");
+    let mut sp = spec(&[("hosts", text("hosts", "h\n"))]);
+    sp["overlay"] = "/static".into();
+    let g = s.gen("g", &sp);
+    for run in ["first", "second"] {
+        let out = s.switch_out(&g, &[]);
+        check(code(&out) == 0, || {
+            format!("{run} switch: {}", text_of(&out))
+        })?;
+    }
+    let hosts = std::fs::read(s.root.join("gens/g/etc/hosts")).unwrap();
+    let via = etcflip_e2e::read_in_root(&s.root, "/etc/hosts");
+    check(via.as_deref() == Some(&hosts[..]), || {
+        "/etc/hosts does not show the generation through /static".into()
+    })
+}
+
+/// Issue 8.6: a link of the admin's own at `/etc/static` is a conflict like any other path:
+/// refused under `abort` (nothing changed), kept as a backup under `backup`.
+fn foreign_overlay_link() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-overlay-foreign");
+    let g = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    std::os::unix::fs::symlink("/srv/admins-own", s.etc("static")).unwrap();
+    let out = s.switch_out(&g, &[]);
+    let still = std::fs::read_link(s.etc("static")).ok();
+    check(
+        code(&out) == 3 && still.as_deref() == Some(Path::new("/srv/admins-own")),
+        || {
+            format!(
+                "abort: exit {}, static -> {still:?}: {}",
+                code(&out),
+                text_of(&out)
+            )
+        },
+    )?;
+    let out = s.switch_out(&g, &["--on-conflict", "backup"]);
+    let kept = std::fs::read_link(s.etc("static.etcflip-backup")).ok();
+    check(
+        code(&out) == 0 && kept.as_deref() == Some(Path::new("/srv/admins-own")),
+        || {
+            format!(
+                "backup: exit {}, backup -> {kept:?}: {}",
+                code(&out),
+                text_of(&out)
+            )
+        },
+    )
+}
+
+/// Issue 8.9: under `umask 077` every directory etcflip makes (the overlay's parents, the
+/// managed directories) is 0755, so every user can read `/etc`.
+fn strict_umask() -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = Scratch::new_in_memory("hostile-umask");
+    let mut sp = spec(&[("ssh/sshd_config", text("ssh/sshd_config", "x\n"))]);
+    sp["overlay"] = "/run/etcflip/static".into();
+    let g = s.gen("g", &sp);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077 && exec \"$@\"")
+        .arg("sh")
+        .arg(bin("etcflip"))
+        .arg("switch")
+        .arg(&g)
+        .arg("--root")
+        .arg(&s.root)
+        .output()
+        .unwrap();
+    check(code(&out) == 0, || text_of(&out))?;
+    for dir in ["run", "run/etcflip", "etc/ssh"] {
+        let mode = std::fs::metadata(s.root.join(dir))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        check(mode == 0o755, || format!("{dir} is {mode:o}"))?;
     }
     Ok(())
 }

@@ -361,6 +361,13 @@ fn read_back(root: &mut Root, expect: &[(String, Expect)], complaint: Option<&st
     bail!(msg)
 }
 
+/// Keeps a link etcflip did not make at the overlay path under a backup name (a hard link of
+/// the link itself, so the path never goes missing), just before the flip replaces it.
+pub fn back_up_overlay(root: &mut Root, overlay: &str) -> Result<()> {
+    let rel = overlay.trim_start_matches('/');
+    backup_name(root, rel, |root, name| root.hardlink(rel, name))
+}
+
 /// Phase 5: points the overlay at the new generation with one rename.
 pub fn flip(root: &mut Root, overlay: &str, to: &str) -> Result<()> {
     let rel = overlay.trim_start_matches('/');

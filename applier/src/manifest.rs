@@ -533,6 +533,11 @@ pub fn check_overlay(o: &str) -> Result<(), String> {
     if rel == "etc" {
         return Err(format!("overlay {o:?} cannot be /etc itself"));
     }
+    if is_same_or_below(rel, &format!("etc/{STATE_DIR_NAME}")) {
+        return Err(format!(
+            "overlay {o:?} is inside /etc/{STATE_DIR_NAME}, etcflip's state directory"
+        ));
+    }
     Ok(())
 }
 

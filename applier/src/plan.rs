@@ -218,6 +218,24 @@ fn as_etc_path<S: serde::Serializer>(t: &Option<String>, s: S) -> Result<S::Ok, 
     }
 }
 
+/// The refusal of a link at the overlay path that etcflip did not make (an admin's own):
+/// like any foreign path, it is replaced only under `--on-conflict backup` or `overwrite`.
+fn overlay_conflict(inp: &Inputs, text: &str) -> Step {
+    Step {
+        target: String::new(),
+        action: Action::Conflict,
+        kind: Kind::Symlink,
+        found: Found::Link,
+        relink_first: false,
+        held: false,
+        with: None,
+        why: Some(format!(
+            "the overlay {} is a link etcflip did not make (to {text})",
+            inp.new.overlay
+        )),
+    }
+}
+
 /// The flip of the overlay link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Flip {
@@ -227,6 +245,11 @@ pub struct Flip {
     pub from: Option<String>,
     /// The new link text: the generation's payload as the root sees it.
     pub to: String,
+    /// `from` is a link etcflip did not make, and `--on-conflict` said what to do with it:
+    /// `backup` (a hard link of it under a backup name is made before the flip) or
+    /// `overwrite` (the flip replaces it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreign: Option<Action>,
 }
 
 /// The whole plan.
@@ -249,8 +272,9 @@ pub struct Inputs<'a> {
     pub evidence: &'a Evidence<'a>,
     /// What is there.
     pub world: &'a World,
-    /// The overlay: current node, and the text it must get.
-    pub overlay: (&'a Node, String),
+    /// The overlay: current node, the text it must get, and whether a link found there is
+    /// one etcflip made (to a generation the state records, or a legacy NixOS one it migrates).
+    pub overlay: (&'a Node, String, bool),
     /// Conflict policy.
     pub on_conflict: OnConflict,
     /// Resolved numeric owners of copies; compared only when `Some` (i.e. running as root).
@@ -304,7 +328,13 @@ impl Plan {
             }
             from => {
                 let from = from.unwrap_or("(nothing)");
-                let _ = writeln!(out, "flip {}: {from} -> {}", self.flip.path, self.flip.to);
+                let _ = write!(out, "flip {}: {from} -> {}", self.flip.path, self.flip.to);
+                match self.flip.foreign {
+                    Some(Action::Backup) => out.push_str("  (the foreign link is backed up)"),
+                    Some(_) => out.push_str("  (the foreign link is overwritten)"),
+                    None => {}
+                }
+                out.push('\n');
             }
         }
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -401,7 +431,17 @@ pub fn plan(inp: &Inputs) -> Plan {
             _ => None,
         },
         to: inp.overlay.1.clone(),
+        foreign: None,
     };
+    let mut flip = flip;
+    match inp.overlay.0 {
+        Node::Link(t) if *t != inp.overlay.1 && !inp.overlay.2 => match inp.on_conflict {
+            OnConflict::Abort => steps.insert(0, overlay_conflict(inp, t)),
+            OnConflict::Backup => flip.foreign = Some(Action::Backup),
+            OnConflict::Overwrite => flip.foreign = Some(Action::Overwrite),
+        },
+        _ => {}
+    }
     if !matches!(inp.overlay.0, Node::Link(_) | Node::Absent) {
         steps.insert(
             0,

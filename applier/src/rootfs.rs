@@ -329,12 +329,20 @@ impl Root {
     /// Creates directories `rel` and its missing parents (mode 0755), never following links.
     pub fn make_dirs(&mut self, rel: &str) -> Result<()> {
         let mut done = String::new();
-        for comp in rel.split('/') {
+        for comp in rel.split('/').filter(|c| !c.is_empty()) {
             let next = join(&done, comp);
             if !matches!(self.node_with(&next, false)?, Node::Dir(_)) {
                 let pfd = self.dir(&done)?;
                 match mkdirat(pfd, comp, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Ok(()) => {
+                        // 0755 whatever the caller's umask: a directory on the way to the
+                        // overlay must be readable by every user of /etc.
+                        let made = self.dir(&next)?;
+                        fchmod(made, Mode::from_bits_truncate(0o755)).with_context(|| {
+                            format!("cannot set the mode of {}", self.show(&next))
+                        })?;
+                    }
+                    Err(Errno::EEXIST) => {}
                     Err(e) => bail!("cannot create the directory {}: {e}", self.show(&next)),
                 }
                 let fd = self.dir(&done)?.try_clone()?;

@@ -126,7 +126,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
         apply::sweep(&mut root, targets.chain(gathered.evidence.targets()))?;
     }
-    let plan_for = (&target_text[..], opts.on_conflict);
+    let mut known: Vec<&str> = recorded_generations(applied, &pending);
+    known.extend(held_before.iter().map(|h| h.generation.as_str()));
+    let plan_for = (&target_text[..], opts.on_conflict, &known[..]);
     let (plan, looked) = look_and_plan(&mut root, &gen, &gathered, plan_for)?;
     let mut outcome = Outcome::planned(plan, &looked, gathered.migrated);
     // Refused: the caller reports the plan and the conflicts (exit 3); nothing was written.
@@ -329,6 +331,9 @@ fn transact(
     }
     apply::prepare(ctx, plan, creation)?;
     stop_if_signalled(signals, BEFORE_FLIP)?;
+    if plan.flip.foreign == Some(crate::plan::Action::Backup) {
+        apply::back_up_overlay(ctx.root, &ctx.new.overlay)?;
+    }
     apply::flip(ctx.root, &ctx.new.overlay, target_text)?;
     apply::finish(ctx, plan)
 }
@@ -373,7 +378,7 @@ fn look_and_plan(
     root: &mut Root,
     gen: &Generation,
     gathered: &Gathered,
-    (target_text, on_conflict): (&str, OnConflict),
+    (target_text, on_conflict, gens): (&str, OnConflict, &[&str]),
 ) -> Result<(Plan, Looked)> {
     let evidence = &gathered.evidence;
     let recorded = gathered.recorded.as_deref();
@@ -382,12 +387,17 @@ fn look_and_plan(
     let world = observe::observe(root, &gen.manifest, evidence, gen.host, recorded)?;
     let overlay_rel = gen.manifest.overlay.trim_start_matches('/');
     let overlay_node = root.node_with(overlay_rel, false)?;
+    let legacy_path = gen.manifest.overlay == legacy::LEGACY_OVERLAY;
     let as_root = nix::unistd::geteuid().is_root();
     let plan = plan::plan(&Inputs {
         new: &gen.manifest,
         evidence,
         world: &world,
-        overlay: (&overlay_node, target_text.to_owned()),
+        overlay: (
+            &overlay_node,
+            target_text.to_owned(),
+            overlay_is_ours(&overlay_node, gens, gathered.migrated && legacy_path),
+        ),
         on_conflict,
         owners: as_root.then_some(&owners.ids),
         runtime: &sources,
@@ -400,6 +410,17 @@ fn look_and_plan(
         sources,
     };
     Ok((plan, looked))
+}
+
+/// Whether a link at the overlay path is etcflip's: it shows a generation the state records
+/// (applied, interrupted or holding a mount point), or it is the legacy NixOS overlay of a
+/// root being migrated (`legacy`). Anything else there is foreign, a conflict like any other
+/// path.
+fn overlay_is_ours(node: &Node, gens: &[&str], legacy: bool) -> bool {
+    match node {
+        Node::Link(text) => legacy || gens.iter().any(|g| text.strip_suffix("/etc") == Some(*g)),
+        _ => false,
+    }
 }
 
 /// What phase 1 found (the plan goes to the [`Outcome`]).
