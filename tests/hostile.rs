@@ -48,6 +48,7 @@ const CASES: &[Case] = &[
     ("7 a relative --root with ..", relative_root),
     ("8 a non-UTF-8 generation path", non_utf8_generation),
     ("9 umask 077", strict_umask),
+    ("10 verify resolves owners as the switch did", verify_owners),
     ("+ a --root that is missing or a file", bad_root),
 ];
 
@@ -547,4 +548,37 @@ fn strict_umask() -> Result<(), String> {
         check(mode == 0o755, || format!("{dir} is {mode:o}"))?;
     }
     Ok(())
+}
+
+/// Issue 8.10: a generation that ships `passwd` and `group` (with alice) and a copy owned by
+/// alice, built outside the root: the switch resolves alice from the generation, and `verify`
+/// and `status` must resolve her the same way (no drift, nothing unresolved).
+fn verify_owners() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-verify-owners");
+    let sp = serde_json::json!({"etc": {
+        "passwd": {"text": "root:x:0:0::/root:/bin/sh\nalice:x:1000:100::/home/alice:/bin/sh\n"},
+        "group": {"text": "root:x:0:\nusers:x:100:\n"},
+        "secret": {"text": "s\n", "mode": "0400", "user": "alice", "group": "users"},
+    }});
+    let spec_path = s.file("spec.json", &sp.to_string());
+    let g = s.dir.join("outside-gen");
+    let built = Command::new(bin("etcflip-gen"))
+        .args(["build", "--spec"])
+        .arg(&spec_path)
+        .arg("--out")
+        .arg(&g)
+        .output()
+        .unwrap();
+    check(code(&built) == 0, || text_of(&built))?;
+    let sw = s.switch_out(&g, &[]);
+    check(code(&sw) == 0, || format!("switch: {}", text_of(&sw)))?;
+    let v = s.etcflip(&["verify"]);
+    check(code(&v) == 0, || format!("verify: {}", text_of(&v)))?;
+    let st = s.etcflip(&["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+    check(
+        st.get("unresolved")
+            .is_none_or(|u| u.as_array().is_some_and(Vec::is_empty)),
+        || format!("status: {st}"),
+    )
 }

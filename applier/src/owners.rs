@@ -94,6 +94,19 @@ pub fn resolve(root: &mut Root, new: &Manifest, gen_host: Option<&Path>) -> Resu
     Ok(out)
 }
 
+/// Where the host finds a recorded generation (`generation`, as the root sees it): inside
+/// the root when it lies there (an image, a test root), else at the same path (the Nix
+/// store). `verify` and `status` resolve owners through it exactly as the switch did, from
+/// the generation's own `passwd` and `group` when it ships them.
+pub fn generation_on_host(root: &Root, generation: &str) -> std::path::PathBuf {
+    let inside = root.host_path().join(generation.trim_start_matches('/'));
+    if inside.join("manifest.json").is_file() {
+        inside
+    } else {
+        std::path::PathBuf::from(generation)
+    }
+}
+
 /// The id for `id`, and the name when it did not resolve (the id is then 0).
 fn lookup(id: Option<&Id>, table: &[(String, u32)]) -> (u32, Option<String>) {
     match id {

@@ -59,7 +59,8 @@ pub fn verify(root_path: &Path) -> Result<Report> {
             root.show(&state::state_dir())
         );
     };
-    let resolved = owners::resolve(&mut root, &m, None)?;
+    let gen_host = owners::generation_on_host(&root, &generation);
+    let resolved = owners::resolve(&mut root, &m, Some(&gen_host))?;
     let sources = runtime::read(&mut root, &m)?;
     let owners = nix::unistd::geteuid().is_root().then_some(&resolved.ids);
     let mut drift = Vec::new();
@@ -219,7 +220,8 @@ pub fn status(root_path: &Path) -> Result<Status> {
         for e in &m.entries {
             *entries.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
         }
-        unresolved = owners::resolve(&mut root, &m, None)?.unresolved;
+        let gen_host = owners::generation_on_host(&root, &g);
+        unresolved = owners::resolve(&mut root, &m, Some(&gen_host))?.unresolved;
         overlay = Some(m.overlay.into_string());
         generation = Some(g);
     }
