@@ -49,6 +49,11 @@ const CASES: &[Case] = &[
     ("8 a non-UTF-8 generation path", non_utf8_generation),
     ("9 umask 077", strict_umask),
     ("10 verify resolves owners as the switch did", verify_owners),
+    ("11 a FIFO at /etc/passwd", fifo_passwd),
+    (
+        "11 a FIFO as a link's source, a foreign file at its target",
+        fifo_source,
+    ),
     ("+ a --root that is missing or a file", bad_root),
 ];
 
@@ -581,4 +586,82 @@ fn verify_owners() -> Result<(), String> {
             .is_none_or(|u| u.as_array().is_some_and(Vec::is_empty)),
         || format!("status: {st}"),
     )
+}
+
+/// Runs `etcflip <args> --root <root>`; after `patience` it is sent SIGTERM, and it must then
+/// end within two seconds. Returns its output, or what hung.
+fn bounded(root: &Path, args: &[&OsStr], patience: Duration) -> Result<Output, String> {
+    let mut child = Command::new(bin("etcflip"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut termed = None;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return Ok(child.wait_with_output().unwrap());
+        }
+        if termed.is_none() && started.elapsed() > patience {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            termed = Some(Instant::now());
+        }
+        if termed.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("it hung, and SIGTERM did not end it".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Issue 8.11: a FIFO at `/etc/passwd`, while a copy is owned by a user name: the switch must
+/// not block on it (it ends on its own, within seconds).
+fn fifo_passwd() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-fifo-passwd");
+    let g = s.gen(
+        "g",
+        &serde_json::json!({"etc": {"secret": {"text": "s\n", "mode": "0400", "user": "alice"}}}),
+    );
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    nix::unistd::mkfifo(
+        &s.etc("passwd"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let out = bounded(
+        &s.root,
+        &[OsStr::new("switch"), g.as_os_str()],
+        Duration::from_secs(5),
+    )?;
+    check(out.status.code().is_some(), || {
+        format!("killed by a signal: {}", text_of(&out))
+    })
+}
+
+/// Issue 8.11: a link entry whose source is a FIFO, with a foreign file at its target (the
+/// switch compares contents to see whether the file is identical): it must not block.
+fn fifo_source() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-fifo-source");
+    let fifo = s.root.join("store/fifo");
+    std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let g = s.gen(
+        "g",
+        &spec(&[("pipe.conf", etcflip_e2e::source("pipe.conf", &fifo))]),
+    );
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    std::fs::write(s.etc("pipe.conf"), "foreign\n").unwrap();
+    let out = bounded(
+        &s.root,
+        &[OsStr::new("switch"), g.as_os_str()],
+        Duration::from_secs(5),
+    )?;
+    check(code(&out) == 3, || {
+        format!("want a conflict (exit 3): {}", text_of(&out))
+    })
 }

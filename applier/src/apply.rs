@@ -289,8 +289,7 @@ fn make_final(ctx: &mut Ctx, e: &Entry, at: &str) -> Result<Expect> {
 /// The payload content of a copy, checked against the manifest's sha256.
 pub fn payload(gen_host: &Path, e: &Entry) -> Result<Vec<u8>> {
     let path = gen_host.join("etc").join(e.target.as_str());
-    let content = std::fs::read(&path)
-        .with_context(|| format!("cannot read the payload {}", path.display()))?;
+    let content = crate::rootfs::read_regular(&path).context("cannot read the payload")?;
     let sha = sha256_bytes(&content);
     if Some(sha.as_str()) != e.sha256.as_deref() {
         bail!(

@@ -128,13 +128,13 @@ fn payload_problems(host: &Path, m: &Manifest) -> Vec<String> {
         }
         let p = etc.join(e.target.as_str());
         match (e.kind, &e.sha256) {
-            (Kind::Copy | Kind::Symlink, Some(want)) => match std::fs::read(&p) {
+            (Kind::Copy | Kind::Symlink, Some(want)) => match crate::rootfs::read_regular(&p) {
                 Ok(bytes) if sha256_bytes(&bytes) == want.as_str() => {}
                 Ok(_) => out.push(format!(
                     "{}: content does not match its sha256",
                     p.display()
                 )),
-                Err(err) => out.push(format!("{}: cannot read the payload ({err})", p.display())),
+                Err(err) => out.push(format!("cannot read the payload: {err:#}")),
             },
             (Kind::DirectSymlink, _) => match std::fs::read_link(&p) {
                 Ok(t) if t.to_str().is_some() && t.to_str() == e.source.as_deref() => {}

@@ -126,9 +126,9 @@ fn inherited(so_far: &[(String, Seen)], t: &str) -> Option<Node> {
 /// the generation's own, pointing at its sources).
 fn payload_sha(gen_host: &Path, target: &str) -> String {
     let path = gen_host.join("etc").join(target);
-    match std::fs::read(&path) {
+    match crate::rootfs::read_regular(&path) {
         Ok(bytes) => crate::rootfs::sha256_bytes(&bytes),
-        // Unreadable (a dangling source, a directory): nothing can be identical to it.
+        // Unreadable (a dangling source, a directory, a FIFO): nothing can be identical to it.
         Err(_) => String::new(),
     }
 }

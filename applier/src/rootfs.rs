@@ -660,9 +660,50 @@ fn remove_contents(dir: &OwnedFd, dev: u64, shown: &Path) -> Result<()> {
 }
 
 /// Opens `name` in `pfd` for reading, refusing to follow a link there.
+/// Only a regular file: `O_NONBLOCK` so that a FIFO put there meanwhile cannot block the
+/// open, and the type checked on what was opened.
 fn open_read(pfd: &OwnedFd, name: &str, shown: &str) -> Result<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    openat(pfd, name, flags, Mode::empty()).with_context(|| format!("cannot open {shown}"))
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let fd =
+        openat(pfd, name, flags, Mode::empty()).with_context(|| format!("cannot open {shown}"))?;
+    regular(&fd, shown)?;
+    Ok(fd)
+}
+
+/// Fails unless `fd` is a regular file of at most [`MAX_READ`] bytes (a device or a FIFO
+/// would block or never end).
+fn regular(fd: &OwnedFd, shown: &str) -> Result<()> {
+    let st = fstat(fd).with_context(|| format!("cannot stat {shown}"))?;
+    if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
+        bail!("{shown} is not a regular file");
+    }
+    if u64::try_from(st.st_size).unwrap_or(u64::MAX) > MAX_READ {
+        bail!("{shown} is larger than {} MiB", MAX_READ >> 20);
+    }
+    Ok(())
+}
+
+/// Reads a regular file of the host (a generation's payload, following its links to the
+/// sources, as readers will): never blocks on a FIFO or reads a device, at most
+/// [`MAX_READ`] bytes.
+pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let shown = path.display().to_string();
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )
+    .with_context(|| format!("cannot open {shown}"))?;
+    regular(&fd, &shown)?;
+    let mut out = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_READ + 1)
+        .read_to_end(&mut out)
+        .with_context(|| format!("cannot read {shown}"))?;
+    if out.len() as u64 > MAX_READ {
+        bail!("{shown} is larger than {} MiB", MAX_READ >> 20);
+    }
+    Ok(out)
 }
 
 /// The owner to give a file we write.
