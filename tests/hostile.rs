@@ -54,6 +54,7 @@ const CASES: &[Case] = &[
         "11 a FIFO as a link's source, a foreign file at its target",
         fifo_source,
     ),
+    ("12 a closed stdout", closed_stdout),
     ("+ a --root that is missing or a file", bad_root),
 ];
 
@@ -664,4 +665,30 @@ fn fifo_source() -> Result<(), String> {
     check(code(&out) == 3, || {
         format!("want a conflict (exit 3): {}", text_of(&out))
     })
+}
+
+/// Issue 8.12: `etcflip switch G --root R | true` (and with `--json`): the switch happens and
+/// the exit code says so (0), whatever became of the report.
+fn closed_stdout() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-epipe");
+    let a = s.gen("a", &spec(&[("hosts", text("hosts", "a\n"))]));
+    let b = s.gen("b", &spec(&[("hosts", text("hosts", "b\n"))]));
+    for (gen, extra) in [(&a, None), (&b, Some("--json"))] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg("set -o pipefail; \"$@\" | true")
+            .arg("bash")
+            .arg(bin("etcflip"))
+            .arg("switch")
+            .arg(gen)
+            .args(extra)
+            .arg("--root")
+            .arg(&s.root)
+            .output()
+            .unwrap();
+        check(code(&out) == 0 && shows(&s.root, gen), || {
+            format!("{extra:?}: exit {}: {}", code(&out), text_of(&out))
+        })?;
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The `etcflip` command line.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,11 +83,23 @@ fn raise_open_file_limit() {
     }
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
+/// Writes the report. It comes after the work, and the exit code says what happened to the
+/// root: an output that cannot be written (a closed pipe, `| true`) is noted on stderr and
+/// never changes that code (nor panics, as `print!` does).
+fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
-    Ok(())
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "etcflip: the report was not written: {e}"
+        );
+    }
+}
+
+fn json(v: &impl serde::Serialize) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(v)?;
+    text.push('\n');
+    Ok(text)
 }
 
 fn run(cli: Cli) -> Result<u8> {
@@ -112,27 +125,32 @@ fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn run_switch(opts: &Options, json: bool) -> Result<u8> {
+fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
     let outcome = switch::switch(opts)?;
     let refused = outcome.refused();
-    if json {
-        print_json(&outcome)?;
+    if as_json {
+        emit(&json(&outcome)?);
     } else {
-        print!("{}", outcome.plan.render());
+        let mut text = outcome.plan.render();
         if outcome.migrated {
-            println!("migrated from a setup-etc.pl /etc (/etc/static + /etc/.clean)");
+            text.push_str("migrated from a setup-etc.pl /etc (/etc/static + /etc/.clean)\n");
         }
         for n in &outcome.notes {
-            println!("note: {n}");
+            let _ = writeln!(text, "note: {n}");
         }
         for u in &outcome.unresolved {
-            println!("warning: {u}");
+            let _ = writeln!(text, "warning: {u}");
         }
         for i in &outcome.incomplete {
-            println!("incomplete: {i}");
+            let _ = writeln!(text, "incomplete: {i}");
         }
         let changed = outcome.changed;
-        println!("{}", summary(opts.dry_run, refused.is_some(), changed));
+        let _ = writeln!(
+            text,
+            "{}",
+            summary(opts.dry_run, refused.is_some(), changed)
+        );
+        emit(&text);
     }
     let interrupted = outcome.interrupted.clone();
     let incomplete = !outcome.incomplete.is_empty() && !opts.dry_run && refused.is_none();
@@ -156,54 +174,69 @@ fn run_switch(opts: &Options, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-fn run_verify(root: &std::path::Path, json: bool) -> Result<u8> {
+fn run_verify(root: &std::path::Path, as_json: bool) -> Result<u8> {
     let report = verify::verify(root)?;
-    if json {
-        print_json(&report)?;
+    if as_json {
+        emit(&json(&report)?);
     } else {
+        let mut text = String::new();
         for d in &report.drift {
-            println!("{}: expected {}, found {}", d.path, d.expected, d.found);
+            let _ = writeln!(
+                text,
+                "{}: expected {}, found {}",
+                d.path, d.expected, d.found
+            );
         }
         for u in &report.unresolved {
-            println!("warning: {u}");
+            let _ = writeln!(text, "warning: {u}");
         }
-        println!(
+        let _ = writeln!(
+            text,
             "{} difference(s) from {} (checked the overlay and {} entries)",
             report.drift.len(),
             report.generation,
             report.checked
         );
+        emit(&text);
     }
     Ok(u8::from(!report.drift.is_empty()))
 }
 
-fn run_status(root: &std::path::Path, json: bool) -> Result<u8> {
+fn run_status(root: &std::path::Path, as_json: bool) -> Result<u8> {
     let st = verify::status(root)?;
-    if json {
-        print_json(&st)?;
+    if as_json {
+        emit(&json(&st)?);
         return Ok(0);
     }
+    let mut text = String::new();
     match &st.generation {
-        Some(g) => println!("applied: {g}"),
-        None => println!("applied: nothing"),
+        Some(g) => {
+            let _ = writeln!(text, "applied: {g}");
+        }
+        None => text.push_str("applied: nothing\n"),
     }
     if let Some(o) = &st.overlay {
-        println!("overlay: {o}");
+        let _ = writeln!(text, "overlay: {o}");
     }
     for (k, n) in &st.entries {
-        println!("  {n:>6} {k}");
+        let _ = writeln!(text, "  {n:>6} {k}");
     }
     for u in &st.unresolved {
-        println!("warning: {u}");
+        let _ = writeln!(text, "warning: {u}");
     }
     for h in &st.held {
-        println!(
+        let _ = writeln!(
+            text,
             "held: {h}: left for a mount point; the first switch after it is gone finishes it"
         );
     }
     for p in &st.pending {
-        println!("pending: an interrupted switch to {p}; run the switch again to finish");
+        let _ = writeln!(
+            text,
+            "pending: an interrupted switch to {p}; run the switch again to finish"
+        );
     }
+    emit(&text);
     Ok(0)
 }
 
