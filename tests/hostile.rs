@@ -56,6 +56,8 @@ const CASES: &[Case] = &[
     ),
     ("12 a closed stdout", closed_stdout),
     ("+ a --root that is missing or a file", bad_root),
+    ("+ a payload changed after it was checked", payload_swapped),
+    ("+ a no-op re-switch on a read-only /etc", read_only_etc),
 ];
 
 #[test]
@@ -691,4 +693,54 @@ fn closed_stdout() -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+/// Issue 8, also: a copy's payload changed after the generation was checked (the switch reads
+/// it again to stage it, slowed at its open): an invalid generation, exit 2, before the flip.
+fn payload_swapped() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-payload");
+    let g = s.gen(
+        "g",
+        &spec(&[(
+            "motd",
+            serde_json::json!({"text": "ours\n", "mode": "0644"}),
+        )]),
+    );
+    let payload = g.join("etc/motd");
+    let child = slowed_switch(&s.root, &g, &["execve:delay_exit=400000"]);
+    let journaled = || s.etc(".etcflip/journal.json").exists();
+    let done = meanwhile(child, "the journal", journaled, || {
+        std::fs::set_permissions(
+            &payload,
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+        std::fs::write(&payload, "changed\n").unwrap();
+    })?;
+    check(code(&done) == 2 && !s.etc("static").exists(), || {
+        format!("exit {}: {}", code(&done), text_of(&done))
+    })
+}
+
+/// Issue 8, also: a re-switch to the applied generation on a read-only `/etc` (an image) with
+/// nothing to do succeeds: the lock is taken without write access.
+fn read_only_etc() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-readonly");
+    let g = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
+    s.switch(&g, &[]);
+    let out = Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args([
+            "sh",
+            "-eu",
+            "-c",
+            "mount --bind \"$R/etc\" \"$R/etc\"; mount -o remount,bind,ro \"$R/etc\"; \
+             exec \"$E\" switch \"$G\" --root \"$R\"",
+        ])
+        .env("R", &s.root)
+        .env("G", &g)
+        .env("E", bin("etcflip"))
+        .output()
+        .unwrap();
+    check(code(&out) == 0, || text_of(&out))
 }

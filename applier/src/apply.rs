@@ -292,12 +292,14 @@ pub fn payload(gen_host: &Path, e: &Entry) -> Result<Vec<u8>> {
     let content = crate::rootfs::read_regular(&path).context("cannot read the payload")?;
     let sha = sha256_bytes(&content);
     if Some(sha.as_str()) != e.sha256.as_deref() {
-        bail!(
+        // An invalid generation (exit 2), found before the flip: nothing visible changed.
+        return Err(crate::errors::Invalid::one(format!(
             "the payload {} does not match its manifest (sha256 {sha}, manifest says {}): the \
              generation was modified",
             path.display(),
             e.sha256.as_deref().unwrap_or("nothing")
-        );
+        ))
+        .into());
     }
     Ok(content)
 }

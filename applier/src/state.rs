@@ -133,7 +133,9 @@ pub fn lock(root: &mut Root) -> Result<Lock> {
     let mut fd = openat(
         root.dir(&dir)?,
         "lock",
-        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        // Read-only: flock needs no write access, and a no-op re-switch must work on a
+        // read-only /etc (a boot from an image) where the lock file already exists.
+        OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )
     .with_context(|| format!("cannot open the lock {shown}"))?;
