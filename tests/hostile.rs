@@ -58,6 +58,10 @@ const CASES: &[Case] = &[
     ("+ a --root that is missing or a file", bad_root),
     ("+ a payload changed after it was checked", payload_swapped),
     ("+ a no-op re-switch on a read-only /etc", read_only_etc),
+    (
+        "+ a device as a runtime copy's source and as /etc/passwd",
+        device_sources,
+    ),
 ];
 
 #[test]
@@ -743,4 +747,41 @@ fn read_only_etc() -> Result<(), String> {
         .output()
         .unwrap();
     check(code(&out) == 0, || text_of(&out))
+}
+
+/// Issue 8, also: a character device (`/dev/zero`'s numbers) as the source of a runtime copy,
+/// and as `/etc/passwd` while a copy is owned by a name: read only as regular files, so the
+/// switch ends at once, naming the source; nothing is read without bound.
+fn device_sources() -> Result<(), String> {
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    let s = Scratch::new_in_memory("hostile-devices");
+    let g = s.gen(
+        "g",
+        &serde_json::json!({"store": s.root.join("store"), "etc": {
+            "secret": {"source": "/run/secrets/x", "mode": "0400"},
+            "owned": {"text": "o\n", "mode": "0644", "user": "alice"},
+        }}),
+    );
+    std::fs::create_dir_all(s.root.join("run/secrets")).unwrap();
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    for at in [s.root.join("run/secrets/x"), s.etc("passwd")] {
+        mknod(
+            &at,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o644),
+            makedev(1, 5),
+        )
+        .unwrap();
+    }
+    let out = bounded(
+        &s.root,
+        &[OsStr::new("switch"), g.as_os_str()],
+        Duration::from_secs(5),
+    )?;
+    check(out.status.code().is_some_and(|c| c != 0), || {
+        format!("exit {:?}: {}", out.status.code(), text_of(&out))
+    })?;
+    check(text_of(&out).contains("not a regular file"), || {
+        format!("the message does not say why: {}", text_of(&out))
+    })
 }
