@@ -57,6 +57,10 @@ const CASES: &[Case] = &[
     ("12 a closed stdout", closed_stdout),
     ("+ a --root that is missing or a file", bad_root),
     ("+ a payload changed after it was checked", payload_swapped),
+    (
+        "+ a refused switch on a root etcflip never touched",
+        refused_writes_nothing,
+    ),
     ("+ a no-op re-switch on a read-only /etc", read_only_etc),
     (
         "+ a device as a runtime copy's source and as /etc/passwd",
@@ -784,4 +788,26 @@ fn device_sources() -> Result<(), String> {
     check(text_of(&out).contains("not a regular file"), || {
         format!("the message does not say why: {}", text_of(&out))
     })
+}
+
+/// Issue 8, also: a refused switch (exit 3) changes nothing at all, not even a lock file, on a
+/// root etcflip never touched.
+fn refused_writes_nothing() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-refused");
+    let g = s.gen("g", &spec(&[("motd", text("motd", "ours\n"))]));
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    std::fs::write(s.etc("motd"), "the admin's\n").unwrap();
+    let before = etcflip_e2e::listing(&s.root.join("etc"));
+    let out = s.switch_out(&g, &[]);
+    let state = s.etc(".etcflip").exists();
+    check(
+        code(&out) == 3 && !state && etcflip_e2e::listing(&s.root.join("etc")) == before,
+        || {
+            format!(
+                "exit {}, state dir made: {state}: {}",
+                code(&out),
+                text_of(&out)
+            )
+        },
+    )
 }

@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod gather;
 pub mod generation;
 pub mod legacy;
+pub mod lock;
 pub mod manifest;
 pub mod mapped;
 pub mod mounts;

@@ -14,7 +14,7 @@
 //! A child never outlives the switch, and never runs unlocked (DESIGN.md, invariant 8): it
 //! gets `PR_SET_PDEATHSIG` (SIGKILL), and it inherits the switch's lock, an `flock` on one open
 //! file description, which stays held until the last process holding it is gone. A rerun
-//! after a SIGKILL of etcflip alone therefore waits for the straggler (see `state::lock`)
+//! after a SIGKILL of etcflip alone therefore waits for the straggler (see `lock.rs`)
 //! instead of racing it (`tests/orphans.rs`).
 
 use std::fs::File;
@@ -25,8 +25,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::lock::Lock;
 use crate::rootfs::Root;
-use crate::state::Lock;
 
 /// Environment variable naming a specific `systemd-tmpfiles` binary (tests use 252/254/257).
 pub const TMPFILES_ENV: &str = "ETCFLIP_TMPFILES";

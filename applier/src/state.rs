@@ -19,11 +19,8 @@
 //! of the directory.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 
-use anyhow::{bail, Context as _, Result};
-use nix::fcntl::{openat, Flock, FlockArg, OFlag};
-use nix::sys::stat::Mode;
+use anyhow::{bail, Result};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -98,74 +95,9 @@ impl RawRecorded<'_> {
     }
 }
 
-/// The exclusive lock; released when dropped (and the children that inherited it are gone).
-pub struct Lock {
-    flock: Flock<OwnedFd>,
-}
-
-impl Lock {
-    /// The locked descriptor, for children that must hold the lock too (see `runner`).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.flock.as_fd()
-    }
-}
-
-/// How long a switch waits for another one's lock before it gives up.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Takes the lock, creating the state directory if needed. While another etcflip, or a
-/// `systemd-tmpfiles` child of a killed one (it holds the lock until it dies, see `runner`),
-/// holds it, waits up to [`LOCK_WAIT`], then fails: a rerun right after a kill converges
-/// instead of failing, and two switches started together run one after the other.
-/// Whether the lock file is already there (then [`lock`] creates nothing).
-pub fn lock_present(root: &mut Root) -> Result<bool> {
-    let rel = format!("{}/lock", state_dir());
-    Ok(matches!(
-        root.node_with(&rel, false)?,
-        crate::rootfs::Node::File(_)
-    ))
-}
-
-pub fn lock(root: &mut Root) -> Result<Lock> {
-    let dir = state_dir();
-    root.make_dirs(&dir)?;
-    let shown = root.show(&format!("{dir}/lock"));
-    let mut fd = openat(
-        root.dir(&dir)?,
-        "lock",
-        // Read-only: flock needs no write access, and a no-op re-switch must work on a
-        // read-only /etc (a boot from an image) where the lock file already exists.
-        OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )
-    .with_context(|| format!("cannot open the lock {shown}"))?;
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    // Polled rather than blocking: a blocking flock cannot time out without a signal handler.
-    // A dying straggler lets go within milliseconds, so the first pauses are short.
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
-            Ok(flock) => {
-                sweep(root, &dir)?;
-                return Ok(Lock { flock });
-            }
-            Err((back, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_millis(50));
-                fd = back;
-            }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
-                "another etcflip is working on this root (it has held {shown} for {} s)",
-                LOCK_WAIT.as_secs()
-            ),
-            Err((_, e)) => bail!("cannot lock {shown}: {e}"),
-        }
-    }
-}
-
 /// Removes what a killed run may have left in the state directory (temporary files,
 /// transient snippets). Safe: we hold the lock, and nothing else writes there.
-fn sweep(root: &mut Root, dir: &str) -> Result<()> {
+pub(crate) fn sweep(root: &mut Root, dir: &str) -> Result<()> {
     for name in root.list(dir)? {
         if !matches!(
             name.as_str(),

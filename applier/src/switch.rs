@@ -24,6 +24,7 @@ use crate::gather::{
 };
 use crate::generation::{Generation, GenerationFile};
 use crate::legacy;
+use crate::lock::{self, Lock};
 use crate::manifest::{Manifest, Str};
 use crate::observe;
 use crate::owners::{self, Owners, Unresolved};
@@ -153,9 +154,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         leave_to_exit(opts.exiting, applied_text);
         return Ok(outcome);
     }
-    let Some(lock) = &lock else {
-        bail!("internal: a switch that writes holds the lock");
-    };
+    let lock = writing(lock.as_ref(), &mut root)?;
     if !runtime::keyed(&gen.manifest, key.as_ref()) {
         let key = Key::read_or_make(&mut root)?;
         let found = (&outcome.plan, &looked.world, &gathered.evidence);
@@ -188,30 +187,39 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// The lock of a switch that is going to write, with the lock file made (see `lock.rs`).
+fn writing<'l>(lock: Option<&'l Lock>, root: &mut Root) -> Result<&'l Lock> {
+    let Some(lock) = lock else {
+        bail!("internal: a switch that writes holds the lock");
+    };
+    lock.for_writing(root)?;
+    Ok(lock)
+}
+
 /// The `systemd-tmpfiles` a writing switch runs (found before the first write), tied to its
 /// lock and to the root's `etc` as opened now.
-fn tmpfiles_engine<'l>(lock: &'l state::Lock, root: &mut Root) -> Result<Engine<'l>> {
+fn tmpfiles_engine<'l>(lock: &'l Lock, root: &mut Root) -> Result<Engine<'l>> {
     Engine::new(runner::find_tmpfiles()?, lock, root)
 }
 
-/// Takes the lock (none for a dry run, which writes nothing, not even the lock file). Where
-/// the lock file is there, taking it writes nothing, so it comes first and the generation is
-/// checked later, while the applied state is parsed; on a fresh root the generation is checked
-/// first (returned), so that an invalid one is refused before the lock makes anything.
+/// Takes the lock (none for a dry run, which writes nothing, not even the lock). Where `/etc`
+/// is there, taking it writes nothing (see `lock.rs`), so it comes first and the generation is
+/// checked later, while the applied state is parsed; on a root without `/etc` the generation
+/// is checked first (returned), so that an invalid one is refused before the lock makes it.
 fn lock_in_order<'f>(
     dry_run: bool,
     root: &mut Root,
     host: &'f std::path::Path,
     text: &'f str,
-) -> Result<(Option<state::Lock>, Option<Generation<'f>>)> {
+) -> Result<(Option<Lock>, Option<Generation<'f>>)> {
     if dry_run {
         return Ok((None, None));
     }
-    if state::lock_present(root)? {
-        return Ok((Some(state::lock(root)?), None));
+    if lock::writes_nothing(root)? {
+        return Ok((Some(lock::lock(root)?), None));
     }
     let gen = Generation::parse(host, text)?;
-    Ok((Some(state::lock(root)?), Some(gen)))
+    Ok((Some(lock::lock(root)?), Some(gen)))
 }
 
 /// The generation (unless `parsed` already) and the applied manifest (`old`, when it is not
