@@ -54,6 +54,10 @@ const CASES: &[Case] = &[
         "11 a FIFO as a link's source, a foreign file at its target",
         fifo_source,
     ),
+    (
+        "11 SIGTERM while the lock is held by another",
+        sigterm_waiting_for_the_lock,
+    ),
     ("12 a closed stdout", closed_stdout),
     ("+ a --root that is missing or a file", bad_root),
     ("+ a payload changed after it was checked", payload_swapped),
@@ -810,4 +814,32 @@ fn refused_writes_nothing() -> Result<(), String> {
             )
         },
     )
+}
+
+/// Issue 8.11: SIGTERM stays effective before the flip, also while a switch waits for a lock
+/// another holds: it ends at once (exit 1), not after the 10 s wait.
+fn sigterm_waiting_for_the_lock() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-sigterm-lock");
+    let g = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
+    s.switch(&g, &[]);
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(s.etc(".etcflip/lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock (util-linux)");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let out = bounded(
+        &s.root,
+        &[OsStr::new("switch"), g.as_os_str()],
+        Duration::from_millis(300),
+    );
+    let took = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let out = out?;
+    check(code(&out) == 1 && took < Duration::from_secs(3), || {
+        format!("exit {} after {took:?}: {}", code(&out), text_of(&out))
+    })
 }

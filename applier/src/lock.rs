@@ -19,6 +19,7 @@ use nix::fcntl::{openat, Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
 
 use crate::rootfs::{Node, Root};
+use crate::signals::Signals;
 use crate::state::{state_dir, sweep};
 
 /// How long a switch waits for another one's lock before it gives up.
@@ -42,7 +43,7 @@ impl Lock {
     pub fn for_writing(&self, root: &mut Root) -> Result<()> {
         if self.file.get().is_none() {
             root.make_dirs(&state_dir())?;
-            let locked = lock_file(root, true)?;
+            let locked = lock_file(root, true, &mut None)?;
             let _ = self.file.set(locked);
             sweep(root, &state_dir())?;
         }
@@ -56,8 +57,9 @@ pub fn writes_nothing(root: &mut Root) -> Result<bool> {
 }
 
 /// Takes the lock (see the module comment), and sweeps what a killed run left in the state
-/// directory.
-pub fn lock(root: &mut Root) -> Result<Lock> {
+/// directory. SIGTERM or SIGINT while it waits (`signals`) ends the wait at once: nothing has
+/// been written.
+pub fn lock(root: &mut Root, signals: &mut Option<Signals>) -> Result<Lock> {
     if !writes_nothing(root)? {
         root.make_dirs("etc")?;
     }
@@ -65,11 +67,11 @@ pub fn lock(root: &mut Root) -> Result<Lock> {
         .dir("etc")?
         .try_clone()
         .context("cannot duplicate the descriptor of /etc")?;
-    let etc = wait(etc, &root.show("etc"))?;
+    let etc = wait(etc, &root.show("etc"), signals)?;
     let file = OnceCell::new();
     let rel = format!("{}/lock", state_dir());
     if matches!(root.node_with(&rel, false)?, Node::File(_)) {
-        let _ = file.set(lock_file(root, false)?);
+        let _ = file.set(lock_file(root, false, signals)?);
         sweep(root, &state_dir())?;
     }
     Ok(Lock { etc, file })
@@ -77,7 +79,11 @@ pub fn lock(root: &mut Root) -> Result<Lock> {
 
 /// Opens (`create`: or makes) `/etc/.etcflip/lock`, read-only (flock needs no write access),
 /// and locks it.
-fn lock_file(root: &mut Root, create: bool) -> Result<Flock<OwnedFd>> {
+fn lock_file(
+    root: &mut Root,
+    create: bool,
+    signals: &mut Option<Signals>,
+) -> Result<Flock<OwnedFd>> {
     let dir = state_dir();
     let shown = root.show(&format!("{dir}/lock"));
     let mut flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -91,11 +97,11 @@ fn lock_file(root: &mut Root, create: bool) -> Result<Flock<OwnedFd>> {
         Mode::from_bits_truncate(0o600),
     )
     .with_context(|| format!("cannot open the lock {shown}"))?;
-    wait(fd, &shown)
+    wait(fd, &shown, signals)
 }
 
-/// Locks `fd` exclusively, waiting up to [`LOCK_WAIT`].
-fn wait(mut fd: OwnedFd, shown: &str) -> Result<Flock<OwnedFd>> {
+/// Locks `fd` exclusively, waiting up to [`LOCK_WAIT`] unless a signal arrives.
+fn wait(mut fd: OwnedFd, shown: &str, signals: &mut Option<Signals>) -> Result<Flock<OwnedFd>> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     // Polled rather than blocking: a blocking flock cannot time out without a signal handler.
     // A dying straggler lets go within milliseconds, so the first pauses are short.
@@ -104,6 +110,9 @@ fn wait(mut fd: OwnedFd, shown: &str) -> Result<Flock<OwnedFd>> {
         match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
             Ok(flock) => return Ok(flock),
             Err((back, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                if let Some(sig) = signals.as_mut().and_then(Signals::pending) {
+                    bail!("interrupted by {sig} while waiting for {shown}; nothing was written");
+                }
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 fd = back;

@@ -84,7 +84,8 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let gen_text = file.text()?;
     let mut root = Root::open(&opts.root)?;
     let gen_in_root = file.path_in_root(&root)?;
-    let (lock, gen_first) = lock_in_order(opts.dry_run, &mut root, &file.host, gen_text)?;
+    let locking = (opts.dry_run, &mut signals);
+    let (lock, gen_first) = lock_in_order(locking, &mut root, &file.host, gen_text)?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
     // The runtime-copy key is made only once the switch is going to write; a switch that
@@ -207,7 +208,7 @@ fn tmpfiles_engine<'l>(lock: &'l Lock, root: &mut Root) -> Result<Engine<'l>> {
 /// checked later, while the applied state is parsed; on a root without `/etc` the generation
 /// is checked first (returned), so that an invalid one is refused before the lock makes it.
 fn lock_in_order<'f>(
-    dry_run: bool,
+    (dry_run, signals): (bool, &mut Option<Signals>),
     root: &mut Root,
     host: &'f std::path::Path,
     text: &'f str,
@@ -216,10 +217,10 @@ fn lock_in_order<'f>(
         return Ok((None, None));
     }
     if lock::writes_nothing(root)? {
-        return Ok((Some(lock::lock(root)?), None));
+        return Ok((Some(lock::lock(root, signals)?), None));
     }
     let gen = Generation::parse(host, text)?;
-    Ok((Some(lock::lock(root)?), Some(gen)))
+    Ok((Some(lock::lock(root, signals)?), Some(gen)))
 }
 
 /// The generation (unless `parsed` already) and the applied manifest (`old`, when it is not
