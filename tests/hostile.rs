@@ -45,6 +45,10 @@ const CASES: &[Case] = &[
         "6 an admin's own link at the overlay path",
         foreign_overlay_link,
     ),
+    (
+        "6 an admin's link at /etc/static on a migrated root",
+        foreign_overlay_migrated,
+    ),
     ("7 a relative --root with ..", relative_root),
     ("8 a non-UTF-8 generation path", non_utf8_generation),
     ("9 umask 077", strict_umask),
@@ -58,9 +62,21 @@ const CASES: &[Case] = &[
         "11 SIGTERM while the lock is held by another",
         sigterm_waiting_for_the_lock,
     ),
+    (
+        "11 verify and status on a FIFO in the generation",
+        fifo_in_generation,
+    ),
     ("12 a closed stdout", closed_stdout),
+    (
+        "12 closed stdout and stderr on a refused switch",
+        closed_stderr,
+    ),
     ("+ a --root that is missing or a file", bad_root),
     ("+ a payload changed after it was checked", payload_swapped),
+    (
+        "+ a tampered generation and no systemd-tmpfiles",
+        tampered_without_tmpfiles,
+    ),
     (
         "+ a refused switch on a root etcflip never touched",
         refused_writes_nothing,
@@ -841,5 +857,121 @@ fn sigterm_waiting_for_the_lock() -> Result<(), String> {
     let out = out?;
     check(code(&out) == 1 && took < Duration::from_secs(3), || {
         format!("exit {} after {took:?}: {}", code(&out), text_of(&out))
+    })
+}
+
+/// Issue 8.6: on a root migrated from `setup-etc.pl` (etcflip keeps its `/etc/.clean`), a link
+/// of the admin's own at `/etc/static` is still a conflict: only a NixOS `…-etc/etc` link is
+/// the legacy overlay.
+fn foreign_overlay_migrated() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-overlay-migrated");
+    std::fs::create_dir_all(s.root.join("store/old-etc/etc")).unwrap();
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    std::os::unix::fs::symlink("/store/old-etc/etc", s.etc("static")).unwrap();
+    std::fs::write(s.etc(".clean"), "").unwrap();
+    let a = s.gen("a", &spec(&[("hosts", text("hosts", "a\n"))]));
+    let b = s.gen("b", &spec(&[("hosts", text("hosts", "b\n"))]));
+    let first = s.switch_out(&a, &[]);
+    check(code(&first) == 0, || {
+        format!("migration: {}", text_of(&first))
+    })?;
+    std::fs::remove_file(s.etc("static")).unwrap();
+    std::os::unix::fs::symlink("/srv/admins-own", s.etc("static")).unwrap();
+    let out = s.switch_out(&b, &[]);
+    let still = std::fs::read_link(s.etc("static")).ok();
+    check(
+        code(&out) == 3 && still.as_deref() == Some(Path::new("/srv/admins-own")),
+        || {
+            format!(
+                "exit {}, static -> {still:?}: {}",
+                code(&out),
+                text_of(&out)
+            )
+        },
+    )
+}
+
+/// Issue 8.11: `verify` and `status` read the applied generation's own `passwd` (a copy is
+/// owned by a name): a FIFO put there must not block them.
+fn fifo_in_generation() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-fifo-gen");
+    let g = s.gen(
+        "g",
+        &serde_json::json!({"etc": {
+            "passwd": {"text": "root:x:0:0::/root:/bin/sh\nalice:x:1000:100::/:/bin/sh\n"},
+            "secret": {"text": "s\n", "mode": "0400", "user": "alice"},
+        }}),
+    );
+    s.switch(&g, &[]);
+    let payload = g.join("etc/passwd");
+    std::fs::remove_file(&payload).unwrap();
+    nix::unistd::mkfifo(&payload, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    for cmd in ["verify", "status"] {
+        let out = bounded(&s.root, &[OsStr::new(cmd)], Duration::from_secs(5))?;
+        check(out.status.code().is_some(), || {
+            format!("{cmd}: {}", text_of(&out))
+        })?;
+    }
+    Ok(())
+}
+
+/// Issue 8.12: stdout and stderr both closed (`2>&1 | true`): a refused switch still exits 3,
+/// a missing `--root` still 2.
+fn closed_stderr() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-epipe-stderr");
+    let g = s.gen("g", &spec(&[("motd", text("motd", "ours\n"))]));
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    std::fs::write(s.etc("motd"), "the admin's\n").unwrap();
+    let missing = s.dir.join("missing");
+    for (root, want) in [(&s.root, 3), (&missing, 2)] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg("set -o pipefail; sleep 0.2 | true; \"$@\" 2>&1 | true")
+            .arg("bash")
+            .arg(bin("etcflip"))
+            .arg("switch")
+            .arg(&g)
+            .arg("--root")
+            .arg(root)
+            .output()
+            .unwrap();
+        check(code(&out) == want, || {
+            format!(
+                "--root {}: exit {} (want {want})",
+                root.display(),
+                code(&out)
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Issue 8, also: a tampered generation is an invalid one (exit 2) even when the switch could
+/// not have run `systemd-tmpfiles` anyway: the generation is judged first.
+fn tampered_without_tmpfiles() -> Result<(), String> {
+    let s = Scratch::new_in_memory("hostile-tampered");
+    let a = s.gen("a", &spec(&[("hosts", text("hosts", "a\n"))]));
+    let b = s.gen(
+        "b",
+        &spec(&[("motd", serde_json::json!({"text": "b\n", "mode": "0644"}))]),
+    );
+    s.switch(&a, &[]);
+    let payload = b.join("etc/motd");
+    std::fs::set_permissions(
+        &payload,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(&payload, "tampered\n").unwrap();
+    let out = Command::new(bin("etcflip"))
+        .arg("switch")
+        .arg(&b)
+        .arg("--root")
+        .arg(&s.root)
+        .env("ETCFLIP_TMPFILES", "/nonexistent/systemd-tmpfiles")
+        .output()
+        .unwrap();
+    check(code(&out) == 2, || {
+        format!("exit {}: {}", code(&out), text_of(&out))
     })
 }

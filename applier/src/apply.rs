@@ -128,11 +128,13 @@ impl Children {
     /// A switch to another generation (`engine`) starts one child before it parses the
     /// manifests, while the process is still small (a fork then costs a fraction of a
     /// millisecond, not one or two) and its start-up has the most to overlap.
-    pub fn speculative(engine: Option<&runner::Engine>) -> Result<Children> {
-        Ok(Children {
+    /// Best effort: a child that cannot be started now is started (and its error reported)
+    /// when it is needed.
+    pub fn speculative(engine: Option<&runner::Engine>) -> Children {
+        Children {
             creation: None,
-            spare: engine.map(runner::Engine::start).transpose()?,
-        })
+            spare: engine.and_then(|e| e.start().ok()),
+        }
     }
 
     /// Starts the creation as soon as the manifests alone show that targets are added

@@ -4,7 +4,12 @@
 //! access and writes nothing), and also `/etc/.etcflip/lock` once that exists (what etcflip
 //! locked before; a switch that is going to write makes it, [`Lock::for_writing`]). So a
 //! refused or no-op switch, also on a root etcflip never touched and on a read-only `/etc`,
-//! changes nothing at all, and switches still exclude one another and earlier versions.
+//! changes nothing at all, and switches still exclude one another and earlier versions: an
+//! earlier etcflip locks only the file, so a switch that finds the file made by someone else
+//! while it planned stops there, with nothing written.
+//!
+//! Where a directory cannot be `flock`ed (NFS emulates flock with POSIX locks, which need a
+//! file open for writing), the lock file alone is the lock, made at once, as before.
 //!
 //! While another etcflip, or a `systemd-tmpfiles` child of a killed one (it inherits the
 //! lock and holds it until it dies, see `runner`), holds it, a switch waits up to
@@ -15,6 +20,7 @@ use std::cell::OnceCell;
 use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context as _, Result};
+use nix::errno::Errno;
 use nix::fcntl::{openat, Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
 
@@ -27,23 +33,37 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The exclusive lock; released when dropped (and the children that inherited it are gone).
 pub struct Lock {
-    /// `/etc`'s directory, locked by every switch.
-    etc: Flock<OwnedFd>,
+    /// `/etc`'s directory, locked by every switch (`None` where it cannot be, see the module
+    /// comment; the file is then locked from the start).
+    etc: Option<Flock<OwnedFd>>,
     /// `/etc/.etcflip/lock`, once it exists.
     file: OnceCell<Flock<OwnedFd>>,
 }
 
 impl Lock {
-    /// The locked descriptor children inherit (`/etc`'s, which every switch locks).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.etc.as_fd()
+    /// The locked descriptor children inherit.
+    pub fn fd(&self) -> Result<BorrowedFd<'_>> {
+        match (&self.etc, self.file.get()) {
+            (Some(etc), _) => Ok(etc.as_fd()),
+            (None, Some(file)) => Ok(file.as_fd()),
+            (None, None) => bail!("internal: a lock holds neither /etc nor its lock file"),
+        }
     }
 
-    /// Before the first write: makes the state directory and the lock file, and locks it.
+    /// Before the first write: makes the state directory and the lock file, and locks it. A
+    /// lock file someone else made while this switch planned means an earlier etcflip (which
+    /// locks only the file) may have changed the root meanwhile: the switch stops, having
+    /// written nothing but the state directory, and a rerun plans again.
     pub fn for_writing(&self, root: &mut Root) -> Result<()> {
         if self.file.get().is_none() {
             root.make_dirs(&state_dir())?;
-            let locked = lock_file(root, true, &mut None)?;
+            let (locked, made) = lock_file(root, Make::Exclusive, &mut None)?;
+            if !made {
+                bail!(
+                    "another etcflip worked on {} while this switch planned; run it again",
+                    root.show("etc")
+                );
+            }
             let _ = self.file.set(locked);
             sweep(root, &state_dir())?;
         }
@@ -70,46 +90,79 @@ pub fn lock(root: &mut Root, signals: &mut Option<Signals>) -> Result<Lock> {
     let etc = wait(etc, &root.show("etc"), signals)?;
     let file = OnceCell::new();
     let rel = format!("{}/lock", state_dir());
-    if matches!(root.node_with(&rel, false)?, Node::File(_)) {
-        let _ = file.set(lock_file(root, false, signals)?);
+    if etc.is_none() {
+        root.make_dirs(&state_dir())?;
+        let _ = file.set(lock_file(root, Make::IfMissing, signals)?.0);
+        sweep(root, &state_dir())?;
+    } else if matches!(root.node_with(&rel, false)?, Node::File(_)) {
+        let _ = file.set(lock_file(root, Make::No, signals)?.0);
         sweep(root, &state_dir())?;
     }
     Ok(Lock { etc, file })
 }
 
-/// Opens (`create`: or makes) `/etc/.etcflip/lock`, read-only (flock needs no write access),
-/// and locks it.
-fn lock_file(
-    root: &mut Root,
-    create: bool,
-    signals: &mut Option<Signals>,
-) -> Result<Flock<OwnedFd>> {
-    let dir = state_dir();
-    let shown = root.show(&format!("{dir}/lock"));
-    let mut flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    if create {
-        flags |= OFlag::O_CREAT;
-    }
-    let fd = openat(
-        root.dir(&dir)?,
-        "lock",
-        flags,
-        Mode::from_bits_truncate(0o600),
-    )
-    .with_context(|| format!("cannot open the lock {shown}"))?;
-    wait(fd, &shown, signals)
+/// Whether [`lock_file`] may make the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Make {
+    No,
+    IfMissing,
+    /// Only if missing, and say whether it was (`O_EXCL`).
+    Exclusive,
 }
 
-/// Locks `fd` exclusively, waiting up to [`LOCK_WAIT`] unless a signal arrives.
-fn wait(mut fd: OwnedFd, shown: &str, signals: &mut Option<Signals>) -> Result<Flock<OwnedFd>> {
+/// Opens `/etc/.etcflip/lock` (making it as `make` says) and locks it; also says whether this
+/// call made it. Opened for writing where it can be (NFS needs it for a lock), else read-only
+/// (a read-only `/etc`: flock itself needs no write access).
+fn lock_file(
+    root: &mut Root,
+    make: Make,
+    signals: &mut Option<Signals>,
+) -> Result<(Flock<OwnedFd>, bool)> {
+    let dir = state_dir();
+    let shown = root.show(&format!("{dir}/lock"));
+    let base = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let open = |root: &mut Root, flags: OFlag| -> Result<Result<OwnedFd, Errno>> {
+        Ok(openat(
+            root.dir(&dir)?,
+            "lock",
+            base | flags,
+            Mode::from_bits_truncate(0o600),
+        ))
+    };
+    let (fd, created) = match make {
+        Make::Exclusive => match open(root, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL)? {
+            Ok(fd) => (Ok(fd), true),
+            Err(Errno::EEXIST) => (open(root, OFlag::O_RDWR)?, false),
+            Err(e) => (Err(e), false),
+        },
+        Make::IfMissing => (open(root, OFlag::O_RDWR | OFlag::O_CREAT)?, false),
+        Make::No => match open(root, OFlag::O_RDWR)? {
+            Err(Errno::EROFS | Errno::EACCES) => (open(root, OFlag::O_RDONLY)?, false),
+            other => (other, false),
+        },
+    };
+    let fd = fd.map_err(|e| anyhow::anyhow!("cannot open the lock {shown}: {e}"))?;
+    match wait(fd, &shown, signals)? {
+        Some(locked) => Ok((locked, created)),
+        None => bail!("cannot lock {shown}: flock is not supported there"),
+    }
+}
+
+/// Locks `fd` exclusively, waiting up to [`LOCK_WAIT`] unless a signal arrives; `None` when
+/// the file system cannot `flock` it (see the module comment).
+fn wait(
+    mut fd: OwnedFd,
+    shown: &str,
+    signals: &mut Option<Signals>,
+) -> Result<Option<Flock<OwnedFd>>> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     // Polled rather than blocking: a blocking flock cannot time out without a signal handler.
     // A dying straggler lets go within milliseconds, so the first pauses are short.
     let mut pause = std::time::Duration::from_millis(1);
     loop {
         match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
-            Ok(flock) => return Ok(flock),
-            Err((back, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+            Ok(flock) => return Ok(Some(flock)),
+            Err((back, Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
                 if let Some(sig) = signals.as_mut().and_then(Signals::pending) {
                     bail!("interrupted by {sig} while waiting for {shown}; nothing was written");
                 }
@@ -117,10 +170,11 @@ fn wait(mut fd: OwnedFd, shown: &str, signals: &mut Option<Signals>) -> Result<F
                 pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 fd = back;
             }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+            Err((_, Errno::EWOULDBLOCK)) => bail!(
                 "another etcflip is working on this root (it has held {shown} for {} s)",
                 LOCK_WAIT.as_secs()
             ),
+            Err((_, Errno::EBADF | Errno::ENOLCK | Errno::EOPNOTSUPP)) => return Ok(None),
             Err((_, e)) => bail!("cannot lock {shown}: {e}"),
         }
     }

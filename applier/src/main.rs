@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("etcflip: {err:#}");
+            let _ = writeln!(std::io::stderr(), "etcflip: {err:#}");
             ExitCode::from(u8::try_from(exit_code(&err)).unwrap_or(1))
         }
     }
@@ -157,15 +157,16 @@ fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
     // The process ends now: no need to free the plan entry by entry.
     std::mem::forget(outcome);
     if let Some(r) = refused {
-        eprintln!("etcflip: {r}");
+        let _ = writeln!(std::io::stderr(), "etcflip: {r}");
         return Ok(3);
     }
     if let Some(i) = &interrupted {
-        eprintln!("etcflip: {i}");
+        let _ = writeln!(std::io::stderr(), "etcflip: {i}");
         return Ok(1);
     }
     if incomplete {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "etcflip: incomplete: a runtime copy's source could not be read (listed above); \
              everything else was applied"
         );

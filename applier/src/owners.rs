@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::manifest::{Entry, Id, Kind, Manifest};
@@ -130,7 +130,7 @@ fn read_db(
     let bytes = match shipped {
         Some(g) => {
             let p = g.join("etc").join(name);
-            Some(std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?)
+            Some(crate::rootfs::read_regular(&p)?)
         }
         None => root.read_in_root(&format!("etc/{name}"))?,
     };

@@ -199,8 +199,10 @@ impl Root {
             };
             if self.dirs.len() >= self.max_dirs {
                 // Paths come sorted, so what is dropped is mostly done with; an ancestor
-                // still needed is opened again (without following links, as always).
-                self.dirs.clear();
+                // still needed is opened again (without following links, as always). `/etc`
+                // itself stays: the switch's lock and its children hold it, and a swapped
+                // `/etc` must never be opened again by name in the middle of a switch.
+                self.dirs.retain(|k, _| k == "etc");
             }
             self.dirs.insert(rel.to_owned(), fd);
         }

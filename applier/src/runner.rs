@@ -88,7 +88,7 @@ impl<'l> Engine<'l> {
             .context("cannot duplicate the descriptor of the root's /etc")?;
         Ok(Engine {
             bin,
-            lock: lock.fd(),
+            lock: lock.fd()?,
             etc,
         })
     }

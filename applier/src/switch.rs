@@ -98,14 +98,16 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     // The applied state is mapped; what is parsed borrows its strings from the file.
     let applied_text = state::read_applied_text(&mut root)?;
     let (view, same_manifest) = read_view(&root, applied_text.as_ref(), gen_text)?;
+    // Errors about tmpfiles wait until the generation is known to be valid (exit 2 first).
     let engine = lock
         .as_ref()
         .filter(|_| !same_manifest)
-        .map(|lock| tmpfiles_engine(lock, &mut root))
-        .transpose()?;
-    let spare = Children::speculative(engine.as_ref().filter(|_| view.is_some()))?;
+        .map(|lock| tmpfiles_engine(lock, &mut root));
+    let ready = engine.as_ref().and_then(|e| e.as_ref().ok());
+    let spare = Children::speculative(ready.filter(|_| view.is_some()));
     let old = view.as_ref().filter(|_| !same_manifest);
     let (gen, parsed) = parse_both(gen_first, (&file.host, gen_text), old)?;
+    let engine = engine.transpose()?;
     let target_text = format!("{gen_in_root}/etc");
     let held_before = view.as_ref().map(StateView::held).unwrap_or_default();
     let applied = view.as_ref().map(|v| Applied {
@@ -427,7 +429,12 @@ fn look_and_plan(
 /// path.
 fn overlay_is_ours(node: &Node, gens: &[&str], legacy: bool) -> bool {
     match node {
-        Node::Link(text) => legacy || gens.iter().any(|g| text.strip_suffix("/etc") == Some(*g)),
+        // A legacy NixOS overlay points at the system's `…-etc/etc` in the store; any other
+        // link there is the admin's, even on a root being migrated.
+        Node::Link(text) => {
+            (legacy && text.ends_with("-etc/etc"))
+                || gens.iter().any(|g| text.strip_suffix("/etc") == Some(*g))
+        }
         _ => false,
     }
 }
