@@ -5,20 +5,24 @@
 { lib, rustPlatform }:
 let
   workspace = (lib.importTOML ../Cargo.toml).workspace.package;
-  # The two crates that make the package (the workspace's third member is the e2e tests).
+  # The crates that make the package: the two binaries and the format crate they share (the
+  # workspace's fourth member is the e2e tests).
   members = [
     "-p"
     "etcflip"
     "-p"
     "etcflip-gen"
+    "-p"
+    "etcflip-format"
   ];
 in
 rustPlatform.buildRustPackage {
   pname = "etcflip";
   inherit (workspace) version;
 
-  # Only what cargo reads: the workspace manifest, the lock file and the three members (the
-  # end-to-end `tests` crate is a member, so cargo needs it to load the workspace).
+  # Only what cargo reads: the workspace manifest, the lock file and the members (applier/
+  # holds applier/format; the end-to-end `tests` crate is a member, so cargo needs it to load
+  # the workspace).
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [

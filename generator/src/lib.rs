@@ -8,7 +8,7 @@
 //! 4. [`write`] writes the generation all at once ([`snippet`] renders the tmpfiles lines).
 //!
 //! Every problem of steps 1–3 is collected and reported together as one
-//! [`etcflip::errors::Invalid`] before anything is written. The manifest format and the tmpfiles
+//! [`etcflip_format::errors::Invalid`] before anything is written. The manifest format and the tmpfiles
 //! encoding belong to the applier crate `etcflip`; this crate only uses them.
 
 pub mod cli;
@@ -26,8 +26,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use etcflip::errors::Invalid;
-use etcflip::manifest::{check_overlay, DEFAULT_OVERLAY};
+use etcflip_format::errors::Invalid;
+use etcflip_format::manifest::{check_overlay, DEFAULT_OVERLAY};
 
 use crate::decl::Decl;
 use crate::plan::Plan;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use etcflip::errors::exit_code;
+use etcflip_format::errors::exit_code;
 use etcflip_gen::cli::{run, Cli};
 
 fn main() -> ExitCode {

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use etcflip::manifest::{Entry, Id, Kind, Manifest, Mode, MANIFEST_VERSION};
+use etcflip_format::manifest::{Entry, Id, Kind, Manifest, Mode, MANIFEST_VERSION};
 
 use crate::decl::Decl;
 use crate::resolve::{ancestors, Leaf};

@@ -5,12 +5,12 @@
 //! [`Leaf`]s. Rules that involve several entries (duplicates, file-vs-directory) are in
 //! [`crate::plan`].
 
-use etcflip::manifest::{check_target, is_same_or_below, Entry, Id, Kind, Mode};
+use etcflip_format::manifest::{check_target, is_same_or_below, Entry, Id, Kind, Mode};
 
 use crate::decl::{Decl, Origin};
 use crate::glob;
 use crate::source::{hash_file, normalise, parse_owner};
-use etcflip::rootfs::sha256_bytes;
+use etcflip_format::hash::sha256_bytes;
 
 /// A non-directory manifest entry, with what the payload needs beyond the entry itself.
 #[derive(Debug)]

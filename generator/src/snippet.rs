@@ -1,5 +1,5 @@
 //! The generation's tmpfiles snippet (`GEN/tmpfiles.d/etcflip.conf`): creates the `/etc` link
-//! farm at boot and in image builds, using the applier's encoding ([`etcflip::tmpfiles`]).
+//! farm at boot and in image builds, using the applier's encoding ([`etcflip_format::tmpfiles`]).
 //!
 //! Copies get no line: the applier installs them (tmpfiles cannot set a content hash). Runtime
 //! copies (sources outside the store, such as `/run/secrets/x`) get none either: a `C` line
@@ -8,8 +8,8 @@
 //! them when their content differs and reports a missing source. There are never `r` lines:
 //! an installed removal line would run at every boot.
 
-use etcflip::manifest::{Kind, Manifest};
-use etcflip::tmpfiles::{dir_line, link_line};
+use etcflip_format::manifest::{Kind, Manifest};
+use etcflip_format::tmpfiles::{dir_line, link_line};
 
 /// First line of every snippet.
 pub const HEADER: &str =
@@ -34,7 +34,7 @@ pub fn render(manifest: &Manifest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etcflip::manifest::{Entry, Id, Mode};
+    use etcflip_format::manifest::{Entry, Id, Mode};
 
     fn entry<'a>(target: &'a str, kind: Kind, source: Option<&'a str>) -> Entry<'a> {
         Entry {

@@ -9,8 +9,8 @@ use std::fs::File;
 
 use std::path::Path;
 
-use etcflip::manifest::{check_id_name, check_link_text, Id};
-use etcflip::rootfs::sha256_stream;
+use etcflip_format::hash::sha256_stream;
+use etcflip_format::manifest::{check_id_name, check_link_text, Id};
 
 /// Resolves a relative `source` against `base` (the spec's directory) and normalises it
 /// lexically: no `.`, no empty components, no trailing `/`. `base` is `None` where relative
@@ -128,7 +128,7 @@ pub fn copy_file(from: &Path, to: &mut File) -> anyhow::Result<String> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use etcflip::rootfs::sha256_bytes;
+    use etcflip_format::hash::sha256_bytes;
 
     #[test]
     fn sources_are_normalised_lexically() {

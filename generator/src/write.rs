@@ -14,8 +14,8 @@ use std::os::unix::fs::{symlink, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use etcflip::errors::Invalid;
-use etcflip::manifest::{Entry, Kind};
+use etcflip_format::errors::Invalid;
+use etcflip_format::manifest::{Entry, Kind};
 
 use crate::plan::Plan;
 use crate::snippet;
@@ -167,7 +167,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use etcflip::manifest::{Id, Manifest, Mode};
+    use etcflip_format::manifest::{Id, Manifest, Mode};
 
     fn copy_of(source: &str) -> Entry<'static> {
         Entry {
@@ -177,7 +177,7 @@ mod tests {
             mode: Some(Mode(0o644)),
             uid: Some(Id::Num(0)),
             gid: Some(Id::Num(0)),
-            sha256: Some(etcflip::rootfs::sha256_bytes(b"validated content").into()),
+            sha256: Some(etcflip_format::hash::sha256_bytes(b"validated content").into()),
         }
     }
 

@@ -169,7 +169,7 @@ fn check_refused(dir: &TempDir, spec: &str, wants: &[String]) -> String {
     let out = dir.join("gen");
     let err = build_spec(dir, spec, &out).unwrap_err();
     let msg = format!("{err:#}");
-    assert_eq!(etcflip::errors::exit_code(&err), 2, "{msg}");
+    assert_eq!(etcflip_format::errors::exit_code(&err), 2, "{msg}");
     for want in wants {
         assert!(msg.contains(want.as_str()), "{want:?} missing in:\n{msg}");
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{generation_text, TempDir};
-use etcflip::manifest::{Id, Kind, Manifest, Mode};
+use etcflip_format::manifest::{Id, Kind, Manifest, Mode};
 use etcflip_gen::Options;
 
 /// A small tree as the NixOS builder makes it: `$out/etc` with absolute links into the "store"
@@ -32,7 +32,7 @@ fn fake_etc(dir: &TempDir) -> std::path::PathBuf {
     dir.join("out")
 }
 
-fn entry<'m>(m: &'m Manifest<'m>, target: &str) -> &'m etcflip::manifest::Entry<'m> {
+fn entry<'m>(m: &'m Manifest<'m>, target: &str) -> &'m etcflip_format::manifest::Entry<'m> {
     m.get(target).unwrap_or_else(|| panic!("no entry {target}"))
 }
 
@@ -49,7 +49,7 @@ fn a_nixos_etc_tree_is_imported_as_it_is() {
     .unwrap();
     let m = Manifest::load(&gen).unwrap();
     let store = dir.join("store");
-    let s = |rel: &str| -> Option<etcflip::manifest::Str<'static>> {
+    let s = |rel: &str| -> Option<etcflip_format::manifest::Str<'static>> {
         Some(store.join(rel).to_str().unwrap().to_owned().into())
     };
 
@@ -107,7 +107,7 @@ fn spec_and_tree_are_merged_and_checked_together() {
     })
     .unwrap_err();
     let msg = format!("{err:#}");
-    assert_eq!(etcflip::errors::exit_code(&err), 2);
+    assert_eq!(etcflip_format::errors::exit_code(&err), 2);
     for want in [
         r#"--nixos-etc "hosts".target: "hosts" is also the target of etc."hosts""#,
         r#"--nixos-etc "relative".source: relative path "../store/hosts" (NixOS always writes absolute ones)"#,

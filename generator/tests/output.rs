@@ -89,7 +89,7 @@ fn an_existing_out_is_refused_and_left_alone() {
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("mine"), "x").unwrap();
     let err = build_spec(&dir, &spec_in(&dir), &out).unwrap_err();
-    assert_eq!(etcflip::errors::exit_code(&err), 2);
+    assert_eq!(etcflip_format::errors::exit_code(&err), 2);
     assert!(format!("{err:#}").contains("already exists"), "{err:#}");
     assert_eq!(names(&out), ["mine"]);
 }
@@ -111,7 +111,7 @@ fn missing_parents_of_out_are_created() {
 
     let bad = r#"{"etc": {"hosts": {"mode": "9"}}}"#;
     let err = build_spec(&dir, bad, &dir.join("c/d/gen")).unwrap_err();
-    assert_eq!(etcflip::errors::exit_code(&err), 2, "{err:#}");
+    assert_eq!(etcflip_format::errors::exit_code(&err), 2, "{err:#}");
     assert!(!dir.join("c").exists(), "invalid input writes nothing");
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{build_spec, generation_text, TempDir};
-use etcflip::manifest::{Id, Kind, Manifest, Mode};
+use etcflip_format::manifest::{Id, Kind, Manifest, Mode};
 
 /// A store with one file, a file beside the spec, and a file outside both that exists on the
 /// build host (it must not be read either).
