@@ -1,4 +1,4 @@
-//! The invariants of DESIGN.md ("Invariants", "What ours means"), end to end: the real
+//! The README's invariants ("Invariants", "What ours means"), end to end: the real
 //! `etcflip` and `etcflip-gen` binaries, the real `systemd-tmpfiles`, temporary roots.
 //!
 //! Every test is named after the invariant it checks. Nothing here touches the host's `/etc`

@@ -1,5 +1,5 @@
 //! The systemd-tmpfiles binaries the golden tests run: the host's 252 plus the 254 and 257
-//! wrappers that `tests/tools/fetch-tmpfiles.sh` unpacks into the cache (research §12).
+//! wrappers that `tests/tools/fetch-tmpfiles.sh` unpacks into the cache.
 //!
 //! Every binary's `--version` is printed and checked: a binary whose major version is not the
 //! expected one is refused (panic), never silently tested as something else. A missing 254/257

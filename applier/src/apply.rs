@@ -1,4 +1,5 @@
-//! The apply engine: carries out a [`Plan`] in the phases of DESIGN.md.
+//! The apply engine: carries out a [`Plan`] in the phases the README lists ("How a switch
+//! runs").
 //!
 //! - [`prepare`] (phase 4, before the flip): links and directories through
 //!   `systemd-tmpfiles --create`, directories to swap in built aside, copies and direct links

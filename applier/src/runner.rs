@@ -2,7 +2,7 @@
 //! read by 252, 254 and 257 alike): no snippet file, and a child can be started before its
 //! lines are known, so that its start-up (5-9 ms) overlaps with etcflip's own work. tmpfiles
 //! reads all of its input before it acts, so an idle child changes nothing. Its exit code is
-//! advisory (research: a data error can mask a create error), so callers always read back what
+//! advisory (a data error in one line can mask a create error in another), so callers always read back what
 //! they asked for.
 //!
 //! Each child runs below `<root>/etc` (`--root=<where that directory is now>`, see
@@ -11,7 +11,7 @@
 //! (it walks every path twice, component by component). `<root>/etc` is a real directory by
 //! then: the lock lives below it, and [`Root`] opens it without following links.
 //!
-//! A child never outlives the switch, and never runs unlocked (DESIGN.md, invariant 8): it
+//! A child never outlives the switch, and never runs unlocked (README, invariant 8): it
 //! gets `PR_SET_PDEATHSIG` (SIGKILL), and it inherits the switch's lock, an `flock` on one open
 //! file description, which stays held until the last process holding it is gone. A rerun
 //! after a SIGKILL of etcflip alone therefore waits for the straggler (see `lock.rs`)

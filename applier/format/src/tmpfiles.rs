@@ -1,7 +1,7 @@
 //! The tmpfiles.d encoding etcflip emits, and its inverse (for tests and read-back).
 //!
 //! The encoding is the subset that systemd-tmpfiles 252, 254 and 257 were all observed to read
-//! identically (see `shared/research/tmpfiles.md` §8):
+//! identically (`tests/tmpfiles_versions.rs` checks each against all three):
 //! - the path is always double-quoted, with `\` → `\\`, `"` → `\"`, `%` → `%%`; no `\xNN`
 //!   (252 reads it literally), so control characters are refused before we get here;
 //! - the argument (link target) is unquoted (quotes would be kept literally), with `\` → `\\`,
