@@ -2,8 +2,8 @@
 //! read by 252, 254 and 257 alike): no snippet file, and a child can be started before its
 //! lines are known, so that its start-up (5-9 ms) overlaps with etcflip's own work. tmpfiles
 //! reads all of its input before it acts, so an idle child changes nothing. Its exit code is
-//! advisory (a data error in one line can mask a create error in another), so callers always read back what
-//! they asked for.
+//! advisory (a data error in one line can mask a create error in another), so callers always
+//! read back what they asked for.
 //!
 //! Each child runs below `<root>/etc` (`--root=<where that directory is now>`, see
 //! [`Engine::start`]; lines name `/<path below etc>`): everything etcflip hands tmpfiles is
