@@ -483,20 +483,37 @@ impl Root {
 
     /// Renames `from` to `to` only if `to` does not exist; `Ok(false)` if it does.
     pub fn rename_noreplace(&mut self, from: &str, to: &str) -> Result<bool> {
-        match self.rename_flags(from, to, RenameFlags::RENAME_NOREPLACE) {
+        match self.rename_at(from, to, RenameFlags::RENAME_NOREPLACE)? {
             Ok(()) => Ok(true),
-            Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::EEXIST) => Ok(false),
-            Err(e) => Err(e),
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => bail!(
+                "cannot rename {} to {}: {e}",
+                self.show(from),
+                self.show(to)
+            ),
         }
     }
 
     fn rename_flags(&mut self, from: &str, to: &str, flags: RenameFlags) -> Result<()> {
+        match self.rename_at(from, to, flags)? {
+            Ok(()) => Ok(()),
+            Err(e) => bail!(
+                "cannot rename {} to {}: {e}",
+                self.show(from),
+                self.show(to)
+            ),
+        }
+    }
+
+    /// `renameat` (`renameat2` with `flags`) within one directory, then an fsync of it. The
+    /// outer error is anything but the rename itself, the inner one what the rename said.
+    fn rename_at(&mut self, from: &str, to: &str, flags: RenameFlags) -> Result<Result<(), Errno>> {
         let (pa, na) = split(from);
         let (pb, nb) = split(to);
         if pa != pb {
             bail!("internal: rename across directories {from} -> {to}");
         }
-        let (sa, sb) = (self.show(from), self.show(to));
+        let sb = self.show(to);
         let pfd = self.dir(pa)?;
         let res = if flags.is_empty() {
             renameat(pfd, na, pfd, nb)
@@ -504,10 +521,10 @@ impl Root {
             renameat2(pfd, na, pfd, nb, flags)
         };
         if let Err(e) = res {
-            return Err(anyhow::Error::new(e).context(format!("cannot rename {sa} to {sb}")));
+            return Ok(Err(e));
         }
         fsync(pfd).with_context(|| format!("cannot sync the directory of {sb}"))?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Makes a hard link `to` of `from` (a file or the symlink itself, never its target).
