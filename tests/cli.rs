@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use etcflip_e2e::tmpfiles_bins::{versions, TmpfilesBin};
-use etcflip_e2e::{absent, bin, code, read_in_root, source, spec, text, text_of, Scratch};
+use etcflip_e2e::{
+    absent, bin, code, copy_tree, etcflip_env, read_in_root, source, spec, text, text_of, Scratch,
+};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -25,16 +27,6 @@ fn full_listing(top: &Path) -> String {
         let _ = writeln!(out, "/{rel} {st}");
     }
     out
-}
-
-/// `etcflip <args> --root <root>` with extra environment.
-fn etcflip_env(s: &Scratch, args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::new(bin("etcflip"));
-    cmd.args(args).arg("--root").arg(&s.root);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -53,24 +45,6 @@ fn plan_line(action: &str, kind: &str, path: &str) -> String {
 
 fn gen_str(g: &Path) -> &str {
     g.to_str().unwrap()
-}
-
-/// Copies a generation directory (files, dirs, links as links), making it writable.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        let ft = e.file_type().unwrap();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &dst).unwrap();
-        } else if ft.is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), &dst).unwrap();
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644)).unwrap();
-        }
-    }
 }
 
 /// A small generation with every kind of entry.
@@ -452,9 +426,9 @@ fn status_on_a_fresh_root_after_a_switch_and_after_an_interrupted_one() {
 
     // A switch that fails before the flip (tmpfiles creates nothing) leaves a journal.
     let out = etcflip_env(
-        &s,
+        &s.root,
         &["switch", gen_str(&gb)],
-        &[("ETCFLIP_TMPFILES", Path::new("/bin/false"))],
+        &[("ETCFLIP_TMPFILES", Path::new("/bin/false").as_os_str())],
     );
     assert_eq!(code(&out), 1, "{}", text_of(&out));
     assert_eq!(
@@ -750,7 +724,7 @@ fn hand_edited_manifests_are_refused_and_nothing_is_written() {
     let mut gens = Vec::new();
     for (name, edit, want) in &edits {
         let dir = s.root.join("gens").join(name);
-        copy_tree(&good, &dir);
+        copy_tree(&good, &dir, true);
         let path = dir.join("manifest.json");
         let text = std::fs::read_to_string(&path).unwrap();
         let new = match edit {
@@ -767,7 +741,7 @@ fn hand_edited_manifests_are_refused_and_nothing_is_written() {
     }
     // The manifest untouched, a text payload edited behind it.
     let dir = s.root.join("gens/payload");
-    copy_tree(&good, &dir);
+    copy_tree(&good, &dir, true);
     std::fs::write(dir.join("etc/hosts"), "6.6.6.6 localhost\n").unwrap();
     gens.push((dir, "payload", "content does not match its sha256"));
 
@@ -979,14 +953,14 @@ fn check_nasty_removed(s: &Scratch, v: u32, texts: &[(String, String)]) {
 
 /// A nasty overlay path: every link text carries it, and moving the overlay there and back
 /// relinks everything and drops the old overlay link.
-fn check_odd_overlay(s: &Scratch, v: u32, env: &[(&str, &Path)], plain: &Path) {
+fn check_odd_overlay(s: &Scratch, v: u32, env: &[(&str, &std::ffi::OsStr)], plain: &Path) {
     let mut spec_o = spec(&[
         ("hosts", text("hosts", "via the odd overlay\n")),
         ("nested", text("a b/c%d", "nested via the odd overlay\n")),
     ]);
     spec_o["overlay"] = json!(NASTY_OVERLAY);
     let go = s.gen("odd-overlay", &spec_o);
-    let out = etcflip_env(s, &["switch", gen_str(&go)], env);
+    let out = etcflip_env(&s.root, &["switch", gen_str(&go)], env);
     assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
     for (target, content) in [
         ("hosts", "via the odd overlay\n"),
@@ -1006,9 +980,9 @@ fn check_odd_overlay(s: &Scratch, v: u32, env: &[(&str, &Path)], plain: &Path) {
     assert!(absent(&s.etc("static")), "{v}: the old overlay link stayed");
     let overlay_link = s.root.join(NASTY_OVERLAY.trim_start_matches('/'));
     assert_eq!(link_bytes(&overlay_link), b"/gens/odd-overlay/etc", "{v}");
-    let out = etcflip_env(s, &["verify"], env);
+    let out = etcflip_env(&s.root, &["verify"], env);
     assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
-    let out = etcflip_env(s, &["switch", gen_str(plain)], env);
+    let out = etcflip_env(&s.root, &["switch", gen_str(plain)], env);
     assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
     assert!(absent(&overlay_link), "{v}: odd overlay stayed");
     assert!(absent(&s.etc("a b")), "{v}");
@@ -1031,21 +1005,21 @@ fn nasty_names_end_to_end_on_every_tmpfiles_version() {
             std::fs::write(s.etc(f), format!("foreign {f}\n")).unwrap();
             std::fs::write(s.etc("src").join(f), format!("foreign src/{f}\n")).unwrap();
         }
-        let env = [("ETCFLIP_TMPFILES", tf.path.as_path())];
+        let env = [("ETCFLIP_TMPFILES", tf.path.as_os_str())];
         let v = tf.major;
 
-        let out = etcflip_env(&s, &["switch", gen_str(&gn)], &env);
+        let out = etcflip_env(&s.root, &["switch", gen_str(&gn)], &env);
         assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
         check_nasty_applied(&s, v, &texts);
-        let out = etcflip_env(&s, &["verify"], &env);
+        let out = etcflip_env(&s.root, &["verify"], &env);
         assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
         check_boot_snippet(&s, &tf, &gn, &texts);
 
         // Switch away: every nasty path goes, every look-alike stays.
-        let out = etcflip_env(&s, &["switch", gen_str(&gp)], &env);
+        let out = etcflip_env(&s.root, &["switch", gen_str(&gp)], &env);
         assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
         check_nasty_removed(&s, v, &texts);
-        let out = etcflip_env(&s, &["verify"], &env);
+        let out = etcflip_env(&s.root, &["verify"], &env);
         assert_eq!(code(&out), 0, "{v}: {}", text_of(&out));
 
         check_odd_overlay(&s, v, &env, &gp);

@@ -255,6 +255,39 @@ pub fn switch_with_failing_unlinkat(root: &Path, gen: &Path, extra: &[&str]) -> 
         .expect("strace (apt-get install strace)")
 }
 
+/// `etcflip <args> --root <root>` with extra environment, whatever its exit code.
+pub fn etcflip_env(root: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
+    let mut cmd = Command::new(bin("etcflip"));
+    cmd.args(args).arg("--root").arg(root);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run etcflip")
+}
+
+/// Copies a tree (files, directories, links as links); `writable` makes the files 0644, so
+/// that a copied generation's payload can be edited.
+pub fn copy_tree(from: &Path, to: &Path, writable: bool) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for ent in std::fs::read_dir(from).expect("read_dir") {
+        let ent = ent.expect("entry");
+        let (src, dst) = (ent.path(), to.join(ent.file_name()));
+        let md = std::fs::symlink_metadata(&src).expect("lstat");
+        if md.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).expect("readlink"), &dst)
+                .expect("symlink");
+        } else if md.is_dir() {
+            copy_tree(&src, &dst, writable);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+            if writable {
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644))
+                    .expect("chmod");
+            }
+        }
+    }
+}
+
 /// The real `systemd-tmpfiles`, as the applier finds it (`ETCFLIP_TMPFILES`, else `PATH`).
 pub fn real_tmpfiles() -> PathBuf {
     etcflip::runner::find_tmpfiles().expect("systemd-tmpfiles is installed")
@@ -438,5 +471,13 @@ pub fn fresh_listing(name: &str, spec: &serde_json::Value) -> String {
     let fresh = Scratch::new(&format!("fresh-{name}"));
     let g = fresh.gen(name, spec);
     fresh.switch(&g, &[]);
+    fresh.listing()
+}
+
+/// The listing of a fresh apply of the generation `gen` (wherever it is) into a new scratch
+/// root named after `name`.
+pub fn fresh_listing_of(name: &str, gen: &Path) -> String {
+    let fresh = Scratch::new(name);
+    fresh.switch(gen, &[]);
     fresh.listing()
 }

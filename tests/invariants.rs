@@ -19,23 +19,14 @@ use std::time::{Duration, Instant};
 
 use etcflip::rootfs::sha256_bytes;
 use etcflip_e2e::{
-    absent, bin, code, copy_etc, read_in_root, source, spec, text, text_of, Rng, Scratch,
+    absent, bin, code, copy_etc, etcflip_env, read_in_root, source, spec, text, text_of, Rng,
+    Scratch,
 };
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// `etcflip <args> --root <root>` with extra environment.
-fn etcflip_env(root: &Path, args: &[&str], env: &[(&str, &OsStr)]) -> Output {
-    let mut cmd = Command::new(bin("etcflip"));
-    cmd.args(args).arg("--root").arg(root);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run etcflip")
-}
 
 /// A switch into `root` (not necessarily a Scratch's own), asserting success.
 fn switch_ok(root: &Path, gen: &Path) -> Output {
@@ -162,13 +153,6 @@ fn json_steps(out: &Output) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// The listing of a fresh apply of `gen` into a new scratch root.
-fn fresh_listing(name: &str, gen: &Path) -> String {
-    let fresh = Scratch::new(name);
-    switch_ok(&fresh.root, gen);
-    fresh.listing()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,8 +391,8 @@ impl Kill {
             .iter()
             .map(|w| g.gen(&w.to_string(), &kill_spec(&g, *w)))
             .collect();
-        let want_b = fresh_listing(&format!("{name}-fresh-b"), &gens[1]);
-        let want_c = fresh_listing(&format!("{name}-fresh-c"), &gens[2]);
+        let want_b = etcflip_e2e::fresh_listing_of(&format!("{name}-fresh-b"), &gens[1]);
+        let want_c = etcflip_e2e::fresh_listing_of(&format!("{name}-fresh-c"), &gens[2]);
         assert_ne!(want_b, want_c);
         // Every trial starts from a copy of this root (cheaper than a switch).
         let base = Scratch::new(&format!("{name}-base"));

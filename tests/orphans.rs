@@ -20,12 +20,7 @@ use serde_json::json;
 const TRIALS: u32 = 200;
 
 fn etcflip(root: &Path, args: &[&str]) -> Output {
-    Command::new(bin("etcflip"))
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .output()
-        .expect("run etcflip")
+    etcflip_e2e::etcflip_env(root, args, &[])
 }
 
 fn switch(root: &Path, gen: &Path) -> Output {

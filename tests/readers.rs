@@ -651,23 +651,6 @@ fn big_spec(s: &Scratch, g: char) -> Value {
     json!({ "etc": etc })
 }
 
-/// Copies a generation directory (files, links, directories) verbatim.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for ent in std::fs::read_dir(from).unwrap() {
-        let ent = ent.unwrap();
-        let (src, dst) = (ent.path(), to.join(ent.file_name()));
-        let md = std::fs::symlink_metadata(&src).unwrap();
-        if md.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
-        } else if md.is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
 fn status(s: &Scratch) -> Value {
     let out = s.etcflip(&["status", "--json"]);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
@@ -804,7 +787,7 @@ fn sigterm_and_sigint_mid_switch_converge() {
     s.switch(&gx, &[]);
     let fresh_x = s.listing();
     let f = Scratch::new("signals-fresh");
-    copy_tree(&gy, &f.root.join("gens/y"));
+    etcflip_e2e::copy_tree(&gy, &f.root.join("gens/y"), false);
     f.switch(&f.root.join("gens/y"), &[]);
     let fresh_y = f.listing();
     drop(f);
