@@ -43,27 +43,8 @@ pub struct Ctx<'a> {
     pub tmpfiles: &'a runner::Engine<'a>,
 }
 
-/// The scratch name for `target` and a purpose (`stage`, `link`, `swap`), relative to the root.
-pub fn scratch(target: &str, purpose: &str) -> String {
-    let (parent, name) = split(target);
-    let hash = &sha256_bytes(name.as_bytes())[..16];
-    format!(
-        "etc/{}",
-        join(parent, &format!(".etcflip-{purpose}-{hash}"))
-    )
-}
-
-const PURPOSES: [&str; 3] = ["stage", "link", "swap"];
-
-/// Whether `name` is one of etcflip's scratch names (what [`scratch`] and the flip make, and
-/// what a killed run's rerun sweeps). Backups (`.etcflip-backup…`) are not: they are the
-/// user's, and never removed.
-pub fn is_scratch(name: &str) -> bool {
-    name == ".etcflip-flip"
-        || PURPOSES
-            .iter()
-            .any(|p| name.starts_with(&format!(".etcflip-{p}-")))
-}
+use crate::scratch::scratch;
+use crate::scratch::PURPOSES;
 
 fn rel(target: &str) -> String {
     format!("etc/{target}")

@@ -28,6 +28,7 @@ pub mod plan;
 pub mod rootfs;
 pub mod runner;
 pub mod runtime;
+pub mod scratch;
 pub mod signals;
 pub mod stamps;
 pub mod state;

@@ -9,14 +9,39 @@
 //! every entry when re-switching to the applied generation (the full check that repairs
 //! drift), after an interrupted switch, or when migrating. `etcflip verify` checks everything.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
 
 use crate::evidence::Evidence;
 use crate::manifest::{Entry, Kind, Manifest};
-use crate::plan::{Seen, World};
 use crate::rootfs::{split, Node, Root};
+
+/// One observed path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// What is there.
+    pub node: Node,
+    /// Sorted names inside, for directories we may have to remove or replace.
+    pub listing: Option<Vec<String>>,
+    /// sha256 of what the new generation would put here, when a regular file is in the way.
+    pub new_sha: Option<String>,
+}
+
+impl Seen {
+    /// An observation with nothing extra.
+    pub fn of(node: Node) -> Seen {
+        Seen {
+            node,
+            listing: None,
+            new_sha: None,
+        }
+    }
+}
+
+/// Observations by target.
+pub type World = BTreeMap<String, Seen>;
 
 /// Observes `new` ∪ the claimed targets. `recorded[i]` says that `new.entries[i]` wants the
 /// same as the applied generation (a transition): it is taken as recorded, not looked at,
@@ -57,7 +82,7 @@ pub fn observe(
             // Scratch names are etcflip's own and swept; they don't make a directory foreign
             // or non-empty. Backups do.
             let mut names = root.list(&format!("etc/{t}"))?;
-            names.retain(|n| !crate::apply::is_scratch(n));
+            names.retain(|n| !crate::scratch::is_scratch(n));
             seen.listing = Some(names);
         }
         if let (Node::File(_), Some(e)) = (&seen.node, entry) {

@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::evidence::Evidence;
 use crate::manifest::{is_same_or_below, Entry, Kind, Manifest};
+use crate::observe::{Seen, World};
 use crate::rootfs::{join, Node};
 use crate::runtime::Source;
 
@@ -44,31 +45,6 @@ pub enum OnConflict {
     /// Replace the foreign path.
     Overwrite,
 }
-
-/// One observed path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
-    /// What is there.
-    pub node: Node,
-    /// Sorted names inside, for directories we may have to remove or replace.
-    pub listing: Option<Vec<String>>,
-    /// sha256 of what the new generation would put here, when a regular file is in the way.
-    pub new_sha: Option<String>,
-}
-
-impl Seen {
-    /// An observation with nothing extra.
-    pub fn of(node: Node) -> Seen {
-        Seen {
-            node,
-            listing: None,
-            new_sha: None,
-        }
-    }
-}
-
-/// Observations by target.
-pub type World = BTreeMap<String, Seen>;
 
 /// The action at one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -16,7 +16,8 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::evidence::Evidence;
 use crate::manifest::Manifest;
-use crate::plan::{Action, Plan, World};
+use crate::observe::World;
+use crate::plan::{Action, Plan};
 use crate::rootfs::{sha256_bytes, Node, Owner, Root};
 use crate::state::state_dir;
 

@@ -442,7 +442,7 @@ fn overlay_is_ours(node: &Node, gens: &[&str], legacy: bool) -> bool {
 /// What phase 1 found (the plan goes to the [`Outcome`]).
 struct Looked {
     /// Observations.
-    world: crate::plan::World,
+    world: crate::observe::World,
     owners: Owners,
     sources: runtime::Sources,
 }
