@@ -32,6 +32,7 @@ pub mod scratch;
 pub mod signals;
 pub mod stamps;
 pub mod state;
+pub mod status;
 pub mod statx;
 pub mod switch;
 pub mod transition;

@@ -26,7 +26,14 @@ use nix::sys::stat::Mode;
 
 use crate::rootfs::{Node, Root};
 use crate::signals::Signals;
-use crate::state::{state_dir, sweep};
+use crate::state::state_dir;
+
+/// Removes what a killed run left: in the state directory, and `setup-etc.pl`'s `.clean` being
+/// rewritten (we hold the lock, and nothing else writes there).
+fn sweep(root: &mut Root) -> Result<()> {
+    crate::state::sweep(root, &state_dir())?;
+    crate::legacy::sweep(root)
+}
 
 /// How long a switch waits for another one's lock before it gives up.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -65,7 +72,7 @@ impl Lock {
                 );
             }
             let _ = self.file.set(locked);
-            sweep(root, &state_dir())?;
+            sweep(root)?;
         }
         Ok(())
     }
@@ -93,10 +100,10 @@ pub fn lock(root: &mut Root, signals: &mut Option<Signals>) -> Result<Lock> {
     if etc.is_none() {
         root.make_dirs(&state_dir())?;
         let _ = file.set(lock_file(root, Make::IfMissing, signals)?.0);
-        sweep(root, &state_dir())?;
+        sweep(root)?;
     } else if matches!(root.node_with(&rel, false)?, Node::File(_)) {
         let _ = file.set(lock_file(root, Make::No, signals)?.0);
-        sweep(root, &state_dir())?;
+        sweep(root)?;
     }
     Ok(Lock { etc, file })
 }

@@ -204,7 +204,7 @@ fn run_verify(root: &std::path::Path, as_json: bool) -> Result<u8> {
 }
 
 fn run_status(root: &std::path::Path, as_json: bool) -> Result<u8> {
-    let st = verify::status(root)?;
+    let st = etcflip::status::status(root)?;
     if as_json {
         emit(&json(&st)?);
         return Ok(0);

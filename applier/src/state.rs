@@ -111,7 +111,7 @@ pub(crate) fn sweep(root: &mut Root, dir: &str) -> Result<()> {
             root.remove_tree(&crate::rootfs::join(dir, &name))?;
         }
     }
-    crate::legacy::sweep(root)
+    Ok(())
 }
 
 /// Reads one state file: its record and the older pending ones.
