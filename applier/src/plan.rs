@@ -748,3 +748,6 @@ fn stale_steps(inp: &Inputs, relinked: &[String]) -> Vec<Step> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
