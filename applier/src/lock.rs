@@ -87,9 +87,7 @@ pub fn writes_nothing(root: &mut Root) -> Result<bool> {
 /// directory. SIGTERM or SIGINT while it waits (`signals`) ends the wait at once: nothing has
 /// been written.
 pub fn lock(root: &mut Root, signals: &mut Option<Signals>) -> Result<Lock> {
-    if !writes_nothing(root)? {
-        root.make_dirs("etc")?;
-    }
+    root.make_dirs("etc")?; // only where it is missing
     let etc = root
         .dir("etc")?
         .try_clone()

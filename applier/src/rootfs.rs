@@ -401,11 +401,7 @@ impl Root {
         let shown = self.show(rel);
         let pfd = self.dir(parent)?;
         let fd = open_read(pfd, name, &shown)?;
-        let mut out = Vec::new();
-        std::fs::File::from(fd)
-            .read_to_end(&mut out)
-            .with_context(|| format!("cannot read {shown}"))?;
-        Ok(out)
+        read_bounded(fd, &shown)
     }
 
     /// Opens `rel` read-only, not following it if it is a link.
@@ -428,13 +424,7 @@ impl Root {
             return Ok(None);
         };
         let shown = self.show(rel);
-        let st = fstat(&path_fd).with_context(|| format!("cannot stat {shown}"))?;
-        if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
-            bail!("{shown} is not a regular file");
-        }
-        if u64::try_from(st.st_size).unwrap_or(u64::MAX) > MAX_READ {
-            bail!("{shown} is larger than {} MiB", MAX_READ >> 20);
-        }
+        let st = regular(&path_fd, &shown)?;
         let fd = self
             .open_in_root(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?
             .with_context(|| format!("{shown} went away while it was read"))?;
@@ -442,15 +432,7 @@ impl Root {
         if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
             bail!("{shown} was replaced while it was read");
         }
-        let mut out = Vec::new();
-        std::fs::File::from(fd)
-            .take(MAX_READ + 1)
-            .read_to_end(&mut out)
-            .with_context(|| format!("cannot read {shown}"))?;
-        if out.len() as u64 > MAX_READ {
-            bail!("{shown} is larger than {} MiB", MAX_READ >> 20);
-        }
-        Ok(Some(out))
+        read_bounded(fd, &shown).map(Some)
     }
 
     /// `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` of `rel`; `None` if missing.
@@ -689,8 +671,8 @@ fn open_read(pfd: &OwnedFd, name: &str, shown: &str) -> Result<OwnedFd> {
 }
 
 /// Fails unless `fd` is a regular file of at most [`MAX_READ`] bytes (a device or a FIFO
-/// would block or never end).
-fn regular(fd: &OwnedFd, shown: &str) -> Result<()> {
+/// would block or never end); returns its stat.
+fn regular(fd: &OwnedFd, shown: &str) -> Result<nix::sys::stat::FileStat> {
     let st = fstat(fd).with_context(|| format!("cannot stat {shown}"))?;
     if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
         bail!("{shown} is not a regular file");
@@ -698,7 +680,20 @@ fn regular(fd: &OwnedFd, shown: &str) -> Result<()> {
     if u64::try_from(st.st_size).unwrap_or(u64::MAX) > MAX_READ {
         bail!("{shown} is larger than {} MiB", MAX_READ >> 20);
     }
-    Ok(())
+    Ok(st)
+}
+
+/// Reads all of `fd` (checked by [`regular`]), at most [`MAX_READ`] bytes even if it grows.
+fn read_bounded(fd: OwnedFd, shown: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_READ + 1)
+        .read_to_end(&mut out)
+        .with_context(|| format!("cannot read {shown}"))?;
+    if out.len() as u64 > MAX_READ {
+        bail!("{shown} is larger than {} MiB", MAX_READ >> 20);
+    }
+    Ok(out)
 }
 
 /// Reads a regular file of the host (a generation's payload, following its links to the
@@ -713,15 +708,7 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
     )
     .with_context(|| format!("cannot open {shown}"))?;
     regular(&fd, &shown)?;
-    let mut out = Vec::new();
-    std::fs::File::from(fd)
-        .take(MAX_READ + 1)
-        .read_to_end(&mut out)
-        .with_context(|| format!("cannot read {shown}"))?;
-    if out.len() as u64 > MAX_READ {
-        bail!("{shown} is larger than {} MiB", MAX_READ >> 20);
-    }
-    Ok(out)
+    read_bounded(fd, &shown)
 }
 
 /// The owner to give a file we write.
