@@ -242,17 +242,30 @@ pub fn copy_etc(from: &Path, to: &Path) {
 /// (`EPERM`, by strace's fault injection): a switch whose removals the kernel refuses, which
 /// stops it after the flip when it has nothing to remove before (callers check that it did).
 pub fn switch_with_failing_unlinkat(root: &Path, gen: &Path, extra: &[&str]) -> Output {
-    Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "-e", "trace=unlinkat"])
-        .args(["-e", "inject=unlinkat:error=EPERM"])
+    let args = ["-qq", "-o", "/dev/null", "-e", "trace=unlinkat"];
+    let args = args.iter().chain(&["-e", "inject=unlinkat:error=EPERM"]);
+    switch_under_strace(args, root, gen, extra)
+        .output()
+        .expect("strace (apt-get install strace)")
+}
+
+/// `strace <strace_args…> etcflip switch <gen> <extra…> --root <root>`, ready to run: a real
+/// switch under strace's syscall fault injection (kills, errors, delays).
+pub fn switch_under_strace<A: AsRef<std::ffi::OsStr>>(
+    strace_args: impl IntoIterator<Item = A>,
+    root: &Path,
+    gen: &Path,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = Command::new("strace");
+    cmd.args(strace_args)
         .arg(bin("etcflip"))
         .arg("switch")
         .arg(gen)
         .args(extra)
         .arg("--root")
-        .arg(root)
-        .output()
-        .expect("strace (apt-get install strace)")
+        .arg(root);
+    cmd
 }
 
 /// `etcflip <args> --root <root>` with extra environment, whatever its exit code.

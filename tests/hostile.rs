@@ -109,19 +109,31 @@ fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     }
 }
 
+/// `etcflip <args…> --root <root>`, run through `shell` when it is not empty (`bash -c
+/// '<shell>'` with the command line as its `"$@"`: a limit, a umask or a pipe around it).
+fn etcflip_in(shell: &str, root: &Path, args: &[&OsStr]) -> Output {
+    let mut cmd = if shell.is_empty() {
+        Command::new(bin("etcflip"))
+    } else {
+        let mut sh = Command::new("bash");
+        sh.arg("-c").arg(shell).arg("bash").arg(bin("etcflip"));
+        sh
+    };
+    cmd.args(args)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .expect("run etcflip")
+}
+
 /// `etcflip switch <gen> --root <root>` under strace, slowed by `delays` (strace `inject`
 /// expressions), started in the background.
 fn slowed_switch(root: &Path, gen: &Path, delays: &[&str]) -> Child {
-    let mut cmd = Command::new("strace");
-    cmd.args(["-f", "-qq", "-o", "/dev/null"]);
+    let mut args: Vec<String> = ["-f", "-qq", "-o", "/dev/null"].map(String::from).to_vec();
     for d in delays {
-        cmd.arg("-e").arg(format!("inject={d}"));
+        args.extend(["-e".to_owned(), format!("inject={d}")]);
     }
-    cmd.arg(bin("etcflip"))
-        .arg("switch")
-        .arg(gen)
-        .arg("--root")
-        .arg(root)
+    etcflip_e2e::switch_under_strace(args, root, gen, &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -238,13 +250,7 @@ fn non_utf8_root() -> Result<(), String> {
     for r in [&root, &lossy] {
         std::fs::create_dir_all(r.join("etc")).unwrap();
     }
-    let out = Command::new(bin("etcflip"))
-        .arg("switch")
-        .arg(&g)
-        .arg("--root")
-        .arg(&root)
-        .output()
-        .unwrap();
+    let out = etcflip_in("", &root, &[OsStr::new("switch"), g.as_os_str()]);
     let in_lossy = std::fs::read_dir(lossy.join("etc")).unwrap().count();
     check(in_lossy == 0, || {
         format!(
@@ -304,13 +310,7 @@ fn non_utf8_generation() -> Result<(), String> {
     let built = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
     let g = s.root.join("gens").join(OsStr::from_bytes(b"g\xff"));
     std::fs::rename(&built, &g).unwrap();
-    let out = Command::new(bin("etcflip"))
-        .arg("switch")
-        .arg(&g)
-        .arg("--root")
-        .arg(&s.root)
-        .output()
-        .unwrap();
+    let out = etcflip_in("", &s.root, &[OsStr::new("switch"), g.as_os_str()]);
     let etc = std::fs::read_dir(s.root.join("etc")).map_or(0, Iterator::count);
     check(code(&out) == 2 && etc == 0, || {
         format!(
@@ -327,13 +327,7 @@ fn bad_root() -> Result<(), String> {
     let g = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
     let file = s.file("a-file", "x\n");
     for root in [s.dir.join("missing"), file] {
-        let out = Command::new(bin("etcflip"))
-            .arg("switch")
-            .arg(&g)
-            .arg("--root")
-            .arg(&root)
-            .output()
-            .unwrap();
+        let out = etcflip_in("", &root, &[OsStr::new("switch"), g.as_os_str()]);
         check(code(&out) == 2, || {
             format!(
                 "--root {}: exit {}: {}",
@@ -447,16 +441,11 @@ fn many_directories() -> Result<(), String> {
         ("verify", vec!["verify"]),
         ("transition", vec!["switch", b.to_str().unwrap()]),
     ] {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg("ulimit -S -n 1024 && ulimit -H -n 1024 && exec \"$@\"")
-            .arg("sh")
-            .arg(bin("etcflip"))
-            .args(&args)
-            .arg("--root")
-            .arg(&s.root)
-            .output()
-            .unwrap();
+        let out = etcflip_in(
+            "ulimit -S -n 1024 && ulimit -H -n 1024 && exec \"$@\"",
+            &s.root,
+            &args.iter().map(OsStr::new).collect::<Vec<_>>(),
+        );
         check(code(&out) == 0, || format!("{what}: {}", text_of(&out)))?;
     }
     Ok(())
@@ -563,17 +552,11 @@ fn strict_umask() -> Result<(), String> {
     let mut sp = spec(&[("ssh/sshd_config", text("ssh/sshd_config", "x\n"))]);
     sp["overlay"] = "/run/etcflip/static".into();
     let g = s.gen("g", &sp);
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("umask 077 && exec \"$@\"")
-        .arg("sh")
-        .arg(bin("etcflip"))
-        .arg("switch")
-        .arg(&g)
-        .arg("--root")
-        .arg(&s.root)
-        .output()
-        .unwrap();
+    let out = etcflip_in(
+        "umask 077 && exec \"$@\"",
+        &s.root,
+        &[OsStr::new("switch"), g.as_os_str()],
+    );
     check(code(&out) == 0, || text_of(&out))?;
     for dir in ["run", "run/etcflip", "etc/ssh"] {
         let mode = std::fs::metadata(s.root.join(dir))
@@ -704,18 +687,9 @@ fn closed_stdout() -> Result<(), String> {
     let a = s.gen("a", &spec(&[("hosts", text("hosts", "a\n"))]));
     let b = s.gen("b", &spec(&[("hosts", text("hosts", "b\n"))]));
     for (gen, extra) in [(&a, None), (&b, Some("--json"))] {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg("set -o pipefail; \"$@\" | true")
-            .arg("bash")
-            .arg(bin("etcflip"))
-            .arg("switch")
-            .arg(gen)
-            .args(extra)
-            .arg("--root")
-            .arg(&s.root)
-            .output()
-            .unwrap();
+        let mut args = vec![OsStr::new("switch"), gen.as_os_str()];
+        args.extend(extra.map(OsStr::new));
+        let out = etcflip_in("set -o pipefail; \"$@\" | true", &s.root, &args);
         check(code(&out) == 0 && shows(&s.root, gen), || {
             format!("{extra:?}: exit {}: {}", code(&out), text_of(&out))
         })?;
@@ -924,17 +898,11 @@ fn closed_stderr() -> Result<(), String> {
     std::fs::write(s.etc("motd"), "the admin's\n").unwrap();
     let missing = s.dir.join("missing");
     for (root, want) in [(&s.root, 3), (&missing, 2)] {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg("set -o pipefail; sleep 0.2 | true; \"$@\" 2>&1 | true")
-            .arg("bash")
-            .arg(bin("etcflip"))
-            .arg("switch")
-            .arg(&g)
-            .arg("--root")
-            .arg(root)
-            .output()
-            .unwrap();
+        let out = etcflip_in(
+            "set -o pipefail; sleep 0.2 | true; \"$@\" 2>&1 | true",
+            root,
+            &[OsStr::new("switch"), g.as_os_str()],
+        );
         check(code(&out) == want, || {
             format!(
                 "--root {}: exit {} (want {want})",

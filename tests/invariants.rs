@@ -571,15 +571,18 @@ fn invariant_4_killed_at_every_removal_the_next_run_converges() {
     let k = Kill::setup("inv4-unlink");
     let gb = &k.gens[1];
     let traced = |root: &Path, inject: Option<u32>, log: &Path| {
-        let mut cmd = Command::new("strace");
-        cmd.args(["-qq", "-e", "trace=unlinkat", "-o"]).arg(log);
+        let mut args = vec![
+            "-qq".into(),
+            "-e".into(),
+            "trace=unlinkat".into(),
+            "-o".into(),
+        ];
+        args.push(log.as_os_str().to_owned());
         if let Some(n) = inject {
-            cmd.arg("-e")
-                .arg(format!("inject=unlinkat:signal=KILL:when={n}"));
+            args.push("-e".into());
+            args.push(format!("inject=unlinkat:signal=KILL:when={n}").into());
         }
-        cmd.arg(bin("etcflip"))
-            .args(["switch", gb.to_str().unwrap(), "--root"])
-            .arg(root)
+        etcflip_e2e::switch_under_strace::<std::ffi::OsString>(args, root, gb, &[])
             .output()
             .expect("strace (apt-get install strace)")
     };

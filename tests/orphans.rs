@@ -345,26 +345,18 @@ fn a_plan_that_creates_nothing_feeds_no_tmpfiles() {
             etcflip_e2e::real_tmpfiles().display()
         ),
     );
-    for gen in [&b, &b] {
-        let out = Command::new(bin("etcflip"))
-            .args(["switch", gen.to_str().unwrap(), "--root"])
-            .arg(&s.root)
-            .env("ETCFLIP_TMPFILES", &spy)
-            .output()
-            .unwrap();
+    let spied = |gen: &Path| {
+        let env = [("ETCFLIP_TMPFILES", spy.as_os_str())];
+        let out = etcflip_e2e::etcflip_env(&s.root, &["switch", gen.to_str().unwrap()], &env);
         assert_eq!(code(&out), 0, "{}", text_of(&out));
-    }
+    };
+    spied(&b);
+    spied(&b);
     let ran = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(ran, "", "no systemd-tmpfiles should have been fed");
     assert!(absent(&s.root.join("etc/motd")), "the stale link is gone");
     // The spy does see a run that creates: back to A makes motd, one line.
-    let out = Command::new(bin("etcflip"))
-        .args(["switch", a.to_str().unwrap(), "--root"])
-        .arg(&s.root)
-        .env("ETCFLIP_TMPFILES", &spy)
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    spied(&a);
     let ran = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         ran.lines().count() == 1 && ran.contains("--create") && ran.ends_with(" 1\n"),

@@ -10,15 +10,9 @@ use serde_json::json;
 
 /// Runs `etcflip switch gen` killed (SIGKILL) at its `n`th `syscall`; true if it was killed.
 fn switch_killed_at(s: &Scratch, gen: &Path, extra: &[&str], syscall: &str, n: u32) -> bool {
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("inject={syscall}:signal=KILL:when={n}"))
-        .arg(bin("etcflip"))
-        .arg("switch")
-        .arg(gen)
-        .args(extra)
-        .arg("--root")
-        .arg(&s.root)
+    let inject = format!("inject={syscall}:signal=KILL:when={n}");
+    let args = ["-f", "-qq", "-o", "/dev/null", "-e", &inject];
+    let out = etcflip_e2e::switch_under_strace(args, &s.root, gen, extra)
         .output()
         .expect("strace (apt-get install strace)");
     !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("switched")
