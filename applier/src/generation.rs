@@ -10,7 +10,7 @@ use crate::manifest::{Kind, Manifest};
 use crate::mapped::Mapped;
 use crate::rootfs::sha256_bytes;
 
-/// A generation directory with its manifest file mapped, not yet parsed: see [`Self::parse`].
+/// A generation directory with its manifest file mapped, not yet parsed: see [`Generation::parse`].
 pub struct GenerationFile {
     /// Canonical host path of the generation directory.
     pub host: PathBuf,
@@ -28,7 +28,7 @@ pub struct Generation<'a> {
 }
 
 impl GenerationFile {
-    /// Opens `path` and maps its manifest (parse it with [`Self::parse`]).
+    /// Opens `path` and maps its manifest (parse it with [`Generation::parse`]).
     pub fn open(path: &Path) -> Result<GenerationFile> {
         let host = path.canonicalize().map_err(|e| {
             Invalid::one(format!(
@@ -92,11 +92,6 @@ impl GenerationFile {
             ))
             .into()),
         }
-    }
-
-    /// Parses and checks the generation (see [`Generation::parse`]).
-    pub fn parse(&self) -> Result<Generation<'_>> {
-        Generation::parse(&self.host, self.text()?)
     }
 }
 

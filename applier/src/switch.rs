@@ -236,13 +236,17 @@ fn parse_both<'f>(
     if let Some(gen) = parsed {
         return Ok((gen, old.map(StateView::manifest).transpose()?));
     }
+    let Some(old) = old else {
+        // A re-switch (every boot) has one manifest to parse: no second thread for nothing.
+        return Ok((Generation::parse(host, text)?, None));
+    };
     std::thread::scope(|s| {
         let gen = s.spawn(|| Generation::parse(host, text));
-        let parsed = old.map(StateView::manifest).transpose();
+        let parsed = old.manifest();
         let gen = gen
             .join()
             .map_err(|_| anyhow::anyhow!("internal: the thread parsing the generation panicked"))?;
-        Ok((gen?, parsed?))
+        Ok((gen?, Some(parsed?)))
     })
 }
 
