@@ -10,7 +10,8 @@ use crate::manifest::{Kind, Manifest};
 use crate::mapped::Mapped;
 use crate::rootfs::sha256_bytes;
 
-/// A generation directory with its manifest file mapped, not yet parsed: see [`Generation::parse`].
+/// A generation directory with its manifest file mapped, not yet parsed: see
+/// [`Generation::parse`].
 pub struct GenerationFile {
     /// Canonical host path of the generation directory.
     pub host: PathBuf,

@@ -13,7 +13,7 @@
 //!
 //! While another etcflip, or a `systemd-tmpfiles` child of a killed one (it inherits the
 //! lock and holds it until it dies, see `runner`), holds it, a switch waits up to
-//! [`LOCK_WAIT`], then fails: a rerun right after a kill converges instead of failing, and
+//! `LOCK_WAIT` (10 s), then fails: a rerun right after a kill converges instead of failing, and
 //! two switches started together run one after the other.
 
 use std::cell::OnceCell;
@@ -153,7 +153,7 @@ fn lock_file(
     }
 }
 
-/// Locks `fd` exclusively, waiting up to [`LOCK_WAIT`] unless a signal arrives; `None` when
+/// Locks `fd` exclusively, waiting up to `LOCK_WAIT` (10 s) unless a signal arrives; `None` when
 /// the file system cannot `flock` it (see the module comment).
 fn wait(
     mut fd: OwnedFd,

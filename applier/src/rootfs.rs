@@ -670,7 +670,7 @@ fn open_read(pfd: &OwnedFd, name: &str, shown: &str) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Fails unless `fd` is a regular file of at most [`MAX_READ`] bytes (a device or a FIFO
+/// Fails unless `fd` is a regular file of at most `MAX_READ` bytes (64 MiB) (a device or a FIFO
 /// would block or never end); returns its stat.
 fn regular(fd: &OwnedFd, shown: &str) -> Result<nix::sys::stat::FileStat> {
     let st = fstat(fd).with_context(|| format!("cannot stat {shown}"))?;
@@ -683,7 +683,7 @@ fn regular(fd: &OwnedFd, shown: &str) -> Result<nix::sys::stat::FileStat> {
     Ok(st)
 }
 
-/// Reads all of `fd` (checked by [`regular`]), at most [`MAX_READ`] bytes even if it grows.
+/// Reads all of `fd` (checked by [`regular`]), at most `MAX_READ` bytes (64 MiB) even if it grows.
 fn read_bounded(fd: OwnedFd, shown: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     std::fs::File::from(fd)
@@ -698,7 +698,7 @@ fn read_bounded(fd: OwnedFd, shown: &str) -> Result<Vec<u8>> {
 
 /// Reads a regular file of the host (a generation's payload, following its links to the
 /// sources, as readers will): never blocks on a FIFO or reads a device, at most
-/// [`MAX_READ`] bytes.
+/// `MAX_READ` bytes (64 MiB).
 pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
     let shown = path.display().to_string();
     let fd = nix::fcntl::open(
