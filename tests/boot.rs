@@ -195,7 +195,7 @@ fn a_runtime_copy_leaves_no_plain_hash_of_its_secret_in_readable_state() {
     let a = s.gen("a", &with_store(&s, &json!({"db.conf": secret_entry()})));
     put_secret(&s, "1234\n");
     s.switch(&a, &[]);
-    let plain = etcflip::rootfs::sha256_bytes(b"1234\n");
+    let plain = etcflip::fs::sha256_bytes(b"1234\n");
     let applied = std::fs::read_to_string(s.etc(".etcflip/applied.json")).unwrap();
     assert!(applied.contains("\"runtime\""), "{applied}");
     assert!(!applied.contains(&plain), "{applied}");
@@ -206,7 +206,7 @@ fn a_runtime_copy_leaves_no_plain_hash_of_its_secret_in_readable_state() {
     assert_eq!(code(&drift), 1, "{said}");
     assert!(said.contains("a copy of /run/secrets/db"), "{said}");
     for secret in ["1234\n", "5678\n"] {
-        let sha = etcflip::rootfs::sha256_bytes(secret.as_bytes());
+        let sha = etcflip::fs::sha256_bytes(secret.as_bytes());
         assert!(!said.contains(&sha), "{said}");
     }
 }

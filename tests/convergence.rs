@@ -1,6 +1,6 @@
 //! Invariant 7: every successful switch leaves every entry of its target as the manifest
 //! says, transitions included. A transition skips an entry only when the stamps recorded at
-//! the last commit prove it unchanged (applier/src/stamps.rs); drift at an unchanged entry is
+//! the last commit prove it unchanged (applier/src/etc/stamps.rs); drift at an unchanged entry is
 //! repaired or handled as a conflict like anywhere else. Mount points are never replaced.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

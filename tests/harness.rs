@@ -193,7 +193,7 @@ impl Drop for Scratch {
 }
 
 /// Waits until the real-time clock is in a later whole second: what a switch changed before
-/// then is settled, and the next switch's commit may stamp it (applier/src/stamps.rs).
+/// then is settled, and the next switch's commit may stamp it (applier/src/etc/stamps.rs).
 pub fn settle() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -303,7 +303,7 @@ pub fn copy_tree(from: &Path, to: &Path, writable: bool) {
 
 /// The real `systemd-tmpfiles`, as the applier finds it (`ETCFLIP_TMPFILES`, else `PATH`).
 pub fn real_tmpfiles() -> PathBuf {
-    etcflip::runner::find_tmpfiles().expect("systemd-tmpfiles is installed")
+    etcflip::etc::runner::find_tmpfiles().expect("systemd-tmpfiles is installed")
 }
 
 /// Whether nothing is at `p`, not even a dangling link (`Path::exists` follows links, and the
@@ -349,7 +349,7 @@ fn walk(top: &Path, dir: &Path, out: &mut String) {
                 "{rel} {mode:04o} {}:{} sha256:{}",
                 md.uid(),
                 md.gid(),
-                &etcflip::rootfs::sha256_bytes(&content)[..16]
+                &etcflip::fs::sha256_bytes(&content)[..16]
             );
         }
     }
@@ -438,7 +438,7 @@ pub fn stamp(p: &Path) -> String {
     } else if md.is_dir() {
         "dir".to_owned()
     } else if md.is_file() {
-        etcflip::rootfs::sha256_bytes(&std::fs::read(p).expect("read"))
+        etcflip::fs::sha256_bytes(&std::fs::read(p).expect("read"))
     } else {
         "special".to_owned()
     };

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use etcflip::rootfs::sha256_bytes;
+use etcflip::fs::sha256_bytes;
 use etcflip_e2e::{
     absent, bin, code, copy_etc, etcflip_env, read_in_root, source, spec, text, text_of, Rng,
     Scratch,
@@ -516,7 +516,7 @@ fn invariant_4_killed_at_any_instant_the_next_run_converges() {
 /// Invariant 4 at fixed points before the flip: the `systemd-tmpfiles` the switch runs (a
 /// wrapper around the real one) kills etcflip (`SIGKILL`) just before or just after its
 /// `--create` run; the next run, to B or to C, converges. "Before" is once the wrapper has read
-/// all its input (it is started earlier, and acts only then: see applier/src/runner.rs).
+/// all its input (it is started earlier, and acts only then: see applier/src/etc/runner.rs).
 #[test]
 fn invariant_4_killed_around_the_tmpfiles_run_the_next_run_converges() {
     let k = Kill::setup("inv4-fixed");

@@ -366,7 +366,7 @@ fn nixos_etc_import_reproduces_the_legacy_tree() {
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(gi.join("manifest.json")).unwrap()).unwrap();
     let store = |rel: &str| s.root.join("store").join(rel).display().to_string();
-    let sha = |t: &str| etcflip::rootfs::sha256_bytes(t.as_bytes());
+    let sha = |t: &str| etcflip::fs::sha256_bytes(t.as_bytes());
     let want = json!({
         "version": 1,
         "overlay": "/etc/static",

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use etcflip::errors::exit_code;
-use etcflip::plan::OnConflict;
-use etcflip::switch::{self, Options};
-use etcflip::verify;
+use etcflip::etc::plan::OnConflict;
+use etcflip::etc::switch::{self, Options};
+use etcflip::etc::verify;
 
 /// Switch /etc between generations atomically.
 #[derive(Parser, Debug)]
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
 
 /// Raises the soft open-file limit to the hard one, as systemd advises programs that need
 /// many descriptors to do (the soft limit of 1,024 exists for `select(2)`, which etcflip does
-/// not use). Best effort: directory descriptors are bounded anyway (applier/src/rootfs.rs).
+/// not use). Best effort: directory descriptors are bounded anyway (applier/src/fs/root.rs).
 fn raise_open_file_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
@@ -204,7 +204,7 @@ fn run_verify(root: &std::path::Path, as_json: bool) -> Result<u8> {
 }
 
 fn run_status(root: &std::path::Path, as_json: bool) -> Result<u8> {
-    let st = etcflip::status::status(root)?;
+    let st = etcflip::etc::status::status(root)?;
     if as_json {
         emit(&json(&st)?);
         return Ok(0);

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::fs::Node;
 use crate::manifest::{Entry, Kind, Manifest, Str};
-use crate::rootfs::Node;
 
 /// One way a path may be ours.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,7 +22,7 @@ pub enum Claim<'a> {
     /// A regular file with this sha256.
     Copy(Str<'a>),
     /// A regular file whose sha256, digested with the root's key, is this (runtime copies:
-    /// see [`crate::runtime::Key`]).
+    /// see [`crate::etc::runtime::Key`]).
     Keyed(String),
     /// A managed directory.
     Dir,
@@ -35,7 +35,7 @@ pub enum Claim<'a> {
 pub struct Evidence<'a> {
     claims: BTreeMap<Str<'a>, Vec<Claim<'a>>>,
     overlays: Vec<Str<'a>>,
-    key: Option<crate::runtime::Key>,
+    key: Option<crate::etc::runtime::Key>,
 }
 
 impl<'a> Evidence<'a> {
@@ -74,7 +74,7 @@ impl<'a> Evidence<'a> {
     pub fn add_copies(
         &mut self,
         runtime: &BTreeMap<String, String>,
-        key: Option<&crate::runtime::Key>,
+        key: Option<&crate::etc::runtime::Key>,
     ) {
         let Some(key) = key else {
             return;
@@ -165,8 +165,8 @@ impl Evidence<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::{FileInfo, Meta};
     use crate::manifest::{Id, Mode};
-    use crate::rootfs::{FileInfo, Meta};
 
     fn file(sha: &str) -> Node {
         Node::File(FileInfo {

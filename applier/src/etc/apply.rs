@@ -17,12 +17,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::evidence::Evidence;
+use crate::etc::evidence::Evidence;
+use crate::etc::parts::{Creation, Line};
+use crate::etc::plan::{Action, Found, Plan, Step};
+use crate::etc::runner;
+use crate::fs::{join, sha256_bytes, split, Node, Owner, Root};
 use crate::manifest::{Entry, Kind, Manifest};
-use crate::parts::{Creation, Line};
-use crate::plan::{Action, Found, Plan, Step};
-use crate::rootfs::{join, sha256_bytes, split, Node, Owner, Root};
-use crate::runner;
 use crate::tmpfiles::{dir_line, link_line};
 
 /// What the engine needs besides the plan.
@@ -36,15 +36,15 @@ pub struct Ctx<'a> {
     /// Resolved owners of copies.
     pub owners: &'a BTreeMap<String, (u32, u32)>,
     /// What the sources of runtime copies held when the switch read them.
-    pub runtime: &'a crate::runtime::Sources,
+    pub runtime: &'a crate::etc::runtime::Sources,
     /// Claims of earlier generations (removal re-checks).
     pub evidence: &'a Evidence<'a>,
     /// The `systemd-tmpfiles` to run, found before the first write.
     pub tmpfiles: &'a runner::Engine<'a>,
 }
 
-use crate::scratch::scratch;
-use crate::scratch::PURPOSES;
+use crate::etc::scratch::scratch;
+use crate::etc::scratch::PURPOSES;
 
 fn rel(target: &str) -> String {
     format!("etc/{target}")
@@ -251,7 +251,7 @@ fn make_final(ctx: &mut Ctx, e: &Entry, at: &str) -> Result<Expect> {
         Kind::Copy => {
             let content = if e.is_runtime_copy() {
                 match ctx.runtime.get(e.target.as_str()) {
-                    Some(crate::runtime::Source::Read { content, .. }) => content.clone(),
+                    Some(crate::etc::runtime::Source::Read { content, .. }) => content.clone(),
                     _ => bail!(
                         "internal: no source read for the runtime copy /etc/{}",
                         e.target
@@ -273,7 +273,7 @@ fn make_final(ctx: &mut Ctx, e: &Entry, at: &str) -> Result<Expect> {
 /// The payload content of a copy, checked against the manifest's sha256.
 pub fn payload(gen_host: &Path, e: &Entry) -> Result<Vec<u8>> {
     let path = gen_host.join("etc").join(e.target.as_str());
-    let content = crate::rootfs::read_regular(&path).context("cannot read the payload")?;
+    let content = crate::fs::read_regular(&path).context("cannot read the payload")?;
     let sha = sha256_bytes(&content);
     if Some(sha.as_str()) != e.sha256.as_deref() {
         // An invalid generation (exit 2), found before the flip: nothing visible changed.

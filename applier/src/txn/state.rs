@@ -6,7 +6,7 @@
 //!   matches. The manifest is kept verbatim, so "same generation again" is a byte comparison.
 //!   Its `"pending":[…]`, when present, holds what earlier generations made that the last
 //!   switch had to leave for a mount point (still ours, until a switch replaces or removes it);
-//!   also `"runtime":{…}`, the keyed digests of runtime copies (see `runtime.rs`).
+//!   also `"runtime":{…}`, the keyed digests of runtime copies (see `etc/runtime.rs`).
 //! - `journal.json`: the same record for the switch's target, plus `"pending":[…]`, the
 //!   targets of earlier switches that were interrupted. Written before the first change of a
 //!   switch; at the commit it simply becomes `applied.json` by a rename (when nothing older
@@ -25,9 +25,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::errors::Invalid;
+use crate::fs::mapped::Mapped;
+use crate::fs::Root;
 use crate::manifest::{Manifest, Str, STATE_DIR_NAME};
-use crate::mapped::Mapped;
-use crate::rootfs::{Owner, Root};
 
 /// The state directory, relative to the root.
 pub fn state_dir() -> String {
@@ -48,7 +48,7 @@ pub struct Recorded<'a> {
     /// The manifest text, exactly as read from the generation.
     pub manifest_text: Str<'a>,
     /// sha256 of what the switch installs (or installed) at each runtime copy, whose manifest
-    /// entry has no hash (see [`crate::runtime`]).
+    /// entry has no hash (see `etc/runtime.rs`).
     pub runtime: BTreeMap<String, String>,
 }
 
@@ -96,19 +96,14 @@ impl RawRecorded<'_> {
 }
 
 /// Removes what a killed run may have left in the state directory (temporary files,
-/// transient snippets). Safe: we hold the lock, and nothing else writes there.
-pub(crate) fn sweep(root: &mut Root, dir: &str) -> Result<()> {
-    for name in root.list(dir)? {
-        if !matches!(
-            name.as_str(),
-            "lock"
-                | APPLIED
-                | JOURNAL
-                | LEGACY_MARK
-                | crate::stamps::FILE
-                | crate::runtime::KEY_FILE
-        ) {
-            root.remove_tree(&crate::rootfs::join(dir, &name))?;
+/// transient snippets): everything but the state's own files and the domains' (`keep`). Safe:
+/// we hold the lock, and nothing else writes there.
+pub(crate) fn sweep(root: &mut Root, keep: &[&str]) -> Result<()> {
+    let dir = state_dir();
+    for name in root.list(&dir)? {
+        let own = matches!(name.as_str(), "lock" | APPLIED | JOURNAL | LEGACY_MARK);
+        if !own && !keep.contains(&name.as_str()) {
+            root.remove_tree(&crate::fs::join(&dir, &name))?;
         }
     }
     Ok(())
@@ -157,7 +152,7 @@ fn write_state(root: &mut Root, name: &str, rec: &Recorded, older: &[Recorded]) 
         parts.push(b"]");
     }
     parts.push(b"}\n");
-    atomic_write_parts(root, &format!("{}/{name}", state_dir()), &parts)
+    root.atomic_write_parts(&format!("{}/{name}", state_dir()), &parts)
 }
 
 /// A state file as read (the one format of `applied.json` and `journal.json`), borrowing from
@@ -239,9 +234,9 @@ fn mark_legacy(root: &mut Root, legacy: bool) -> Result<()> {
     let rel = format!("{}/{LEGACY_MARK}", state_dir());
     match (
         legacy,
-        root.node_with(&rel, false)? == crate::rootfs::Node::Absent,
+        root.node_with(&rel, false)? == crate::fs::Node::Absent,
     ) {
-        (true, true) => atomic_write(root, &rel, b""),
+        (true, true) => root.atomic_write(&rel, b""),
         (false, false) => {
             root.unlink(&rel)?;
             root.sync_dir(&state_dir())
@@ -253,7 +248,7 @@ fn mark_legacy(root: &mut Root, legacy: bool) -> Result<()> {
 /// Whether [`mark_legacy`] marked the journal's switch.
 pub fn legacy_marked(root: &mut Root) -> Result<bool> {
     let rel = format!("{}/{LEGACY_MARK}", state_dir());
-    Ok(root.node_with(&rel, false)? != crate::rootfs::Node::Absent)
+    Ok(root.node_with(&rel, false)? != crate::fs::Node::Absent)
 }
 
 /// Writes the journal of a switch to `target`, keeping `older` interrupted targets; `legacy`:
@@ -299,8 +294,8 @@ fn corrupt(root: &Root, rel: &str, e: &dyn std::fmt::Display) -> anyhow::Error {
 
 fn read_optional(root: &mut Root, rel: &str) -> Result<Option<Mapped>> {
     match root.node_with(rel, false)? {
-        crate::rootfs::Node::Absent => Ok(None),
-        crate::rootfs::Node::File(_) => {
+        crate::fs::Node::Absent => Ok(None),
+        crate::fs::Node::File(_) => {
             let fd = root.open_file(rel)?;
             // SAFETY: state files are never modified in place: they are replaced by rename,
             // and only by a switch holding the lock (the caller holds it, or is a read-only
@@ -314,28 +309,4 @@ fn read_optional(root: &mut Root, rel: &str) -> Result<Option<Mapped>> {
             root.show(rel)
         ),
     }
-}
-
-/// Replaces `rel` atomically with `bytes` (mode 0644): a temp file in the same directory
-/// ([`temp_name`]), written and fsynced, renamed over `rel`, then the directory fsynced.
-///
-/// # Atomicity
-/// A reader (or a crash) sees the old content or the new, never a partial file. Callers hold
-/// the lock, so the temp name is theirs; a killed run's temp file is swept under the lock.
-pub fn atomic_write(root: &mut Root, rel: &str, bytes: &[u8]) -> Result<()> {
-    atomic_write_parts(root, rel, &[bytes])
-}
-
-/// [`atomic_write`] of the concatenation of `parts` (written in turn, never copied together).
-pub fn atomic_write_parts(root: &mut Root, rel: &str, parts: &[&[u8]]) -> Result<()> {
-    let tmp = temp_name(rel);
-    root.remove_tree_if_present(&tmp)?;
-    root.write_new(&tmp, parts, 0o644, Owner::current())?;
-    root.rename(&tmp, rel)
-}
-
-/// The temporary name [`atomic_write`] uses for `rel`: beside it, with etcflip's reserved mark.
-pub fn temp_name(rel: &str) -> String {
-    let (parent, name) = crate::rootfs::split(rel);
-    crate::rootfs::join(parent, &format!(".{name}.etcflip-tmp"))
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::errors::Invalid;
+use crate::fs::mapped::Mapped;
+use crate::fs::sha256_bytes;
 use crate::manifest::{Kind, Manifest};
-use crate::mapped::Mapped;
-use crate::rootfs::sha256_bytes;
 
 /// A generation directory with its manifest file mapped, not yet parsed: see
 /// [`Generation::parse`].
@@ -79,7 +79,7 @@ impl GenerationFile {
     /// image, a test root), else its host path (the Nix store is the same path everywhere).
     /// It becomes the overlay link's text and is recorded in JSON, so it must be UTF-8: any
     /// other path is refused (exit 2) rather than written under a lossy, wrong name.
-    pub fn path_in_root(&self, root: &crate::rootfs::Root) -> Result<String> {
+    pub fn path_in_root(&self, root: &crate::fs::Root) -> Result<String> {
         let base = root.host_path();
         let shown = match self.host.strip_prefix(base) {
             Ok(rest) if base != Path::new("/") => Path::new("/").join(rest),
@@ -124,7 +124,7 @@ fn payload_problems(host: &Path, m: &Manifest) -> Vec<String> {
         }
         let p = etc.join(e.target.as_str());
         match (e.kind, &e.sha256) {
-            (Kind::Copy | Kind::Symlink, Some(want)) => match crate::rootfs::read_regular(&p) {
+            (Kind::Copy | Kind::Symlink, Some(want)) => match crate::fs::read_regular(&p) {
                 Ok(bytes) if sha256_bytes(&bytes) == want.as_str() => {}
                 Ok(_) => out.push(format!(
                     "{}: content does not match its sha256",

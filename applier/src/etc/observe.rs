@@ -14,9 +14,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::evidence::Evidence;
+use crate::etc::evidence::Evidence;
+use crate::fs::{split, Node, Root};
 use crate::manifest::{Entry, Kind, Manifest};
-use crate::rootfs::{split, Node, Root};
 
 /// One observed path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub fn observe(
             // Scratch names are etcflip's own and swept; they don't make a directory foreign
             // or non-empty. Backups do.
             let mut names = root.list(&format!("etc/{t}"))?;
-            names.retain(|n| !crate::scratch::is_scratch(n));
+            names.retain(|n| !crate::etc::scratch::is_scratch(n));
             seen.listing = Some(names);
         }
         if let (Node::File(_), Some(e)) = (&seen.node, entry) {
@@ -151,8 +151,8 @@ fn inherited(so_far: &[(String, Seen)], t: &str) -> Option<Node> {
 /// the generation's own, pointing at its sources).
 fn payload_sha(gen_host: &Path, target: &str) -> String {
     let path = gen_host.join("etc").join(target);
-    match crate::rootfs::read_regular(&path) {
-        Ok(bytes) => crate::rootfs::sha256_bytes(&bytes),
+    match crate::fs::read_regular(&path) {
+        Ok(bytes) => crate::fs::sha256_bytes(&bytes),
         // Unreadable (a dangling source, a directory, a FIFO): nothing can be identical to it.
         Err(_) => String::new(),
     }

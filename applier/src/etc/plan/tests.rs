@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::etc::observe::{Seen, World};
+use crate::fs::{FileInfo, Meta};
 use crate::manifest::Manifest;
-use crate::observe::{Seen, World};
-use crate::rootfs::{FileInfo, Meta};
 
 const OVERLAY: &str = "/etc/static";
 

@@ -20,9 +20,9 @@
 
 use anyhow::Result;
 
-use crate::evidence::{Claim, Evidence};
+use crate::etc::evidence::{Claim, Evidence};
+use crate::fs::{join, Node, Root};
 use crate::manifest::{is_same_or_below, Kind, Manifest, STATE_DIR_NAME};
-use crate::rootfs::{join, Node, Root};
 
 /// The legacy flip point.
 pub const LEGACY_OVERLAY: &str = "/etc/static";
@@ -98,7 +98,7 @@ pub fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
     if root.read(CLEAN)? == text.as_bytes() {
         return Ok(());
     }
-    crate::state::atomic_write(root, CLEAN, text.as_bytes())
+    root.atomic_write(CLEAN, text.as_bytes())
 }
 
 /// setup-etc.pl's list of its copies.
@@ -106,5 +106,5 @@ const CLEAN: &str = "etc/.clean";
 
 /// Removes what a killed [`keep_clean`] left (we hold the lock).
 pub fn sweep(root: &mut Root) -> Result<()> {
-    root.remove_tree_if_present(&crate::state::temp_name(CLEAN))
+    root.remove_tree_if_present(&crate::fs::temp_name(CLEAN))
 }

@@ -15,8 +15,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::fs::Root;
 use crate::manifest::{Entry, Id, Kind, Manifest};
-use crate::rootfs::Root;
 
 /// Numeric owners of copies, with the names that did not resolve.
 #[derive(Debug, Default)]
@@ -130,7 +130,7 @@ fn read_db(
     let bytes = match shipped {
         Some(g) => {
             let p = g.join("etc").join(name);
-            Some(crate::rootfs::read_regular(&p)?)
+            Some(crate::fs::read_regular(&p)?)
         }
         None => root.read_in_root(&format!("etc/{name}"))?,
     };

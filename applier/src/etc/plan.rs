@@ -28,11 +28,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::evidence::Evidence;
+use crate::etc::evidence::Evidence;
+use crate::etc::observe::{Seen, World};
+use crate::etc::runtime::Source;
+use crate::fs::{join, Node};
 use crate::manifest::{is_same_or_below, Entry, Kind, Manifest};
-use crate::observe::{Seen, World};
-use crate::rootfs::{join, Node};
-use crate::runtime::Source;
 
 /// What to do with paths that are not ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -256,8 +256,8 @@ pub struct Inputs<'a> {
     /// Resolved numeric owners of copies; compared only when `Some` (i.e. running as root).
     pub owners: Option<&'a BTreeMap<String, (u32, u32)>>,
     /// What the sources of runtime copies hold now.
-    pub runtime: &'a crate::runtime::Sources,
-    /// Mount points below `/etc` (targets), sorted: see [`crate::mounts`].
+    pub runtime: &'a crate::etc::runtime::Sources,
+    /// Mount points below `/etc` (targets), sorted: see [`crate::fs::mounts`].
     pub mounts: &'a [String],
     /// `recorded[i]`: `new.entries[i]` is taken as recorded (see [`Plan::recorded`]).
     pub recorded: Option<&'a [bool]>,
@@ -282,7 +282,7 @@ impl Plan {
         self.steps
             .iter()
             .filter(|s| s.action == Action::Leave && new.get(&s.target).is_some())
-            .map(|s| crate::rootfs::split(&s.target).0)
+            .map(|s| crate::fs::split(&s.target).0)
             .collect()
     }
 

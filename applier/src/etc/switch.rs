@@ -4,7 +4,7 @@
 //! 0. load and validate the generation; lock; read state.
 //! 1. plan (pure); `--dry-run` stops here.
 //! 2. journal the target before the first write.
-//! 4. prepare (create, stage, relink, read back) — [`crate::apply::prepare`].
+//! 4. prepare (create, stage, relink, read back) — [`crate::etc::apply::prepare`].
 //! 5. flip.
 //! 6. put staged paths in place; 7. remove what is stale and ours.
 //! 9. commit: record the new generation, drop the journal.
@@ -17,24 +17,24 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::apply::{self, Children, Ctx};
 use crate::errors::Refused;
-use crate::gather::{
+use crate::etc::apply::{self, Children, Ctx};
+use crate::etc::gather::{
     gather_evidence, held_records, read_view, recorded_generations, Applied, Gathered,
 };
-use crate::generation::{Generation, GenerationFile};
-use crate::legacy;
-use crate::lock::{self, Lock};
+use crate::etc::legacy;
+use crate::etc::observe;
+use crate::etc::owners::{self, Owners, Unresolved};
+use crate::etc::plan::{self, Inputs, OnConflict, Plan};
+use crate::etc::runner::{self, Engine};
+use crate::etc::runtime::{self, Key};
+use crate::etc::stamps::{self, Clock};
+use crate::fs::{Node, Root};
 use crate::manifest::{Manifest, Str};
-use crate::observe;
-use crate::owners::{self, Owners, Unresolved};
-use crate::plan::{self, Inputs, OnConflict, Plan};
-use crate::rootfs::{Node, Root};
-use crate::runner::{self, Engine};
-use crate::runtime::{self, Key};
-use crate::signals::Signals;
-use crate::stamps::{self, Clock};
-use crate::state::{self, Recorded, StateView};
+use crate::txn::generation::{Generation, GenerationFile};
+use crate::txn::lock::{self, Lock};
+use crate::txn::signals::Signals;
+use crate::txn::state::{self, Recorded, StateView};
 
 /// Options of `etcflip switch`.
 pub struct Options {
@@ -190,6 +190,13 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// What a killed run left, swept once the lock is held: the state directory's temporary files
+/// (all but the files `/etc` keeps there), and `setup-etc.pl`'s `.clean` being rewritten.
+fn leftovers(root: &mut Root) -> Result<()> {
+    state::sweep(root, &[stamps::FILE, runtime::KEY_FILE])?;
+    legacy::sweep(root)
+}
+
 /// The lock of a switch that is going to write, with the lock file made (see `lock.rs`).
 fn writing<'l>(lock: Option<&'l Lock>, root: &mut Root) -> Result<&'l Lock> {
     let Some(lock) = lock else {
@@ -219,10 +226,10 @@ fn lock_in_order<'f>(
         return Ok((None, None));
     }
     if lock::writes_nothing(root)? {
-        return Ok((Some(lock::lock(root, signals)?), None));
+        return Ok((Some(lock::lock(root, signals, leftovers)?), None));
     }
     let gen = Generation::parse(host, text)?;
-    Ok((Some(lock::lock(root, signals)?), Some(gen)))
+    Ok((Some(lock::lock(root, signals, leftovers)?), Some(gen)))
 }
 
 /// The generation (unless `parsed` already) and the applied manifest (`old`, when it is not
@@ -260,7 +267,7 @@ struct Decided<'d, 'a> {
     /// The overlay's new link text.
     target_text: &'d str,
     clock: Option<Clock>,
-    /// What stays ours because a mount point holds it (see [`crate::gather::held_records`]).
+    /// What stays ours because a mount point holds it (see [`crate::etc::gather::held_records`]).
     held: &'d [Recorded<'static>],
 }
 
@@ -336,7 +343,7 @@ impl Outcome {
 /// notes on paths left alone.
 fn transact(
     ctx: &mut Ctx,
-    (plan, creation): (&Plan, Option<crate::parts::Creation>),
+    (plan, creation): (&Plan, Option<crate::etc::parts::Creation>),
     signals: &mut Option<Signals>,
     old_overlay: Option<&str>,
     target_text: &str,
@@ -346,7 +353,7 @@ fn transact(
     }
     apply::prepare(ctx, plan, creation)?;
     stop_if_signalled(signals, BEFORE_FLIP)?;
-    if plan.flip.foreign == Some(crate::plan::Action::Backup) {
+    if plan.flip.foreign == Some(crate::etc::plan::Action::Backup) {
         apply::back_up_overlay(ctx.root, &ctx.new.overlay)?;
     }
     apply::flip(ctx.root, &ctx.new.overlay, target_text)?;
@@ -416,7 +423,7 @@ fn look_and_plan(
         on_conflict,
         owners: as_root.then_some(&owners.ids),
         runtime: &sources,
-        mounts: &crate::mounts::below_etc(root),
+        mounts: &crate::fs::mounts::below_etc(root),
         recorded,
     });
     let looked = Looked {
@@ -446,7 +453,7 @@ fn overlay_is_ours(node: &Node, gens: &[&str], legacy: bool) -> bool {
 /// What phase 1 found (the plan goes to the [`Outcome`]).
 struct Looked {
     /// Observations.
-    world: crate::observe::World,
+    world: crate::etc::observe::World,
     owners: Owners,
     sources: runtime::Sources,
 }
@@ -495,8 +502,8 @@ fn after_flip(
             }
         }
         // A flip of that overlay killed between its link and its rename left this behind.
-        let (parent, _) = crate::rootfs::split(rel);
-        root.remove_tree_if_present(&crate::rootfs::join(parent, ".etcflip-flip"))?;
+        let (parent, _) = crate::fs::split(rel);
+        root.remove_tree_if_present(&crate::fs::join(parent, ".etcflip-flip"))?;
     }
     legacy::keep_clean(root, new)
 }

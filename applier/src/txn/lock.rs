@@ -21,19 +21,18 @@ use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context as _, Result};
 use nix::errno::Errno;
-use nix::fcntl::{openat, Flock, FlockArg, OFlag};
+use nix::fcntl::{openat, Flock, OFlag};
+
+use crate::fs::lock::Waiting;
 use nix::sys::stat::Mode;
 
-use crate::rootfs::{Node, Root};
-use crate::signals::Signals;
-use crate::state::state_dir;
+use crate::fs::{Node, Root};
+use crate::txn::signals::Signals;
+use crate::txn::state::state_dir;
 
-/// Removes what a killed run left: in the state directory, and `setup-etc.pl`'s `.clean` being
-/// rewritten (we hold the lock, and nothing else writes there).
-fn sweep(root: &mut Root) -> Result<()> {
-    crate::state::sweep(root, &state_dir())?;
-    crate::legacy::sweep(root)
-}
+/// Removes what a killed run left, once the lock is held (the domains know what that is: see
+/// [`crate::txn::state::sweep`]). Nothing else writes there while we hold the lock.
+pub type Leftovers = fn(&mut Root) -> Result<()>;
 
 /// How long a switch waits for another one's lock before it gives up.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -45,6 +44,8 @@ pub struct Lock {
     etc: Option<Flock<OwnedFd>>,
     /// `/etc/.etcflip/lock`, once it exists.
     file: OnceCell<Flock<OwnedFd>>,
+    /// Swept when the lock file is locked.
+    leftovers: Leftovers,
 }
 
 impl Lock {
@@ -72,7 +73,7 @@ impl Lock {
                 );
             }
             let _ = self.file.set(locked);
-            sweep(root)?;
+            (self.leftovers)(root)?;
         }
         Ok(())
     }
@@ -83,10 +84,10 @@ pub fn writes_nothing(root: &mut Root) -> Result<bool> {
     Ok(matches!(root.node_with("etc", false)?, Node::Dir(_)))
 }
 
-/// Takes the lock (see the module comment), and sweeps what a killed run left in the state
-/// directory. SIGTERM or SIGINT while it waits (`signals`) ends the wait at once: nothing has
-/// been written.
-pub fn lock(root: &mut Root, signals: &mut Option<Signals>) -> Result<Lock> {
+/// Takes the lock (see the module comment), and sweeps what a killed run left (`leftovers`)
+/// once the lock file is locked. SIGTERM or SIGINT while it waits (`signals`) ends the wait at
+/// once: nothing has been written.
+pub fn lock(root: &mut Root, signals: &mut Option<Signals>, leftovers: Leftovers) -> Result<Lock> {
     root.make_dirs("etc")?; // only where it is missing
     let etc = root
         .dir("etc")?
@@ -98,12 +99,16 @@ pub fn lock(root: &mut Root, signals: &mut Option<Signals>) -> Result<Lock> {
     if etc.is_none() {
         root.make_dirs(&state_dir())?;
         let _ = file.set(lock_file(root, Make::IfMissing, signals)?.0);
-        sweep(root)?;
+        leftovers(root)?;
     } else if matches!(root.node_with(&rel, false)?, Node::File(_)) {
         let _ = file.set(lock_file(root, Make::No, signals)?.0);
-        sweep(root)?;
+        leftovers(root)?;
     }
-    Ok(Lock { etc, file })
+    Ok(Lock {
+        etc,
+        file,
+        leftovers,
+    })
 }
 
 /// Whether [`lock_file`] may make the file.
@@ -153,34 +158,19 @@ fn lock_file(
     }
 }
 
-/// Locks `fd` exclusively, waiting up to `LOCK_WAIT` (10 s) unless a signal arrives; `None` when
-/// the file system cannot `flock` it (see the module comment).
-fn wait(
-    mut fd: OwnedFd,
-    shown: &str,
-    signals: &mut Option<Signals>,
-) -> Result<Option<Flock<OwnedFd>>> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    // Polled rather than blocking: a blocking flock cannot time out without a signal handler.
-    // A dying straggler lets go within milliseconds, so the first pauses are short.
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
-            Ok(flock) => return Ok(Some(flock)),
-            Err((back, Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
-                if let Some(sig) = signals.as_mut().and_then(Signals::pending) {
-                    bail!("interrupted by {sig} while waiting for {shown}; nothing was written");
-                }
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_millis(50));
-                fd = back;
-            }
-            Err((_, Errno::EWOULDBLOCK)) => bail!(
-                "another etcflip is working on this root (it has held {shown} for {} s)",
-                LOCK_WAIT.as_secs()
-            ),
-            Err((_, Errno::EBADF | Errno::ENOLCK | Errno::EOPNOTSUPP)) => return Ok(None),
-            Err((_, e)) => bail!("cannot lock {shown}: {e}"),
-        }
-    }
+/// Locks `fd` exclusively (see [`crate::fs::lock::flock`]), waiting up to `LOCK_WAIT` unless a
+/// signal arrives; `None` when the file system cannot `flock` it (see the module comment).
+fn wait(fd: OwnedFd, shown: &str, signals: &mut Option<Signals>) -> Result<Option<Flock<OwnedFd>>> {
+    let mut interrupted = || {
+        signals
+            .as_mut()
+            .and_then(Signals::pending)
+            .map(|s| s.to_string())
+    };
+    let w = Waiting {
+        shown,
+        holder: "another etcflip",
+        limit: LOCK_WAIT,
+    };
+    crate::fs::lock::flock(fd, w, &mut interrupted)
 }

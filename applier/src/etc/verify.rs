@@ -6,11 +6,11 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use crate::etc::owners::{self, Unresolved};
+use crate::etc::runtime::{self, Source};
+use crate::fs::{Node, Root};
 use crate::manifest::{Kind, Manifest};
-use crate::owners::{self, Unresolved};
-use crate::rootfs::{Node, Root};
-use crate::runtime::{self, Source};
-use crate::state::{self, Recorded, StateView};
+use crate::txn::state::{self, Recorded, StateView};
 
 /// One path that differs from the applied generation.
 #[derive(Debug, Serialize, PartialEq, Eq)]

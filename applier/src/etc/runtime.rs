@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::evidence::Evidence;
+use crate::etc::evidence::Evidence;
+use crate::etc::observe::World;
+use crate::etc::plan::{Action, Plan};
+use crate::fs::{sha256_bytes, Node, Owner, Root};
 use crate::manifest::Manifest;
-use crate::observe::World;
-use crate::plan::{Action, Plan};
-use crate::rootfs::{sha256_bytes, Node, Owner, Root};
-use crate::state::state_dir;
+use crate::txn::state::state_dir;
 
 /// What a runtime copy's source held when the switch read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +181,7 @@ impl Key {
         std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)
             .context("cannot read /dev/urandom for the runtime-copy key")?;
         let rel = format!("{}/{KEY_FILE}", state_dir());
-        let tmp = crate::state::temp_name(&rel);
+        let tmp = crate::fs::temp_name(&rel);
         root.remove_tree_if_present(&tmp)?;
         root.write_new(&tmp, &[&bytes], 0o600, Owner::current())?;
         root.rename(&tmp, &rel)?;

@@ -16,13 +16,13 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 
-use crate::evidence::Evidence;
-use crate::gather::{add_held, Applied, Gathered};
-use crate::generation::Generation;
+use crate::etc::evidence::Evidence;
+use crate::etc::gather::{add_held, Applied, Gathered};
+use crate::etc::runtime::Key;
+use crate::etc::stamps::{self, Prover, Stamps};
+use crate::fs::{Node, Root};
 use crate::manifest::{Entry, Kind, Manifest};
-use crate::rootfs::{Node, Root};
-use crate::runtime::Key;
-use crate::stamps::{self, Prover, Stamps};
+use crate::txn::generation::Generation;
 
 /// See the module comment. With another overlay every link text differs: nothing is taken
 /// as recorded.

@@ -3,7 +3,7 @@
 //! leftovers, and contain `.etcflip-`, which targets may not contain; `observe` and the sweep
 //! recognise them.
 
-use crate::rootfs::{join, sha256_bytes, split};
+use crate::fs::{join, sha256_bytes, split};
 
 /// The scratch name for `target` and a purpose (`stage`, `link`, `swap`), relative to the root.
 pub fn scratch(target: &str, purpose: &str) -> String {

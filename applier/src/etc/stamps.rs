@@ -26,10 +26,10 @@ use anyhow::{Context as _, Result};
 use nix::time::{clock_gettime, ClockId};
 use serde::{Deserialize, Serialize};
 
+use crate::fs::statx::Stat;
+use crate::fs::{split, Root};
 use crate::manifest::{Entry, Kind, Manifest};
-use crate::rootfs::{split, Root};
-use crate::state::{atomic_write, state_dir};
-use crate::statx::Stat;
+use crate::txn::state::state_dir;
 
 /// The state file, in the state directory.
 pub const FILE: &str = "stamps.json";
@@ -85,7 +85,7 @@ impl Clock {
 /// transition then looks at everything), never an error.
 pub fn read(root: &mut Root) -> Result<Stamps> {
     let rel = format!("{}/{FILE}", state_dir());
-    if !matches!(root.node_with(&rel, false)?, crate::rootfs::Node::File(_)) {
+    if !matches!(root.node_with(&rel, false)?, crate::fs::Node::File(_)) {
         return Ok(Stamps::default());
     }
     let bytes = root.read(&rel)?;
@@ -231,7 +231,7 @@ pub fn record(
         }
     }
     let json = serde_json::to_vec(&stamps).context("cannot serialise the stamps")?;
-    atomic_write(root, &format!("{}/{FILE}", state_dir()), &json)
+    root.atomic_write(&format!("{}/{FILE}", state_dir()), &json)
 }
 
 #[cfg(test)]

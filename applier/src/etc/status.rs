@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::owners::{self, Unresolved};
-use crate::rootfs::Root;
-use crate::state::{self, Recorded};
-use crate::verify::applied;
+use crate::etc::owners::{self, Unresolved};
+use crate::etc::verify::applied;
+use crate::fs::Root;
+use crate::txn::state::{self, Recorded};
 
 /// What `etcflip status` reports.
 #[derive(Debug, Serialize)]

@@ -25,8 +25,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::lock::Lock;
-use crate::rootfs::Root;
+use crate::fs::Root;
+use crate::txn::lock::Lock;
 
 /// Environment variable naming a specific `systemd-tmpfiles` binary (tests use 252/254/257).
 pub const TMPFILES_ENV: &str = "ETCFLIP_TMPFILES";

@@ -19,8 +19,8 @@ use std::ops::Range;
 
 use anyhow::Result;
 
-use crate::rootfs::Root;
-use crate::runner::{Engine, Tmpfiles};
+use crate::etc::runner::{Engine, Tmpfiles};
+use crate::fs::Root;
 
 /// One line of a creation: the path it makes (relative to the root), and its text.
 pub struct Line {

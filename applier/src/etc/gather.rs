@@ -7,15 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 
-use crate::evidence::Evidence;
-use crate::generation::Generation;
-use crate::legacy;
+use crate::etc::evidence::Evidence;
+use crate::etc::legacy;
+use crate::etc::plan::Plan;
+use crate::etc::runtime::Key;
+use crate::etc::stamps::Stamps;
+use crate::fs::{Node, Root};
 use crate::manifest::{Manifest, Str};
-use crate::plan::Plan;
-use crate::rootfs::{Node, Root};
-use crate::runtime::Key;
-use crate::stamps::Stamps;
-use crate::state::{self, Recorded, StateView};
+use crate::txn::generation::Generation;
+use crate::txn::state::{self, Recorded, StateView};
 
 /// What the recorded state says about the root.
 pub(crate) struct Gathered<'a> {
@@ -36,7 +36,7 @@ pub(crate) struct Gathered<'a> {
 /// (`gen_text`), compared by bytes: a re-switch, every boot, parses no second manifest.
 pub(crate) fn read_view<'f>(
     root: &Root,
-    file: Option<&'f crate::mapped::Mapped>,
+    file: Option<&'f crate::fs::mapped::Mapped>,
     gen_text: &str,
 ) -> Result<(Option<StateView<'f>>, bool)> {
     let view = file
@@ -71,7 +71,7 @@ pub(crate) fn gather_evidence<'a>(
 ) -> Result<Gathered<'a>> {
     let moved = overlay_moved(root, applied, pending)?;
     if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest && !moved) {
-        return crate::transition::transition(root, gen, view, key);
+        return crate::etc::transition::transition(root, gen, view, key);
     }
     let mut ev = Evidence::default();
     let mut old_overlays = BTreeSet::new();

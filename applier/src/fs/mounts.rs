@@ -1,7 +1,7 @@
 //! Mount points below a root's `/etc`, from `/proc/self/mountinfo`: a directory that holds a
 //! mount point anywhere below it is never moved or removed (moving it would carry the mount
 //! along under a scratch name, and removing it would fail half-way, after the flip). A mount
-//! on the path itself is seen by `statx` (see [`crate::statx`]); this covers the ones below.
+//! on the path itself is seen by `statx` (see [`crate::fs::statx`]); this covers the ones below.
 //!
 //! Read once per switch. Without `/proc` (it is mounted before activation runs) nothing is
 //! known and nothing is found. mountinfo reads bytes: Linux accepts any mount point name, and
@@ -9,7 +9,7 @@
 
 use std::os::unix::ffi::OsStringExt as _;
 
-use crate::rootfs::Root;
+use crate::fs::Root;
 
 /// Targets (relative to `/etc`) that are mount points, sorted. Paths are compared as bytes
 /// (a root's name need not be UTF-8; targets are).

@@ -1,0 +1,7 @@
+//! The transaction core, shared by every domain and ignorant of what they manage: loading the
+//! generation, the lock, the journal and the applied state, signals, the flip and the commit.
+
+pub mod generation;
+pub mod lock;
+pub mod signals;
+pub mod state;
