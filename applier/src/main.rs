@@ -116,7 +116,6 @@ fn run(cli: Cli) -> Result<u8> {
                 root,
                 dry_run,
                 on_conflict,
-                exiting: true,
             },
             json,
         ),

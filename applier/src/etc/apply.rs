@@ -353,18 +353,6 @@ pub fn back_up_overlay(root: &mut Root, overlay: &str) -> Result<()> {
     backup_name(root, rel, |root, name| root.hardlink(rel, name))
 }
 
-/// Phase 5: points the overlay at the new generation with one rename.
-pub fn flip(root: &mut Root, overlay: &str, to: &str) -> Result<()> {
-    let rel = overlay.trim_start_matches('/');
-    let (parent, _) = split(rel);
-    root.make_dirs(parent)?;
-    let tmp = join(parent, ".etcflip-flip");
-    root.remove_tree_if_present(&tmp)?;
-    root.symlink(to, &tmp)?;
-    root.rename(&tmp, rel)
-        .with_context(|| format!("the flip of {overlay} failed; nothing visible changed"))
-}
-
 /// Phases 6 and 7, after the flip. Returns notes on paths deliberately left alone.
 pub fn finish(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
     for step in &plan.steps {

@@ -19,13 +19,14 @@
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
-use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd as _, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 
 use crate::fs::Root;
+use crate::txn::children::Tied;
 use crate::txn::lock::Lock;
 
 /// Environment variable naming a specific `systemd-tmpfiles` binary (tests use 252/254/257).
@@ -94,41 +95,6 @@ impl<'l> Engine<'l> {
     }
 }
 
-/// Makes the child of `cmd` die with this process (SIGKILL) and hold the lock open at
-/// `lock_fd` until it exits.
-///
-/// The kernel sends the parent-death signal when the *thread* that forked the child exits,
-/// not the process: spawn only from a thread that lives as long as the switch (the main
-/// thread; `apply` runs there).
-#[allow(unsafe_code)]
-fn tie_to_switch(cmd: &mut std::process::Command, lock_fd: RawFd) {
-    use std::os::unix::process::CommandExt as _;
-    // Taken before the fork: in the child, a different parent means that this process died
-    // before the death signal was armed, and the child must not run at all.
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed. It makes plain system calls (prctl, getppid, fcntl) through nix's
-    // thin wrappers, which neither allocate nor lock; an error becomes an io::Error from a
-    // raw errno (no allocation either), which std reports to the parent and then _exits.
-    // `lock_fd` is open in the child: it has a copy of the parent's descriptor table, and the
-    // parent keeps the lock open while it spawns (`Engine` borrows the `Lock`).
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
-            if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
-            }
-            // Clears close-on-exec in the child's copy of the table only: tmpfiles keeps the
-            // lock's open file description, and with it the lock, until it exits.
-            nix::fcntl::fcntl(
-                BorrowedFd::borrow_raw(lock_fd),
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-            )?;
-            Ok(())
-        });
-    }
-}
-
 /// A path below the root as a child sees it: `etc/a/b` is `/a/b` (see the module comment).
 pub fn in_etc(rel: &str) -> String {
     format!("/{}", rel.strip_prefix("etc/").unwrap_or(rel))
@@ -145,9 +111,10 @@ const PIPE_BUF: usize = 4096;
 const PIPE_MAX: usize = 1 << 20;
 
 /// One running `systemd-tmpfiles`, reading its lines from a pipe. Dropped unfinished (an
-/// error elsewhere), it is killed and reaped: nothing runs on after the switch gave up.
+/// error elsewhere), it is killed and reaped ([`Tied`]): nothing runs on after the switch gave
+/// up.
 pub struct Tmpfiles {
-    child: Child,
+    child: Tied,
     stdin: Option<ChildStdin>,
     stderr: File,
     shown: String,
@@ -190,11 +157,9 @@ impl Engine<'_> {
                     .try_clone()
                     .context("cannot duplicate a descriptor")?,
             );
-        tie_to_switch(&mut cmd, self.lock.as_fd().as_raw_fd());
-        let mut child = cmd
-            .spawn()
+        let mut child = Tied::spawn(&mut cmd, self.lock)
             .with_context(|| format!("cannot run {}", self.bin.display()))?;
-        let stdin = child.stdin.take();
+        let stdin = child.get().stdin.take();
         Ok(Tmpfiles {
             child,
             stdin,
@@ -270,15 +235,6 @@ impl Tmpfiles {
             self.shown,
             said.trim()
         )))
-    }
-}
-
-impl Drop for Tmpfiles {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

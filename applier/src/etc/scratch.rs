@@ -21,7 +21,7 @@ pub(crate) const PURPOSES: [&str; 3] = ["stage", "link", "swap"];
 /// what a killed run's rerun sweeps). Backups (`.etcflip-backup…`) are not: they are the
 /// user's, and never removed.
 pub fn is_scratch(name: &str) -> bool {
-    name == ".etcflip-flip"
+    name == crate::txn::flip::SCRATCH
         || PURPOSES
             .iter()
             .any(|p| name.starts_with(&format!(".etcflip-{p}-")))

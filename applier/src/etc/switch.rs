@@ -31,9 +31,10 @@ use crate::etc::runtime::{self, Key};
 use crate::etc::stamps::{self, Clock};
 use crate::fs::{Node, Root};
 use crate::manifest::{Manifest, Str};
+use crate::txn::flip;
 use crate::txn::generation::{Generation, GenerationFile};
 use crate::txn::lock::{self, Lock};
-use crate::txn::signals::Signals;
+use crate::txn::phase::{Phase, Progress};
 use crate::txn::state::{self, Recorded, StateView};
 
 /// Options of `etcflip switch`.
@@ -46,10 +47,6 @@ pub struct Options {
     pub dry_run: bool,
     /// What to do with paths that are not ours.
     pub on_conflict: OnConflict,
-    /// The caller exits right after the switch (the CLI): the large tables (manifests,
-    /// claims, observations) are then left to the exit instead of being freed one small
-    /// allocation at a time, which cost about a tenth of a 10,000-entry switch.
-    pub exiting: bool,
 }
 
 /// What a switch did.
@@ -79,12 +76,12 @@ pub struct Outcome {
 /// conflicts in the plan): see [`Outcome::refused`].
 pub fn switch(opts: &Options) -> Result<Outcome> {
     // First of all: from here on SIGTERM/SIGINT end the switch at a consistent point.
-    let mut signals = (!opts.dry_run).then(Signals::watch);
+    let mut progress = Progress::start(!opts.dry_run);
     let file = GenerationFile::open(&opts.generation)?;
     let gen_text = file.text()?;
     let mut root = Root::open(&opts.root)?;
     let gen_in_root = file.path_in_root(&root)?;
-    let locking = (opts.dry_run, &mut signals);
+    let locking = (opts.dry_run, progress.signals());
     let (lock, gen_first) = lock_in_order(locking, &mut root, &file.host, gen_text)?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
@@ -153,8 +150,6 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         if !opts.dry_run {
             legacy::keep_clean(&mut root, &gen.manifest)?; // in case it was lost meanwhile
         }
-        leave_to_exit(opts.exiting, (gen, gathered, looked, record, parsed, view));
-        leave_to_exit(opts.exiting, applied_text);
         return Ok(outcome);
     }
     let lock = writing(lock.as_ref(), &mut root)?;
@@ -178,15 +173,9 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     };
     let procs = (&engine, children);
     let states = (&record, &pending[..]);
-    let out = (&mut outcome, &mut signals);
-    let older = carry_out(&mut root, &decided, states, out, procs)?;
-    outcome.interrupted = signals
-        .as_mut()
-        .and_then(Signals::pending)
-        .map(|s| format!("{s} arrived after the flip; the switch was finished first"));
-    leave_to_exit(opts.exiting, (decided.gens, older));
-    leave_to_exit(opts.exiting, (gen, gathered, looked, record, parsed, view));
-    leave_to_exit(opts.exiting, applied_text);
+    let out = (&mut outcome, &mut progress);
+    carry_out(&mut root, &decided, states, out, procs)?;
+    outcome.interrupted = progress.finished_despite();
     Ok(outcome)
 }
 
@@ -217,7 +206,7 @@ fn tmpfiles_engine<'l>(lock: &'l Lock, root: &mut Root) -> Result<Engine<'l>> {
 /// checked later, while the applied state is parsed; on a root without `/etc` the generation
 /// is checked first (returned), so that an invalid one is refused before the lock makes it.
 fn lock_in_order<'f>(
-    (dry_run, signals): (bool, &mut Option<Signals>),
+    (dry_run, signals): (bool, &mut Option<crate::txn::signals::Signals>),
     root: &mut Root,
     host: &'f std::path::Path,
     text: &'f str,
@@ -271,16 +260,15 @@ struct Decided<'d, 'a> {
     held: &'d [Recorded<'static>],
 }
 
-/// Phases 2 to 9: journal, prepare, flip, finish, commit. Returns the interrupted targets
-/// that stayed pending until the commit.
-fn carry_out<'r>(
+/// Phases 2 to 9: journal, prepare, flip, finish, commit.
+fn carry_out(
     root: &mut Root,
     d: &Decided,
-    (record, pending): (&Recorded, &[Recorded<'r>]),
-    (outcome, signals): (&mut Outcome, &mut Option<Signals>),
+    (record, pending): (&Recorded, &[Recorded]),
+    (outcome, progress): (&mut Outcome, &mut Progress),
     (tmpfiles, children): (&Engine, Children),
-) -> Result<Vec<Recorded<'r>>> {
-    stop_if_signalled(signals, "before any change; nothing was written")?;
+) -> Result<()> {
+    progress.enter(Phase::Journal)?;
     let children = children.complete(tmpfiles, &outcome.plan)?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.to_vec();
@@ -307,15 +295,15 @@ fn carry_out<'r>(
     let old_overlays = &d.gathered.old_overlays;
     let old_overlay = old_overlays.first().map(String::as_str);
     let steps = (&outcome.plan, children.creation);
-    outcome.notes = transact(&mut ctx, steps, signals, old_overlay, d.target_text)?;
+    outcome.notes = transact(&mut ctx, steps, progress, old_overlay, d.target_text)?;
     after_flip(ctx.root, old_overlays, &d.gen.manifest, &d.gens, migrated)?;
     if let Some(clock) = d.clock {
         let left = outcome.plan.left_dirs(&d.gen.manifest);
         let proven = (clock, &d.gathered.proven);
         stamps::record(ctx.root, &d.gen.manifest, proven, &left)?;
     }
-    state::commit(ctx.root, record, &older, d.held)?;
-    Ok(older)
+    progress.enter(Phase::Commit)?;
+    state::commit(ctx.root, record, &older, d.held)
 }
 
 impl Outcome {
@@ -344,19 +332,21 @@ impl Outcome {
 fn transact(
     ctx: &mut Ctx,
     (plan, creation): (&Plan, Option<crate::etc::parts::Creation>),
-    signals: &mut Option<Signals>,
+    progress: &mut Progress,
     old_overlay: Option<&str>,
     target_text: &str,
 ) -> Result<Vec<String>> {
+    progress.enter(Phase::Prepare)?;
     if let Some(old) = old_overlay {
         bridge_overlay(ctx.root, old, &ctx.new.overlay)?;
     }
     apply::prepare(ctx, plan, creation)?;
-    stop_if_signalled(signals, BEFORE_FLIP)?;
+    progress.enter(Phase::Flip)?;
     if plan.flip.foreign == Some(crate::etc::plan::Action::Backup) {
         apply::back_up_overlay(ctx.root, &ctx.new.overlay)?;
     }
-    apply::flip(ctx.root, &ctx.new.overlay, target_text)?;
+    flip::flip(ctx.root, &ctx.new.overlay, target_text)?;
+    progress.enter(Phase::PutInPlace)?;
     apply::finish(ctx, plan)
 }
 
@@ -371,27 +361,6 @@ fn state_current(
         && same_manifest
         && keyed
         && view.is_some_and(|v| v.generation == record.generation && v.runtime == record.runtime)
-}
-
-/// What an interruption before the flip means.
-const BEFORE_FLIP: &str =
-    "before the flip: nothing visible changed; run the switch again to finish";
-
-/// Ends the switch with an error if SIGTERM/SIGINT arrived; `when` says where, and what that
-/// means.
-fn stop_if_signalled(signals: &mut Option<Signals>, when: &str) -> Result<()> {
-    match signals.as_mut().and_then(Signals::pending) {
-        Some(sig) => bail!("interrupted by {sig} {when}"),
-        None => Ok(()),
-    }
-}
-
-/// Drops `t`, or, when the process exits right after (see [`Options::exiting`]), leaves it to
-/// the exit.
-fn leave_to_exit<T>(exiting: bool, t: T) {
-    if exiting {
-        std::mem::forget(t);
-    }
 }
 
 /// Phase 1: looks at the root (a transition only at what changes, see `observe`; a re-switch,
@@ -467,7 +436,7 @@ fn bridge_overlay(root: &mut Root, old: &str, new: &str) -> Result<()> {
         return Ok(());
     }
     match root.node_with(old.trim_start_matches('/'), false)? {
-        Node::Link(text) => apply::flip(root, new, &text),
+        Node::Link(text) => flip::flip(root, new, &text),
         _ => Ok(()),
     }
 }
@@ -502,8 +471,7 @@ fn after_flip(
             }
         }
         // A flip of that overlay killed between its link and its rename left this behind.
-        let (parent, _) = crate::fs::split(rel);
-        root.remove_tree_if_present(&crate::fs::join(parent, ".etcflip-flip"))?;
+        flip::sweep(root, overlay)?;
     }
     legacy::keep_clean(root, new)
 }
