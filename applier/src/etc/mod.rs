@@ -8,10 +8,13 @@
 //! a NixOS `setup-etc.pl` `/etc`; [`verify`] and [`status`] report drift.
 
 pub mod apply;
+pub mod carry;
 pub mod evidence;
 pub mod gather;
 pub mod legacy;
+pub mod look;
 pub mod observe;
+pub mod overlay;
 pub mod owners;
 pub mod parts;
 pub mod plan;

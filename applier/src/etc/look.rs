@@ -1,0 +1,61 @@
+//! Phase 1 of a switch: look at the root, then plan (pure).
+
+use anyhow::Result;
+
+use crate::etc::gather::Gathered;
+use crate::etc::legacy;
+use crate::etc::observe::{self, World};
+use crate::etc::overlay::overlay_is_ours;
+use crate::etc::owners::{self, Owners};
+use crate::etc::plan::{self, Inputs, OnConflict, Plan};
+use crate::etc::runtime;
+use crate::fs::Root;
+use crate::txn::generation::Generation;
+
+/// Phase 1: looks at the root (a transition only at what changes, see `observe`; a re-switch,
+/// a rerun after an interruption or a migration at everything) and plans, purely.
+pub(crate) fn look_and_plan(
+    root: &mut Root,
+    gen: &Generation,
+    gathered: &Gathered,
+    (target_text, on_conflict, gens): (&str, OnConflict, &[&str]),
+) -> Result<(Plan, Looked)> {
+    let evidence = &gathered.evidence;
+    let recorded = gathered.recorded.as_deref();
+    let owners = owners::resolve(root, &gen.manifest, Some(gen.host))?;
+    let sources = runtime::read(root, &gen.manifest)?;
+    let world = observe::observe(root, &gen.manifest, evidence, gen.host, recorded)?;
+    let overlay_rel = gen.manifest.overlay.trim_start_matches('/');
+    let overlay_node = root.node_with(overlay_rel, false)?;
+    let legacy_path = gen.manifest.overlay == legacy::LEGACY_OVERLAY;
+    let as_root = nix::unistd::geteuid().is_root();
+    let plan = plan::plan(&Inputs {
+        new: &gen.manifest,
+        evidence,
+        world: &world,
+        overlay: (
+            &overlay_node,
+            target_text.to_owned(),
+            overlay_is_ours(&overlay_node, gens, gathered.migrated && legacy_path),
+        ),
+        on_conflict,
+        owners: as_root.then_some(&owners.ids),
+        runtime: &sources,
+        mounts: &crate::fs::mounts::below_etc(root),
+        recorded,
+    });
+    let looked = Looked {
+        world,
+        owners,
+        sources,
+    };
+    Ok((plan, looked))
+}
+
+/// What phase 1 found (the plan goes to the [`Outcome`]).
+pub(crate) struct Looked {
+    /// Observations.
+    pub(crate) world: World,
+    pub(crate) owners: Owners,
+    pub(crate) sources: runtime::Sources,
+}
