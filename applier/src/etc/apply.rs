@@ -20,6 +20,7 @@ use anyhow::{bail, Context as _, Result};
 use crate::etc::evidence::Evidence;
 use crate::etc::parts::{Creation, Line};
 use crate::etc::plan::{Action, Found, Plan, Step};
+use crate::etc::right::Want;
 use crate::etc::runner;
 use crate::fs::{join, sha256_bytes, split, Node, Owner, Root};
 use crate::manifest::{Entry, Kind, Manifest};
@@ -81,6 +82,22 @@ enum Expect {
     Link(String),
     Dir,
     File(String),
+}
+
+impl Expect {
+    /// As the one rightness check takes it: the mode and owner a file was just given are not
+    /// read back.
+    fn want(&self) -> Want<'_> {
+        match self {
+            Expect::Link(t) => Want::Link(Some(t)),
+            Expect::Dir => Want::Dir,
+            Expect::File(h) => Want::File {
+                sha256: Some(h),
+                mode: None,
+                owner: None,
+            },
+        }
+    }
 }
 
 /// Whether `step` makes its path (or its swap tree) through tmpfiles: links and directories
@@ -313,13 +330,7 @@ fn read_back(root: &mut Root, expect: &[(String, Expect)], complaint: Option<&st
     let mut wrong = Vec::new();
     for (at, want) in expect {
         let node = root.node(at)?;
-        let ok = match (want, &node) {
-            (Expect::Link(t), Node::Link(have)) => t == have,
-            (Expect::Dir, Node::Dir(_)) => true,
-            (Expect::File(h), Node::File(f)) => *h == f.sha256,
-            _ => false,
-        };
-        if !ok {
+        if !want.want().is_right(&node) {
             let wanted = match want {
                 Expect::Link(t) => format!("a link to {t}"),
                 Expect::Dir => "a directory".into(),

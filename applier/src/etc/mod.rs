@@ -18,6 +18,7 @@ pub mod overlay;
 pub mod owners;
 pub mod parts;
 pub mod plan;
+pub mod right;
 pub mod runner;
 pub mod runtime;
 pub mod scratch;

@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::etc::evidence::Evidence;
 use crate::etc::observe::{Seen, World};
+use crate::etc::right::{self, Naming, Verdict, Want};
 use crate::etc::runtime::Source;
 use crate::fs::{join, Node};
 use crate::manifest::{is_same_or_below, Entry, Kind, Manifest};
@@ -496,8 +497,9 @@ fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
         step.why = Some(format!("below /{anc}, which is not a directory"));
         return;
     }
-    let right = rightness(inp, e, node);
-    if matches!(right, Rightness::Right) {
+    let owner = inp.owners.and_then(|o| o.get(e.target.as_str())).copied();
+    let right = Want::of(e, &inp.new.overlay, wanted_sha(inp, e), owner).judge(node);
+    if right == Verdict::Right {
         return;
     }
     if node.is_mount_point() {
@@ -506,15 +508,11 @@ fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
         step.why = Some(MOUNTED.to_owned());
         return;
     }
-    match right {
-        Rightness::Right => return,
-        Rightness::Attributes(why) => {
-            // Our copy with the right content but the wrong mode or owner: restage it.
-            step.action = Action::Stage;
-            step.why = Some(why);
-            return;
-        }
-        Rightness::Wrong => {}
+    if let Verdict::Attributes(why) = right {
+        // Our copy with the right content but the wrong mode or owner: restage it.
+        step.action = Action::Stage;
+        step.why = Some(why);
+        return;
     }
     if *node == Node::Absent {
         step.action = creation(e.kind);
@@ -534,47 +532,6 @@ fn creation(kind: Kind) -> Action {
     match kind {
         Kind::Symlink | Kind::Dir => Action::Create,
         Kind::Copy | Kind::DirectSymlink => Action::Stage,
-    }
-}
-
-enum Rightness {
-    /// Exactly what the entry wants.
-    Right,
-    /// Right content, wrong mode or owner (copies).
-    Attributes(String),
-    /// Anything else.
-    Wrong,
-}
-
-fn rightness(inp: &Inputs, e: &Entry, node: &Node) -> Rightness {
-    match (e.kind, node) {
-        (Kind::Symlink | Kind::DirectSymlink, Node::Link(text))
-            if e.is_link_text(&inp.new.overlay, text) =>
-        {
-            Rightness::Right
-        }
-        (Kind::Dir, Node::Dir(_)) => Rightness::Right,
-        (Kind::Copy, Node::File(f)) if Some(f.sha256.as_str()) == wanted_sha(inp, e) => {
-            let mode = e.mode.map_or(0, |m| m.0);
-            let mut wrong = Vec::new();
-            if f.meta.mode != mode {
-                wrong.push(format!("mode {:04o}, want {mode:04o}", f.meta.mode));
-            }
-            if let Some((uid, gid)) = inp.owners.and_then(|o| o.get(e.target.as_str())) {
-                if (f.meta.uid, f.meta.gid) != (*uid, *gid) {
-                    wrong.push(format!(
-                        "owner {}:{}, want {uid}:{gid}",
-                        f.meta.uid, f.meta.gid
-                    ));
-                }
-            }
-            if wrong.is_empty() {
-                Rightness::Right
-            } else {
-                Rightness::Attributes(wrong.join(", "))
-            }
-        }
-        _ => Rightness::Wrong,
     }
 }
 
@@ -627,7 +584,12 @@ fn foreign(inp: &Inputs, e: &Entry, seen: &Seen, step: &mut Step) {
         return; // an existing directory simply becomes managed
     }
     let identical = match (e.kind, node) {
-        (Kind::Copy, Node::File(f)) => Some(f.sha256.as_str()) == wanted_sha(inp, e),
+        (Kind::Copy, Node::File(_)) => Want::File {
+            sha256: wanted_sha(inp, e),
+            mode: None,
+            owner: None,
+        }
+        .is_right(node),
         (Kind::Symlink, Node::File(f)) => Some(&f.sha256) == seen.new_sha.as_ref(),
         (Kind::Symlink, Node::Link(t)) => Some(t.as_str()) == e.source.as_deref(),
         _ => false,
@@ -653,14 +615,7 @@ fn conflict_or(inp: &Inputs, step: &mut Step, why: String) {
 }
 
 fn describe(node: &Node) -> String {
-    match node {
-        Node::Absent => "nothing".into(),
-        Node::Link(t) => format!("symlink to {t}"),
-        Node::File(_) => "regular file".into(),
-        Node::Dir(_) => "directory".into(),
-        Node::Other(_) => "special file".into(),
-        Node::Blocked(a) => format!("path below /{a}"),
-    }
+    right::describe(node, Naming::Kind)
 }
 
 /// Paths inside the ours directory `target` that are not ours (recursively).

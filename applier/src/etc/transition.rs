@@ -18,9 +18,10 @@ use anyhow::Result;
 
 use crate::etc::evidence::Evidence;
 use crate::etc::gather::{add_held, Applied, Gathered};
+use crate::etc::right::Want;
 use crate::etc::runtime::Key;
 use crate::etc::stamps::{self, Prover, Stamps};
-use crate::fs::{Node, Root};
+use crate::fs::Root;
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::txn::generation::Generation;
 
@@ -117,8 +118,6 @@ fn is_wanted_link(root: &mut Root, overlay: &str, e: &Entry) -> Result<bool> {
     if !matches!(e.kind, Kind::Symlink | Kind::DirectSymlink) {
         return Ok(false);
     }
-    Ok(match root.node_with(&format!("etc/{}", e.target), false)? {
-        Node::Link(text) => e.is_link_text(overlay, &text),
-        _ => false,
-    })
+    let node = root.node_with(&format!("etc/{}", e.target), false)?;
+    Ok(Want::of(e, overlay, None, None).is_right(&node))
 }

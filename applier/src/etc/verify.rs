@@ -7,9 +7,10 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::etc::owners::{self, Unresolved};
+use crate::etc::right::{describe, Naming, Want};
 use crate::etc::runtime::{self, Source};
 use crate::fs::{Node, Root};
-use crate::manifest::{Kind, Manifest};
+use crate::manifest::{Entry, Kind, Manifest};
 use crate::txn::state::{self, Recorded, StateView};
 
 /// One path that differs from the applied generation.
@@ -72,38 +73,23 @@ pub fn verify(root_path: &Path) -> Result<Report> {
         drift.push(Drift {
             path: m.overlay.to_string(),
             expected: format!("a symlink to {want}"),
-            found: describe(&have),
+            found: describe(&have, Naming::Full),
         });
     }
     for e in &m.entries {
         let node = root.node(&format!("etc/{}", e.target))?;
-        let expected = match e.kind {
-            Kind::Symlink | Kind::DirectSymlink => {
-                let right = matches!(&node, Node::Link(t) if e.is_link_text(&m.overlay, t));
-                (!right).then(|| {
-                    format!(
-                        "a symlink to {}",
-                        e.expected_link(&m.overlay).unwrap_or_default()
-                    )
-                })
-            }
-            Kind::Dir => (!matches!(node, Node::Dir(_))).then(|| "a directory".to_owned()),
-            Kind::Copy => copy_drift(
-                e,
-                &node,
-                owners.and_then(|o| o.get(e.target.as_str())),
-                sources.get(e.target.as_str()),
-            ),
-        };
-        if let Some(expected) = expected {
+        let owner = owners.and_then(|o| o.get(e.target.as_str())).copied();
+        let source = sources.get(e.target.as_str());
+        if let Some(expected) = drift_of(e, &m.overlay, &node, (owner, source)) {
+            let naming = if e.is_runtime_copy() {
+                Naming::Secret
+            } else {
+                Naming::Full
+            };
             drift.push(Drift {
                 path: format!("/etc/{}", e.target),
                 expected,
-                found: if e.is_runtime_copy() {
-                    describe_without_content(&node)
-                } else {
-                    describe(&node)
-                },
+                found: describe(&node, naming),
             });
         }
     }
@@ -125,60 +111,39 @@ pub fn verify(root_path: &Path) -> Result<Report> {
     })
 }
 
-/// What a copy should be, when it is not that. A runtime copy (`source`) is compared with
-/// its source as it is now.
-fn copy_drift(
-    e: &crate::manifest::Entry,
+/// What `e` should be at `node`, when it is not that. A runtime copy (`source`) is compared
+/// with its source as it is now.
+fn drift_of(
+    e: &Entry,
+    overlay: &str,
     node: &Node,
-    owner: Option<&(u32, u32)>,
-    source: Option<&Source>,
+    (owner, source): (Option<(u32, u32)>, Option<&Source>),
 ) -> Option<String> {
-    let mode = e.mode.map_or(0, |m| m.0);
-    let owner_txt = owner
-        .map(|(u, g)| format!(", owner {u}:{g}"))
-        .unwrap_or_default();
     let sha = match source {
         Some(Source::Missing(why)) => return Some(format!("a copy of its source, but {why}")),
         Some(s) => s.sha256(),
         None => e.sha256.as_deref(),
     };
-    // A runtime copy is often a secret: its hash is never printed.
-    let want = match (source, e.source.as_deref()) {
-        (Some(_), Some(from)) => format!("a copy of {from}, mode {mode:04o}{owner_txt}"),
-        _ => format!(
-            "a file with sha256 {}, mode {mode:04o}{owner_txt}",
-            sha.unwrap_or("")
-        ),
-    };
-    let Node::File(f) = node else {
-        return Some(want);
-    };
-    let owner_ok = owner.is_none_or(|&(u, g)| (f.meta.uid, f.meta.gid) == (u, g));
-    let ok = Some(f.sha256.as_str()) == sha && f.meta.mode == mode && owner_ok;
-    (!ok).then_some(want)
-}
-
-/// [`describe`], without a file's hash (runtime copies: often secrets).
-fn describe_without_content(node: &Node) -> String {
-    match node {
-        Node::File(f) => format!(
-            "a file of other content or attributes, mode {:04o}, owner {}:{}",
-            f.meta.mode, f.meta.uid, f.meta.gid
-        ),
-        other => describe(other),
+    if Want::of(e, overlay, sha, owner).is_right(node) {
+        return None;
     }
-}
-
-fn describe(node: &Node) -> String {
-    match node {
-        Node::Absent => "nothing".into(),
-        Node::Link(t) => format!("a symlink to {t}"),
-        Node::File(f) => format!(
-            "a file with sha256 {}, mode {:04o}, owner {}:{}",
-            f.sha256, f.meta.mode, f.meta.uid, f.meta.gid
+    let mode = e.mode.map_or(0, |m| m.0);
+    let owner_txt = owner
+        .map(|(u, g)| format!(", owner {u}:{g}"))
+        .unwrap_or_default();
+    Some(match e.kind {
+        Kind::Symlink | Kind::DirectSymlink => format!(
+            "a symlink to {}",
+            e.expected_link(overlay).unwrap_or_default()
         ),
-        Node::Dir(_) => "a directory".into(),
-        Node::Other(_) => "a special file".into(),
-        Node::Blocked(a) => format!("nothing reachable (/{a} is not a directory)"),
-    }
+        Kind::Dir => "a directory".to_owned(),
+        // A runtime copy is often a secret: its hash is never printed.
+        Kind::Copy => match (source, e.source.as_deref()) {
+            (Some(_), Some(from)) => format!("a copy of {from}, mode {mode:04o}{owner_txt}"),
+            _ => format!(
+                "a file with sha256 {}, mode {mode:04o}{owner_txt}",
+                sha.unwrap_or("")
+            ),
+        },
+    })
 }
