@@ -5,7 +5,7 @@
 //! 1. [`spec`] and [`nixos_etc`] read the inputs into [`decl::Decl`]s (structural checks);
 //! 2. [`resolve`] applies the per-entry rules (targets, modes, owners, sources, [`glob`]s);
 //! 3. [`plan`] applies the rules between entries and implies directories, giving the manifest;
-//! 4. [`write`] writes the generation all at once ([`snippet`] renders the tmpfiles lines).
+//! 4. [`write`] writes the generation all at once ([`etc::snippet`] renders the tmpfiles lines).
 //!
 //! Every problem of steps 1–3 is collected and reported together as one
 //! [`etcflip_format::errors::Invalid`] before anything is written. The manifest format and the tmpfiles
@@ -13,11 +13,11 @@
 
 pub mod cli;
 pub mod decl;
+pub mod etc;
 pub mod glob;
 pub mod nixos_etc;
 pub mod plan;
 pub mod resolve;
-pub mod snippet;
 pub mod source;
 pub mod spec;
 pub mod write;

@@ -17,8 +17,8 @@ use anyhow::{bail, Context as _};
 use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::{Entry, Kind};
 
+use crate::etc::snippet;
 use crate::plan::Plan;
-use crate::snippet;
 use crate::source::copy_file;
 
 /// Payload files are read-only: the generation is immutable once built.

@@ -1,0 +1,5 @@
+//! The `/etc` part of a generation: every step that knows about `/etc` entries lives here, so
+//! that other parts of a generation can sit beside it with the spec, the declarations and the
+//! writing of the generation shared at the top of the crate.
+
+pub mod snippet;
