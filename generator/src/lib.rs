@@ -3,7 +3,7 @@
 //!
 //! The pipeline, one module per step:
 //! 1. [`spec`] and [`nixos_etc`] read the inputs into [`decl::Decl`]s (structural checks);
-//! 2. [`resolve`] applies the per-entry rules (targets, modes, owners, sources, [`glob`]s);
+//! 2. [`resolve`] applies the per-entry rules (targets, modes, owners, sources, [`etc::glob`]s);
 //! 3. [`plan`] applies the rules between entries and implies directories, giving the manifest;
 //! 4. [`write`] writes the generation all at once ([`etc::snippet`] renders the tmpfiles lines).
 //!
@@ -14,7 +14,6 @@
 pub mod cli;
 pub mod decl;
 pub mod etc;
-pub mod glob;
 pub mod nixos_etc;
 pub mod plan;
 pub mod resolve;

@@ -164,7 +164,7 @@ fn link_decl(
     match text.to_str() {
         // The builder expands globs itself; a `*` left in a link text is its "matched nothing"
         // bug (a link literally named `*`), which we refuse rather than expand differently now.
-        Some(t) if crate::glob::is_glob(t) => problems.push(d.problem(
+        Some(t) if crate::etc::glob::is_glob(t) => problems.push(d.problem(
             "source",
             &format!("link text {t:?} is an unexpanded glob (it matched nothing in NixOS)"),
         )),

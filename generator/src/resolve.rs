@@ -8,7 +8,7 @@
 use etcflip_format::manifest::{check_target, is_same_or_below, Entry, Id, Kind, Mode};
 
 use crate::decl::{Decl, Origin};
-use crate::glob;
+use crate::etc::glob;
 use crate::source::{hash_file, normalise, parse_owner};
 use etcflip_format::hash::sha256_bytes;
 

@@ -2,4 +2,5 @@
 //! that other parts of a generation can sit beside it with the spec, the declarations and the
 //! writing of the generation shared at the top of the crate.
 
+pub mod glob;
 pub mod snippet;
