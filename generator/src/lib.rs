@@ -17,7 +17,6 @@ pub mod etc;
 pub mod nixos_etc;
 pub mod plan;
 pub mod resolve;
-pub mod source;
 pub mod spec;
 pub mod write;
 
@@ -29,9 +28,9 @@ use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::{check_overlay, DEFAULT_OVERLAY};
 
 use crate::decl::Decl;
+use crate::etc::source::check_store;
 use crate::plan::Plan;
 use crate::resolve::{resolve, Context};
-use crate::source::check_store;
 
 /// What `etcflip-gen build` was asked to do (its command line, too).
 #[derive(Debug, Clone, Default, clap::Args)]

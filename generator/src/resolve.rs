@@ -9,7 +9,7 @@ use etcflip_format::manifest::{check_target, is_same_or_below, Entry, Id, Kind, 
 
 use crate::decl::{Decl, Origin};
 use crate::etc::glob;
-use crate::source::{hash_file, normalise, parse_owner};
+use crate::etc::source::{hash_file, normalise, parse_owner};
 use etcflip_format::hash::sha256_bytes;
 
 /// A non-directory manifest entry, with what the payload needs beyond the entry itself.

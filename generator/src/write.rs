@@ -18,8 +18,8 @@ use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::{Entry, Kind};
 
 use crate::etc::snippet;
+use crate::etc::source::copy_file;
 use crate::plan::Plan;
-use crate::source::copy_file;
 
 /// Payload files are read-only: the generation is immutable once built.
 const FILE_MODE: u32 = 0o444;

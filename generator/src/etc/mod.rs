@@ -4,3 +4,4 @@
 
 pub mod glob;
 pub mod snippet;
+pub mod source;
