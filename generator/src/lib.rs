@@ -3,7 +3,8 @@
 //!
 //! The pipeline, one module per step:
 //! 1. [`spec`] and [`nixos_etc`] read the inputs into [`decl::Decl`]s (structural checks);
-//! 2. [`resolve`] applies the per-entry rules (targets, modes, owners, sources, [`etc::glob`]s);
+//! 2. [`etc::resolve`] applies the per-entry rules (targets, modes, owners, sources,
+//!    [`etc::glob`]s);
 //! 3. [`plan`] applies the rules between entries and implies directories, giving the manifest;
 //! 4. [`write`] writes the generation all at once ([`etc::snippet`] renders the tmpfiles lines).
 //!
@@ -16,7 +17,6 @@ pub mod decl;
 pub mod etc;
 pub mod nixos_etc;
 pub mod plan;
-pub mod resolve;
 pub mod spec;
 pub mod write;
 
@@ -28,9 +28,9 @@ use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::{check_overlay, DEFAULT_OVERLAY};
 
 use crate::decl::Decl;
+use crate::etc::resolve::{resolve, Context};
 use crate::etc::source::check_store;
 use crate::plan::Plan;
-use crate::resolve::{resolve, Context};
 
 /// What `etcflip-gen build` was asked to do (its command line, too).
 #[derive(Debug, Clone, Default, clap::Args)]

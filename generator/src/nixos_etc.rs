@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use walkdir::WalkDir;
 
 use crate::decl::{Decl, Origin};
-use crate::resolve::ancestors;
+use crate::etc::resolve::ancestors;
 
 const SIDECARS: [&str; 3] = [".mode", ".uid", ".gid"];
 

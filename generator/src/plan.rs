@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use etcflip_format::manifest::{Entry, Id, Kind, Manifest, Mode, MANIFEST_VERSION};
 
 use crate::decl::Decl;
-use crate::resolve::{ancestors, Leaf};
+use crate::etc::resolve::{ancestors, Leaf};
 
 /// Mode of every directory the generator implies.
 const DIR_MODE: Mode = Mode(0o755);

@@ -3,5 +3,6 @@
 //! writing of the generation shared at the top of the crate.
 
 pub mod glob;
+pub mod resolve;
 pub mod snippet;
 pub mod source;
