@@ -2,7 +2,7 @@
 //! and/or an existing NixOS `etc` tree.
 //!
 //! The pipeline, one module per step:
-//! 1. [`spec`] and [`nixos_etc`] read the inputs into [`decl::Decl`]s (structural checks);
+//! 1. [`spec`] and [`etc::nixos_etc`] read the inputs into [`decl::Decl`]s (structural checks);
 //! 2. [`etc::resolve`] applies the per-entry rules (targets, modes, owners, sources,
 //!    [`etc::glob`]s);
 //! 3. [`plan`] applies the rules between entries and implies directories, giving the manifest;
@@ -15,7 +15,6 @@
 pub mod cli;
 pub mod decl;
 pub mod etc;
-pub mod nixos_etc;
 pub mod plan;
 pub mod spec;
 pub mod write;
@@ -136,8 +135,8 @@ fn read_inputs(opts: &Options, problems: &mut Vec<String>) -> anyhow::Result<Inp
     }
     if let Some(dir) = &opts.nixos_etc {
         inputs.names.push(format!("--nixos-etc {}", dir.display()));
-        inputs.decls.extend(nixos_etc::import(dir, problems)?);
-        inputs.tree_store = nixos_etc::store_of(dir);
+        inputs.decls.extend(etc::nixos_etc::import(dir, problems)?);
+        inputs.tree_store = etc::nixos_etc::store_of(dir);
     }
     Ok(inputs)
 }

@@ -3,6 +3,7 @@
 //! writing of the generation shared at the top of the crate.
 
 pub mod glob;
+pub mod nixos_etc;
 pub mod resolve;
 pub mod snippet;
 pub mod source;
