@@ -5,7 +5,8 @@
 //! 1. [`spec`] and [`etc::nixos_etc`] read the inputs into [`decl::Decl`]s (structural checks);
 //! 2. [`etc::resolve`] applies the per-entry rules (targets, modes, owners, sources,
 //!    [`etc::glob`]s);
-//! 3. [`plan`] applies the rules between entries and implies directories, giving the manifest;
+//! 3. [`etc::plan`] applies the rules between entries and implies directories, giving the
+//!    manifest;
 //! 4. [`write`] writes the generation all at once ([`etc::snippet`] renders the tmpfiles lines).
 //!
 //! Every problem of steps 1–3 is collected and reported together as one
@@ -15,7 +16,6 @@
 pub mod cli;
 pub mod decl;
 pub mod etc;
-pub mod plan;
 pub mod spec;
 pub mod write;
 
@@ -27,9 +27,9 @@ use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::{check_overlay, DEFAULT_OVERLAY};
 
 use crate::decl::Decl;
+use crate::etc::plan::Plan;
 use crate::etc::resolve::{resolve, Context};
 use crate::etc::source::check_store;
-use crate::plan::Plan;
 
 /// What `etcflip-gen build` was asked to do (its command line, too).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -89,7 +89,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Plan> {
     for (i, d) in decls.iter().enumerate() {
         resolve(d, i, &ctx, &mut leaves, &mut problems);
     }
-    let plan = plan::plan(&decls, leaves, &overlay, &mut problems);
+    let plan = etc::plan::plan(&decls, leaves, &overlay, &mut problems);
     if !problems.is_empty() {
         return Err(Invalid::many(&inputs.names.join(" and "), problems).into());
     }

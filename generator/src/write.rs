@@ -17,9 +17,9 @@ use anyhow::{bail, Context as _};
 use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::{Entry, Kind};
 
+use crate::etc::plan::Plan;
 use crate::etc::snippet;
 use crate::etc::source::copy_file;
-use crate::plan::Plan;
 
 /// Payload files are read-only: the generation is immutable once built.
 const FILE_MODE: u32 = 0o444;

@@ -4,6 +4,7 @@
 
 pub mod glob;
 pub mod nixos_etc;
+pub mod plan;
 pub mod resolve;
 pub mod snippet;
 pub mod source;
