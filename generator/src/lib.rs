@@ -5,7 +5,7 @@
 //! 1. [`spec`] and [`etc::nixos_etc`] read the inputs into [`decl::Decl`]s (structural checks);
 //! 2. [`etc::resolve`] applies the per-entry rules (targets, modes, owners, sources,
 //!    [`etc::glob`]s);
-//! 3. [`etc::plan`] applies the rules between entries and implies directories, giving the
+//! 3. [`etc::assemble`] applies the rules between entries and implies directories, giving the
 //!    manifest;
 //! 4. [`write`] writes the generation all at once ([`etc::snippet`] renders the tmpfiles lines).
 //!
@@ -27,7 +27,7 @@ use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::{check_overlay, DEFAULT_OVERLAY};
 
 use crate::decl::Decl;
-use crate::etc::plan::Plan;
+use crate::etc::assemble::Assembled;
 use crate::etc::resolve::{resolve, Context};
 use crate::etc::source::check_store;
 
@@ -54,12 +54,12 @@ pub struct Options {
 pub fn build(opts: &Options) -> anyhow::Result<()> {
     // Cheap and independent of the inputs: say it before reading a large tree.
     write::check_out(&opts.out)?;
-    let plan = prepare(opts)?;
-    write::write(&plan, &opts.out)
+    let assembled = assemble(opts)?;
+    write::write(&assembled, &opts.out)
 }
 
-/// Reads and validates the inputs into a plan; writes nothing.
-pub fn prepare(opts: &Options) -> anyhow::Result<Plan> {
+/// Reads the inputs and assembles them into a generation, every rule checked; writes nothing.
+pub fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
     let mut problems = Vec::new();
     let inputs = read_inputs(opts, &mut problems)?;
     if inputs.names.is_empty() {
@@ -89,18 +89,18 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Plan> {
     for (i, d) in decls.iter().enumerate() {
         resolve(d, i, &ctx, &mut leaves, &mut problems);
     }
-    let plan = etc::plan::plan(&decls, leaves, &overlay, &mut problems);
+    let assembled = etc::assemble::from_leaves(&decls, leaves, &overlay, &mut problems);
     if !problems.is_empty() {
         return Err(Invalid::many(&inputs.names.join(" and "), problems).into());
     }
-    let internal = plan.manifest.problems();
+    let internal = assembled.manifest.problems();
     if !internal.is_empty() {
         bail!(
             "internal error: the generated manifest breaks the format's rules:\n  - {}",
             internal.join("\n  - ")
         );
     }
-    Ok(plan)
+    Ok(assembled)
 }
 
 /// What the inputs say, before the per-entry rules.

@@ -1,4 +1,4 @@
-//! Writing a validated [`Plan`] as a generation directory, all or nothing.
+//! Writing an [`Assembled`] generation as a generation directory, all or nothing.
 //!
 //! Everything is built in a sibling `<GEN>.tmp-<pid>` and renamed to `GEN` at the end, so a
 //! reader (or a Nix build that fails halfway) never sees a partial generation; on failure the
@@ -17,7 +17,7 @@ use anyhow::{bail, Context as _};
 use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::{Entry, Kind};
 
-use crate::etc::plan::Plan;
+use crate::etc::assemble::Assembled;
 use crate::etc::snippet;
 use crate::etc::source::copy_file;
 
@@ -46,9 +46,9 @@ pub fn check_out(out: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Writes `plan` to `out`, which must not exist; its missing parents are created first, as
+/// Writes `assembled` to `out`, which must not exist; its missing parents are created first, as
 /// `mkdir -p` would (they stay if the write fails: only `out` is all or nothing).
-pub fn write(plan: &Plan, out: &Path) -> anyhow::Result<()> {
+pub fn write(assembled: &Assembled, out: &Path) -> anyhow::Result<()> {
     check_out(out)?;
     let tmp = temp_sibling(out)?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -61,7 +61,7 @@ pub fn write(plan: &Plan, out: &Path) -> anyhow::Result<()> {
     }
     fs::create_dir(&tmp)
         .with_context(|| format!("cannot create the temporary directory {}", tmp.display()))?;
-    let built = fill(plan, &tmp).and_then(|()| {
+    let built = fill(assembled, &tmp).and_then(|()| {
         // Checked again: something may have appeared while we were writing, and rename(2)
         // would silently replace an empty directory.
         check_out(out)?;
@@ -89,13 +89,13 @@ fn temp_sibling(out: &Path) -> anyhow::Result<PathBuf> {
     Ok(out.with_file_name(tmp_name))
 }
 
-fn fill(plan: &Plan, gen: &Path) -> anyhow::Result<()> {
+fn fill(assembled: &Assembled, gen: &Path) -> anyhow::Result<()> {
     make_dir(gen, false)?;
     let etc = gen.join("etc");
     make_dir(&etc, true)?;
-    for e in &plan.manifest.entries {
+    for e in &assembled.manifest.entries {
         let path = etc.join(&e.target);
-        payload(plan, e, &path).with_context(|| {
+        payload(assembled, e, &path).with_context(|| {
             format!(
                 "cannot write the payload of {:?} at {}",
                 e.target,
@@ -105,17 +105,17 @@ fn fill(plan: &Plan, gen: &Path) -> anyhow::Result<()> {
     }
     write_file(
         &gen.join("manifest.json"),
-        plan.manifest.to_json().as_bytes(),
+        assembled.manifest.to_json().as_bytes(),
     )?;
     let snippets = gen.join("tmpfiles.d");
     make_dir(&snippets, true)?;
     write_file(
         &snippets.join("etcflip.conf"),
-        snippet::render(&plan.manifest).as_bytes(),
+        snippet::render(&assembled.manifest).as_bytes(),
     )
 }
 
-fn payload(plan: &Plan, e: &Entry, path: &Path) -> anyhow::Result<()> {
+fn payload(assembled: &Assembled, e: &Entry, path: &Path) -> anyhow::Result<()> {
     match (e.kind, &e.source) {
         (Kind::Dir, _) => make_dir(path, true),
         (Kind::Symlink | Kind::DirectSymlink, Some(src)) => Ok(symlink(src, path)?),
@@ -132,7 +132,7 @@ fn payload(plan: &Plan, e: &Entry, path: &Path) -> anyhow::Result<()> {
             Ok(file.set_permissions(Permissions::from_mode(FILE_MODE))?)
         }
         (Kind::Symlink | Kind::Copy, None) => {
-            let Some(text) = plan.texts.get(e.target.as_str()) else {
+            let Some(text) = assembled.texts.get(e.target.as_str()) else {
                 bail!("internal error: no text recorded for {:?}", e.target);
             };
             write_file(path, text.as_bytes())
@@ -191,12 +191,12 @@ mod tests {
         fs::write(&src, "changed content").unwrap();
         let mut manifest = Manifest::empty("/etc/static");
         manifest.entries.push(copy_of(src.to_str().unwrap()));
-        let plan = Plan {
+        let assembled = Assembled {
             manifest,
             texts: std::collections::BTreeMap::new(),
         };
         let out = dir.join("gen");
-        let err = write(&plan, &out).unwrap_err();
+        let err = write(&assembled, &out).unwrap_err();
         assert!(format!("{err:#}").contains("changed while the generation was being built"));
         let left: Vec<_> = fs::read_dir(&dir)
             .unwrap()

@@ -2,9 +2,9 @@
 //! that other parts of a generation can sit beside it with the spec, the declarations and the
 //! writing of the generation shared at the top of the crate.
 
+pub mod assemble;
 pub mod glob;
 pub mod nixos_etc;
-pub mod plan;
 pub mod resolve;
 pub mod snippet;
 pub mod source;

@@ -21,9 +21,11 @@ use crate::etc::resolve::{ancestors, Leaf};
 /// Mode of every directory the generator implies.
 const DIR_MODE: Mode = Mode(0o755);
 
-/// A validated generation, ready to write.
+/// The `/etc` part of a generation, every rule checked, not yet written: the manifest and the
+/// payload texts it refers to. Not called a plan: in the applier (`applier/src/plan.rs`) a plan
+/// is what a switch will do.
 #[derive(Debug)]
-pub struct Plan {
+pub struct Assembled {
     /// The manifest, entries sorted by target.
     pub manifest: Manifest<'static>,
     /// Payload content of text entries, by target.
@@ -31,13 +33,13 @@ pub struct Plan {
 }
 
 /// Applies the cross-entry rules to `leaves` and assembles the manifest. Problems are appended
-/// to `problems`; the plan is only meaningful when there are none.
-pub fn plan(
+/// to `problems`; the result is only meaningful when there are none.
+pub fn from_leaves(
     decls: &[Decl],
     mut leaves: Vec<Leaf>,
     overlay: &str,
     problems: &mut Vec<String>,
-) -> Plan {
+) -> Assembled {
     // Stable: among duplicates the earlier declaration comes first and is named as "first".
     leaves.sort_by(|a, b| a.entry.target.cmp(&b.entry.target));
     leaves.dedup_by(|later, first| {
@@ -89,7 +91,7 @@ pub fn plan(
         entries.push(l.entry);
     }
     entries.sort_by(|a, b| a.target.cmp(&b.target));
-    Plan {
+    Assembled {
         manifest: Manifest {
             version: MANIFEST_VERSION,
             overlay: overlay.to_owned().into(),
@@ -155,9 +157,9 @@ mod tests {
         let decls = [decl("x")];
         let mut problems = Vec::new();
         let leaves = vec![link(0, "b/c/d"), link(0, "a"), link(0, "b/c-e")];
-        let p = plan(&decls, leaves, "/etc/static", &mut problems);
+        let a = from_leaves(&decls, leaves, "/etc/static", &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
-        let got: Vec<_> = p
+        let got: Vec<_> = a
             .manifest
             .entries
             .iter()
@@ -173,21 +175,21 @@ mod tests {
                 "symlink b/c/d"
             ]
         );
-        assert_eq!(p.manifest.problems(), Vec::<String>::new());
+        assert_eq!(a.manifest.problems(), Vec::<String>::new());
     }
 
     #[test]
     fn identical_duplicates_are_one_entry() {
         let decls = [decl("one"), decl("two")];
         let mut problems = Vec::new();
-        let p = plan(
+        let a = from_leaves(
             &decls,
             vec![link(0, "x"), link(1, "x")],
             "/etc/static",
             &mut problems,
         );
         assert_eq!(problems, Vec::<String>::new());
-        assert_eq!(p.manifest.entries.len(), 1);
+        assert_eq!(a.manifest.entries.len(), 1);
     }
 
     #[test]
@@ -200,7 +202,7 @@ mod tests {
             link(2, "x/y"),
             link(2, "z"),
         ];
-        plan(&decls, leaves, "/etc/static", &mut problems);
+        from_leaves(&decls, leaves, "/etc/static", &mut problems);
         assert_eq!(
             problems,
             [
