@@ -24,12 +24,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use etcflip_format::errors::Invalid;
-use etcflip_format::manifest::{check_overlay, DEFAULT_OVERLAY};
+use etcflip_format::manifest::DEFAULT_OVERLAY;
 
 use crate::decl::Decl;
 use crate::etc::assemble::Assembled;
-use crate::etc::resolve::{resolve, Context};
-use crate::etc::source::check_store;
 
 /// What `etcflip-gen build` was asked to do (its command line, too).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -61,35 +59,16 @@ pub fn build(opts: &Options) -> anyhow::Result<()> {
 /// Reads the inputs and assembles them into a generation, every rule checked; writes nothing.
 pub fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
     let mut problems = Vec::new();
-    let inputs = read_inputs(opts, &mut problems)?;
+    let mut inputs = read_inputs(opts, &mut problems)?;
     if inputs.names.is_empty() {
         return Err(Invalid::one("give --spec, --nixos-etc or both".into()).into());
     }
     let overlay = opts
         .overlay
         .clone()
-        .or(inputs.overlay)
+        .or(inputs.overlay.take())
         .unwrap_or_else(|| DEFAULT_OVERLAY.to_owned());
-    let overlay_ok = check_overlay(&overlay)
-        .map_err(|m| problems.push(m))
-        .is_ok();
-    let spec_store = inputs
-        .store
-        .as_deref()
-        .filter(|s| check_store(s).map_err(|m| problems.push(m)).is_ok());
-    let ctx = Context {
-        overlay_rel: overlay.strip_prefix("/etc/").filter(|_| overlay_ok),
-        overlay: &overlay,
-        spec_dir: inputs.spec_dir.as_deref(),
-        spec_store,
-        tree_store: inputs.tree_store.as_deref().or(spec_store),
-    };
-    let decls = inputs.decls;
-    let mut leaves = Vec::with_capacity(decls.len());
-    for (i, d) in decls.iter().enumerate() {
-        resolve(d, i, &ctx, &mut leaves, &mut problems);
-    }
-    let assembled = etc::assemble::from_leaves(&decls, leaves, &overlay, &mut problems);
+    let assembled = etc::assemble(&inputs, &overlay, &mut problems);
     if !problems.is_empty() {
         return Err(Invalid::many(&inputs.names.join(" and "), problems).into());
     }
@@ -105,19 +84,19 @@ pub fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
 
 /// What the inputs say, before the per-entry rules.
 #[derive(Default)]
-struct Inputs {
+pub(crate) struct Inputs {
     /// How problems name the inputs, e.g. `spec s.json`; empty when none was given.
-    names: Vec<String>,
+    pub(crate) names: Vec<String>,
     /// The declarations of the spec, then of the tree.
-    decls: Vec<Decl>,
+    pub(crate) decls: Vec<Decl>,
     /// The spec's `overlay`.
-    overlay: Option<String>,
+    pub(crate) overlay: Option<String>,
     /// The spec's `store`, not yet checked.
-    store: Option<String>,
+    pub(crate) store: Option<String>,
     /// The spec's directory, for relative sources.
-    spec_dir: Option<String>,
+    pub(crate) spec_dir: Option<String>,
     /// The store the imported tree lives in, if it lives in one.
-    tree_store: Option<String>,
+    pub(crate) tree_store: Option<String>,
 }
 
 /// Reads the spec and the NixOS etc tree; problems with their content go to `problems`.

@@ -1,6 +1,7 @@
-//! From all leaves to the manifest: the rules between entries, and the implied directories.
+//! From the declarations to the `/etc` manifest: each declaration on its own (`resolve.rs`)
+//! gives leaves; then the rules between entries, and the implied directories.
 //!
-//! Rules:
+//! Rules between entries:
 //! 1. Two leaves with one target must be identical (same kind, source or content, mode and
 //!    owner): then they are one entry, as NixOS builds them. If they differ they are refused
 //!    (NixOS silently keeps the first link and the last sidecars, mixing two entries:
@@ -13,10 +14,12 @@
 
 use std::collections::BTreeMap;
 
-use etcflip_format::manifest::{Entry, Id, Kind, Manifest, Mode, MANIFEST_VERSION};
+use etcflip_format::manifest::{check_overlay, Entry, Id, Kind, Manifest, Mode, MANIFEST_VERSION};
 
 use crate::decl::Decl;
-use crate::etc::resolve::{ancestors, Leaf};
+use crate::etc::resolve::{ancestors, resolve, Context, Leaf};
+use crate::etc::source::check_store;
+use crate::Inputs;
 
 /// Mode of every directory the generator implies.
 const DIR_MODE: Mode = Mode(0o755);
@@ -32,9 +35,33 @@ pub struct Assembled {
     pub texts: BTreeMap<String, String>,
 }
 
+/// The `/etc` part of the generation: the overlay and the spec's store are checked, then every
+/// declaration on its own (`resolve.rs`), then the rules between them. Problems are appended to
+/// `problems`; the result is only meaningful when there are none.
+pub(crate) fn assemble(inputs: &Inputs, overlay: &str, problems: &mut Vec<String>) -> Assembled {
+    let overlay_ok = check_overlay(overlay).map_err(|m| problems.push(m)).is_ok();
+    let spec_store = inputs
+        .store
+        .as_deref()
+        .filter(|s| check_store(s).map_err(|m| problems.push(m)).is_ok());
+    let ctx = Context {
+        overlay_rel: overlay.strip_prefix("/etc/").filter(|_| overlay_ok),
+        overlay,
+        spec_dir: inputs.spec_dir.as_deref(),
+        spec_store,
+        tree_store: inputs.tree_store.as_deref().or(spec_store),
+    };
+    let decls = &inputs.decls;
+    let mut leaves = Vec::with_capacity(decls.len());
+    for (i, d) in decls.iter().enumerate() {
+        resolve(d, i, &ctx, &mut leaves, problems);
+    }
+    from_leaves(decls, leaves, overlay, problems)
+}
+
 /// Applies the cross-entry rules to `leaves` and assembles the manifest. Problems are appended
 /// to `problems`; the result is only meaningful when there are none.
-pub fn from_leaves(
+fn from_leaves(
     decls: &[Decl],
     mut leaves: Vec<Leaf>,
     overlay: &str,

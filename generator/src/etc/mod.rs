@@ -8,3 +8,5 @@ pub mod nixos_etc;
 pub mod resolve;
 pub mod snippet;
 pub mod source;
+
+pub(crate) use assemble::assemble;
