@@ -1,5 +1,9 @@
 //! Writing an [`Assembled`] generation as a generation directory, all or nothing.
 //!
+//! This module knows the directory's layout (`etc/`, `manifest.json`, `tmpfiles.d/etcflip.conf`)
+//! and how to make it appear at once; what goes into each part comes from the part's module
+//! (`etc/payload.rs`, `etc/snippet.rs`), so a later part adds its files here the same way.
+//!
 //! Everything is built in a sibling `<GEN>.tmp-<pid>` and renamed to `GEN` at the end, so a
 //! reader (or a Nix build that fails halfway) never sees a partial generation; on failure the
 //! temporary directory is removed. Files are created with `create_new` and links with
@@ -10,19 +14,17 @@
 
 use std::fs::{self, File, Permissions};
 use std::io::Write as _;
-use std::os::unix::fs::{symlink, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use etcflip_format::errors::Invalid;
-use etcflip_format::manifest::{Entry, Kind};
 
 use crate::etc::assemble::Assembled;
-use crate::etc::snippet;
-use crate::etc::source::copy_file;
+use crate::etc::{payload, snippet};
 
 /// Payload files are read-only: the generation is immutable once built.
-const FILE_MODE: u32 = 0o444;
+pub(crate) const FILE_MODE: u32 = 0o444;
 /// Directories of the generation.
 const DIR_MODE: u32 = 0o755;
 
@@ -89,20 +91,12 @@ fn temp_sibling(out: &Path) -> anyhow::Result<PathBuf> {
     Ok(out.with_file_name(tmp_name))
 }
 
+/// Writes every file of the generation into `gen`, the temporary directory.
 fn fill(assembled: &Assembled, gen: &Path) -> anyhow::Result<()> {
     make_dir(gen, false)?;
     let etc = gen.join("etc");
     make_dir(&etc, true)?;
-    for e in &assembled.manifest.entries {
-        let path = etc.join(&e.target);
-        payload(assembled, e, &path).with_context(|| {
-            format!(
-                "cannot write the payload of {:?} at {}",
-                e.target,
-                path.display()
-            )
-        })?;
-    }
+    payload::write(assembled, &etc)?;
     write_file(
         &gen.join("manifest.json"),
         assembled.manifest.to_json().as_bytes(),
@@ -115,38 +109,8 @@ fn fill(assembled: &Assembled, gen: &Path) -> anyhow::Result<()> {
     )
 }
 
-fn payload(assembled: &Assembled, e: &Entry, path: &Path) -> anyhow::Result<()> {
-    match (e.kind, &e.source) {
-        (Kind::Dir, _) => make_dir(path, true),
-        (Kind::Symlink | Kind::DirectSymlink, Some(src)) => Ok(symlink(src, path)?),
-        // Its source is read at switch time, under the root: nothing of it is in the payload.
-        (Kind::Copy, Some(_)) if e.is_runtime_copy() => Ok(()),
-        (Kind::Copy, Some(src)) => {
-            let mut file = File::create_new(path)?;
-            let sha = copy_file(Path::new(src.as_str()), &mut file)?;
-            // The store is immutable, but a spec may name any file: refuse a source that changed
-            // between validation and copy rather than record a hash the payload does not match.
-            if e.sha256.as_deref() != Some(sha.as_str()) {
-                bail!("{src} changed while the generation was being built");
-            }
-            Ok(file.set_permissions(Permissions::from_mode(FILE_MODE))?)
-        }
-        (Kind::Symlink | Kind::Copy, None) => {
-            let Some(text) = assembled.texts.get(e.target.as_str()) else {
-                bail!("internal error: no text recorded for {:?}", e.target);
-            };
-            write_file(path, text.as_bytes())
-        }
-        (Kind::DirectSymlink, None) => {
-            bail!(
-                "internal error: direct-symlink {:?} has no source",
-                e.target
-            )
-        }
-    }
-}
-
-fn make_dir(path: &Path, create: bool) -> anyhow::Result<()> {
+/// Makes `path` a directory of the generation (creating it when `create`).
+pub(crate) fn make_dir(path: &Path, create: bool) -> anyhow::Result<()> {
     if create {
         fs::create_dir(path).with_context(|| format!("cannot create {}", path.display()))?;
     }
@@ -155,7 +119,8 @@ fn make_dir(path: &Path, create: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot chmod {}", path.display()))
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `bytes` into a new, read-only file at `path`.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut file =
         File::create_new(path).with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(bytes)
@@ -167,7 +132,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use etcflip_format::manifest::{Id, Manifest, Mode};
+    use etcflip_format::manifest::{Entry, Id, Kind, Manifest, Mode};
 
     fn copy_of(source: &str) -> Entry<'static> {
         Entry {

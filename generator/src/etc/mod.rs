@@ -5,6 +5,7 @@
 pub mod assemble;
 pub mod glob;
 pub mod nixos_etc;
+pub(crate) mod payload;
 pub mod resolve;
 pub mod snippet;
 pub mod source;
