@@ -11,12 +11,12 @@ use crate::Options;
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Validate the inputs and write a new generation directory (payload, manifest.json,
     /// tmpfiles.d/etcflip.conf). Every problem is listed at once; nothing is written then.
     Build(Options),

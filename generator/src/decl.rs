@@ -6,7 +6,7 @@
 
 /// Where a declaration came from; decides how problems name it and how relative sources resolve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// An entry of the spec's `etc` object; relative sources resolve against the spec's directory.
     Spec,
     /// A link of an imported NixOS `etc` tree; relative link texts are refused.
@@ -15,29 +15,29 @@ pub enum Origin {
 
 /// One enabled `environment.etc` entry, fields as NixOS spells them, not yet validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decl {
+pub(crate) struct Decl {
     /// The attribute name (for `--nixos-etc`: the target), used in every problem message.
-    pub attr: String,
+    pub(crate) attr: String,
     /// Which input it came from.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
     /// Path relative to `/etc`, exactly as given (checked later, never repaired).
-    pub target: String,
+    pub(crate) target: String,
     /// `source` as given: a path, possibly relative or a glob.
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// `text` as given.
-    pub text: Option<String>,
+    pub(crate) text: Option<String>,
     /// `mode` as given: `symlink`, `direct-symlink` or octal digits.
-    pub mode: String,
+    pub(crate) mode: String,
     /// Owner as NixOS's `user` spells it: `+N` for numeric, otherwise a name.
-    pub user: String,
+    pub(crate) user: String,
     /// Group as NixOS's `group` spells it.
-    pub group: String,
+    pub(crate) group: String,
 }
 
 impl Decl {
     /// A declaration with NixOS's defaults: target = the attribute name, no source or text,
     /// mode `symlink`, owned by `+0:+0`.
-    pub fn new(attr: &str, origin: Origin) -> Decl {
+    pub(crate) fn new(attr: &str, origin: Origin) -> Decl {
         Decl {
             attr: attr.to_owned(),
             origin,
@@ -51,7 +51,7 @@ impl Decl {
     }
 
     /// How problems refer to this declaration, e.g. `etc."ssh/sshd_config"`.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self.origin {
             Origin::Spec => format!("etc.{:?}", self.attr),
             Origin::NixosEtc => format!("--nixos-etc {:?}", self.attr),
@@ -59,7 +59,7 @@ impl Decl {
     }
 
     /// A problem about one field of this declaration, naming the attribute and the field.
-    pub fn problem(&self, field: &str, msg: &str) -> String {
+    pub(crate) fn problem(&self, field: &str, msg: &str) -> String {
         format!("{}.{field}: {msg}", self.label())
     }
 }

@@ -14,10 +14,10 @@
 //! encoding belong to the applier crate `etcflip`; this crate only uses them.
 
 pub mod cli;
-pub mod decl;
-pub mod etc;
-pub mod spec;
-pub mod write;
+pub(crate) mod decl;
+pub(crate) mod etc;
+pub(crate) mod spec;
+pub(crate) mod write;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::DEFAULT_OVERLAY;
 
 use crate::decl::Decl;
-use crate::etc::assemble::Assembled;
+use crate::etc::Assembled;
 
 /// What `etcflip-gen build` was asked to do (its command line, too).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -57,7 +57,7 @@ pub fn build(opts: &Options) -> anyhow::Result<()> {
 }
 
 /// Reads the inputs and assembles them into a generation, every rule checked; writes nothing.
-pub fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
+fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
     let mut problems = Vec::new();
     let mut inputs = read_inputs(opts, &mut problems)?;
     if inputs.names.is_empty() {

@@ -20,13 +20,13 @@ const ETC_FIELDS: &[&str] = &[
 
 /// What a spec contributes, before validation.
 #[derive(Debug, Default)]
-pub struct Spec {
+pub(crate) struct Spec {
     /// The `overlay` key, if given.
-    pub overlay: Option<String>,
+    pub(crate) overlay: Option<String>,
     /// The `store` key, if given: copy sources outside it are runtime copies.
-    pub store: Option<String>,
+    pub(crate) store: Option<String>,
     /// The enabled `etc` entries, sorted by attribute name (NixOS's attrset order).
-    pub decls: Vec<Decl>,
+    pub(crate) decls: Vec<Decl>,
 }
 
 /// Parses the spec text; structural problems are appended to `problems`.
@@ -34,7 +34,7 @@ pub struct Spec {
 /// Objects are first split into raw, borrowed slices of `text` and each `etc` entry is parsed
 /// on its own, so memory stays near the size of the text even for 100,000 entries (a full
 /// `Value` tree costs about a kilobyte per entry).
-pub fn parse(text: &str, problems: &mut Vec<String>) -> Spec {
+pub(crate) fn parse(text: &str, problems: &mut Vec<String>) -> Spec {
     let Some(top) = object(text, problems, "the spec", "must be a JSON object") else {
         return Spec::default();
     };

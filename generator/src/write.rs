@@ -20,8 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use etcflip_format::errors::Invalid;
 
-use crate::etc::assemble::Assembled;
-use crate::etc::{payload, snippet};
+use crate::etc::{payload, snippet, Assembled};
 
 /// Payload files are read-only: the generation is immutable once built.
 pub(crate) const FILE_MODE: u32 = 0o444;
@@ -29,7 +28,7 @@ pub(crate) const FILE_MODE: u32 = 0o444;
 const DIR_MODE: u32 = 0o755;
 
 /// Refuses an output path that already exists (before any work is done).
-pub fn check_out(out: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_out(out: &Path) -> anyhow::Result<()> {
     if out.file_name().is_none() {
         return Err(Invalid::one(format!(
             "--out {}: must name a new directory",
@@ -50,7 +49,7 @@ pub fn check_out(out: &Path) -> anyhow::Result<()> {
 
 /// Writes `assembled` to `out`, which must not exist; its missing parents are created first, as
 /// `mkdir -p` would (they stay if the write fails: only `out` is all or nothing).
-pub fn write(assembled: &Assembled, out: &Path) -> anyhow::Result<()> {
+pub(crate) fn write(assembled: &Assembled, out: &Path) -> anyhow::Result<()> {
     check_out(out)?;
     let tmp = temp_sibling(out)?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -28,11 +28,11 @@ const DIR_MODE: Mode = Mode(0o755);
 /// payload texts it refers to. Not called a plan: in the applier (`applier/src/plan.rs`) a plan
 /// is what a switch will do.
 #[derive(Debug)]
-pub struct Assembled {
+pub(crate) struct Assembled {
     /// The manifest, entries sorted by target.
-    pub manifest: Manifest<'static>,
+    pub(crate) manifest: Manifest<'static>,
     /// Payload content of text entries, by target.
-    pub texts: BTreeMap<String, String>,
+    pub(crate) texts: BTreeMap<String, String>,
 }
 
 /// The `/etc` part of the generation: the overlay and the spec's store are checked, then every

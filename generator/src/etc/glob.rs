@@ -11,7 +11,7 @@ use std::io;
 use std::path::Path;
 
 /// True when `source` is a glob pattern (NixOS's rule: it contains `*`).
-pub fn is_glob(source: &str) -> bool {
+pub(crate) fn is_glob(source: &str) -> bool {
     source.contains('*')
 }
 
@@ -20,7 +20,7 @@ fn has_wildcard(component: &str) -> bool {
 }
 
 /// Does the one-component `pattern` match `name`?
-pub fn matches(pattern: &str, name: &str) -> bool {
+fn matches(pattern: &str, name: &str) -> bool {
     if name.starts_with('.') && !pattern.starts_with('.') {
         return false;
     }
@@ -58,7 +58,7 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 /// directories); the matches themselves are taken as they are, links included. A directory that
 /// does not exist or is not a directory simply contributes no match; any other read error is
 /// returned.
-pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
+pub(crate) fn expand(pattern: &str) -> Result<Vec<String>, String> {
     let mut found = vec![String::new()];
     let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
     for (i, comp) in comps.iter().enumerate() {

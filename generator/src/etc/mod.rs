@@ -2,12 +2,12 @@
 //! that other parts of a generation can sit beside it with the spec, the declarations and the
 //! writing of the generation shared at the top of the crate.
 
-pub mod assemble;
-pub mod glob;
-pub mod nixos_etc;
+mod assemble;
+mod glob;
+pub(crate) mod nixos_etc;
 pub(crate) mod payload;
-pub mod resolve;
-pub mod snippet;
-pub mod source;
+mod resolve;
+pub(crate) mod snippet;
+mod source;
 
-pub(crate) use assemble::assemble;
+pub(crate) use assemble::{assemble, Assembled};

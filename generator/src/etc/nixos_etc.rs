@@ -27,7 +27,7 @@ enum Node {
 }
 
 /// `DIR/etc` when it exists (a derivation output or a toplevel), else `DIR` itself.
-pub fn root_of(dir: &Path) -> PathBuf {
+fn root_of(dir: &Path) -> PathBuf {
     let etc = dir.join("etc");
     if etc.is_dir() {
         etc
@@ -41,7 +41,7 @@ pub fn root_of(dir: &Path) -> PathBuf {
 /// for `/run/current-system/etc` too). A copy whose link leads outside it is a runtime copy,
 /// as it is for a spec with that `store`: NixOS's builder links such a copy to a file that
 /// exists only on the running system, e.g. `/run/secrets/x`.
-pub fn store_of(dir: &Path) -> Option<String> {
+pub(crate) fn store_of(dir: &Path) -> Option<String> {
     let real = fs::canonicalize(root_of(dir)).ok()?;
     let top = real
         .ancestors()
@@ -64,7 +64,7 @@ fn is_store_name(name: &str) -> bool {
 
 /// Reads the tree at `dir`; problems about its content are appended to `problems`, failures to
 /// read it are errors.
-pub fn import(dir: &Path, problems: &mut Vec<String>) -> anyhow::Result<Vec<Decl>> {
+pub(crate) fn import(dir: &Path, problems: &mut Vec<String>) -> anyhow::Result<Vec<Decl>> {
     let root = root_of(dir);
     let origin = format!("--nixos-etc {}", root.display());
     match fs::metadata(&root) {

@@ -9,8 +9,8 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use etcflip_format::manifest::{Entry, Kind};
 
-use crate::etc::assemble::Assembled;
 use crate::etc::source::copy_file;
+use crate::etc::Assembled;
 use crate::write::{make_dir, write_file, FILE_MODE};
 
 /// Writes the payload of every entry of `assembled` into `etc`, a new, empty directory.

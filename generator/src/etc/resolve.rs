@@ -14,28 +14,28 @@ use etcflip_format::hash::sha256_bytes;
 
 /// A non-directory manifest entry, with what the payload needs beyond the entry itself.
 #[derive(Debug)]
-pub struct Leaf {
+pub(crate) struct Leaf {
     /// Index of the declaration it came from (for problem messages).
-    pub decl: usize,
+    pub(crate) decl: usize,
     /// The manifest entry.
-    pub entry: Entry<'static>,
+    pub(crate) entry: Entry<'static>,
     /// Payload file content for text entries (symlink without source, or copy of text).
-    pub text: Option<String>,
+    pub(crate) text: Option<String>,
 }
 
 /// What does not change from one declaration to the next.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// The overlay relative to `/etc` when it lies inside `/etc` (no target may touch it).
-    pub overlay_rel: Option<&'a str>,
+    pub(crate) overlay_rel: Option<&'a str>,
     /// The overlay as given, for messages.
-    pub overlay: &'a str,
+    pub(crate) overlay: &'a str,
     /// The spec's directory, absolute, for relative sources.
-    pub spec_dir: Option<&'a str>,
+    pub(crate) spec_dir: Option<&'a str>,
     /// The store for spec entries (the spec's `store` key): a copy whose absolute source lies
     /// outside it is a runtime copy.
-    pub spec_store: Option<&'a str>,
+    pub(crate) spec_store: Option<&'a str>,
     /// The store for entries of an imported NixOS etc tree.
-    pub tree_store: Option<&'a str>,
+    pub(crate) tree_store: Option<&'a str>,
 }
 
 impl Context<'_> {
@@ -75,7 +75,7 @@ fn parse_mode(s: &str) -> Result<LinkMode, String> {
 }
 
 /// Checks one declaration; appends its leaves to `leaves` or its problems to `problems`.
-pub fn resolve(
+pub(crate) fn resolve(
     d: &Decl,
     idx: usize,
     ctx: &Context<'_>,
@@ -202,7 +202,7 @@ fn check_placed(target: &str, ctx: &Context<'_>) -> Result<(), String> {
 }
 
 /// `a/b/c` → `a`, `a/b` (not the path itself, not `/etc`).
-pub fn ancestors(target: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn ancestors(target: &str) -> impl Iterator<Item = &str> {
     target.match_indices('/').map(move |(i, _)| &target[..i])
 }
 

@@ -12,11 +12,11 @@ use etcflip_format::manifest::{Kind, Manifest};
 use etcflip_format::tmpfiles::{dir_line, link_line};
 
 /// First line of every snippet.
-pub const HEADER: &str =
+const HEADER: &str =
     "# etcflip generation snippet: create the /etc link farm (generated, do not edit)\n";
 
 /// Renders the snippet; entries are sorted by target, so parents come before children.
-pub fn render(manifest: &Manifest) -> String {
+pub(crate) fn render(manifest: &Manifest) -> String {
     let mut out = String::from(HEADER);
     for e in &manifest.entries {
         let path = format!("/etc/{}", e.target);

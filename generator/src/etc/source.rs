@@ -15,7 +15,7 @@ use etcflip_format::manifest::{check_id_name, check_link_text, Id};
 /// Resolves a relative `source` against `base` (the spec's directory) and normalises it
 /// lexically: no `.`, no empty components, no trailing `/`. `base` is `None` where relative
 /// sources are not allowed (imported NixOS trees always have absolute link texts).
-pub fn normalise(raw: &str, base: Option<&str>) -> Result<String, String> {
+pub(crate) fn normalise(raw: &str, base: Option<&str>) -> Result<String, String> {
     if raw.is_empty() {
         return Err("empty path".into());
     }
@@ -58,7 +58,7 @@ pub fn normalise(raw: &str, base: Option<&str>) -> Result<String, String> {
 
 /// Checks the spec's `store` key: an absolute, canonical path other than `/` (a copy whose
 /// source lies outside it is a runtime copy, so `/` would mean "never").
-pub fn check_store(store: &str) -> Result<(), String> {
+pub(crate) fn check_store(store: &str) -> Result<(), String> {
     if !store.starts_with('/') {
         return Err(format!("store {store:?} is not an absolute path"));
     }
@@ -73,7 +73,7 @@ pub fn check_store(store: &str) -> Result<(), String> {
 }
 
 /// Parses NixOS's owner spelling: `+N` is numeric, anything else a user or group name.
-pub fn parse_owner(s: &str) -> Result<Id, String> {
+pub(crate) fn parse_owner(s: &str) -> Result<Id, String> {
     if let Some(digits) = s.strip_prefix('+') {
         // `u32::from_str` would accept a second `+`; demand plain digits.
         let n = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -113,13 +113,13 @@ fn open_regular(path: &Path) -> Result<File, String> {
 ///
 /// Streamed rather than kept in memory, so large copies cost no memory; [`copy_file`] hashes
 /// again while copying and the writer compares the two.
-pub fn hash_file(path: &Path) -> Result<String, String> {
+pub(crate) fn hash_file(path: &Path) -> Result<String, String> {
     let file = open_regular(path)?;
     sha256_stream(file, None).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// Copies the regular file `from` into `to` (a new file) and returns the sha256 of what it wrote.
-pub fn copy_file(from: &Path, to: &mut File) -> anyhow::Result<String> {
+pub(crate) fn copy_file(from: &Path, to: &mut File) -> anyhow::Result<String> {
     let file = open_regular(from).map_err(anyhow::Error::msg)?;
     Ok(sha256_stream(file, Some(to))?)
 }
