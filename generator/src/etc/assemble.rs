@@ -67,48 +67,8 @@ fn from_leaves(
     overlay: &str,
     problems: &mut Vec<String>,
 ) -> Assembled {
-    // Stable: among duplicates the earlier declaration comes first and is named as "first".
-    leaves.sort_by(|a, b| a.entry.target.cmp(&b.entry.target));
-    leaves.dedup_by(|later, first| {
-        let dup = later.entry.target == first.entry.target;
-        if dup && (later.entry != first.entry || later.text != first.text) {
-            problems.push(decls[later.decl].problem(
-                "target",
-                &format!(
-                    "{:?} is also the target of {}, with another source, content, mode or \
-                     owner (duplicate targets must be identical)",
-                    later.entry.target,
-                    decls[first.decl].label()
-                ),
-            ));
-        }
-        dup
-    });
-
-    // Which leaf first needs each directory (for naming it in conflicts).
-    let mut dirs: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, l) in leaves.iter().enumerate() {
-        for dir in ancestors(&l.entry.target) {
-            dirs.entry(dir).or_insert(i);
-        }
-    }
-    for l in &leaves {
-        if let Some(&child) = dirs.get(l.entry.target.as_str()) {
-            let c = &leaves[child];
-            problems.push(decls[l.decl].problem(
-                "target",
-                &format!(
-                    "{:?} is a {} entry, but {} needs it to be a directory for {:?}",
-                    l.entry.target,
-                    l.entry.kind,
-                    decls[c.decl].label(),
-                    c.entry.target
-                ),
-            ));
-        }
-    }
-
-    let mut entries: Vec<Entry> = dirs.keys().map(|d| dir_entry(d)).collect();
+    merge_duplicates(decls, &mut leaves, problems);
+    let mut entries = implied_dirs(decls, &leaves, problems);
     entries.reserve(leaves.len());
     let mut texts = BTreeMap::new();
     for l in leaves {
@@ -126,6 +86,60 @@ fn from_leaves(
         },
         texts,
     }
+}
+
+/// Rule 1: sorts `leaves` by target and keeps one of identical duplicates; a duplicate that
+/// differs is a problem.
+fn merge_duplicates(decls: &[Decl], leaves: &mut Vec<Leaf>, problems: &mut Vec<String>) {
+    // Stable: among duplicates the earlier declaration comes first and is named as "first".
+    leaves.sort_by(|a, b| a.entry.target.cmp(&b.entry.target));
+    leaves.dedup_by(|later, first| {
+        let dup = later.entry.target == first.entry.target;
+        if dup && (later.entry != first.entry || later.text != first.text) {
+            problems.push(decls[later.decl].problem(
+                "target",
+                &format!(
+                    "{:?} is also the target of {}, with another source, content, mode or \
+                     owner (duplicate targets must be identical)",
+                    later.entry.target,
+                    decls[first.decl].label()
+                ),
+            ));
+        }
+        dup
+    });
+}
+
+/// Rules 2 and 3: the `dir` entries the leaves' ancestors imply, and a problem for each leaf at
+/// a path that another leaf needs as a directory.
+fn implied_dirs(
+    decls: &[Decl],
+    leaves: &[Leaf],
+    problems: &mut Vec<String>,
+) -> Vec<Entry<'static>> {
+    // Which leaf first needs each directory (for naming it in conflicts).
+    let mut dirs: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, l) in leaves.iter().enumerate() {
+        for dir in ancestors(&l.entry.target) {
+            dirs.entry(dir).or_insert(i);
+        }
+    }
+    for l in leaves {
+        if let Some(&child) = dirs.get(l.entry.target.as_str()) {
+            let c = &leaves[child];
+            problems.push(decls[l.decl].problem(
+                "target",
+                &format!(
+                    "{:?} is a {} entry, but {} needs it to be a directory for {:?}",
+                    l.entry.target,
+                    l.entry.kind,
+                    decls[c.decl].label(),
+                    c.entry.target
+                ),
+            ));
+        }
+    }
+    dirs.keys().map(|d| dir_entry(d)).collect()
 }
 
 fn dir_entry(target: &str) -> Entry<'static> {
