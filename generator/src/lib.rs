@@ -1,17 +1,24 @@
 //! etcflip-gen: builds an etcflip generation (payload, manifest, tmpfiles snippet) from a spec
 //! and/or an existing NixOS `etc` tree.
 //!
-//! The pipeline, one module per step:
-//! 1. [`spec`] and [`etc::nixos_etc`] read the inputs into [`decl::Decl`]s (structural checks);
-//! 2. [`etc::resolve`] applies the per-entry rules (targets, modes, owners, sources,
-//!    [`etc::glob`]s);
-//! 3. [`etc::assemble`] applies the rules between entries and implies directories, giving the
-//!    manifest;
-//! 4. [`write`] writes the generation all at once ([`etc::snippet`] renders the tmpfiles lines).
+//! Layout: what every part of a generation shares is at the top of the crate; each part has a
+//! module of its own. `/etc` is the only part so far (`etc/`); the spec's `users` and
+//! `wrappers` keys, refused for now by `spec.rs`, would be parts beside it.
 //!
-//! Every problem of steps 1–3 is collected and reported together as one
-//! [`etcflip_format::errors::Invalid`] before anything is written. The manifest format and the tmpfiles
-//! encoding belong to the applier crate `etcflip`; this crate only uses them.
+//! The pipeline, one module per step:
+//! 1. `spec.rs` reads the spec, and `etc/nixos_etc.rs` an imported NixOS etc tree, into
+//!    declarations (`decl.rs`, one form for both), checking only their structure;
+//! 2. `assemble` (here) picks the overlay and has the `/etc` part assemble itself:
+//!    `etc/resolve.rs` applies the per-entry rules (targets, modes, owners, sources, globs),
+//!    then `etc/assemble.rs` the rules between entries, and implies directories, giving the
+//!    manifest and the payload texts;
+//! 3. `write.rs` writes the generation all at once, with the payload from `etc/payload.rs` and
+//!    the tmpfiles lines from `etc/snippet.rs`.
+//!
+//! Every problem of steps 1–2 is collected and reported together as one
+//! [`etcflip_format::errors::Invalid`] before anything is written. The manifest format and the
+//! tmpfiles encoding belong to the format crate `etcflip-format` (`applier/format`), which the
+//! applier owns; this crate only uses them.
 
 pub mod cli;
 pub(crate) mod decl;

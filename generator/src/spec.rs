@@ -2,7 +2,7 @@
 //!
 //! Parsing is structural only (types, known keys); every problem is collected instead of stopping
 //! at the first, so one run reports everything wrong with a spec. The semantic rules (targets,
-//! sources, modes, owners) live in [`crate::etc::resolve`] and apply to imported trees too.
+//! sources, modes, owners) live in `etc/resolve.rs` and apply to imported trees too.
 
 use std::collections::BTreeMap;
 

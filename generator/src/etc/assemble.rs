@@ -4,8 +4,8 @@
 //! Rules between entries:
 //! 1. Two leaves with one target must be identical (same kind, source or content, mode and
 //!    owner): then they are one entry, as NixOS builds them. If they differ they are refused
-//!    (NixOS silently keeps the first link and the last sidecars, mixing two entries:
-//!    nixos-etc.md §2).
+//!    (NixOS's etc builder silently keeps the first link and the last sidecars, mixing two
+//!    entries).
 //! 2. A leaf at a path that another target needs as a directory is a file-vs-directory conflict.
 //! 3. Every ancestor of a leaf (not `/etc` itself) becomes a `dir` entry, 0755 root:root.
 //!

@@ -1,10 +1,10 @@
 //! `--nixos-etc DIR`: importing the output of NixOS's `etc` derivation as it is.
 //!
-//! That tree (nixos-etc.md §2) holds real directories whose leaves are absolute links to the
-//! sources, plus one-line `X.mode` / `X.uid` / `X.gid` sidecar files beside a link `X` for
-//! entries that are not plain symlinks. Each link becomes a [`Decl`] named by its target, so the
-//! import goes through exactly the rules a spec does. Directories are implied by the links below
-//! them; anything else (a stray regular file, an empty directory, a device) is a problem.
+//! That tree holds real directories whose leaves are absolute links to the sources, plus
+//! one-line `X.mode` / `X.uid` / `X.gid` sidecar files beside a link `X` for entries that are
+//! not plain symlinks. Each link becomes a [`Decl`] named by its target, so the import goes
+//! through exactly the rules a spec does. Directories are implied by the links below them;
+//! anything else (a stray regular file, an empty directory, a device) is a problem.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -3,7 +3,7 @@
 //! Each [`Decl`] is checked field by field (target, mode, owners, source), every problem is
 //! recorded (naming the attribute and the field), and only a declaration with no problem yields
 //! [`Leaf`]s. Rules that involve several entries (duplicates, file-vs-directory) are in
-//! [`crate::etc::assemble`].
+//! `assemble.rs`.
 
 use etcflip_format::manifest::{check_target, is_same_or_below, Entry, Id, Kind, Mode};
 
