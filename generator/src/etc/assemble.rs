@@ -25,7 +25,7 @@ use crate::Inputs;
 const DIR_MODE: Mode = Mode(0o755);
 
 /// The `/etc` part of a generation, every rule checked, not yet written: the manifest and the
-/// payload texts it refers to. Not called a plan: in the applier (`applier/src/plan.rs`) a plan
+/// payload texts it refers to. Not called a plan: in the applier (`applier/src/etc/plan/mod.rs`) a plan
 /// is what a switch will do.
 #[derive(Debug)]
 pub(crate) struct Assembled {
