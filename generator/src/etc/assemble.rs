@@ -25,8 +25,8 @@ use crate::Inputs;
 const DIR_MODE: Mode = Mode(0o755);
 
 /// The `/etc` part of a generation, every rule checked, not yet written: the manifest and the
-/// payload texts it refers to. Not called a plan: in the applier (`applier/src/etc/plan/mod.rs`) a plan
-/// is what a switch will do.
+/// payload texts it refers to. Not called a plan: in the applier
+/// (`applier/src/etc/plan/mod.rs`) a plan is what a switch will do.
 #[derive(Debug)]
 pub(crate) struct Assembled {
     /// The manifest, entries sorted by target.
