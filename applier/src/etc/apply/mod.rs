@@ -5,7 +5,8 @@
 //!   `systemd-tmpfiles --create`, directories to swap in built aside, copies and direct links
 //!   staged beside their targets, ours-but-different paths relinked to the overlay, and
 //!   everything read back. A failure here leaves what readers see unchanged.
-//! - [`flip`] (phase 5): one `rename(2)` of a fresh link over the overlay — the commit point.
+//! - the flip (phase 5, `txn/flip.rs`): one `rename(2)` of a fresh link over the overlay —
+//!   the commit point.
 //! - [`finish`] (phases 6–7): staged paths renamed into place, built directories exchanged
 //!   in, then what is stale and still ours removed with `unlinkat` on directory fds.
 //!
@@ -22,9 +23,16 @@ use crate::etc::parts::{Creation, Line};
 use crate::etc::plan::{Action, Found, Plan, Step};
 use crate::etc::right::Want;
 use crate::etc::runner;
-use crate::fs::{join, sha256_bytes, split, Node, Owner, Root};
+use crate::etc::scratch::{scratch, PURPOSES};
+use crate::fs::{sha256_bytes, Owner, Root};
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::tmpfiles::{dir_line, link_line};
+
+mod children;
+mod finish;
+
+pub use children::Children;
+pub use finish::{back_up_overlay, backup_file_name, finish};
 
 /// What the engine needs besides the plan.
 pub struct Ctx<'a> {
@@ -43,9 +51,6 @@ pub struct Ctx<'a> {
     /// The `systemd-tmpfiles` to run, found before the first write.
     pub tmpfiles: &'a runner::Engine<'a>,
 }
-
-use crate::etc::scratch::scratch;
-use crate::etc::scratch::PURPOSES;
 
 fn rel(target: &str) -> String {
     format!("etc/{target}")
@@ -107,80 +112,6 @@ fn made_by_tmpfiles(step: &Step) -> bool {
         Action::Create | Action::Build => matches!(step.kind, Kind::Symlink | Kind::Dir),
         Action::SwapIn | Action::Backup | Action::Overwrite => step.kind == Kind::Dir,
         _ => false,
-    }
-}
-
-/// The tmpfiles children of a switch: started before their lines are known (they act only
-/// when fed, see `runner`), so that their start-up (5–9 ms each) overlaps the switch's own
-/// work.
-#[derive(Default)]
-pub struct Children {
-    /// Phase 4's `--create` children (fed in [`prepare`]).
-    pub creation: Option<Creation>,
-    /// Started before the manifests were parsed, to become the creation's first child;
-    /// killed unused when nothing is to be created (it never acted: tmpfiles acts only once
-    /// its input is complete).
-    spare: Option<runner::Tmpfiles>,
-}
-
-impl Children {
-    /// A switch to another generation (`engine`) starts one child before it parses the
-    /// manifests, while the process is still small (a fork then costs a fraction of a
-    /// millisecond, not one or two) and its start-up has the most to overlap.
-    /// Best effort: a child that cannot be started now is started (and its error reported)
-    /// when it is needed.
-    pub fn speculative(engine: Option<&runner::Engine>) -> Children {
-        Children {
-            creation: None,
-            spare: engine.and_then(|e| e.start().ok()),
-        }
-    }
-
-    /// Starts the creation as soon as the manifests alone show that targets are added
-    /// (`old`: the applied manifest; `None` on an empty root), before the switch looks and
-    /// plans.
-    pub fn early(
-        mut self,
-        engine: &runner::Engine,
-        old: Option<&Manifest>,
-        new: &Manifest,
-    ) -> Result<Children> {
-        let added = old.map_or(new.entries.len(), |old| added_targets(old, new));
-        self.creation = Creation::start(engine, added, &mut self.spare)?;
-        Ok(self)
-    }
-
-    /// Starts what the plan needs and was not started early (drift to repair, say); a spare
-    /// child nothing needs is killed now.
-    pub fn complete(mut self, engine: &runner::Engine, plan: &Plan) -> Result<Self> {
-        if self.creation.is_none() {
-            let lines = plan.steps.iter().filter(|s| made_by_tmpfiles(s)).count();
-            self.creation = Creation::start(engine, lines, &mut self.spare)?;
-        }
-        self.spare = None;
-        Ok(self)
-    }
-}
-
-/// How many targets `new` adds to `old` (a merge of sorted lists).
-fn added_targets(old: &Manifest, new: &Manifest) -> usize {
-    let mut added = 0;
-    let (mut o, mut n) = (old.entries.iter().peekable(), new.entries.iter().peekable());
-    loop {
-        match (o.peek(), n.peek()) {
-            (_, None) => return added,
-            (Some(a), Some(b)) if a.target == b.target => {
-                o.next();
-                n.next();
-            }
-            (Some(a), Some(b)) if a.target.as_str() < b.target.as_str() => {
-                o.next();
-            }
-            _ => {
-                added += 1;
-                n.next();
-            }
-        }
     }
 }
 
@@ -355,160 +286,4 @@ fn read_back(root: &mut Root, expect: &[(String, Expect)], complaint: Option<&st
         msg.push_str(c);
     }
     bail!(msg)
-}
-
-/// Keeps a link etcflip did not make at the overlay path under a backup name (a hard link of
-/// the link itself, so the path never goes missing), just before the flip replaces it.
-pub fn back_up_overlay(root: &mut Root, overlay: &str) -> Result<()> {
-    let rel = overlay.trim_start_matches('/');
-    backup_name(root, rel, |root, name| root.hardlink(rel, name))
-}
-
-/// Phases 6 and 7, after the flip. Returns notes on paths deliberately left alone.
-pub fn finish(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
-    for step in &plan.steps {
-        if step.action.replaces() {
-            put_in_place(ctx, step)?;
-        }
-    }
-    for step in &plan.steps {
-        if (step.action == Action::Relink || step.relink_first) && step.found == Found::Dir {
-            ctx.root.remove_tree(&scratch(&step.target, "link"))?;
-        }
-    }
-    remove_stale(ctx, plan)
-}
-
-fn put_in_place(ctx: &mut Ctx, step: &Step) -> Result<()> {
-    let e = entry(ctx.new, &step.target)?;
-    let at = rel(&step.target);
-    let aside = scratch(
-        &step.target,
-        if e.kind == Kind::Dir { "swap" } else { "stage" },
-    );
-    // What is at the path now: after a relink it is our overlay link, not what was found.
-    let current_is_dir = step.found == Found::Dir && !step.relink_first;
-    match (step.action, current_is_dir || e.kind == Kind::Dir) {
-        (Action::Backup, false) => {
-            backup_name(ctx.root, &at, |root, name| root.hardlink(&at, name))?;
-            ctx.root.rename(&aside, &at)
-        }
-        (Action::Backup, true) => {
-            // The foreign thing gets its backup name first, and only then is ours moved in:
-            // a moment without the path, rather than a moment where the user's data sits
-            // under a scratch name that the next run would sweep away.
-            backup_name(ctx.root, &at, |root, name| root.rename_noreplace(&at, name))?;
-            ctx.root.rename(&aside, &at)?;
-            ctx.root.forget_dirs();
-            Ok(())
-        }
-        (Action::Overwrite | Action::SwapIn, true) => {
-            ctx.root.exchange(&aside, &at)?;
-            ctx.root.remove_tree(&aside)
-        }
-        _ => ctx.root.rename(&aside, &at),
-    }
-}
-
-/// Tries `<path>.etcflip-backup`, then `.1`, `.2`… (see [`backup_file_name`]) until `put`
-/// succeeds: never overwrites an earlier backup.
-fn backup_name(
-    root: &mut Root,
-    at: &str,
-    mut put: impl FnMut(&mut Root, &str) -> Result<bool>,
-) -> Result<()> {
-    let (parent, name) = split(at);
-    for n in 0..10_000u32 {
-        if put(root, &join(parent, &backup_file_name(name, n)))? {
-            return Ok(());
-        }
-    }
-    bail!("no free backup name for {}", root.show(at))
-}
-
-/// The `n`th backup name for the file name `name`: `<name>.etcflip-backup`, then
-/// `<name>.etcflip-backup.<n>`. A name too long for that within `NAME_MAX` (255 bytes) is cut
-/// at a character boundary and marked with a hash of the whole name (`<cut>~<hash>…`), so the
-/// backup, which comes after the flip, can never fail for its length.
-pub fn backup_file_name(name: &str, n: u32) -> String {
-    let suffix = if n == 0 {
-        ".etcflip-backup".to_owned()
-    } else {
-        format!(".etcflip-backup.{n}")
-    };
-    if name.len() + suffix.len() <= crate::manifest::MAX_NAME {
-        return format!("{name}{suffix}");
-    }
-    let hash = &sha256_bytes(name.as_bytes())[..12];
-    let mut cut = crate::manifest::MAX_NAME - suffix.len() - hash.len() - 1;
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}~{hash}{suffix}", &name[..cut])
-}
-
-/// Removes stale paths that are still ours, children first. Each is re-checked now and
-/// removed with `unlinkat` on the very directory fd it was re-checked through, so a directory
-/// swapped since (say, for a link out of the root) is never followed. `systemd-tmpfiles
-/// --remove` cannot promise that: it resolves every path again by name (README, "Removal").
-fn remove_stale(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
-    let mut notes = Vec::new();
-    for step in plan.steps.iter().rev() {
-        if step.action != Action::Remove || step.with.is_some() {
-            continue;
-        }
-        let at = rel(&step.target);
-        let node = ctx.root.node(&at)?;
-        if matches!(node, Node::Absent | Node::Blocked(_)) {
-            continue;
-        }
-        if node.is_mount_point() || !ctx.evidence.is_ours(&step.target, &node) {
-            notes.push(format!(
-                "kept {}: it changed during the switch",
-                step.path()
-            ));
-            continue;
-        }
-        if !ctx.root.remove_entry(&at, matches!(node, Node::Dir(_)))? {
-            notes.push(format!(
-                "kept {}: something was added to it during the switch",
-                ctx.root.show(&at)
-            ));
-        }
-    }
-    Ok(notes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backup_file_name;
-
-    #[test]
-    fn backup_names_always_fit_and_stay_distinct() {
-        let long = "n".repeat(250);
-        let wide = "é".repeat(120); // 240 bytes, two per character
-        let cases: [(&str, u32, Option<&str>); 4] = [
-            ("motd", 0, Some("motd.etcflip-backup")),
-            ("motd", 3, Some("motd.etcflip-backup.3")),
-            (&long, 0, None),
-            (&wide, 12, None),
-        ];
-        for (name, n, want) in cases {
-            let got = backup_file_name(name, n);
-            assert!(got.len() <= 255, "{got} is {} bytes", got.len());
-            assert!(got.contains(".etcflip-backup"), "{got}");
-            if let Some(want) = want {
-                assert_eq!(got, want);
-            } else {
-                assert!(got.contains('~'), "a cut name is marked: {got}");
-            }
-        }
-        assert_ne!(backup_file_name(&long, 0), backup_file_name(&long, 1));
-        let other = format!("{}m", "n".repeat(249));
-        assert_ne!(
-            backup_file_name(&long, 0),
-            backup_file_name(&other, 0),
-            "names cut to the same prefix differ by their hash"
-        );
-    }
 }
