@@ -303,7 +303,7 @@ pub fn copy_tree(from: &Path, to: &Path, writable: bool) {
 
 /// The real `systemd-tmpfiles`, as the applier finds it (`ETCFLIP_TMPFILES`, else `PATH`).
 pub fn real_tmpfiles() -> PathBuf {
-    etcflip::etc::runner::find_tmpfiles().expect("systemd-tmpfiles is installed")
+    etcflip::etc::find_tmpfiles().expect("systemd-tmpfiles is installed")
 }
 
 /// Whether nothing is at `p`, not even a dangling link (`Path::exists` follows links, and the

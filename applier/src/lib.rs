@@ -17,4 +17,4 @@ pub use etcflip_format::{borrowed, manifest, tmpfiles};
 pub mod errors;
 pub mod etc;
 pub mod fs;
-pub mod txn;
+pub(crate) mod txn;

@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use etcflip::errors::exit_code;
-use etcflip::etc::plan::OnConflict;
-use etcflip::etc::switch::{self, Options};
-use etcflip::etc::verify;
+use etcflip::etc::{self, OnConflict, Options};
 
 /// Switch /etc between generations atomically.
 #[derive(Parser, Debug)]
@@ -125,7 +123,7 @@ fn run(cli: Cli) -> Result<u8> {
 }
 
 fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
-    let outcome = switch::switch(opts)?;
+    let outcome = etc::switch(opts)?;
     let refused = outcome.refused();
     if as_json {
         emit(&json(&outcome)?);
@@ -175,7 +173,7 @@ fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
 }
 
 fn run_verify(root: &std::path::Path, as_json: bool) -> Result<u8> {
-    let report = verify::verify(root)?;
+    let report = etc::verify(root)?;
     if as_json {
         emit(&json(&report)?);
     } else {
@@ -203,7 +201,7 @@ fn run_verify(root: &std::path::Path, as_json: bool) -> Result<u8> {
 }
 
 fn run_status(root: &std::path::Path, as_json: bool) -> Result<u8> {
-    let st = etcflip::etc::status::status(root)?;
+    let st = etc::status(root)?;
     if as_json {
         emit(&json(&st)?);
         return Ok(0);

@@ -62,7 +62,6 @@ pub(crate) fn carry_out(
         owners: &d.looked.owners.ids,
         runtime: &d.looked.sources,
         evidence: &d.gathered.evidence,
-        tmpfiles,
     };
     let old_overlays = &d.gathered.old_overlays;
     let old_overlay = old_overlays.first().map(String::as_str);
@@ -97,6 +96,6 @@ fn transact(
         apply::back_up_overlay(ctx.root, &ctx.new.overlay)?;
     }
     flip::flip(ctx.root, &ctx.new.overlay, target_text)?;
-    progress.enter(Phase::PutInPlace)?;
+    progress.enter(Phase::Finish)?;
     apply::finish(ctx, plan)
 }

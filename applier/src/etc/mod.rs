@@ -7,23 +7,29 @@
 //! `systemd-tmpfiles` ([`runner`], in [`parts`]) creating the new links. [`legacy`] takes over
 //! a NixOS `setup-etc.pl` `/etc`; [`verify`] and [`status`] report drift.
 
-pub mod apply;
-pub mod carry;
-pub mod evidence;
-pub mod gather;
-pub mod legacy;
-pub mod look;
-pub mod observe;
-pub mod overlay;
-pub mod owners;
-pub mod parts;
-pub mod plan;
-pub mod right;
-pub mod runner;
-pub mod runtime;
-pub mod scratch;
-pub mod stamps;
-pub mod status;
-pub mod switch;
-pub mod transition;
-pub mod verify;
+pub(crate) mod apply;
+pub(crate) mod carry;
+pub(crate) mod evidence;
+pub(crate) mod gather;
+pub(crate) mod legacy;
+pub(crate) mod look;
+pub(crate) mod observe;
+pub(crate) mod overlay;
+pub(crate) mod owners;
+pub(crate) mod parts;
+pub(crate) mod plan;
+pub(crate) mod right;
+pub(crate) mod runner;
+pub(crate) mod runtime;
+pub(crate) mod scratch;
+pub(crate) mod stamps;
+pub(crate) mod status;
+pub(crate) mod switch;
+pub(crate) mod transition;
+pub(crate) mod verify;
+
+pub use plan::{Action, Flip, Found, OnConflict, Plan, Step};
+pub use runner::find_tmpfiles;
+pub use status::{status, Status};
+pub use switch::{switch, Options, Outcome};
+pub use verify::{verify, Drift, Report};

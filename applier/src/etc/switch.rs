@@ -26,7 +26,7 @@ use crate::fs::Root;
 use crate::manifest::{Manifest, Str};
 use crate::txn::generation::{Generation, GenerationFile};
 use crate::txn::lock::{self, Lock};
-use crate::txn::phase::Progress;
+use crate::txn::phase::{Phase, Progress};
 use crate::txn::state::{self, Recorded, StateView};
 
 /// Options of `etcflip switch`.
@@ -151,6 +151,7 @@ fn look_and_decide<'f>(
     let mut known: Vec<&str> = recorded_generations(applied, &pending);
     known.extend(held_before.iter().map(|h| h.generation.as_str()));
     let plan_for = (&target_text[..], opts.on_conflict, &known[..]);
+    o.progress.enter(Phase::Plan)?;
     let (plan, looked) = look_and_plan(&mut o.root, &gen, &gathered, plan_for)?;
     let outcome = Outcome::planned(plan, &looked, gathered.migrated);
     // Refused: the caller reports the plan and the conflicts (exit 3); nothing was written.

@@ -11,14 +11,15 @@
 //!   points below a directory; [`lock`]: `flock` and `fcntl` record locks.
 
 pub mod lock;
-pub mod mapped;
-pub mod mounts;
-pub mod read;
-pub mod remove;
-pub mod root;
-pub mod statx;
-pub mod write;
+pub(crate) mod mapped;
+pub(crate) mod mounts;
+pub(crate) mod read;
+pub(crate) mod remove;
+pub(crate) mod root;
+pub(crate) mod statx;
+pub(crate) mod write;
 
-pub use read::{read_regular, sha256_bytes, sha256_fd, sha256_stream};
-pub use root::{join, split, FileInfo, Meta, Node, Root};
-pub use write::{temp_name, Owner};
+pub use read::sha256_bytes;
+pub(crate) use read::read_regular;
+pub(crate) use root::{join, split, Node, Root};
+pub(crate) use write::{temp_name, Owner};

@@ -154,11 +154,6 @@ impl Root {
         })
     }
 
-    /// The root directory's fd (the directory itself, whatever path named it).
-    pub fn fd(&self) -> &OwnedFd {
-        &self.fd
-    }
-
     /// The root as the host sees it, normalized, as it was when opened (see [`Root::open`]).
     pub fn host_path(&self) -> &Path {
         &self.host

@@ -5,12 +5,13 @@
 //! | 0 load | generation, lock, state | ends a lock wait; nothing written |
 //! | 1 plan | look, plan (pure); `--dry-run` and a no-op stop here | waits |
 //! | 2 journal | the target recorded before the first write | **stops**: nothing written |
-//! | 3 users | (a later domain) | waits |
 //! | 4 prepare | new entries made, invisible: staged, read back | waits |
 //! | 5 flip | one rename: readers see the new generation | **stops**: nothing visible changed |
-//! | 6 put in place, 7 remove stale | finish what the flip made visible | noted |
-//! | 8 wrappers | (a later domain) | noted |
+//! | 6 finish | put staged paths in place (6), remove what is stale and ours (7) | noted |
 //! | 9 commit | the journal's target becomes the applied state | noted |
+//!
+//! The numbers leave room for the domains still to come: the user database (3, before
+//! anything that resolves names) and the wrappers (8, after it).
 //!
 //! A switch stops only on entering the journal or the flip: before the flip, readers still see
 //! the old generation and the journal lets a rerun finish. After the flip it runs to its
@@ -29,18 +30,12 @@ pub enum Phase {
     Plan,
     /// 2: journal the target.
     Journal,
-    /// 3: the user database.
-    Users,
     /// 4: make what is new, still invisible.
     Prepare,
     /// 5: the commit point readers see.
     Flip,
-    /// 6: put staged paths in place.
-    PutInPlace,
-    /// 7: remove what is stale and ours.
-    RemoveStale,
-    /// 8: the wrappers.
-    Wrappers,
+    /// 6 and 7: put staged paths in place, remove what is stale and ours.
+    Finish,
     /// 9: record the new state.
     Commit,
 }
@@ -113,12 +108,9 @@ mod tests {
             (Phase::Load, None),
             (Phase::Plan, None),
             (Phase::Journal, Some("nothing was written")),
-            (Phase::Users, None),
             (Phase::Prepare, None),
             (Phase::Flip, Some("nothing visible changed")),
-            (Phase::PutInPlace, None),
-            (Phase::RemoveStale, None),
-            (Phase::Wrappers, None),
+            (Phase::Finish, None),
             (Phase::Commit, None),
         ];
         for (phase, says) in cases {

@@ -32,7 +32,7 @@ mod children;
 mod finish;
 
 pub use children::Children;
-pub use finish::{back_up_overlay, backup_file_name, finish};
+pub use finish::{back_up_overlay, finish};
 
 /// What the engine needs besides the plan.
 pub struct Ctx<'a> {
@@ -48,8 +48,6 @@ pub struct Ctx<'a> {
     pub runtime: &'a crate::etc::runtime::Sources,
     /// Claims of earlier generations (removal re-checks).
     pub evidence: &'a Evidence<'a>,
-    /// The `systemd-tmpfiles` to run, found before the first write.
-    pub tmpfiles: &'a runner::Engine<'a>,
 }
 
 fn rel(target: &str) -> String {
