@@ -13,7 +13,7 @@ use crate::manifest::{Entry, Kind, Manifest, Str};
 
 /// One way a path may be ours.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Claim<'a> {
+pub(crate) enum Claim<'a> {
     /// A symlink with exactly the text `<overlay>/<target>`, for the overlay with this index
     /// in [`Evidence`] (kept apart so that no per-entry link text is built).
     Overlay(usize),
@@ -32,7 +32,7 @@ pub enum Claim<'a> {
 
 /// Claims by target (relative to `/etc`).
 #[derive(Debug, Clone, Default)]
-pub struct Evidence<'a> {
+pub(crate) struct Evidence<'a> {
     claims: BTreeMap<Str<'a>, Vec<Claim<'a>>>,
     overlays: Vec<Str<'a>>,
     key: Option<crate::etc::runtime::Key>,
@@ -40,7 +40,7 @@ pub struct Evidence<'a> {
 
 impl<'a> Evidence<'a> {
     /// Adds every entry of a manifest.
-    pub fn add_manifest(&mut self, m: &Manifest<'a>) {
+    pub(crate) fn add_manifest(&mut self, m: &Manifest<'a>) {
         let ov = self.overlay_index(&m.overlay);
         if self.claims.is_empty() {
             // The common case, one manifest: entries are sorted, so build the map in bulk.
@@ -71,7 +71,7 @@ impl<'a> Evidence<'a> {
 
     /// Adds the keyed digests of the runtime copies a switch installed (recorded in the
     /// state, not the manifest); `key` is the root's. Without a key they prove nothing.
-    pub fn add_copies(
+    pub(crate) fn add_copies(
         &mut self,
         runtime: &BTreeMap<String, String>,
         key: Option<&crate::etc::runtime::Key>,
@@ -86,7 +86,7 @@ impl<'a> Evidence<'a> {
     }
 
     /// Adds every claim of `other`.
-    pub fn merge(&mut self, other: Evidence<'a>) {
+    pub(crate) fn merge(&mut self, other: Evidence<'a>) {
         if self.key.is_none() {
             self.key = other.key;
         }
@@ -102,7 +102,7 @@ impl<'a> Evidence<'a> {
     }
 
     /// Adds a claim.
-    pub fn add(&mut self, target: Str<'a>, claim: Claim<'a>) {
+    pub(crate) fn add(&mut self, target: Str<'a>, claim: Claim<'a>) {
         let list = self.claims.entry(target).or_default();
         if !list.contains(&claim) {
             list.push(claim);
@@ -110,19 +110,19 @@ impl<'a> Evidence<'a> {
     }
 
     /// Every claimed target, sorted.
-    pub fn targets(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn targets(&self) -> impl Iterator<Item = &str> {
         self.claims.keys().map(Str::as_str)
     }
 
     /// Whether what is at `target` is ours.
-    pub fn is_ours(&self, target: &str, node: &Node) -> bool {
+    pub(crate) fn is_ours(&self, target: &str, node: &Node) -> bool {
         self.claims
             .get(target)
             .is_some_and(|list| list.iter().any(|c| self.matches(c, target, node)))
     }
 
     /// Whether `target` is claimed as a managed directory.
-    pub fn is_dir(&self, target: &str) -> bool {
+    pub(crate) fn is_dir(&self, target: &str) -> bool {
         self.claims
             .get(target)
             .is_some_and(|list| list.contains(&Claim::Dir))

@@ -25,10 +25,10 @@ use crate::fs::{join, Node, Root};
 use crate::manifest::{is_same_or_below, Kind, Manifest, STATE_DIR_NAME};
 
 /// The legacy flip point.
-pub const LEGACY_OVERLAY: &str = "/etc/static";
+pub(crate) const LEGACY_OVERLAY: &str = "/etc/static";
 
 /// Claims of a legacy NixOS `/etc`, or `None` when the root does not look like one.
-pub fn evidence(root: &mut Root) -> Result<Option<Evidence<'static>>> {
+pub(crate) fn evidence(root: &mut Root) -> Result<Option<Evidence<'static>>> {
     if !matches!(root.node_with("etc/static", false)?, Node::Link(_)) {
         return Ok(None);
     }
@@ -84,7 +84,7 @@ fn claim_with_parents(ev: &mut Evidence<'static>, target: &str, claim: Claim<'st
 /// Rewrites `/etc/.clean`, if there is one and `new` uses the legacy overlay, to list `new`'s
 /// copies and direct links the way `setup-etc.pl` does (sorted relative paths, one a line).
 /// Nothing is written when it already does.
-pub fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
+pub(crate) fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
     if new.overlay != LEGACY_OVERLAY || !matches!(root.node_with(CLEAN, false)?, Node::File(_)) {
         return Ok(());
     }
@@ -105,6 +105,6 @@ pub fn keep_clean(root: &mut Root, new: &Manifest) -> Result<()> {
 const CLEAN: &str = "etc/.clean";
 
 /// Removes what a killed [`keep_clean`] left (we hold the lock).
-pub fn sweep(root: &mut Root) -> Result<()> {
+pub(crate) fn sweep(root: &mut Root) -> Result<()> {
     root.remove_tree_if_present(&crate::fs::temp_name(CLEAN))
 }

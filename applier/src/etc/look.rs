@@ -23,7 +23,7 @@ pub(crate) fn look_and_plan(
     let evidence = &gathered.evidence;
     let recorded = gathered.recorded.as_deref();
     let owners = owners::resolve(root, &gen.manifest, Some(gen.host))?;
-    let sources = runtime::read(root, &gen.manifest)?;
+    let sources = runtime::read(root, &gen.manifest);
     let world = observe::observe(root, &gen.manifest, evidence, gen.host, recorded)?;
     let overlay_rel = gen.manifest.overlay.trim_start_matches('/');
     let overlay_node = root.node_with(overlay_rel, false)?;

@@ -20,7 +20,7 @@ use crate::manifest::{Entry, Kind, Manifest};
 
 /// One observed path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// What is there.
     pub node: Node,
     /// Sorted names inside, for directories we may have to remove or replace.
@@ -31,7 +31,7 @@ pub struct Seen {
 
 impl Seen {
     /// An observation with nothing extra.
-    pub fn of(node: Node) -> Seen {
+    pub(crate) fn of(node: Node) -> Seen {
         Seen {
             node,
             listing: None,
@@ -41,13 +41,13 @@ impl Seen {
 }
 
 /// Observations by target.
-pub type World = BTreeMap<String, Seen>;
+pub(crate) type World = BTreeMap<String, Seen>;
 
 /// Observes `new` ∪ the claimed targets. `recorded[i]` says that `new.entries[i]` wants the
 /// same as the applied generation (a transition): it is taken as recorded, not looked at,
 /// and has no row in the world. (Its ancestors are recorded too: a parent is a `dir` entry
 /// in both manifests, and `dir` entries are always the same at their path.)
-pub fn observe(
+pub(crate) fn observe(
     root: &mut Root,
     new: &Manifest,
     ev: &Evidence,

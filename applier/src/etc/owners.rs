@@ -20,7 +20,7 @@ use crate::manifest::{Entry, Id, Kind, Manifest};
 
 /// Numeric owners of copies, with the names that did not resolve.
 #[derive(Debug, Default)]
-pub struct Owners {
+pub(crate) struct Owners {
     /// Target → (uid, gid) to install; an unresolved part is 0.
     pub ids: BTreeMap<String, (u32, u32)>,
     /// Copies whose owner or group name resolves nowhere, sorted by path.
@@ -61,7 +61,7 @@ impl std::fmt::Display for Unresolved {
 
 /// Resolves the owners of `new`'s copies. `gen_host`: the target generation on the host,
 /// whose `passwd`/`group` are used when the manifest ships them.
-pub fn resolve(root: &mut Root, new: &Manifest, gen_host: Option<&Path>) -> Result<Owners> {
+pub(crate) fn resolve(root: &mut Root, new: &Manifest, gen_host: Option<&Path>) -> Result<Owners> {
     let copies: Vec<&Entry> = new
         .entries
         .iter()
@@ -98,7 +98,7 @@ pub fn resolve(root: &mut Root, new: &Manifest, gen_host: Option<&Path>) -> Resu
 /// the root when it lies there (an image, a test root), else at the same path (the Nix
 /// store). `verify` and `status` resolve owners through it exactly as the switch did, from
 /// the generation's own `passwd` and `group` when it ships them.
-pub fn generation_on_host(root: &Root, generation: &str) -> std::path::PathBuf {
+pub(crate) fn generation_on_host(root: &Root, generation: &str) -> std::path::PathBuf {
     let inside = root.host_path().join(generation.trim_start_matches('/'));
     if inside.join("manifest.json").is_file() {
         inside

@@ -23,7 +23,7 @@ use crate::etc::runner::{Engine, Tmpfiles};
 use crate::fs::Root;
 
 /// One line of a creation: the path it makes (relative to the root), and its text.
-pub struct Line {
+pub(crate) struct Line {
     /// Where the line makes its path, relative to the root (`etc/…`).
     pub at: String,
     /// The tmpfiles line, newline included.
@@ -39,14 +39,14 @@ const MAX_PARTS: usize = 4;
 const MIN_PART_LINES: usize = 300;
 
 /// How many parts for `lines` lines on this machine (its usable cores, capped).
-pub fn count(lines: usize) -> usize {
+pub(crate) fn count(lines: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     cores.min(MAX_PARTS).min(lines / MIN_PART_LINES).max(1)
 }
 
 /// Splits `lines` into at most `parts` contiguous ranges of about the same size; each comes
 /// with its input: the `d` lines of its ancestors that other ranges hold, then its own lines.
-pub fn split(lines: &[Line], parts: usize) -> Vec<(Range<usize>, String)> {
+pub(crate) fn split(lines: &[Line], parts: usize) -> Vec<(Range<usize>, String)> {
     let dirs: HashMap<&str, usize> = lines
         .iter()
         .enumerate()
@@ -84,14 +84,14 @@ pub fn split(lines: &[Line], parts: usize) -> Vec<(Range<usize>, String)> {
 }
 
 /// The children of a creation, started before its lines are known.
-pub struct Creation {
+pub(crate) struct Creation {
     children: Vec<Tmpfiles>,
 }
 
 impl Creation {
     /// The children for a creation of `lines` lines, the `spare` one (already started) first;
     /// `None` when there is none (a plan that creates nothing feeds no `--create`).
-    pub fn start(
+    pub(crate) fn start(
         engine: &Engine,
         lines: usize,
         spare: &mut Option<Tmpfiles>,
@@ -108,7 +108,7 @@ impl Creation {
 
     /// Feeds every child its part, then, as each exits in turn, calls `check` with the range
     /// of `lines` it made and its complaints (see [`Tmpfiles::finish`]).
-    pub fn run(
+    pub(crate) fn run(
         self,
         root: &mut Root,
         lines: &[Line],

@@ -30,7 +30,7 @@ use crate::txn::children::Tied;
 use crate::txn::lock::Lock;
 
 /// Environment variable naming a specific `systemd-tmpfiles` binary (tests use 252/254/257).
-pub const TMPFILES_ENV: &str = "ETCFLIP_TMPFILES";
+pub(crate) const TMPFILES_ENV: &str = "ETCFLIP_TMPFILES";
 
 /// Where `systemd-tmpfiles` is looked for after `PATH` (activation may run with a bare PATH).
 const FALLBACK_DIRS: [&str; 3] = ["/usr/bin", "/bin", "/run/current-system/sw/bin"];
@@ -72,7 +72,7 @@ fn find_in(over: Option<PathBuf>, dirs: &[PathBuf]) -> Result<PathBuf> {
 }
 
 /// The `systemd-tmpfiles` a switch runs, and the lock its children hold.
-pub struct Engine<'l> {
+pub(crate) struct Engine<'l> {
     bin: PathBuf,
     lock: BorrowedFd<'l>,
     /// `<root>/etc`, the children's root (see [`Engine::start`]).
@@ -82,7 +82,7 @@ pub struct Engine<'l> {
 impl<'l> Engine<'l> {
     /// Children of `bin` will hold `lock` (the switch's) for as long as they live, and work
     /// in the root's `etc`, as `root` has it open now.
-    pub fn new(bin: PathBuf, lock: &'l Lock, root: &mut Root) -> Result<Engine<'l>> {
+    pub(crate) fn new(bin: PathBuf, lock: &'l Lock, root: &mut Root) -> Result<Engine<'l>> {
         let etc = root
             .dir("etc")?
             .try_clone()
@@ -96,7 +96,7 @@ impl<'l> Engine<'l> {
 }
 
 /// A path below the root as a child sees it: `etc/a/b` is `/a/b` (see the module comment).
-pub fn in_etc(rel: &str) -> String {
+pub(crate) fn in_etc(rel: &str) -> String {
     format!("/{}", rel.strip_prefix("etc/").unwrap_or(rel))
 }
 
@@ -113,7 +113,7 @@ const PIPE_MAX: usize = 1 << 20;
 /// One running `systemd-tmpfiles`, reading its lines from a pipe. Dropped unfinished (an
 /// error elsewhere), it is killed and reaped ([`Tied`]): nothing runs on after the switch gave
 /// up.
-pub struct Tmpfiles {
+pub(crate) struct Tmpfiles {
     child: Tied,
     stdin: Option<ChildStdin>,
     stderr: File,
@@ -136,7 +136,7 @@ impl Engine<'_> {
     /// whose name is not UTF-8, cannot make it work on another tree. (`/proc/self/fd/N` of an
     /// inherited descriptor would also do, and all of 252, 254 and 257 take it, but then every
     /// path tmpfiles walks starts in procfs: ≈ 20% more time per line, measured on 10,000.)
-    pub fn start(&self) -> Result<Tmpfiles> {
+    pub(crate) fn start(&self) -> Result<Tmpfiles> {
         let shown = format!("{} --create", self.bin.display());
         let errors = nix::sys::memfd::memfd_create(
             c"etcflip-tmpfiles-stderr",
@@ -171,7 +171,7 @@ impl Engine<'_> {
 
 impl Tmpfiles {
     /// Sends `lines` (whole lines, each ending in a newline).
-    pub fn feed(&mut self, lines: &str) -> Result<()> {
+    pub(crate) fn feed(&mut self, lines: &str) -> Result<()> {
         let stdin = self
             .stdin
             .as_mut()
@@ -209,13 +209,13 @@ impl Tmpfiles {
 
     /// Closes the input: tmpfiles reads all of it before acting, so this is what sets the
     /// child to work.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         drop(self.stdin.take());
     }
 
     /// Closes the input (if still open) and waits. Returns tmpfiles' complaints (stderr)
     /// when it exits non-zero; the caller's read-back decides whether that matters.
-    pub fn finish(mut self) -> Result<Option<String>> {
+    pub(crate) fn finish(mut self) -> Result<Option<String>> {
         self.close();
         let status = self
             .child

@@ -23,7 +23,7 @@ use crate::txn::state::state_dir;
 
 /// What a runtime copy's source held when the switch read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// Its content and sha256.
     Read {
         /// The bytes to install: exactly what was hashed.
@@ -37,7 +37,7 @@ pub enum Source {
 
 impl Source {
     /// The sha256 of what would be installed, if the source was read.
-    pub fn sha256(&self) -> Option<&str> {
+    pub(crate) fn sha256(&self) -> Option<&str> {
         match self {
             Source::Read { sha256, .. } => Some(sha256),
             Source::Missing(_) => None,
@@ -46,10 +46,10 @@ impl Source {
 }
 
 /// Sources by target.
-pub type Sources = BTreeMap<String, Source>;
+pub(crate) type Sources = BTreeMap<String, Source>;
 
 /// Reads the source of every runtime copy of `m` under the root.
-pub fn read(root: &mut Root, m: &Manifest) -> Result<Sources> {
+pub(crate) fn read(root: &mut Root, m: &Manifest) -> Sources {
     let mut out = Sources::new();
     for e in m.entries.iter().filter(|e| e.is_runtime_copy()) {
         let source = e.source.as_deref().unwrap_or_default();
@@ -64,11 +64,11 @@ pub fn read(root: &mut Root, m: &Manifest) -> Result<Sources> {
         };
         out.insert(e.target.to_string(), found);
     }
-    Ok(out)
+    out
 }
 
 /// The runtime copies a switch leaves incomplete, one line each (`/etc/x: why`).
-pub fn incomplete(sources: &Sources) -> Vec<String> {
+pub(crate) fn incomplete(sources: &Sources) -> Vec<String> {
     sources
         .iter()
         .filter_map(|(t, s)| match s {
@@ -81,7 +81,7 @@ pub fn incomplete(sources: &Sources) -> Vec<String> {
 /// What to record for the target generation's runtime copies: the keyed digest of what this
 /// switch installs (or finds right), else of what is there and stays ours; nothing for what
 /// is neither (it is not ours any more).
-pub fn recorded(
+pub(crate) fn recorded(
     sources: &Sources,
     (plan, world, evidence): (&Plan, &World, &Evidence),
     key: Option<&Key>,
@@ -117,7 +117,7 @@ pub fn recorded(
 
 /// Whether what the state records of `m`'s runtime copies can be keyed: it has none, or the
 /// root has a key (made by the first switch that writes one, never by a refused or no-op one).
-pub fn keyed(m: &Manifest, key: Option<&Key>) -> bool {
+pub(crate) fn keyed(m: &Manifest, key: Option<&Key>) -> bool {
     key.is_some()
         || !m
             .entries
@@ -128,7 +128,7 @@ pub fn keyed(m: &Manifest, key: Option<&Key>) -> bool {
 /// The root's secret for runtime-copy digests: `/etc/.etcflip/key`, 32 random bytes, mode
 /// 0600, made by the first switch that needs it.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Key(Vec<u8>);
+pub(crate) struct Key(Vec<u8>);
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,11 +137,11 @@ impl std::fmt::Debug for Key {
 }
 
 /// The key file, in the state directory.
-pub const KEY_FILE: &str = "key";
+pub(crate) const KEY_FILE: &str = "key";
 
 impl Key {
     /// The keyed digest of a content hash.
-    pub fn digest(&self, sha256: &str) -> String {
+    pub(crate) fn digest(&self, sha256: &str) -> String {
         let mut bytes = self.0.clone();
         bytes.extend_from_slice(sha256.as_bytes());
         sha256_bytes(&bytes)
@@ -149,13 +149,13 @@ impl Key {
 
     /// The root's key, if it has one and this process may read it: without it a dry run or
     /// `verify` simply proves nothing about runtime copies.
-    pub fn read(root: &mut Root) -> Option<Key> {
+    pub(crate) fn read(root: &mut Root) -> Option<Key> {
         Key::read_to_write(root).ok().flatten()
     }
 
     /// The root's key for a switch that writes: an existing key must be readable (it is
     /// never replaced: the recorded digests depend on it).
-    pub fn read_to_write(root: &mut Root) -> Result<Option<Key>> {
+    pub(crate) fn read_to_write(root: &mut Root) -> Result<Option<Key>> {
         let rel = format!("{}/{KEY_FILE}", state_dir());
         match root.node_with(&rel, false)? {
             Node::Absent => Ok(None),
@@ -173,7 +173,7 @@ impl Key {
     }
 
     /// The root's key, made now (atomically, 0600) if it has none. Called under the lock.
-    pub fn read_or_make(root: &mut Root) -> Result<Key> {
+    pub(crate) fn read_or_make(root: &mut Root) -> Result<Key> {
         if let Some(key) = Key::read_to_write(root)? {
             return Ok(key);
         }

@@ -6,7 +6,7 @@
 use crate::fs::{join, sha256_bytes, split};
 
 /// The scratch name for `target` and a purpose (`stage`, `link`, `swap`), relative to the root.
-pub fn scratch(target: &str, purpose: &str) -> String {
+pub(crate) fn scratch(target: &str, purpose: &str) -> String {
     let (parent, name) = split(target);
     let hash = &sha256_bytes(name.as_bytes())[..16];
     format!(
@@ -20,7 +20,7 @@ pub(crate) const PURPOSES: [&str; 3] = ["stage", "link", "swap"];
 /// Whether `name` is one of etcflip's scratch names (what [`scratch`] and the flip make, and
 /// what a killed run's rerun sweeps). Backups (`.etcflip-backup…`) are not: they are the
 /// user's, and never removed.
-pub fn is_scratch(name: &str) -> bool {
+pub(crate) fn is_scratch(name: &str) -> bool {
     name == crate::txn::flip::SCRATCH
         || PURPOSES
             .iter()

@@ -32,12 +32,12 @@ use crate::manifest::{Entry, Kind, Manifest};
 use crate::txn::state::state_dir;
 
 /// The state file, in the state directory.
-pub const FILE: &str = "stamps.json";
+pub(crate) const FILE: &str = "stamps.json";
 const VERSION: u32 = 1;
 
 /// One fingerprint: device, inode, size, mtime (ns), ctime (ns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp(u64, u64, u64, i128, i128);
+pub(crate) struct Stamp(u64, u64, u64, i128, i128);
 
 impl Stamp {
     fn of(st: &Stat) -> Stamp {
@@ -48,7 +48,7 @@ impl Stamp {
 /// The recorded stamps, by target (`""` is `/etc` itself).
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Stamps {
+pub(crate) struct Stamps {
     version: u32,
     dirs: BTreeMap<String, Stamp>,
     copies: BTreeMap<String, Stamp>,
@@ -56,7 +56,7 @@ pub struct Stamps {
 
 /// When the switch began, in whole seconds of the real-time clock.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     start: i128,
 }
 
@@ -66,7 +66,7 @@ impl Clock {
     /// and rounding down to the second covers file systems that truncate their timestamps
     /// (to whole seconds at worst). Reading it writes nothing, so a refused or no-op switch
     /// still changes nothing at all.
-    pub fn start() -> Result<Clock> {
+    pub(crate) fn start() -> Result<Clock> {
         let now = clock_gettime(ClockId::CLOCK_REALTIME_COARSE)
             .context("cannot read the real-time clock")?;
         Ok(Clock {
@@ -83,7 +83,7 @@ impl Clock {
 
 /// Reads the stamps; anything unreadable or from another version is no proof at all (the
 /// transition then looks at everything), never an error.
-pub fn read(root: &mut Root) -> Result<Stamps> {
+pub(crate) fn read(root: &mut Root) -> Result<Stamps> {
     let rel = format!("{}/{FILE}", state_dir());
     if !matches!(root.node_with(&rel, false)?, crate::fs::Node::File(_)) {
         return Ok(Stamps::default());
@@ -109,7 +109,7 @@ fn etc(target: &str) -> String {
 }
 
 /// Checks entries against the stamps, remembering each directory's answer.
-pub struct Prover<'s> {
+pub(crate) struct Prover<'s> {
     stamps: &'s Stamps,
     dirs: BTreeMap<String, bool>,
     /// The last directory asked about and its answer: entries come sorted, so siblings are
@@ -121,7 +121,7 @@ pub struct Prover<'s> {
 
 impl<'s> Prover<'s> {
     /// A prover over recorded stamps.
-    pub fn new(stamps: &'s Stamps) -> Prover<'s> {
+    pub(crate) fn new(stamps: &'s Stamps) -> Prover<'s> {
         Prover {
             stamps,
             dirs: BTreeMap::new(),
@@ -132,7 +132,7 @@ impl<'s> Prover<'s> {
 
     /// Whether `e` (identical in the applied and the target generation) provably is still
     /// as the last commit left it: its directory's stamp, and a copy's own, are unchanged.
-    pub fn unchanged(&mut self, root: &mut Root, e: &Entry) -> Result<bool> {
+    pub(crate) fn unchanged(&mut self, root: &mut Root, e: &Entry) -> Result<bool> {
         let parent = parent_of(&e.target);
         if !self.dir_unchanged(root, parent)? {
             return Ok(false);
@@ -177,7 +177,7 @@ impl<'s> Prover<'s> {
     /// switch whatever this one does: if it (or anyone) changes such a directory or copy,
     /// the stamp no longer matches and the next switch looks. So the commit keeps them
     /// without another stat.
-    pub fn into_proven(self) -> Stamps {
+    pub(crate) fn into_proven(self) -> Stamps {
         self.proven
     }
 }
@@ -188,7 +188,7 @@ impl<'s> Prover<'s> {
 /// Stamps `proven` at the start are kept as they were, without a stat (see
 /// [`Prover::into_proven`]). (A no-op re-switch writes nothing, stamps included: the last
 /// commit's stamps stay valid.)
-pub fn record(
+pub(crate) fn record(
     root: &mut Root,
     new: &Manifest,
     (clock, proven): (Clock, &Stamps),

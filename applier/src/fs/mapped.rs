@@ -23,7 +23,7 @@ use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use nix::sys::stat::{fstat, SFlag};
 
 /// A regular file's bytes, mapped (or empty).
-pub struct Mapped {
+pub(crate) struct Mapped {
     /// Start and length of the mapping; `None` for an empty file (`mmap` refuses length 0).
     map: Option<(NonNull<c_void>, NonZeroUsize)>,
 }
@@ -35,7 +35,7 @@ impl Mapped {
     /// Nobody may modify the file in place (write to it, truncate it) while the result or
     /// anything borrowed from it lives. Replacing it by rename is fine: the mapping keeps the
     /// old inode.
-    pub unsafe fn of(fd: &OwnedFd, shown: &str) -> Result<Mapped> {
+    pub(crate) unsafe fn of(fd: &OwnedFd, shown: &str) -> Result<Mapped> {
         let st = fstat(fd).with_context(|| format!("cannot stat {shown}"))?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             bail!("{shown} should be a regular file");
@@ -63,7 +63,7 @@ impl Mapped {
     }
 
     /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self.map {
             // SAFETY: `ptr` is a live mapping of `len` readable bytes until `drop`, and the
             // slice cannot outlive `self`. See the module comment for why the bytes do not
@@ -76,7 +76,7 @@ impl Mapped {
     }
 
     /// The bytes as text; `None` if they are not UTF-8.
-    pub fn text(&self) -> Option<&str> {
+    pub(crate) fn text(&self) -> Option<&str> {
         std::str::from_utf8(self.bytes()).ok()
     }
 }

@@ -19,7 +19,7 @@ pub(crate) mod root;
 pub(crate) mod statx;
 pub(crate) mod write;
 
-pub use read::sha256_bytes;
 pub(crate) use read::read_regular;
+pub use read::sha256_bytes;
 pub(crate) use root::{join, split, Node, Root};
 pub(crate) use write::{temp_name, Owner};

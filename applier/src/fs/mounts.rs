@@ -13,7 +13,7 @@ use crate::fs::Root;
 
 /// Targets (relative to `/etc`) that are mount points, sorted. Paths are compared as bytes
 /// (a root's name need not be UTF-8; targets are).
-pub fn below_etc(root: &Root) -> Vec<String> {
+pub(crate) fn below_etc(root: &Root) -> Vec<String> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };

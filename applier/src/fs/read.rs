@@ -18,7 +18,7 @@ const MAX_READ: u64 = 64 << 20;
 
 impl Root {
     /// Reads a regular file below the root (not following links).
-    pub fn read(&mut self, rel: &str) -> Result<Vec<u8>> {
+    pub(crate) fn read(&mut self, rel: &str) -> Result<Vec<u8>> {
         let (parent, name) = split(rel);
         let shown = self.show(rel);
         let pfd = self.dir(parent)?;
@@ -27,7 +27,7 @@ impl Root {
     }
 
     /// Opens `rel` read-only, not following it if it is a link.
-    pub fn open_file(&mut self, rel: &str) -> Result<OwnedFd> {
+    pub(crate) fn open_file(&mut self, rel: &str) -> Result<OwnedFd> {
         let (parent, name) = split(rel);
         let shown = self.show(rel);
         let pfd = self.dir(parent)?;
@@ -38,7 +38,7 @@ impl Root {
     /// files such as `/etc/passwd` that may legitimately be a link (immutable user databases)
     /// and for the sources of runtime copies (`/run/secrets` is a link on sops-nix systems).
     /// `None` if missing; anything but a regular file is an error (a FIFO would hang us).
-    pub fn read_in_root(&mut self, rel: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_in_root(&mut self, rel: &str) -> Result<Option<Vec<u8>>> {
         // Looked at through an O_PATH fd first: opening a device to read it can have effects
         // (a watchdog, a tape); only a regular file is opened for reading, and only if the
         // path still names the same one then.
@@ -114,7 +114,7 @@ fn read_bounded(fd: OwnedFd, shown: &str) -> Result<Vec<u8>> {
 /// Reads a regular file of the host (a generation's payload, following its links to the
 /// sources, as readers will): never blocks on a FIFO or reads a device, at most
 /// `MAX_READ` bytes (64 MiB).
-pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
     let shown = path.display().to_string();
     let fd = nix::fcntl::open(
         path,
@@ -126,9 +126,10 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
     read_bounded(fd, &shown)
 }
 
-pub use etcflip_format::hash::{sha256_bytes, sha256_stream};
+pub use etcflip_format::hash::sha256_bytes;
+use etcflip_format::hash::sha256_stream;
 
 /// sha256 of everything readable from `fd`, as lowercase hex.
-pub fn sha256_fd(fd: OwnedFd) -> std::io::Result<String> {
+pub(crate) fn sha256_fd(fd: OwnedFd) -> std::io::Result<String> {
     sha256_stream(std::fs::File::from(fd), None)
 }

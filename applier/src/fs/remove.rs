@@ -17,12 +17,12 @@ use super::root::{split, Node, Root, DIR_FLAGS};
 
 impl Root {
     /// Removes a file or symlink (never what it points to). Missing is fine.
-    pub fn unlink(&mut self, rel: &str) -> Result<()> {
+    pub(crate) fn unlink(&mut self, rel: &str) -> Result<()> {
         self.unlink_flags(rel, UnlinkatFlags::NoRemoveDir)
     }
 
     /// Removes an empty directory. Missing is fine.
-    pub fn rmdir(&mut self, rel: &str) -> Result<()> {
+    pub(crate) fn rmdir(&mut self, rel: &str) -> Result<()> {
         self.unlink_flags(rel, UnlinkatFlags::RemoveDir)?;
         self.dirs.retain(|k, _| !is_same_or_below(k, rel));
         Ok(())
@@ -31,7 +31,7 @@ impl Root {
     /// Removes the entry at `rel` through the fd of its parent as cached when it was looked
     /// at (never by re-resolving the path: a parent swapped since for a link elsewhere is not
     /// followed). A directory goes only when empty: returns `false` when it is not.
-    pub fn remove_entry(&mut self, rel: &str, dir: bool) -> Result<bool> {
+    pub(crate) fn remove_entry(&mut self, rel: &str, dir: bool) -> Result<bool> {
         let flags = if dir {
             UnlinkatFlags::RemoveDir
         } else {
@@ -74,7 +74,7 @@ impl Root {
 
     /// Removes `rel` and everything below it, without following links or crossing mounts.
     /// Only used on etcflip's own scratch trees and on trees the plan proved to be ours.
-    pub fn remove_tree(&mut self, rel: &str) -> Result<()> {
+    pub(crate) fn remove_tree(&mut self, rel: &str) -> Result<()> {
         let Node::Dir(top) = self.node_with(rel, false)? else {
             return self.unlink(rel);
         };
@@ -83,7 +83,7 @@ impl Root {
     }
 
     /// [`Root::remove_tree`] when something is there.
-    pub fn remove_tree_if_present(&mut self, rel: &str) -> Result<()> {
+    pub(crate) fn remove_tree_if_present(&mut self, rel: &str) -> Result<()> {
         match self.node_with(rel, false)? {
             Node::Absent | Node::Blocked(_) => Ok(()),
             _ => self.remove_tree(rel),

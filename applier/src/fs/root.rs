@@ -27,7 +27,7 @@ pub(super) const DIR_FLAGS: OFlag = OFlag::O_RDONLY
 
 /// What is at a path, looked at without following it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
+pub(crate) enum Node {
     /// Nothing.
     Absent,
     /// A symlink and its exact text.
@@ -46,7 +46,7 @@ pub enum Node {
 
 impl Node {
     /// Whether the path is a mount point (something mounted on it, e.g. by nixos-enter).
-    pub fn is_mount_point(&self) -> bool {
+    pub(crate) fn is_mount_point(&self) -> bool {
         match self {
             Node::File(f) => f.meta.mount,
             Node::Dir(m) => m.mount,
@@ -58,7 +58,7 @@ impl Node {
 
 /// Mode and owner of an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Meta {
+pub(crate) struct Meta {
     /// Permission bits (`0o7777`).
     pub mode: u32,
     /// Owner.
@@ -73,7 +73,7 @@ pub struct Meta {
 
 /// A regular file's metadata and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileInfo {
+pub(crate) struct FileInfo {
     /// Mode and owner.
     pub meta: Meta,
     /// Lowercase hex sha256 of the content.
@@ -93,7 +93,7 @@ impl Meta {
 }
 
 /// A root directory and a cache of directory fds below it.
-pub struct Root {
+pub(crate) struct Root {
     /// Shared, so that error messages can be built while a directory fd is borrowed, and only
     /// when there is an error (building them for every lookup was a tenth of a no-op switch).
     pub(super) host: std::rc::Rc<Path>,
@@ -114,12 +114,12 @@ fn max_cached_dirs() -> usize {
 }
 
 /// Splits `a/b/c` into (`a/b`, `c`); a top-level name has the parent `""` (the root).
-pub fn split(rel: &str) -> (&str, &str) {
+pub(crate) fn split(rel: &str) -> (&str, &str) {
     rel.rsplit_once('/').unwrap_or(("", rel))
 }
 
 /// Joins two relative paths.
-pub fn join(parent: &str, name: &str) -> String {
+pub(crate) fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_owned()
     } else {
@@ -132,7 +132,7 @@ impl Root {
     /// as a directory is bad usage (exit 2). From here on the root is this open directory:
     /// its path (normalized: no `.`, `..` or links, whatever `host` said) is only read back
     /// from the descriptor, for messages, mount points and paths inside the root.
-    pub fn open(host: &Path) -> Result<Root> {
+    pub(crate) fn open(host: &Path) -> Result<Root> {
         let fd = nix::fcntl::open(host, DIR_FLAGS.difference(OFlag::O_NOFOLLOW), Mode::empty())
             .map_err(|e| {
                 crate::errors::Invalid::one(format!(
@@ -155,17 +155,17 @@ impl Root {
     }
 
     /// The root as the host sees it, normalized, as it was when opened (see [`Root::open`]).
-    pub fn host_path(&self) -> &Path {
+    pub(crate) fn host_path(&self) -> &Path {
         &self.host
     }
 
     /// The host path of `rel`, for messages only (never opened by path).
-    pub fn show(&self, rel: &str) -> String {
+    pub(crate) fn show(&self, rel: &str) -> String {
         self.host.join(rel).display().to_string()
     }
 
     /// Forgets cached directory fds: needed after directories were renamed or exchanged.
-    pub fn forget_dirs(&mut self) {
+    pub(crate) fn forget_dirs(&mut self) {
         self.dirs.clear();
     }
 
@@ -198,7 +198,7 @@ impl Root {
     }
 
     /// The fd of directory `rel`, which must exist as a real directory.
-    pub fn dir(&mut self, rel: &str) -> Result<&OwnedFd> {
+    pub(crate) fn dir(&mut self, rel: &str) -> Result<&OwnedFd> {
         let found = match self.dir_fd(rel) {
             Ok(found) => found.is_some(),
             Err((at, e)) => bail!(
@@ -219,12 +219,12 @@ impl Root {
     }
 
     /// What is at `rel`, without following it; regular files are hashed.
-    pub fn node(&mut self, rel: &str) -> Result<Node> {
+    pub(crate) fn node(&mut self, rel: &str) -> Result<Node> {
         self.node_with(rel, true)
     }
 
     /// Like [`Root::node`]; `hash` false skips reading regular files (their sha256 is empty).
-    pub fn node_with(&mut self, rel: &str, hash: bool) -> Result<Node> {
+    pub(crate) fn node_with(&mut self, rel: &str, hash: bool) -> Result<Node> {
         let (parent, name) = split(rel);
         let host = std::rc::Rc::clone(&self.host);
         let shown = || host.join(rel).display().to_string();
@@ -265,7 +265,7 @@ impl Root {
 
     /// `statx` of `rel` without following it; `None` if it (or a directory above it) is
     /// missing, or a component above it is not a real directory.
-    pub fn stat(&mut self, rel: &str) -> Result<Option<Stat>> {
+    pub(crate) fn stat(&mut self, rel: &str) -> Result<Option<Stat>> {
         let (parent, name) = split(rel);
         let shown = self.show(rel);
         let pfd = match self.dir_fd(parent) {
@@ -284,7 +284,7 @@ impl Root {
     }
 
     /// Names in directory `rel`, sorted; empty if it does not exist.
-    pub fn list(&mut self, rel: &str) -> Result<Vec<String>> {
+    pub(crate) fn list(&mut self, rel: &str) -> Result<Vec<String>> {
         let shown = self.show(rel);
         let fd = match self.dir_fd(rel) {
             Ok(Some(fd)) => fd,

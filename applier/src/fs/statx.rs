@@ -14,7 +14,7 @@ use nix::errno::Errno;
 
 /// What `statx` says about a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
+pub(crate) struct Stat {
     /// File type and permission bits (`st_mode`).
     pub mode: u32,
     /// Owner.
@@ -40,13 +40,13 @@ fn nanos(t: libc::statx_timestamp) -> i128 {
 }
 
 /// `statx(dirfd, name, AT_SYMLINK_NOFOLLOW)`.
-pub fn statx_at(dirfd: BorrowedFd<'_>, name: &str) -> Result<Stat, Errno> {
+pub(crate) fn statx_at(dirfd: BorrowedFd<'_>, name: &str) -> Result<Stat, Errno> {
     let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
     statx_name(dirfd, &name)
 }
 
 /// [`statx_at`] for a name of any bytes (as a directory listing gives it).
-pub fn statx_name(dirfd: BorrowedFd<'_>, name: &std::ffi::CStr) -> Result<Stat, Errno> {
+pub(crate) fn statx_name(dirfd: BorrowedFd<'_>, name: &std::ffi::CStr) -> Result<Stat, Errno> {
     let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
     let mask = libc::STATX_BASIC_STATS;
     // SAFETY: `name` is a NUL-terminated string that outlives the call, `buf` is a writable

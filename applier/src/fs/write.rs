@@ -14,7 +14,7 @@ use super::root::{join, split, Node, Root};
 
 impl Root {
     /// Creates directories `rel` and its missing parents (mode 0755), never following links.
-    pub fn make_dirs(&mut self, rel: &str) -> Result<()> {
+    pub(crate) fn make_dirs(&mut self, rel: &str) -> Result<()> {
         let mut done = String::new();
         for comp in rel.split('/').filter(|c| !c.is_empty()) {
             let next = join(&done, comp);
@@ -42,7 +42,7 @@ impl Root {
 
     /// Creates a symlink `rel` → `text`. Absolute texts are deliberate: links point at the
     /// overlay or at store paths, which are the same inside and outside the root.
-    pub fn symlink(&mut self, text: &str, rel: &str) -> Result<()> {
+    pub(crate) fn symlink(&mut self, text: &str, rel: &str) -> Result<()> {
         let (parent, name) = split(rel);
         let shown = self.show(rel);
         let pfd = self.dir(parent)?;
@@ -52,7 +52,7 @@ impl Root {
     /// Writes a new regular file `rel` (which must not exist) with `content`, setting owner
     /// and mode on the fd before any byte is written (a secret is never readable by others),
     /// then fsyncs it.
-    pub fn write_new(
+    pub(crate) fn write_new(
         &mut self,
         rel: &str,
         content: &[&[u8]],
@@ -82,19 +82,19 @@ impl Root {
     }
 
     /// Atomically replaces `to` with `from` (same directory), then syncs the directory.
-    pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+    pub(crate) fn rename(&mut self, from: &str, to: &str) -> Result<()> {
         self.rename_flags(from, to, RenameFlags::empty())
     }
 
     /// Swaps `a` and `b` atomically (`RENAME_EXCHANGE`): no instant where either is missing.
-    pub fn exchange(&mut self, a: &str, b: &str) -> Result<()> {
+    pub(crate) fn exchange(&mut self, a: &str, b: &str) -> Result<()> {
         self.rename_flags(a, b, RenameFlags::RENAME_EXCHANGE)?;
         self.forget_dirs();
         Ok(())
     }
 
     /// Renames `from` to `to` only if `to` does not exist; `Ok(false)` if it does.
-    pub fn rename_noreplace(&mut self, from: &str, to: &str) -> Result<bool> {
+    pub(crate) fn rename_noreplace(&mut self, from: &str, to: &str) -> Result<bool> {
         match self.rename_at(from, to, RenameFlags::RENAME_NOREPLACE)? {
             Ok(()) => Ok(true),
             Err(Errno::EEXIST) => Ok(false),
@@ -140,7 +140,7 @@ impl Root {
     }
 
     /// Makes a hard link `to` of `from` (a file or the symlink itself, never its target).
-    pub fn hardlink(&mut self, from: &str, to: &str) -> Result<bool> {
+    pub(crate) fn hardlink(&mut self, from: &str, to: &str) -> Result<bool> {
         let (pa, na) = split(from);
         let (pb, nb) = split(to);
         let (sa, sb) = (self.show(from), self.show(to));
@@ -154,7 +154,7 @@ impl Root {
     }
 
     /// Syncs directory `rel`.
-    pub fn sync_dir(&mut self, rel: &str) -> Result<()> {
+    pub(crate) fn sync_dir(&mut self, rel: &str) -> Result<()> {
         let shown = self.show(rel);
         let fd = self.dir(rel)?;
         fsync(fd).with_context(|| format!("cannot sync {shown}"))
@@ -166,13 +166,13 @@ impl Root {
     /// # Atomicity
     /// A reader (or a crash) sees the old content or the new, never a partial file. Callers hold
     /// the lock, so the temp name is theirs; a killed run's temp file is swept under the lock.
-    pub fn atomic_write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn atomic_write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
         self.atomic_write_parts(rel, &[bytes])
     }
 
     /// [`Root::atomic_write`] of the concatenation of `parts` (written in turn, never copied
     /// together).
-    pub fn atomic_write_parts(&mut self, rel: &str, parts: &[&[u8]]) -> Result<()> {
+    pub(crate) fn atomic_write_parts(&mut self, rel: &str, parts: &[&[u8]]) -> Result<()> {
         let tmp = temp_name(rel);
         self.remove_tree_if_present(&tmp)?;
         self.write_new(&tmp, parts, 0o644, Owner::current())?;
@@ -182,14 +182,14 @@ impl Root {
 
 /// The temporary name [`Root::atomic_write`] uses for `rel`: beside it, with etcflip's reserved
 /// mark.
-pub fn temp_name(rel: &str) -> String {
+pub(crate) fn temp_name(rel: &str) -> String {
     let (parent, name) = split(rel);
     join(parent, &format!(".{name}.etcflip-tmp"))
 }
 
 /// The owner to give a file we write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
+pub(crate) struct Owner {
     /// Numeric owner.
     pub uid: u32,
     /// Numeric group.
@@ -198,7 +198,7 @@ pub struct Owner {
 
 impl Owner {
     /// The effective user and group of this process.
-    pub fn current() -> Owner {
+    pub(crate) fn current() -> Owner {
         Owner {
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
@@ -207,7 +207,7 @@ impl Owner {
 
     /// Applies the owner to an open fd. Skipped when it already matches, so an unprivileged
     /// run (a scratch root, an image build) can still write files it owns.
-    pub fn apply(self, fd: &OwnedFd) -> Result<()> {
+    pub(crate) fn apply(self, fd: &OwnedFd) -> Result<()> {
         let st = fstat(fd)?;
         if st.st_uid == self.uid && st.st_gid == self.gid {
             return Ok(());

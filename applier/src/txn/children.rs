@@ -9,13 +9,13 @@ use std::os::fd::{AsRawFd as _, BorrowedFd, RawFd};
 use std::process::{Child, Command};
 
 /// A running child tied to the switch (see the module comment).
-pub struct Tied {
+pub(crate) struct Tied {
     child: Child,
 }
 
 impl Tied {
     /// Spawns `cmd` tied to the switch whose lock is open at `lock` (`Lock::fd`).
-    pub fn spawn(cmd: &mut Command, lock: BorrowedFd) -> std::io::Result<Tied> {
+    pub(crate) fn spawn(cmd: &mut Command, lock: BorrowedFd) -> std::io::Result<Tied> {
         tie_to_switch(cmd, lock.as_raw_fd());
         Ok(Tied {
             child: cmd.spawn()?,
@@ -23,12 +23,12 @@ impl Tied {
     }
 
     /// The child itself.
-    pub fn get(&mut self) -> &mut Child {
+    pub(crate) fn get(&mut self) -> &mut Child {
         &mut self.child
     }
 
     /// Waits for the child to exit.
-    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+    pub(crate) fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
         self.child.wait()
     }
 }

@@ -8,11 +8,11 @@ use crate::fs::{join, split, Root};
 
 /// The name the new link has, beside the flip point, until the rename. A killed flip leaves
 /// it behind; the next switch removes it.
-pub const SCRATCH: &str = ".etcflip-flip";
+pub(crate) const SCRATCH: &str = ".etcflip-flip";
 
 /// Points the link at `at` (absolute in the root, such as `/etc/static`) to `to`, with one
 /// rename; its parent directories are made if missing.
-pub fn flip(root: &mut Root, at: &str, to: &str) -> Result<()> {
+pub(crate) fn flip(root: &mut Root, at: &str, to: &str) -> Result<()> {
     let rel = at.trim_start_matches('/');
     let (parent, _) = split(rel);
     root.make_dirs(parent)?;
@@ -24,7 +24,7 @@ pub fn flip(root: &mut Root, at: &str, to: &str) -> Result<()> {
 }
 
 /// Removes what a flip at `at` killed between its link and its rename left behind.
-pub fn sweep(root: &mut Root, at: &str) -> Result<()> {
+pub(crate) fn sweep(root: &mut Root, at: &str) -> Result<()> {
     let (parent, _) = split(at.trim_start_matches('/'));
     root.remove_tree_if_present(&join(parent, SCRATCH))
 }

@@ -12,14 +12,14 @@ use crate::manifest::{Kind, Manifest};
 
 /// A generation directory with its manifest file mapped, not yet parsed: see
 /// [`Generation::parse`].
-pub struct GenerationFile {
+pub(crate) struct GenerationFile {
     /// Canonical host path of the generation directory.
     pub host: PathBuf,
     manifest: Mapped,
 }
 
 /// A loaded, validated generation. Its manifest borrows from the [`GenerationFile`].
-pub struct Generation<'a> {
+pub(crate) struct Generation<'a> {
     /// Canonical host path of the generation directory.
     pub host: &'a Path,
     /// `manifest.json` as read, without trailing white space (the form the state records).
@@ -30,7 +30,7 @@ pub struct Generation<'a> {
 
 impl GenerationFile {
     /// Opens `path` and maps its manifest (parse it with [`Generation::parse`]).
-    pub fn open(path: &Path) -> Result<GenerationFile> {
+    pub(crate) fn open(path: &Path) -> Result<GenerationFile> {
         let host = path.canonicalize().map_err(|e| {
             Invalid::one(format!(
                 "{}: not a generation directory ({e})",
@@ -65,7 +65,7 @@ impl GenerationFile {
 
     /// The manifest's text, for [`Generation::parse`] (which another thread may run: the
     /// text is a plain `&str`).
-    pub fn text(&self) -> Result<&str> {
+    pub(crate) fn text(&self) -> Result<&str> {
         self.manifest.text().ok_or_else(|| {
             Invalid::one(format!(
                 "{}: the manifest is not UTF-8",
@@ -79,7 +79,7 @@ impl GenerationFile {
     /// image, a test root), else its host path (the Nix store is the same path everywhere).
     /// It becomes the overlay link's text and is recorded in JSON, so it must be UTF-8: any
     /// other path is refused (exit 2) rather than written under a lossy, wrong name.
-    pub fn path_in_root(&self, root: &crate::fs::Root) -> Result<String> {
+    pub(crate) fn path_in_root(&self, root: &crate::fs::Root) -> Result<String> {
         let base = root.host_path();
         let shown = match self.host.strip_prefix(base) {
             Ok(rest) if base != Path::new("/") => Path::new("/").join(rest),
@@ -100,7 +100,7 @@ impl<'a> Generation<'a> {
     /// Parses and checks the generation at `host` whose manifest reads `text`: the manifest
     /// must be valid and the payload must match it (copies and text files by sha256, direct
     /// links by their text). Every problem is reported at once.
-    pub fn parse(host: &'a Path, text: &'a str) -> Result<Generation<'a>> {
+    pub(crate) fn parse(host: &'a Path, text: &'a str) -> Result<Generation<'a>> {
         let mpath = host.join("manifest.json");
         let manifest = Manifest::from_json(text, &mpath.display().to_string())?;
         let problems = payload_problems(host, &manifest);

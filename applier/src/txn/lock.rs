@@ -32,13 +32,13 @@ use crate::txn::state::state_dir;
 
 /// Removes what a killed run left, once the lock is held (the domains know what that is: see
 /// [`crate::txn::state::sweep`]). Nothing else writes there while we hold the lock.
-pub type Leftovers = fn(&mut Root) -> Result<()>;
+pub(crate) type Leftovers = fn(&mut Root) -> Result<()>;
 
 /// How long a switch waits for another one's lock before it gives up.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The exclusive lock; released when dropped (and the children that inherited it are gone).
-pub struct Lock {
+pub(crate) struct Lock {
     /// `/etc`'s directory, locked by every switch (`None` where it cannot be, see the module
     /// comment; the file is then locked from the start).
     etc: Option<Flock<OwnedFd>>,
@@ -50,7 +50,7 @@ pub struct Lock {
 
 impl Lock {
     /// The locked descriptor children inherit.
-    pub fn fd(&self) -> Result<BorrowedFd<'_>> {
+    pub(crate) fn fd(&self) -> Result<BorrowedFd<'_>> {
         match (&self.etc, self.file.get()) {
             (Some(etc), _) => Ok(etc.as_fd()),
             (None, Some(file)) => Ok(file.as_fd()),
@@ -62,7 +62,7 @@ impl Lock {
     /// lock file someone else made while this switch planned means an earlier etcflip (which
     /// locks only the file) may have changed the root meanwhile: the switch stops, having
     /// written nothing but the state directory, and a rerun plans again.
-    pub fn for_writing(&self, root: &mut Root) -> Result<()> {
+    pub(crate) fn for_writing(&self, root: &mut Root) -> Result<()> {
         if self.file.get().is_none() {
             root.make_dirs(&state_dir())?;
             let (locked, made) = lock_file(root, Make::Exclusive, &mut None)?;
@@ -80,14 +80,18 @@ impl Lock {
 }
 
 /// Whether [`lock`] writes nothing: `/etc` is there (on a root without it, `/etc` is made).
-pub fn writes_nothing(root: &mut Root) -> Result<bool> {
+pub(crate) fn writes_nothing(root: &mut Root) -> Result<bool> {
     Ok(matches!(root.node_with("etc", false)?, Node::Dir(_)))
 }
 
 /// Takes the lock (see the module comment), and sweeps what a killed run left (`leftovers`)
 /// once the lock file is locked. SIGTERM or SIGINT while it waits (`signals`) ends the wait at
 /// once: nothing has been written.
-pub fn lock(root: &mut Root, signals: &mut Option<Signals>, leftovers: Leftovers) -> Result<Lock> {
+pub(crate) fn lock(
+    root: &mut Root,
+    signals: &mut Option<Signals>,
+    leftovers: Leftovers,
+) -> Result<Lock> {
     root.make_dirs("etc")?; // only where it is missing
     let etc = root
         .dir("etc")?

@@ -23,7 +23,7 @@ use super::signals::Signals;
 
 /// A phase of a switch, in order (see the module comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// 0: load and lock.
     Load,
     /// 1: look and plan.
@@ -43,7 +43,7 @@ pub enum Phase {
 impl Phase {
     /// What stopping on entering this phase means, or `None` if a switch does not stop there
     /// (see the module comment).
-    pub fn stop_means(self) -> Option<&'static str> {
+    pub(crate) fn stop_means(self) -> Option<&'static str> {
         match self {
             Phase::Journal => Some("before any change; nothing was written"),
             Phase::Flip => {
@@ -55,14 +55,14 @@ impl Phase {
 }
 
 /// Where a switch is, and the signals it watches (none for a dry run, which writes nothing).
-pub struct Progress {
+pub(crate) struct Progress {
     signals: Option<Signals>,
     reached: Phase,
 }
 
 impl Progress {
     /// Starts phase 0; `watch`: SIGTERM and SIGINT are watched from here on.
-    pub fn start(watch: bool) -> Progress {
+    pub(crate) fn start(watch: bool) -> Progress {
         Progress {
             signals: watch.then(Signals::watch),
             reached: Phase::Load,
@@ -70,13 +70,13 @@ impl Progress {
     }
 
     /// The signals watched, for waits inside a phase (the lock's).
-    pub fn signals(&mut self) -> &mut Option<Signals> {
+    pub(crate) fn signals(&mut self) -> &mut Option<Signals> {
         &mut self.signals
     }
 
     /// Enters `phase`, which must not come before the one reached. At the journal and the
     /// flip, a signal that arrived stops the switch with an error saying what that means.
-    pub fn enter(&mut self, phase: Phase) -> Result<()> {
+    pub(crate) fn enter(&mut self, phase: Phase) -> Result<()> {
         if phase < self.reached {
             bail!("internal: phase {phase:?} after {:?}", self.reached);
         }
@@ -90,7 +90,7 @@ impl Progress {
     }
 
     /// A signal that arrived after the flip, which the switch finished anyway.
-    pub fn finished_despite(&mut self) -> Option<String> {
+    pub(crate) fn finished_despite(&mut self) -> Option<String> {
         self.signals
             .as_mut()
             .and_then(Signals::pending)

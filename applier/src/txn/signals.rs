@@ -10,7 +10,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// Pending-signal watcher for one switch.
-pub struct Signals {
+pub(crate) struct Signals {
     fd: Option<SignalFd>,
     seen: Option<Signal>,
 }
@@ -18,7 +18,7 @@ pub struct Signals {
 impl Signals {
     /// Blocks SIGTERM and SIGINT for this thread and starts watching them. Without a signalfd
     /// (very old kernels) signals keep their default effect.
-    pub fn watch() -> Signals {
+    pub(crate) fn watch() -> Signals {
         let mut set = SigSet::empty();
         set.add(Signal::SIGTERM);
         set.add(Signal::SIGINT);
@@ -29,7 +29,7 @@ impl Signals {
     }
 
     /// The first signal received so far, if any.
-    pub fn pending(&mut self) -> Option<Signal> {
+    pub(crate) fn pending(&mut self) -> Option<Signal> {
         if self.seen.is_none() {
             if let Some(fd) = &self.fd {
                 if let Ok(Some(info)) = fd.read_signal() {

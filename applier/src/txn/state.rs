@@ -30,7 +30,7 @@ use crate::fs::Root;
 use crate::manifest::{Manifest, Str, STATE_DIR_NAME};
 
 /// The state directory, relative to the root.
-pub fn state_dir() -> String {
+pub(crate) fn state_dir() -> String {
     format!("etc/{STATE_DIR_NAME}")
 }
 
@@ -42,7 +42,7 @@ const STATE_VERSION: u32 = 1;
 
 /// A generation as recorded in the state: where it was and its manifest, verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded<'a> {
+pub(crate) struct Recorded<'a> {
     /// The generation directory as the root sees it.
     pub generation: String,
     /// The manifest text, exactly as read from the generation.
@@ -54,7 +54,7 @@ pub struct Recorded<'a> {
 
 impl Recorded<'_> {
     /// Parses the recorded manifest.
-    pub fn manifest(&self, what: &str) -> Result<Manifest<'_>> {
+    pub(crate) fn manifest(&self, what: &str) -> Result<Manifest<'_>> {
         Manifest::from_trusted_json(&self.manifest_text, what)
     }
 
@@ -160,7 +160,7 @@ fn write_state(root: &mut Root, name: &str, rec: &Recorded, older: &[Recorded]) 
 /// generation's, and parses it ([`StateView::manifest`]) only when they differ.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StateView<'a> {
+pub(crate) struct StateView<'a> {
     version: u32,
     /// The generation as the root saw it.
     pub generation: String,
@@ -174,7 +174,7 @@ pub struct StateView<'a> {
 }
 
 /// `applied.json`, mapped, if any (parse it with [`StateView::parse_applied`]).
-pub fn read_applied_text(root: &mut Root) -> Result<Option<Mapped>> {
+pub(crate) fn read_applied_text(root: &mut Root) -> Result<Option<Mapped>> {
     read_optional(root, &format!("{}/{APPLIED}", state_dir()))
 }
 
@@ -192,30 +192,30 @@ impl<'a> StateView<'a> {
     }
 
     /// Parses the file [`read_applied_text`] returned.
-    pub fn parse_applied(root: &Root, file: &'a Mapped) -> Result<StateView<'a>> {
+    pub(crate) fn parse_applied(root: &Root, file: &'a Mapped) -> Result<StateView<'a>> {
         Self::parse(root, &format!("{}/{APPLIED}", state_dir()), file)
     }
 
     /// The recorded manifest, as the generation's `manifest.json` read (trimmed).
-    pub fn manifest_text(&self) -> &'a str {
+    pub(crate) fn manifest_text(&self) -> &'a str {
         self.manifest.get()
     }
 
     /// In `applied.json`: what earlier generations made that the last switch left only for a
     /// mount point (still ours; see [`commit`]).
-    pub fn held(&self) -> Vec<Recorded<'static>> {
+    pub(crate) fn held(&self) -> Vec<Recorded<'static>> {
         self.pending.iter().map(RawRecorded::owned).collect()
     }
 
     /// The recorded manifest, parsed (it was validated when it was recorded).
-    pub fn manifest(&self) -> Result<Manifest<'a>> {
+    pub(crate) fn manifest(&self) -> Result<Manifest<'a>> {
         Manifest::from_trusted_json(self.manifest.get(), "the applied generation's manifest")
     }
 }
 
 /// Reads the journal: every generation a switch was started to and not committed, oldest
 /// first (empty if none).
-pub fn read_journal(root: &mut Root) -> Result<Vec<Recorded<'static>>> {
+pub(crate) fn read_journal(root: &mut Root) -> Result<Vec<Recorded<'static>>> {
     Ok(match read_state(root, JOURNAL)? {
         Some((rec, mut older)) => {
             older.push(rec);
@@ -246,14 +246,14 @@ fn mark_legacy(root: &mut Root, legacy: bool) -> Result<()> {
 }
 
 /// Whether [`mark_legacy`] marked the journal's switch.
-pub fn legacy_marked(root: &mut Root) -> Result<bool> {
+pub(crate) fn legacy_marked(root: &mut Root) -> Result<bool> {
     let rel = format!("{}/{LEGACY_MARK}", state_dir());
     Ok(root.node_with(&rel, false)? != crate::fs::Node::Absent)
 }
 
 /// Writes the journal of a switch to `target`, keeping `older` interrupted targets; `legacy`:
 /// the switch counts a legacy NixOS `/etc` as evidence (see [`legacy_marked`]).
-pub fn write_journal(
+pub(crate) fn write_journal(
     root: &mut Root,
     target: &Recorded,
     older: &[Recorded],
@@ -267,7 +267,7 @@ pub fn write_journal(
 /// earlier generations made that the switch had to leave for a mount point: still ours). The
 /// journal was written with `interrupted` and `held` as its older records; when nothing was
 /// interrupted it already has the applied format, and a rename is the whole commit.
-pub fn commit(
+pub(crate) fn commit(
     root: &mut Root,
     target: &Recorded,
     interrupted: &[Recorded],

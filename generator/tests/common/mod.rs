@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use etcflip_gen::Options;
 
 /// A directory under the system temp dir, unique per process and call, removed on drop.
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new(name: &str) -> TempDir {
+    pub(crate) fn new(name: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
@@ -27,20 +27,20 @@ impl TempDir {
         TempDir(std::fs::canonicalize(dir).unwrap())
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
-    pub fn join(&self, rel: &str) -> PathBuf {
+    pub(crate) fn join(&self, rel: &str) -> PathBuf {
         self.0.join(rel)
     }
 
-    pub fn str(&self) -> &str {
+    pub(crate) fn str(&self) -> &str {
         self.0.to_str().unwrap()
     }
 
     /// Writes `content` at `rel`, creating parents.
-    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+    pub(crate) fn write(&self, rel: &str, content: &str) -> PathBuf {
         let path = self.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
@@ -48,7 +48,7 @@ impl TempDir {
     }
 
     /// Creates a link at `rel` with text `target`, creating parents.
-    pub fn link(&self, rel: &str, target: &str) {
+    pub(crate) fn link(&self, rel: &str, target: &str) {
         let path = self.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(target, path).unwrap();
@@ -62,7 +62,7 @@ impl Drop for TempDir {
 }
 
 /// Builds from a spec file at `dir/spec.json` holding `spec` into `out`.
-pub fn build_spec(dir: &TempDir, spec: &str, out: &Path) -> anyhow::Result<()> {
+pub(crate) fn build_spec(dir: &TempDir, spec: &str, out: &Path) -> anyhow::Result<()> {
     let path = dir.write("spec.json", spec);
     etcflip_gen::build(&Options {
         spec: Some(path),
@@ -73,7 +73,7 @@ pub fn build_spec(dir: &TempDir, spec: &str, out: &Path) -> anyhow::Result<()> {
 
 /// Every path under `root`, sorted: `d MODE path`, `f MODE path sha256-prefix "content"` or
 /// `l path -> text`.
-pub fn listing(root: &Path) -> String {
+pub(crate) fn listing(root: &Path) -> String {
     let mut out = String::new();
     for item in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let item = item.unwrap();
@@ -101,7 +101,7 @@ pub fn listing(root: &Path) -> String {
 }
 
 /// Reads a generation's manifest, snippet and payload listing as one text.
-pub fn generation_text(gen: &Path) -> String {
+pub(crate) fn generation_text(gen: &Path) -> String {
     format!(
         "=== manifest.json\n{}=== tmpfiles.d/etcflip.conf\n{}=== payload\n{}",
         std::fs::read_to_string(gen.join("manifest.json")).unwrap(),
@@ -111,7 +111,7 @@ pub fn generation_text(gen: &Path) -> String {
 }
 
 /// The names in `dir` (to check that nothing, not even a temporary directory, was left).
-pub fn names(dir: &Path) -> Vec<String> {
+pub(crate) fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -12,7 +12,7 @@ use crate::manifest::Manifest;
 /// when fed, see `runner`), so that their start-up (5–9 ms each) overlaps the switch's own
 /// work.
 #[derive(Default)]
-pub struct Children {
+pub(crate) struct Children {
     /// Phase 4's `--create` children (fed in [`prepare`]).
     pub creation: Option<Creation>,
     /// Started before the manifests were parsed, to become the creation's first child;
@@ -27,7 +27,7 @@ impl Children {
     /// millisecond, not one or two) and its start-up has the most to overlap.
     /// Best effort: a child that cannot be started now is started (and its error reported)
     /// when it is needed.
-    pub fn speculative(engine: Option<&runner::Engine>) -> Children {
+    pub(crate) fn speculative(engine: Option<&runner::Engine>) -> Children {
         Children {
             creation: None,
             spare: engine.and_then(|e| e.start().ok()),
@@ -37,7 +37,7 @@ impl Children {
     /// Starts the creation as soon as the manifests alone show that targets are added
     /// (`old`: the applied manifest; `None` on an empty root), before the switch looks and
     /// plans.
-    pub fn early(
+    pub(crate) fn early(
         mut self,
         engine: &runner::Engine,
         old: Option<&Manifest>,
@@ -50,7 +50,7 @@ impl Children {
 
     /// Starts what the plan needs and was not started early (drift to repair, say); a spare
     /// child nothing needs is killed now.
-    pub fn complete(mut self, engine: &runner::Engine, plan: &Plan) -> Result<Self> {
+    pub(crate) fn complete(mut self, engine: &runner::Engine, plan: &Plan) -> Result<Self> {
         if self.creation.is_none() {
             let lines = plan.steps.iter().filter(|s| made_by_tmpfiles(s)).count();
             self.creation = Creation::start(engine, lines, &mut self.spare)?;

@@ -11,13 +11,13 @@ use crate::manifest::Kind;
 
 /// Keeps a link etcflip did not make at the overlay path under a backup name (a hard link of
 /// the link itself, so the path never goes missing), just before the flip replaces it.
-pub fn back_up_overlay(root: &mut Root, overlay: &str) -> Result<()> {
+pub(crate) fn back_up_overlay(root: &mut Root, overlay: &str) -> Result<()> {
     let rel = overlay.trim_start_matches('/');
     backup_name(root, rel, |root, name| root.hardlink(rel, name))
 }
 
 /// Phases 6 and 7, after the flip. Returns notes on paths deliberately left alone.
-pub fn finish(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
+pub(crate) fn finish(ctx: &mut Ctx, plan: &Plan) -> Result<Vec<String>> {
     for step in &plan.steps {
         if step.action.replaces() {
             put_in_place(ctx, step)?;
@@ -82,7 +82,7 @@ fn backup_name(
 /// `<name>.etcflip-backup.<n>`. A name too long for that within `NAME_MAX` (255 bytes) is cut
 /// at a character boundary and marked with a hash of the whole name (`<cut>~<hash>…`), so the
 /// backup, which comes after the flip, can never fail for its length.
-pub fn backup_file_name(name: &str, n: u32) -> String {
+pub(crate) fn backup_file_name(name: &str, n: u32) -> String {
     let suffix = if n == 0 {
         ".etcflip-backup".to_owned()
     } else {

@@ -31,11 +31,11 @@ use crate::tmpfiles::{dir_line, link_line};
 mod children;
 mod finish;
 
-pub use children::Children;
-pub use finish::{back_up_overlay, finish};
+pub(crate) use children::Children;
+pub(crate) use finish::{back_up_overlay, finish};
 
 /// What the engine needs besides the plan.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// The root.
     pub root: &'a mut Root,
     /// The target generation's manifest.
@@ -60,7 +60,7 @@ fn entry<'a>(new: &'a Manifest<'a>, target: &str) -> Result<&'a Entry<'a>> {
 }
 
 /// Removes scratch leftovers of a killed run for every given target.
-pub fn sweep<'t>(root: &mut Root, targets: impl Iterator<Item = &'t str>) -> Result<()> {
+pub(crate) fn sweep<'t>(root: &mut Root, targets: impl Iterator<Item = &'t str>) -> Result<()> {
     for t in targets {
         for p in PURPOSES {
             root.remove_tree_if_present(&scratch(t, p))?;
@@ -115,7 +115,7 @@ fn made_by_tmpfiles(step: &Step) -> bool {
 
 /// Phase 4: everything before the flip. `creation`: the `--create` children started early
 /// (see [`Children`]).
-pub fn prepare(ctx: &mut Ctx, plan: &Plan, creation: Option<Creation>) -> Result<()> {
+pub(crate) fn prepare(ctx: &mut Ctx, plan: &Plan, creation: Option<Creation>) -> Result<()> {
     let overlay = ctx.new.overlay.clone();
     let mut lines = Vec::new();
     let mut expect: Vec<(String, Expect)> = Vec::new();
@@ -217,7 +217,7 @@ fn make_final(ctx: &mut Ctx, e: &Entry, at: &str) -> Result<Expect> {
 }
 
 /// The payload content of a copy, checked against the manifest's sha256.
-pub fn payload(gen_host: &Path, e: &Entry) -> Result<Vec<u8>> {
+pub(crate) fn payload(gen_host: &Path, e: &Entry) -> Result<Vec<u8>> {
     let path = gen_host.join("etc").join(e.target.as_str());
     let content = crate::fs::read_regular(&path).context("cannot read the payload")?;
     let sha = sha256_bytes(&content);

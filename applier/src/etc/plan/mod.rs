@@ -222,7 +222,7 @@ pub struct Plan {
 }
 
 /// Everything the plan depends on.
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     /// The target generation.
     pub new: &'a Manifest<'a>,
     /// What earlier generations claim.
@@ -329,7 +329,7 @@ impl Plan {
 mod rules;
 mod stale;
 
-pub use rules::plan;
+pub(crate) use rules::plan;
 
 #[cfg(test)]
 mod tests;

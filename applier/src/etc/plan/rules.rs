@@ -11,7 +11,7 @@ use super::stale::stale_steps;
 use super::{Action, Flip, Found, Inputs, OnConflict, Plan, Step};
 
 /// Computes the plan. Pure.
-pub fn plan(inp: &Inputs) -> Plan {
+pub(crate) fn plan(inp: &Inputs) -> Plan {
     let (mut steps, recorded) = entry_steps(inp);
     leave_mounted(&mut steps, inp.mounts);
     let relinked: Vec<String> = steps
