@@ -11,7 +11,6 @@ use crate::etc::parts::Creation;
 use crate::etc::plan::{Action, Plan};
 use crate::etc::runner::Engine;
 use crate::etc::stamps::{self, Clock};
-use crate::etc::switch::Outcome;
 use crate::fs::Root;
 use crate::txn::flip;
 use crate::txn::generation::Generation;
@@ -32,16 +31,16 @@ pub(crate) struct Decided<'d, 'a> {
     pub(crate) held: &'d [Recorded<'static>],
 }
 
-/// Phases 2 to 9: journal, prepare, flip, finish, commit.
+/// Phases 2 to 9: journal, prepare, flip, finish, commit. Returns notes on paths left alone.
 pub(crate) fn carry_out(
     root: &mut Root,
     d: &Decided,
     (record, pending): (&Recorded, &[Recorded]),
-    (outcome, progress): (&mut Outcome, &mut Progress),
+    (plan, progress): (&Plan, &mut Progress),
     (tmpfiles, children): (&Engine, Children),
-) -> Result<()> {
+) -> Result<Vec<String>> {
     progress.enter(Phase::Journal)?;
-    let children = children.complete(tmpfiles, &outcome.plan)?;
+    let children = children.complete(tmpfiles, plan)?;
     // Phase 2: from here on, every path any pending generation made counts as ours.
     let mut older = pending.to_vec();
     older.retain(|r| r != record);
@@ -54,7 +53,6 @@ pub(crate) fn carry_out(
         }
     }
     state::write_journal(root, record, &claimed, migrated)?;
-    outcome.changed = true;
     let mut ctx = Ctx {
         root,
         new: &d.gen.manifest,
@@ -65,16 +63,17 @@ pub(crate) fn carry_out(
     };
     let old_overlays = &d.gathered.old_overlays;
     let old_overlay = old_overlays.first().map(String::as_str);
-    let steps = (&outcome.plan, children.creation);
-    outcome.notes = transact(&mut ctx, steps, progress, old_overlay, d.target_text)?;
+    let steps = (plan, children.creation);
+    let notes = transact(&mut ctx, steps, progress, old_overlay, d.target_text)?;
     after_flip(ctx.root, old_overlays, &d.gen.manifest, &d.gens, migrated)?;
     if let Some(clock) = d.clock {
-        let left = outcome.plan.left_dirs(&d.gen.manifest);
+        let left = plan.left_dirs(&d.gen.manifest);
         let proven = (clock, &d.gathered.proven);
         stamps::record(ctx.root, &d.gen.manifest, proven, &left)?;
     }
     progress.enter(Phase::Commit)?;
-    state::commit(ctx.root, record, &older, d.held)
+    state::commit(ctx.root, record, &older, d.held)?;
+    Ok(notes)
 }
 
 /// Phases 4 to 7: prepare, flip (`target_text` is the overlay's new text), finish. Returns

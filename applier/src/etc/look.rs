@@ -1,15 +1,18 @@
 //! Phase 1 of a switch: look at the root, then plan (pure).
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 
+use crate::etc::evidence::Evidence;
 use crate::etc::gather::Gathered;
 use crate::etc::legacy;
 use crate::etc::observe::{self, World};
 use crate::etc::overlay::overlay_is_ours;
 use crate::etc::owners::{self, Owners};
-use crate::etc::plan::{self, Inputs, OnConflict, Plan};
-use crate::etc::runtime;
-use crate::fs::Root;
+use crate::etc::plan::{self, Action, Inputs, OnConflict, Plan};
+use crate::etc::runtime::{self, Key};
+use crate::fs::{Node, Root};
 use crate::txn::generation::Generation;
 
 /// Phase 1: looks at the root (a transition only at what changes, see `observe`; a re-switch,
@@ -58,4 +61,46 @@ pub(crate) struct Looked {
     pub(crate) world: World,
     pub(crate) owners: Owners,
     pub(crate) sources: runtime::Sources,
+}
+
+impl Looked {
+    /// What to record for the target generation's runtime copies: the keyed digest of what this
+    /// switch installs (or finds right), else of what is there and stays ours; nothing for what
+    /// is neither (it is not ours any more).
+    pub(crate) fn runtime_record(
+        &self,
+        (plan, evidence): (&Plan, &Evidence),
+        key: Option<&Key>,
+    ) -> BTreeMap<String, String> {
+        let (sources, world) = (&self.sources, &self.world);
+        let Some(key) = key else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        for (t, source) in sources {
+            let step = plan
+                .steps
+                .binary_search_by(|s| s.target.as_str().cmp(t))
+                .ok()
+                .map(|i| &plan.steps[i]);
+            // Right already, staged in place, or made inside a directory built aside.
+            let installs = step.is_some_and(|s| {
+                matches!(s.action, Action::Keep | Action::Build) || s.action.replaces()
+            });
+            let sha = if installs {
+                source.sha256()
+            } else {
+                match world.get(t).map(|seen| &seen.node) {
+                    Some(node @ Node::File(f)) if evidence.is_ours(t, node) => {
+                        Some(f.sha256.as_str())
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(sha) = sha {
+                out.insert(t.clone(), key.digest(sha));
+            }
+        }
+        out
+    }
 }

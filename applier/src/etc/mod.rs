@@ -25,7 +25,6 @@ pub(crate) mod scratch;
 pub(crate) mod stamps;
 pub(crate) mod status;
 pub(crate) mod switch;
-pub(crate) mod transition;
 pub(crate) mod verify;
 
 pub use plan::{Action, Flip, Found, OnConflict, Plan, Step};

@@ -14,9 +14,6 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::etc::evidence::Evidence;
-use crate::etc::observe::World;
-use crate::etc::plan::{Action, Plan};
 use crate::fs::{sha256_bytes, Node, Owner, Root};
 use crate::manifest::Manifest;
 use crate::txn::state::state_dir;
@@ -76,43 +73,6 @@ pub(crate) fn incomplete(sources: &Sources) -> Vec<String> {
             Source::Read { .. } => None,
         })
         .collect()
-}
-
-/// What to record for the target generation's runtime copies: the keyed digest of what this
-/// switch installs (or finds right), else of what is there and stays ours; nothing for what
-/// is neither (it is not ours any more).
-pub(crate) fn recorded(
-    sources: &Sources,
-    (plan, world, evidence): (&Plan, &World, &Evidence),
-    key: Option<&Key>,
-) -> BTreeMap<String, String> {
-    let Some(key) = key else {
-        return BTreeMap::new();
-    };
-    let mut out = BTreeMap::new();
-    for (t, source) in sources {
-        let step = plan
-            .steps
-            .binary_search_by(|s| s.target.as_str().cmp(t))
-            .ok()
-            .map(|i| &plan.steps[i]);
-        // Right already, staged in place, or made inside a directory built aside.
-        let installs = step.is_some_and(|s| {
-            matches!(s.action, Action::Keep | Action::Build) || s.action.replaces()
-        });
-        let sha = if installs {
-            source.sha256()
-        } else {
-            match world.get(t).map(|seen| &seen.node) {
-                Some(node @ Node::File(f)) if evidence.is_ours(t, node) => Some(f.sha256.as_str()),
-                _ => None,
-            }
-        };
-        if let Some(sha) = sha {
-            out.insert(t.clone(), key.digest(sha));
-        }
-    }
-    out
 }
 
 /// Whether what the state records of `m`'s runtime copies can be keyed: it has none, or the

@@ -195,11 +195,11 @@ fn write(
     mut outcome: Outcome,
 ) -> Result<Outcome> {
     let (gen, looked, gathered) = (s.gen, s.looked, s.gathered);
-    let found = (&outcome.plan, &looked.world, &gathered.evidence);
+    let found = (&outcome.plan, &gathered.evidence);
     let mut record = Recorded {
         generation: o.gen_in_root.clone(),
         manifest_text: Str::borrowed(gen.text),
-        runtime: runtime::recorded(&looked.sources, found, o.key.as_ref()),
+        runtime: looked.runtime_record(found, o.key.as_ref()),
     };
     let keyed = runtime::keyed(&gen.manifest, o.key.as_ref());
     let held = held_records(&outcome.plan, s.applied)?;
@@ -214,8 +214,8 @@ fn write(
     let lock = writing(lock, &mut o.root)?;
     if !keyed {
         let key = Key::read_or_make(&mut o.root)?;
-        let found = (&outcome.plan, &looked.world, &gathered.evidence);
-        record.runtime = runtime::recorded(&looked.sources, found, Some(&key));
+        let found = (&outcome.plan, &gathered.evidence);
+        record.runtime = looked.runtime_record(found, Some(&key));
     }
     let decided = Decided {
         gen,
@@ -232,8 +232,9 @@ fn write(
     };
     let procs = (&engine, children);
     let states = (&record, s.pending);
-    let out = (&mut outcome, &mut o.progress);
-    carry_out(&mut o.root, &decided, states, out, procs)?;
+    let steps = (&outcome.plan, &mut o.progress);
+    outcome.notes = carry_out(&mut o.root, &decided, states, steps, procs)?;
+    outcome.changed = true;
     outcome.interrupted = o.progress.finished_despite();
     Ok(outcome)
 }

@@ -2,7 +2,7 @@
 //! applier. Besides what `fstatat` gives it tells whether the path is a **mount point**
 //! (`STATX_ATTR_MOUNT_ROOT`, Linux ≥ 5.8), which a switch must never rename, remove or replace
 //! (a bind-mounted `/etc/resolv.conf` under nixos-enter, a tmpfs on a managed directory), and
-//! it carries the timestamps in nanoseconds that a [`crate::etc::stamps`] fingerprint records.
+//! it carries the timestamps in nanoseconds that a `etc/stamps.rs` fingerprint records.
 //!
 //! nix (the syscall layer) has no `statx`; this file is the audited place that calls libc.
 #![allow(unsafe_code)]

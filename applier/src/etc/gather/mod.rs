@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+mod transition;
+
 use anyhow::Result;
 
 use crate::etc::evidence::Evidence;
@@ -71,7 +73,7 @@ pub(crate) fn gather_evidence<'a>(
 ) -> Result<Gathered<'a>> {
     let moved = overlay_moved(root, applied, pending)?;
     if let Some(view) = applied.filter(|_| pending.is_empty() && !same_manifest && !moved) {
-        return crate::etc::transition::transition(root, gen, view, key);
+        return transition::transition(root, gen, view, key);
     }
     let mut ev = Evidence::default();
     let mut old_overlays = BTreeSet::new();

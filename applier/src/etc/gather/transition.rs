@@ -16,8 +16,8 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 
+use super::{add_held, Applied, Gathered};
 use crate::etc::evidence::Evidence;
-use crate::etc::gather::{add_held, Applied, Gathered};
 use crate::etc::right::Want;
 use crate::etc::runtime::Key;
 use crate::etc::stamps::{self, Prover, Stamps};
