@@ -185,7 +185,8 @@ fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
         return;
     }
     if let Verdict::Attributes(why) = right {
-        // Our copy with the right content but the wrong mode or owner: restage it.
+        // A copy with the right content but the wrong mode or owner, whoever made it: restage
+        // it with the declared ones (nothing of the content is lost).
         step.action = Action::Stage;
         step.why = Some(why);
         return;
@@ -259,13 +260,8 @@ fn foreign(inp: &Inputs, e: &Entry, seen: &Seen, step: &mut Step) {
     if e.kind == Kind::Dir && matches!(node, Node::Dir(_)) {
         return; // an existing directory simply becomes managed
     }
+    // A copy of identical content never gets here: it is right, or restaged for its mode.
     let identical = match (e.kind, node) {
-        (Kind::Copy, Node::File(_)) => Want::File {
-            sha256: wanted_sha(inp, e),
-            mode: None,
-            owner: None,
-        }
-        .is_right(node),
         (Kind::Symlink, Node::File(f)) => Some(&f.sha256) == seen.new_sha.as_ref(),
         (Kind::Symlink, Node::Link(t)) => Some(t.as_str()) == e.source.as_deref(),
         _ => false,

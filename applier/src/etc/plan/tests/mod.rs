@@ -224,3 +224,5 @@ fn nothing_to_do_is_a_noop() {
     let p = plan_with(&new, &new, &world, OnConflict::Abort, &moved);
     assert!(!p.is_noop(), "a flip to make: {p:#?}");
 }
+
+mod trees;
