@@ -1,4 +1,4 @@
-//! Migration from an `/etc` that NixOS's `setup-etc.pl` made (nixos-etc.md §2–3): no etcflip
+//! Migration from an `/etc` that NixOS's `setup-etc.pl` made: no etcflip
 //! state, `/etc/static` → an old NixOS etc tree, `/etc/<x>` links whose text is exactly
 //! `/etc/static/<x>`, copies and direct links listed in `/etc/.clean`, and user files beside
 //! them. The same old tree is also imported with `etcflip-gen --nixos-etc`.

@@ -7,7 +7,7 @@
 # unpacks them into $CACHE/tmpfiles/{254,257,libc-trixie}, and two wrappers are written:
 #   $CACHE/tmpfiles/bin/systemd-tmpfiles-254   runs the bookworm-backports binary directly
 #   $CACHE/tmpfiles/bin/systemd-tmpfiles-257   runs the trixie binary through trixie's ld-linux
-#                                              and libc (it needs GLIBC_2.38; research §12)
+#                                              and libc (it needs GLIBC_2.38)
 #
 # CACHE = ${ETCFLIP_CACHE:-<repo>/.cache} (a relative ETCFLIP_CACHE is taken from the repo root).
 # ETCFLIP_DEBIAN_MIRROR overrides the mirror found in /etc/apt.
