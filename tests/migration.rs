@@ -558,7 +558,7 @@ fn stdout_has(out: &std::process::Output, what: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Rollback to a generation that runs setup-etc.pl, and forward again
 
-/// What `setup-etc.pl` does to `<root>/etc` for the NixOS etc tree at `drv` (nixos-etc.md §3):
+/// What `setup-etc.pl` does to `<root>/etc` for the NixOS etc tree at `drv`:
 /// flip `/etc/static`; remove every link into `/etc/static` whose counterpart there is no
 /// longer a link; make the tree's links, copies and direct links (removing a real directory
 /// in the way when it only holds static links); remove the old `.clean` paths it did not
