@@ -79,12 +79,17 @@ fn waiting(limit_ms: u64) -> Waiting<'static> {
     }
 }
 
-#[test]
-fn the_record_lock_and_lckpwdf_exclude_each_other() {
-    let s = Scratch::new("record-lock");
+/// An empty `.pwd.lock` in a fresh scratch directory (kept alive by the returned `Scratch`).
+fn lock_file(test: &str) -> (Scratch, std::path::PathBuf) {
+    let s = Scratch::new(test);
     let path = s.dir.join(".pwd.lock");
     std::fs::write(&path, b"").unwrap();
+    (s, path)
+}
 
+#[test]
+fn the_record_lock_and_lckpwdf_exclude_each_other() {
+    let (_s, path) = lock_file("record-lock");
     // lckpwdf first: the record lock waits, then gives up, saying who holds it.
     let other = Other::lock(&path);
     assert_eq!(other.said, "locked");
@@ -109,9 +114,7 @@ fn the_record_lock_and_lckpwdf_exclude_each_other() {
 
 #[test]
 fn a_wait_for_the_record_lock_ends_when_asked() {
-    let s = Scratch::new("record-lock-interrupted");
-    let path = s.dir.join(".pwd.lock");
-    std::fs::write(&path, b"").unwrap();
+    let (_s, path) = lock_file("record-lock-interrupted");
     let other = Other::lock(&path);
     assert_eq!(other.said, "locked");
     let started = std::time::Instant::now();
