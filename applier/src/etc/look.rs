@@ -55,7 +55,7 @@ pub(crate) fn look_and_plan(
     Ok((plan, looked))
 }
 
-/// What phase 1 found (the plan goes to the [`Outcome`]).
+/// What phase 1 found (the plan goes to the switch's `Outcome`).
 pub(crate) struct Looked {
     /// Observations.
     pub(crate) world: World,

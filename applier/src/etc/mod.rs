@@ -1,11 +1,11 @@
 //! `/etc`, the first domain: the link farm, the copies and the overlay link of a generation.
 //!
-//! [`switch`] runs the phases (on the transaction core, `txn/`); [`gather`] reads what the
-//! recorded state says, [`stamps`] proves what a transition may skip (for a transition, in
-//! [`transition`]), [`observe`] looks (read-only) at the rest, [`owners`] and [`runtime`]
-//! resolve what only the root can say, [`plan`] decides (pure), [`apply`] acts, with
-//! `systemd-tmpfiles` ([`runner`], in [`parts`]) creating the new links. [`legacy`] takes over
-//! a NixOS `setup-etc.pl` `/etc`; [`verify`] and [`status`] report drift.
+//! `switch` runs the phases (on the transaction core, `txn/`); `gather` reads what the
+//! recorded state says, `stamps` proves what a transition may skip (for a transition, in
+//! `transition`), `observe` looks (read-only) at the rest, `owners` and `runtime`
+//! resolve what only the root can say, `plan` decides (pure), `apply` acts, with
+//! `systemd-tmpfiles` (`runner`, in `parts`) creating the new links. `legacy` takes over
+//! a NixOS `setup-etc.pl` `/etc`; `verify` and `status` report drift.
 
 pub(crate) mod apply;
 pub(crate) mod carry;

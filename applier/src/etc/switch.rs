@@ -108,7 +108,7 @@ struct Opened {
 }
 
 /// Phases 0 (the state) and 1: reads the state and the manifests, starts the creation's
-/// children, gathers evidence, looks and plans; then, unless refused, [`write`].
+/// children, gathers evidence, looks and plans; then, unless refused, [`write()`].
 fn look_and_decide<'f>(
     opts: &Options,
     mut o: Opened,
@@ -172,7 +172,7 @@ fn look_and_decide<'f>(
     write(opts, o, (lock, engine, children), &seen, outcome)
 }
 
-/// What phases 0 and 1 found, for [`write`].
+/// What phases 0 and 1 found, for [`write()`].
 struct Seen<'s, 'a> {
     gen: &'s Generation<'a>,
     gathered: &'s Gathered<'a>,

@@ -1,14 +1,14 @@
-//! The filesystem layer: everything the applier does to a root goes through [`Root`], opened
+//! The filesystem layer: everything the applier does to a root goes through `Root`, opened
 //! once as a directory fd. Paths below it are walked component by component with
 //! `O_NOFOLLOW | O_DIRECTORY` and acted on through the parent's fd, so a link etcflip did not
 //! create is never followed, and a live system and a test's temporary root take the same code
 //! path. Paths given to `Root` are relative to the root, `/`-separated, canonical
 //! (`etc/ssh/x`).
 //!
-//! - [`root`]: the handle, its directory cache, and what is at a path ([`Node`]);
-//! - [`read`], [`write`] (atomic replacement included), [`remove`]: the operations;
-//! - [`mapped`]: files mapped read-only; [`statx`]: the one stat call; [`mounts`]: mount
-//!   points below a directory; [`lock`]: `flock` and `fcntl` record locks.
+//! - `root`: the handle, its directory cache, and what is at a path (`Node`);
+//! - `read`, `write` (atomic replacement included), `remove`: the operations;
+//! - `mapped`: files mapped read-only; `statx`: the one stat call; `mounts`: mount
+//!   points below a directory; `lock`: `flock` and `fcntl` record locks.
 
 pub mod lock;
 pub(crate) mod mapped;

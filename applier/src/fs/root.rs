@@ -170,7 +170,7 @@ impl Root {
     }
 
     /// Opens directory `rel` without following any link on the way. `Ok(None)` if a component
-    /// is missing; `Err` with [`Node::Blocked`] semantics is reported by [`Root::dir_state`].
+    /// is missing; `Err` with [`Node::Blocked`] semantics is reported by [`Root::dir`] and [`Root::node_with`].
     pub(super) fn dir_fd(&mut self, rel: &str) -> Result<Option<&OwnedFd>, (String, Errno)> {
         if rel.is_empty() {
             return Ok(Some(&self.fd));

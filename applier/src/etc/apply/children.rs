@@ -13,7 +13,7 @@ use crate::manifest::Manifest;
 /// work.
 #[derive(Default)]
 pub(crate) struct Children {
-    /// Phase 4's `--create` children (fed in [`prepare`]).
+    /// Phase 4's `--create` children (fed in `apply::prepare`).
     pub creation: Option<Creation>,
     /// Started before the manifests were parsed, to become the creation's first child;
     /// killed unused when nothing is to be created (it never acted: tmpfiles acts only once

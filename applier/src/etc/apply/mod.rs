@@ -7,7 +7,7 @@
 //!   everything read back. A failure here leaves what readers see unchanged.
 //! - the flip (phase 5, `txn/flip.rs`): one `rename(2)` of a fresh link over the overlay —
 //!   the commit point.
-//! - [`finish`] (phases 6–7): staged paths renamed into place, built directories exchanged
+//! - [`finish()`] (phases 6–7): staged paths renamed into place, built directories exchanged
 //!   in, then what is stale and still ours removed with `unlinkat` on directory fds.
 //!
 //! Scratch names live beside their target, are derived from it (so a rerun finds a killed
