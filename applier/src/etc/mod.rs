@@ -1,11 +1,13 @@
 //! `/etc`, the first domain: the link farm, the copies and the overlay link of a generation.
 //!
-//! `switch` runs the phases (on the transaction core, `txn/`); `gather` reads what the
-//! recorded state says, `stamps` proves what a transition may skip (for a transition, in
-//! `transition`), `observe` looks (read-only) at the rest, `owners` and `runtime`
-//! resolve what only the root can say, `plan` decides (pure), `apply` acts, with
-//! `systemd-tmpfiles` (`runner`, in `parts`) creating the new links. `legacy` takes over
-//! a NixOS `setup-etc.pl` `/etc`; `verify` and `status` report drift.
+//! One switch, in order: `switch` (phases 0 and 1, on the transaction core in `txn/`) asks
+//! `gather` what the recorded state says (for a transition, `gather/transition.rs` and
+//! `stamps` prove what may be skipped); `look` has `observe` look (read-only) at the rest,
+//! with `owners` and `runtime` resolving what only the root can say; `plan` decides (pure);
+//! `carry` runs phases 2 to 9, where `apply` acts, with `systemd-tmpfiles` (`runner`, in
+//! `parts`) creating the new links, and `overlay` moves the flip point. `right` is the one
+//! answer to "is this path what its entry wants?". `legacy` takes over a NixOS
+//! `setup-etc.pl` `/etc`; `verify` and `status` report drift.
 
 pub(crate) mod apply;
 pub(crate) mod carry;
