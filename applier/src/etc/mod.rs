@@ -19,6 +19,7 @@ pub(crate) mod observe;
 pub(crate) mod overlay;
 pub(crate) mod owners;
 pub(crate) mod parts;
+pub(crate) mod payload;
 pub(crate) mod plan;
 pub(crate) mod right;
 pub(crate) mod runner;

@@ -7,8 +7,7 @@ use anyhow::Result;
 
 use crate::errors::Invalid;
 use crate::fs::mapped::Mapped;
-use crate::fs::sha256_bytes;
-use crate::manifest::{Kind, Manifest};
+use crate::manifest::Manifest;
 
 /// A generation directory with its manifest file mapped, not yet parsed: see
 /// [`Generation::parse`].
@@ -96,14 +95,18 @@ impl GenerationFile {
     }
 }
 
+/// What the domains find wrong with a generation's payload (at its host path) against its
+/// manifest, one line per problem.
+pub(crate) type Payload = fn(&Path, &Manifest) -> Vec<String>;
+
 impl<'a> Generation<'a> {
     /// Parses and checks the generation at `host` whose manifest reads `text`: the manifest
-    /// must be valid and the payload must match it (copies and text files by sha256, direct
-    /// links by their text). Every problem is reported at once.
-    pub(crate) fn parse(host: &'a Path, text: &'a str) -> Result<Generation<'a>> {
+    /// must be valid, and the payload as each domain (`payload`) finds it must match it.
+    /// Every problem is reported at once.
+    pub(crate) fn parse(host: &'a Path, text: &'a str, payload: Payload) -> Result<Generation<'a>> {
         let mpath = host.join("manifest.json");
         let manifest = Manifest::from_json(text, &mpath.display().to_string())?;
-        let problems = payload_problems(host, &manifest);
+        let problems = payload(host, &manifest);
         if !problems.is_empty() {
             return Err(Invalid::many(&host.display().to_string(), problems).into());
         }
@@ -113,37 +116,4 @@ impl<'a> Generation<'a> {
             manifest,
         })
     }
-}
-
-fn payload_problems(host: &Path, m: &Manifest) -> Vec<String> {
-    let mut out = Vec::new();
-    let etc = host.join("etc");
-    for e in &m.entries {
-        if e.sha256.is_none() && e.kind != Kind::DirectSymlink {
-            continue; // nothing recorded to check (links to sources, directories)
-        }
-        let p = etc.join(e.target.as_str());
-        match (e.kind, &e.sha256) {
-            (Kind::Copy | Kind::Symlink, Some(want)) => match crate::fs::read_regular(&p) {
-                Ok(bytes) if sha256_bytes(&bytes) == want.as_str() => {}
-                Ok(_) => out.push(format!(
-                    "{}: content does not match its sha256",
-                    p.display()
-                )),
-                Err(err) => out.push(format!("cannot read the payload: {err:#}")),
-            },
-            (Kind::DirectSymlink, _) => match std::fs::read_link(&p) {
-                Ok(t) if t.to_str().is_some() && t.to_str() == e.source.as_deref() => {}
-                Ok(t) => out.push(format!(
-                    "{}: links to {}, the manifest says {}",
-                    p.display(),
-                    t.display(),
-                    e.source.as_deref().unwrap_or("")
-                )),
-                Err(err) => out.push(format!("{}: not a link ({err})", p.display())),
-            },
-            _ => {}
-        }
-    }
-    out
 }
