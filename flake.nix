@@ -53,6 +53,7 @@
             rustfmt
             systemd # systemd-tmpfiles
             strace # tests/regressions.rs
+            perl # tests/locks.rs (a lock taken as lckpwdf takes it)
             python3 # examples and benchmark
             gcc # the benchmark's floor program
             squashfsTools

@@ -19,7 +19,7 @@ _etcflip_apt_install() {
 }
 
 # ensure_deps [tests]: the demo needs cargo and systemd-tmpfiles; the tests also need python3, the
-# toolchain's rustfmt/clippy, what fetch-tmpfiles.sh uses (apt-get download, dpkg-deb), strace,
+# toolchain's rustfmt/clippy, what fetch-tmpfiles.sh uses (apt-get download, dpkg-deb), strace, perl,
 # and Debian's Nix (nix-bin: it makes no nix.conf and no nixbld group; tests/nix.rs brings its
 # own configuration, tests/nix/conf/nix.conf, and Nix makes /nix on first use as root).
 ensure_deps() {
@@ -30,6 +30,7 @@ ensure_deps() {
     command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
     command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
     command -v strace >/dev/null 2>&1 || missing+=(strace)
+    command -v perl >/dev/null 2>&1 || missing+=(perl-base)     # tests/locks.rs
     command -v nix-build >/dev/null 2>&1 || missing+=(nix-bin)   # tests/nix.rs (Nix 2.8)
     command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
     [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)

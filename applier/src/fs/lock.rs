@@ -13,7 +13,7 @@
 //! Both are polled rather than blocking: a blocking lock cannot time out without a signal
 //! handler. A dying holder lets go within milliseconds, so the first pauses are short.
 
-use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -24,15 +24,15 @@ use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg};
 /// to stop (a signal arrived), or `None` to keep waiting.
 pub type Interrupted<'a> = &'a mut dyn FnMut() -> Option<String>;
 
-/// How long to wait for a lock, and how to name it in errors.
-#[derive(Debug, Clone, Copy)]
-pub struct Waiting<'a> {
-    /// The locked file as the user knows it.
-    pub shown: &'a str,
-    /// Who holds it when it is busy ("another etcflip").
-    pub holder: &'a str,
-    /// How long to wait before giving up.
-    pub limit: Duration,
+/// Why a wait ended without the lock (the caller says what that means for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotLocked {
+    /// Someone else held it for the whole wait.
+    Busy,
+    /// The caller asked to stop (`Interrupted` said why).
+    Interrupted(String),
+    /// This file system cannot lock the file this way.
+    Unsupported,
 }
 
 /// What one attempt at a lock gave: the lock `H`, or the file `T` back.
@@ -44,31 +44,23 @@ enum Attempt<H, T> {
     Unsupported,
 }
 
-/// Tries `attempt` until it succeeds, `w.limit` passes, or `interrupted` says to stop.
+/// Tries `attempt` until it succeeds, `limit` passes, or `interrupted` says to stop.
 fn poll<H, T>(
     mut fd: T,
     mut attempt: impl FnMut(T) -> Result<Attempt<H, T>>,
-    w: Waiting,
+    limit: Duration,
     interrupted: Interrupted,
-) -> Result<Option<H>> {
-    let deadline = Instant::now() + w.limit;
+) -> Result<Result<H, NotLocked>> {
+    let deadline = Instant::now() + limit;
     let mut pause = Duration::from_millis(1);
     loop {
         match attempt(fd)? {
-            Attempt::Held(held) => return Ok(Some(held)),
-            Attempt::Unsupported => return Ok(None),
-            Attempt::Busy(_) if Instant::now() >= deadline => bail!(
-                "{} is working on this root (it has held {} for {} s)",
-                w.holder,
-                w.shown,
-                w.limit.as_secs()
-            ),
+            Attempt::Held(held) => return Ok(Ok(held)),
+            Attempt::Unsupported => return Ok(Err(NotLocked::Unsupported)),
+            Attempt::Busy(_) if Instant::now() >= deadline => return Ok(Err(NotLocked::Busy)),
             Attempt::Busy(back) => {
                 if let Some(why) = interrupted() {
-                    bail!(
-                        "interrupted by {why} while waiting for {}; nothing was written",
-                        w.shown
-                    );
+                    return Ok(Err(NotLocked::Interrupted(why)));
                 }
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
@@ -78,17 +70,21 @@ fn poll<H, T>(
     }
 }
 
-/// Locks `fd` exclusively with `flock`, waiting up to `w.limit`; `None` when the file system
-/// cannot `flock` it (NFS emulates flock with record locks, which need a file open for
-/// writing). `shown` names the file in errors.
-pub fn flock(fd: OwnedFd, w: Waiting, interrupted: Interrupted) -> Result<Option<Flock<OwnedFd>>> {
+/// Locks `fd` exclusively with `flock`, waiting up to `limit`. [`NotLocked::Unsupported`] when
+/// the file system cannot `flock` it (NFS emulates flock with record locks, which need a file
+/// open for writing). `shown` names the file in errors.
+pub fn flock(
+    fd: OwnedFd,
+    (shown, limit): (&str, Duration),
+    interrupted: Interrupted,
+) -> Result<Result<Flock<OwnedFd>, NotLocked>> {
     let attempt = |fd| match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
         Ok(held) => Ok(Attempt::Held(held)),
         Err((back, Errno::EWOULDBLOCK)) => Ok(Attempt::Busy(back)),
         Err((_, Errno::EBADF | Errno::ENOLCK | Errno::EOPNOTSUPP)) => Ok(Attempt::Unsupported),
-        Err((_, e)) => bail!("cannot lock {}: {e}", w.shown),
+        Err((_, e)) => bail!("cannot lock {shown}: {e}"),
     };
-    poll(fd, attempt, w, interrupted)
+    poll(fd, attempt, limit, interrupted)
 }
 
 /// An `fcntl` write lock on a whole file (see the module comment); released when dropped.
@@ -98,22 +94,18 @@ pub struct RecordLock {
 }
 
 impl RecordLock {
-    /// Locks all of `fd` (open for writing: a write lock needs it), waiting up to `w.limit`.
-    pub fn take(fd: OwnedFd, w: Waiting, interrupted: Interrupted) -> Result<RecordLock> {
+    /// Locks all of `fd` (open for writing: a write lock needs it), waiting up to `limit`.
+    pub fn take(
+        fd: OwnedFd,
+        (shown, limit): (&str, Duration),
+        interrupted: Interrupted,
+    ) -> Result<Result<RecordLock, NotLocked>> {
         let attempt = |fd: OwnedFd| match fcntl(&fd, FcntlArg::F_OFD_SETLK(&whole(libc::F_WRLCK))) {
             Ok(_) => Ok(Attempt::Held(fd)),
             Err(Errno::EAGAIN | Errno::EACCES) => Ok(Attempt::Busy(fd)),
-            Err(e) => bail!("cannot lock {}: {e}", w.shown),
+            Err(e) => bail!("cannot lock {shown}: {e}"),
         };
-        match poll(fd, attempt, w, interrupted)? {
-            Some(fd) => Ok(RecordLock { fd }),
-            None => bail!("cannot lock {}", w.shown),
-        }
-    }
-
-    /// The locked descriptor.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        Ok(poll(fd, attempt, limit, interrupted)?.map(|fd| RecordLock { fd }))
     }
 }
 

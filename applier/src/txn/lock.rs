@@ -23,7 +23,7 @@ use anyhow::{bail, Context as _, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, Flock, OFlag};
 
-use crate::fs::lock::Waiting;
+use crate::fs::lock::NotLocked;
 use nix::sys::stat::Mode;
 
 use crate::fs::{Node, Root};
@@ -171,10 +171,15 @@ fn wait(fd: OwnedFd, shown: &str, signals: &mut Option<Signals>) -> Result<Optio
             .and_then(Signals::pending)
             .map(|s| s.to_string())
     };
-    let w = Waiting {
-        shown,
-        holder: "another etcflip",
-        limit: LOCK_WAIT,
-    };
-    crate::fs::lock::flock(fd, w, &mut interrupted)
+    match crate::fs::lock::flock(fd, (shown, LOCK_WAIT), &mut interrupted)? {
+        Ok(held) => Ok(Some(held)),
+        Err(NotLocked::Unsupported) => Ok(None),
+        Err(NotLocked::Busy) => bail!(
+            "another etcflip is working on this root (it has held {shown} for {} s)",
+            LOCK_WAIT.as_secs()
+        ),
+        Err(NotLocked::Interrupted(why)) => {
+            bail!("interrupted by {why} while waiting for {shown}; nothing was written")
+        }
+    }
 }
