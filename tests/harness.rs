@@ -204,7 +204,7 @@ pub fn settle() {
 
 /// `unshare` arguments for a private mount namespace, in which the tests mount: normally
 /// `-m --propagation private`. That needs `/` to be a mount point, which a bare chroot's is
-/// not (`shared/tools/fresh-machine.sh` runs the suite in one); when, moreover, no mount in
+/// not (a fresh-machine check runs the suite in one); when, moreover, no mount in
 /// sight propagates (every one is private already, as there), `--propagation unchanged` is
 /// just as private. Anywhere else the private form is used, and fails with unshare's message.
 pub fn unshare_private() -> &'static [&'static str] {

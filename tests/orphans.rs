@@ -320,7 +320,7 @@ fn a_switch_waits_for_the_lock() {
 /// A switch feeds only the children it needs: none for a no-op, and none for a plan that
 /// creates nothing through tmpfiles (here: a copy's content changes, a file goes away;
 /// removal is etcflip's own, never a tmpfiles run). A switch to another generation may start
-/// one before it knows (see applier/src/etc/apply.rs, `Children::speculative`); unused, it is
+/// one before it knows (see applier/src/etc/apply/children.rs, `Children::speculative`); unused, it is
 /// killed before it was given a line. The spy reads its whole input first, as tmpfiles does,
 /// and logs only what it was given.
 #[test]

@@ -4,8 +4,8 @@
 //! Three layers (ARCHITECTURE.md draws them and follows one switch through them):
 //! - [`fs`], the filesystem layer: the root handle every file-system access goes through,
 //!   mapped files, atomic writes, mount points, locks;
-//! - `txn`, the transaction core, which knows nothing of `/etc`: the generation, the lock,
-//!   the journal and the applied state, signals, the flip, the commit, child processes;
+//! - `txn`, the transaction core, which uses no domain: the generation, the lock, the journal
+//!   and the applied state, phases and signals, the flip, the commit, child processes;
 //! - one folder per domain; [`etc`], the link farm and copies of `/etc`, is the first.
 //!
 //! The generation format ([`manifest`], [`borrowed`], [`tmpfiles`]) lives in the applier's own

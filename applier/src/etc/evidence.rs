@@ -165,7 +165,7 @@ impl Evidence<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::root::{FileInfo, Meta};
+    use crate::fs::node::{FileInfo, Meta};
     use crate::manifest::{Id, Mode};
 
     fn file(sha: &str) -> Node {

@@ -7,7 +7,8 @@
 //! `carry` runs phases 2 to 9, where `apply` acts, with `systemd-tmpfiles` (`runner`, in
 //! `parts`) creating the new links, and `overlay` moves the flip point. `right` is the one
 //! answer to "is this path what its entry wants?". `legacy` takes over a NixOS
-//! `setup-etc.pl` `/etc`; `verify` and `status` report drift.
+//! `setup-etc.pl` `/etc`; `payload` checks a generation's `GEN/etc`; `verify` and `status`
+//! report drift.
 
 pub(crate) mod apply;
 pub(crate) mod carry;

@@ -144,7 +144,7 @@ pub(crate) fn describe(node: &Node, naming: Naming) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::root::{FileInfo, Meta};
+    use crate::fs::node::{FileInfo, Meta};
     use crate::manifest::{Mode, Str};
 
     fn file(sha: &str, mode: u32, uid: u32) -> Node {

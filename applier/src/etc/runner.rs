@@ -14,7 +14,7 @@
 //! A child never outlives the switch, and never runs unlocked (README, invariant 8): it
 //! gets `PR_SET_PDEATHSIG` (SIGKILL), and it inherits the switch's lock, an `flock` on one open
 //! file description, which stays held until the last process holding it is gone. A rerun
-//! after a SIGKILL of etcflip alone therefore waits for the straggler (see `lock.rs`)
+//! after a SIGKILL of etcflip alone therefore waits for the straggler (see `txn/lock.rs`)
 //! instead of racing it (`tests/orphans.rs`).
 
 use std::fs::File;
@@ -235,6 +235,14 @@ impl Tmpfiles {
             self.shown,
             said.trim()
         )))
+    }
+}
+
+impl Drop for Tmpfiles {
+    /// Dropped unfinished, the child is killed *before* its input closes: at the end of its
+    /// input, tmpfiles would start acting on the lines it had so far.
+    fn drop(&mut self) {
+        self.child.stop();
     }
 }
 

@@ -1,5 +1,5 @@
 //! Scratch names: where a switch stages, relinks and builds beside a target before the flip
-//! (see `apply.rs`). They are derived from the target, so a rerun finds a killed run's
+//! (see `apply/mod.rs`). They are derived from the target, so a rerun finds a killed run's
 //! leftovers, and contain `.etcflip-`, which targets may not contain; `observe` and the sweep
 //! recognise them.
 

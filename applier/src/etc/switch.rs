@@ -1,7 +1,7 @@
 //! `etcflip switch` for `/etc`: phases 0 and 1 (load, lock, read the state, look, plan),
 //! then, unless it is a dry run, refused or a no-op, phases 2 to 9 in `carry.rs`. The phases
 //! and where a signal stops them are in `txn/phase.rs`; what the recorded state says comes
-//! from `gather.rs`, the look and the plan from `look.rs`.
+//! from `gather/mod.rs`, the look and the plan from `look.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -109,7 +109,7 @@ struct Opened {
 }
 
 /// Phases 0 (the state) and 1: reads the state and the manifests, starts the creation's
-/// children, gathers evidence, looks and plans; then, unless refused, [`write()`].
+/// children, gathers evidence (sweeping what a killed run left), looks and plans; then, unless refused, [`write_unless_current`].
 fn look_and_decide<'f>(
     opts: &Options,
     mut o: Opened,
@@ -143,10 +143,8 @@ fn look_and_decide<'f>(
     };
     let state = (applied, same_manifest, &pending[..], o.key.as_ref());
     let gathered = gather_evidence(&mut o.root, &gen, state)?;
-    // A killed run's scratch goes before anything is looked at (we hold the lock).
     if !pending.is_empty() && !opts.dry_run {
-        let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
-        apply::sweep(&mut o.root, targets.chain(gathered.evidence.targets()))?;
+        sweep_killed_run(&mut o.root, &gen, &gathered)?;
     }
     let target_text = format!("{}/etc", o.gen_in_root);
     let mut known: Vec<&str> = recorded_generations(applied, &pending);
@@ -159,7 +157,7 @@ fn look_and_decide<'f>(
     if !outcome.plan.conflicts().is_empty() {
         return Ok(outcome);
     }
-    let seen = Seen {
+    let planned = Planned {
         gen: &gen,
         gathered: &gathered,
         looked: &looked,
@@ -170,11 +168,18 @@ fn look_and_decide<'f>(
         same_manifest,
         target_text: &target_text,
     };
-    write(opts, o, (lock, engine, children), &seen, outcome)
+    write_unless_current(opts, o, (lock, engine, children), &planned, outcome)
 }
 
-/// What phases 0 and 1 found, for [`write()`].
-struct Seen<'s, 'a> {
+/// A killed run's scratch, beside every target it may have worked on, goes before anything is
+/// looked at (the lock is held).
+fn sweep_killed_run(root: &mut Root, gen: &Generation, gathered: &Gathered) -> Result<()> {
+    let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
+    apply::sweep(root, targets.chain(gathered.evidence.targets()))
+}
+
+/// What phases 0 and 1 found and planned, for [`write_unless_current`].
+struct Planned<'s, 'a> {
     gen: &'s Generation<'a>,
     gathered: &'s Gathered<'a>,
     looked: &'s Looked,
@@ -187,12 +192,13 @@ struct Seen<'s, 'a> {
     target_text: &'s str,
 }
 
-/// Unless the switch is a dry run or changes nothing (the state included), phases 2 to 9.
-fn write(
+/// What the switch records; then, unless it is a dry run or that and the root are already
+/// current (a no-op), phases 2 to 9.
+fn write_unless_current(
     opts: &Options,
     mut o: Opened,
     (lock, engine, children): (Option<&Lock>, Option<Engine>, Children),
-    s: &Seen,
+    s: &Planned,
     mut outcome: Outcome,
 ) -> Result<Outcome> {
     let (gen, looked, gathered) = (s.gen, s.looked, s.gathered);
@@ -247,7 +253,7 @@ fn leftovers(root: &mut Root) -> Result<()> {
     legacy::sweep(root)
 }
 
-/// The lock of a switch that is going to write, with the lock file made (see `lock.rs`).
+/// The lock of a switch that is going to write, with the lock file made (see `txn/lock.rs`).
 fn writing<'l>(lock: Option<&'l Lock>, root: &mut Root) -> Result<&'l Lock> {
     let Some(lock) = lock else {
         bail!("internal: a switch that writes holds the lock");
@@ -263,7 +269,7 @@ fn tmpfiles_engine<'l>(lock: &'l Lock, root: &mut Root) -> Result<Engine<'l>> {
 }
 
 /// Takes the lock (none for a dry run, which writes nothing, not even the lock). Where `/etc`
-/// is there, taking it writes nothing (see `lock.rs`), so it comes first and the generation is
+/// is there, taking it writes nothing (see `txn/lock.rs`), so it comes first and the generation is
 /// checked later, while the applied state is parsed; on a root without `/etc` the generation
 /// is checked first (returned), so that an invalid one is refused before the lock makes it.
 fn lock_in_order<'f>(

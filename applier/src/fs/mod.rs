@@ -5,7 +5,7 @@
 //! path. Paths given to `Root` are relative to the root, `/`-separated, canonical
 //! (`etc/ssh/x`).
 //!
-//! - `root`: the handle, its directory cache, and what is at a path (`Node`);
+//! - `root`: the handle and its directory cache; `node`: what is at a path (`Node`);
 //! - `read`, `write` (atomic replacement included), `remove`: the operations;
 //! - `mapped`: files mapped read-only; `statx`: the one stat call; `mounts`: mount
 //!   points below a directory; `lock`: `flock` and `fcntl` record locks.
@@ -13,13 +13,15 @@
 pub mod lock;
 pub(crate) mod mapped;
 pub(crate) mod mounts;
+pub(crate) mod node;
 pub(crate) mod read;
 pub(crate) mod remove;
 pub(crate) mod root;
 pub(crate) mod statx;
 pub(crate) mod write;
 
+pub(crate) use node::Node;
 pub(crate) use read::read_regular;
 pub use read::sha256_bytes;
-pub(crate) use root::{join, split, Node, Root};
+pub(crate) use root::{join, split, Root};
 pub(crate) use write::{temp_name, Owner};

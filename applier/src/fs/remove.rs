@@ -13,7 +13,8 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use etcflip_format::manifest::is_same_or_below;
 
-use super::root::{split, Node, Root, DIR_FLAGS};
+use super::node::Node;
+use super::root::{split, Root, DIR_FLAGS};
 
 impl Root {
     /// Removes a file or symlink (never what it points to). Missing is fine.

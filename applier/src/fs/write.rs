@@ -10,7 +10,8 @@ use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{fchmod, fstat, mkdirat, Mode};
 use nix::unistd::{fchown, fsync, linkat, symlinkat, Gid, Uid};
 
-use super::root::{join, split, Node, Root};
+use super::node::Node;
+use super::root::{join, split, Root};
 
 impl Root {
     /// Creates directories `rel` and its missing parents (mode 0755), never following links.

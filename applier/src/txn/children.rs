@@ -1,7 +1,7 @@
 //! Child processes of a switch: none outlives it, and none runs unlocked (README, invariant
 //! 8). Each gets `PR_SET_PDEATHSIG` (SIGKILL) and inherits the switch's lock, an `flock` on
 //! one open file description, which stays held until the last process holding it is gone. A
-//! rerun after a SIGKILL of etcflip alone therefore waits for the straggler (see `lock.rs`)
+//! rerun after a SIGKILL of etcflip alone therefore waits for the straggler (see `txn/lock.rs`)
 //! instead of racing it (`tests/orphans.rs`). Dropped while still running (an error
 //! elsewhere), a child is killed and reaped.
 
@@ -33,12 +33,19 @@ impl Tied {
     }
 }
 
-impl Drop for Tied {
-    fn drop(&mut self) {
+impl Tied {
+    /// Kills the child if it still runs, and reaps it.
+    pub(crate) fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+impl Drop for Tied {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

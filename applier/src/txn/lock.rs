@@ -12,7 +12,7 @@
 //! file open for writing), the lock file alone is the lock, made at once, as before.
 //!
 //! While another etcflip, or a `systemd-tmpfiles` child of a killed one (it inherits the
-//! lock and holds it until it dies, see `runner`), holds it, a switch waits up to
+//! lock and holds it until it dies, see `txn/children.rs`), holds it, a switch waits up to
 //! `LOCK_WAIT` (10 s), then fails: a rerun right after a kill converges instead of failing, and
 //! two switches started together run one after the other.
 

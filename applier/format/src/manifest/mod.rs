@@ -217,15 +217,6 @@ impl Entry<'_> {
         }
     }
 
-    /// Whether `text` is the link text this entry wants, for link kinds (without building it).
-    pub fn is_link_text(&self, overlay: &str, text: &str) -> bool {
-        match self.kind {
-            Kind::Symlink => is_overlay_link(text, overlay, &self.target),
-            Kind::DirectSymlink => self.source.as_deref() == Some(text),
-            Kind::Copy | Kind::Dir => false,
-        }
-    }
-
     /// Whether this is a runtime copy: a `copy` with no recorded hash, whose `source` is read
     /// at switch time (see the module documentation).
     pub fn is_runtime_copy(&self) -> bool {

@@ -1,7 +1,7 @@
 //! A plain transition from the applied generation: which entries of the target want the same
 //! as the applied generation *and* provably still are as it left them, so that the switch
-//! neither looks at them nor claims them (see `gather.rs`, which asks, and `stamps.rs`, which
-//! proves).
+//! neither looks at them nor claims them (see `gather/mod.rs`, which asks, and
+//! `etc/stamps.rs`, which proves).
 //!
 //! An entry is taken as recorded when its directory's stamp (and a copy's own) still holds,
 //! or, for a link the stamps cannot vouch for (its directory changed since the last commit),

@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::etc::evidence::Evidence;
 use crate::etc::observe::World;
 use crate::fs::Node;
-use crate::manifest::{Kind, Manifest};
+use crate::manifest::{is_same_or_below, Kind, Manifest};
 
 /// What to do with paths that are not ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -324,6 +324,19 @@ impl Plan {
         let _ = writeln!(out, "{}", summary.join(", "));
         out
     }
+}
+
+/// Whether `t` lies strictly below `ancestor`.
+fn is_below(t: &str, ancestor: &str) -> bool {
+    t.len() > ancestor.len() && is_same_or_below(t, ancestor)
+}
+
+/// Why a mount point is left as it is.
+const MOUNTED: &str = "a mount point: etcflip never renames, removes or replaces one";
+
+/// What was found at a path, as a plan's reasons name it.
+fn describe(node: &Node) -> String {
+    crate::etc::right::describe(node, crate::etc::right::Naming::Kind)
 }
 
 mod rules;

@@ -2,12 +2,13 @@
 //! flip of the overlay.
 
 use crate::etc::observe::Seen;
-use crate::etc::right::{self, Naming, Verdict, Want};
+use crate::etc::right::{Verdict, Want};
 use crate::etc::runtime::Source;
 use crate::fs::{join, Node};
 use crate::manifest::{is_same_or_below, Entry, Kind};
 
 use super::stale::stale_steps;
+use super::{describe, is_below, MOUNTED};
 use super::{Action, Flip, Found, Inputs, OnConflict, Plan, Step};
 
 /// Computes the plan. Pure.
@@ -144,10 +145,6 @@ fn leave_mounted(steps: &mut [Step], mounts: &[String]) {
     }
 }
 
-pub(super) fn is_below(t: &str, ancestor: &str) -> bool {
-    t.len() > ancestor.len() && is_same_or_below(t, ancestor)
-}
-
 fn base_step(e: &Entry, node: &Node) -> Step {
     Step {
         target: e.target.to_string(),
@@ -201,9 +198,6 @@ fn decide(inp: &Inputs, e: &Entry, seen: Option<&Seen>, step: &mut Step) {
         foreign(inp, e, seen, step);
     }
 }
-
-/// Why a mount point is left as it is.
-pub(super) const MOUNTED: &str = "a mount point: etcflip never renames, removes or replaces one";
 
 fn creation(kind: Kind) -> Action {
     match kind {
@@ -284,10 +278,6 @@ fn conflict_or(inp: &Inputs, step: &mut Step, why: String) {
     // A foreign directory replaced by something else goes as a whole: no relink needed.
     step.relink_first = false;
     step.why = Some(why);
-}
-
-pub(super) fn describe(node: &Node) -> String {
-    right::describe(node, Naming::Kind)
 }
 
 /// Paths inside the ours directory `target` that are not ours (recursively).

@@ -7,8 +7,7 @@ use crate::etc::observe::Seen;
 use crate::fs::{join, Node};
 use crate::manifest::Kind;
 
-use super::rules::{describe, is_below, MOUNTED};
-use super::{Action, Found, Inputs, Step};
+use super::{describe, is_below, Action, Found, Inputs, Step, MOUNTED};
 
 /// Steps for paths that only earlier generations claim, children first.
 pub(super) fn stale_steps(inp: &Inputs, relinked: &[String]) -> Vec<Step> {

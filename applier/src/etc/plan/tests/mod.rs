@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::etc::observe::{Seen, World};
-use crate::fs::root::{FileInfo, Meta};
+use crate::fs::node::{FileInfo, Meta};
 use crate::manifest::Manifest;
 
 const OVERLAY: &str = "/etc/static";

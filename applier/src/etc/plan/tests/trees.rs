@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::super::*;
 use crate::etc::evidence::Evidence;
 use crate::etc::observe::{Seen, World};
-use crate::fs::root::{FileInfo, Meta};
+use crate::fs::node::{FileInfo, Meta};
 use crate::manifest::Manifest;
 
 /// A manifest of `(target, kind)` entries, as the generator writes them.
