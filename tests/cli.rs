@@ -719,6 +719,22 @@ fn hand_edited_manifests_are_refused_and_nothing_is_written() {
             Some(|m| entry_mut(m, "localtime")["source"] = json!("/etc/shadow")),
             "the manifest says /etc/shadow",
         ),
+        (
+            "users-invalid",
+            Some(|m| {
+                m["users"] = json!({"mutableUsers": true, "groups": [],
+                    "users": [{"name": "root", "uid": 0, "group": "wheel", "home": "/root"}]});
+            }),
+            "users: user \"root\": primary group \"wheel\" is neither a declared group",
+        ),
+        (
+            "users-not-yet",
+            Some(|m| {
+                m["users"] = json!({"mutableUsers": true, "groups": [{"name": "root", "gid": 0}],
+                    "users": [{"name": "root", "uid": 0, "group": "root", "home": "/root"}]});
+            }),
+            "the generation declares users, which this etcflip does not apply yet",
+        ),
         ("invalid-json", None, "not a valid version-1 manifest"),
     ];
     let mut gens = Vec::new();

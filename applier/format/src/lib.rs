@@ -9,3 +9,4 @@ pub mod errors;
 pub mod hash;
 pub mod manifest;
 pub mod tmpfiles;
+pub mod users;

@@ -17,7 +17,7 @@ use crate::etc::gather::{
 use crate::etc::legacy;
 use crate::etc::look::{look_and_plan, Looked};
 use crate::etc::owners::Unresolved;
-use crate::etc::payload::payload_problems;
+use crate::etc::payload::generation_problems;
 use crate::etc::plan::{OnConflict, Plan};
 use crate::etc::runner::{self, Engine};
 use crate::etc::runtime::{self, Key};
@@ -284,7 +284,7 @@ fn lock_in_order<'f>(
     if lock::writes_nothing(root)? {
         return Ok((Some(lock::lock(root, signals, leftovers)?), None));
     }
-    let gen = Generation::parse(host, text, payload_problems)?;
+    let gen = Generation::parse(host, text, generation_problems)?;
     Ok((Some(lock::lock(root, signals, leftovers)?), Some(gen)))
 }
 
@@ -301,10 +301,10 @@ fn parse_both<'f>(
     }
     let Some(old) = old else {
         // A re-switch (every boot) has one manifest to parse: no second thread for nothing.
-        return Ok((Generation::parse(host, text, payload_problems)?, None));
+        return Ok((Generation::parse(host, text, generation_problems)?, None));
     };
     std::thread::scope(|s| {
-        let gen = s.spawn(|| Generation::parse(host, text, payload_problems));
+        let gen = s.spawn(|| Generation::parse(host, text, generation_problems));
         let parsed = old.manifest();
         let gen = gen
             .join()

@@ -83,6 +83,7 @@ fn from_leaves(
             version: MANIFEST_VERSION,
             overlay: overlay.to_owned().into(),
             entries,
+            users: None,
         },
         texts,
     }

@@ -53,6 +53,7 @@ mod tests {
         let mut m = Manifest {
             version: 1,
             overlay: "/etc/static".into(),
+            users: None,
             entries: vec![
                 entry("a b", Kind::Symlink, Some("/nix/store/x")),
                 entry("d", Kind::Dir, None),

@@ -27,6 +27,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use crate::borrowed::Str;
 use crate::errors::Invalid;
+use crate::users::Users;
 
 /// The only manifest version this applier understands.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -53,6 +54,9 @@ pub struct Manifest<'a> {
     /// Sorted by `target`, unique.
     #[serde(borrow)]
     pub entries: Vec<Entry<'a>>,
+    /// The user database, when the generation declares it (see [`crate::users`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Users>,
 }
 
 /// What an entry makes at `/etc/<target>`.
@@ -275,6 +279,7 @@ impl<'a> Manifest<'a> {
             version: MANIFEST_VERSION,
             overlay: Str::borrowed(overlay),
             entries: Vec::new(),
+            users: None,
         }
     }
 
@@ -284,6 +289,7 @@ impl<'a> Manifest<'a> {
             version: self.version,
             overlay: self.overlay.into_owned(),
             entries: self.entries.into_iter().map(Entry::into_owned).collect(),
+            users: self.users,
         }
     }
 

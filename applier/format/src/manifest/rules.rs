@@ -1,6 +1,8 @@
 //! The format's rules: what makes a manifest valid, checked field by field and between
 //! entries; every violation is listed, not just the first.
 
+use crate::users::MANAGED_FILES;
+
 use super::{
     Entry, Id, Kind, Manifest, MANIFEST_VERSION, MAX_NAME, MAX_PATH, RESERVED_MARK, STATE_DIR_NAME,
 };
@@ -20,6 +22,10 @@ impl Manifest<'_> {
         }
         self.entry_problems(&mut out);
         self.parent_problems(&mut out);
+        if let Some(users) = &self.users {
+            out.extend(users.problems().into_iter().map(|m| format!("users: {m}")));
+            out.extend(managed_twice(self));
+        }
         out
     }
 
@@ -84,6 +90,20 @@ impl Manifest<'_> {
             }
         }
     }
+}
+
+/// `etc` entries for the files a `users` part writes.
+fn managed_twice(m: &Manifest) -> Vec<String> {
+    (m.entries.iter())
+        .filter(|e| MANAGED_FILES.contains(&e.target.as_str()))
+        .map(|e| {
+            format!(
+                "entry {:?}: /etc/{} is written by the users part, so no etc entry may name it",
+                e.target.as_str(),
+                e.target.as_str()
+            )
+        })
+        .collect()
 }
 
 /// What an entry's kind requires of its fields.

@@ -59,6 +59,7 @@ fn valid_manifest_round_trips() {
             entry("pam.d/login", Kind::Symlink),
             entry("sudoers", Kind::Copy),
         ],
+        users: None,
     };
     let text = m.to_json();
     assert_eq!(Manifest::from_json(&text, "t").unwrap(), m);
@@ -165,4 +166,27 @@ fn owner_names() {
     for bad in ["", "-x", "a:b", "123", "a b", &"x".repeat(32)] {
         assert!(check_id_name(bad).is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn a_users_part_is_checked_with_the_manifest() {
+    let text = r#"{"version": 1, "overlay": "/etc/static", "entries": [
+        {"target": "passwd", "kind": "symlink", "source": "/nix/store/p"}],
+        "users": {"mutableUsers": false, "users": [{"name": "a:b", "uid": 1000, "group": "users",
+        "home": "/home/a"}], "groups": [{"name": "users", "gid": 100}]}}"#;
+    let err = Manifest::from_json(text, "m").unwrap_err().to_string();
+    assert!(
+        err.contains("users: user \"a:b\": name \"a:b\" contains ':'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("entry \"passwd\": /etc/passwd is written by the users part"),
+        "{err}"
+    );
+    let unknown = text.replace(
+        "\"home\": \"/home/a\"",
+        "\"home\": \"/h\", \"isNormalUser\": true",
+    );
+    let err = Manifest::from_json(&unknown, "m").unwrap_err().to_string();
+    assert!(err.contains("unknown field `isNormalUser`"), "{err}");
 }

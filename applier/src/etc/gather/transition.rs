@@ -49,7 +49,8 @@ pub(crate) fn transition<'a>(
     let changed = Manifest {
         entries: compared.changed,
         overlay: old.overlay.clone(),
-        ..*old
+        version: old.version,
+        users: None,
     };
     let mut evidence = Evidence::default();
     evidence.add_manifest(&changed);

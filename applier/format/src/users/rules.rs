@@ -1,0 +1,258 @@
+//! The rules of a `users` part, every violation listed: names, fields that end up in
+//! colon-separated files, ids, primary groups, dates and subordinate ranges.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Group, User, Users};
+
+/// The largest id a user or group may have: 2^32 − 2 (2^32 − 1 is "no id", `(uid_t) -1`).
+const MAX_ID: i64 = 4_294_967_294;
+/// The 16-bit "no id" (`(uint16_t) -1`), which old interfaces still read as "none".
+const ID_16_NONE: i64 = 65_535;
+
+impl Users {
+    /// Every violation of the rules, empty when the part is valid.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let groups: BTreeSet<&str> = self.groups.iter().map(|g| g.name.as_str()).collect();
+        for u in &self.users {
+            let own = user_problems(u, &groups);
+            out.extend(own.into_iter().map(|m| format!("user {:?}: {m}", u.name)));
+        }
+        for g in &self.groups {
+            let own = group_problems(g);
+            out.extend(own.into_iter().map(|m| format!("group {:?}: {m}", g.name)));
+        }
+        let users = self.users.iter().map(|u| (u.name.as_str(), u.uid));
+        out.extend(duplicates("user", "uid", users));
+        let groups = self.groups.iter().map(|g| (g.name.as_str(), g.gid));
+        out.extend(duplicates("group", "gid", groups));
+        let roots: Vec<&str> = (self.users.iter())
+            .filter(|u| u.uid == Some(0))
+            .map(|u| u.name.as_str())
+            .collect();
+        if roots.len() > 1 {
+            out.push(format!("a second uid 0: {}", roots.join(", ")));
+        }
+        out.extend(overlaps(self));
+        out
+    }
+}
+
+/// Checks a user or group name: what `useradd` accepts, and nothing a colon-separated file or
+/// `chown` could misread.
+pub fn check_account_name(n: &str) -> Result<(), String> {
+    if n.is_empty() || n == "." || n == ".." {
+        return Err(format!("{n:?} is not a name"));
+    }
+    if n.len() > 31 {
+        return Err(format!("name {n:?} is longer than 31 bytes"));
+    }
+    if let Some(c) = n
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "name {n:?} contains {c:?} (names use only A-Z, a-z, 0-9, '_', '.' and '-')"
+        ));
+    }
+    if n.starts_with('-') {
+        return Err(format!("name {n:?} starts with '-'"));
+    }
+    if n.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("name {n:?} is all digits (it would read as an id)"));
+    }
+    Ok(())
+}
+
+fn user_problems(u: &User, groups: &BTreeSet<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Err(m) = check_account_name(&u.name) {
+        out.push(m);
+    }
+    if let Some(uid) = u.uid {
+        out.extend(id_problem("uid", uid));
+    }
+    let verbatim = [
+        ("description", Some(&u.description)),
+        ("home", Some(&u.home)),
+        ("shell", u.shell.as_ref()),
+        ("hashedPassword", u.hashed_password.as_ref()),
+        ("initialHashedPassword", u.initial_hashed_password.as_ref()),
+        ("hashedPasswordFile", u.hashed_password_file.as_ref()),
+    ];
+    for (field, value) in verbatim {
+        if let Some(v) = value.filter(|v| v.contains([':', '\n', '\r'])) {
+            out.push(format!("{field} {v:?} contains ':' or a newline"));
+        }
+    }
+    for (field, value) in [
+        ("home", Some(&u.home)),
+        ("shell", u.shell.as_ref()),
+        ("hashedPasswordFile", u.hashed_password_file.as_ref()),
+    ] {
+        if let Some(v) = value.filter(|v| !v.starts_with('/')) {
+            out.push(format!("{field} {v:?} is not an absolute path"));
+        }
+    }
+    if u.group.is_empty() {
+        out.push("no primary group".into());
+    } else if !groups.contains(u.group.as_str()) && !u.group.bytes().all(|b| b.is_ascii_digit()) {
+        out.push(format!(
+            "primary group {:?} is neither a declared group nor a number",
+            u.group
+        ));
+    }
+    let mode_ok = (1..=4).contains(&u.home_mode.len())
+        && u.home_mode.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    if !mode_ok {
+        out.push(format!(
+            "homeMode {:?} is not 1 to 4 octal digits",
+            u.home_mode
+        ));
+    }
+    if let Some(e) = u.expires.as_deref().filter(|e| date_days(e).is_none()) {
+        out.push(format!("expires {e:?} is not a real date (YYYY-MM-DD)"));
+    }
+    out
+}
+
+fn group_problems(g: &Group) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Err(m) = check_account_name(&g.name) {
+        out.push(m);
+    }
+    if let Some(gid) = g.gid {
+        out.extend(id_problem("gid", gid));
+    }
+    for m in &g.members {
+        if let Err(why) = check_account_name(m) {
+            out.push(format!("member: {why}"));
+        }
+    }
+    out
+}
+
+fn id_problem(what: &str, id: i64) -> Option<String> {
+    match id {
+        ..0 | 4_294_967_295.. => Some(format!("{what} {id} is not between 0 and {MAX_ID}")),
+        ID_16_NONE => Some(format!(
+            "{what} 65535 is the 16-bit \"no id\" ((uint16_t) -1)"
+        )),
+        _ => None,
+    }
+}
+
+/// Names that repeat, and static ids that two names share.
+fn duplicates<'a>(
+    what: &str,
+    id: &str,
+    items: impl Iterator<Item = (&'a str, Option<i64>)>,
+) -> Vec<String> {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut ids: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for (name, n) in items {
+        *names.entry(name).or_default() += 1;
+        if let Some(n) = n {
+            ids.entry(n).or_default().push(name);
+        }
+    }
+    let mut out: Vec<String> = (names.into_iter())
+        .filter(|(_, count)| *count > 1)
+        .map(|(name, count)| format!("{what} {name:?} is declared {count} times"))
+        .collect();
+    out.extend(
+        (ids.into_iter())
+            .filter(|(n, names)| names.len() > 1 && !(*n == 0 && what == "user"))
+            .map(|(n, names)| format!("{id} {n} is declared for {}", names.join(", "))),
+    );
+    out
+}
+
+/// Subordinate ranges: empty ones, ones past 2^32, and ranges two users share.
+fn overlaps(users: &Users) -> Vec<String> {
+    let mut out = Vec::new();
+    for (kind, ranges) in [
+        ("subUidRanges", sub_ranges(users, true)),
+        ("subGidRanges", sub_ranges(users, false)),
+    ] {
+        for (name, start, count) in &ranges {
+            if *count < 1 || *start < 0 || start + count > MAX_ID + 2 {
+                out.push(format!(
+                    "user {name:?}: {kind} {start}+{count} is empty or outside 0..2^32"
+                ));
+            }
+        }
+        for (i, (a, sa, ca)) in ranges.iter().enumerate() {
+            for (b, sb, cb) in &ranges[i + 1..] {
+                if sa < &(sb + cb) && sb < &(sa + ca) {
+                    out.push(format!(
+                        "{kind} overlap: {a:?} {sa}+{ca} and {b:?} {sb}+{cb}"
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sub_ranges(users: &Users, uids: bool) -> Vec<(&str, i64, i64)> {
+    let mut out = Vec::new();
+    for u in &users.users {
+        if uids {
+            out.extend(
+                u.sub_uid_ranges
+                    .iter()
+                    .map(|r| (u.name.as_str(), r.start_uid, r.count)),
+            );
+        } else {
+            out.extend(
+                u.sub_gid_ranges
+                    .iter()
+                    .map(|r| (u.name.as_str(), r.start_gid, r.count)),
+            );
+        }
+    }
+    out
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (shadow's expiry field); `None` unless it is
+/// a real date from 1970 on.
+pub fn date_days(date: &str) -> Option<i64> {
+    let b = date.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse::<i64>().ok())?
+    };
+    let (y, m, d) = (num(&date[..4])?, num(&date[5..7])?, num(&date[8..])?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let days_in_month = *month_days.get(usize::try_from(m).ok()?.checked_sub(1)?)?;
+    if y < 1970 || d < 1 || d > days_in_month {
+        return None;
+    }
+    // Days from 1970-01-01 to y-m-d (the civil-date algorithm, March-based years).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}

@@ -1,0 +1,156 @@
+//! The rules of a `users` part, one case per violation.
+
+use super::*;
+
+fn user(name: &str, uid: Option<i64>, group: &str) -> User {
+    User {
+        name: name.into(),
+        uid,
+        group: group.into(),
+        description: String::new(),
+        home: "/var/empty".into(),
+        home_mode: "700".into(),
+        create_home: false,
+        is_system_user: true,
+        password: None,
+        hashed_password: None,
+        hashed_password_file: None,
+        initial_password: None,
+        initial_hashed_password: None,
+        expires: None,
+        linger: None,
+        shell: None,
+        auto_sub_uid_gid_range: false,
+        sub_uid_ranges: Vec::new(),
+        sub_gid_ranges: Vec::new(),
+    }
+}
+
+fn group(name: &str, gid: Option<i64>) -> Group {
+    Group {
+        name: name.into(),
+        gid,
+        members: Vec::new(),
+    }
+}
+
+fn users(users: Vec<User>, groups: Vec<Group>) -> Users {
+    Users {
+        mutable_users: true,
+        users,
+        groups,
+        precomputed: None,
+        run_time: Vec::new(),
+    }
+}
+
+#[test]
+fn names_are_checked() {
+    let cases = [
+        ("alice", None),
+        ("_svc.x-1", None),
+        ("", Some("is not a name")),
+        ("..", Some("is not a name")),
+        ("a:b", Some("contains ':'")),
+        ("a,b", Some("contains ','")),
+        ("a b", Some("contains ' '")),
+        ("a\nb", Some("contains '\\n'")),
+        ("+nis", Some("contains '+'")),
+        ("-x", Some("starts with '-'")),
+        ("1000", Some("all digits")),
+        ("ä", Some("contains 'ä'")),
+        ("abcdefghijabcdefghijabcdefghijab", Some("longer than 31")),
+    ];
+    for (name, want) in cases {
+        match (check_account_name(name), want) {
+            (Ok(()), None) => {}
+            (Err(m), Some(w)) => assert!(m.contains(w), "{name:?}: {m}"),
+            (got, want) => panic!("{name:?}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_violation_is_listed() {
+    let mut bad = user("bob", Some(65_535), "nosuch");
+    bad.description = "a:b".into();
+    bad.home = "relative".into();
+    bad.home_mode = "07777x".into();
+    bad.expires = Some("2024-02-30".into());
+    bad.hashed_password = Some("$6$x\nroot::0:0::/:/bin/sh".into());
+    let mut second_root = user("toor", Some(0), "root");
+    second_root.is_system_user = false;
+    let u = users(
+        vec![
+            user("root", Some(0), "root"),
+            bad,
+            second_root,
+            user("x", Some(-1), "7"),
+        ],
+        vec![
+            group("root", Some(0)),
+            group("wheel", Some(0)),
+            group("wheel", Some(10)),
+        ],
+    );
+    let p = u.problems();
+    let want = [
+        "user \"bob\": uid 65535 is the 16-bit \"no id\"",
+        "user \"bob\": description \"a:b\" contains ':' or a newline",
+        "user \"bob\": hashedPassword",
+        "user \"bob\": home \"relative\" is not an absolute path",
+        "user \"bob\": primary group \"nosuch\" is neither a declared group nor a number",
+        "user \"bob\": homeMode \"07777x\" is not 1 to 4 octal digits",
+        "user \"bob\": expires \"2024-02-30\" is not a real date",
+        "user \"x\": uid -1 is not between 0 and 4294967294",
+        "group \"wheel\" is declared 2 times",
+        "gid 0 is declared for root, wheel",
+        "a second uid 0: root, toor",
+    ];
+    for w in want {
+        assert!(
+            p.iter().any(|m| m.starts_with(w)),
+            "missing {w:?} in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), want.len(), "{p:#?}");
+}
+
+#[test]
+fn subordinate_ranges_may_not_overlap_or_be_empty() {
+    let mut a = user("a", None, "users");
+    a.sub_uid_ranges = vec![SubUidRange {
+        start_uid: 100_000,
+        count: 65_536,
+    }];
+    let mut b = user("b", None, "users");
+    b.sub_uid_ranges = vec![SubUidRange {
+        start_uid: 165_535,
+        count: 10,
+    }];
+    b.sub_gid_ranges = vec![SubGidRange {
+        start_gid: 5,
+        count: 0,
+    }];
+    let p = users(vec![a, b], vec![group("users", Some(100))]).problems();
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p[0].contains("subUidRanges overlap: \"a\" 100000+65536 and \"b\" 165535+10"));
+    assert!(p[1].contains("subGidRanges 5+0 is empty"), "{p:#?}");
+}
+
+#[test]
+fn dates_are_days_since_the_epoch() {
+    let cases = [
+        ("1970-01-01", Some(0)),
+        ("2000-03-01", Some(11_017)),
+        ("2024-02-29", Some(19_782)),
+        ("2023-02-29", None),
+        ("2024-13-01", None),
+        ("1969-12-31", None),
+        ("2024-1-01", None),
+        ("+024-01-01", None),
+    ];
+    for (date, days) in cases {
+        assert_eq!(date_days(date), days, "{date}");
+    }
+}
