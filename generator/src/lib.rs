@@ -24,6 +24,7 @@ pub mod cli;
 pub(crate) mod decl;
 pub(crate) mod etc;
 pub(crate) mod spec;
+pub(crate) mod users;
 pub(crate) mod write;
 
 use std::io;
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::DEFAULT_OVERLAY;
+use etcflip_format::users::Users;
 
 use crate::decl::Decl;
 use crate::etc::Assembled;
@@ -75,7 +77,15 @@ fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
         .clone()
         .or(inputs.overlay.take())
         .unwrap_or_else(|| DEFAULT_OVERLAY.to_owned());
-    let assembled = etc::assemble(&inputs, &overlay, &mut problems);
+    let mut assembled = etc::assemble(&inputs, &overlay, &mut problems);
+    if let Some(mut users) = inputs.users.take() {
+        let targets: Vec<&str> = (assembled.manifest.entries.iter())
+            .map(|e| e.target.as_str())
+            .collect();
+        users::check(&users, &targets, &mut problems);
+        users::settle(&mut users);
+        assembled.manifest.users = Some(users);
+    }
     if !problems.is_empty() {
         return Err(Invalid::many(&inputs.names.join(" and "), problems).into());
     }
@@ -104,6 +114,8 @@ pub(crate) struct Inputs {
     pub(crate) spec_dir: Option<String>,
     /// The store the imported tree lives in, if it lives in one.
     pub(crate) tree_store: Option<String>,
+    /// The spec's `users` part.
+    pub(crate) users: Option<Users>,
 }
 
 /// Reads the spec and the NixOS etc tree; problems with their content go to `problems`.
@@ -117,6 +129,7 @@ fn read_inputs(opts: &Options, problems: &mut Vec<String>) -> anyhow::Result<Inp
             inputs.overlay = spec.overlay;
             inputs.store = spec.store;
             inputs.decls = spec.decls;
+            inputs.users = spec.users;
         }
     }
     if let Some(dir) = &opts.nixos_etc {

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use etcflip_format::users::Users;
+
 use crate::decl::{Decl, Origin};
 
 /// The top-level keys a spec may have.
@@ -27,6 +29,8 @@ pub(crate) struct Spec {
     pub(crate) store: Option<String>,
     /// The enabled `etc` entries, sorted by attribute name (NixOS's attrset order).
     pub(crate) decls: Vec<Decl>,
+    /// The `users` part, structurally valid (its rules are checked later).
+    pub(crate) users: Option<Users>,
 }
 
 /// Parses the spec text; structural problems are appended to `problems`.
@@ -42,7 +46,12 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<String>) -> Spec {
     for (key, raw) in top {
         match key.as_str() {
             "etc" => spec.decls = parse_etc(raw, problems),
-            "users" | "wrappers" => {
+            "users" if !is_empty(raw) => match serde_json::from_str(raw.get()) {
+                Ok(value) => spec.users = crate::users::parse(value, problems),
+                Err(e) => problems.push(format!("users: {e}")),
+            },
+            "users" => {}
+            "wrappers" => {
                 // Handled by later work; refusing beats silently dropping accounts or wrappers.
                 if !is_empty(raw) {
                     problems.push(format!(
@@ -309,7 +318,7 @@ mod tests {
         let p = problems_of(
             r#"{"etc": {"a": {"mode": 644, "bogus": 1, "uid": -1},
                         "b": "nope", "c": {"enable": "yes"}},
-                "users": {"users": []}, "wrappers": {"x": {}}, "other": 1, "overlay": 3,
+                "users": {"users": [], "extra": 1}, "wrappers": {"x": {}}, "other": 1, "overlay": 3,
                 "store": null}"#,
         );
         for want in [
@@ -318,7 +327,7 @@ mod tests {
             "etc.\"a\".uid: expected an integer",
             "etc.\"b\": expected an object, not a string",
             "etc.\"c\".enable: expected a boolean",
-            "the `users` key is not supported yet by this etcflip-gen",
+            "users: unknown field \"extra\"",
             "the `wrappers` key is not supported yet by this etcflip-gen",
             "unknown top-level key \"other\"",
             "overlay: expected a string, not 3",

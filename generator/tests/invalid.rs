@@ -154,7 +154,22 @@ const ROWS: &[(&str, &str)] = &[
     ),
     (
         r#"{"users": {"users": [{"name": "alice"}]}}"#,
-        "the `users` key is not supported yet by this etcflip-gen",
+        r#"users: user "alice": missing field `group`"#,
+    ),
+    (
+        r#"{"users": {"mutableUsers": true, "users": [{"name": "a", "uid": 1000,
+            "group": "users", "home": "/home/a", "isNormalUser": true}], "groups": []}}"#,
+        r#"users: user "a": unknown field "isNormalUser""#,
+    ),
+    (
+        r#"{"users": {"mutableUsers": false, "users": [{"name": "a", "uid": 1000,
+            "group": "users", "home": "/home/a"}], "groups": []}}"#,
+        r#"users: user "a": primary group "users" is neither a declared group nor a number"#,
+    ),
+    (
+        r#"{"etc": {"passwd": {"text": "root:x:0:0::/root:/bin/sh\n"}},
+            "users": {"mutableUsers": false, "users": [], "groups": [{"name": "g", "gid": 5}]}}"#,
+        "etc entry /etc/passwd: the users part writes /etc/passwd",
     ),
     (
         r#"{"wrappers": {"ping": {}}}"#,
@@ -220,7 +235,7 @@ fn all_violations_are_listed_at_once() {
     }"#
     .replace("<SRC>", dir.str());
     let wants: Vec<String> = [
-        "the `users` key is not supported yet",
+        r#"users: user "alice": missing field `group`"#,
         r#"etc."dup2".target: "t" is also the target of etc."dup1""#,
         r#"etc."file".target: "file" is a symlink entry, but etc."under-file" needs it"#,
         r#"etc."nothing".source: neither source nor text"#,

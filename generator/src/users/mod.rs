@@ -1,0 +1,107 @@
+//! The `users` part of a generation: the spec's `users` key (exactly NixOS's
+//! `users-groups.json`), checked, and what can be settled at build time.
+//!
+//! - [`parse`] reads it, naming every unknown field and every field of the wrong type;
+//! - [`check`] adds the format's rules (`applier/format/src/users/`) and the `etc` entries
+//!   that would write the same files;
+//! - `precompute.rs` writes `passwd` and `group` when every id is static, and lists what is left
+//!   for the switch.
+
+use serde_json::{Map, Value};
+
+use etcflip_format::users::{Users, GROUP_FIELDS, MANAGED_FILES, TOP_FIELDS, USER_FIELDS};
+
+mod precompute;
+
+pub(crate) use precompute::settle;
+
+/// Parses the spec's `users` value; structural problems (unknown fields, missing fields,
+/// wrong types) go to `problems`, every one of them, each naming its user or group.
+pub(crate) fn parse(value: Value, problems: &mut Vec<String>) -> Option<Users> {
+    let Value::Object(mut top) = value else {
+        problems.push("users: expected an object (NixOS's users-groups.json)".into());
+        return None;
+    };
+    let before = problems.len();
+    unknown(&top, TOP_FIELDS, "users", problems);
+    let mutable_users = match top.remove("mutableUsers") {
+        None => true, // NixOS's default
+        Some(Value::Bool(b)) => b,
+        Some(other) => {
+            problems.push(format!(
+                "users: mutableUsers: expected true or false, not {other}"
+            ));
+            true
+        }
+    };
+    let users = items(top.remove("users"), ("user", USER_FIELDS), problems);
+    let groups = items(top.remove("groups"), ("group", GROUP_FIELDS), problems);
+    (problems.len() == before).then_some(Users {
+        mutable_users,
+        users,
+        groups,
+        precomputed: None,
+        run_time: Vec::new(),
+    })
+}
+
+/// The users or the groups: a list of objects, each read on its own.
+fn items<T: serde::de::DeserializeOwned>(
+    list: Option<Value>,
+    (what, fields): (&str, &[&str]),
+    problems: &mut Vec<String>,
+) -> Vec<T> {
+    let list = match list {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(list)) => list,
+        Some(other) => {
+            problems.push(format!("users: {what}s: expected a list, not {other}"));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.into_iter().enumerate() {
+        let Value::Object(obj) = item else {
+            problems.push(format!("users: {what} #{}: expected an object", i + 1));
+            continue;
+        };
+        let at = label(what, i, &obj);
+        let before = problems.len();
+        unknown(&obj, fields, &at, problems);
+        match serde_json::from_value(Value::Object(obj)) {
+            Ok(item) if problems.len() == before => out.push(item),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("{at}: {e}")),
+        }
+    }
+    out
+}
+
+/// How a problem names the `i`th user or group: by name when it has one.
+fn label(what: &str, i: usize, obj: &Map<String, Value>) -> String {
+    match obj.get("name").and_then(Value::as_str) {
+        Some(name) => format!("users: {what} {name:?}"),
+        None => format!("users: {what} #{}", i + 1),
+    }
+}
+
+/// Names every key of `obj` not in `known`.
+fn unknown(obj: &Map<String, Value>, known: &[&str], at: &str, problems: &mut Vec<String>) {
+    for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+        problems.push(format!(
+            "{at}: unknown field {key:?} (expected one of: {})",
+            known.join(", ")
+        ));
+    }
+}
+
+/// The format's rules for `users`, and the `etc` targets that would write its files.
+pub(crate) fn check(users: &Users, etc_targets: &[&str], problems: &mut Vec<String>) {
+    problems.extend(users.problems().into_iter().map(|m| format!("users: {m}")));
+    for t in etc_targets.iter().filter(|t| MANAGED_FILES.contains(t)) {
+        problems.push(format!(
+            "etc entry /etc/{t}: the users part writes /etc/{t}; declare accounts in `users`, \
+             or leave `users` out"
+        ));
+    }
+}
