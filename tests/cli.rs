@@ -727,14 +727,6 @@ fn hand_edited_manifests_are_refused_and_nothing_is_written() {
             }),
             "users: user \"root\": primary group \"wheel\" is neither a declared group",
         ),
-        (
-            "users-not-yet",
-            Some(|m| {
-                m["users"] = json!({"mutableUsers": true, "groups": [{"name": "root", "gid": 0}],
-                    "users": [{"name": "root", "uid": 0, "group": "root", "home": "/root"}]});
-            }),
-            "the generation declares users, which this etcflip does not apply yet",
-        ),
         ("invalid-json", None, "not a valid version-1 manifest"),
     ];
     let mut gens = Vec::new();

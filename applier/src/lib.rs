@@ -18,3 +18,4 @@ pub mod errors;
 pub mod etc;
 pub mod fs;
 pub(crate) mod txn;
+pub mod users;

@@ -129,6 +129,10 @@ fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
         emit(&json(&outcome)?);
     } else {
         let mut text = outcome.plan.render();
+        let would = if opts.dry_run { "would " } else { "" };
+        for c in outcome.users.iter().flat_map(|u| &u.changes) {
+            let _ = writeln!(text, "users: {would}{c}");
+        }
         if outcome.migrated {
             text.push_str("migrated from a setup-etc.pl /etc (/etc/static + /etc/.clean)\n");
         }

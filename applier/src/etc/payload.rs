@@ -6,26 +6,9 @@ use std::path::Path;
 use crate::fs::sha256_bytes;
 use crate::manifest::{Kind, Manifest};
 
-/// What `/etc` finds wrong with the generation at `host` (for
-/// [`crate::txn::generation::Generation::parse`]): a part this etcflip cannot apply yet, and
-/// every way the payload differs from `m`.
-pub(crate) fn generation_problems(host: &Path, m: &Manifest) -> Vec<String> {
-    let mut out = Vec::new();
-    if m.users.is_some() {
-        // Refused rather than ignored: a switch that skipped the declared accounts would leave
-        // a system that looks applied without its users.
-        out.push(
-            "the generation declares users, which this etcflip does not apply yet; nothing \
-             was written"
-                .to_owned(),
-        );
-    }
-    out.extend(payload_problems(host, m));
-    out
-}
-
-/// Every way the payload differs from `m`.
-fn payload_problems(host: &Path, m: &Manifest) -> Vec<String> {
+/// Every way the payload differs from `m` (for
+/// [`crate::txn::generation::Generation::parse`]).
+pub(crate) fn payload_problems(host: &Path, m: &Manifest) -> Vec<String> {
     let mut out = Vec::new();
     let etc = host.join("etc");
     for e in &m.entries {

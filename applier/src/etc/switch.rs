@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::errors::Refused;
+use crate::errors::{Invalid, Refused};
 use crate::etc::apply::{self, Children};
 use crate::etc::carry::{carry_out, Decided};
 use crate::etc::gather::{
@@ -17,7 +17,7 @@ use crate::etc::gather::{
 use crate::etc::legacy;
 use crate::etc::look::{look_and_plan, Looked};
 use crate::etc::owners::Unresolved;
-use crate::etc::payload::generation_problems;
+use crate::etc::payload::payload_problems;
 use crate::etc::plan::{OnConflict, Plan};
 use crate::etc::runner::{self, Engine};
 use crate::etc::runtime::{self, Key};
@@ -29,6 +29,7 @@ use crate::txn::generation::{Generation, GenerationFile};
 use crate::txn::lock::{self, Lock};
 use crate::txn::phase::{Phase, Progress};
 use crate::txn::state::{self, Recorded, StateView};
+use crate::users::Report;
 
 /// Options of `etcflip switch`.
 pub struct Options {
@@ -63,6 +64,9 @@ pub struct Outcome {
     /// Set when SIGTERM/SIGINT arrived after the flip: the switch was finished anyway.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
+    /// The users phase, when the generation declares users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<crate::users::Report>,
 }
 
 /// Runs a switch. Under `abort`, conflicts return the plan unapplied (`changed` false, the
@@ -152,9 +156,10 @@ fn look_and_decide<'f>(
     let plan_for = (&target_text[..], opts.on_conflict, &known[..]);
     o.progress.enter(Phase::Plan)?;
     let (plan, looked) = look_and_plan(&mut o.root, &gen, &gathered, plan_for)?;
-    let outcome = Outcome::planned(plan, &looked, gathered.migrated);
+    let mut outcome = Outcome::planned(plan, &looked, gathered.migrated);
+    outcome.users = plan_users(&mut o.root, &gen, opts.dry_run)?;
     // Refused: the caller reports the plan and the conflicts (exit 3); nothing was written.
-    if !outcome.plan.conflicts().is_empty() {
+    if outcome.refused().is_some() {
         return Ok(outcome);
     }
     let planned = Planned {
@@ -169,6 +174,25 @@ fn look_and_decide<'f>(
         target_text: &target_text,
     };
     write_unless_current(opts, o, (lock, engine, children), &planned, outcome)
+}
+
+/// The users phase's plan, when the generation declares users. Only a dry run goes on: the
+/// phase that writes them is not there yet, and a switch that left the declared accounts out
+/// would look applied without them (exit 2, nothing written).
+fn plan_users(root: &mut Root, gen: &Generation, dry_run: bool) -> Result<Option<Report>> {
+    let Some(decl) = &gen.manifest.users else {
+        return Ok(None);
+    };
+    let report = crate::users::plan(root, decl)?;
+    if report.clashes.is_empty() && !dry_run {
+        return Err(Invalid::one(
+            "the generation declares users, which this etcflip does not apply yet (--dry-run \
+             shows what it would do); nothing was written"
+                .to_owned(),
+        )
+        .into());
+    }
+    Ok(Some(report))
 }
 
 /// A killed run's scratch, beside every target it may have worked on, goes before anything is
@@ -284,7 +308,7 @@ fn lock_in_order<'f>(
     if lock::writes_nothing(root)? {
         return Ok((Some(lock::lock(root, signals, leftovers)?), None));
     }
-    let gen = Generation::parse(host, text, generation_problems)?;
+    let gen = Generation::parse(host, text, payload_problems)?;
     Ok((Some(lock::lock(root, signals, leftovers)?), Some(gen)))
 }
 
@@ -301,10 +325,10 @@ fn parse_both<'f>(
     }
     let Some(old) = old else {
         // A re-switch (every boot) has one manifest to parse: no second thread for nothing.
-        return Ok((Generation::parse(host, text, generation_problems)?, None));
+        return Ok((Generation::parse(host, text, payload_problems)?, None));
     };
     std::thread::scope(|s| {
-        let gen = s.spawn(|| Generation::parse(host, text, generation_problems));
+        let gen = s.spawn(|| Generation::parse(host, text, payload_problems));
         let parsed = old.manifest();
         let gen = gen
             .join()
@@ -324,12 +348,14 @@ impl Outcome {
             incomplete: runtime::incomplete(&looked.sources),
             migrated,
             interrupted: None,
+            users: None,
         }
     }
 
     /// The refusal, when the plan has conflicts (nothing was changed).
     pub fn refused(&self) -> Option<Refused> {
-        let conflicts = self.plan.conflicts();
+        let mut conflicts = self.plan.conflicts();
+        conflicts.extend(self.users.iter().flat_map(|u| u.clashes.iter().cloned()));
         (!conflicts.is_empty()).then_some(Refused { conflicts })
     }
 }

@@ -1,0 +1,66 @@
+//! NixOS's ledgers in `/var/lib/nixos`, in `update-users-groups.pl`'s own formats, so that a
+//! rollback to a system without etcflip keeps working: `uid-map` and `gid-map` (JSON,
+//! name → id: every id ever handed out, never pruned), `declarative-users` and
+//! `declarative-groups` (the names the previous activation declared, space-separated) and
+//! `auto-subuid-map` (JSON, name → start of its automatic subordinate range).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{bail, Result};
+
+use crate::fs::Root;
+
+/// Where the ledgers live, relative to the root.
+pub(crate) const DIR: &str = "var/lib/nixos";
+
+/// The ledgers, as read (missing files are empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Ledgers {
+    pub(crate) uids: BTreeMap<String, u32>,
+    pub(crate) gids: BTreeMap<String, u32>,
+    pub(crate) declarative_users: BTreeSet<String>,
+    pub(crate) declarative_groups: BTreeSet<String>,
+    pub(crate) auto_subuids: BTreeMap<String, u32>,
+}
+
+impl Ledgers {
+    /// Reads the ledgers under `root`.
+    pub(crate) fn read(root: &mut Root) -> Result<Ledgers> {
+        Ok(Ledgers {
+            uids: map(root, "uid-map")?,
+            gids: map(root, "gid-map")?,
+            declarative_users: names(root, "declarative-users")?,
+            declarative_groups: names(root, "declarative-groups")?,
+            auto_subuids: map(root, "auto-subuid-map")?,
+        })
+    }
+}
+
+fn text(root: &mut Root, name: &str) -> Result<Option<String>> {
+    let rel = format!("{DIR}/{name}");
+    match root.read_in_root(&rel)? {
+        None => Ok(None),
+        Some(bytes) => match String::from_utf8(bytes) {
+            Ok(s) => Ok(Some(s)),
+            Err(_) => bail!("{} is not UTF-8", root.show(&rel)),
+        },
+    }
+}
+
+fn map(root: &mut Root, name: &str) -> Result<BTreeMap<String, u32>> {
+    let Some(text) = text(root, name)? else {
+        return Ok(BTreeMap::new());
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not the JSON object of names and ids NixOS writes ({e}); fix or move it aside",
+            root.show(&format!("{DIR}/{name}"))
+        )
+    })
+}
+
+fn names(root: &mut Root, name: &str) -> Result<BTreeSet<String>> {
+    Ok(text(root, name)?
+        .map(|t| t.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default())
+}

@@ -1,0 +1,65 @@
+//! The user database, the second domain: `passwd`, `group` (and, to come, `shadow`, `subuid`
+//! and `subgid`) merged from a generation's `users` part, with NixOS's ledgers in
+//! `/var/lib/nixos`.
+//!
+//! - `files.rs` reads the colon-separated files keeping what it does not understand;
+//! - `ledger.rs` reads NixOS's ledgers in their own formats;
+//! - `plan.rs` plans, purely: ids, members, removals, and the clashes that refuse a switch.
+//!
+//! Today a switch plans the users phase and shows it (`--dry-run`), and refuses to apply a
+//! generation that declares users: the writing phase is not there yet.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use etcflip_format::users::Users;
+
+use crate::fs::Root;
+
+mod files;
+mod ledger;
+mod plan;
+
+/// What the users phase would do, as a switch reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// One line per change ("create user alice (uid 1000)").
+    pub changes: Vec<String>,
+    /// Why the switch is refused (an id another account holds on the root); nothing written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clashes: Vec<String>,
+    /// `/etc/passwd` as it would be.
+    pub passwd: String,
+    /// `/etc/group` as it would be.
+    pub group: String,
+    /// `/var/lib/nixos/uid-map` and `gid-map` as they would be (they only grow).
+    pub uid_map: BTreeMap<String, u32>,
+    pub gid_map: BTreeMap<String, u32>,
+}
+
+/// Reads what the users phase needs from the root (its own files, never the host's NSS) and
+/// plans it.
+pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
+    let found = plan::Found {
+        passwd: files::Table::parse(&read(root, "etc/passwd")?, 7),
+        group: files::Table::parse(&read(root, "etc/group")?, 4),
+        ledgers: ledger::Ledgers::read(root)?,
+    };
+    let p = plan::plan(decl, &found);
+    Ok(Report {
+        changes: p.changes,
+        clashes: p.clashes,
+        passwd: p.passwd.render(),
+        group: p.group.render(),
+        uid_map: p.ledgers.uids,
+        gid_map: p.ledgers.gids,
+    })
+}
+
+/// A file of the user database as text; missing is empty.
+fn read(root: &mut Root, rel: &str) -> Result<String> {
+    let bytes = root.read_in_root(rel)?.unwrap_or_default();
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8", root.show(rel)))
+}

@@ -1,0 +1,300 @@
+//! The users plan, pure: from the declaration, the root's `passwd` and `group` and NixOS's
+//! ledgers, the new tables, the new ledgers, one line per change, and the clashes that refuse
+//! the switch. NixOS's rules, without its defects:
+//! - every static id, every id on the root and every ledger id of another name is reserved
+//!   before anything is allocated; a static id another name holds on the root is a clash, not
+//!   a skip, and so is a declared id that differs from the account's id on the root;
+//! - a new name gets its old id back from the ledger when it is free; otherwise system uids
+//!   and all gids are allocated from 999 down to 400, normal uids from 1000 up to 29999;
+//! - `mutableUsers`: accounts nobody declared are kept, unless the previous generation declared
+//!   them (then they were removed from the declaration); without it, only declared accounts
+//!   stay. Ledgers only grow.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use etcflip_format::users::Users;
+
+use super::files::{id_of, Table};
+use super::ledger::Ledgers;
+
+/// NixOS's shell for a user that declares none and has none yet.
+const NOLOGIN: &str = "/run/current-system/sw/bin/nologin";
+
+/// What the users phase finds on the root.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Found {
+    pub(crate) passwd: Table,
+    pub(crate) group: Table,
+    pub(crate) ledgers: Ledgers,
+}
+
+/// The plan.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Planned {
+    pub(crate) passwd: Table,
+    pub(crate) group: Table,
+    pub(crate) ledgers: Ledgers,
+    /// One line per change, in order ("create user alice (uid 1000)").
+    pub(crate) changes: Vec<String>,
+    /// Why the switch must be refused; nothing is written when this is not empty.
+    pub(crate) clashes: Vec<String>,
+}
+
+/// An id range to allocate in, and its direction.
+#[derive(Clone, Copy)]
+struct Range {
+    low: u32,
+    high: u32,
+    down: bool,
+}
+
+const SYSTEM: Range = Range {
+    low: 400,
+    high: 999,
+    down: true,
+};
+const NORMAL: Range = Range {
+    low: 1000,
+    high: 29_999,
+    down: false,
+};
+
+/// Ids taken, and the ledger that reserves more and may give one back.
+struct Ids<'a> {
+    /// On the root, or declared static.
+    taken: BTreeSet<u32>,
+    /// Handed out by this plan.
+    allocated: BTreeSet<u32>,
+    ledger: &'a BTreeMap<String, u32>,
+}
+
+impl<'a> Ids<'a> {
+    fn new(
+        on_root: impl Iterator<Item = u32>,
+        declared: impl Iterator<Item = u32>,
+        ledger: &'a BTreeMap<String, u32>,
+    ) -> Ids<'a> {
+        Ids {
+            taken: on_root.chain(declared).collect(),
+            allocated: BTreeSet::new(),
+            ledger,
+        }
+    }
+
+    /// `name`'s id from the ledger when it is free, else the first id of `range` that is
+    /// neither taken nor in the ledger; `None` when the range is exhausted. The `bool`:
+    /// revived from the ledger.
+    fn allocate(&mut self, name: &str, range: Range) -> Option<(u32, bool)> {
+        if let Some(&old) = self.ledger.get(name) {
+            let others = self.ledger.iter().any(|(n, id)| *id == old && n != name);
+            if !self.taken.contains(&old) && !self.allocated.contains(&old) && !others {
+                self.allocated.insert(old);
+                return Some((old, true));
+            }
+        }
+        let reserved: BTreeSet<u32> = self.ledger.values().copied().collect();
+        let free = |id: &u32| {
+            !self.taken.contains(id) && !self.allocated.contains(id) && !reserved.contains(id)
+        };
+        let id = if range.down {
+            (range.low..=range.high).rev().find(free)
+        } else {
+            (range.low..=range.high).find(free)
+        }?;
+        self.allocated.insert(id);
+        Some((id, false))
+    }
+}
+
+/// Plans the users phase (see the module comment).
+pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
+    let mut p = Planned {
+        ledgers: found.ledgers.clone(),
+        ..Planned::default()
+    };
+    p.group.other.clone_from(&found.group.other);
+    p.group.nis.clone_from(&found.group.nis);
+    p.passwd.other.clone_from(&found.passwd.other);
+    p.passwd.nis.clone_from(&found.passwd.nis);
+    let gids = plan_groups(decl, found, &mut p);
+    plan_users(decl, found, &gids, &mut p);
+    p.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.clone()).collect();
+    p.ledgers.declarative_users = decl.users.iter().map(|u| u.name.clone()).collect();
+    p
+}
+
+/// Names → ids of the entries of `t` whose id is field `i`.
+fn ids_of(t: &Table, i: usize) -> BTreeMap<&str, u32> {
+    (t.entries.iter())
+        .filter_map(|e| id_of(e, i).map(|id| (e[0].as_str(), id)))
+        .collect()
+}
+
+/// A declared id, as the rules let it be (checked at build time: 0..2^32-2).
+fn declared(id: Option<i64>) -> Option<u32> {
+    id.and_then(|id| u32::try_from(id).ok())
+}
+
+/// The id of a declared account: its id on the root, its static id, or a new one.
+fn settle_id(
+    (kind, name): (&str, &str),
+    (on_root, static_id): (Option<u32>, Option<u32>),
+    holders: &BTreeMap<&str, u32>,
+    (ids, range): (&mut Ids, Range),
+    p: &mut Planned,
+) -> Option<u32> {
+    let what = if kind == "user" { "uid" } else { "gid" };
+    match (on_root, static_id) {
+        (Some(have), Some(want)) if have != want => {
+            p.clashes.push(format!(
+                "{kind} {name} has {what} {have} on the root, the declaration says {want}: \
+                 etcflip never changes an id"
+            ));
+            None
+        }
+        (Some(have), _) => Some(have),
+        (None, Some(want)) => {
+            if let Some((other, _)) = holders.iter().find(|(n, id)| **id == want && **n != name) {
+                p.clashes.push(format!(
+                    "{kind} {name}: {what} {want} belongs to {kind} {other} on the root"
+                ));
+                return None;
+            }
+            p.changes
+                .push(format!("create {kind} {name} ({what} {want})"));
+            Some(want)
+        }
+        (None, None) => {
+            let Some((id, revived)) = ids.allocate(name, range) else {
+                p.clashes.push(format!(
+                    "{kind} {name}: no free {what} left in {}..{}",
+                    range.low, range.high
+                ));
+                return None;
+            };
+            let verb = if revived { "revive" } else { "allocate" };
+            p.changes
+                .push(format!("create {kind} {name} ({verb} {what} {id})"));
+            Some(id)
+        }
+    }
+}
+
+fn plan_groups(decl: &Users, found: &Found, p: &mut Planned) -> BTreeMap<String, u32> {
+    let holders = ids_of(&found.group, 2);
+    let statics = decl.groups.iter().filter_map(|g| declared(g.gid));
+    let mut ids = Ids::new(holders.values().copied(), statics, &found.ledgers.gids);
+    let mut gids = BTreeMap::new();
+    let mut rows: Vec<(u32, Vec<String>)> = Vec::new();
+    for g in &decl.groups {
+        let on_root = holders.get(g.name.as_str()).copied();
+        let at = (on_root, declared(g.gid));
+        let Some(gid) = settle_id(("group", &g.name), at, &holders, (&mut ids, SYSTEM), p) else {
+            continue;
+        };
+        p.ledgers.gids.insert(g.name.clone(), gid);
+        gids.insert(g.name.clone(), gid);
+        let old = found.group.get(&g.name);
+        let mut members: BTreeSet<&str> = g.members.iter().map(String::as_str).collect();
+        if decl.mutable_users {
+            // Members added at run time stay; members whose user the previous generation
+            // declared and this one dropped go with it.
+            let kept = old
+                .map(|e| e[3].split(',').filter(|m| !m.is_empty()))
+                .into_iter()
+                .flatten();
+            members.extend(kept.filter(|m| {
+                !found.ledgers.declarative_users.contains(*m)
+                    || decl.users.iter().any(|u| u.name == *m)
+            }));
+        }
+        let members = members.into_iter().collect::<Vec<_>>().join(",");
+        let pw = old.map_or("x", |e| e[1].as_str());
+        if let Some(old) = old.filter(|e| e[3] != members) {
+            p.changes.push(format!(
+                "set the members of group {}: {} → {members}",
+                g.name, old[3]
+            ));
+        }
+        rows.push((
+            gid,
+            vec![g.name.clone(), pw.to_owned(), gid.to_string(), members],
+        ));
+    }
+    for e in &found.group.entries {
+        if decl.groups.iter().any(|g| g.name == e[0]) {
+            continue;
+        }
+        if decl.mutable_users && !found.ledgers.declarative_groups.contains(&e[0]) {
+            rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone()));
+        } else {
+            p.changes
+                .push(format!("remove group {} (its gid stays reserved)", e[0]));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    p.group.entries = rows.into_iter().map(|(_, e)| e).collect();
+    gids
+}
+
+fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut Planned) {
+    let holders = ids_of(&found.passwd, 2);
+    let statics = decl.users.iter().filter_map(|u| declared(u.uid));
+    let mut ids = Ids::new(holders.values().copied(), statics, &found.ledgers.uids);
+    let mut rows: Vec<(u32, Vec<String>)> = Vec::new();
+    for u in &decl.users {
+        let Some(gid) = gids.get(&u.group).copied().or_else(|| u.group.parse().ok()) else {
+            // Its group clashed (reported there) or was never declared (refused at build time).
+            continue;
+        };
+        let on_root = holders.get(u.name.as_str()).copied();
+        let range = if u.is_system_user { SYSTEM } else { NORMAL };
+        let at = (on_root, declared(u.uid));
+        let Some(uid) = settle_id(("user", &u.name), at, &holders, (&mut ids, range), p) else {
+            continue;
+        };
+        p.ledgers.uids.insert(u.name.clone(), uid);
+        let old = found.passwd.get(&u.name);
+        let shell = u
+            .shell
+            .as_deref()
+            .or(old.map(|e| e[6].as_str()))
+            .unwrap_or(NOLOGIN);
+        let pw = old.map_or("x", |e| e[1].as_str());
+        let fields = [
+            &u.name,
+            pw,
+            &uid.to_string(),
+            &gid.to_string(),
+            &u.description,
+            &u.home,
+            shell,
+        ];
+        let row: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        if let Some(old) = old.filter(|e| **e != row[..]) {
+            p.changes.push(format!(
+                "change user {}: {} → {}",
+                u.name,
+                old.join(":"),
+                row.join(":")
+            ));
+        }
+        rows.push((uid, row));
+    }
+    for e in &found.passwd.entries {
+        if decl.users.iter().any(|u| u.name == e[0]) {
+            continue;
+        }
+        if decl.mutable_users && !found.ledgers.declarative_users.contains(&e[0]) {
+            rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone()));
+        } else {
+            p.changes
+                .push(format!("remove user {} (its uid stays reserved)", e[0]));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    p.passwd.entries = rows.into_iter().map(|(_, e)| e).collect();
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,207 @@
+//! The users plan on inputs built in memory: one table per rule.
+
+use etcflip_format::users::{Group, User, Users};
+
+use super::*;
+
+fn user(name: &str, uid: Option<i64>, system: bool) -> User {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "uid": uid, "group": "users", "home": format!("/home/{name}"),
+        "isSystemUser": system, "shell": "/bin/sh"
+    }))
+    .unwrap()
+}
+
+fn decl(mutable: bool, users: Vec<User>, extra_groups: &[(&str, Option<i64>)]) -> Users {
+    let mut groups = vec![Group {
+        name: "users".into(),
+        gid: Some(100),
+        members: Vec::new(),
+    }];
+    groups.extend(extra_groups.iter().map(|(n, gid)| Group {
+        name: (*n).into(),
+        gid: *gid,
+        members: Vec::new(),
+    }));
+    Users {
+        mutable_users: mutable,
+        users,
+        groups,
+        precomputed: None,
+        run_time: Vec::new(),
+    }
+}
+
+fn found(passwd: &str, group: &str, uid_map: &[(&str, u32)], declarative: &[&str]) -> Found {
+    let ledgers = Ledgers {
+        uids: uid_map
+            .iter()
+            .map(|(n, id)| ((*n).to_owned(), *id))
+            .collect(),
+        declarative_users: declarative.iter().map(|n| (*n).to_owned()).collect(),
+        ..Ledgers::default()
+    };
+    Found {
+        passwd: Table::parse(passwd, 7),
+        group: Table::parse(group, 4),
+        ledgers,
+    }
+}
+
+fn uid(p: &Planned, name: &str) -> Option<u32> {
+    p.passwd.get(name).and_then(|e| id_of(e, 2))
+}
+
+/// What, the declared users, the ledger, the expected uids, and a change line to expect.
+type IdCase = (
+    &'static str,
+    Vec<User>,
+    Vec<(&'static str, u32)>,
+    Vec<(&'static str, u32)>,
+    &'static str,
+);
+
+#[test]
+fn ids_are_kept_declared_revived_or_allocated() {
+    let root = "root:x:0:0::/root:/bin/sh\nold:x:1000:100::/home/old:/bin/sh\n";
+    // (what, declared users, ledger, expected uids, a change line)
+    let cases: Vec<IdCase> = vec![
+        (
+            "static",
+            vec![user("a", Some(1234), false)],
+            vec![],
+            vec![("a", 1234)],
+            "create user a (uid 1234)",
+        ),
+        (
+            "normal users from 1000 up, past the root's",
+            vec![user("a", None, false), user("b", None, false)],
+            vec![],
+            vec![("a", 1001), ("b", 1002)],
+            "create user a (allocate uid 1001)",
+        ),
+        (
+            "system users from 999 down",
+            vec![user("s", None, true), user("t", None, true)],
+            vec![],
+            vec![("s", 999), ("t", 998)],
+            "create user s (allocate uid 999)",
+        ),
+        (
+            "a returning name gets its old id back",
+            vec![user("back", None, false)],
+            vec![("back", 1500)],
+            vec![("back", 1500)],
+            "create user back (revive uid 1500)",
+        ),
+        (
+            "another name's ledger id is never handed out",
+            vec![user("new", None, false)],
+            vec![("gone", 1001)],
+            vec![("new", 1002)],
+            "create user new (allocate uid 1002)",
+        ),
+        (
+            "a static id is reserved before allocation",
+            vec![user("dyn", None, false), user("st", Some(1001), false)],
+            vec![],
+            vec![("dyn", 1002), ("st", 1001)],
+            "create user dyn (allocate uid 1002)",
+        ),
+        (
+            "an existing account keeps its id",
+            vec![user("old", None, false)],
+            vec![],
+            vec![("old", 1000)],
+            "",
+        ),
+    ];
+    for (what, users, ledger, want, line) in cases {
+        let p = plan(
+            &decl(true, users, &[]),
+            &found(root, "users:x:100:\n", &ledger, &[]),
+        );
+        assert!(p.clashes.is_empty(), "{what}: {:?}", p.clashes);
+        for (name, id) in want {
+            assert_eq!(uid(&p, name), Some(id), "{what}: {name} in {:?}", p.passwd);
+            assert_eq!(p.ledgers.uids.get(name), Some(&id), "{what}: ledger");
+        }
+        if !line.is_empty() {
+            assert!(
+                p.changes.iter().any(|c| c == line),
+                "{what}: {:?}",
+                p.changes
+            );
+        }
+        for (name, id) in ledger {
+            assert_eq!(
+                p.ledgers.uids.get(name),
+                Some(&id),
+                "{what}: ledgers never shrink"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_id_another_account_holds_is_a_clash_not_a_skip() {
+    let root = "root:x:0:0::/root:/bin/sh\nold:x:1000:100::/home/old:/bin/sh\n";
+    let cases = [
+        (
+            user("new", Some(1000), false),
+            "user new: uid 1000 belongs to user old on the root",
+        ),
+        (
+            user("old", Some(1001), false),
+            "user old has uid 1000 on the root, the declaration says 1001",
+        ),
+    ];
+    for (u, want) in cases {
+        let p = plan(
+            &decl(true, vec![u], &[]),
+            &found(root, "users:x:100:\n", &[], &[]),
+        );
+        assert_eq!(p.clashes.len(), 1, "{:?}", p.clashes);
+        assert!(p.clashes[0].starts_with(want), "{:?}", p.clashes);
+    }
+}
+
+#[test]
+fn mutable_users_keep_what_was_added_at_run_time() {
+    let root = "root:x:0:0::/root:/bin/sh\nmade:x:1001:100::/home/made:/bin/sh\n\
+                dropped:x:1002:100::/home/dropped:/bin/sh\n";
+    let group = "users:x:100:made,dropped\nextra:x:500:made\n";
+    let keep = |mutable: bool| {
+        let d = decl(mutable, vec![user("root", Some(0), true)], &[]);
+        plan(
+            &d,
+            &found(root, group, &[("dropped", 1002)], &["root", "dropped"]),
+        )
+    };
+    let p = keep(true);
+    assert_eq!(uid(&p, "made"), Some(1001), "added at run time: kept");
+    assert_eq!(
+        uid(&p, "dropped"),
+        None,
+        "declared before, not now: removed"
+    );
+    assert!(p
+        .changes
+        .iter()
+        .any(|c| c == "remove user dropped (its uid stays reserved)"));
+    assert_eq!(p.group.get("users").unwrap()[3], "made");
+    assert_eq!(
+        p.group.get("extra").unwrap()[3],
+        "made",
+        "an undeclared group stays"
+    );
+    assert_eq!(
+        p.ledgers.uids.get("dropped"),
+        Some(&1002),
+        "its id stays reserved"
+    );
+    let p = keep(false);
+    assert_eq!(uid(&p, "made"), None, "immutable: only what is declared");
+    assert_eq!(p.group.get("users").unwrap()[3], "");
+    assert!(p.group.get("extra").is_none());
+}

@@ -1,0 +1,118 @@
+//! The users part through both binaries: a switch plans the users phase and `--dry-run` shows
+//! it; until the phase that writes the user database exists, a real switch to a generation
+//! that declares users is refused with nothing written, and a clash with an account on the
+//! root is refused as a conflict.
+
+use std::path::Path;
+
+use etcflip_e2e::{code, text_of, Scratch};
+use serde_json::{json, Value};
+
+fn spec(users: &Value) -> Value {
+    json!({
+        "etc": {"hosts": {"text": "127.0.0.1 localhost\n"}},
+        "users": {"mutableUsers": true, "users": users,
+                  "groups": [{"name": "root", "gid": 0, "members": []},
+                             {"name": "users", "gid": 100, "members": ["alice"]}]}
+    })
+}
+
+fn user(name: &str, uid: &Value, system: bool) -> Value {
+    json!({"name": name, "uid": uid, "group": if system { "root" } else { "users" },
+           "home": format!("/home/{name}"), "isSystemUser": system,
+           "shell": "/run/current-system/sw/bin/bash"})
+}
+
+/// Every file below `top`, with its content, for "nothing was written".
+fn listing(top: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![top.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p.clone());
+            }
+            let content = if p.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            out.push((p.display().to_string(), content));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_dry_run_shows_the_users_phase_and_a_switch_is_refused_for_now() {
+    let s = Scratch::new("users-dry-run");
+    s.file(
+        "root/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\n+@nis::::::\n",
+    );
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    s.file("root/var/lib/nixos/uid-map", r#"{"bob": 1001}"#);
+    let users = json!([
+        user("root", &json!(0), true),
+        user("alice", &Value::Null, false),
+        user("bob", &Value::Null, false)
+    ]);
+    let gen = s.gen("g", &spec(&users));
+    let before = listing(&s.root);
+
+    let out = s.switch_out(&gen, &["--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "users: would create user alice (allocate uid 1000)",
+        "users: would create user bob (revive uid 1001)",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let out = s.switch_out(&gen, &["--dry-run", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["users"]["passwd"],
+        "root:x:0:0::/home/root:/run/current-system/sw/bin/bash\n\
+         alice:x:1000:100::/home/alice:/run/current-system/sw/bin/bash\n\
+         bob:x:1001:100::/home/bob:/run/current-system/sw/bin/bash\n+@nis::::::\n"
+    );
+    assert_eq!(report["users"]["gid_map"], json!({"root": 0, "users": 100}));
+
+    let out = s.switch_out(&gen, &[]);
+    assert_eq!(code(&out), 2, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("declares users, which this etcflip does not apply yet"),
+        "{}",
+        text_of(&out)
+    );
+    assert_eq!(before, listing(&s.root), "nothing was written");
+}
+
+#[test]
+fn a_static_id_another_account_holds_is_refused_as_a_conflict() {
+    let s = Scratch::new("users-clash");
+    s.file(
+        "root/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nmallory:x:1000:100::/:/bin/sh\n",
+    );
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let users = json!([
+        user("root", &json!(0), true),
+        user("alice", &json!(1000), false)
+    ]);
+    let gen = s.gen("g", &spec(&users));
+    let before = listing(&s.root);
+    for extra in [&[][..], &["--dry-run"]] {
+        let out = s.switch_out(&gen, extra);
+        assert_eq!(code(&out), 3, "{extra:?}: {}", text_of(&out));
+        assert!(
+            text_of(&out).contains("user alice: uid 1000 belongs to user mallory on the root"),
+            "{}",
+            text_of(&out)
+        );
+    }
+    assert_eq!(before, listing(&s.root), "nothing was written");
+}
