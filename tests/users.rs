@@ -116,3 +116,47 @@ fn a_static_id_another_account_holds_is_refused_as_a_conflict() {
     }
     assert_eq!(before, listing(&s.root), "nothing was written");
 }
+
+#[test]
+fn password_files_are_read_under_the_root_and_checked() {
+    let s = Scratch::new("users-password-files");
+    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let mut alice = user("alice", &json!(1000), false);
+    alice["hashedPasswordFile"] = json!("/run/secrets/alice");
+    let gen = s.gen("g", &spec(&json!([user("root", &json!(0), true), alice])));
+    let cases = [
+        (
+            None,
+            2,
+            "user alice: hashedPasswordFile /run/secrets/alice is missing",
+        ),
+        (
+            Some("$6$a$b\nroot::0:0::/:/bin/sh\n"),
+            2,
+            "holds ':' or more than one line",
+        ),
+        (
+            Some("\n"),
+            2,
+            "hashedPasswordFile /run/secrets/alice is empty",
+        ),
+        (
+            Some("$6$salt$hash\n"),
+            0,
+            "users: would set the password of user alice: the hash in",
+        ),
+    ];
+    for (content, want_code, want) in cases {
+        let secret = s.root.join("run/secrets/alice");
+        match content {
+            Some(c) => drop(s.file("root/run/secrets/alice", c)),
+            None => drop(std::fs::remove_file(&secret)),
+        }
+        let before = listing(&s.root);
+        let out = s.switch_out(&gen, &["--dry-run"]);
+        assert_eq!(code(&out), want_code, "{want}: {}", text_of(&out));
+        assert!(text_of(&out).contains(want), "{want}: {}", text_of(&out));
+        assert_eq!(before, listing(&s.root), "nothing was written");
+    }
+}

@@ -1,10 +1,11 @@
-//! The user database, the second domain: `passwd`, `group` (and, to come, `shadow`, `subuid`
+//! The user database, the second domain: `passwd`, `group`, `shadow` (and, to come, `subuid`
 //! and `subgid`) merged from a generation's `users` part, with NixOS's ledgers in
 //! `/var/lib/nixos`.
 //!
 //! - `files.rs` reads the colon-separated files keeping what it does not understand;
 //! - `ledger.rs` reads NixOS's ledgers in their own formats;
-//! - `plan.rs` plans, purely: ids, members, removals, and the clashes that refuse a switch.
+//! - `plan/` plans, purely: ids, members, removals, and the clashes that refuse a switch;
+//! - `shadow.rs` gives each declared user its password field (never re-salted) and expiry.
 //!
 //! Today a switch plans the users phase and shows it (`--dry-run`), and refuses to apply a
 //! generation that declares users: the writing phase is not there yet.
@@ -16,11 +17,13 @@ use serde::Serialize;
 
 use etcflip_format::users::Users;
 
+use crate::errors::Invalid;
 use crate::fs::Root;
 
 mod files;
 mod ledger;
 mod plan;
+mod shadow;
 
 /// What the users phase would do, as a switch reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -45,9 +48,14 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
     let found = plan::Found {
         passwd: files::Table::parse(&read(root, "etc/passwd")?, 7),
         group: files::Table::parse(&read(root, "etc/group")?, 4),
+        shadow: files::Table::parse(&read(root, "etc/shadow")?, 9),
         ledgers: ledger::Ledgers::read(root)?,
+        password_files: password_files(root, decl),
     };
     let p = plan::plan(decl, &found);
+    if !p.invalid.is_empty() {
+        return Err(Invalid::many("the users part", p.invalid).into());
+    }
     Ok(Report {
         changes: p.changes,
         clashes: p.clashes,
@@ -56,6 +64,25 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         uid_map: p.ledgers.uids,
         gid_map: p.ledgers.gids,
     })
+}
+
+/// Every declared `hashedPasswordFile`, read under the root (never the host's).
+fn password_files(
+    root: &mut Root,
+    decl: &Users,
+) -> BTreeMap<String, Result<Option<Vec<u8>>, String>> {
+    let paths = decl
+        .users
+        .iter()
+        .filter_map(|u| u.hashed_password_file.as_ref());
+    paths
+        .map(|p| {
+            let read = root
+                .read_in_root(p.trim_start_matches('/'))
+                .map_err(|e| format!("{e:#}"));
+            (p.clone(), read)
+        })
+        .collect()
 }
 
 /// A file of the user database as text; missing is empty.

@@ -12,10 +12,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use etcflip_format::users::Users;
+use etcflip_format::users::{User, Users};
 
 use super::files::{id_of, Table};
 use super::ledger::Ledgers;
+use super::shadow;
 
 /// NixOS's shell for a user that declares none and has none yet.
 const NOLOGIN: &str = "/run/current-system/sw/bin/nologin";
@@ -25,19 +26,29 @@ const NOLOGIN: &str = "/run/current-system/sw/bin/nologin";
 pub(crate) struct Found {
     pub(crate) passwd: Table,
     pub(crate) group: Table,
+    pub(crate) shadow: Table,
     pub(crate) ledgers: Ledgers,
+    /// The declared `hashedPasswordFile`s as read under the root.
+    pub(crate) password_files: BTreeMap<String, FileRead>,
 }
+
+/// A file as read: its content, `None` when missing, or why it could not be read.
+pub(crate) type FileRead = Result<Option<Vec<u8>>, String>;
 
 /// The plan.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Planned {
     pub(crate) passwd: Table,
     pub(crate) group: Table,
+    pub(crate) shadow: Table,
     pub(crate) ledgers: Ledgers,
     /// One line per change, in order ("create user alice (uid 1000)").
     pub(crate) changes: Vec<String>,
     /// Why the switch must be refused; nothing is written when this is not empty.
     pub(crate) clashes: Vec<String>,
+    /// Declarations the root cannot satisfy (a password file missing, empty or holding
+    /// more than a hash): invalid input, exit 2, nothing written.
+    pub(crate) invalid: Vec<String>,
 }
 
 /// An id range to allocate in, and its direction.
@@ -116,6 +127,8 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     p.group.nis.clone_from(&found.group.nis);
     p.passwd.other.clone_from(&found.passwd.other);
     p.passwd.nis.clone_from(&found.passwd.nis);
+    p.shadow.other.clone_from(&found.shadow.other);
+    p.shadow.nis.clone_from(&found.shadow.nis);
     let gids = plan_groups(decl, found, &mut p);
     plan_users(decl, found, &gids, &mut p);
     p.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.clone()).collect();
@@ -241,7 +254,7 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
     let holders = ids_of(&found.passwd, 2);
     let statics = decl.users.iter().filter_map(|u| declared(u.uid));
     let mut ids = Ids::new(holders.values().copied(), statics, &found.ledgers.uids);
-    let mut rows: Vec<(u32, Vec<String>)> = Vec::new();
+    let mut rows: Vec<(u32, Vec<String>, Option<Vec<String>>)> = Vec::new();
     for u in &decl.users {
         let Some(gid) = gids.get(&u.group).copied().or_else(|| u.group.parse().ok()) else {
             // Its group clashed (reported there) or was never declared (refused at build time).
@@ -254,46 +267,86 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
             continue;
         };
         p.ledgers.uids.insert(u.name.clone(), uid);
-        let old = found.passwd.get(&u.name);
-        let shell = u
-            .shell
-            .as_deref()
-            .or(old.map(|e| e[6].as_str()))
-            .unwrap_or(NOLOGIN);
-        let pw = old.map_or("x", |e| e[1].as_str());
-        let fields = [
-            &u.name,
-            pw,
-            &uid.to_string(),
-            &gid.to_string(),
-            &u.description,
-            &u.home,
-            shell,
-        ];
-        let row: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
-        if let Some(old) = old.filter(|e| **e != row[..]) {
-            p.changes.push(format!(
-                "change user {}: {} → {}",
-                u.name,
-                old.join(":"),
-                row.join(":")
-            ));
-        }
-        rows.push((uid, row));
+        let row = passwd_row(u, (uid, gid), found.passwd.get(&u.name), p);
+        let shadow = shadow_row(u, decl.mutable_users, found, p);
+        rows.push((uid, row, shadow));
     }
     for e in &found.passwd.entries {
         if decl.users.iter().any(|u| u.name == e[0]) {
             continue;
         }
         if decl.mutable_users && !found.ledgers.declarative_users.contains(&e[0]) {
-            rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone()));
+            let shadow = found.shadow.get(&e[0]).map(<[String]>::to_vec);
+            rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone(), shadow));
         } else {
             p.changes
                 .push(format!("remove user {} (its uid stays reserved)", e[0]));
         }
     }
     rows.sort_by_key(|r| r.0);
-    p.passwd.entries = rows.into_iter().map(|(_, e)| e).collect();
+    for (_, row, shadow) in rows {
+        p.passwd.entries.push(row);
+        p.shadow.entries.extend(shadow);
+    }
+}
+
+/// The passwd entry of a declared user (`old`: its entry on the root).
+fn passwd_row(
+    u: &User,
+    (uid, gid): (u32, u32),
+    old: Option<&[String]>,
+    p: &mut Planned,
+) -> Vec<String> {
+    let shell = u
+        .shell
+        .as_deref()
+        .or(old.map(|e| e[6].as_str()))
+        .unwrap_or(NOLOGIN);
+    let pw = old.map_or("x", |e| e[1].as_str());
+    let fields = [
+        &u.name,
+        pw,
+        &uid.to_string(),
+        &gid.to_string(),
+        &u.description,
+        &u.home,
+        shell,
+    ];
+    let row: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+    if let Some(old) = old.filter(|e| **e != row[..]) {
+        p.changes.push(format!(
+            "change user {}: {} → {}",
+            u.name,
+            old.join(":"),
+            row.join(":")
+        ));
+    }
+    row
+}
+
+/// The shadow entry of a declared user; `None` (and the reason in `p.invalid`) when its
+/// password file cannot be used.
+fn shadow_row(u: &User, mutable: bool, found: &Found, p: &mut Planned) -> Option<Vec<String>> {
+    let old = found.shadow.get(&u.name);
+    let mut read = |path: &str| match found.password_files.get(path) {
+        Some(Ok(content)) => Ok(content.clone()),
+        Some(Err(why)) => Err(anyhow::anyhow!("{why}")),
+        None => Ok(None),
+    };
+    let old_field = old.map(|e| e[1].as_str());
+    match shadow::password(u, (old_field, mutable), &mut read) {
+        Ok((field, source)) => {
+            if old_field != Some(field.as_str()) {
+                p.changes
+                    .push(format!("set the password of user {}: {}", u.name, source));
+            }
+            Some(shadow::entry(u, field, old))
+        }
+        Err(why) => {
+            p.invalid.push(why);
+            None
+        }
+    }
 }
 
 #[cfg(test)]

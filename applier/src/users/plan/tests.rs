@@ -45,6 +45,7 @@ fn found(passwd: &str, group: &str, uid_map: &[(&str, u32)], declarative: &[&str
         passwd: Table::parse(passwd, 7),
         group: Table::parse(group, 4),
         ledgers,
+        ..Found::default()
     }
 }
 
@@ -204,4 +205,132 @@ fn mutable_users_keep_what_was_added_at_run_time() {
     assert_eq!(uid(&p, "made"), None, "immutable: only what is declared");
     assert_eq!(p.group.get("users").unwrap()[3], "");
     assert!(p.group.get("extra").is_none());
+}
+
+/// A user with passwords set as given: (password, hashedPassword, hashedPasswordFile,
+/// initialPassword).
+fn with_passwords(
+    name: &str,
+    (plain, hashed, file, initial): (Option<&str>, Option<&str>, Option<&str>, Option<&str>),
+) -> User {
+    let mut u = user(name, Some(1000), false);
+    u.password = plain.map(str::to_owned);
+    u.hashed_password = hashed.map(str::to_owned);
+    u.hashed_password_file = file.map(str::to_owned);
+    u.initial_password = initial.map(str::to_owned);
+    u
+}
+
+fn shadow_field(p: &Planned, name: &str) -> String {
+    p.shadow.get(name).map(|e| e[1].clone()).unwrap_or_default()
+}
+
+#[test]
+fn passwords_follow_nixos_precedence_and_never_churn() {
+    let root = "a:x:1000:100::/home/a:/bin/sh\n";
+    let old = "a:$6$old$hash:19000:0:99999:7:::\n";
+    let mut f = found(root, "users:x:100:\n", &[], &[]);
+    f.shadow = Table::parse(old, 9);
+    f.password_files
+        .insert("/run/pw".into(), Ok(Some(b"$6$file$hash\n".to_vec())));
+    let cases = [
+        (
+            "existing, mutable: kept",
+            true,
+            (None, Some("$6$decl"), None, None),
+            "$6$old$hash",
+        ),
+        (
+            "existing, immutable: declared",
+            false,
+            (None, Some("$6$decl"), None, None),
+            "$6$decl",
+        ),
+        (
+            "existing, immutable, none: locked",
+            false,
+            (None, None, None, None),
+            "!",
+        ),
+        (
+            "a file wins",
+            true,
+            (None, Some("$6$decl"), Some("/run/pw"), None),
+            "$6$file$hash",
+        ),
+        (
+            "initial only for new users",
+            true,
+            (None, None, None, Some("x")),
+            "$6$old$hash",
+        ),
+    ];
+    for (what, mutable, pw, want) in cases {
+        let p = plan(&decl(mutable, vec![with_passwords("a", pw)], &[]), &f);
+        assert!(p.invalid.is_empty(), "{what}: {:?}", p.invalid);
+        assert_eq!(shadow_field(&p, "a"), want, "{what}");
+        assert_eq!(
+            p.shadow.get("a").unwrap()[2],
+            "19000",
+            "{what}: the rest is kept"
+        );
+    }
+    // A plaintext password is hashed once, then kept while it is unchanged.
+    let d = decl(
+        true,
+        vec![with_passwords("a", (Some("secret"), None, None, None))],
+        &[],
+    );
+    let first = shadow_field(&plan(&d, &f), "a");
+    assert!(first.starts_with("$6$"), "{first}");
+    f.shadow = Table::parse(&format!("a:{first}:19000:0:99999:7:::\n"), 9);
+    let p = plan(&d, &f);
+    assert_eq!(
+        shadow_field(&p, "a"),
+        first,
+        "no new salt for the same password"
+    );
+    assert!(
+        !p.changes.iter().any(|c| c.contains("password")),
+        "{:?}",
+        p.changes
+    );
+    // A new user without a line gets one: last change on day 1, the expiry in days.
+    let mut new = with_passwords("n", (None, None, None, None));
+    new.uid = Some(1001);
+    new.expires = Some("1970-01-11".into());
+    let p = plan(&decl(true, vec![new], &[]), &f);
+    assert_eq!(p.shadow.get("n").unwrap().join(":"), "n:!:1:::::10:");
+}
+
+#[test]
+fn a_password_file_that_cannot_be_used_names_its_user() {
+    let cases: [(FileRead, &str); 5] = [
+        (Ok(None), "user a: hashedPasswordFile /run/pw is missing"),
+        (
+            Ok(Some(b"\n".to_vec())),
+            "user a: hashedPasswordFile /run/pw is empty",
+        ),
+        (
+            Ok(Some(b"$6$x\nroot::0:0::/:/bin/sh\n".to_vec())),
+            "user a: hashedPasswordFile /run/pw holds ':' or more than one line",
+        ),
+        (Ok(Some(b"a:b".to_vec())), "holds ':'"),
+        (
+            Err("not a regular file".into()),
+            "user a: hashedPasswordFile /run/pw: not a regular",
+        ),
+    ];
+    for (content, want) in cases {
+        let mut f = found("", "users:x:100:\n", &[], &[]);
+        f.password_files.insert("/run/pw".into(), content);
+        let d = decl(
+            true,
+            vec![with_passwords("a", (None, None, Some("/run/pw"), None))],
+            &[],
+        );
+        let p = plan(&d, &f);
+        assert_eq!(p.invalid.len(), 1, "{want}: {:?}", p.invalid);
+        assert!(p.invalid[0].contains(want), "{want}: {:?}", p.invalid);
+    }
 }

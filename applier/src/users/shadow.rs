@@ -1,0 +1,187 @@
+//! `/etc/shadow`: each declared user's password field and expiry, planned with NixOS's
+//! precedence, and never re-salted.
+//!
+//! - A new user takes `hashedPassword`, else the hash of `initialPassword`, else
+//!   `initialHashedPassword`, else `!` (locked). An existing user keeps its field, unless
+//!   `mutableUsers` is off, where the declaration rules: `hashedPassword`, else `!`.
+//! - Then, for every user, `hashedPasswordFile` (read under the root at switch time) or
+//!   `password` wins.
+//! - A plaintext password is hashed with SHA-512 crypt, as NixOS does; when the field already
+//!   holds a hash of that very password, it is kept, so an unchanged password never churns.
+//! - `expires` is written in days since the epoch.
+//!
+//! A password file that is missing, empty, or holds `:` or a newline is an error naming the
+//! user: nothing is written (a file with two lines would otherwise inject a shadow line).
+
+use sha_crypt::{PasswordHasher as _, PasswordVerifier as _, ShaCrypt};
+
+use etcflip_format::users::{date_days, User};
+
+/// What a planned shadow field is made of, to report without showing a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The field on the root, kept.
+    Kept,
+    /// `hashedPassword` or `initialHashedPassword`.
+    Declared,
+    /// A plaintext password, hashed (or its existing hash kept).
+    Hashed,
+    /// Read from `hashedPasswordFile`.
+    File(String),
+    /// Locked (`!`): no password declared.
+    Locked,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Kept => f.write_str("kept"),
+            Source::Declared => f.write_str("the declared hash"),
+            Source::Hashed => f.write_str("the declared password, hashed"),
+            Source::File(path) => write!(f, "the hash in {path}"),
+            Source::Locked => f.write_str("locked (no password declared)"),
+        }
+    }
+}
+
+/// Reads a password file under the root: `Ok(None)` when it is missing.
+pub(crate) type ReadFile<'a> = &'a mut dyn FnMut(&str) -> anyhow::Result<Option<Vec<u8>>>;
+
+/// The password field of `u` (whose field on the root is `old`), and where it comes from; an
+/// error names the user.
+pub(crate) fn password(
+    u: &User,
+    (old, mutable): (Option<&str>, bool),
+    read: ReadFile,
+) -> Result<(String, Source), String> {
+    if let Some(path) = &u.hashed_password_file {
+        let hash = from_file(path, read).map_err(|why| format!("user {}: {why}", u.name))?;
+        return Ok((hash, Source::File(path.clone())));
+    }
+    if let Some(plain) = &u.password {
+        return Ok((hashed(plain, old)?, Source::Hashed));
+    }
+    match (old, mutable) {
+        (Some(field), true) => Ok((field.to_owned(), Source::Kept)),
+        (Some(_), false) => Ok(match &u.hashed_password {
+            Some(h) => (h.clone(), Source::Declared),
+            None => ("!".to_owned(), Source::Locked),
+        }),
+        (None, _) => initial(u),
+    }
+}
+
+/// A new user's field.
+fn initial(u: &User) -> Result<(String, Source), String> {
+    if let Some(h) = &u.hashed_password {
+        return Ok((h.clone(), Source::Declared));
+    }
+    if let Some(plain) = &u.initial_password {
+        return Ok((hashed(plain, None)?, Source::Hashed));
+    }
+    Ok(match &u.initial_hashed_password {
+        Some(h) => (h.clone(), Source::Declared),
+        None => ("!".to_owned(), Source::Locked),
+    })
+}
+
+/// The hash of `plain`: `old` when it already is one of it, else a new SHA-512 crypt hash.
+fn hashed(plain: &str, old: Option<&str>) -> Result<String, String> {
+    let crypt = ShaCrypt::SHA512;
+    if let Some(old) = old.filter(|o| o.starts_with("$6$")) {
+        if crypt.verify_password(plain.as_bytes(), old).is_ok() {
+            return Ok(old.to_owned());
+        }
+    }
+    let salt = salt().map_err(|e| format!("cannot make a salt: {e}"))?;
+    crypt
+        .hash_password_with_salt(plain.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash a password: {e}"))
+}
+
+/// 12 random bytes: the crate writes them as 16 characters of crypt's alphabet, the longest
+/// salt SHA-crypt uses (a longer one would be cut by glibc, and the hash would not match).
+fn salt() -> std::io::Result<[u8; 12]> {
+    let mut bytes = [0u8; 12];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// A hash read from `path` (one trailing newline dropped).
+fn from_file(path: &str, read: ReadFile) -> Result<String, String> {
+    let bytes = match read(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(format!("hashedPasswordFile {path} is missing")),
+        Err(e) => return Err(format!("hashedPasswordFile {path}: {e:#}")),
+    };
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("hashedPasswordFile {path} is not UTF-8"))?;
+    let hash = text.strip_suffix('\n').unwrap_or(&text);
+    if hash.is_empty() {
+        return Err(format!("hashedPasswordFile {path} is empty"));
+    }
+    if hash.contains([':', '\n', '\r']) {
+        return Err(format!(
+            "hashedPasswordFile {path} holds ':' or more than one line"
+        ));
+    }
+    Ok(hash.to_owned())
+}
+
+/// The shadow entry of `u`: its old one with the new password field and expiry, or a new one
+/// (last change on day 1, as NixOS writes it).
+pub(crate) fn entry(u: &User, field: String, old: Option<&[String]>) -> Vec<String> {
+    let expire = u
+        .expires
+        .as_deref()
+        .and_then(date_days)
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let mut e: Vec<String> = match old {
+        Some(old) => old.to_vec(),
+        None => ["", "", "1", "", "", "", "", "", ""]
+            .map(str::to_owned)
+            .to_vec(),
+    };
+    e[0].clone_from(&u.name);
+    e[1] = field;
+    if u.expires.is_some() || old.is_none() {
+        e[7] = expire;
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hash is what the system's own crypt(3) (glibc's, through perl) computes for the same
+    /// password and salt: logins will accept it.
+    #[test]
+    fn hashes_are_what_the_system_crypt_makes() {
+        let hash = hashed("correct horse", None).unwrap();
+        assert!(hash.starts_with("$6$") && hash.len() > 90, "{hash}");
+        let out = std::process::Command::new("perl")
+            .args([
+                "-e",
+                "print crypt($ARGV[0], $ARGV[1])",
+                "correct horse",
+                &hash,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), hash);
+        assert_ne!(
+            hashed("correct horse", None).unwrap(),
+            hash,
+            "a new salt each time"
+        );
+        assert_eq!(
+            hashed("correct horse", Some(&hash)).unwrap(),
+            hash,
+            "kept when it matches"
+        );
+        assert_ne!(hashed("other", Some(&hash)).unwrap(), hash);
+    }
+}
