@@ -1,8 +1,9 @@
-//! The users part through both binaries: a switch plans the users phase and `--dry-run` shows
-//! it; until the phase that writes the user database exists, a real switch to a generation
-//! that declares users is refused with nothing written, and a clash with an account on the
-//! root is refused as a conflict.
+//! The users part through both binaries: `--dry-run` shows the users phase, a switch writes
+//! it (checked by the real `pwck` and `grpck`), a re-switch writes nothing, and a clash with
+//! an account on the root, or a password file that cannot be used, refuses the switch with
+//! nothing written.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use etcflip_e2e::{code, text_of, Scratch};
@@ -46,7 +47,7 @@ fn listing(top: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
-fn a_dry_run_shows_the_users_phase_and_a_switch_is_refused_for_now() {
+fn a_switch_writes_the_users_phase_the_dry_run_showed() {
     let s = Scratch::new("users-dry-run");
     s.file(
         "root/etc/passwd",
@@ -81,14 +82,51 @@ fn a_dry_run_shows_the_users_phase_and_a_switch_is_refused_for_now() {
     );
     assert_eq!(report["users"]["gid_map"], json!({"root": 0, "users": 100}));
 
+    assert_eq!(before, listing(&s.root), "a dry run writes nothing");
+
+    // The switch writes group, passwd and shadow, and the ledgers.
     let out = s.switch_out(&gen, &[]);
-    assert_eq!(code(&out), 2, "{}", text_of(&out));
-    assert!(
-        text_of(&out).contains("declares users, which this etcflip does not apply yet"),
-        "{}",
-        text_of(&out)
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let read = |rel: &str| std::fs::read_to_string(s.root.join(rel)).unwrap();
+    assert_eq!(
+        read("etc/passwd"),
+        report["users"]["passwd"].as_str().unwrap()
     );
-    assert_eq!(before, listing(&s.root), "nothing was written");
+    assert_eq!(read("etc/group"), "root:x:0:\nusers:x:100:alice\n");
+    let shadow = read("etc/shadow");
+    assert!(shadow.starts_with("root:!:1:::::"), "{shadow}");
+    assert!(shadow.contains("\nalice:!:1:::::"), "{shadow}");
+    let mode = std::fs::metadata(s.root.join("etc/shadow"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640, "shadow is not readable by others");
+    assert_eq!(
+        read("var/lib/nixos/uid-map"),
+        r#"{"alice":1000,"bob":1001,"root":0}"#
+    );
+    assert_eq!(read("var/lib/nixos/declarative-users"), "alice bob root");
+    // pwck also checks that homes and shells exist: give the scratch root what a system has.
+    for home in ["root", "alice", "bob"] {
+        std::fs::create_dir_all(s.root.join("home").join(home)).unwrap();
+    }
+    let shell = s.file("root/run/current-system/sw/bin/bash", "#!/bin/sh\n");
+    std::fs::set_permissions(shell, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for tool in ["pwck", "grpck"] {
+        let out = std::process::Command::new(tool)
+            .args(["-r", "-R"])
+            .arg(&s.root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{tool}: {}", text_of(&out));
+    }
+
+    // Switching again changes nothing, in the user database either.
+    let written = listing(&s.root);
+    let out = s.switch_out(&gen, &[]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert!(!text_of(&out).contains("users:"), "{}", text_of(&out));
+    assert_eq!(written, listing(&s.root), "a re-switch writes nothing");
 }
 
 #[test]

@@ -16,6 +16,8 @@ use crate::txn::flip;
 use crate::txn::generation::Generation;
 use crate::txn::phase::{Phase, Progress};
 use crate::txn::state::{self, Recorded};
+use crate::users::Report;
+use etcflip_format::users::Users;
 
 /// What phases 0 and 1 decided, for phases 2 to 9.
 pub(crate) struct Decided<'d, 'a> {
@@ -29,6 +31,8 @@ pub(crate) struct Decided<'d, 'a> {
     pub(crate) clock: Option<Clock>,
     /// What stays ours because a mount point holds it (see [`crate::etc::gather::held_records`]).
     pub(crate) held: &'d [Recorded<'static>],
+    /// The declared users and what phase 1 planned for them.
+    pub(crate) users: Option<(&'d Users, &'d Report)>,
 }
 
 /// Phases 2 to 9: journal, prepare, flip, finish, commit. Returns notes on paths left alone.
@@ -53,6 +57,10 @@ pub(crate) fn carry_out(
         }
     }
     state::write_journal(root, record, &claimed, migrated)?;
+    progress.enter(Phase::Users)?;
+    if let Some((decl, planned)) = d.users {
+        crate::users::write(root, decl, planned, &mut || progress.signalled())?;
+    }
     let mut ctx = Ctx {
         root,
         new: &d.gen.manifest,

@@ -19,13 +19,18 @@ use crate::txn::generation::Generation;
 /// a rerun after an interruption or a migration at everything) and plans, purely.
 pub(crate) fn look_and_plan(
     root: &mut Root,
-    gen: &Generation,
+    (gen, users): (&Generation, Option<&crate::users::Report>),
     gathered: &Gathered,
     (target_text, on_conflict, gens): (&str, OnConflict, &[&str]),
 ) -> Result<(Plan, Looked)> {
     let evidence = &gathered.evidence;
     let recorded = gathered.recorded.as_deref();
-    let owners = owners::resolve(root, &gen.manifest, Some(gen.host))?;
+    // Owner names resolve against the user database this switch writes, when it writes one.
+    let tables = owners::Tables {
+        planned: users.map(|u| (u.passwd.as_str(), u.group.as_str())),
+        gen_host: Some(gen.host),
+    };
+    let owners = owners::resolve(root, &gen.manifest, tables)?;
     let sources = runtime::read(root, &gen.manifest);
     let world = observe::observe(root, &gen.manifest, evidence, gen.host, recorded)?;
     let overlay_rel = gen.manifest.overlay.trim_start_matches('/');

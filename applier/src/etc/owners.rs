@@ -59,9 +59,17 @@ impl std::fmt::Display for Unresolved {
     }
 }
 
-/// Resolves the owners of `new`'s copies. `gen_host`: the target generation on the host,
-/// whose `passwd`/`group` are used when the manifest ships them.
-pub(crate) fn resolve(root: &mut Root, new: &Manifest, gen_host: Option<&Path>) -> Result<Owners> {
+/// Where owner names resolve: the user database a switch writes (its users phase's planned
+/// `passwd` and `group`), else the generation's own `passwd`/`group` when the manifest ships
+/// them (`gen_host`: the generation on the host), else the root's.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Tables<'a> {
+    pub(crate) planned: Option<(&'a str, &'a str)>,
+    pub(crate) gen_host: Option<&'a Path>,
+}
+
+/// Resolves the owners of `new`'s copies against `tables`.
+pub(crate) fn resolve(root: &mut Root, new: &Manifest, tables: Tables) -> Result<Owners> {
     let copies: Vec<&Entry> = new
         .entries
         .iter()
@@ -70,10 +78,12 @@ pub(crate) fn resolve(root: &mut Root, new: &Manifest, gen_host: Option<&Path>) 
     let named = copies
         .iter()
         .any(|e| matches!(e.uid, Some(Id::Name(_))) || matches!(e.gid, Some(Id::Name(_))));
-    let (users, groups) = if named {
+    let (users, groups) = if let (true, Some((passwd, group))) = (named, tables.planned) {
+        (ids_in(passwd), ids_in(group))
+    } else if named {
         (
-            read_db(root, new, gen_host, "passwd")?,
-            read_db(root, new, gen_host, "group")?,
+            read_db(root, new, tables.gen_host, "passwd")?,
+            read_db(root, new, tables.gen_host, "group")?,
         )
     } else {
         (Vec::new(), Vec::new())
@@ -137,15 +147,19 @@ fn read_db(
     let Some(bytes) = bytes else {
         return Ok(Vec::new());
     };
-    Ok(String::from_utf8_lossy(&bytes)
-        .lines()
+    Ok(ids_in(&String::from_utf8_lossy(&bytes)))
+}
+
+/// The names and ids of a passwd-like text.
+fn ids_in(text: &str) -> Vec<(String, u32)> {
+    text.lines()
         .filter_map(|l| {
             let mut f = l.split(':');
             let name = f.next()?;
             let id = f.nth(1)?.parse().ok()?;
             Some((name.to_owned(), id))
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

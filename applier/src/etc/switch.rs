@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::errors::{Invalid, Refused};
+use crate::errors::Refused;
 use crate::etc::apply::{self, Children};
 use crate::etc::carry::{carry_out, Decided};
 use crate::etc::gather::{
@@ -155,9 +155,10 @@ fn look_and_decide<'f>(
     known.extend(held_before.iter().map(|h| h.generation.as_str()));
     let plan_for = (&target_text[..], opts.on_conflict, &known[..]);
     o.progress.enter(Phase::Plan)?;
-    let (plan, looked) = look_and_plan(&mut o.root, &gen, &gathered, plan_for)?;
+    let users = plan_users(&mut o.root, &gen)?;
+    let (plan, looked) = look_and_plan(&mut o.root, (&gen, users.as_ref()), &gathered, plan_for)?;
     let mut outcome = Outcome::planned(plan, &looked, gathered.migrated);
-    outcome.users = plan_users(&mut o.root, &gen, opts.dry_run)?;
+    outcome.users = users;
     // Refused: the caller reports the plan and the conflicts (exit 3); nothing was written.
     if outcome.refused().is_some() {
         return Ok(outcome);
@@ -176,23 +177,12 @@ fn look_and_decide<'f>(
     write_unless_current(opts, o, (lock, engine, children), &planned, outcome)
 }
 
-/// The users phase's plan, when the generation declares users. Only a dry run goes on: the
-/// phase that writes them is not there yet, and a switch that left the declared accounts out
-/// would look applied without them (exit 2, nothing written).
-fn plan_users(root: &mut Root, gen: &Generation, dry_run: bool) -> Result<Option<Report>> {
-    let Some(decl) = &gen.manifest.users else {
-        return Ok(None);
-    };
-    let report = crate::users::plan(root, decl)?;
-    if report.clashes.is_empty() && !dry_run {
-        return Err(Invalid::one(
-            "the generation declares users, which this etcflip does not apply yet (--dry-run \
-             shows what it would do); nothing was written"
-                .to_owned(),
-        )
-        .into());
+/// The users phase's plan (phase 1), when the generation declares users.
+fn plan_users(root: &mut Root, gen: &Generation) -> Result<Option<Report>> {
+    match &gen.manifest.users {
+        Some(decl) => crate::users::plan(root, decl).map(Some),
+        None => Ok(None),
     }
-    Ok(Some(report))
 }
 
 /// A killed run's scratch, beside every target it may have worked on, goes before anything is
@@ -234,8 +224,10 @@ fn write_unless_current(
     };
     let keyed = runtime::keyed(&gen.manifest, o.key.as_ref());
     let held = held_records(&outcome.plan, s.applied)?;
+    let users_current = outcome.users.as_ref().is_none_or(|u| u.current);
     let current = state_current((s.pending, s.same_manifest, keyed), s.view, &record)
-        && held == s.held_before;
+        && held == s.held_before
+        && users_current;
     if opts.dry_run || (outcome.plan.is_noop() && current) {
         if !opts.dry_run {
             legacy::keep_clean(&mut o.root, &gen.manifest)?; // in case it was lost meanwhile
@@ -256,6 +248,7 @@ fn write_unless_current(
         target_text: s.target_text,
         clock: o.clock,
         held: &held,
+        users: gen.manifest.users.as_ref().zip(outcome.users.as_ref()),
     };
     let engine = match engine {
         Some(e) => e,

@@ -174,10 +174,33 @@ impl Root {
     /// [`Root::atomic_write`] of the concatenation of `parts` (written in turn, never copied
     /// together).
     pub(crate) fn atomic_write_parts(&mut self, rel: &str, parts: &[&[u8]]) -> Result<()> {
+        self.atomic_write_as(rel, parts, 0o644, Owner::current())
+    }
+
+    /// [`Root::atomic_write_parts`] with `mode` and `owner`, set on the temp file before any
+    /// byte is written: a file readable only by its owner is never readable by others.
+    pub(crate) fn atomic_write_as(
+        &mut self,
+        rel: &str,
+        parts: &[&[u8]],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<()> {
         let tmp = temp_name(rel);
         self.remove_tree_if_present(&tmp)?;
-        self.write_new(&tmp, parts, 0o644, Owner::current())?;
+        self.write_new(&tmp, parts, mode, owner)?;
         self.rename(&tmp, rel)
+    }
+
+    /// Opens (making it, mode 0600, if missing) the lock file `rel` for writing, not following
+    /// a link there: a record lock needs a descriptor open for writing.
+    pub(crate) fn open_lock_file(&mut self, rel: &str) -> Result<OwnedFd> {
+        let (parent, name) = split(rel);
+        let shown = self.show(rel);
+        let pfd = self.dir(parent)?;
+        let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        openat(pfd, name, flags, Mode::from_bits_truncate(0o600))
+            .with_context(|| format!("cannot open the lock {shown}"))
     }
 }
 

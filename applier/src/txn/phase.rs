@@ -5,13 +5,14 @@
 //! | 0 load | generation, lock, state | ends a lock wait; nothing written |
 //! | 1 plan | look, plan (pure); `--dry-run` and a no-op stop here | waits |
 //! | 2 journal | the target recorded before the first write | **stops**: nothing written |
+//! | 3 users | `group`, `passwd`, `shadow`, NixOS's ledgers (`users/write.rs`) | waits |
 //! | 4 prepare | new entries made, invisible: staged, read back | waits |
 //! | 5 flip | one rename: readers see the new generation | **stops**: nothing visible changed |
 //! | 6 finish | put staged paths in place (6), remove what is stale and ours (7) | noted |
 //! | 9 commit | the journal's target becomes the applied state | noted |
 //!
-//! The numbers leave room for the domains still to come: the user database (3, before
-//! anything that resolves names) and the wrappers (8, after it).
+//! Phase 3 comes before anything that resolves names; the number 8 is kept for the wrappers,
+//! still to come.
 //!
 //! A switch stops only on entering the journal or the flip: before the flip, readers still see
 //! the old generation and the journal lets a rerun finish. After the flip it runs to its
@@ -30,6 +31,8 @@ pub(crate) enum Phase {
     Plan,
     /// 2: journal the target.
     Journal,
+    /// 3: the user database.
+    Users,
     /// 4: make what is new, still invisible.
     Prepare,
     /// 5: the commit point readers see.
@@ -89,6 +92,14 @@ impl Progress {
         Ok(())
     }
 
+    /// Whether a signal arrived, and which: for waits inside a phase.
+    pub(crate) fn signalled(&mut self) -> Option<String> {
+        self.signals
+            .as_mut()
+            .and_then(Signals::pending)
+            .map(|s| s.to_string())
+    }
+
     /// A signal that arrived after the flip, which the switch finished anyway.
     pub(crate) fn finished_despite(&mut self) -> Option<String> {
         self.signals
@@ -108,6 +119,7 @@ mod tests {
             (Phase::Load, None),
             (Phase::Plan, None),
             (Phase::Journal, Some("nothing was written")),
+            (Phase::Users, None),
             (Phase::Prepare, None),
             (Phase::Flip, Some("nothing visible changed")),
             (Phase::Finish, None),

@@ -24,6 +24,9 @@ mod files;
 mod ledger;
 mod plan;
 mod shadow;
+mod write;
+
+pub(crate) use write::write;
 
 /// What the users phase would do, as a switch reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -40,29 +43,46 @@ pub struct Report {
     /// `/var/lib/nixos/uid-map` and `gid-map` as they would be (they only grow).
     pub uid_map: BTreeMap<String, u32>,
     pub gid_map: BTreeMap<String, u32>,
+    /// Whether the files and ledgers already are what the plan makes: then the phase writes
+    /// nothing.
+    #[serde(skip)]
+    pub(crate) current: bool,
+    /// The plan itself, for the phase that writes it.
+    #[serde(skip)]
+    pub(crate) planned: plan::Planned,
 }
 
 /// Reads what the users phase needs from the root (its own files, never the host's NSS) and
 /// plans it.
 pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
+    let texts = [
+        read(root, "etc/passwd")?,
+        read(root, "etc/group")?,
+        read(root, "etc/shadow")?,
+    ];
     let found = plan::Found {
-        passwd: files::Table::parse(&read(root, "etc/passwd")?, 7),
-        group: files::Table::parse(&read(root, "etc/group")?, 4),
-        shadow: files::Table::parse(&read(root, "etc/shadow")?, 9),
+        passwd: files::Table::parse(&texts[0], 7),
+        group: files::Table::parse(&texts[1], 4),
+        shadow: files::Table::parse(&texts[2], 9),
         ledgers: ledger::Ledgers::read(root)?,
         password_files: password_files(root, decl),
     };
-    let p = plan::plan(decl, &found);
+    let mut p = plan::plan(decl, &found);
     if !p.invalid.is_empty() {
         return Err(Invalid::many("the users part", p.invalid).into());
     }
+    let rendered = [p.passwd.render(), p.group.render(), p.shadow.render()];
+    let current = rendered == texts && p.ledgers == found.ledgers;
+    let [passwd, group, _] = rendered;
     Ok(Report {
-        changes: p.changes,
-        clashes: p.clashes,
-        passwd: p.passwd.render(),
-        group: p.group.render(),
-        uid_map: p.ledgers.uids,
-        gid_map: p.ledgers.gids,
+        changes: std::mem::take(&mut p.changes),
+        clashes: std::mem::take(&mut p.clashes),
+        passwd,
+        group,
+        uid_map: p.ledgers.uids.clone(),
+        gid_map: p.ledgers.gids.clone(),
+        current,
+        planned: p,
     })
 }
 

@@ -1,0 +1,115 @@
+//! Phase 3: the user database written, holding `/etc/.pwd.lock` the way `lckpwdf` takes it
+//! (an `fcntl` record lock: a `flock` would not exclude `useradd`).
+//!
+//! Under the lock the files are read and planned again: when `passwd` or `group` changed
+//! since phase 1 planned them (a `useradd` meanwhile), the switch stops before anything
+//! visible changed, and a rerun plans with the new account; nothing is lost. Then `group`,
+//! `passwd` and `shadow` are replaced in that order, each atomically, keeping its mode and
+//! owner (new: 0644, and `shadow` 0640, group `shadow` when there is one); the mode is set
+//! before any byte is written, so `shadow` is never readable by others. The ledgers come
+//! last: a switch killed before them is planned again the same way, because the files already
+//! hold what it allocated.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use etcflip_format::users::Users;
+
+use super::files::id_of;
+use super::ledger::{Ledgers, DIR};
+use super::Report;
+use crate::fs::lock::{Interrupted, NotLocked, RecordLock};
+use crate::fs::{Node, Owner, Root};
+
+/// How long phase 3 waits for another program holding `/etc/.pwd.lock`.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Writes what phase 1 planned (`before`), if the root still is as it was then. A signal
+/// (`interrupted`) ends the wait for the lock; the journal lets a rerun finish.
+pub(crate) fn write(
+    root: &mut Root,
+    decl: &Users,
+    before: &Report,
+    interrupted: Interrupted,
+) -> Result<()> {
+    let rel = "etc/.pwd.lock";
+    let shown = root.show(rel);
+    let fd = root.open_lock_file(rel)?;
+    let _lock = match RecordLock::take(fd, (&shown, LOCK_WAIT), interrupted)? {
+        Ok(lock) => lock,
+        Err(NotLocked::Interrupted(why)) => bail!(
+            "interrupted by {why} while waiting for {shown}; nothing visible was switched; \
+             run the switch again to finish"
+        ),
+        Err(_) => bail!(
+            "{shown} stayed locked by another program (useradd, passwd…) for {} s; nothing \
+             visible was switched; run the switch again",
+            LOCK_WAIT.as_secs()
+        ),
+    };
+    let now = super::plan(root, decl)?;
+    if now.passwd != before.passwd || now.group != before.group || !now.clashes.is_empty() {
+        bail!(
+            "the user database changed while this switch planned; nothing visible was \
+             switched; run the switch again"
+        );
+    }
+    if now.current {
+        return Ok(());
+    }
+    let p = &now.planned;
+    let shadow_gid = p.group.get("shadow").and_then(|g| id_of(g, 2)).unwrap_or(0);
+    replace(root, "etc/group", &p.group.render(), (0o644, 0))?;
+    replace(root, "etc/passwd", &p.passwd.render(), (0o644, 0))?;
+    replace(root, "etc/shadow", &p.shadow.render(), (0o640, shadow_gid))?;
+    write_ledgers(root, &p.ledgers)
+}
+
+/// Replaces `rel` with `text` unless it already holds it, keeping its mode and owner (new:
+/// `mode`, root and group `gid`). A link or a mount point there is not replaced.
+fn replace(root: &mut Root, rel: &str, text: &str, (mode, gid): (u32, u32)) -> Result<()> {
+    let (mode, owner) = match root.node(rel)? {
+        Node::Absent => (mode, Owner { uid: 0, gid }),
+        Node::File(f) if f.meta.mount => bail!(
+            "{} is a mount point: etcflip does not replace it",
+            root.show(rel)
+        ),
+        Node::File(f) => {
+            if f.sha256 == crate::fs::sha256_bytes(text.as_bytes()) {
+                return Ok(());
+            }
+            (
+                f.meta.mode,
+                Owner {
+                    uid: f.meta.uid,
+                    gid: f.meta.gid,
+                },
+            )
+        }
+        other => bail!(
+            "{} should be a regular file, found {other:?}: etcflip does not replace it",
+            root.show(rel)
+        ),
+    };
+    root.atomic_write_as(rel, &[text.as_bytes()], mode, owner)
+}
+
+/// The ledgers, in `update-users-groups.pl`'s formats (see `ledger.rs`).
+fn write_ledgers(root: &mut Root, l: &Ledgers) -> Result<()> {
+    root.make_dirs(DIR)?;
+    let names = |set: &std::collections::BTreeSet<String>| {
+        set.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+    };
+    let files = [
+        ("uid-map", serde_json::to_string(&l.uids)?),
+        ("gid-map", serde_json::to_string(&l.gids)?),
+        ("declarative-users", names(&l.declarative_users)),
+        ("declarative-groups", names(&l.declarative_groups)),
+        ("auto-subuid-map", serde_json::to_string(&l.auto_subuids)?),
+    ];
+    for (name, text) in files {
+        replace(root, &format!("{DIR}/{name}"), &text, (0o644, 0))?;
+    }
+    Ok(())
+}
