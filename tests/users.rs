@@ -198,3 +198,114 @@ fn password_files_are_read_under_the_root_and_checked() {
         assert_eq!(before, listing(&s.root), "nothing was written");
     }
 }
+
+/// Switches `gen` until it succeeds; a switch that finds the user database changed since it
+/// planned (a concurrent `useradd`) stops with nothing visible changed, and the rerun goes on.
+fn switch_until_done(s: &Scratch, gen: &Path) {
+    for _ in 0..50 {
+        let out = s.switch_out(gen, &[]);
+        match code(&out) {
+            0 => return,
+            1 if text_of(&out).contains("run the switch again") => {}
+            c => panic!("exit {c}: {}", text_of(&out)),
+        }
+    }
+    panic!("the switch never got through");
+}
+
+#[test]
+fn a_concurrent_useradd_loses_nothing_and_shadow_is_never_readable_by_others() {
+    let s = Scratch::new("users-concurrent");
+    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    s.file("root/etc/shadow", "root:!:1::::::\n");
+    std::fs::set_permissions(
+        s.root.join("etc/shadow"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let base = [
+        user("root", &json!(0), true),
+        user("alice", &Value::Null, false),
+    ];
+    let gen_a = s.gen("a", &spec(&json!(base)));
+    let mut more = base.to_vec();
+    more.push(user("carol", &Value::Null, false));
+    let gen_b = s.gen("b", &spec(&json!(more)));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Never readable by others, at any instant: shadow, its temporary file, useradd's backup.
+    let watcher = {
+        let (etc, stop) = (s.root.join("etc"), stop.clone());
+        std::thread::spawn(move || {
+            let mut looks = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for e in std::fs::read_dir(&etc).unwrap().flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if let (true, Ok(m)) = (name.contains("shadow"), e.metadata()) {
+                        assert_eq!(
+                            m.permissions().mode() & 0o007,
+                            0,
+                            "{name} readable by others"
+                        );
+                        looks += 1;
+                    }
+                }
+            }
+            looks
+        })
+    };
+    let adder = {
+        let root = s.root.clone();
+        std::thread::spawn(move || {
+            for n in 0..15 {
+                let out = std::process::Command::new("useradd")
+                    .args(["-M", "-N", "-g", "users", "-d", "/", "-s", "/bin/sh"])
+                    .arg("--root")
+                    .arg(&root)
+                    .arg(format!("ext{n}"))
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "useradd: {}", text_of(&out));
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        })
+    };
+    for i in 0..30 {
+        switch_until_done(&s, if i % 2 == 0 { &gen_b } else { &gen_a });
+    }
+    adder.join().unwrap();
+    switch_until_done(&s, &gen_b);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(watcher.join().unwrap() > 0, "the watcher looked");
+
+    let passwd = std::fs::read_to_string(s.root.join("etc/passwd")).unwrap();
+    let shadow = std::fs::read_to_string(s.root.join("etc/shadow")).unwrap();
+    let names: Vec<String> = (0..15)
+        .map(|n| format!("ext{n}"))
+        .chain(["alice".into(), "carol".into()])
+        .collect();
+    for name in &names {
+        assert!(
+            passwd.contains(&format!("\n{name}:x:")),
+            "{name} lost from passwd:\n{passwd}"
+        );
+        assert!(
+            shadow.contains(&format!("\n{name}:")),
+            "{name} lost from shadow"
+        );
+    }
+    let mut uids: Vec<&str> = passwd
+        .lines()
+        .map(|l| l.split(':').nth(2).unwrap())
+        .collect();
+    let count = uids.len();
+    uids.sort_unstable();
+    uids.dedup();
+    assert_eq!(uids.len(), count, "every uid is unique:\n{passwd}");
+    let out = std::process::Command::new("grpck")
+        .args(["-r", "-R"])
+        .arg(&s.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "grpck: {}", text_of(&out));
+}
