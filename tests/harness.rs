@@ -494,3 +494,13 @@ pub fn fresh_listing_of(name: &str, gen: &Path) -> String {
     fresh.switch(gen, &[]);
     fresh.listing()
 }
+
+/// Runs `etcflip switch gen` killed (SIGKILL) at its `n`th `syscall`; true if it was killed.
+pub fn switch_killed_at(s: &Scratch, gen: &Path, extra: &[&str], syscall: &str, n: u32) -> bool {
+    let inject = format!("inject={syscall}:signal=KILL:when={n}");
+    let args = ["-f", "-qq", "-o", "/dev/null", "-e", &inject];
+    let out = switch_under_strace(args, &s.root, gen, extra)
+        .output()
+        .expect("strace (apt-get install strace)");
+    !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("switched")
+}

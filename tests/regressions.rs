@@ -5,18 +5,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use etcflip_e2e::{absent, bin, code, read_in_root, spec, text, text_of, Scratch};
+use etcflip_e2e::{
+    absent, bin, code, read_in_root, spec, switch_killed_at, text, text_of, Scratch,
+};
 use serde_json::json;
-
-/// Runs `etcflip switch gen` killed (SIGKILL) at its `n`th `syscall`; true if it was killed.
-fn switch_killed_at(s: &Scratch, gen: &Path, extra: &[&str], syscall: &str, n: u32) -> bool {
-    let inject = format!("inject={syscall}:signal=KILL:when={n}");
-    let args = ["-f", "-qq", "-o", "/dev/null", "-e", &inject];
-    let out = etcflip_e2e::switch_under_strace(args, &s.root, gen, extra)
-        .output()
-        .expect("strace (apt-get install strace)");
-    !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("switched")
-}
 
 /// Every regular file below `dir` whose content is `want`.
 fn files_with(dir: &Path, want: &[u8]) -> Vec<String> {

@@ -309,3 +309,72 @@ fn a_concurrent_useradd_loses_nothing_and_shadow_is_never_readable_by_others() {
         .unwrap();
     assert!(out.status.success(), "grpck: {}", text_of(&out));
 }
+
+/// The user database and ledgers of a root, for comparing two runs.
+fn user_files(root: &Path) -> Vec<(String, String)> {
+    [
+        "etc/passwd",
+        "etc/group",
+        "etc/shadow",
+        "var/lib/nixos/uid-map",
+        "var/lib/nixos/gid-map",
+        "var/lib/nixos/declarative-users",
+        "var/lib/nixos/declarative-groups",
+    ]
+    .iter()
+    .map(|rel| {
+        (
+            (*rel).to_owned(),
+            std::fs::read_to_string(root.join(rel)).unwrap_or_default(),
+        )
+    })
+    .collect()
+}
+
+/// Killed (SIGKILL, etcflip alone) at any rename of a switch that adds, changes and removes
+/// users, the rerun converges to exactly what an uninterrupted switch writes.
+#[test]
+fn a_switch_killed_at_any_rename_of_the_users_phase_converges() {
+    let setup = |name: &str| {
+        let s = Scratch::new(name);
+        s.file(
+            "root/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nold:x:1000:100::/:/bin/sh\n",
+        );
+        s.file("root/etc/group", "root:x:0:\nusers:x:100:old\n");
+        s.file("root/etc/shadow", "root:!:1::::::\nold:!:1::::::\n");
+        s.file("root/var/lib/nixos/declarative-users", "old root");
+        let mut alice = user("alice", &Value::Null, false);
+        alice["hashedPassword"] = json!("$6$salt$hash");
+        let users = json!([
+            user("root", &json!(0), true),
+            alice,
+            user("svc", &Value::Null, true)
+        ]);
+        let gen = s.gen("g", &spec(&users));
+        (s, gen)
+    };
+    let (reference, gen) = setup("users-kill-reference");
+    switch_until_done(&reference, &gen);
+    let want = user_files(&reference.root);
+    assert!(want[0].1.contains("alice:x:1001:100:"), "{want:?}");
+    let mut killed_in_phase_3 = 0;
+    for n in 1..30 {
+        let (s, gen) = setup("users-kill");
+        if !etcflip_e2e::switch_killed_at(&s, &gen, &[], "renameat", n) {
+            break; // the switch got through: every rename was tried
+        }
+        if std::fs::read_to_string(s.root.join("etc/passwd"))
+            .unwrap()
+            .contains("alice")
+        {
+            killed_in_phase_3 += 1;
+        }
+        switch_until_done(&s, &gen);
+        assert_eq!(user_files(&s.root), want, "killed at rename {n}");
+    }
+    assert!(
+        killed_in_phase_3 > 0,
+        "some kills hit the users phase after passwd was written"
+    );
+}
