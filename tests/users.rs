@@ -121,6 +121,21 @@ fn a_switch_writes_the_users_phase_the_dry_run_showed() {
         assert!(out.status.success(), "{tool}: {}", text_of(&out));
     }
 
+    // Drift in the user database is what verify reports.
+    let out = s.etcflip(&["verify"]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let passwd = s.root.join("etc/passwd");
+    let edited = read("etc/passwd").replace("alice:x:1000:100:", "alice:x:1000:100:edited");
+    std::fs::write(&passwd, edited).unwrap();
+    let out = s.etcflip(&["verify"]);
+    assert_eq!(code(&out), 1, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("a switch would change user alice"),
+        "{}",
+        text_of(&out)
+    );
+    switch_until_done(&s, &gen);
+
     // Switching again changes nothing, in the user database either.
     let written = listing(&s.root);
     let out = s.switch_out(&gen, &[]);

@@ -100,6 +100,9 @@ pub fn verify(root_path: &Path) -> Result<Report> {
             });
         }
     }
+    if let Some(users) = &m.users {
+        drift.extend(user_drift(&mut root, users)?);
+    }
     for p in state::read_journal(&mut root)? {
         drift.push(Drift {
             path: root.show(&state::state_dir()),
@@ -116,6 +119,20 @@ pub fn verify(root_path: &Path) -> Result<Report> {
         drift,
         unresolved: resolved.unresolved,
     })
+}
+
+/// The user database's drift: what a switch to the applied generation would change there now
+/// (accounts and members added at run time are not drift under `mutableUsers`).
+fn user_drift(root: &mut Root, users: &etcflip_format::users::Users) -> Result<Vec<Drift>> {
+    let report = crate::users::plan(root, users)?;
+    let lines = report.changes.iter().chain(&report.clashes);
+    Ok(lines
+        .map(|c| Drift {
+            path: "/etc/passwd, /etc/group, /etc/shadow".to_owned(),
+            expected: "the applied generation's users".to_owned(),
+            found: format!("a switch would {c}"),
+        })
+        .collect())
 }
 
 /// What `e` should be at `node`, when it is not that. A runtime copy (`source`) is compared
