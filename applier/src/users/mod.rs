@@ -59,11 +59,15 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         read(root, "etc/passwd")?,
         read(root, "etc/group")?,
         read(root, "etc/shadow")?,
+        read(root, "etc/subuid")?,
+        read(root, "etc/subgid")?,
     ];
     let found = plan::Found {
         passwd: files::Table::parse(&texts[0], 7),
         group: files::Table::parse(&texts[1], 4),
         shadow: files::Table::parse(&texts[2], 9),
+        subuid: files::Table::parse(&texts[3], 3),
+        subgid: files::Table::parse(&texts[4], 3),
         ledgers: ledger::Ledgers::read(root)?,
         password_files: password_files(root, decl),
     };
@@ -71,9 +75,15 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
     if !p.invalid.is_empty() {
         return Err(Invalid::many("the users part", p.invalid).into());
     }
-    let rendered = [p.passwd.render(), p.group.render(), p.shadow.render()];
+    let rendered = [
+        p.passwd.render(),
+        p.group.render(),
+        p.shadow.render(),
+        p.subuid.render(),
+        p.subgid.render(),
+    ];
     let current = rendered == texts && p.ledgers == found.ledgers;
-    let [passwd, group, _] = rendered;
+    let [passwd, group, ..] = rendered;
     Ok(Report {
         changes: std::mem::take(&mut p.changes),
         clashes: std::mem::take(&mut p.clashes),

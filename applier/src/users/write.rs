@@ -4,7 +4,7 @@
 //! Under the lock the files are read and planned again: when `passwd` or `group` changed
 //! since phase 1 planned them (a `useradd` meanwhile), the switch stops before anything
 //! visible changed, and a rerun plans with the new account; nothing is lost. Then `group`,
-//! `passwd` and `shadow` are replaced in that order, each atomically, keeping its mode and
+//! `passwd`, `shadow`, `subuid` and `subgid` are replaced in that order, each atomically, keeping its mode and
 //! owner (new: 0644, and `shadow` 0640, group `shadow` when there is one); the mode is set
 //! before any byte is written, so `shadow` is never readable by others. The ledgers come
 //! last: a switch killed before them is planned again the same way, because the files already
@@ -63,6 +63,8 @@ pub(crate) fn write(
     replace(root, "etc/group", &p.group.render(), (0o644, 0))?;
     replace(root, "etc/passwd", &p.passwd.render(), (0o644, 0))?;
     replace(root, "etc/shadow", &p.shadow.render(), (0o640, shadow_gid))?;
+    replace(root, "etc/subuid", &p.subuid.render(), (0o644, 0))?;
+    replace(root, "etc/subgid", &p.subgid.render(), (0o644, 0))?;
     write_ledgers(root, &p.ledgers)
 }
 

@@ -18,6 +18,8 @@ use super::files::{id_of, Table};
 use super::ledger::Ledgers;
 use super::shadow;
 
+mod subids;
+
 /// NixOS's shell for a user that declares none and has none yet.
 const NOLOGIN: &str = "/run/current-system/sw/bin/nologin";
 
@@ -27,6 +29,8 @@ pub(crate) struct Found {
     pub(crate) passwd: Table,
     pub(crate) group: Table,
     pub(crate) shadow: Table,
+    pub(crate) subuid: Table,
+    pub(crate) subgid: Table,
     pub(crate) ledgers: Ledgers,
     /// The declared `hashedPasswordFile`s as read under the root.
     pub(crate) password_files: BTreeMap<String, FileRead>,
@@ -41,6 +45,8 @@ pub(crate) struct Planned {
     pub(crate) passwd: Table,
     pub(crate) group: Table,
     pub(crate) shadow: Table,
+    pub(crate) subuid: Table,
+    pub(crate) subgid: Table,
     pub(crate) ledgers: Ledgers,
     /// One line per change, in order ("create user alice (uid 1000)").
     pub(crate) changes: Vec<String>,
@@ -131,6 +137,11 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     p.shadow.nis.clone_from(&found.shadow.nis);
     let gids = plan_groups(decl, found, &mut p);
     plan_users(decl, found, &gids, &mut p);
+    let kept: BTreeSet<String> = (p.passwd.entries.iter())
+        .map(|e| e[0].clone())
+        .filter(|n| !decl.users.iter().any(|u| u.name == *n))
+        .collect();
+    subids::plan(decl, found, &kept, &mut p);
     p.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.clone()).collect();
     p.ledgers.declarative_users = decl.users.iter().map(|u| u.name.clone()).collect();
     p
