@@ -393,3 +393,47 @@ fn a_switch_killed_at_any_rename_of_the_users_phase_converges() {
         "some kills hit the users phase after passwd was written"
     );
 }
+
+#[test]
+fn homes_are_made_owned_and_lingering_follows_the_declaration() {
+    use std::os::unix::fs::MetadataExt as _;
+    let s = Scratch::new("users-homes");
+    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let with = |linger: bool| {
+        let mut alice = user("alice", &json!(1000), false);
+        alice["createHome"] = json!(true);
+        alice["homeMode"] = json!("750");
+        alice["linger"] = json!(linger);
+        json!([user("root", &json!(0), true), alice])
+    };
+    let on = s.gen("on", &spec(&with(true)));
+    let off = s.gen("off", &spec(&with(false)));
+    let out = s.switch_out(&on, &["--dry-run"]);
+    assert!(
+        text_of(&out).contains("users: would make the home /home/alice (1000:100, mode 0750)"),
+        "{}",
+        text_of(&out)
+    );
+    switch_until_done(&s, &on);
+    let home = std::fs::metadata(s.root.join("home/alice")).unwrap();
+    assert_eq!(
+        (home.uid(), home.gid(), home.mode() & 0o7777),
+        (1000, 100, 0o750)
+    );
+    let linger = s.root.join("var/lib/systemd/linger/alice");
+    assert!(linger.exists());
+    let before = listing(&s.root);
+    switch_until_done(&s, &on);
+    assert_eq!(before, listing(&s.root), "a re-switch writes nothing");
+    // A home whose mode drifted is given its mode again; lingering stops when declared off.
+    std::fs::set_permissions(
+        s.root.join("home/alice"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    switch_until_done(&s, &off);
+    let home = std::fs::metadata(s.root.join("home/alice")).unwrap();
+    assert_eq!(home.mode() & 0o7777, 0o750);
+    assert!(!linger.exists());
+}

@@ -192,6 +192,16 @@ impl Root {
         self.rename(&tmp, rel)
     }
 
+    /// Gives the real directory `rel` (never a link) `owner` and `mode`.
+    pub(crate) fn set_dir_owner_mode(&mut self, rel: &str, owner: Owner, mode: u32) -> Result<()> {
+        let shown = self.show(rel);
+        let fd = self.dir(rel)?.try_clone()?;
+        owner
+            .apply(&fd)
+            .with_context(|| format!("cannot chown {shown}"))?;
+        fchmod(&fd, Mode::from_bits_truncate(mode)).with_context(|| format!("cannot chmod {shown}"))
+    }
+
     /// Opens (making it, mode 0600, if missing) the lock file `rel` for writing, not following
     /// a link there: a record lock needs a descriptor open for writing.
     pub(crate) fn open_lock_file(&mut self, rel: &str) -> Result<OwnedFd> {

@@ -21,6 +21,7 @@ use crate::errors::Invalid;
 use crate::fs::Root;
 
 mod files;
+mod homes;
 mod ledger;
 mod plan;
 mod shadow;
@@ -50,6 +51,9 @@ pub struct Report {
     /// The plan itself, for the phase that writes it.
     #[serde(skip)]
     pub(crate) planned: plan::Planned,
+    /// Homes and linger files to make or fix.
+    #[serde(skip)]
+    pub(crate) homes: Vec<homes::Action>,
 }
 
 /// Reads what the users phase needs from the root (its own files, never the host's NSS) and
@@ -82,7 +86,9 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         p.subuid.render(),
         p.subgid.render(),
     ];
-    let current = rendered == texts && p.ledgers == found.ledgers;
+    let homes = homes::look(root, decl, &p.passwd)?;
+    p.changes.extend(homes.iter().map(ToString::to_string));
+    let current = rendered == texts && p.ledgers == found.ledgers && homes.is_empty();
     let [passwd, group, ..] = rendered;
     Ok(Report {
         changes: std::mem::take(&mut p.changes),
@@ -93,6 +99,7 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         gid_map: p.ledgers.gids.clone(),
         current,
         planned: p,
+        homes,
     })
 }
 

@@ -65,7 +65,8 @@ pub(crate) fn write(
     replace(root, "etc/shadow", &p.shadow.render(), (0o640, shadow_gid))?;
     replace(root, "etc/subuid", &p.subuid.render(), (0o644, 0))?;
     replace(root, "etc/subgid", &p.subgid.render(), (0o644, 0))?;
-    write_ledgers(root, &p.ledgers)
+    write_ledgers(root, &p.ledgers)?;
+    super::homes::apply(root, &now.homes)
 }
 
 /// Replaces `rel` with `text` unless it already holds it, keeping its mode and owner (new:
