@@ -10,6 +10,9 @@
  *                   0755) and the symlink retried
  *   --flip REL T    symlinkat(T, REL.floor-tmp) + renameat over REL (one rename)
  *   --remove LIST   for every line: unlinkat (the link-text column is ignored)
+ *   --write REL SRC the content of the file SRC written to REL atomically: a temporary file
+ *                   beside it, written, fsynced, renamed over REL, the directory fsynced
+ *                   (repeatable; the floor of the users phase's five files)
  *
  * LIST paths are relative to ROOT (e.g. "etc/a/b"). Lines are read with one read(2) of the
  * whole file; parsing is a few microseconds per thousand lines.
@@ -100,9 +103,32 @@ static int remove_one(char *path, char *text) {
     return 0;
 }
 
+/* Writes the content of src to rel (below ROOT) atomically; 0 on success. */
+static int write_atomic(const char *rel, const char *src) {
+    size_t len;
+    char *data = slurp(src, &len);
+    if (!data) return 1;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.floor-tmp", rel);
+    int fd = openat(rootfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) { perror(tmp); free(data); return 1; }
+    if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0) { perror(tmp); close(fd); free(data); return 1; }
+    close(fd);
+    free(data);
+    if (renameat(rootfd, tmp, rootfd, rel) < 0) { perror(rel); return 1; }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", rel);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0; else strcpy(dir, ".");
+    int dfd = openat(rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) < 0) { perror(dir); return 1; }
+    close(dfd);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: floor ROOT [--check L] [--create L] [--flip REL T] [--remove L]\n");
+        fprintf(stderr, "usage: floor ROOT [--check L] [--create L] [--flip REL T] [--remove L] [--write REL SRC]...\n");
         return 2;
     }
     rootfd = open(argv[1], O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -113,6 +139,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--create") && i + 1 < argc) create = argv[++i];
         else if (!strcmp(argv[i], "--remove") && i + 1 < argc) removel = argv[++i];
         else if (!strcmp(argv[i], "--flip") && i + 2 < argc) { flip = argv[++i]; flipt = argv[++i]; }
+        else if (!strcmp(argv[i], "--write") && i + 2 < argc) {
+            if (write_atomic(argv[i + 1], argv[i + 2])) return 1;
+            i += 2;
+        }
         else { fprintf(stderr, "floor: bad argument %s\n", argv[i]); return 2; }
     }
     int bad = 0;

@@ -2,11 +2,17 @@
 //! read so that nothing etcflip does not understand is lost: comments, blank or malformed
 //! lines and NIS compat lines (`+…`, `-…`) are kept as they are, and NIS lines stay last.
 
+use std::collections::HashMap;
+
 /// One file, as lines.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Table {
-    /// Well-formed entries, in file order: their fields.
+    /// Well-formed entries, in file order: their fields. Changed only through
+    /// [`Table::set_entries`], which keeps the index right.
     pub(crate) entries: Vec<Vec<String>>,
+    /// Name → position of its first entry (a file of thousands of users is looked up by name
+    /// once per user).
+    index: HashMap<String, usize>,
     /// Lines that are not entries (comments, blank, malformed), in file order.
     pub(crate) other: Vec<String>,
     /// NIS compat lines, in file order; written last.
@@ -18,6 +24,7 @@ impl Table {
     /// field is a name.
     pub(crate) fn parse(text: &str, fields: usize) -> Table {
         let mut t = Table::default();
+        let mut entries = Vec::new();
         for line in text.lines() {
             let line = line.strip_suffix('\r').unwrap_or(line);
             if line.starts_with('+') || line.starts_with('-') {
@@ -30,21 +37,27 @@ impl Table {
                 && !parts[0].is_empty()
                 && !parts[0].contains(char::is_whitespace);
             if is_entry {
-                t.entries
-                    .push(parts.into_iter().map(str::to_owned).collect());
+                entries.push(parts.into_iter().map(str::to_owned).collect());
             } else {
                 t.other.push(line.to_owned());
             }
         }
+        t.set_entries(entries);
         t
+    }
+
+    /// Replaces the entries.
+    pub(crate) fn set_entries(&mut self, entries: Vec<Vec<String>>) {
+        self.index.clear();
+        for (i, e) in entries.iter().enumerate() {
+            self.index.entry(e[0].clone()).or_insert(i);
+        }
+        self.entries = entries;
     }
 
     /// The entry named `name`, if any (the first one: a later duplicate is kept, not used).
     pub(crate) fn get(&self, name: &str) -> Option<&[String]> {
-        self.entries
-            .iter()
-            .find(|e| e[0] == name)
-            .map(Vec::as_slice)
+        self.index.get(name).map(|&i| self.entries[i].as_slice())
     }
 
     /// The file's text: the lines etcflip does not understand first, as they were, then the

@@ -83,6 +83,8 @@ struct Ids<'a> {
     /// Handed out by this plan.
     allocated: BTreeSet<u32>,
     ledger: &'a BTreeMap<String, u32>,
+    /// How many names the ledger gives each id.
+    recorded: BTreeMap<u32, usize>,
 }
 
 impl<'a> Ids<'a> {
@@ -91,10 +93,15 @@ impl<'a> Ids<'a> {
         declared: impl Iterator<Item = u32>,
         ledger: &'a BTreeMap<String, u32>,
     ) -> Ids<'a> {
+        let mut recorded = BTreeMap::new();
+        for id in ledger.values() {
+            *recorded.entry(*id).or_insert(0) += 1;
+        }
         Ids {
             taken: on_root.chain(declared).collect(),
             allocated: BTreeSet::new(),
             ledger,
+            recorded,
         }
     }
 
@@ -103,15 +110,16 @@ impl<'a> Ids<'a> {
     /// revived from the ledger.
     fn allocate(&mut self, name: &str, range: Range) -> Option<(u32, bool)> {
         if let Some(&old) = self.ledger.get(name) {
-            let others = self.ledger.iter().any(|(n, id)| *id == old && n != name);
+            let others = self.recorded.get(&old).is_some_and(|n| *n > 1);
             if !self.taken.contains(&old) && !self.allocated.contains(&old) && !others {
                 self.allocated.insert(old);
                 return Some((old, true));
             }
         }
-        let reserved: BTreeSet<u32> = self.ledger.values().copied().collect();
         let free = |id: &u32| {
-            !self.taken.contains(id) && !self.allocated.contains(id) && !reserved.contains(id)
+            !self.taken.contains(id)
+                && !self.allocated.contains(id)
+                && !self.recorded.contains_key(id)
         };
         let id = if range.down {
             (range.low..=range.high).rev().find(free)
@@ -137,9 +145,10 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     p.shadow.nis.clone_from(&found.shadow.nis);
     let gids = plan_groups(decl, found, &mut p);
     plan_users(decl, found, &gids, &mut p);
+    let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
     let kept: BTreeSet<String> = (p.passwd.entries.iter())
         .map(|e| e[0].clone())
-        .filter(|n| !decl.users.iter().any(|u| u.name == *n))
+        .filter(|n| !declared_users.contains(n.as_str()))
         .collect();
     subids::plan(decl, found, &kept, &mut p);
     p.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.clone()).collect();
@@ -147,11 +156,27 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     p
 }
 
-/// Names → ids of the entries of `t` whose id is field `i`.
-fn ids_of(t: &Table, i: usize) -> BTreeMap<&str, u32> {
-    (t.entries.iter())
-        .filter_map(|e| id_of(e, i).map(|id| (e[0].as_str(), id)))
-        .collect()
+/// The accounts of a file on the root, by name and by id.
+struct Holders<'a> {
+    by_name: BTreeMap<&'a str, u32>,
+    by_id: BTreeMap<u32, Vec<&'a str>>,
+}
+
+impl Holders<'_> {
+    /// The entries of `t` whose id is field `i`.
+    fn of(t: &Table, i: usize) -> Holders<'_> {
+        let mut h = Holders {
+            by_name: BTreeMap::new(),
+            by_id: BTreeMap::new(),
+        };
+        for e in &t.entries {
+            if let Some(id) = id_of(e, i) {
+                h.by_name.insert(e[0].as_str(), id);
+                h.by_id.entry(id).or_default().push(e[0].as_str());
+            }
+        }
+        h
+    }
 }
 
 /// A declared id, as the rules let it be (checked at build time: 0..2^32-2).
@@ -163,7 +188,7 @@ fn declared(id: Option<i64>) -> Option<u32> {
 fn settle_id(
     (kind, name): (&str, &str),
     (on_root, static_id): (Option<u32>, Option<u32>),
-    holders: &BTreeMap<&str, u32>,
+    holders: &Holders,
     (ids, range): (&mut Ids, Range),
     p: &mut Planned,
 ) -> Option<u32> {
@@ -178,7 +203,8 @@ fn settle_id(
         }
         (Some(have), _) => Some(have),
         (None, Some(want)) => {
-            if let Some((other, _)) = holders.iter().find(|(n, id)| **id == want && **n != name) {
+            let other = (holders.by_id.get(&want).into_iter().flatten()).find(|n| **n != name);
+            if let Some(other) = other {
                 p.clashes.push(format!(
                     "{kind} {name}: {what} {want} belongs to {kind} {other} on the root"
                 ));
@@ -205,13 +231,15 @@ fn settle_id(
 }
 
 fn plan_groups(decl: &Users, found: &Found, p: &mut Planned) -> BTreeMap<String, u32> {
-    let holders = ids_of(&found.group, 2);
+    let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+    let declared_groups: BTreeSet<&str> = decl.groups.iter().map(|g| g.name.as_str()).collect();
+    let holders = Holders::of(&found.group, 2);
     let statics = decl.groups.iter().filter_map(|g| declared(g.gid));
-    let mut ids = Ids::new(holders.values().copied(), statics, &found.ledgers.gids);
+    let mut ids = Ids::new(holders.by_id.keys().copied(), statics, &found.ledgers.gids);
     let mut gids = BTreeMap::new();
     let mut rows: Vec<(u32, Vec<String>)> = Vec::new();
     for g in &decl.groups {
-        let on_root = holders.get(g.name.as_str()).copied();
+        let on_root = holders.by_name.get(g.name.as_str()).copied();
         let at = (on_root, declared(g.gid));
         let Some(gid) = settle_id(("group", &g.name), at, &holders, (&mut ids, SYSTEM), p) else {
             continue;
@@ -228,8 +256,7 @@ fn plan_groups(decl: &Users, found: &Found, p: &mut Planned) -> BTreeMap<String,
                 .into_iter()
                 .flatten();
             members.extend(kept.filter(|m| {
-                !found.ledgers.declarative_users.contains(*m)
-                    || decl.users.iter().any(|u| u.name == *m)
+                !found.ledgers.declarative_users.contains(*m) || declared_users.contains(m)
             }));
         }
         let members = members.into_iter().collect::<Vec<_>>().join(",");
@@ -246,7 +273,7 @@ fn plan_groups(decl: &Users, found: &Found, p: &mut Planned) -> BTreeMap<String,
         ));
     }
     for e in &found.group.entries {
-        if decl.groups.iter().any(|g| g.name == e[0]) {
+        if declared_groups.contains(e[0].as_str()) {
             continue;
         }
         if decl.mutable_users && !found.ledgers.declarative_groups.contains(&e[0]) {
@@ -257,21 +284,23 @@ fn plan_groups(decl: &Users, found: &Found, p: &mut Planned) -> BTreeMap<String,
         }
     }
     rows.sort_by_key(|r| r.0);
-    p.group.entries = rows.into_iter().map(|(_, e)| e).collect();
+    p.group
+        .set_entries(rows.into_iter().map(|(_, e)| e).collect());
     gids
 }
 
 fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut Planned) {
-    let holders = ids_of(&found.passwd, 2);
+    let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+    let holders = Holders::of(&found.passwd, 2);
     let statics = decl.users.iter().filter_map(|u| declared(u.uid));
-    let mut ids = Ids::new(holders.values().copied(), statics, &found.ledgers.uids);
+    let mut ids = Ids::new(holders.by_id.keys().copied(), statics, &found.ledgers.uids);
     let mut rows: Vec<(u32, Vec<String>, Option<Vec<String>>)> = Vec::new();
     for u in &decl.users {
         let Some(gid) = gids.get(&u.group).copied().or_else(|| u.group.parse().ok()) else {
             // Its group clashed (reported there) or was never declared (refused at build time).
             continue;
         };
-        let on_root = holders.get(u.name.as_str()).copied();
+        let on_root = holders.by_name.get(u.name.as_str()).copied();
         let range = if u.is_system_user { SYSTEM } else { NORMAL };
         let at = (on_root, declared(u.uid));
         let Some(uid) = settle_id(("user", &u.name), at, &holders, (&mut ids, range), p) else {
@@ -283,7 +312,7 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         rows.push((uid, row, shadow));
     }
     for e in &found.passwd.entries {
-        if decl.users.iter().any(|u| u.name == e[0]) {
+        if declared_users.contains(e[0].as_str()) {
             continue;
         }
         if decl.mutable_users && !found.ledgers.declarative_users.contains(&e[0]) {
@@ -295,10 +324,13 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         }
     }
     rows.sort_by_key(|r| r.0);
-    for (_, row, shadow) in rows {
-        p.passwd.entries.push(row);
-        p.shadow.entries.extend(shadow);
+    let (mut passwd, mut shadow) = (Vec::new(), Vec::new());
+    for (_, row, sh) in rows {
+        passwd.push(row);
+        shadow.extend(sh);
     }
+    p.passwd.set_entries(passwd);
+    p.shadow.set_entries(shadow);
 }
 
 /// The passwd entry of a declared user (`old`: its entry on the root).

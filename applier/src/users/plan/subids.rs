@@ -105,12 +105,10 @@ fn table(
     autos: &[(&str, u64)],
     p: &mut Planned,
 ) -> Table {
-    let mut t = Table {
-        other: found.other.clone(),
-        nis: found.nis.clone(),
-        ..Table::default()
-    };
-    t.entries = (found.entries.iter())
+    let mut t = Table::default();
+    t.other.clone_from(&found.other);
+    t.nis.clone_from(&found.nis);
+    let mut entries: Vec<Vec<String>> = (found.entries.iter())
         .filter(|e| kept.contains(&e[0]))
         .cloned()
         .collect();
@@ -119,9 +117,9 @@ fn table(
         .map(|(n, s, c)| (*n, as_u64(*s), as_u64(*c))))
     .chain(autos.iter().map(|(n, s)| (*n, *s, AUTO_COUNT)));
     for (name, start, count) in declared {
-        t.entries
-            .push(vec![name.to_owned(), start.to_string(), count.to_string()]);
+        entries.push(vec![name.to_owned(), start.to_string(), count.to_string()]);
     }
+    t.set_entries(entries);
     let ranges: Vec<(String, u64, u64)> = (t.entries.iter())
         .filter_map(|e| Some((e[0].clone(), e[1].parse().ok()?, e[2].parse().ok()?)))
         .collect();
