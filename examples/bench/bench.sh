@@ -38,3 +38,9 @@ python3 "$here/bench.py" \
     --scratch "$scratch" \
     --here "$here" \
     "$@"
+
+echo "bench: the users phase (examples/bench/users.py)" >&2
+python3 "$here/users.py" \
+    --bin-dir "$target_dir/release" \
+    --floor "$scratch/floor" \
+    --scratch "$scratch"

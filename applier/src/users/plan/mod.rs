@@ -85,6 +85,8 @@ struct Ids<'a> {
     ledger: &'a BTreeMap<String, u32>,
     /// How many names the ledger gives each id.
     recorded: BTreeMap<u32, usize>,
+    /// Where the last scan of each range (low end, direction) stopped.
+    resume: BTreeMap<(u32, bool), u32>,
 }
 
 impl<'a> Ids<'a> {
@@ -102,6 +104,7 @@ impl<'a> Ids<'a> {
             allocated: BTreeSet::new(),
             ledger,
             recorded,
+            resume: BTreeMap::new(),
         }
     }
 
@@ -121,12 +124,18 @@ impl<'a> Ids<'a> {
                 && !self.allocated.contains(id)
                 && !self.recorded.contains_key(id)
         };
+        // Ids are handed out in order, so a scan resumes where the last one of this range
+        // stopped: a thousand new users cost one pass, not a thousand.
+        let resume = self.resume.get(&(range.low, range.down)).copied();
         let id = if range.down {
-            (range.low..=range.high).rev().find(free)
+            let from = resume.map_or(range.high, |r| r.min(range.high));
+            (range.low..=from).rev().find(free)
         } else {
-            (range.low..=range.high).find(free)
+            let from = resume.map_or(range.low, |r| r.max(range.low));
+            (from..=range.high).find(free)
         }?;
         self.allocated.insert(id);
+        self.resume.insert((range.low, range.down), id);
         Some((id, false))
     }
 }
