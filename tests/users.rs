@@ -437,3 +437,57 @@ fn homes_are_made_owned_and_lingering_follows_the_declaration() {
     assert_eq!(home.mode() & 0o7777, 0o750);
     assert!(!linger.exists());
 }
+
+#[test]
+fn a_user_file_that_is_a_link_refuses_the_switch_and_an_open_shadow_is_closed() {
+    let s = Scratch::new("users-unwritable");
+    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    s.file("root/persist/shadow", "root:!:1::::::\n");
+    std::os::unix::fs::symlink("/persist/shadow", s.root.join("etc/shadow")).unwrap();
+    let users = json!([
+        user("root", &json!(0), true),
+        user("alice", &json!(1000), false)
+    ]);
+    let gen = s.gen("g", &spec(&users));
+    let before = listing(&s.root);
+    let out = s.switch_out(&gen, &[]);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(text_of(&out).contains("etc/shadow is not a regular file etcflip can replace"));
+    assert_eq!(
+        before,
+        listing(&s.root),
+        "nothing was written, not even passwd"
+    );
+
+    // A shadow readable by others is closed, even when its lines are already right.
+    std::fs::remove_file(s.root.join("etc/shadow")).unwrap();
+    s.file("root/etc/shadow", "root:!:1::::::\n");
+    std::fs::set_permissions(
+        s.root.join("etc/shadow"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    switch_until_done(&s, &gen);
+    let mode = std::fs::metadata(s.root.join("etc/shadow"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    std::fs::set_permissions(
+        s.root.join("etc/shadow"),
+        std::fs::Permissions::from_mode(0o604),
+    )
+    .unwrap();
+    let out = s.switch_out(&gen, &[]);
+    assert!(
+        text_of(&out).contains("users: make /etc/shadow unreadable by others"),
+        "{}",
+        text_of(&out)
+    );
+    let mode = std::fs::metadata(s.root.join("etc/shadow"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

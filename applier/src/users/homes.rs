@@ -21,6 +21,15 @@ pub(crate) enum Action {
     Home(String, Owner, u32),
     /// Make (`true`) or remove (`false`) a user's linger file.
     Linger(String, bool),
+    /// A home that is not made: a link is in the way (etcflip follows none).
+    Unreachable(String),
+}
+
+impl Action {
+    /// Whether the switch has something to do for it.
+    pub(crate) fn acts(&self) -> bool {
+        !matches!(self, Action::Unreachable(_))
+    }
 }
 
 impl std::fmt::Display for Action {
@@ -35,6 +44,10 @@ impl std::fmt::Display for Action {
             }
             Action::Linger(name, true) => write!(f, "let user {name} linger"),
             Action::Linger(name, false) => write!(f, "stop user {name} lingering"),
+            Action::Unreachable(rel) => write!(
+                f,
+                "leave the home /{rel} alone: a link is on its path (etcflip follows none)"
+            ),
         }
     }
 }
@@ -53,10 +66,10 @@ pub(crate) fn look(root: &mut Root, decl: &Users, passwd: &Table) -> Result<Vec<
         if u.create_home {
             let rel = u.home.trim_start_matches('/').to_owned();
             let mode = u32::from_str_radix(&u.home_mode, 8).unwrap_or(0o700);
-            let right = matches!(root.node_with(&rel, false)?, Node::Dir(m)
-                if m.mode == mode && (m.uid, m.gid) == (owner.uid, owner.gid));
-            if !right {
-                out.push(Action::Home(rel, owner, mode));
+            match root.node_with(&rel, false)? {
+                Node::Dir(m) if m.mode == mode && (m.uid, m.gid) == (owner.uid, owner.gid) => {}
+                Node::Dir(_) | Node::Absent => out.push(Action::Home(rel, owner, mode)),
+                _ => out.push(Action::Unreachable(rel)),
             }
         }
         if let Some(on) = u.linger {
@@ -85,6 +98,7 @@ pub(crate) fn apply(root: &mut Root, actions: &[Action]) -> Result<()> {
                 }
             }
             Action::Linger(name, false) => root.unlink(&format!("{LINGER}/{name}"))?,
+            Action::Unreachable(_) => {}
         }
     }
     Ok(())

@@ -13,6 +13,15 @@ use crate::fs::Root;
 /// Where the ledgers live, relative to the root.
 pub(crate) const DIR: &str = "var/lib/nixos";
 
+/// The ledger files, in `DIR`.
+pub(crate) const FILES: [&str; 5] = [
+    "uid-map",
+    "gid-map",
+    "declarative-users",
+    "declarative-groups",
+    "auto-subuid-map",
+];
+
 /// The ledgers, as read (missing files are empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Ledgers {

@@ -1,14 +1,14 @@
-//! The user database, the second domain: `passwd`, `group`, `shadow` (and, to come, `subuid`
-//! and `subgid`) merged from a generation's `users` part, with NixOS's ledgers in
-//! `/var/lib/nixos`.
+//! The user database, the second domain: `group`, `passwd`, `shadow`, `subuid` and `subgid`
+//! merged from a generation's `users` part, with NixOS's ledgers in `/var/lib/nixos`, homes
+//! and lingering. Phase 1 plans it ([`plan`]); phase 3 writes it ([`write()`]).
 //!
 //! - `files.rs` reads the colon-separated files keeping what it does not understand;
 //! - `ledger.rs` reads NixOS's ledgers in their own formats;
-//! - `plan/` plans, purely: ids, members, removals, and the clashes that refuse a switch;
-//! - `shadow.rs` gives each declared user its password field (never re-salted) and expiry.
-//!
-//! Today a switch plans the users phase and shows it (`--dry-run`), and refuses to apply a
-//! generation that declares users: the writing phase is not there yet.
+//! - `plan/` plans, purely: ids, members, removals, subordinate ids, and the clashes that
+//!   refuse a switch; `shadow.rs` gives each declared user its password field (never
+//!   re-salted) and expiry;
+//! - `homes.rs` finds and makes homes and linger files;
+//! - `write.rs` writes it all under `/etc/.pwd.lock`, planning again under the lock.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +18,7 @@ use serde::Serialize;
 use etcflip_format::users::Users;
 
 use crate::errors::Invalid;
-use crate::fs::Root;
+use crate::fs::{Node, Root};
 
 mod files;
 mod homes;
@@ -76,6 +76,7 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         password_files: password_files(root, decl),
     };
     let mut p = plan::plan(decl, &found);
+    p.clashes.extend(unwritable(root)?);
     if !p.invalid.is_empty() {
         return Err(Invalid::many("the users part", p.invalid).into());
     }
@@ -88,7 +89,17 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
     ];
     let homes = homes::look(root, decl, &p.passwd)?;
     p.changes.extend(homes.iter().map(ToString::to_string));
-    let current = rendered == texts && p.ledgers == found.ledgers && homes.is_empty();
+    // shadow readable by others (or group-writable) is fixed even when its lines are right.
+    let shadow_open = matches!(root.node_with("etc/shadow", false)?,
+        Node::File(f) if f.meta.mode & 0o027 != 0);
+    if shadow_open {
+        p.changes
+            .push("make /etc/shadow unreadable by others".to_owned());
+    }
+    let current = rendered == texts
+        && p.ledgers == found.ledgers
+        && !homes.iter().any(homes::Action::acts)
+        && !shadow_open;
     let [passwd, group, ..] = rendered;
     Ok(Report {
         changes: std::mem::take(&mut p.changes),
@@ -101,6 +112,36 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         planned: p,
         homes,
     })
+}
+
+/// The files phase 3 would replace that it cannot: only a regular file (or nothing) is
+/// replaced, and only in a real directory; anything else (a link into `/persist`, a bind
+/// mount) is found here, before anything is written, not half-way through the phase.
+fn unwritable(root: &mut Root) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let ledgers = ledger::FILES.iter().map(|f| format!("{}/{f}", ledger::DIR));
+    let files = [
+        "etc/group",
+        "etc/passwd",
+        "etc/shadow",
+        "etc/subuid",
+        "etc/subgid",
+    ];
+    for rel in files.iter().map(|f| (*f).to_owned()).chain(ledgers) {
+        let ok = match root.node_with(&rel, false)? {
+            Node::Absent => true,
+            Node::File(f) => !f.meta.mount,
+            _ => false,
+        };
+        if !ok {
+            out.push(format!(
+                "{} is not a regular file etcflip can replace (a link, a mount point, or below \
+                 one): nothing was written",
+                root.show(&rel)
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Every declared `hashedPasswordFile`, read under the root (never the host's).

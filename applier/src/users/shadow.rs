@@ -1,11 +1,12 @@
 //! `/etc/shadow`: each declared user's password field and expiry, planned with NixOS's
 //! precedence, and never re-salted.
 //!
-//! - A new user takes `hashedPassword`, else the hash of `initialPassword`, else
-//!   `initialHashedPassword`, else `!` (locked). An existing user keeps its field, unless
-//!   `mutableUsers` is off, where the declaration rules: `hashedPassword`, else `!`.
-//! - Then, for every user, `hashedPasswordFile` (read under the root at switch time) or
-//!   `password` wins.
+//! - With `mutableUsers`, an existing user keeps its field, whatever is declared: its
+//!   password is its own once it exists (`passwd` may have changed it), as in NixOS.
+//! - Otherwise `hashedPasswordFile` (read under the root at switch time) wins, then
+//!   `password`; then a new user takes `hashedPassword`, else the hash of `initialPassword`,
+//!   else `initialHashedPassword`, else `!` (locked); an existing user without `mutableUsers`
+//!   takes `hashedPassword`, else `!`.
 //! - A plaintext password is hashed with SHA-512 crypt, as NixOS does; when the field already
 //!   holds a hash of that very password, it is kept, so an unchanged password never churns.
 //! - `expires` is written in days since the epoch.
@@ -54,6 +55,9 @@ pub(crate) fn password(
     (old, mutable): (Option<&str>, bool),
     read: ReadFile,
 ) -> Result<(String, Source), String> {
+    if let (Some(field), true) = (old, mutable) {
+        return Ok((field.to_owned(), Source::Kept));
+    }
     if let Some(path) = &u.hashed_password_file {
         let hash = from_file(path, read).map_err(|why| format!("user {}: {why}", u.name))?;
         return Ok((hash, Source::File(path.clone())));
@@ -61,13 +65,12 @@ pub(crate) fn password(
     if let Some(plain) = &u.password {
         return Ok((hashed(plain, old)?, Source::Hashed));
     }
-    match (old, mutable) {
-        (Some(field), true) => Ok((field.to_owned(), Source::Kept)),
-        (Some(_), false) => Ok(match &u.hashed_password {
+    match old {
+        Some(_) => Ok(match &u.hashed_password {
             Some(h) => (h.clone(), Source::Declared),
             None => ("!".to_owned(), Source::Locked),
         }),
-        (None, _) => initial(u),
+        None => initial(u),
     }
 }
 

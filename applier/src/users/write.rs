@@ -59,19 +59,47 @@ pub(crate) fn write(
         return Ok(());
     }
     let p = &now.planned;
+    // The ledgers first as the union of before and after: a switch killed among the files
+    // leaves every new id recorded and every account it made still counted as declared, so
+    // that whatever generation runs next treats them as declarative, never as run-time ones.
+    let mut early = Ledgers::read(root)?;
+    early.uids.extend(p.ledgers.uids.clone());
+    early.gids.extend(p.ledgers.gids.clone());
+    early.auto_subuids.extend(p.ledgers.auto_subuids.clone());
+    early
+        .declarative_users
+        .extend(p.ledgers.declarative_users.iter().cloned());
+    early
+        .declarative_groups
+        .extend(p.ledgers.declarative_groups.iter().cloned());
+    write_ledgers(root, &early)?;
     let shadow_gid = p.group.get("shadow").and_then(|g| id_of(g, 2)).unwrap_or(0);
-    replace(root, "etc/group", &p.group.render(), (0o644, 0))?;
-    replace(root, "etc/passwd", &p.passwd.render(), (0o644, 0))?;
-    replace(root, "etc/shadow", &p.shadow.render(), (0o640, shadow_gid))?;
-    replace(root, "etc/subuid", &p.subuid.render(), (0o644, 0))?;
-    replace(root, "etc/subgid", &p.subgid.render(), (0o644, 0))?;
+    replace(root, "etc/group", &p.group.render(), (0o644, 0), 0)?;
+    replace(root, "etc/passwd", &p.passwd.render(), (0o644, 0), 0)?;
+    replace(
+        root,
+        "etc/shadow",
+        &p.shadow.render(),
+        (0o640, shadow_gid),
+        0o027,
+    )?;
+    replace(root, "etc/subuid", &p.subuid.render(), (0o644, 0), 0)?;
+    replace(root, "etc/subgid", &p.subgid.render(), (0o644, 0), 0)?;
     write_ledgers(root, &p.ledgers)?;
     super::homes::apply(root, &now.homes)
 }
 
 /// Replaces `rel` with `text` unless it already holds it, keeping its mode and owner (new:
-/// `mode`, root and group `gid`). A link or a mount point there is not replaced.
-fn replace(root: &mut Root, rel: &str, text: &str, (mode, gid): (u32, u32)) -> Result<()> {
+/// `mode`, root and group `gid`) without the bits in `never` (`shadow` is never left
+/// group-writable or readable by others, whatever it was). A link or a mount point there is
+/// not replaced.
+fn replace(
+    root: &mut Root,
+    rel: &str,
+    text: &str,
+    (mode, gid): (u32, u32),
+    never: u32,
+) -> Result<()> {
     let (mode, owner) = match root.node(rel)? {
         Node::Absent => (mode, Owner { uid: 0, gid }),
         Node::File(f) if f.meta.mount => bail!(
@@ -79,7 +107,8 @@ fn replace(root: &mut Root, rel: &str, text: &str, (mode, gid): (u32, u32)) -> R
             root.show(rel)
         ),
         Node::File(f) => {
-            if f.sha256 == crate::fs::sha256_bytes(text.as_bytes()) {
+            let same = f.sha256 == crate::fs::sha256_bytes(text.as_bytes());
+            if same && f.meta.mode & never == 0 {
                 return Ok(());
             }
             (
@@ -95,7 +124,7 @@ fn replace(root: &mut Root, rel: &str, text: &str, (mode, gid): (u32, u32)) -> R
             root.show(rel)
         ),
     };
-    root.atomic_write_as(rel, &[text.as_bytes()], mode, owner)
+    root.atomic_write_as(rel, &[text.as_bytes()], mode & !never, owner)
 }
 
 /// The ledgers, in `update-users-groups.pl`'s formats (see `ledger.rs`).
@@ -112,7 +141,7 @@ fn write_ledgers(root: &mut Root, l: &Ledgers) -> Result<()> {
         ("auto-subuid-map", serde_json::to_string(&l.auto_subuids)?),
     ];
     for (name, text) in files {
-        replace(root, &format!("{DIR}/{name}"), &text, (0o644, 0))?;
+        replace(root, &format!("{DIR}/{name}"), &text, (0o644, 0), 0)?;
     }
     Ok(())
 }

@@ -82,18 +82,32 @@ fn user_problems(u: &User, groups: &BTreeSet<&str>) -> Vec<String> {
         ("hashedPasswordFile", u.hashed_password_file.as_ref()),
     ];
     for (field, value) in verbatim {
-        if let Some(v) = value.filter(|v| v.contains([':', '\n', '\r'])) {
-            out.push(format!("{field} {v:?} contains ':' or a newline"));
-        }
+        let Some(v) = value.filter(|v| v.contains(':') || v.chars().any(char::is_control)) else {
+            continue;
+        };
+        // A hash is never printed, not even in an error.
+        let shown = if field.ends_with("Password") {
+            "(a hash)".to_owned()
+        } else {
+            format!("{v:?}")
+        };
+        out.push(format!(
+            "{field} {shown} contains ':', a newline or a control character"
+        ));
     }
     for (field, value) in [
         ("home", Some(&u.home)),
         ("shell", u.shell.as_ref()),
         ("hashedPasswordFile", u.hashed_password_file.as_ref()),
     ] {
-        if let Some(v) = value.filter(|v| !v.starts_with('/')) {
-            out.push(format!("{field} {v:?} is not an absolute path"));
+        if let Some(v) = value.filter(|v| !is_canonical_absolute(v)) {
+            out.push(format!(
+                "{field} {v:?} is not an absolute path without '.', '..' or empty components"
+            ));
         }
+    }
+    if u.create_home && u.home.trim_end_matches('/').is_empty() {
+        out.push("createHome with home \"/\" would chown the root directory".into());
     }
     if u.group.is_empty() {
         out.push("no primary group".into());
@@ -103,11 +117,13 @@ fn user_problems(u: &User, groups: &BTreeSet<&str>) -> Vec<String> {
             u.group
         ));
     }
-    let mode_ok = (1..=4).contains(&u.home_mode.len())
-        && u.home_mode.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    // NixOS takes 1 to 5 octal digits; the value must still fit the permission bits.
+    let mode_ok = (1..=5).contains(&u.home_mode.len())
+        && u.home_mode.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        && u32::from_str_radix(&u.home_mode, 8).is_ok_and(|m| m <= 0o7777);
     if !mode_ok {
         out.push(format!(
-            "homeMode {:?} is not 1 to 4 octal digits",
+            "homeMode {:?} is not octal permission bits (at most 07777)",
             u.home_mode
         ));
     }
@@ -177,7 +193,7 @@ fn overlaps(users: &Users) -> Vec<String> {
         ("subGidRanges", sub_ranges(users, false)),
     ] {
         for (name, start, count) in &ranges {
-            if *count < 1 || *start < 0 || start + count > MAX_ID + 2 {
+            if *count < 1 || *start < 0 || start.saturating_add(*count) > MAX_ID + 2 {
                 out.push(format!(
                     "user {name:?}: {kind} {start}+{count} is empty or outside 0..2^32"
                 ));
@@ -185,7 +201,7 @@ fn overlaps(users: &Users) -> Vec<String> {
         }
         for (i, (a, sa, ca)) in ranges.iter().enumerate() {
             for (b, sb, cb) in &ranges[i + 1..] {
-                if sa < &(sb + cb) && sb < &(sa + ca) {
+                if *sa < sb.saturating_add(*cb) && *sb < sa.saturating_add(*ca) {
                     out.push(format!(
                         "{kind} overlap: {a:?} {sa}+{ca} and {b:?} {sb}+{cb}"
                     ));
@@ -214,6 +230,18 @@ fn sub_ranges(users: &Users, uids: bool) -> Vec<(&str, i64, i64)> {
         }
     }
     out
+}
+
+/// Whether `p` is absolute with no empty, `.` or `..` component (a home made with it must stay
+/// below the root).
+fn is_canonical_absolute(p: &str) -> bool {
+    p.strip_prefix('/').is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .trim_end_matches('/')
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+    })
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date (shadow's expiry field); `None` unless it is

@@ -96,11 +96,11 @@ fn every_violation_is_listed() {
     let p = u.problems();
     let want = [
         "user \"bob\": uid 65535 is the 16-bit \"no id\"",
-        "user \"bob\": description \"a:b\" contains ':' or a newline",
-        "user \"bob\": hashedPassword",
-        "user \"bob\": home \"relative\" is not an absolute path",
+        "user \"bob\": description \"a:b\" contains ':', a newline or a control character",
+        "user \"bob\": hashedPassword (a hash) contains",
+        "user \"bob\": home \"relative\" is not an absolute path without",
         "user \"bob\": primary group \"nosuch\" is neither a declared group nor a number",
-        "user \"bob\": homeMode \"07777x\" is not 1 to 4 octal digits",
+        "user \"bob\": homeMode \"07777x\" is not octal permission bits",
         "user \"bob\": expires \"2024-02-30\" is not a real date",
         "user \"x\": uid -1 is not between 0 and 4294967294",
         "group \"wheel\" is declared 2 times",
@@ -153,4 +153,35 @@ fn dates_are_days_since_the_epoch() {
     for (date, days) in cases {
         assert_eq!(date_days(date), days, "{date}");
     }
+}
+
+#[test]
+fn paths_stay_below_the_root_and_values_stay_printable() {
+    let mut u = user("u", Some(1000), "root");
+    u.home = "/../outside".into();
+    u.create_home = true;
+    u.description = "a\u{0}b".into();
+    u.home_mode = "00750".into();
+    let mut slash = user("s", Some(1001), "root");
+    slash.home = "/".into();
+    slash.create_home = true;
+    let mut big = user("b", Some(1002), "root");
+    big.sub_uid_ranges = vec![SubUidRange {
+        start_uid: i64::MAX,
+        count: i64::MAX,
+    }];
+    let p = users(vec![u, slash, big], vec![group("root", Some(0))]).problems();
+    let want = [
+        "user \"u\": description \"a\\0b\" contains ':', a newline or a control character",
+        "user \"u\": home \"/../outside\" is not an absolute path without",
+        "user \"s\": createHome with home \"/\" would chown the root directory",
+        "user \"b\": subUidRanges 9223372036854775807+9223372036854775807 is empty or outside",
+    ];
+    for w in want {
+        assert!(
+            p.iter().any(|m| m.starts_with(w)),
+            "missing {w:?} in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), want.len(), "homeMode 00750 is fine: {p:#?}");
 }

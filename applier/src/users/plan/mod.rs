@@ -152,7 +152,8 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     p.passwd.nis.clone_from(&found.passwd.nis);
     p.shadow.other.clone_from(&found.shadow.other);
     p.shadow.nis.clone_from(&found.shadow.nis);
-    let gids = plan_groups(decl, found, &mut p);
+    let removed = removed_users(decl, found);
+    let gids = plan_groups(decl, found, &removed, &mut p);
     plan_users(decl, found, &gids, &mut p);
     let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
     let kept: BTreeSet<String> = (p.passwd.entries.iter())
@@ -163,6 +164,17 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     p.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.clone()).collect();
     p.ledgers.declarative_users = decl.users.iter().map(|u| u.name.clone()).collect();
     p
+}
+
+/// The accounts on the root this plan removes: undeclared ones the previous generation
+/// declared, or, without `mutableUsers`, every undeclared one.
+fn removed_users<'a>(decl: &Users, found: &'a Found) -> BTreeSet<&'a str> {
+    let declared: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+    (found.passwd.entries.iter())
+        .map(|e| e[0].as_str())
+        .filter(|n| !declared.contains(n))
+        .filter(|n| !decl.mutable_users || found.ledgers.declarative_users.contains(*n))
+        .collect()
 }
 
 /// The accounts of a file on the root, by name and by id.
@@ -180,8 +192,16 @@ impl Holders<'_> {
         };
         for e in &t.entries {
             if let Some(id) = id_of(e, i) {
-                h.by_name.insert(e[0].as_str(), id);
+                h.by_name.entry(e[0].as_str()).or_insert(id);
                 h.by_id.entry(id).or_default().push(e[0].as_str());
+            }
+        }
+        // A line etcflip does not understand (a stray trailing ':') may still be one libc
+        // reads: its id is held all the same.
+        for line in &t.other {
+            let fields: Vec<&str> = line.split(':').collect();
+            if let Some(id) = fields.get(i).and_then(|f| f.parse().ok()) {
+                h.by_id.entry(id).or_default().push(fields[0]);
             }
         }
         h
@@ -239,8 +259,12 @@ fn settle_id(
     }
 }
 
-fn plan_groups(decl: &Users, found: &Found, p: &mut Planned) -> BTreeMap<String, u32> {
-    let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+fn plan_groups(
+    decl: &Users,
+    found: &Found,
+    removed: &BTreeSet<&str>,
+    p: &mut Planned,
+) -> BTreeMap<String, u32> {
     let declared_groups: BTreeSet<&str> = decl.groups.iter().map(|g| g.name.as_str()).collect();
     let holders = Holders::of(&found.group, 2);
     let statics = decl.groups.iter().filter_map(|g| declared(g.gid));
@@ -258,14 +282,14 @@ fn plan_groups(decl: &Users, found: &Found, p: &mut Planned) -> BTreeMap<String,
         let old = found.group.get(&g.name);
         let mut members: BTreeSet<&str> = g.members.iter().map(String::as_str).collect();
         if decl.mutable_users {
-            // Members added at run time stay; members whose user the previous generation
-            // declared and this one dropped go with it.
+            // Members added at run time stay; a member the previous generation declared is a
+            // member only if this one declares it too (so taking a user out of a group works).
             let kept = old
                 .map(|e| e[3].split(',').filter(|m| !m.is_empty()))
                 .into_iter()
                 .flatten();
             members.extend(kept.filter(|m| {
-                !found.ledgers.declarative_users.contains(*m) || declared_users.contains(m)
+                !found.ledgers.declarative_users.contains(*m) && !removed.contains(*m)
             }));
         }
         let members = members.into_iter().collect::<Vec<_>>().join(",");
@@ -286,7 +310,18 @@ fn plan_groups(decl: &Users, found: &Found, p: &mut Planned) -> BTreeMap<String,
             continue;
         }
         if decl.mutable_users && !found.ledgers.declarative_groups.contains(&e[0]) {
-            rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone()));
+            // A removed user leaves the groups that stay.
+            let mut kept = e.clone();
+            let members: Vec<&str> = (e[3].split(','))
+                .filter(|m| !m.is_empty() && !removed.contains(*m))
+                .collect();
+            kept[3] = members.join(",");
+            rows.push((id_of(e, 2).unwrap_or(u32::MAX), kept));
+        } else if id_of(e, 2) == Some(0) {
+            p.clashes.push(format!(
+                "group {} (gid 0) would be removed: declare it",
+                e[0]
+            ));
         } else {
             p.changes
                 .push(format!("remove group {} (its gid stays reserved)", e[0]));
@@ -327,6 +362,11 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         if decl.mutable_users && !found.ledgers.declarative_users.contains(&e[0]) {
             let shadow = found.shadow.get(&e[0]).map(<[String]>::to_vec);
             rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone(), shadow));
+        } else if id_of(e, 2) == Some(0) {
+            p.clashes.push(format!(
+                "user {} (uid 0) would be removed: declare it",
+                e[0]
+            ));
         } else {
             p.changes
                 .push(format!("remove user {} (its uid stays reserved)", e[0]));

@@ -253,8 +253,14 @@ fn passwords_follow_nixos_precedence_and_never_churn() {
             "!",
         ),
         (
-            "a file wins",
+            "existing, mutable: kept even over a file",
             true,
+            (None, None, Some("/run/pw"), None),
+            "$6$old$hash",
+        ),
+        (
+            "a file wins",
+            false,
             (None, Some("$6$decl"), Some("/run/pw"), None),
             "$6$file$hash",
         ),
@@ -277,7 +283,7 @@ fn passwords_follow_nixos_precedence_and_never_churn() {
     }
     // A plaintext password is hashed once, then kept while it is unchanged.
     let d = decl(
-        true,
+        false,
         vec![with_passwords("a", (Some("secret"), None, None, None))],
         &[],
     );
@@ -333,4 +339,60 @@ fn a_password_file_that_cannot_be_used_names_its_user() {
         assert_eq!(p.invalid.len(), 1, "{want}: {:?}", p.invalid);
         assert!(p.invalid[0].contains(want), "{want}: {:?}", p.invalid);
     }
+}
+
+#[test]
+fn members_follow_the_declaration_and_removed_users_leave_every_group() {
+    let root =
+        "root:x:0:0::/root:/bin/sh\nalice:x:1000:100::/:/bin/sh\nbob:x:1001:100::/:/bin/sh\n\
+                carol:x:1002:100::/:/bin/sh:\n";
+    let group = "root:x:0:\nusers:x:100:\nwheel:x:1:alice,bob\ndocker:x:131:bob,alice\n";
+    let mut d = decl(
+        true,
+        vec![
+            user("root", Some(0), true),
+            user("alice", Some(1000), false),
+        ],
+        &[("wheel", Some(1))],
+    );
+    d.groups[0].members = vec![];
+    // Before: alice and bob declared, both in wheel; now alice is declared without wheel,
+    // and bob is gone.
+    let f = found(root, group, &[("bob", 1001)], &["root", "alice", "bob"]);
+    let p = plan(&d, &f);
+    assert_eq!(
+        p.group.get("wheel").unwrap()[3],
+        "",
+        "a declared user leaves a group"
+    );
+    assert_eq!(
+        p.group.get("docker").unwrap()[3],
+        "alice",
+        "a removed user leaves kept groups"
+    );
+    assert!(p.passwd.get("bob").is_none());
+    // carol's line has a stray ':' (not understood, kept): its uid is still held.
+    let mut d2 = d.clone();
+    d2.users.push(user("dave", None, false));
+    let p = plan(&d2, &f);
+    assert_eq!(uid(&p, "dave"), Some(1003), "{:?}", p.changes);
+    // Root is never removed silently.
+    let p = plan(
+        &decl(false, vec![user("alice", Some(1000), false)], &[]),
+        &f,
+    );
+    assert!(
+        p.clashes
+            .iter()
+            .any(|c| c == "user root (uid 0) would be removed: declare it"),
+        "{:?}",
+        p.clashes
+    );
+    assert!(
+        p.clashes
+            .iter()
+            .any(|c| c == "group root (gid 0) would be removed: declare it"),
+        "{:?}",
+        p.clashes
+    );
 }
