@@ -18,7 +18,10 @@ use super::files::{id_of, Table};
 use super::ledger::Ledgers;
 use super::shadow;
 
+mod ids;
 mod subids;
+
+use ids::{declared, settle_id, Holders, Ids, NORMAL, SYSTEM};
 
 /// NixOS's shell for a user that declares none and has none yet.
 const NOLOGIN: &str = "/run/current-system/sw/bin/nologin";
@@ -57,89 +60,6 @@ pub(crate) struct Planned {
     pub(crate) invalid: Vec<String>,
 }
 
-/// An id range to allocate in, and its direction.
-#[derive(Clone, Copy)]
-struct Range {
-    low: u32,
-    high: u32,
-    down: bool,
-}
-
-const SYSTEM: Range = Range {
-    low: 400,
-    high: 999,
-    down: true,
-};
-const NORMAL: Range = Range {
-    low: 1000,
-    high: 29_999,
-    down: false,
-};
-
-/// Ids taken, and the ledger that reserves more and may give one back.
-struct Ids<'a> {
-    /// On the root, or declared static.
-    taken: BTreeSet<u32>,
-    /// Handed out by this plan.
-    allocated: BTreeSet<u32>,
-    ledger: &'a BTreeMap<String, u32>,
-    /// How many names the ledger gives each id.
-    recorded: BTreeMap<u32, usize>,
-    /// Where the last scan of each range (low end, direction) stopped.
-    resume: BTreeMap<(u32, bool), u32>,
-}
-
-impl<'a> Ids<'a> {
-    fn new(
-        on_root: impl Iterator<Item = u32>,
-        declared: impl Iterator<Item = u32>,
-        ledger: &'a BTreeMap<String, u32>,
-    ) -> Ids<'a> {
-        let mut recorded = BTreeMap::new();
-        for id in ledger.values() {
-            *recorded.entry(*id).or_insert(0) += 1;
-        }
-        Ids {
-            taken: on_root.chain(declared).collect(),
-            allocated: BTreeSet::new(),
-            ledger,
-            recorded,
-            resume: BTreeMap::new(),
-        }
-    }
-
-    /// `name`'s id from the ledger when it is free, else the first id of `range` that is
-    /// neither taken nor in the ledger; `None` when the range is exhausted. The `bool`:
-    /// revived from the ledger.
-    fn allocate(&mut self, name: &str, range: Range) -> Option<(u32, bool)> {
-        if let Some(&old) = self.ledger.get(name) {
-            let others = self.recorded.get(&old).is_some_and(|n| *n > 1);
-            if !self.taken.contains(&old) && !self.allocated.contains(&old) && !others {
-                self.allocated.insert(old);
-                return Some((old, true));
-            }
-        }
-        let free = |id: &u32| {
-            !self.taken.contains(id)
-                && !self.allocated.contains(id)
-                && !self.recorded.contains_key(id)
-        };
-        // Ids are handed out in order, so a scan resumes where the last one of this range
-        // stopped: a thousand new users cost one pass, not a thousand.
-        let resume = self.resume.get(&(range.low, range.down)).copied();
-        let id = if range.down {
-            let from = resume.map_or(range.high, |r| r.min(range.high));
-            (range.low..=from).rev().find(free)
-        } else {
-            let from = resume.map_or(range.low, |r| r.max(range.low));
-            (from..=range.high).find(free)
-        }?;
-        self.allocated.insert(id);
-        self.resume.insert((range.low, range.down), id);
-        Some((id, false))
-    }
-}
-
 /// Plans the users phase (see the module comment).
 pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     let mut p = Planned {
@@ -175,88 +95,6 @@ fn removed_users<'a>(decl: &Users, found: &'a Found) -> BTreeSet<&'a str> {
         .filter(|n| !declared.contains(n))
         .filter(|n| !decl.mutable_users || found.ledgers.declarative_users.contains(*n))
         .collect()
-}
-
-/// The accounts of a file on the root, by name and by id.
-struct Holders<'a> {
-    by_name: BTreeMap<&'a str, u32>,
-    by_id: BTreeMap<u32, Vec<&'a str>>,
-}
-
-impl Holders<'_> {
-    /// The entries of `t` whose id is field `i`.
-    fn of(t: &Table, i: usize) -> Holders<'_> {
-        let mut h = Holders {
-            by_name: BTreeMap::new(),
-            by_id: BTreeMap::new(),
-        };
-        for e in &t.entries {
-            if let Some(id) = id_of(e, i) {
-                h.by_name.entry(e[0].as_str()).or_insert(id);
-                h.by_id.entry(id).or_default().push(e[0].as_str());
-            }
-        }
-        // A line etcflip does not understand (a stray trailing ':') may still be one libc
-        // reads: its id is held all the same.
-        for line in &t.other {
-            let fields: Vec<&str> = line.split(':').collect();
-            if let Some(id) = fields.get(i).and_then(|f| f.parse().ok()) {
-                h.by_id.entry(id).or_default().push(fields[0]);
-            }
-        }
-        h
-    }
-}
-
-/// A declared id, as the rules let it be (checked at build time: 0..2^32-2).
-fn declared(id: Option<i64>) -> Option<u32> {
-    id.and_then(|id| u32::try_from(id).ok())
-}
-
-/// The id of a declared account: its id on the root, its static id, or a new one.
-fn settle_id(
-    (kind, name): (&str, &str),
-    (on_root, static_id): (Option<u32>, Option<u32>),
-    holders: &Holders,
-    (ids, range): (&mut Ids, Range),
-    p: &mut Planned,
-) -> Option<u32> {
-    let what = if kind == "user" { "uid" } else { "gid" };
-    match (on_root, static_id) {
-        (Some(have), Some(want)) if have != want => {
-            p.clashes.push(format!(
-                "{kind} {name} has {what} {have} on the root, the declaration says {want}: \
-                 etcflip never changes an id"
-            ));
-            None
-        }
-        (Some(have), _) => Some(have),
-        (None, Some(want)) => {
-            let other = (holders.by_id.get(&want).into_iter().flatten()).find(|n| **n != name);
-            if let Some(other) = other {
-                p.clashes.push(format!(
-                    "{kind} {name}: {what} {want} belongs to {kind} {other} on the root"
-                ));
-                return None;
-            }
-            p.changes
-                .push(format!("create {kind} {name} ({what} {want})"));
-            Some(want)
-        }
-        (None, None) => {
-            let Some((id, revived)) = ids.allocate(name, range) else {
-                p.clashes.push(format!(
-                    "{kind} {name}: no free {what} left in {}..{}",
-                    range.low, range.high
-                ));
-                return None;
-            };
-            let verb = if revived { "revive" } else { "allocate" };
-            p.changes
-                .push(format!("create {kind} {name} ({verb} {what} {id})"));
-            Some(id)
-        }
-    }
 }
 
 fn plan_groups(
@@ -309,7 +147,8 @@ fn plan_groups(
         if declared_groups.contains(e[0].as_str()) {
             continue;
         }
-        if decl.mutable_users && !found.ledgers.declarative_groups.contains(&e[0]) {
+        let keep = decl.mutable_users && !found.ledgers.declarative_groups.contains(&e[0]);
+        if stays(("group", "gid"), e, keep, p) {
             // A removed user leaves the groups that stay.
             let mut kept = e.clone();
             let members: Vec<&str> = (e[3].split(','))
@@ -317,20 +156,31 @@ fn plan_groups(
                 .collect();
             kept[3] = members.join(",");
             rows.push((id_of(e, 2).unwrap_or(u32::MAX), kept));
-        } else if id_of(e, 2) == Some(0) {
-            p.clashes.push(format!(
-                "group {} (gid 0) would be removed: declare it",
-                e[0]
-            ));
-        } else {
-            p.changes
-                .push(format!("remove group {} (its gid stays reserved)", e[0]));
         }
     }
     rows.sort_by_key(|r| r.0);
     p.group
         .set_entries(rows.into_iter().map(|(_, e)| e).collect());
     gids
+}
+
+/// Whether an account on the root that nobody declares stays (`keep`); when it goes, the
+/// removal is noted, and removing root (id 0) is a clash.
+fn stays((kind, what): (&str, &str), e: &[String], keep: bool, p: &mut Planned) -> bool {
+    if !keep {
+        if id_of(e, 2) == Some(0) {
+            p.clashes.push(format!(
+                "{kind} {} ({what} 0) would be removed: declare it",
+                e[0]
+            ));
+        } else {
+            p.changes.push(format!(
+                "remove {kind} {} (its {what} stays reserved)",
+                e[0]
+            ));
+        }
+    }
+    keep
 }
 
 fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut Planned) {
@@ -359,17 +209,10 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         if declared_users.contains(e[0].as_str()) {
             continue;
         }
-        if decl.mutable_users && !found.ledgers.declarative_users.contains(&e[0]) {
+        let keep = decl.mutable_users && !found.ledgers.declarative_users.contains(&e[0]);
+        if stays(("user", "uid"), e, keep, p) {
             let shadow = found.shadow.get(&e[0]).map(<[String]>::to_vec);
             rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone(), shadow));
-        } else if id_of(e, 2) == Some(0) {
-            p.clashes.push(format!(
-                "user {} (uid 0) would be removed: declare it",
-                e[0]
-            ));
-        } else {
-            p.changes
-                .push(format!("remove user {} (its uid stays reserved)", e[0]));
         }
     }
     rows.sort_by_key(|r| r.0);
