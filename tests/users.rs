@@ -491,3 +491,118 @@ fn a_user_file_that_is_a_link_refuses_the_switch_and_an_open_shadow_is_closed() 
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// A root as NixOS's `update-users-groups.pl` leaves it: files sorted by id, ledgers in its
+/// formats (`encode_json` without spaces, keys in hash order; names space-separated).
+fn nixos_root(s: &Scratch) {
+    s.file(
+        "root/etc/passwd",
+        "root:x:0:0:System administrator:/root:/run/current-system/sw/bin/bash\n\
+         messagebus:x:4:4:D-Bus system message bus daemon user:/run/dbus:/run/current-system/sw/bin/nologin\n\
+         sshd:x:998:998:SSH privilege separation user:/var/empty:/run/current-system/sw/bin/nologin\n\
+         alice:x:1000:100::/home/alice:/run/current-system/sw/bin/bash\n\
+         nixbld1:x:30001:30000:Nix build user 1:/var/empty:/run/current-system/sw/bin/nologin\n",
+    );
+    s.file(
+        "root/etc/group",
+        "root:x:0:\nwheel:x:1:alice\nmessagebus:x:4:\nusers:x:100:\nsshd:x:998:\n\
+         nixbld:x:30000:nixbld1\n",
+    );
+    s.file(
+        "root/etc/shadow",
+        "root:$6$r$hash:1::::::\nmessagebus:!:1::::::\nsshd:!:1::::::\nalice:$6$a$hash:19000::::::\n\
+         nixbld1:!:1::::::\n",
+    );
+    let shadow = s.root.join("etc/shadow");
+    std::fs::set_permissions(shadow, std::fs::Permissions::from_mode(0o640)).unwrap();
+    s.file(
+        "root/var/lib/nixos/uid-map",
+        r#"{"nixbld1":30001,"sshd":998,"alice":1000,"root":0,"messagebus":4}"#,
+    );
+    s.file(
+        "root/var/lib/nixos/gid-map",
+        r#"{"sshd":998,"nixbld":30000,"users":100,"wheel":1,"root":0,"messagebus":4}"#,
+    );
+    s.file(
+        "root/var/lib/nixos/declarative-users",
+        "alice messagebus nixbld1 root sshd",
+    );
+    s.file(
+        "root/var/lib/nixos/declarative-groups",
+        "messagebus nixbld root sshd users wheel",
+    );
+}
+
+#[test]
+fn a_running_nixos_is_taken_over_with_the_same_ids() {
+    let s = Scratch::new("users-takeover");
+    nixos_root(&s);
+    let sys = |name: &str, uid: &Value, group: &str, home: &str, desc: &str| {
+        let mut u = user(name, uid, true);
+        u["group"] = json!(group);
+        u["home"] = json!(home);
+        u["description"] = json!(desc);
+        u["shell"] = json!("/run/current-system/sw/bin/nologin");
+        u
+    };
+    let mut root = user("root", &json!(0), true);
+    root["home"] = json!("/root");
+    root["description"] = json!("System administrator");
+    let users = json!([
+        root,
+        sys(
+            "messagebus",
+            &json!(4),
+            "messagebus",
+            "/run/dbus",
+            "D-Bus system message bus daemon user"
+        ),
+        sys(
+            "sshd",
+            &Value::Null,
+            "sshd",
+            "/var/empty",
+            "SSH privilege separation user"
+        ),
+        user("alice", &json!(1000), false),
+        sys(
+            "nixbld1",
+            &json!(30001),
+            "nixbld",
+            "/var/empty",
+            "Nix build user 1"
+        ),
+    ]);
+    let groups = json!([
+        {"name": "root", "gid": 0, "members": []}, {"name": "wheel", "gid": 1, "members": ["alice"]},
+        {"name": "messagebus", "gid": 4, "members": []}, {"name": "users", "gid": 100, "members": []},
+        {"name": "sshd", "gid": null, "members": []}, {"name": "nixbld", "gid": 30000, "members": ["nixbld1"]}
+    ]);
+    let spec = json!({"etc": {"hosts": {"text": "127.0.0.1 localhost\n"}},
+                      "users": {"mutableUsers": true, "users": users, "groups": groups}});
+    let gen = s.gen("g", &spec);
+    let before: Vec<String> = ["etc/passwd", "etc/group", "etc/shadow"]
+        .iter()
+        .map(|r| std::fs::read_to_string(s.root.join(r)).unwrap())
+        .collect();
+    let out = s.switch_out(&gen, &["--dry-run"]);
+    assert!(
+        !text_of(&out).contains("users:"),
+        "nothing to change:\n{}",
+        text_of(&out)
+    );
+    switch_until_done(&s, &gen);
+    for (i, rel) in ["etc/passwd", "etc/group", "etc/shadow"].iter().enumerate() {
+        assert_eq!(
+            std::fs::read_to_string(s.root.join(rel)).unwrap(),
+            before[i],
+            "{rel}"
+        );
+    }
+    // The ledgers stay readable by update-users-groups.pl: a JSON object, names in a line.
+    let uid_map: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.root.join("var/lib/nixos/uid-map")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(uid_map["sshd"], 998);
+}
