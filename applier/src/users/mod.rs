@@ -1,6 +1,6 @@
 //! The user database, the second domain: `group`, `passwd`, `shadow`, `subuid` and `subgid`
 //! merged from a generation's `users` part, with NixOS's ledgers in `/var/lib/nixos`, homes
-//! and lingering. Phase 1 plans it ([`plan`]); phase 3 writes it ([`write()`]).
+//! and lingering. Phase 1 plans it (`plan`); phase 3 writes it (`write`).
 //!
 //! - `files.rs` reads the colon-separated files keeping what it does not understand;
 //! - `ledger.rs` reads NixOS's ledgers in their own formats;
