@@ -17,6 +17,8 @@ export INSTA_UPDATE=no                  # snapshots are compared, never written
 step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Doc comments link only to what exists and may be linked (intra-doc links are checked).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --document-private-items --quiet
 
 step "build"
 cargo build --workspace --locked
