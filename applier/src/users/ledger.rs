@@ -60,12 +60,28 @@ fn map(root: &mut Root, name: &str) -> Result<BTreeMap<String, u32>> {
     let Some(text) = text(root, name)? else {
         return Ok(BTreeMap::new());
     };
-    serde_json::from_str(&text).map_err(|e| {
+    let bad = |why: &dyn std::fmt::Display| {
         anyhow::anyhow!(
-            "{}: not the JSON object of names and ids NixOS writes ({e}); fix or move it aside",
+            "{}: not the JSON object of names and ids NixOS writes ({why}); fix or move it aside",
             root.show(&format!("{DIR}/{name}"))
         )
-    })
+    };
+    // Older Perl JSON modules wrote some ids as strings ("1000"): both are ids.
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            let id = match &v {
+                serde_json::Value::Number(n) => n.as_u64(),
+                serde_json::Value::String(s) => s.parse().ok(),
+                _ => None,
+            };
+            match id.and_then(|id| u32::try_from(id).ok()) {
+                Some(id) => Ok((k, id)),
+                None => Err(bad(&format!("{k:?} has {v}, not an id"))),
+            }
+        })
+        .collect()
 }
 
 fn names(root: &mut Root, name: &str) -> Result<BTreeSet<String>> {
