@@ -426,7 +426,7 @@ fn homes_are_made_owned_and_lingering_follows_the_declaration() {
     let before = listing(&s.root);
     switch_until_done(&s, &on);
     assert_eq!(before, listing(&s.root), "a re-switch writes nothing");
-    // A home whose mode drifted is given its mode again; lingering stops when declared off.
+    // A home whose mode drifted is given its mode again.
     std::fs::set_permissions(
         s.root.join("home/alice"),
         std::fs::Permissions::from_mode(0o777),
@@ -435,6 +435,11 @@ fn homes_are_made_owned_and_lingering_follows_the_declaration() {
     switch_until_done(&s, &off);
     let home = std::fs::metadata(s.root.join("home/alice")).unwrap();
     assert_eq!(home.mode() & 0o7777, 0o750);
+    // With mutableUsers, lingering is set when the user is made, then left to the user.
+    assert!(linger.exists(), "an existing user's lingering is its own");
+    // A user the generation drops stops lingering.
+    let gone = s.gen("gone", &spec(&json!([user("root", &json!(0), true)])));
+    switch_until_done(&s, &gone);
     assert!(!linger.exists());
 }
 

@@ -1,8 +1,9 @@
 //! Homes and lingering, as NixOS does them at every activation: a user with `createHome` gets
 //! its home made (parents 0755), owned by it and given `homeMode` (the top directory only,
-//! never recursively); `linger = true` makes `/var/lib/systemd/linger/<name>`, `false`
-//! removes it, and no value leaves it to the user (`loginctl`), as NixOS's rule for mutable
-//! users has it. Everything is under the root; nothing follows a link.
+//! never recursively). `linger = true` makes `/var/lib/systemd/linger/<name>`, `false`
+//! removes it, no value leaves it alone; with `mutableUsers` that holds only when the user is
+//! made (then lingering is the user's, `loginctl`), as NixOS's rule has it; a removed user
+//! stops lingering. Everything is under the root; nothing follows a link.
 
 use anyhow::Result;
 
@@ -52,9 +53,24 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// What is not yet as `decl` wants it, for the users in `passwd` (the planned file).
-pub(crate) fn look(root: &mut Root, decl: &Users, passwd: &Table) -> Result<Vec<Action>> {
+/// What is not yet as `decl` wants it, for the users in `passwd` (the planned file);
+/// `before`: the `passwd` on the root.
+pub(crate) fn look(
+    root: &mut Root,
+    decl: &Users,
+    (passwd, before): (&Table, &Table),
+) -> Result<Vec<Action>> {
     let mut out = Vec::new();
+    // A user the plan removes stops lingering.
+    for e in before
+        .entries
+        .iter()
+        .filter(|e| passwd.get(&e[0]).is_none())
+    {
+        if root.node_with(&format!("{LINGER}/{}", e[0]), false)? != Node::Absent {
+            out.push(Action::Linger(e[0].clone(), false));
+        }
+    }
     for u in &decl.users {
         let Some(entry) = passwd.get(&u.name) else {
             continue;
@@ -72,7 +88,9 @@ pub(crate) fn look(root: &mut Root, decl: &Users, passwd: &Table) -> Result<Vec<
                 _ => out.push(Action::Unreachable(rel)),
             }
         }
-        if let Some(on) = u.linger {
+        // With mutableUsers, lingering is set when the user is made, then left to it.
+        let settled = decl.mutable_users && before.get(&u.name).is_some();
+        if let Some(on) = u.linger.filter(|_| !settled) {
             let there = root.node_with(&format!("{LINGER}/{}", u.name), false)? != Node::Absent;
             if on != there {
                 out.push(Action::Linger(u.name.clone(), on));

@@ -87,7 +87,7 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         p.subuid.render(),
         p.subgid.render(),
     ];
-    let homes = homes::look(root, decl, &p.passwd)?;
+    let homes = homes::look(root, decl, (&p.passwd, &found.passwd))?;
     p.changes.extend(homes.iter().map(ToString::to_string));
     // shadow readable by others (or group-writable) is fixed even when its lines are right.
     let shadow_open = matches!(root.node_with("etc/shadow", false)?,
