@@ -264,21 +264,9 @@ fn control_char(s: &str) -> Option<char> {
     s.chars().find(|c| c.is_control())
 }
 
-/// Checks a user or group name the way shadow-utils and NixOS accept them.
+/// Checks an owner name of an `etc` entry: the rule accounts have (see `users/rules.rs`).
 pub fn check_id_name(n: &str) -> Result<(), String> {
-    let first_ok = n
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
-    let rest_ok = n
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    let numeric = n.bytes().all(|b| b.is_ascii_digit());
-    if n.is_empty() || n.len() > 31 || !first_ok || !rest_ok || numeric {
-        return Err(format!(
-            "owner name {n:?} is not a valid user or group name ([A-Za-z0-9_.][A-Za-z0-9_.-]*, \
-             at most 31 characters, not all digits)"
-        ));
-    }
-    Ok(())
+    // The rule the user database itself uses: an owner names one of its accounts.
+    crate::users::check_account_name(n)
+        .map_err(|why| format!("owner name {n:?} is not a valid user or group name ({why})"))
 }

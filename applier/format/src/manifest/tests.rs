@@ -163,9 +163,17 @@ fn overlay_collisions_are_refused() {
 fn owner_names() {
     assert!(check_id_name("nginx").is_ok());
     assert!(check_id_name("systemd-network").is_ok());
-    for bad in ["", "-x", "a:b", "123", "a b", &"x".repeat(32)] {
+    for bad in ["", "-x", "a:b", "123", "a b", ".", "..", &"x".repeat(32)] {
         assert!(check_id_name(bad).is_err(), "{bad:?}");
     }
+    // The same rule as for the accounts themselves, with its reason.
+    let why = check_id_name("..").unwrap_err();
+    assert!(
+        why.starts_with(
+            "owner name \"..\" is not a valid user or group name (\"..\" is not a name"
+        ),
+        "{why}"
+    );
 }
 
 #[test]
