@@ -3,10 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use etcflip_format::users::{Precomputed, Users};
-
-/// NixOS's shell for a user that declares none.
-const NOLOGIN: &str = "/run/current-system/sw/bin/nologin";
+use etcflip_format::users::{Precomputed, Users, NOLOGIN};
 
 /// Fills in `precomputed` and `run_time`.
 pub(crate) fn settle(users: &mut Users) {

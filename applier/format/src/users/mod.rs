@@ -13,6 +13,9 @@ mod rules;
 
 pub use rules::{check_account_name, date_days};
 
+/// NixOS's shell for a user that declares none (and, on a root, has none yet).
+pub const NOLOGIN: &str = "/run/current-system/sw/bin/nologin";
+
 /// The files a `users` part manages: an `etc` entry may not name them as well.
 pub const MANAGED_FILES: [&str; 5] = ["group", "passwd", "shadow", "subgid", "subuid"];
 

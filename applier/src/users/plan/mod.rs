@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use etcflip_format::users::{User, Users};
+use etcflip_format::users::{User, Users, NOLOGIN};
 
 use super::files::{id_of, Table};
 use super::ledger::Ledgers;
@@ -22,9 +22,6 @@ mod ids;
 mod subids;
 
 use ids::{declared, settle_id, Holders, Ids, NORMAL, SYSTEM};
-
-/// NixOS's shell for a user that declares none and has none yet.
-const NOLOGIN: &str = "/run/current-system/sw/bin/nologin";
 
 /// What the users phase finds on the root.
 #[derive(Debug, Clone, Default)]
