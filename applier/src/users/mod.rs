@@ -54,6 +54,9 @@ pub struct Report {
     /// Homes and linger files to make or fix.
     #[serde(skip)]
     pub(crate) homes: Vec<homes::Action>,
+    /// The ledgers as this plan read them.
+    #[serde(skip)]
+    pub(crate) recorded: ledger::Ledgers,
 }
 
 /// Reads what the users phase needs from the root (its own files, never the host's NSS) and
@@ -67,12 +70,14 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         read(root, "etc/subgid")?,
     ];
     let found = plan::Found {
-        passwd: files::Table::parse(&texts[0], 7),
-        group: files::Table::parse(&texts[1], 4),
-        shadow: files::Table::parse(&texts[2], 9),
-        subuid: files::Table::parse(&texts[3], 3),
-        subgid: files::Table::parse(&texts[4], 3),
-        ledgers: ledger::Ledgers::read(root)?,
+        db: plan::Database {
+            passwd: files::Table::parse(&texts[0], 7),
+            group: files::Table::parse(&texts[1], 4),
+            shadow: files::Table::parse(&texts[2], 9),
+            subuid: files::Table::parse(&texts[3], 3),
+            subgid: files::Table::parse(&texts[4], 3),
+            ledgers: ledger::Ledgers::read(root)?,
+        },
         password_files: password_files(root, decl),
     };
     let mut p = plan::plan(decl, &found);
@@ -81,13 +86,13 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         return Err(Invalid::many("the users part", p.invalid).into());
     }
     let rendered = [
-        p.passwd.render(),
-        p.group.render(),
-        p.shadow.render(),
-        p.subuid.render(),
-        p.subgid.render(),
+        p.db.passwd.render(),
+        p.db.group.render(),
+        p.db.shadow.render(),
+        p.db.subuid.render(),
+        p.db.subgid.render(),
     ];
-    let homes = homes::look(root, decl, (&p.passwd, &found.passwd))?;
+    let homes = homes::look(root, decl, (&p.db.passwd, &found.db.passwd))?;
     p.changes.extend(homes.iter().map(ToString::to_string));
     // shadow readable by others (or group-writable) is fixed even when its lines are right.
     let shadow_open = matches!(root.node_with("etc/shadow", false)?,
@@ -97,7 +102,7 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
             .push("make /etc/shadow unreadable by others".to_owned());
     }
     let current = rendered == texts
-        && p.ledgers == found.ledgers
+        && p.db.ledgers == found.db.ledgers
         && !homes.iter().any(homes::Action::acts)
         && !shadow_open;
     let [passwd, group, ..] = rendered;
@@ -106,11 +111,12 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         clashes: std::mem::take(&mut p.clashes),
         passwd,
         group,
-        uid_map: p.ledgers.uids.clone(),
-        gid_map: p.ledgers.gids.clone(),
+        uid_map: p.db.ledgers.uids.clone(),
+        gid_map: p.db.ledgers.gids.clone(),
         current,
         planned: p,
         homes,
+        recorded: found.db.ledgers,
     })
 }
 

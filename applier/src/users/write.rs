@@ -62,30 +62,34 @@ pub(crate) fn write(
     // The ledgers first as the union of before and after: a switch killed among the files
     // leaves every new id recorded and every account it made still counted as declared, so
     // that whatever generation runs next treats them as declarative, never as run-time ones.
-    let mut early = Ledgers::read(root)?;
-    early.uids.extend(p.ledgers.uids.clone());
-    early.gids.extend(p.ledgers.gids.clone());
-    early.auto_subuids.extend(p.ledgers.auto_subuids.clone());
+    let mut early = now.recorded.clone();
+    early.uids.extend(p.db.ledgers.uids.clone());
+    early.gids.extend(p.db.ledgers.gids.clone());
+    early.auto_subuids.extend(p.db.ledgers.auto_subuids.clone());
     early
         .declarative_users
-        .extend(p.ledgers.declarative_users.iter().cloned());
+        .extend(p.db.ledgers.declarative_users.iter().cloned());
     early
         .declarative_groups
-        .extend(p.ledgers.declarative_groups.iter().cloned());
+        .extend(p.db.ledgers.declarative_groups.iter().cloned());
     write_ledgers(root, &early)?;
-    let shadow_gid = p.group.get("shadow").and_then(|g| id_of(g, 2)).unwrap_or(0);
-    replace(root, "etc/group", &p.group.render(), (0o644, 0), 0)?;
-    replace(root, "etc/passwd", &p.passwd.render(), (0o644, 0), 0)?;
+    let shadow_gid =
+        p.db.group
+            .get("shadow")
+            .and_then(|g| id_of(g, 2))
+            .unwrap_or(0);
+    replace(root, "etc/group", &p.db.group.render(), (0o644, 0), 0)?;
+    replace(root, "etc/passwd", &p.db.passwd.render(), (0o644, 0), 0)?;
     replace(
         root,
         "etc/shadow",
-        &p.shadow.render(),
+        &p.db.shadow.render(),
         (0o640, shadow_gid),
         0o027,
     )?;
-    replace(root, "etc/subuid", &p.subuid.render(), (0o644, 0), 0)?;
-    replace(root, "etc/subgid", &p.subgid.render(), (0o644, 0), 0)?;
-    write_ledgers(root, &p.ledgers)?;
+    replace(root, "etc/subuid", &p.db.subuid.render(), (0o644, 0), 0)?;
+    replace(root, "etc/subgid", &p.db.subgid.render(), (0o644, 0), 0)?;
+    write_ledgers(root, &p.db.ledgers)?;
     super::homes::apply(root, &now.homes)
 }
 

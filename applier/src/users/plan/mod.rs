@@ -23,15 +23,21 @@ mod subids;
 
 use ids::{declared, settle_id, Holders, Ids, NORMAL, SYSTEM};
 
-/// What the users phase finds on the root.
+/// The user database: its five files and NixOS's ledgers.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Found {
+pub(crate) struct Database {
     pub(crate) passwd: Table,
     pub(crate) group: Table,
     pub(crate) shadow: Table,
     pub(crate) subuid: Table,
     pub(crate) subgid: Table,
     pub(crate) ledgers: Ledgers,
+}
+
+/// What the users phase finds on the root.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Found {
+    pub(crate) db: Database,
     /// The declared `hashedPasswordFile`s as read under the root.
     pub(crate) password_files: BTreeMap<String, FileRead>,
 }
@@ -42,12 +48,8 @@ pub(crate) type FileRead = Result<Option<Vec<u8>>, String>;
 /// The plan.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Planned {
-    pub(crate) passwd: Table,
-    pub(crate) group: Table,
-    pub(crate) shadow: Table,
-    pub(crate) subuid: Table,
-    pub(crate) subgid: Table,
-    pub(crate) ledgers: Ledgers,
+    /// The database as it will be.
+    pub(crate) db: Database,
     /// One line per change, in order ("create user alice (uid 1000)").
     pub(crate) changes: Vec<String>,
     /// Why the switch must be refused; nothing is written when this is not empty.
@@ -59,27 +61,25 @@ pub(crate) struct Planned {
 
 /// Plans the users phase (see the module comment).
 pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
-    let mut p = Planned {
-        ledgers: found.ledgers.clone(),
-        ..Planned::default()
-    };
-    p.group.other.clone_from(&found.group.other);
-    p.group.nis.clone_from(&found.group.nis);
-    p.passwd.other.clone_from(&found.passwd.other);
-    p.passwd.nis.clone_from(&found.passwd.nis);
-    p.shadow.other.clone_from(&found.shadow.other);
-    p.shadow.nis.clone_from(&found.shadow.nis);
+    let mut p = Planned::default();
+    p.db.ledgers.clone_from(&found.db.ledgers);
+    p.db.group.other.clone_from(&found.db.group.other);
+    p.db.group.nis.clone_from(&found.db.group.nis);
+    p.db.passwd.other.clone_from(&found.db.passwd.other);
+    p.db.passwd.nis.clone_from(&found.db.passwd.nis);
+    p.db.shadow.other.clone_from(&found.db.shadow.other);
+    p.db.shadow.nis.clone_from(&found.db.shadow.nis);
     let removed = removed_users(decl, found);
     let gids = plan_groups(decl, found, &removed, &mut p);
     plan_users(decl, found, &gids, &mut p);
     let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
-    let kept: BTreeSet<String> = (p.passwd.entries.iter())
+    let kept: BTreeSet<String> = (p.db.passwd.entries.iter())
         .map(|e| e[0].clone())
         .filter(|n| !declared_users.contains(n.as_str()))
         .collect();
     subids::plan(decl, found, &kept, &mut p);
-    p.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.clone()).collect();
-    p.ledgers.declarative_users = decl.users.iter().map(|u| u.name.clone()).collect();
+    p.db.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.clone()).collect();
+    p.db.ledgers.declarative_users = decl.users.iter().map(|u| u.name.clone()).collect();
     p
 }
 
@@ -87,10 +87,10 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
 /// declared, or, without `mutableUsers`, every undeclared one.
 fn removed_users<'a>(decl: &Users, found: &'a Found) -> BTreeSet<&'a str> {
     let declared: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
-    (found.passwd.entries.iter())
+    (found.db.passwd.entries.iter())
         .map(|e| e[0].as_str())
         .filter(|n| !declared.contains(n))
-        .filter(|n| !decl.mutable_users || found.ledgers.declarative_users.contains(*n))
+        .filter(|n| !decl.mutable_users || found.db.ledgers.declarative_users.contains(*n))
         .collect()
 }
 
@@ -101,9 +101,13 @@ fn plan_groups(
     p: &mut Planned,
 ) -> BTreeMap<String, u32> {
     let declared_groups: BTreeSet<&str> = decl.groups.iter().map(|g| g.name.as_str()).collect();
-    let holders = Holders::of(&found.group, 2);
+    let holders = Holders::of(&found.db.group, 2);
     let statics = decl.groups.iter().filter_map(|g| declared(g.gid));
-    let mut ids = Ids::new(holders.by_id.keys().copied(), statics, &found.ledgers.gids);
+    let mut ids = Ids::new(
+        holders.by_id.keys().copied(),
+        statics,
+        &found.db.ledgers.gids,
+    );
     let mut gids = BTreeMap::new();
     let mut rows: Vec<(u32, Vec<String>)> = Vec::new();
     for g in &decl.groups {
@@ -112,9 +116,9 @@ fn plan_groups(
         let Some(gid) = settle_id(("group", &g.name), at, &holders, (&mut ids, SYSTEM), p) else {
             continue;
         };
-        p.ledgers.gids.insert(g.name.clone(), gid);
+        p.db.ledgers.gids.insert(g.name.clone(), gid);
         gids.insert(g.name.clone(), gid);
-        let old = found.group.get(&g.name);
+        let old = found.db.group.get(&g.name);
         let mut members: BTreeSet<&str> = g.members.iter().map(String::as_str).collect();
         if decl.mutable_users {
             // Members added at run time stay; a member the previous generation declared is a
@@ -124,7 +128,7 @@ fn plan_groups(
                 .into_iter()
                 .flatten();
             members.extend(kept.filter(|m| {
-                !found.ledgers.declarative_users.contains(*m) && !removed.contains(*m)
+                !found.db.ledgers.declarative_users.contains(*m) && !removed.contains(*m)
             }));
         }
         let members = members.into_iter().collect::<Vec<_>>().join(",");
@@ -140,11 +144,11 @@ fn plan_groups(
             vec![g.name.clone(), pw.to_owned(), gid.to_string(), members],
         ));
     }
-    for e in &found.group.entries {
+    for e in &found.db.group.entries {
         if declared_groups.contains(e[0].as_str()) {
             continue;
         }
-        let keep = decl.mutable_users && !found.ledgers.declarative_groups.contains(&e[0]);
+        let keep = decl.mutable_users && !found.db.ledgers.declarative_groups.contains(&e[0]);
         if stays(("group", "gid"), e, keep, p) {
             // A removed user leaves the groups that stay.
             let mut kept = e.clone();
@@ -156,7 +160,7 @@ fn plan_groups(
         }
     }
     rows.sort_by_key(|r| r.0);
-    p.group
+    p.db.group
         .set_entries(rows.into_iter().map(|(_, e)| e).collect());
     gids
 }
@@ -182,9 +186,13 @@ fn stays((kind, what): (&str, &str), e: &[String], keep: bool, p: &mut Planned) 
 
 fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut Planned) {
     let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
-    let holders = Holders::of(&found.passwd, 2);
+    let holders = Holders::of(&found.db.passwd, 2);
     let statics = decl.users.iter().filter_map(|u| declared(u.uid));
-    let mut ids = Ids::new(holders.by_id.keys().copied(), statics, &found.ledgers.uids);
+    let mut ids = Ids::new(
+        holders.by_id.keys().copied(),
+        statics,
+        &found.db.ledgers.uids,
+    );
     let mut rows: Vec<(u32, Vec<String>, Option<Vec<String>>)> = Vec::new();
     for u in &decl.users {
         let Some(gid) = gids.get(&u.group).copied().or_else(|| u.group.parse().ok()) else {
@@ -197,18 +205,18 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         let Some(uid) = settle_id(("user", &u.name), at, &holders, (&mut ids, range), p) else {
             continue;
         };
-        p.ledgers.uids.insert(u.name.clone(), uid);
-        let row = passwd_row(u, (uid, gid), found.passwd.get(&u.name), p);
+        p.db.ledgers.uids.insert(u.name.clone(), uid);
+        let row = passwd_row(u, (uid, gid), found.db.passwd.get(&u.name), p);
         let shadow = shadow_row(u, decl.mutable_users, found, p);
         rows.push((uid, row, shadow));
     }
-    for e in &found.passwd.entries {
+    for e in &found.db.passwd.entries {
         if declared_users.contains(e[0].as_str()) {
             continue;
         }
-        let keep = decl.mutable_users && !found.ledgers.declarative_users.contains(&e[0]);
+        let keep = decl.mutable_users && !found.db.ledgers.declarative_users.contains(&e[0]);
         if stays(("user", "uid"), e, keep, p) {
-            let shadow = found.shadow.get(&e[0]).map(<[String]>::to_vec);
+            let shadow = found.db.shadow.get(&e[0]).map(<[String]>::to_vec);
             rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone(), shadow));
         }
     }
@@ -218,8 +226,8 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         passwd.push(row);
         shadow.extend(sh);
     }
-    p.passwd.set_entries(passwd);
-    p.shadow.set_entries(shadow);
+    p.db.passwd.set_entries(passwd);
+    p.db.shadow.set_entries(shadow);
 }
 
 /// The passwd entry of a declared user (`old`: its entry on the root).
@@ -259,7 +267,7 @@ fn passwd_row(
 /// The shadow entry of a declared user; `None` (and the reason in `p.invalid`) when its
 /// password file cannot be used.
 fn shadow_row(u: &User, mutable: bool, found: &Found, p: &mut Planned) -> Option<Vec<String>> {
-    let old = found.shadow.get(&u.name);
+    let old = found.db.shadow.get(&u.name);
     let mut read = |path: &str| match found.password_files.get(path) {
         Some(Ok(content)) => Ok(content.clone()),
         Some(Err(why)) => Err(anyhow::anyhow!("{why}")),

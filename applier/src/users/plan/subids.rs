@@ -23,7 +23,7 @@ const AUTO_END: u64 = 1 << 31;
 pub(super) fn plan(decl: &Users, found: &Found, kept: &BTreeSet<String>, p: &mut Planned) {
     let mut auto = Vec::new();
     for u in decl.users.iter().filter(|u| u.auto_sub_uid_gid_range) {
-        let start = found.ledgers.auto_subuids.get(&u.name).copied();
+        let start = found.db.ledgers.auto_subuids.get(&u.name).copied();
         auto.push((u.name.as_str(), start));
     }
     let explicit_uid = decl.users.iter().flat_map(|u| {
@@ -40,10 +40,11 @@ pub(super) fn plan(decl: &Users, found: &Found, kept: &BTreeSet<String>, p: &mut
     let explicit_gid: Vec<(&str, i64, i64)> = explicit_gid.collect();
     let taken: Vec<(u64, u64)> = (explicit_uid.iter().chain(&explicit_gid))
         .map(|(_, s, c)| (as_u64(*s), as_u64(*c)))
-        .chain(kept_ranges(&found.subuid, kept))
-        .chain(kept_ranges(&found.subgid, kept))
+        .chain(kept_ranges(&found.db.subuid, kept))
+        .chain(kept_ranges(&found.db.subgid, kept))
         .chain(
             found
+                .db
                 .ledgers
                 .auto_subuids
                 .values()
@@ -55,7 +56,7 @@ pub(super) fn plan(decl: &Users, found: &Found, kept: &BTreeSet<String>, p: &mut
         let start = start.map(u64::from).or_else(|| free_slot(&taken, &autos));
         match start.and_then(|s| u32::try_from(s).ok()) {
             Some(s) => {
-                p.ledgers.auto_subuids.insert(name.to_owned(), s);
+                p.db.ledgers.auto_subuids.insert(name.to_owned(), s);
                 autos.push((name, u64::from(s)));
             }
             None => p
@@ -63,8 +64,8 @@ pub(super) fn plan(decl: &Users, found: &Found, kept: &BTreeSet<String>, p: &mut
                 .push(format!("user {name}: no free automatic subordinate range")),
         }
     }
-    p.subuid = table(("subuid", &found.subuid), kept, &explicit_uid, &autos, p);
-    p.subgid = table(("subgid", &found.subgid), kept, &explicit_gid, &autos, p);
+    p.db.subuid = table(("subuid", &found.db.subuid), kept, &explicit_uid, &autos, p);
+    p.db.subgid = table(("subgid", &found.db.subgid), kept, &explicit_gid, &autos, p);
 }
 
 fn as_u64(n: i64) -> u64 {
@@ -163,30 +164,26 @@ mod tests {
 
     #[test]
     fn automatic_ranges_never_move_and_runtime_lines_stay() {
-        let mut found = Found {
-            passwd: Table::parse("made:x:2000:100::/:/bin/sh\n", 7),
-            subuid: Table::parse("made:100000:65536\n", 3),
-            ..Found::default()
-        };
-        found.ledgers.auto_subuids.insert("old".into(), 231_072);
+        let mut found = Found::default();
+        found.db.passwd = Table::parse("made:x:2000:100::/:/bin/sh\n", 7);
+        found.db.subuid = Table::parse("made:100000:65536\n", 3);
+        found.db.ledgers.auto_subuids.insert("old".into(), 231_072);
         let p = plan(&users(vec![user("a", true), user("old", true)]), &found);
         assert!(p.clashes.is_empty(), "{:?}", p.clashes);
         assert_eq!(
-            p.subuid.render(),
+            p.db.subuid.render(),
             "made:100000:65536\na:165536:65536\nold:231072:65536\n",
             "the runtime line stays, a takes the first free slot, old keeps its range"
         );
-        assert_eq!(p.subgid.render(), "a:165536:65536\nold:231072:65536\n");
-        assert_eq!(p.ledgers.auto_subuids.get("a"), Some(&165_536));
+        assert_eq!(p.db.subgid.render(), "a:165536:65536\nold:231072:65536\n");
+        assert_eq!(p.db.ledgers.auto_subuids.get("a"), Some(&165_536));
     }
 
     #[test]
     fn a_declared_range_that_overlaps_another_owner_is_a_clash() {
-        let found = Found {
-            passwd: Table::parse("made:x:2000:100::/:/bin/sh\n", 7),
-            subuid: Table::parse("made:100000:65536\n", 3),
-            ..Found::default()
-        };
+        let mut found = Found::default();
+        found.db.passwd = Table::parse("made:x:2000:100::/:/bin/sh\n", 7);
+        found.db.subuid = Table::parse("made:100000:65536\n", 3);
         let mut u = user("a", false);
         u.sub_uid_ranges = vec![SubUidRange {
             start_uid: 150_000,

@@ -42,15 +42,18 @@ fn found(passwd: &str, group: &str, uid_map: &[(&str, u32)], declarative: &[&str
         ..Ledgers::default()
     };
     Found {
-        passwd: Table::parse(passwd, 7),
-        group: Table::parse(group, 4),
-        ledgers,
+        db: Database {
+            passwd: Table::parse(passwd, 7),
+            group: Table::parse(group, 4),
+            ledgers,
+            ..Database::default()
+        },
         ..Found::default()
     }
 }
 
 fn uid(p: &Planned, name: &str) -> Option<u32> {
-    p.passwd.get(name).and_then(|e| id_of(e, 2))
+    p.db.passwd.get(name).and_then(|e| id_of(e, 2))
 }
 
 /// What, the declared users, the ledger, the expected uids, and a change line to expect.
@@ -124,8 +127,13 @@ fn ids_are_kept_declared_revived_or_allocated() {
         );
         assert!(p.clashes.is_empty(), "{what}: {:?}", p.clashes);
         for (name, id) in want {
-            assert_eq!(uid(&p, name), Some(id), "{what}: {name} in {:?}", p.passwd);
-            assert_eq!(p.ledgers.uids.get(name), Some(&id), "{what}: ledger");
+            assert_eq!(
+                uid(&p, name),
+                Some(id),
+                "{what}: {name} in {:?}",
+                p.db.passwd
+            );
+            assert_eq!(p.db.ledgers.uids.get(name), Some(&id), "{what}: ledger");
         }
         if !line.is_empty() {
             assert!(
@@ -136,7 +144,7 @@ fn ids_are_kept_declared_revived_or_allocated() {
         }
         for (name, id) in ledger {
             assert_eq!(
-                p.ledgers.uids.get(name),
+                p.db.ledgers.uids.get(name),
                 Some(&id),
                 "{what}: ledgers never shrink"
             );
@@ -190,21 +198,21 @@ fn mutable_users_keep_what_was_added_at_run_time() {
         .changes
         .iter()
         .any(|c| c == "remove user dropped (its uid stays reserved)"));
-    assert_eq!(p.group.get("users").unwrap()[3], "made");
+    assert_eq!(p.db.group.get("users").unwrap()[3], "made");
     assert_eq!(
-        p.group.get("extra").unwrap()[3],
+        p.db.group.get("extra").unwrap()[3],
         "made",
         "an undeclared group stays"
     );
     assert_eq!(
-        p.ledgers.uids.get("dropped"),
+        p.db.ledgers.uids.get("dropped"),
         Some(&1002),
         "its id stays reserved"
     );
     let p = keep(false);
     assert_eq!(uid(&p, "made"), None, "immutable: only what is declared");
-    assert_eq!(p.group.get("users").unwrap()[3], "");
-    assert!(p.group.get("extra").is_none());
+    assert_eq!(p.db.group.get("users").unwrap()[3], "");
+    assert!(p.db.group.get("extra").is_none());
 }
 
 /// A user with passwords set as given: (password, hashedPassword, hashedPasswordFile,
@@ -222,7 +230,10 @@ fn with_passwords(
 }
 
 fn shadow_field(p: &Planned, name: &str) -> String {
-    p.shadow.get(name).map(|e| e[1].clone()).unwrap_or_default()
+    p.db.shadow
+        .get(name)
+        .map(|e| e[1].clone())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -230,7 +241,7 @@ fn passwords_follow_nixos_precedence_and_never_churn() {
     let root = "a:x:1000:100::/home/a:/bin/sh\n";
     let old = "a:$6$old$hash:19000:0:99999:7:::\n";
     let mut f = found(root, "users:x:100:\n", &[], &[]);
-    f.shadow = Table::parse(old, 9);
+    f.db.shadow = Table::parse(old, 9);
     f.password_files
         .insert("/run/pw".into(), Ok(Some(b"$6$file$hash\n".to_vec())));
     let cases = [
@@ -276,7 +287,7 @@ fn passwords_follow_nixos_precedence_and_never_churn() {
         assert!(p.invalid.is_empty(), "{what}: {:?}", p.invalid);
         assert_eq!(shadow_field(&p, "a"), want, "{what}");
         assert_eq!(
-            p.shadow.get("a").unwrap()[2],
+            p.db.shadow.get("a").unwrap()[2],
             "19000",
             "{what}: the rest is kept"
         );
@@ -289,7 +300,7 @@ fn passwords_follow_nixos_precedence_and_never_churn() {
     );
     let first = shadow_field(&plan(&d, &f), "a");
     assert!(first.starts_with("$6$"), "{first}");
-    f.shadow = Table::parse(&format!("a:{first}:19000:0:99999:7:::\n"), 9);
+    f.db.shadow = Table::parse(&format!("a:{first}:19000:0:99999:7:::\n"), 9);
     let p = plan(&d, &f);
     assert_eq!(
         shadow_field(&p, "a"),
@@ -306,7 +317,7 @@ fn passwords_follow_nixos_precedence_and_never_churn() {
     new.uid = Some(1001);
     new.expires = Some("1970-01-11".into());
     let p = plan(&decl(true, vec![new], &[]), &f);
-    assert_eq!(p.shadow.get("n").unwrap().join(":"), "n:!:1:::::10:");
+    assert_eq!(p.db.shadow.get("n").unwrap().join(":"), "n:!:1:::::10:");
 }
 
 #[test]
@@ -361,16 +372,16 @@ fn members_follow_the_declaration_and_removed_users_leave_every_group() {
     let f = found(root, group, &[("bob", 1001)], &["root", "alice", "bob"]);
     let p = plan(&d, &f);
     assert_eq!(
-        p.group.get("wheel").unwrap()[3],
+        p.db.group.get("wheel").unwrap()[3],
         "",
         "a declared user leaves a group"
     );
     assert_eq!(
-        p.group.get("docker").unwrap()[3],
+        p.db.group.get("docker").unwrap()[3],
         "alice",
         "a removed user leaves kept groups"
     );
-    assert!(p.passwd.get("bob").is_none());
+    assert!(p.db.passwd.get("bob").is_none());
     // carol's line has a stray ':' (not understood, kept): its uid is still held.
     let mut d2 = d.clone();
     d2.users.push(user("dave", None, false));
