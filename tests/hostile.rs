@@ -518,18 +518,7 @@ fn foreign_overlay_link() -> Result<(), String> {
     let g = s.gen("g", &spec(&[("hosts", text("hosts", "h\n"))]));
     std::fs::create_dir_all(s.root.join("etc")).unwrap();
     std::os::unix::fs::symlink("/srv/admins-own", s.etc("static")).unwrap();
-    let out = s.switch_out(&g, &[]);
-    let still = std::fs::read_link(s.etc("static")).ok();
-    check(
-        code(&out) == 3 && still.as_deref() == Some(Path::new("/srv/admins-own")),
-        || {
-            format!(
-                "abort: exit {}, static -> {still:?}: {}",
-                code(&out),
-                text_of(&out)
-            )
-        },
-    )?;
+    refused_keeping_the_admins_link(&s, &g, "abort")?;
     let out = s.switch_out(&g, &["--on-conflict", "backup"]);
     let kept = std::fs::read_link(s.etc("static.etcflip-backup")).ok();
     check(
@@ -851,13 +840,18 @@ fn foreign_overlay_migrated() -> Result<(), String> {
     })?;
     std::fs::remove_file(s.etc("static")).unwrap();
     std::os::unix::fs::symlink("/srv/admins-own", s.etc("static")).unwrap();
-    let out = s.switch_out(&b, &[]);
+    refused_keeping_the_admins_link(&s, &b, "migrated")
+}
+
+/// A switch to `gen` is refused (exit 3) and `/etc/static` still is the admin's own link.
+fn refused_keeping_the_admins_link(s: &Scratch, gen: &Path, what: &str) -> Result<(), String> {
+    let out = s.switch_out(gen, &[]);
     let still = std::fs::read_link(s.etc("static")).ok();
     check(
         code(&out) == 3 && still.as_deref() == Some(Path::new("/srv/admins-own")),
         || {
             format!(
-                "exit {}, static -> {still:?}: {}",
+                "{what}: exit {}, static -> {still:?}: {}",
                 code(&out),
                 text_of(&out)
             )
