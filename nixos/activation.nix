@@ -1,5 +1,9 @@
-# The `etc` activation snippet that replaces setup-etc.pl: builtins only, so that tests/nix.rs
-# runs it for real (in a private mount namespace with a scratch /etc).
+# The activation snippet that runs `etcflip switch`: builtins only, so that tests/nix.rs runs it
+# for real (in a private mount namespace with a scratch /etc).
+#
+# With `users`, the generation also holds the users, and this is the `users` snippet: it
+# replaces update-users-groups.pl and setup-etc.pl in one switch. Without, it is the `etc`
+# snippet and replaces setup-etc.pl alone.
 {
   # A package with bin/etcflip.
   etcflip,
@@ -9,6 +13,8 @@
   tmpfiles,
   # What to do with paths etcflip did not make: "abort", "backup" or "overwrite".
   onConflict,
+  # Whether the generation holds the users (this is then the `users` snippet).
+  users ? false,
 }:
 let
   quote = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] "${s}" + "'";
@@ -25,16 +31,18 @@ let
       ]
       ++ extra
     );
+  # As NixOS's own `users` snippet does before update-users-groups.pl.
+  homes = if users then "install -m 0700 -d /root\n  install -m 0755 -d /home\n  " else "";
 in
 ''
-  # etcflip (system.etcflip.enable): /etc from ${generation}
+  # etcflip (system.etcflip.enable): ${if users then "users, groups and /etc" else "/etc"} from ${generation}
   # A dry run when switch-to-configuration says so, and also whenever this runs as the
   # system's `dry-activate` script (which holds this snippet): run by hand, that script gets
   # no NIXOS_ACTION, and it must still change nothing.
   if [ "''${NIXOS_ACTION-}" = dry-activate ] || [ "''${0##*/}" = dry-activate ]; then
     ${switch [ "--dry-run" ]}
   else
-    # setup-etc.pl's list of its copies: etcflip keeps it current once it exists, so that a
+    ${homes}# setup-etc.pl's list of its copies: etcflip keeps it current once it exists, so that a
     # rollback to a generation without etcflip removes exactly what etcflip made.
     [ -e /etc/.clean ] || : > /etc/.clean
     ${switch [ ]}

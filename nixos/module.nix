@@ -3,14 +3,17 @@
 #   imports = [ etcflip.nixosModules.default ];   # or ./nixos/module.nix without flakes
 #   system.etcflip.enable = true;
 #
-# When enabled, `config.environment.etc` is turned into an etcflip generation at build time
-# (`system.build.etcflip`), and the `etc` activation snippet runs `etcflip switch` on it,
-# at boot as on every switch; `dry-activate` runs it with `--dry-run`. See README, "NixOS".
+# When enabled, `config.environment.etc` and `config.users` are turned into one etcflip
+# generation at build time (`system.build.etcflip`), and one activation snippet runs
+# `etcflip switch` on it, at boot as on every switch; `dry-activate` runs it with `--dry-run`.
+# That snippet is `users` (in place of update-users-groups.pl), or `etc` when users stay with
+# userborn or systemd-sysusers. See README, "NixOS".
 {
   config,
   lib,
   options,
   pkgs,
+  utils,
   ...
 }:
 let
@@ -34,8 +37,20 @@ let
     etcflip = cfg.package;
     inherit generation;
     tmpfiles = "${config.systemd.package}/bin/systemd-tmpfiles";
-    inherit (cfg) onConflict;
+    inherit (cfg) onConflict users;
   };
+
+  # The two other managers of the user database NixOS offers: with either, users stay theirs.
+  otherUserManagers = lib.filter (o: o.enabled) [
+    {
+      name = "services.userborn.enable";
+      enabled = config.services.userborn.enable or false;
+    }
+    {
+      name = "systemd.sysusers.enable";
+      enabled = config.systemd.sysusers.enable or false;
+    }
+  ];
 in
 {
   options.system.etcflip = {
@@ -71,14 +86,29 @@ in
       '';
     };
 
+    users = lib.mkOption {
+      type = lib.types.bool;
+      default = otherUserManagers == [ ];
+      defaultText = lib.literalExpression "!config.services.userborn.enable && !config.systemd.sysusers.enable";
+      description = ''
+        Whether etcflip also writes the user database (`users.users`, `users.groups`:
+        passwd, group, shadow, subuid, subgid and the id ledgers in /var/lib/nixos) in place
+        of update-users-groups.pl, in the same switch as /etc: the `users` activation snippet
+        then runs that one switch, and the `etc` snippet is empty. Off when userborn or
+        systemd-sysusers manages the users (they run as services, after activation); etcflip
+        then switches /etc alone, in the `etc` snippet, and never touches the user files.
+      '';
+    };
+
     spec = lib.mkOption {
       type = lib.types.attrsOf lib.types.raw;
       default = { };
       internal = true;
       description = ''
         The parts of the etcflip spec, one attribute each, converted by nixos/spec.nix:
-        `etc` (set to `environment.etc` by this module). Users and wrappers join as further
-        parts of the same spec, hence of the same generation and activation step.
+        `etc` (set to `environment.etc` by this module) and `users` (set to `config.users`
+        when `system.etcflip.users` is on). Wrappers join as a further part of the same
+        spec, hence of the same generation and activation step.
       '';
     };
   };
@@ -95,6 +125,12 @@ in
             assertion = !(config.system.nixos-init.enable or false);
             message = "system.nixos-init.enable needs the /etc overlay and skips activation, so it cannot be used with system.etcflip.enable.";
           }
+          {
+            assertion = !cfg.users || otherUserManagers == [ ];
+            message = "system.etcflip.users writes the user database, and so does ${
+              lib.concatMapStringsSep " and " (o: o.name) otherUserManagers
+            }: set system.etcflip.users = false to keep the users with it (etcflip then switches /etc alone), or disable it.";
+          }
         ];
 
         system.etcflip.spec.etc = config.environment.etc;
@@ -102,12 +138,32 @@ in
         system.build.etcflip = generation;
 
         # The snippet keeps its name `etc` and its place (after users, groups, specialfs): other
-        # modules order their snippets after `etc`.
-        system.build.etcActivationCommands = lib.mkForce activation;
+        # modules order their snippets after `etc`. With the users, /etc is switched earlier,
+        # in the same switch as the users (below), so the `etc` snippet has nothing left to do.
+        system.build.etcActivationCommands = lib.mkForce (
+          if cfg.users then "# etcflip: /etc was switched with the users, in the `users` snippet\n" else activation
+        );
         system.activationScripts.etc.supportsDryActivation = true;
 
         environment.systemPackages = [ cfg.package ];
       }
+
+      # The users in the same generation and switch as /etc. The switch runs as the `users`
+      # snippet, so that what other modules order after `users` finds the users (and what they
+      # order before it, such as secrets for hashedPasswordFile, runs before); `etc` follows
+      # `users`, so what is ordered after `etc` finds /etc. Only the text is replaced: the
+      # `deps` other modules give `users` stay. `specialfs` is added because `etc` had it.
+      (lib.mkIf cfg.users {
+        system.etcflip.spec.users = {
+          inherit (config.users) mutableUsers users groups;
+          inherit (utils) toShellPath;
+        };
+        system.activationScripts.users = {
+          deps = [ "specialfs" ];
+          text = lib.mkForce activation;
+          supportsDryActivation = true;
+        };
+      })
 
       # The generation, beside the system it belongs to: /run/current-system/etcflip. Current
       # nixpkgs calls the builder's extra commands `system.systemBuilderCommands` and keeps

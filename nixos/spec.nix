@@ -3,14 +3,16 @@
 # Pure: builtins only (no nixpkgs, no lib), so it is evaluated and tested without nixpkgs
 # (tests/nix.rs) and the NixOS module, the flake and the builtins-only test build all share it.
 #
-# The spec has one part per thing etcflip manages: `etc` today; `users` and `wrappers` join as
-# further parts (one more converter below), never as a second mechanism.
+# The spec has one part per thing etcflip manages: `etc` and `users` today; `wrappers` joins as
+# a further part (one more converter below), never as a second mechanism.
 let
   inherit (builtins)
     attrNames
     filter
     intersectAttrs
     isAttrs
+    isList
+    map
     mapAttrs
     removeAttrs
     storeDir
@@ -62,9 +64,63 @@ let
     in
     mapAttrs etcEntry (removeAttrs entries disabled);
 
+  # The fields of a `users.users.<name>` value that NixOS's own `users-groups.json` carries
+  # (nixos/modules/config/users-groups.nix in nixpkgs; `shell` is added converted). `linger`
+  # is not among them: current nixpkgs keeps lingering in its `linger-users` service.
+  userFields = {
+    name = null;
+    uid = null;
+    group = null;
+    description = null;
+    home = null;
+    homeMode = null;
+    createHome = null;
+    isSystemUser = null;
+    password = null;
+    hashedPasswordFile = null;
+    hashedPassword = null;
+    autoSubUidGidRange = null;
+    subUidRanges = null;
+    subGidRanges = null;
+    initialPassword = null;
+    initialHashedPassword = null;
+    expires = null;
+  };
+
+  # NixOS's `utils.toShellPath` for a value of `users.users.<name>.shell`: a shell package
+  # becomes its path in the system profile, a path stays as it is. The module passes nixpkgs'
+  # own function; this one is for option sets without nixpkgs (tests/nix/cases).
+  shellPath = shell: if isAttrs shell && shell ? shellPath then "/run/current-system/sw${shell.shellPath}" else shell;
+
+  # `config.users` → the spec's `users`: exactly the `users-groups.json` NixOS would write for
+  # update-users-groups.pl. Disabled users are dropped; users and groups come in attribute-name
+  # order, as NixOS lists them. A part that already is that JSON (its `users` a list) passes
+  # through.
+  users =
+    part:
+    if isList (part.users or null) then
+      part
+    else
+      let
+        toShellPath = part.toShellPath or shellPath;
+        declared = part.users or { };
+        enabled = filter (n: declared.${n}.enable or true) (attrNames declared);
+        groups = part.groups or { };
+      in
+      {
+        mutableUsers = part.mutableUsers or true;
+        users = map (
+          n:
+          intersectAttrs userFields declared.${n} // { shell = toShellPath (declared.${n}.shell or null); }
+        ) enabled;
+        groups = map (n: {
+          inherit (groups.${n}) name gid members;
+        }) (attrNames groups);
+      };
+
   # The converter of each part; a part without one is passed through as it is.
   converters = {
-    inherit etc;
+    inherit etc users;
   };
 
   # The whole spec from its parts, e.g. `{ etc = config.environment.etc; }`. Parts that are
@@ -83,5 +139,5 @@ let
     // mapAttrs (n: v: if converters ? ${n} && isAttrs v then converters.${n} v else v) present;
 in
 {
-  inherit etc spec;
+  inherit etc users spec;
 }

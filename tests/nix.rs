@@ -129,6 +129,22 @@ fn the_conversion_gives_the_expected_specs() {
                 .unwrap();
         assert_eq!(got, want, "{}", case.display());
     }
+    // NixOS's own users-groups.json, as the conversion gives it, is a users part the generator
+    // takes: every field it carries is known.
+    let s = Scratch::new("nix-users-case");
+    let out = Command::new(bin("etcflip-gen"))
+        .args(["build", "--spec"])
+        .arg(dir.join("users.json"))
+        .arg("--out")
+        .arg(s.dir.join("gen"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let manifest = std::fs::read_to_string(s.dir.join("gen/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("allocate the uid of user service-account"),
+        "{manifest}"
+    );
 }
 
 #[test]
@@ -201,6 +217,7 @@ fn the_module_uses_the_builder_option_its_nixpkgs_declares() {
                 inherit lib options;
                 config = throw "config is not needed";
                 pkgs = throw "nixpkgs is not available here";
+                utils = throw "utils is not needed";
               };
             in
             builtins.concatMap (c: builtins.attrNames (c.system or { })) module.config.content.contents;
@@ -224,6 +241,70 @@ fn the_module_uses_the_builder_option_its_nixpkgs_declares() {
     assert!(has("current", "build"), "the other definitions stay: {v:#}");
 }
 
+/// With the users, the module runs the one switch as the `users` snippet (adding only its text
+/// and `specialfs` to what other modules give `users`), empties `etc`, and sends `config.users`
+/// as the spec's `users` part; with userborn or systemd-sysusers also on, an assertion says
+/// which and what to do. Evaluated with `mkIf`/`mkMerge`/`mkForce` stand-ins and a `config`
+/// holding only what these definitions read.
+#[test]
+fn the_module_switches_users_and_etc_at_the_users_snippet() {
+    let v = eval_json(&[
+        "-E",
+        r#"
+        let
+          lib = {
+            mkIf = condition: content: { inherit condition content; };
+            mkMerge = contents: { inherit contents; };
+            mkForce = x: x;
+            inherit (builtins) filter;
+            concatMapStringsSep = sep: f: l: builtins.concatStringsSep sep (map f l);
+          };
+          module = userborn: import ./nixos/module.nix {
+            inherit lib;
+            options.system.systemBuilderCommands = { };
+            config = {
+              system.etcflip = { enable = true; users = true; };
+              services.userborn.enable = userborn;
+              users = { mutableUsers = false; users = { }; groups = { }; };
+            };
+            pkgs = throw "nixpkgs is not available here";
+            utils.toShellPath = s: s;
+          };
+          contents = (module false).config.content.contents;
+          users = builtins.head (builtins.filter (c: c ? condition) contents);
+          clash = builtins.elemAt (builtins.head (module true).config.content.contents).assertions 2;
+        in {
+          etc = (builtins.head contents).system.build.etcActivationCommands;
+          inherit (users) condition;
+          deps = users.content.system.activationScripts.users.deps;
+          dry = users.content.system.activationScripts.users.supportsDryActivation;
+          part = users.content.system.etcflip.spec.users.mutableUsers;
+          fine = (builtins.elemAt (builtins.head contents).assertions 2).assertion;
+          clash = { inherit (clash) assertion message; };
+        }
+        "#,
+    ]);
+    assert!(
+        v["etc"]
+            .as_str()
+            .unwrap()
+            .starts_with("# etcflip: /etc was switched"),
+        "{v:#}"
+    );
+    assert_eq!(v["condition"], Value::Bool(true), "{v:#}");
+    assert_eq!(v["deps"], serde_json::json!(["specialfs"]), "{v:#}");
+    assert_eq!(v["dry"], Value::Bool(true), "{v:#}");
+    assert_eq!(v["part"], Value::Bool(false), "{v:#}");
+    assert_eq!(v["fine"], Value::Bool(true), "{v:#}");
+    assert_eq!(v["clash"]["assertion"], Value::Bool(false), "{v:#}");
+    let message = v["clash"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("services.userborn.enable")
+            && message.contains("system.etcflip.users = false"),
+        "{message}"
+    );
+}
+
 /// A package directory with the freshly built binaries in `bin/` (what `etcflip.package`
 /// is to the NixOS module).
 fn package(s: &Scratch) -> PathBuf {
@@ -237,6 +318,11 @@ fn package(s: &Scratch) -> PathBuf {
 
 /// Builds `tests/nix/generation.nix`; returns the store path.
 fn build(pkg: &Path, variant: &str, salt: &str) -> PathBuf {
+    build_with(pkg, variant, salt, false)
+}
+
+/// [`build`], with the users part when `users` holds.
+fn build_with(pkg: &Path, variant: &str, salt: &str, users: bool) -> PathBuf {
     let args = [
         "tests/nix/generation.nix",
         "--no-out-link",
@@ -249,14 +335,29 @@ fn build(pkg: &Path, variant: &str, salt: &str) -> PathBuf {
         "--argstr",
         "salt",
         salt,
+        "--arg",
+        "withUsers",
+        if users { "true" } else { "false" },
     ];
     let out = ok(
         &nix("nix-build", &args),
-        &format!("nix-build {variant} {salt}"),
+        &format!("nix-build {variant} {salt} {users}"),
     );
     let path = PathBuf::from(out.trim());
     assert!(path.starts_with("/nix/store"), "{}", path.display());
     path
+}
+
+/// The activation snippet (`nixos/activation.nix`) for a package and a generation.
+fn snippet(pkg: &Path, gen: &Path, users: bool) -> String {
+    let expr = format!(
+        "import ./nixos/activation.nix {{ etcflip = {:?}; generation = {:?}; \
+         tmpfiles = {:?}; onConflict = \"backup\"; users = {users}; }}",
+        pkg.display().to_string(),
+        gen.display().to_string(),
+        etcflip_e2e::real_tmpfiles().display().to_string(),
+    );
+    eval_json(&["-E", &expr]).as_str().unwrap().to_owned()
 }
 
 /// Where each path resolves for a process rooted at `root` that sees `/nix/store`.
@@ -377,17 +478,9 @@ fn the_activation_snippet_switches_etc() {
     let pkg = package(&s);
     let one = build(&pkg, "one", "");
     let two = build(&pkg, "two", "");
-    let tmpfiles = etcflip_e2e::real_tmpfiles().display().to_string();
     let snippet = |gen: &Path, name: &str| {
-        let expr = format!(
-            "import ./nixos/activation.nix {{ etcflip = {:?}; generation = {:?}; \
-             tmpfiles = {tmpfiles:?}; onConflict = \"backup\"; }}",
-            pkg.display().to_string(),
-            gen.display().to_string(),
-        );
-        let text = eval_json(&["-E", &expr]);
         let path = s.dir.join(name);
-        std::fs::write(&path, text.as_str().unwrap()).unwrap();
+        std::fs::write(&path, snippet(&pkg, gen, false)).unwrap();
         path
     };
     let (a, b) = (snippet(&one, "one.sh"), snippet(&two, "two.sh"));
@@ -438,5 +531,119 @@ fn the_activation_snippet_switches_etc() {
     );
     assert_eq!(part("state"), want, "{text}");
     // The host's /etc was never touched.
+    assert!(absent(Path::new("/etc/.etcflip")));
+}
+
+/// With users (`system.etcflip.users`), the snippet the module puts at `users` does the users
+/// and /etc in one switch, for real, in a private mount namespace whose `/etc`, `/var/lib`,
+/// `/root`, `/home` and `/run` are empty tmpfs (the host's are never seen): after it, the users
+/// resolve through the real NSS (what NixOS orders after `users` needs) and /etc is there
+/// (what it orders after `etc`, which follows `users`, needs). A re-activation writes nothing,
+/// a dry activation changes nothing, and generation two adds, changes and removes users.
+#[test]
+fn the_users_snippet_switches_users_and_etc_in_one_switch() {
+    let s = Scratch::new("nix-users-activation");
+    let local = package(&s);
+    let pkg = PathBuf::from(
+        ok(
+            &nix("nix-store", &["--add", local.to_str().unwrap()]),
+            "nix-store --add",
+        )
+        .trim(),
+    );
+    let one = build_with(&local, "one", "", true);
+    let two = build_with(&local, "two", "", true);
+    let script = r#"
+        one=$(cat "$1"); two=$(cat "$2")
+        for d in /etc /var/lib /root /home /run /tmp; do mount -t tmpfs tmpfs "$d"; done
+        # The shells the generation names, so that pwck finds them.
+        mkdir -p /run/current-system/sw/bin
+        ln -s /bin/bash /run/current-system/sw/bin/bash
+        ln -s /usr/sbin/nologin /run/current-system/sw/bin/nologin
+        printf '#!/bin/bash\n%s\n' "$two" > /tmp/dry-activate && chmod +x /tmp/dry-activate
+        files() { sha256sum /etc/passwd /etc/group /etc/shadow /etc/subuid /etc/subgid /var/lib/nixos/*; }
+        echo "== activate"; bash -c "$one"
+        echo "== resolved"
+        getent passwd alice etcflip-daemon; id alice; getent group wheel
+        stat -c '%n %a %U:%G' /home/alice /root /home
+        readlink /etc/static; cat /etc/motd /var/lib/nixos/uid-map; echo
+        pwck -r -q && grpck -r && echo "pwck and grpck: clean"
+        files > /tmp/files
+        echo "== again"; bash -c "$one"; files | cmp - /tmp/files && echo "files unchanged"
+        echo "== dry"; NIXOS_ACTION=dry-activate bash -c "$two"
+        echo "== by-name"; env -u NIXOS_ACTION /tmp/dry-activate
+        echo "== after-dry"; files | cmp - /tmp/files && echo "files unchanged"
+        test ! -e /home/bob && readlink /etc/static
+        echo "== two"; bash -c "$two"
+        echo "== resolved-two"
+        getent passwd bob etcflip-daemon; getent passwd alice || echo "no alice"; getent group wheel
+        cat /var/lib/nixos/uid-map /etc/added; echo
+        pwck -r -q && grpck -r && echo "pwck and grpck: clean"
+    "#;
+    let (a, b) = (s.dir.join("one.sh"), s.dir.join("two.sh"));
+    std::fs::write(&a, snippet(&pkg, &one, true)).unwrap();
+    std::fs::write(&b, snippet(&pkg, &two, true)).unwrap();
+    let out = Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args(["bash", "-eu", "-c", script, "bash"])
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    let text = ok(&out, "the users snippet");
+    let part = |name: &str| {
+        let start = text.find(&format!("== {name}\n")).unwrap() + name.len() + 4;
+        let end = text[start..].find("== ").map_or(text.len(), |e| start + e);
+        text[start..end].to_owned()
+    };
+    let activate = part("activate");
+    for want in [
+        "users: create user alice (allocate uid 1000)",
+        "users: create user etcflip-daemon (allocate uid 999)",
+        "create    symlink        /etc/motd",
+        "switched",
+    ] {
+        assert!(activate.contains(want), "{want:?} in:\n{text}");
+    }
+    assert_eq!(
+        part("resolved"),
+        format!(
+            "alice:x:1000:100::/home/alice:/run/current-system/sw/bin/bash\n\
+             etcflip-daemon:x:999:999:one:/var/empty:/run/current-system/sw/bin/nologin\n\
+             uid=1000(alice) gid=100(users) groups=100(users),1(wheel)\n\
+             wheel:x:1:alice\n\
+             /home/alice 700 alice:users\n/root 700 root:root\n/home 755 root:root\n\
+             {}\nWelcome to etcflip\n\
+             {{\"alice\":1000,\"etcflip-daemon\":999,\"root\":0}}\n\
+             pwck and grpck: clean\n",
+            one.join("etc").display()
+        ),
+        "{text}"
+    );
+    assert!(part("again").contains("already up to date"), "{text}");
+    assert!(part("again").ends_with("files unchanged\n"), "{text}");
+    let dry = part("dry");
+    for want in [
+        "users: would create user bob (allocate uid 1001)",
+        "users: would remove user alice (its uid stays reserved)",
+        "dry run: nothing was changed",
+    ] {
+        assert!(dry.contains(want), "{want:?} in:\n{text}");
+    }
+    assert_eq!(part("by-name"), dry, "dry-activate run by hand: {text}");
+    assert_eq!(
+        part("after-dry"),
+        format!("files unchanged\n{}\n", one.join("etc").display()),
+        "{text}"
+    );
+    assert!(part("two").contains("switched"), "{text}");
+    assert_eq!(
+        part("resolved-two"),
+        "bob:x:1001:100::/home/bob:/run/current-system/sw/bin/nologin\n\
+         etcflip-daemon:x:999:999:two:/var/empty:/run/current-system/sw/bin/nologin\n\
+         no alice\nwheel:x:1:bob\n\
+         {\"alice\":1000,\"bob\":1001,\"etcflip-daemon\":999,\"root\":0}added\n\n\
+         pwck and grpck: clean\n",
+        "{text}"
+    );
     assert!(absent(Path::new("/etc/.etcflip")));
 }

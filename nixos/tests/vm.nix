@@ -4,10 +4,12 @@
 #
 # Two machines:
 # - `machine` boots with etcflip (boot-time activation on an empty /etc), then switches to the
-#   specialisation `next`, which adds, removes and changes entries: a copy's content and mode,
-#   a direct-symlink's target, a directory link that becomes per-file links.
-# - `legacy` boots with setup-etc.pl, is migrated by switching to its specialisation
-#   `etcflip`, rolled back to setup-etc.pl and switched forward again.
+#   specialisation `next`, which adds, removes and changes entries (a copy's content and mode,
+#   a direct-symlink's target, a directory link that becomes per-file links) and users (one
+#   removed, one added, one changed).
+# - `legacy` boots with setup-etc.pl and update-users-groups.pl, is migrated by switching to
+#   its specialisation `etcflip` (users taken over with their ids), rolled back to NixOS's own
+#   scripts and switched forward again.
 { module }:
 { lib, ... }:
 let
@@ -50,6 +52,31 @@ let
     "etcflip-test/dir/a".text = "a2\n";
     "etcflip-test/dir/c".text = "c2\n";
   };
+
+  # Users both machines start with: a normal user with a dynamic uid, a system user.
+  baseUsers = {
+    users.alice = {
+      isNormalUser = true;
+      extraGroups = [ "wheel" ];
+      initialPassword = "alice";
+    };
+    users.etcflip-svc = {
+      isSystemUser = true;
+      group = "etcflip-svc";
+      description = "v1";
+    };
+    groups.etcflip-svc = { };
+  };
+
+  # What the specialisation changes: alice removed, bob added, the system user changed.
+  nextUsers = {
+    users.alice.enable = false;
+    users.bob = {
+      isNormalUser = true;
+      extraGroups = [ "wheel" ];
+    };
+    users.etcflip-svc.description = lib.mkForce "v2";
+  };
 in
 {
   name = "etcflip";
@@ -60,7 +87,11 @@ in
       imports = [ module ];
       system.etcflip.enable = true;
       environment.etc = baseEtc pkgs;
-      specialisation.next.configuration.environment.etc = nextEtc;
+      users = baseUsers;
+      specialisation.next.configuration = {
+        environment.etc = nextEtc;
+        users = nextUsers;
+      };
     };
 
   nodes.legacy =
@@ -68,9 +99,11 @@ in
     {
       imports = [ module ];
       environment.etc = baseEtc pkgs;
+      users = baseUsers;
       specialisation.etcflip.configuration = {
         system.etcflip.enable = true;
         environment.etc = nextEtc;
+        users = nextUsers;
       };
     };
 
@@ -105,7 +138,8 @@ in
           # Inode and mtime of every etcflip-made path, and of the recorded state: a no-op
           # re-switch changes none of them.
           return m.succeed(
-              "find /etc/etcflip-test /etc/static /etc/.etcflip/applied.json -xdev"
+              "find /etc/etcflip-test /etc/static /etc/.etcflip/applied.json"
+              " /etc/passwd /etc/group /etc/shadow /etc/subuid /etc/subgid /var/lib/nixos -xdev"
               " -printf '%p %y %i %T@ %l\\n' | sort"
           )
 
@@ -135,6 +169,32 @@ in
           has(m, "/etc/etcflip-test/dir/c", "c2\n")
           m.fail("test -e /etc/etcflip-test/dir/b")
 
+      def entry(m, name):
+          return m.succeed(f"getent passwd {name}").strip().split(":")
+
+      def ledger(m):
+          return json.loads(m.succeed("cat /var/lib/nixos/uid-map"))
+
+      def users_one(m):
+          alice = entry(m, "alice")
+          assert alice[5] == "/home/alice", alice
+          m.succeed("test $(stat -c %U:%G:%a /home/alice) = alice:users:700")
+          m.succeed("id -nG alice | grep -qw wheel")
+          assert entry(m, "etcflip-svc")[4] == "v1"
+          m.fail("getent passwd bob")
+          assert ledger(m)["alice"] == int(alice[2]), ledger(m)
+          return int(alice[2])
+
+      def users_two(m, alice_uid):
+          m.fail("getent passwd alice")
+          bob = entry(m, "bob")
+          assert int(bob[2]) != alice_uid, f"bob got alice's uid {alice_uid}"
+          m.succeed("id -nG bob | grep -qw wheel")
+          assert entry(m, "etcflip-svc")[4] == "v2"
+          # A removed user's uid stays reserved in NixOS's own ledger.
+          assert ledger(m)["alice"] == alice_uid, ledger(m)
+          m.succeed("pwck -r -q && grpck -r")
+
       def switch_to(m, toplevel):
           m.succeed(f"{toplevel}/bin/switch-to-configuration test >&2")
 
@@ -146,20 +206,24 @@ in
           m.succeed("test -e /etc/NIXOS")
           no_leftovers(m)
 
+      import json
+
       start_all()
 
-      with subtest("boot: the declared entries are in place"):
+      with subtest("boot: the declared entries and users are in place"):
           machine.wait_for_unit("multi-user.target")
           generation_one(machine)
           applied_is_current(machine)
+          alice_uid = users_one(machine)
           # A user's files: one at the top, one inside a directory etcflip manages.
           machine.succeed("echo mine > /etc/user-notes")
           machine.succeed("echo mine > /etc/etcflip-test/user-file")
 
-      with subtest("switch to a specialisation that adds, removes and changes entries"):
+      with subtest("switch to a specialisation that adds, removes and changes entries and users"):
           switch_to(machine, "${top}/specialisation/next")
           generation_two(machine)
           applied_is_current(machine)
+          users_two(machine, alice_uid)
           has(machine, "/etc/user-notes", "mine\n")
           has(machine, "/etc/etcflip-test/user-file", "mine\n")
 
@@ -174,30 +238,37 @@ in
           before = fingerprint(machine)
           out = machine.succeed("${top}/bin/switch-to-configuration dry-activate 2>&1")
           assert "dry run" in out, out
-          assert fingerprint(machine) == before, "dry-activate changed /etc"
+          assert "users: would" in out, out
+          assert fingerprint(machine) == before, "dry-activate changed /etc or the users"
 
-      with subtest("and back to the first generation"):
+      with subtest("and back to the first generation: alice returns with her uid"):
           switch_to(machine, "${top}")
           generation_one(machine)
           applied_is_current(machine)
+          assert users_one(machine) == alice_uid
           has(machine, "/etc/etcflip-test/user-file", "mine\n")
 
-      def legacy_to_etcflip():
+      def legacy_to_etcflip(alice_uid):
           switch_to(legacy, "${legacyTop}/specialisation/etcflip")
           generation_two(legacy)
           applied_is_current(legacy)
           has(legacy, "/etc/user-notes", "mine\n")
+          users_two(legacy, alice_uid)
 
-      with subtest("legacy: setup-etc.pl at boot, migrated by a switch"):
+      with subtest("legacy: NixOS's scripts at boot, migrated by a switch"):
           legacy.wait_for_unit("multi-user.target")
           generation_one(legacy)
           legacy.succeed("test -e /etc/.clean && test ! -e /etc/.etcflip")
           legacy.succeed("echo mine > /etc/user-notes")
-          legacy_to_etcflip()
+          legacy_alice = users_one(legacy)
+          legacy_to_etcflip(legacy_alice)
 
-      with subtest("legacy: rollback to setup-etc.pl, then forward again"):
+      with subtest("legacy: rollback to NixOS's scripts, then forward again"):
           switch_to(legacy, "${legacyTop}")
           generation_one(legacy)
-          legacy_to_etcflip()
+          # update-users-groups.pl reads etcflip's ledgers: alice back with her uid, bob gone.
+          assert users_one(legacy) == legacy_alice
+          legacy.succeed("pwck -r -q && grpck -r")
+          legacy_to_etcflip(legacy_alice)
     '';
 }

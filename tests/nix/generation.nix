@@ -16,6 +16,9 @@
   variant ? "one",
   # Changes the derivation, not what it builds: two separate builds of the same generation.
   salt ? "",
+  # Whether the generation also holds users (`config.users`-shaped option sets, converted as
+  # the NixOS module converts them).
+  withUsers ? false,
 }:
 let
   specLib = import ../../nixos/spec.nix;
@@ -64,15 +67,109 @@ let
     motd.text = "Welcome to etcflip, again\n";
     added.text = "added\n";
   };
+
+  # A `users.users.<name>` value: the fields the conversion reads, with NixOS's defaults.
+  account =
+    over:
+    {
+      enable = true;
+      description = "";
+      uid = null;
+      isSystemUser = false;
+      group = "";
+      home = "/var/empty";
+      homeMode = "700";
+      createHome = false;
+      password = null;
+      hashedPassword = null;
+      hashedPasswordFile = null;
+      initialPassword = null;
+      initialHashedPassword = null;
+      expires = null;
+      autoSubUidGidRange = false;
+      subUidRanges = [ ];
+      subGidRanges = [ ];
+      shell = {
+        shellPath = "/bin/nologin";
+      };
+      extraGroups = [ ];
+    }
+    // over;
+  group = name: gid: members: { inherit name gid members; };
+
+  # `config.users` for generation one: root, a dynamic normal user and a dynamic system user.
+  usersOne = {
+    mutableUsers = true;
+    users = {
+      root = account {
+        name = "root";
+        uid = 0;
+        group = "root";
+        home = "/root";
+        shell = "/bin/sh";
+        hashedPassword = "!";
+      };
+      alice = account {
+        name = "alice";
+        group = "users";
+        home = "/home/alice";
+        createHome = true;
+        initialPassword = "alice";
+        autoSubUidGidRange = true;
+        shell = {
+          shellPath = "/bin/bash";
+        };
+      };
+      daemon = account {
+        name = "etcflip-daemon";
+        isSystemUser = true;
+        group = "etcflip-daemon";
+        description = "one";
+      };
+    };
+    groups = {
+      root = group "root" 0 [ ];
+      users = group "users" 100 [ ];
+      wheel = group "wheel" 1 [ "alice" ];
+      etcflip-daemon = group "etcflip-daemon" null [ ];
+    };
+  };
+  # Generation two: alice removed, bob added, the daemon's description changed.
+  usersTwo = usersOne // {
+    users = builtins.removeAttrs usersOne.users [ "alice" ] // {
+      bob = account {
+        name = "bob";
+        group = "users";
+        home = "/home/bob";
+        createHome = true;
+      };
+      daemon = usersOne.users.daemon // {
+        description = "two";
+      };
+    };
+    groups = usersOne.groups // {
+      wheel = group "wheel" 1 [ "bob" ];
+    };
+  };
+  # What the users' names resolve through in a root whose /etc is only this generation.
+  nsswitch."nsswitch.conf".text = "passwd: files\ngroup: files\nshadow: files\n";
 in
 # The module's own build step, run with the stand-ins.
 import ../../nixos/generation.nix {
   inherit runCommandLocal writeText etcflip;
-  spec = specLib.spec {
-    etc =
+  spec = specLib.spec (
+    if withUsers then
       {
-        inherit one two;
+        etc = { one = one // nsswitch; two = two // nsswitch; }.${variant};
+        users = { one = usersOne; two = usersTwo; }.${variant};
       }
-      .${variant};
-  };
+    else
+      {
+        etc =
+          {
+            inherit one two;
+          }
+          .${variant};
+      }
+  );
 }
