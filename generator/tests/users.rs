@@ -62,9 +62,12 @@ fn static_ids_are_precomputed_into_passwd_and_group() {
             "write shadow"
         ])
     );
-    // The declaration is kept whole, as NixOS wrote it.
+    // The declaration is kept whole; a field whose value is what its absence means
+    // (homeMode "700", null, false, []) is left out.
     assert_eq!(part["users"][1]["name"], "alice");
-    assert_eq!(part["users"][1]["homeMode"], "700");
+    assert_eq!(part["users"][1]["home"], "/home/alice");
+    assert_eq!(part["users"][1].get("homeMode"), None, "{part:#}");
+    assert_eq!(part["users"][1].get("password"), None, "{part:#}");
     // Same spec, same bytes.
     let again = users_part(&dir, &users, &groups, "gen2");
     assert_eq!(part, again);

@@ -1,12 +1,14 @@
 //! The etcflip generation format, shared by the generator (which writes it) and the applier
 //! (which owns it and reads it): the manifest and its rules ([`manifest`]), the strings it
 //! borrows from a mapped file ([`borrowed`]), the tmpfiles.d encoding ([`tmpfiles`]), the
-//! invalid-input error ([`errors`]) and sha256 as recorded ([`hash`]). Nothing here touches a
+//! invalid-input error ([`errors`]), sha256 as recorded ([`hash`]) and the manifest's JSON layout
+//! ([`lines`]). Nothing here touches a
 //! root: no file-system access beyond reading a generation's manifest.
 
 pub mod borrowed;
 pub mod errors;
 pub mod hash;
+pub mod lines;
 pub mod manifest;
 pub mod tmpfiles;
 pub mod users;

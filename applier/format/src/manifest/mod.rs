@@ -293,11 +293,10 @@ impl<'a> Manifest<'a> {
         }
     }
 
-    /// The canonical serialisation: pretty JSON, fields in declaration order, trailing newline.
+    /// The canonical serialisation: JSON in [`crate::lines`]' layout (one line per entry,
+    /// user and group), fields in declaration order, trailing newline.
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
-        s.push('\n');
-        s
+        crate::lines::to_lines(self).unwrap_or_default()
     }
 
     /// Parses and validates; every problem is reported at once as [`Invalid`].

@@ -45,45 +45,60 @@ pub struct Users {
 pub struct User {
     pub name: String,
     /// `None`: allocated at switch time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<i64>,
     /// The primary group: a declared group's name, or a number.
     pub group: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     pub home: String,
-    #[serde(default = "default_home_mode")]
+    #[serde(
+        default = "default_home_mode",
+        skip_serializing_if = "is_default_home_mode"
+    )]
     pub home_mode: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub create_home: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub is_system_user: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashed_password: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashed_password_file: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_password: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_hashed_password: Option<String>,
     /// `YYYY-MM-DD`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linger: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub auto_sub_uid_gid_range: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_uid_ranges: Vec<SubUidRange>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_gid_ranges: Vec<SubGidRange>,
 }
 
 fn default_home_mode() -> String {
     "700".to_owned()
+}
+
+// The manifest leaves out what a field's absence means anyway (see `crate::lines`: the
+// applier reads the manifest on every switch).
+fn is_default_home_mode(mode: &str) -> bool {
+    mode == "700"
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A subordinate uid range (`subUidRanges`).
@@ -114,8 +129,9 @@ fn one() -> i64 {
 pub struct Group {
     pub name: String,
     /// `None`: allocated at switch time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<String>,
 }
 

@@ -185,3 +185,103 @@ fn paths_stay_below_the_root_and_values_stay_printable() {
     }
     assert_eq!(p.len(), want.len(), "homeMode 00750 is fine: {p:#?}");
 }
+
+/// Subordinate ranges as (user, start, count).
+type Ranges<'a> = &'a [(&'a str, i64, i64)];
+/// Overlaps as reported: (earlier, later) user names.
+type Overlaps<'a> = &'a [(&'a str, &'a str)];
+
+#[test]
+fn overlapping_ranges_are_found_in_any_order() {
+    let cases: [(Ranges, Overlaps); 6] = [
+        (&[("a", 0, 10), ("b", 10, 10)], &[]),
+        (&[("b", 10, 10), ("a", 0, 11)], &[("a", "b")]),
+        (
+            &[("a", 0, 100), ("b", 10, 5), ("c", 20, 5)],
+            &[("a", "b"), ("a", "c")],
+        ),
+        (
+            &[("a", 0, 10), ("b", 5, 10), ("c", 12, 1)],
+            &[("a", "b"), ("b", "c")],
+        ),
+        (&[("a", 0, 10), ("a", 9, 1)], &[("a", "a")]),
+        (&[("a", 0, 10), ("b", 5, 0), ("c", 100, 1)], &[]),
+    ];
+    for (ranges, want) in cases {
+        let mut declared: Vec<User> = Vec::new();
+        for &(name, start, count) in ranges {
+            if declared.last().is_none_or(|u| u.name != name) {
+                declared.push(user(name, None, "users"));
+            }
+            let u = declared.last_mut().unwrap();
+            u.sub_uid_ranges.push(SubUidRange {
+                start_uid: start,
+                count,
+            });
+        }
+        let p = users(declared, vec![group("users", Some(100))]).problems();
+        let got: Vec<(String, String)> = p
+            .iter()
+            .filter_map(|m| {
+                let rest = m.strip_prefix("subUidRanges overlap: ")?;
+                let names: Vec<&str> = rest.split('"').collect();
+                Some((names[1].to_owned(), names[3].to_owned()))
+            })
+            .collect();
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
+        assert_eq!(got, want, "{ranges:?}: {p:#?}");
+    }
+}
+
+#[test]
+fn fields_that_would_break_a_line_are_refused() {
+    let cases = [
+        ("Alice Q. User", true),
+        ("Zoë Ångström", true),
+        ("a:b", false),
+        ("a\nb", false),
+        ("tab\there", false),
+        ("del\u{7f}", false),
+        ("c1 \u{85} next line", false),
+    ];
+    for (description, ok) in cases {
+        let mut u = user("u", None, "users");
+        u.description = description.into();
+        let p = users(vec![u], vec![group("users", Some(100))]).problems();
+        assert_eq!(p.is_empty(), ok, "{description:?}: {p:#?}");
+    }
+}
+
+#[test]
+fn the_manifest_form_leaves_out_defaults_and_reads_back_the_same() {
+    let plain = user("plain", None, "users");
+    let mut full = user("full", Some(1000), "users");
+    full.description = "Full User".into();
+    full.home_mode = "750".into();
+    full.create_home = true;
+    full.is_system_user = false;
+    full.hashed_password_file = Some("/run/secrets/full".into());
+    full.expires = Some("2030-01-31".into());
+    full.linger = Some(false);
+    full.auto_sub_uid_gid_range = true;
+    full.sub_gid_ranges = vec![SubGidRange {
+        start_gid: 5,
+        count: 1,
+    }];
+    let part = users(vec![plain, full], vec![group("users", None)]);
+    let text = crate::lines::to_lines(&part).unwrap();
+    let back: Users = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, part, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.contains(
+            &r#"    {"name":"plain","group":"users","home":"/var/empty","isSystemUser":true},"#
+        ),
+        "{text}"
+    );
+    assert!(lines.contains(&r#"    {"name":"users"}"#), "{text}");
+    assert!(text.contains(r#""homeMode":"750""#) && text.contains(r#""linger":false"#));
+}
