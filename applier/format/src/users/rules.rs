@@ -82,7 +82,7 @@ fn user_problems(u: &User, groups: &BTreeSet<&str>) -> Vec<String> {
         ("hashedPasswordFile", u.hashed_password_file.as_ref()),
     ];
     for (field, value) in verbatim {
-        let Some(v) = value.filter(|v| v.contains(':') || v.chars().any(char::is_control)) else {
+        let Some(v) = value.filter(|v| breaks_a_line(v)) else {
             continue;
         };
         // A hash is never printed, not even in an error.
@@ -199,14 +199,29 @@ fn overlaps(users: &Users) -> Vec<String> {
                 ));
             }
         }
-        for (i, (a, sa, ca)) in ranges.iter().enumerate() {
-            for (b, sb, cb) in &ranges[i + 1..] {
-                if *sa < sb.saturating_add(*cb) && *sb < sa.saturating_add(*ca) {
-                    out.push(format!(
-                        "{kind} overlap: {a:?} {sa}+{ca} and {b:?} {sb}+{cb}"
-                    ));
-                }
+        out.extend(shared(kind, ranges));
+    }
+    out
+}
+
+/// Ranges two users share, each reported with the earlier range it overlaps (sorted by start,
+/// so that thousands of ranges cost a sort, not every pair).
+fn shared(kind: &str, mut ranges: Vec<(&str, i64, i64)>) -> Vec<String> {
+    ranges.sort_by_key(|&(name, start, count)| (start, count, name));
+    let mut out = Vec::new();
+    // The range reaching furthest so far: what a later range overlaps if it starts before its end.
+    let mut reach: Option<(&str, i64, i64)> = None;
+    for (b, sb, cb) in ranges {
+        if let Some((a, sa, ca)) = reach {
+            if sb < sa.saturating_add(ca) && cb > 0 && ca > 0 {
+                out.push(format!(
+                    "{kind} overlap: {a:?} {sa}+{ca} and {b:?} {sb}+{cb}"
+                ));
             }
+        }
+        let end = sb.saturating_add(cb);
+        if reach.is_none_or(|(_, sa, ca)| end > sa.saturating_add(ca)) {
+            reach = Some((b, sb, cb));
         }
     }
     out
@@ -230,6 +245,14 @@ fn sub_ranges(users: &Users, uids: bool) -> Vec<(&str, i64, i64)> {
         }
     }
     out
+}
+
+/// Whether `v` holds a `:` or a control character (a newline among them), which would break a
+/// line of a colon-separated file. Checked byte by byte, since the manifest is read on every
+/// switch; only text that is not ASCII goes through `char::is_control` (C1 controls).
+fn breaks_a_line(v: &str) -> bool {
+    v.bytes().any(|b| b == b':' || b < 0x20 || b == 0x7f)
+        || (!v.is_ascii() && v.chars().any(char::is_control))
 }
 
 /// Whether `p` is absolute with no empty, `.` or `..` component (a home made with it must stay
