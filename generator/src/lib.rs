@@ -115,7 +115,7 @@ pub(crate) struct Inputs {
     /// The store the imported tree lives in, if it lives in one.
     pub(crate) tree_store: Option<String>,
     /// The spec's `users` part.
-    pub(crate) users: Option<Users>,
+    pub(crate) users: Option<Users<'static>>,
 }
 
 /// Reads the spec and the NixOS etc tree; problems with their content go to `problems`.

@@ -30,7 +30,7 @@ pub(crate) struct Spec {
     /// The enabled `etc` entries, sorted by attribute name (NixOS's attrset order).
     pub(crate) decls: Vec<Decl>,
     /// The `users` part, structurally valid (its rules are checked later).
-    pub(crate) users: Option<Users>,
+    pub(crate) users: Option<Users<'static>>,
 }
 
 /// Parses the spec text; structural problems are appended to `problems`.

@@ -32,7 +32,7 @@ pub(crate) struct Decided<'d, 'a> {
     /// What stays ours because a mount point holds it (see [`crate::etc::gather::held_records`]).
     pub(crate) held: &'d [Recorded<'static>],
     /// The declared users and what phase 1 planned for them.
-    pub(crate) users: Option<(&'d Users, &'d Report)>,
+    pub(crate) users: Option<(&'d Users<'a>, &'d Report)>,
 }
 
 /// Phases 2 to 9: journal, prepare, flip, finish, commit. Returns notes on paths left alone.

@@ -93,7 +93,7 @@ pub(crate) fn look(
         if let Some(on) = u.linger.filter(|_| !settled) {
             let there = root.node_with(&format!("{LINGER}/{}", u.name), false)? != Node::Absent;
             if on != there {
-                out.push(Action::Linger(u.name.clone(), on));
+                out.push(Action::Linger(u.name.to_string(), on));
             }
         }
     }

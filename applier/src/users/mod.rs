@@ -164,7 +164,7 @@ fn password_files(
             let read = root
                 .read_in_root(p.trim_start_matches('/'))
                 .map_err(|e| format!("{e:#}"));
-            (p.clone(), read)
+            (p.to_string(), read)
         })
         .collect()
 }

@@ -60,14 +60,14 @@ pub(crate) fn password(
     }
     if let Some(path) = &u.hashed_password_file {
         let hash = from_file(path, read).map_err(|why| format!("user {}: {why}", u.name))?;
-        return Ok((hash, Source::File(path.clone())));
+        return Ok((hash, Source::File(path.to_string())));
     }
     if let Some(plain) = &u.password {
         return Ok((hashed(plain, old)?, Source::Hashed));
     }
     match old {
         Some(_) => Ok(match &u.hashed_password {
-            Some(h) => (h.clone(), Source::Declared),
+            Some(h) => (h.to_string(), Source::Declared),
             None => ("!".to_owned(), Source::Locked),
         }),
         None => initial(u),
@@ -77,13 +77,13 @@ pub(crate) fn password(
 /// A new user's field.
 fn initial(u: &User) -> Result<(String, Source), String> {
     if let Some(h) = &u.hashed_password {
-        return Ok((h.clone(), Source::Declared));
+        return Ok((h.to_string(), Source::Declared));
     }
     if let Some(plain) = &u.initial_password {
         return Ok((hashed(plain, None)?, Source::Hashed));
     }
     Ok(match &u.initial_hashed_password {
-        Some(h) => (h.clone(), Source::Declared),
+        Some(h) => (h.to_string(), Source::Declared),
         None => ("!".to_owned(), Source::Locked),
     })
 }
@@ -147,7 +147,7 @@ pub(crate) fn entry(u: &User, field: String, old: Option<&[String]>) -> Vec<Stri
             .map(str::to_owned)
             .to_vec(),
     };
-    e[0].clone_from(&u.name);
+    u.name.as_str().clone_into(&mut e[0]);
     e[1] = field;
     if u.expires.is_some() || old.is_none() {
         e[7] = expire;

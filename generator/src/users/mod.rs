@@ -17,7 +17,7 @@ pub(crate) use precompute::settle;
 
 /// Parses the spec's `users` value; structural problems (unknown fields, missing fields,
 /// wrong types) go to `problems`, every one of them, each naming its user or group.
-pub(crate) fn parse(value: Value, problems: &mut Vec<String>) -> Option<Users> {
+pub(crate) fn parse(value: Value, problems: &mut Vec<String>) -> Option<Users<'static>> {
     let Value::Object(mut top) = value else {
         problems.push("users: expected an object (NixOS's users-groups.json)".into());
         return None;
@@ -46,7 +46,9 @@ pub(crate) fn parse(value: Value, problems: &mut Vec<String>) -> Option<Users> {
 }
 
 /// The users or the groups: a list of objects, each read on its own.
-fn items<T: serde::de::DeserializeOwned>(
+// `Deserialize<'static>`: the declaration's strings are owned (a `Value` holds them), so
+// they borrow from nothing and live as long as the spec.
+fn items<T: serde::Deserialize<'static>>(
     list: Option<Value>,
     (what, fields): (&str, &[&str]),
     problems: &mut Vec<String>,
@@ -68,7 +70,7 @@ fn items<T: serde::de::DeserializeOwned>(
         let at = label(what, i, &obj);
         let before = problems.len();
         unknown(&obj, fields, &at, problems);
-        match serde_json::from_value(Value::Object(obj)) {
+        match T::deserialize(Value::Object(obj)) {
             Ok(item) if problems.len() == before => out.push(item),
             Ok(_) => {}
             Err(e) => problems.push(format!("{at}: {e}")),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use etcflip_format::borrowed::Str;
 use etcflip_format::users::{Precomputed, Users, NOLOGIN};
 
 /// Fills in `precomputed` and `run_time`.
@@ -31,7 +32,7 @@ fn precompute(users: &Users) -> Option<Precomputed> {
     }
     let mut group: Vec<(i64, String)> = (users.groups.iter())
         .map(|g| {
-            let mut members: Vec<&str> = g.members.iter().map(String::as_str).collect();
+            let mut members: Vec<&str> = g.members.iter().map(Str::as_str).collect();
             members.sort_unstable();
             members.dedup();
             let gid = gids[g.name.as_str()];

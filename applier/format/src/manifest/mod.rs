@@ -55,8 +55,8 @@ pub struct Manifest<'a> {
     #[serde(borrow)]
     pub entries: Vec<Entry<'a>>,
     /// The user database, when the generation declares it (see [`crate::users`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub users: Option<Users>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Users<'a>>,
 }
 
 /// What an entry makes at `/etc/<target>`.
@@ -289,7 +289,7 @@ impl<'a> Manifest<'a> {
             version: self.version,
             overlay: self.overlay.into_owned(),
             entries: self.entries.into_iter().map(Entry::into_owned).collect(),
-            users: self.users,
+            users: self.users.map(Users::into_owned),
         }
     }
 

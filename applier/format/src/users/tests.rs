@@ -2,12 +2,12 @@
 
 use super::*;
 
-fn user(name: &str, uid: Option<i64>, group: &str) -> User {
+fn user<'a>(name: &'a str, uid: Option<i64>, group: &'a str) -> User<'a> {
     User {
         name: name.into(),
         uid,
         group: group.into(),
-        description: String::new(),
+        description: Str::default(),
         home: "/var/empty".into(),
         home_mode: "700".into(),
         create_home: false,
@@ -26,7 +26,7 @@ fn user(name: &str, uid: Option<i64>, group: &str) -> User {
     }
 }
 
-fn group(name: &str, gid: Option<i64>) -> Group {
+fn group(name: &str, gid: Option<i64>) -> Group<'_> {
     Group {
         name: name.into(),
         gid,
@@ -34,7 +34,7 @@ fn group(name: &str, gid: Option<i64>) -> Group {
     }
 }
 
-fn users(users: Vec<User>, groups: Vec<Group>) -> Users {
+fn users<'a>(users: Vec<User<'a>>, groups: Vec<Group<'a>>) -> Users<'a> {
     Users {
         mutable_users: true,
         users,

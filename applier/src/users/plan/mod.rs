@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use etcflip_format::borrowed::Str;
 use etcflip_format::users::{User, Users, NOLOGIN};
 
 use super::files::{id_of, Table};
@@ -78,8 +79,8 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
         .filter(|n| !declared_users.contains(n.as_str()))
         .collect();
     subids::plan(decl, found, &kept, &mut p);
-    p.db.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.clone()).collect();
-    p.db.ledgers.declarative_users = decl.users.iter().map(|u| u.name.clone()).collect();
+    p.db.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.to_string()).collect();
+    p.db.ledgers.declarative_users = decl.users.iter().map(|u| u.name.to_string()).collect();
     p
 }
 
@@ -116,10 +117,10 @@ fn plan_groups(
         let Some(gid) = settle_id(("group", &g.name), at, &holders, (&mut ids, SYSTEM), p) else {
             continue;
         };
-        p.db.ledgers.gids.insert(g.name.clone(), gid);
-        gids.insert(g.name.clone(), gid);
+        p.db.ledgers.gids.insert(g.name.to_string(), gid);
+        gids.insert(g.name.to_string(), gid);
         let old = found.db.group.get(&g.name);
-        let mut members: BTreeSet<&str> = g.members.iter().map(String::as_str).collect();
+        let mut members: BTreeSet<&str> = g.members.iter().map(Str::as_str).collect();
         if decl.mutable_users {
             // Members added at run time stay; a member the previous generation declared is a
             // member only if this one declares it too (so taking a user out of a group works).
@@ -141,7 +142,7 @@ fn plan_groups(
         }
         rows.push((
             gid,
-            vec![g.name.clone(), pw.to_owned(), gid.to_string(), members],
+            vec![g.name.to_string(), pw.to_owned(), gid.to_string(), members],
         ));
     }
     for e in &found.db.group.entries {
@@ -195,7 +196,11 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
     );
     let mut rows: Vec<(u32, Vec<String>, Option<Vec<String>>)> = Vec::new();
     for u in &decl.users {
-        let Some(gid) = gids.get(&u.group).copied().or_else(|| u.group.parse().ok()) else {
+        let Some(gid) = gids
+            .get(u.group.as_str())
+            .copied()
+            .or_else(|| u.group.parse().ok())
+        else {
             // Its group clashed (reported there) or was never declared (refused at build time).
             continue;
         };
@@ -205,7 +210,7 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         let Some(uid) = settle_id(("user", &u.name), at, &holders, (&mut ids, range), p) else {
             continue;
         };
-        p.db.ledgers.uids.insert(u.name.clone(), uid);
+        p.db.ledgers.uids.insert(u.name.to_string(), uid);
         let row = passwd_row(u, (uid, gid), found.db.passwd.get(&u.name), p);
         let shadow = shadow_row(u, decl.mutable_users, found, p);
         rows.push((uid, row, shadow));

@@ -23,7 +23,7 @@ const AUTO_END: u64 = 1 << 31;
 pub(super) fn plan(decl: &Users, found: &Found, kept: &BTreeSet<String>, p: &mut Planned) {
     let mut auto = Vec::new();
     for u in decl.users.iter().filter(|u| u.auto_sub_uid_gid_range) {
-        let start = found.db.ledgers.auto_subuids.get(&u.name).copied();
+        let start = found.db.ledgers.auto_subuids.get(u.name.as_str()).copied();
         auto.push((u.name.as_str(), start));
     }
     let explicit_uid = decl.users.iter().flat_map(|u| {
@@ -145,14 +145,14 @@ mod tests {
     use super::super::plan;
     use super::*;
 
-    fn user(name: &str, auto: bool) -> User {
-        serde_json::from_value(serde_json::json!({
+    fn user(name: &str, auto: bool) -> User<'static> {
+        <User as serde::Deserialize>::deserialize(serde_json::json!({
             "name": name, "uid": null, "group": "100", "home": "/", "autoSubUidGidRange": auto
         }))
         .unwrap()
     }
 
-    fn users(list: Vec<User>) -> Users {
+    fn users(list: Vec<User<'static>>) -> Users<'static> {
         Users {
             mutable_users: true,
             users: list,

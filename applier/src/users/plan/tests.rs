@@ -4,15 +4,19 @@ use etcflip_format::users::{Group, User, Users};
 
 use super::*;
 
-fn user(name: &str, uid: Option<i64>, system: bool) -> User {
-    serde_json::from_value(serde_json::json!({
+fn user(name: &str, uid: Option<i64>, system: bool) -> User<'static> {
+    <User as serde::Deserialize>::deserialize(serde_json::json!({
         "name": name, "uid": uid, "group": "users", "home": format!("/home/{name}"),
         "isSystemUser": system, "shell": "/bin/sh"
     }))
     .unwrap()
 }
 
-fn decl(mutable: bool, users: Vec<User>, extra_groups: &[(&str, Option<i64>)]) -> Users {
+fn decl(
+    mutable: bool,
+    users: Vec<User<'static>>,
+    extra_groups: &[(&'static str, Option<i64>)],
+) -> Users<'static> {
     let mut groups = vec![Group {
         name: "users".into(),
         gid: Some(100),
@@ -59,7 +63,7 @@ fn uid(p: &Planned, name: &str) -> Option<u32> {
 /// What, the declared users, the ledger, the expected uids, and a change line to expect.
 type IdCase = (
     &'static str,
-    Vec<User>,
+    Vec<User<'static>>,
     Vec<(&'static str, u32)>,
     Vec<(&'static str, u32)>,
     &'static str,
@@ -220,12 +224,12 @@ fn mutable_users_keep_what_was_added_at_run_time() {
 fn with_passwords(
     name: &str,
     (plain, hashed, file, initial): (Option<&str>, Option<&str>, Option<&str>, Option<&str>),
-) -> User {
+) -> User<'static> {
     let mut u = user(name, Some(1000), false);
-    u.password = plain.map(str::to_owned);
-    u.hashed_password = hashed.map(str::to_owned);
-    u.hashed_password_file = file.map(str::to_owned);
-    u.initial_password = initial.map(str::to_owned);
+    u.password = plain.map(|s| Str::from(s.to_owned()));
+    u.hashed_password = hashed.map(|s| Str::from(s.to_owned()));
+    u.hashed_password_file = file.map(|s| Str::from(s.to_owned()));
+    u.initial_password = initial.map(|s| Str::from(s.to_owned()));
     u
 }
 
