@@ -1,22 +1,130 @@
 //! The colon-separated user database files (`passwd`, `group`, `shadow`, `subuid`, `subgid`),
 //! read so that nothing etcflip does not understand is lost: comments, blank or malformed
 //! lines and NIS compat lines (`+…`, `-…`) are kept as they are, and NIS lines stay last.
+//!
+//! An entry is its line and where its fields end, one allocation per line: the files of a
+//! system with thousands of users are read, planned and compared on every switch, and a
+//! string per field (and per index key) made that most of a no-op switch's time.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::ops::Index;
+
+/// The most fields an entry has (`shadow`).
+const MAX_FIELDS: usize = 9;
+
+/// One entry: a line of colon-separated fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    line: String,
+    /// Byte offset in `line` where each field ends (the first `n`).
+    ends: [u32; MAX_FIELDS],
+    n: u8,
+}
+
+impl Entry {
+    /// The entry with these fields (none may hold `:`; the rules and the plan make sure).
+    pub(crate) fn new<'s>(fields: impl IntoIterator<Item = &'s str>) -> Entry {
+        let mut e = Entry {
+            line: String::new(),
+            ends: [0; MAX_FIELDS],
+            n: 0,
+        };
+        for (i, f) in fields.into_iter().enumerate().take(MAX_FIELDS) {
+            if i > 0 {
+                e.line.push(':');
+            }
+            e.line.push_str(f);
+            e.ends[i] = u32::try_from(e.line.len()).unwrap_or(u32::MAX);
+            e.n += 1;
+        }
+        e
+    }
+
+    /// `line` as an entry of exactly `fields` fields, if it is one.
+    fn parse(line: &str, fields: usize) -> Option<Entry> {
+        if fields > MAX_FIELDS || u32::try_from(line.len()).is_err() {
+            return None;
+        }
+        let mut ends = [0; MAX_FIELDS];
+        let mut n = 0;
+        for (at, _) in line.match_indices(':') {
+            *ends.get_mut(n)? = u32::try_from(at).ok()?;
+            n += 1;
+        }
+        *ends.get_mut(n)? = u32::try_from(line.len()).ok()?;
+        n += 1;
+        (n == fields).then(|| Entry {
+            line: line.to_owned(),
+            ends,
+            n: u8::try_from(n).unwrap_or(0),
+        })
+    }
+
+    /// Field `i` (empty past the last one).
+    pub(crate) fn field(&self, i: usize) -> &str {
+        if i >= self.len() {
+            return "";
+        }
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] as usize + 1
+        };
+        self.line.get(start..self.ends[i] as usize).unwrap_or("")
+    }
+
+    /// How many fields it has.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.n)
+    }
+
+    /// The fields, in order.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.field(i))
+    }
+
+    /// The line, as the file holds it.
+    pub(crate) fn line(&self) -> &str {
+        &self.line
+    }
+
+    /// This entry with field `i` set to `value`.
+    pub(crate) fn with(&self, i: usize, value: &str) -> Entry {
+        Entry::new(
+            self.fields()
+                .enumerate()
+                .map(|(j, f)| if j == i { value } else { f }),
+        )
+    }
+}
+
+impl Index<usize> for Entry {
+    type Output = str;
+    fn index(&self, i: usize) -> &str {
+        self.field(i)
+    }
+}
 
 /// One file, as lines.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Table {
-    /// Well-formed entries, in file order: their fields. Changed only through
-    /// [`Table::set_entries`], which keeps the index right.
-    pub(crate) entries: Vec<Vec<String>>,
-    /// Name → position of its first entry (a file of thousands of users is looked up by name
-    /// once per user).
-    index: HashMap<String, usize>,
+    /// Well-formed entries, in file order. Changed only through [`Table::set_entries`], which
+    /// keeps the index right.
+    pub(crate) entries: Vec<Entry>,
+    /// A hash of the name → position of its first entry (a file of thousands of users is
+    /// looked up by name once per user). A hash, not the name, so that the index costs no
+    /// allocation per entry; a lookup checks the name it finds.
+    index: HashMap<u64, usize>,
     /// Lines that are not entries (comments, blank, malformed), in file order.
     pub(crate) other: Vec<String>,
     /// NIS compat lines, in file order; written last.
     pub(crate) nis: Vec<String>,
+}
+
+/// The hash the index keys names by (fixed keys: the same on every run).
+fn name_hash(name: &str) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
 }
 
 impl Table {
@@ -31,15 +139,13 @@ impl Table {
                 t.nis.push(line.to_owned());
                 continue;
             }
-            let parts: Vec<&str> = line.split(':').collect();
-            let is_entry = !line.starts_with('#')
-                && parts.len() == fields
-                && !parts[0].is_empty()
-                && !parts[0].contains(char::is_whitespace);
-            if is_entry {
-                entries.push(parts.into_iter().map(str::to_owned).collect());
-            } else {
-                t.other.push(line.to_owned());
+            let entry = Some(line)
+                .filter(|l| !l.starts_with('#'))
+                .and_then(|l| Entry::parse(l, fields))
+                .filter(|e| !e[0].is_empty() && !e[0].contains(char::is_whitespace));
+            match entry {
+                Some(e) => entries.push(e),
+                None => t.other.push(line.to_owned()),
             }
         }
         t.set_entries(entries);
@@ -47,35 +153,33 @@ impl Table {
     }
 
     /// Replaces the entries.
-    pub(crate) fn set_entries(&mut self, entries: Vec<Vec<String>>) {
+    pub(crate) fn set_entries(&mut self, entries: Vec<Entry>) {
         self.index.clear();
+        self.index.reserve(entries.len());
         for (i, e) in entries.iter().enumerate() {
-            self.index.entry(e[0].clone()).or_insert(i);
+            self.index.entry(name_hash(&e[0])).or_insert(i);
         }
         self.entries = entries;
     }
 
     /// The entry named `name`, if any (the first one: a later duplicate is kept, not used).
-    pub(crate) fn get(&self, name: &str) -> Option<&[String]> {
-        self.index.get(name).map(|&i| self.entries[i].as_slice())
+    pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
+        let at = *self.index.get(&name_hash(name))?;
+        match self.entries.get(at) {
+            Some(e) if &e[0] == name => Some(e),
+            // Two names with one hash: the index holds the other one; look it up in order.
+            _ => self.entries.iter().find(|e| &e[0] == name),
+        }
     }
 
     /// The file's text: the lines etcflip does not understand first, as they were, then the
     /// entries, then NIS lines.
     pub(crate) fn render(&self) -> String {
+        let lines = (self.other.iter().map(String::as_str))
+            .chain(self.entries.iter().map(Entry::line))
+            .chain(self.nis.iter().map(String::as_str));
         let mut out = String::new();
-        for line in self
-            .other
-            .iter()
-            .chain(
-                self.entries
-                    .iter()
-                    .map(|e| e.join(":"))
-                    .collect::<Vec<_>>()
-                    .iter(),
-            )
-            .chain(&self.nis)
-        {
+        for line in lines {
             out.push_str(line);
             out.push('\n');
         }
@@ -84,8 +188,8 @@ impl Table {
 }
 
 /// The numeric id in field `i` of `entry`, if it is one.
-pub(crate) fn id_of(entry: &[String], i: usize) -> Option<u32> {
-    entry.get(i).and_then(|f| f.parse().ok())
+pub(crate) fn id_of(entry: &Entry, i: usize) -> Option<u32> {
+    (i < entry.len()).then(|| entry[i].parse().ok())?
 }
 
 #[cfg(test)]
@@ -95,17 +199,57 @@ mod tests {
     #[test]
     fn what_is_not_understood_is_kept() {
         let text = "# users\nroot:x:0:0:root:/root:/bin/sh\n+@nis::::::\nbroken line\n\
-                    \nalice:x:1000:100::/home/alice:/bin/bash\r\n-bob\n";
+                    \nalice:x:1000:100::/home/alice:/bin/bash\r\n-bob\n\
+                    too:many:fields:1:2:3:4:5\n";
         let t = Table::parse(text, 7);
         assert_eq!(t.entries.len(), 2);
-        assert_eq!(t.other, ["# users", "broken line", ""]);
+        assert_eq!(
+            t.other,
+            ["# users", "broken line", "", "too:many:fields:1:2:3:4:5"]
+        );
         assert_eq!(t.nis, ["+@nis::::::", "-bob"]);
-        assert_eq!(t.get("alice").map(|e| e[2].as_str()), Some("1000"));
+        assert_eq!(t.get("alice").map(|e| &e[2]), Some("1000"));
         assert_eq!(
             t.render(),
-            "# users\nbroken line\n\nroot:x:0:0:root:/root:/bin/sh\n\
+            "# users\nbroken line\n\ntoo:many:fields:1:2:3:4:5\nroot:x:0:0:root:/root:/bin/sh\n\
              alice:x:1000:100::/home/alice:/bin/bash\n+@nis::::::\n-bob\n"
         );
         assert_eq!(id_of(t.get("root").unwrap(), 2), Some(0));
+    }
+
+    #[test]
+    fn an_entry_is_its_fields() {
+        // (line, fields wanted, the fields if it is an entry)
+        let cases: [(&str, usize, Option<&[&str]>); 6] = [
+            ("a:b:c", 3, Some(&["a", "b", "c"])),
+            ("a::", 3, Some(&["a", "", ""])),
+            ("::", 3, Some(&["", "", ""])),
+            ("a:b", 3, None),
+            ("a:b:c:d", 3, None),
+            ("a:b:c:d:e:f:g:h:i:j", 9, None),
+        ];
+        for (line, n, want) in cases {
+            let got = Entry::parse(line, n);
+            assert_eq!(
+                got.as_ref().map(|e| e.fields().collect::<Vec<_>>()),
+                want.map(<[&str]>::to_vec),
+                "{line:?}"
+            );
+            if let Some(e) = got {
+                assert_eq!(e.line(), line);
+                assert_eq!(e, Entry::new(e.fields()));
+                assert_eq!(&e[n], "", "past the last field");
+            }
+        }
+        let e = Entry::new(["root", "x", "0"]).with(1, "!");
+        assert_eq!(e.line(), "root:!:0");
+    }
+
+    #[test]
+    fn a_lookup_finds_the_first_entry_of_a_name() {
+        let t = Table::parse("a:1\nb:2\na:3\n", 2);
+        assert_eq!(t.get("a").map(Entry::line), Some("a:1"));
+        assert_eq!(t.get("b").map(Entry::line), Some("b:2"));
+        assert!(t.get("c").is_none());
     }
 }

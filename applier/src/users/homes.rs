@@ -67,8 +67,8 @@ pub(crate) fn look(
         .iter()
         .filter(|e| passwd.get(&e[0]).is_none())
     {
-        if root.node_with(&format!("{LINGER}/{}", e[0]), false)? != Node::Absent {
-            out.push(Action::Linger(e[0].clone(), false));
+        if root.node_with(&format!("{LINGER}/{}", &e[0]), false)? != Node::Absent {
+            out.push(Action::Linger(e[0].to_owned(), false));
         }
     }
     for u in &decl.users {

@@ -16,6 +16,7 @@
 
 use sha_crypt::{PasswordHasher as _, PasswordVerifier as _, ShaCrypt};
 
+use super::files::Entry;
 use etcflip_format::users::{date_days, User};
 
 /// What a planned shadow field is made of, to report without showing a secret.
@@ -134,25 +135,21 @@ fn from_file(path: &str, read: ReadFile) -> Result<String, String> {
 
 /// The shadow entry of `u`: its old one with the new password field and expiry, or a new one
 /// (last change on day 1, as NixOS writes it).
-pub(crate) fn entry(u: &User, field: String, old: Option<&[String]>) -> Vec<String> {
+pub(crate) fn entry(u: &User, field: &str, old: Option<&Entry>) -> Entry {
     let expire = u
         .expires
         .as_deref()
         .and_then(date_days)
         .map(|d| d.to_string())
         .unwrap_or_default();
-    let mut e: Vec<String> = match old {
-        Some(old) => old.to_vec(),
-        None => ["", "", "1", "", "", "", "", "", ""]
-            .map(str::to_owned)
-            .to_vec(),
-    };
-    u.name.as_str().clone_into(&mut e[0]);
-    e[1] = field;
-    if u.expires.is_some() || old.is_none() {
-        e[7] = expire;
-    }
-    e
+    let new = ["", "", "1", "", "", "", "", "", ""];
+    let set_expiry = u.expires.is_some() || old.is_none();
+    Entry::new((0..new.len()).map(|i| match i {
+        0 => u.name.as_str(),
+        1 => field,
+        7 if set_expiry => &expire,
+        _ => old.map_or(new[i], |o| &o[i]),
+    }))
 }
 
 #[cfg(test)]

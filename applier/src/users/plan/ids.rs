@@ -104,8 +104,8 @@ impl Holders<'_> {
         };
         for e in &t.entries {
             if let Some(id) = id_of(e, i) {
-                h.by_name.entry(e[0].as_str()).or_insert(id);
-                h.by_id.entry(id).or_default().push(e[0].as_str());
+                h.by_name.entry(&e[0]).or_insert(id);
+                h.by_id.entry(id).or_default().push(&e[0]);
             }
         }
         // A line etcflip does not understand (a stray trailing ':') may still be one libc

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use etcflip_format::borrowed::Str;
 use etcflip_format::users::{User, Users, NOLOGIN};
 
-use super::files::{id_of, Table};
+use super::files::{id_of, Entry, Table};
 use super::ledger::Ledgers;
 use super::shadow;
 
@@ -75,7 +75,7 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     plan_users(decl, found, &gids, &mut p);
     let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
     let kept: BTreeSet<String> = (p.db.passwd.entries.iter())
-        .map(|e| e[0].clone())
+        .map(|e| e[0].to_owned())
         .filter(|n| !declared_users.contains(n.as_str()))
         .collect();
     subids::plan(decl, found, &kept, &mut p);
@@ -89,7 +89,7 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
 fn removed_users<'a>(decl: &Users, found: &'a Found) -> BTreeSet<&'a str> {
     let declared: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
     (found.db.passwd.entries.iter())
-        .map(|e| e[0].as_str())
+        .map(|e| &e[0])
         .filter(|n| !declared.contains(n))
         .filter(|n| !decl.mutable_users || found.db.ledgers.declarative_users.contains(*n))
         .collect()
@@ -110,7 +110,7 @@ fn plan_groups(
         &found.db.ledgers.gids,
     );
     let mut gids = BTreeMap::new();
-    let mut rows: Vec<(u32, Vec<String>)> = Vec::new();
+    let mut rows: Vec<(u32, Entry)> = Vec::new();
     for g in &decl.groups {
         let on_root = holders.by_name.get(g.name.as_str()).copied();
         let at = (on_root, declared(g.gid));
@@ -133,30 +133,29 @@ fn plan_groups(
             }));
         }
         let members = members.into_iter().collect::<Vec<_>>().join(",");
-        let pw = old.map_or("x", |e| e[1].as_str());
-        if let Some(old) = old.filter(|e| e[3] != members) {
+        let pw = old.map_or("x", |e| &e[1]);
+        if let Some(old) = old.filter(|e| e[3] != *members) {
             p.changes.push(format!(
                 "set the members of group {}: {} → {members}",
-                g.name, old[3]
+                g.name, &old[3]
             ));
         }
         rows.push((
             gid,
-            vec![g.name.to_string(), pw.to_owned(), gid.to_string(), members],
+            Entry::new([g.name.as_str(), pw, &gid.to_string(), &members]),
         ));
     }
     for e in &found.db.group.entries {
-        if declared_groups.contains(e[0].as_str()) {
+        if declared_groups.contains(&e[0]) {
             continue;
         }
         let keep = decl.mutable_users && !found.db.ledgers.declarative_groups.contains(&e[0]);
         if stays(("group", "gid"), e, keep, p) {
             // A removed user leaves the groups that stay.
-            let mut kept = e.clone();
             let members: Vec<&str> = (e[3].split(','))
                 .filter(|m| !m.is_empty() && !removed.contains(*m))
                 .collect();
-            kept[3] = members.join(",");
+            let kept = e.with(3, &members.join(","));
             rows.push((id_of(e, 2).unwrap_or(u32::MAX), kept));
         }
     }
@@ -168,17 +167,17 @@ fn plan_groups(
 
 /// Whether an account on the root that nobody declares stays (`keep`); when it goes, the
 /// removal is noted, and removing root (id 0) is a clash.
-fn stays((kind, what): (&str, &str), e: &[String], keep: bool, p: &mut Planned) -> bool {
+fn stays((kind, what): (&str, &str), e: &Entry, keep: bool, p: &mut Planned) -> bool {
     if !keep {
         if id_of(e, 2) == Some(0) {
             p.clashes.push(format!(
                 "{kind} {} ({what} 0) would be removed: declare it",
-                e[0]
+                &e[0]
             ));
         } else {
             p.changes.push(format!(
                 "remove {kind} {} (its {what} stays reserved)",
-                e[0]
+                &e[0]
             ));
         }
     }
@@ -194,7 +193,7 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         statics,
         &found.db.ledgers.uids,
     );
-    let mut rows: Vec<(u32, Vec<String>, Option<Vec<String>>)> = Vec::new();
+    let mut rows: Vec<(u32, Entry, Option<Entry>)> = Vec::new();
     for u in &decl.users {
         let Some(gid) = gids
             .get(u.group.as_str())
@@ -216,12 +215,12 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         rows.push((uid, row, shadow));
     }
     for e in &found.db.passwd.entries {
-        if declared_users.contains(e[0].as_str()) {
+        if declared_users.contains(&e[0]) {
             continue;
         }
         let keep = decl.mutable_users && !found.db.ledgers.declarative_users.contains(&e[0]);
         if stays(("user", "uid"), e, keep, p) {
-            let shadow = found.db.shadow.get(&e[0]).map(<[String]>::to_vec);
+            let shadow = found.db.shadow.get(&e[0]).cloned();
             rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone(), shadow));
         }
     }
@@ -236,19 +235,10 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
 }
 
 /// The passwd entry of a declared user (`old`: its entry on the root).
-fn passwd_row(
-    u: &User,
-    (uid, gid): (u32, u32),
-    old: Option<&[String]>,
-    p: &mut Planned,
-) -> Vec<String> {
-    let shell = u
-        .shell
-        .as_deref()
-        .or(old.map(|e| e[6].as_str()))
-        .unwrap_or(NOLOGIN);
-    let pw = old.map_or("x", |e| e[1].as_str());
-    let fields = [
+fn passwd_row(u: &User, (uid, gid): (u32, u32), old: Option<&Entry>, p: &mut Planned) -> Entry {
+    let shell = u.shell.as_deref().or(old.map(|e| &e[6])).unwrap_or(NOLOGIN);
+    let pw = old.map_or("x", |e| &e[1]);
+    let row = Entry::new([
         &u.name,
         pw,
         &uid.to_string(),
@@ -256,14 +246,13 @@ fn passwd_row(
         &u.description,
         &u.home,
         shell,
-    ];
-    let row: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
-    if let Some(old) = old.filter(|e| **e != row[..]) {
+    ]);
+    if let Some(old) = old.filter(|e| **e != row) {
         p.changes.push(format!(
             "change user {}: {} → {}",
             u.name,
-            old.join(":"),
-            row.join(":")
+            old.line(),
+            row.line()
         ));
     }
     row
@@ -271,21 +260,21 @@ fn passwd_row(
 
 /// The shadow entry of a declared user; `None` (and the reason in `p.invalid`) when its
 /// password file cannot be used.
-fn shadow_row(u: &User, mutable: bool, found: &Found, p: &mut Planned) -> Option<Vec<String>> {
+fn shadow_row(u: &User, mutable: bool, found: &Found, p: &mut Planned) -> Option<Entry> {
     let old = found.db.shadow.get(&u.name);
     let mut read = |path: &str| match found.password_files.get(path) {
         Some(Ok(content)) => Ok(content.clone()),
         Some(Err(why)) => Err(anyhow::anyhow!("{why}")),
         None => Ok(None),
     };
-    let old_field = old.map(|e| e[1].as_str());
+    let old_field = old.map(|e| &e[1]);
     match shadow::password(u, (old_field, mutable), &mut read) {
         Ok((field, source)) => {
             if old_field != Some(field.as_str()) {
                 p.changes
                     .push(format!("set the password of user {}: {}", u.name, source));
             }
-            Some(shadow::entry(u, field, old))
+            Some(shadow::entry(u, &field, old))
         }
         Err(why) => {
             p.invalid.push(why);

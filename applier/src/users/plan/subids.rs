@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use etcflip_format::users::Users;
 
 use super::{Found, Planned};
-use crate::users::files::Table;
+use crate::users::files::{Entry, Table};
 
 /// The first automatic range, and the size of each.
 const AUTO_BASE: u64 = 100_000;
@@ -109,7 +109,7 @@ fn table(
     let mut t = Table::default();
     t.other.clone_from(&found.other);
     t.nis.clone_from(&found.nis);
-    let mut entries: Vec<Vec<String>> = (found.entries.iter())
+    let mut entries: Vec<Entry> = (found.entries.iter())
         .filter(|e| kept.contains(&e[0]))
         .cloned()
         .collect();
@@ -118,11 +118,11 @@ fn table(
         .map(|(n, s, c)| (*n, as_u64(*s), as_u64(*c))))
     .chain(autos.iter().map(|(n, s)| (*n, *s, AUTO_COUNT)));
     for (name, start, count) in declared {
-        entries.push(vec![name.to_owned(), start.to_string(), count.to_string()]);
+        entries.push(Entry::new([name, &start.to_string(), &count.to_string()]));
     }
     t.set_entries(entries);
     let ranges: Vec<(String, u64, u64)> = (t.entries.iter())
-        .filter_map(|e| Some((e[0].clone(), e[1].parse().ok()?, e[2].parse().ok()?)))
+        .filter_map(|e| Some((e[0].to_owned(), e[1].parse().ok()?, e[2].parse().ok()?)))
         .collect();
     for (i, (a, sa, ca)) in ranges.iter().enumerate() {
         for (b, sb, cb) in &ranges[i + 1..] {

@@ -202,9 +202,9 @@ fn mutable_users_keep_what_was_added_at_run_time() {
         .changes
         .iter()
         .any(|c| c == "remove user dropped (its uid stays reserved)"));
-    assert_eq!(p.db.group.get("users").unwrap()[3], "made");
+    assert_eq!(&p.db.group.get("users").unwrap()[3], "made");
     assert_eq!(
-        p.db.group.get("extra").unwrap()[3],
+        &p.db.group.get("extra").unwrap()[3],
         "made",
         "an undeclared group stays"
     );
@@ -215,7 +215,7 @@ fn mutable_users_keep_what_was_added_at_run_time() {
     );
     let p = keep(false);
     assert_eq!(uid(&p, "made"), None, "immutable: only what is declared");
-    assert_eq!(p.db.group.get("users").unwrap()[3], "");
+    assert_eq!(&p.db.group.get("users").unwrap()[3], "");
     assert!(p.db.group.get("extra").is_none());
 }
 
@@ -236,7 +236,7 @@ fn with_passwords(
 fn shadow_field(p: &Planned, name: &str) -> String {
     p.db.shadow
         .get(name)
-        .map(|e| e[1].clone())
+        .map(|e| e[1].to_owned())
         .unwrap_or_default()
 }
 
@@ -291,7 +291,7 @@ fn passwords_follow_nixos_precedence_and_never_churn() {
         assert!(p.invalid.is_empty(), "{what}: {:?}", p.invalid);
         assert_eq!(shadow_field(&p, "a"), want, "{what}");
         assert_eq!(
-            p.db.shadow.get("a").unwrap()[2],
+            &p.db.shadow.get("a").unwrap()[2],
             "19000",
             "{what}: the rest is kept"
         );
@@ -321,7 +321,7 @@ fn passwords_follow_nixos_precedence_and_never_churn() {
     new.uid = Some(1001);
     new.expires = Some("1970-01-11".into());
     let p = plan(&decl(true, vec![new], &[]), &f);
-    assert_eq!(p.db.shadow.get("n").unwrap().join(":"), "n:!:1:::::10:");
+    assert_eq!(p.db.shadow.get("n").unwrap().line(), "n:!:1:::::10:");
 }
 
 #[test]
@@ -376,12 +376,12 @@ fn members_follow_the_declaration_and_removed_users_leave_every_group() {
     let f = found(root, group, &[("bob", 1001)], &["root", "alice", "bob"]);
     let p = plan(&d, &f);
     assert_eq!(
-        p.db.group.get("wheel").unwrap()[3],
+        &p.db.group.get("wheel").unwrap()[3],
         "",
         "a declared user leaves a group"
     );
     assert_eq!(
-        p.db.group.get("docker").unwrap()[3],
+        &p.db.group.get("docker").unwrap()[3],
         "alice",
         "a removed user leaves kept groups"
     );
