@@ -497,6 +497,73 @@ fn a_user_file_that_is_a_link_refuses_the_switch_and_an_open_shadow_is_closed() 
     assert_eq!(mode & 0o777, 0o600);
 }
 
+/// Phase 3 does not plan again when the root did not change since phase 1, but it still looks
+/// at what reading cannot see: a `passwd` that became a mount point (with the same content)
+/// while the switch waited for `/etc/.pwd.lock` refuses the switch, and nothing is written.
+/// Run in a private mount namespace; perl holds the lock as `lckpwdf` takes it.
+#[test]
+fn a_user_file_mounted_over_while_the_lock_is_waited_for_refuses_the_switch() {
+    let s = Scratch::new("users-mounted-meanwhile");
+    s.file(
+        "root/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh
+",
+    );
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    s.file("root/etc/shadow", "root:!:1::::::\n");
+    s.file("root/etc/.pwd.lock", "");
+    s.file("copy-of-passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    let users = json!([
+        user("root", &json!(0), true),
+        user("alice", &json!(1000), false)
+    ]);
+    let gen = s.gen("g", &spec(&users));
+    let script = r#"
+        root=$1 gen=$2 etcflip=$3 copy=$4
+        perl -e 'use Fcntl qw(F_SETLK F_WRLCK SEEK_SET); $|=1;
+                 open(my $fh, "+<", $ARGV[0]) or die;
+                 my $fl = pack("s s x4 q q l x4", F_WRLCK, SEEK_SET, 0, 0, 0);
+                 fcntl($fh, F_SETLK, $fl) or die "fcntl: $!";
+                 print "locked
+"; <STDIN>;' "$root/etc/.pwd.lock" < <(sleep 3) > lock.out &
+        for _ in $(seq 100); do grep -q locked lock.out 2>/dev/null && break; sleep 0.05; done
+        grep -q locked lock.out
+        "$etcflip" switch "$gen" --root "$root" > switch.out 2>&1 &
+        pid=$!
+        sleep 1
+        mount --bind "$copy" "$root/etc/passwd"
+        wait "$pid" && echo "exit 0" || echo "exit $?"
+        cat switch.out
+        grep -c alice "$root/etc/passwd" || true
+        umount "$root/etc/passwd"
+        grep -c alice "$root/etc/passwd" "$root/etc/group" || true
+    "#;
+    let out = std::process::Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args(["bash", "-eu", "-c", script, "bash"])
+        .arg(&s.root)
+        .arg(&gen)
+        .arg(etcflip_e2e::bin("etcflip"))
+        .arg(s.dir.join("copy-of-passwd"))
+        .current_dir(&s.dir)
+        .output()
+        .unwrap();
+    let text = text_of(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(!text.contains("exit 0"), "the switch went through: {text}");
+    assert!(
+        text.contains("etc/passwd is not a regular file etcflip can replace"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!(
+            "0\n{root}/etc/passwd:0\n{root}/etc/group:0\n",
+            root = s.root.display()
+        )),
+        "alice was written (over the mount, under it, or into group): {text}"
+    );
+}
+
 /// A root as NixOS's `update-users-groups.pl` leaves it: files sorted by id, ledgers in its
 /// formats (`encode_json` without spaces, keys in hash order, an id that an older Perl JSON
 /// wrote as a string; names space-separated).

@@ -32,15 +32,29 @@ pub(crate) struct Ledgers {
     pub(crate) auto_subuids: BTreeMap<String, u32>,
 }
 
+/// The ledger files' texts, in [`FILES`]' order (`None`: missing).
+pub(crate) type Texts = [Option<String>; 5];
+
+/// Reads the ledger files under `root`, as they are.
+pub(crate) fn read(root: &mut Root) -> Result<Texts> {
+    Ok([
+        text(root, FILES[0])?,
+        text(root, FILES[1])?,
+        text(root, FILES[2])?,
+        text(root, FILES[3])?,
+        text(root, FILES[4])?,
+    ])
+}
+
 impl Ledgers {
-    /// Reads the ledgers under `root`.
-    pub(crate) fn read(root: &mut Root) -> Result<Ledgers> {
+    /// The ledgers in `texts` (read from `root`, which errors name).
+    pub(crate) fn parse(root: &Root, texts: &Texts) -> Result<Ledgers> {
         Ok(Ledgers {
-            uids: map(root, "uid-map")?,
-            gids: map(root, "gid-map")?,
-            declarative_users: names(root, "declarative-users")?,
-            declarative_groups: names(root, "declarative-groups")?,
-            auto_subuids: map(root, "auto-subuid-map")?,
+            uids: map(root, FILES[0], texts[0].as_deref())?,
+            gids: map(root, FILES[1], texts[1].as_deref())?,
+            declarative_users: names(texts[2].as_deref()),
+            declarative_groups: names(texts[3].as_deref()),
+            auto_subuids: map(root, FILES[4], texts[4].as_deref())?,
         })
     }
 }
@@ -56,8 +70,8 @@ fn text(root: &mut Root, name: &str) -> Result<Option<String>> {
     }
 }
 
-fn map(root: &mut Root, name: &str) -> Result<BTreeMap<String, u32>> {
-    let Some(text) = text(root, name)? else {
+fn map(root: &Root, name: &str, text: Option<&str>) -> Result<BTreeMap<String, u32>> {
+    let Some(text) = text else {
         return Ok(BTreeMap::new());
     };
     let bad = |why: &dyn std::fmt::Display| {
@@ -68,7 +82,7 @@ fn map(root: &mut Root, name: &str) -> Result<BTreeMap<String, u32>> {
     };
     // Older Perl JSON modules wrote some ids as strings ("1000"): both are ids.
     let raw: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&text).map_err(|e| bad(&e))?;
+        serde_json::from_str(text).map_err(|e| bad(&e))?;
     raw.into_iter()
         .map(|(k, v)| {
             let id = match &v {
@@ -84,8 +98,7 @@ fn map(root: &mut Root, name: &str) -> Result<BTreeMap<String, u32>> {
         .collect()
 }
 
-fn names(root: &mut Root, name: &str) -> Result<BTreeSet<String>> {
-    Ok(text(root, name)?
-        .map(|t| t.split_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default())
+fn names(text: Option<&str>) -> BTreeSet<String> {
+    text.map(|t| t.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
 }

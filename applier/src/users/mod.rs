@@ -57,18 +57,49 @@ pub struct Report {
     /// The ledgers as this plan read them.
     #[serde(skip)]
     pub(crate) recorded: ledger::Ledgers,
+    /// What the plan was made from (phase 3 plans again only when the root changed).
+    #[serde(skip)]
+    pub(crate) inputs: Inputs,
 }
 
-/// Reads what the users phase needs from the root (its own files, never the host's NSS) and
-/// plans it.
+/// What the users phase reads from the root, as it read it: the five files, the ledgers and
+/// the declared password files. The plan is a function of these and the declaration (and of
+/// the homes, which it looks at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Inputs {
+    texts: [String; 5],
+    ledgers: ledger::Texts,
+    password_files: BTreeMap<String, Result<Option<Vec<u8>>, String>>,
+}
+
+/// Reads what the users phase needs from the root (its own files, never the host's NSS).
+pub(crate) fn read_inputs(root: &mut Root, decl: &Users) -> Result<Inputs> {
+    Ok(Inputs {
+        texts: [
+            read(root, "etc/passwd")?,
+            read(root, "etc/group")?,
+            read(root, "etc/shadow")?,
+            read(root, "etc/subuid")?,
+            read(root, "etc/subgid")?,
+        ],
+        ledgers: ledger::read(root)?,
+        password_files: password_files(root, decl),
+    })
+}
+
+/// Reads what the users phase needs from the root and plans it.
 pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
-    let texts = [
-        read(root, "etc/passwd")?,
-        read(root, "etc/group")?,
-        read(root, "etc/shadow")?,
-        read(root, "etc/subuid")?,
-        read(root, "etc/subgid")?,
-    ];
+    let inputs = read_inputs(root, decl)?;
+    plan_from(root, decl, inputs)
+}
+
+/// Plans the users phase on what [`read_inputs`] read.
+pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result<Report> {
+    let Inputs {
+        texts,
+        ledgers,
+        password_files,
+    } = inputs;
     let found = plan::Found {
         db: plan::Database {
             passwd: files::Table::parse(&texts[0], 7),
@@ -76,9 +107,9 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
             shadow: files::Table::parse(&texts[2], 9),
             subuid: files::Table::parse(&texts[3], 3),
             subgid: files::Table::parse(&texts[4], 3),
-            ledgers: ledger::Ledgers::read(root)?,
+            ledgers: ledger::Ledgers::parse(root, &ledgers)?,
         },
-        password_files: password_files(root, decl),
+        password_files,
     };
     let mut p = plan::plan(decl, &found);
     p.clashes.extend(unwritable(root)?);
@@ -117,6 +148,11 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
         planned: p,
         homes,
         recorded: found.db.ledgers,
+        inputs: Inputs {
+            texts,
+            ledgers,
+            password_files: found.password_files,
+        },
     })
 }
 

@@ -1,9 +1,10 @@
 //! Phase 3: the user database written, holding `/etc/.pwd.lock` the way `lckpwdf` takes it
 //! (an `fcntl` record lock: a `flock` would not exclude `useradd`).
 //!
-//! Under the lock the files are read and planned again: when `passwd` or `group` changed
-//! since phase 1 planned them (a `useradd` meanwhile), the switch stops before anything
-//! visible changed, and a rerun plans with the new account; nothing is lost. Then `group`,
+//! Under the lock the files are read again, and planned again when they (or the ledgers or
+//! password files) differ from what phase 1 planned: when `passwd` or `group` changed (a
+//! `useradd` meanwhile), the switch stops before anything visible changed, and a rerun plans
+//! with the new account; nothing is lost. When nothing differs, phase 1's plan stands. Then `group`,
 //! `passwd`, `shadow`, `subuid` and `subgid` are replaced in that order, each atomically, keeping its mode and
 //! owner (new: 0644, and `shadow` 0640, group `shadow` when there is one); the mode is set
 //! before any byte is written, so `shadow` is never readable by others. The ledgers come
@@ -48,7 +49,19 @@ pub(crate) fn write(
             LOCK_WAIT.as_secs()
         ),
     };
-    let now = super::plan(root, decl)?;
+    let inputs = super::read_inputs(root, decl)?;
+    let replanned;
+    let now = if inputs == before.inputs {
+        // Reading cannot see a file that became a link or a mount point since phase 1.
+        let clashes = super::unwritable(root)?;
+        if !clashes.is_empty() {
+            bail!("{}", clashes.join("\n"));
+        }
+        before
+    } else {
+        replanned = super::plan_from(root, decl, inputs)?;
+        &replanned
+    };
     if now.passwd != before.passwd || now.group != before.group || !now.clashes.is_empty() {
         bail!(
             "the user database changed while this switch planned; nothing visible was \
