@@ -1,7 +1,7 @@
 //! Ids: the ranges NixOS allocates in, what is taken or reserved, and settling the id of one
 //! declared account (kept, static, revived or allocated; a clash otherwise).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Planned;
 use crate::users::files::{id_of, Table};
@@ -91,32 +91,52 @@ impl<'a> Ids<'a> {
 
 /// The accounts of a file on the root, by name and by id.
 pub(super) struct Holders<'a> {
-    pub(super) by_name: BTreeMap<&'a str, u32>,
-    pub(super) by_id: BTreeMap<u32, Vec<&'a str>>,
+    pub(super) by_name: HashMap<&'a str, u32>,
+    /// (id, name), sorted: one allocation for a file of thousands of accounts.
+    by_id: Vec<(u32, &'a str)>,
 }
 
-impl Holders<'_> {
+impl<'a> Holders<'a> {
     /// The entries of `t` whose id is field `i`.
     pub(super) fn of(t: &Table, i: usize) -> Holders<'_> {
         let mut h = Holders {
-            by_name: BTreeMap::new(),
-            by_id: BTreeMap::new(),
+            by_name: HashMap::with_capacity(t.entries.len()),
+            by_id: Vec::with_capacity(t.entries.len()),
         };
         for e in &t.entries {
             if let Some(id) = id_of(e, i) {
                 h.by_name.entry(&e[0]).or_insert(id);
-                h.by_id.entry(id).or_default().push(&e[0]);
+                h.by_id.push((id, &e[0]));
             }
         }
         // A line etcflip does not understand (a stray trailing ':') may still be one libc
         // reads: its id is held all the same.
         for line in &t.other {
-            let fields: Vec<&str> = line.split(':').collect();
-            if let Some(id) = fields.get(i).and_then(|f| f.parse().ok()) {
-                h.by_id.entry(id).or_default().push(fields[0]);
+            let name = line.split(':').next().unwrap_or_default();
+            if let Some(id) = line.split(':').nth(i).and_then(|f| f.parse().ok()) {
+                h.by_id.push((id, name));
             }
         }
+        h.by_id.sort_unstable();
         h
+    }
+
+    /// Every id held, in order (once each).
+    pub(super) fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        let all = self.by_id.iter().map(|&(id, _)| id);
+        all.clone()
+            .zip(std::iter::once(None).chain(all.map(Some)))
+            .filter(|&(id, before)| before != Some(id))
+            .map(|(id, _)| id)
+    }
+
+    /// Who holds `id`.
+    fn of_id(&self, id: u32) -> impl Iterator<Item = &'a str> + '_ {
+        let from = self.by_id.partition_point(|&(i, _)| i < id);
+        self.by_id[from..]
+            .iter()
+            .take_while(move |&&(i, _)| i == id)
+            .map(|&(_, name)| name)
     }
 }
 
@@ -144,7 +164,7 @@ pub(super) fn settle_id(
         }
         (Some(have), _) => Some(have),
         (None, Some(want)) => {
-            let other = (holders.by_id.get(&want).into_iter().flatten()).find(|n| **n != name);
+            let other = holders.of_id(want).find(|n| *n != name);
             if let Some(other) = other {
                 p.clashes.push(format!(
                     "{kind} {name}: {what} {want} belongs to {kind} {other} on the root"
@@ -168,5 +188,32 @@ pub(super) fn settle_id(
                 .push(format!("create {kind} {name} ({verb} {what} {id})"));
             Some(id)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holders_list_each_id_once_and_every_holder_of_an_id() {
+        let t = Table::parse(
+            "a:x:5:1\nb:x:3:1\nc:x:5:1\nd:x:none:1\ne:x:9:1\n# x\nstray:x:7:1:\n",
+            4,
+        );
+        let h = Holders::of(&t, 2);
+        assert_eq!(h.ids().collect::<Vec<_>>(), [3, 5, 7, 9]);
+        let cases: [(u32, &[&str]); 5] = [
+            (3, &["b"]),
+            (5, &["a", "c"]),
+            (7, &["stray"]),
+            (9, &["e"]),
+            (4, &[]),
+        ];
+        for (id, want) in cases {
+            assert_eq!(h.of_id(id).collect::<Vec<_>>(), want, "id {id}");
+        }
+        assert_eq!(h.by_name.get("a"), Some(&5));
+        assert_eq!(h.by_name.get("d"), None);
     }
 }

@@ -10,7 +10,7 @@
 //!   them (then they were removed from the declaration); without it, only declared accounts
 //!   stay. Ledgers only grow.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use etcflip_format::borrowed::Str;
 use etcflip_format::users::{User, Users, NOLOGIN};
@@ -73,21 +73,39 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     let removed = removed_users(decl, found);
     let gids = plan_groups(decl, found, &removed, &mut p);
     plan_users(decl, found, &gids, &mut p);
-    let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+    let declared_users: HashSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
     let kept: BTreeSet<String> = (p.db.passwd.entries.iter())
-        .map(|e| e[0].to_owned())
-        .filter(|n| !declared_users.contains(n.as_str()))
+        .map(|e| &e[0])
+        .filter(|n| !declared_users.contains(n))
+        .map(str::to_owned)
         .collect();
     subids::plan(decl, found, &kept, &mut p);
-    p.db.ledgers.declarative_groups = decl.groups.iter().map(|g| g.name.to_string()).collect();
-    p.db.ledgers.declarative_users = decl.users.iter().map(|u| u.name.to_string()).collect();
+    set_names(
+        &mut p.db.ledgers.declarative_groups,
+        decl.groups.iter().map(|g| g.name.as_str()),
+    );
+    set_names(
+        &mut p.db.ledgers.declarative_users,
+        decl.users.iter().map(|u| u.name.as_str()),
+    );
     p
+}
+
+/// Makes `set` hold exactly `names`, allocating only when it does not already (a re-switch
+/// declares the names the ledger holds).
+fn set_names<'n>(set: &mut BTreeSet<String>, names: impl Iterator<Item = &'n str>) {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    names.dedup();
+    if !set.iter().map(String::as_str).eq(names.iter().copied()) {
+        *set = names.into_iter().map(str::to_owned).collect();
+    }
 }
 
 /// The accounts on the root this plan removes: undeclared ones the previous generation
 /// declared, or, without `mutableUsers`, every undeclared one.
 fn removed_users<'a>(decl: &Users, found: &'a Found) -> BTreeSet<&'a str> {
-    let declared: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+    let declared: HashSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
     (found.db.passwd.entries.iter())
         .map(|e| &e[0])
         .filter(|n| !declared.contains(n))
@@ -101,14 +119,10 @@ fn plan_groups(
     removed: &BTreeSet<&str>,
     p: &mut Planned,
 ) -> BTreeMap<String, u32> {
-    let declared_groups: BTreeSet<&str> = decl.groups.iter().map(|g| g.name.as_str()).collect();
+    let declared_groups: HashSet<&str> = decl.groups.iter().map(|g| g.name.as_str()).collect();
     let holders = Holders::of(&found.db.group, 2);
     let statics = decl.groups.iter().filter_map(|g| declared(g.gid));
-    let mut ids = Ids::new(
-        holders.by_id.keys().copied(),
-        statics,
-        &found.db.ledgers.gids,
-    );
+    let mut ids = Ids::new(holders.ids(), statics, &found.db.ledgers.gids);
     let mut gids = BTreeMap::new();
     let mut rows: Vec<(u32, Entry)> = Vec::new();
     for g in &decl.groups {
@@ -117,7 +131,9 @@ fn plan_groups(
         let Some(gid) = settle_id(("group", &g.name), at, &holders, (&mut ids, SYSTEM), p) else {
             continue;
         };
-        p.db.ledgers.gids.insert(g.name.to_string(), gid);
+        if p.db.ledgers.gids.get(g.name.as_str()) != Some(&gid) {
+            p.db.ledgers.gids.insert(g.name.to_string(), gid);
+        }
         gids.insert(g.name.to_string(), gid);
         let old = found.db.group.get(&g.name);
         let mut members: BTreeSet<&str> = g.members.iter().map(Str::as_str).collect();
@@ -185,14 +201,10 @@ fn stays((kind, what): (&str, &str), e: &Entry, keep: bool, p: &mut Planned) -> 
 }
 
 fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut Planned) {
-    let declared_users: BTreeSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+    let declared_users: HashSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
     let holders = Holders::of(&found.db.passwd, 2);
     let statics = decl.users.iter().filter_map(|u| declared(u.uid));
-    let mut ids = Ids::new(
-        holders.by_id.keys().copied(),
-        statics,
-        &found.db.ledgers.uids,
-    );
+    let mut ids = Ids::new(holders.ids(), statics, &found.db.ledgers.uids);
     let mut rows: Vec<(u32, Entry, Option<Entry>)> = Vec::new();
     for u in &decl.users {
         let Some(gid) = gids
@@ -209,7 +221,9 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         let Some(uid) = settle_id(("user", &u.name), at, &holders, (&mut ids, range), p) else {
             continue;
         };
-        p.db.ledgers.uids.insert(u.name.to_string(), uid);
+        if p.db.ledgers.uids.get(u.name.as_str()) != Some(&uid) {
+            p.db.ledgers.uids.insert(u.name.to_string(), uid);
+        }
         let row = passwd_row(u, (uid, gid), found.db.passwd.get(&u.name), p);
         let shadow = shadow_row(u, decl.mutable_users, found, p);
         rows.push((uid, row, shadow));
