@@ -10,7 +10,9 @@ database. Measured, interleaved in the same run:
     plan, lock, group/passwd/shadow/subuid/subgid, ledgers);
   * no-op: the same switch again (it must write nothing);
   * floor: the C floor writing the same five files once, atomically (temp file, fsync,
-    rename, fsync of the directory), into a fresh copy of the root.
+    rename, fsync of the directory), into a fresh copy of the root;
+  * for reference, etcflip's fixed cost: a no-op switch of a generation with no users part
+    (process start, lock, state, mount table), which both rows pay whatever the users.
 Prints a Markdown table with the ratios to the floor and the targets (no-op <= 2x, from
 scratch <= 3x).
 """
@@ -82,6 +84,13 @@ def main():
     shutil.rmtree(gen, ignore_errors=True)
     subprocess.run([os.path.join(a.bin_dir, "etcflip-gen"), "build", "--spec", spec_path,
                     "--out", gen], check=True, stdout=subprocess.DEVNULL)
+    bare = os.path.join(base, "bare-gen")
+    shutil.rmtree(bare, ignore_errors=True)
+    bare_spec = os.path.join(base, "bare.json")
+    with open(bare_spec, "w") as f:
+        json.dump({"etc": {}}, f)
+    subprocess.run([os.path.join(a.bin_dir, "etcflip-gen"), "build", "--spec", bare_spec,
+                    "--out", bare], check=True, stdout=subprocess.DEVNULL)
     template = os.path.join(base, "template")
     os.makedirs(os.path.join(template, "etc"), exist_ok=True)
     for rel, text in [("etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
@@ -99,7 +108,11 @@ def main():
         src = os.path.join(base, rel.replace("/", "_"))
         shutil.copyfile(os.path.join(root, rel), src)
         srcs += ["--write", rel, src]
-    scratch, noop, floor = [], [], []
+    bare_root = os.path.join(base, "bare-root")
+    fresh_root(template, bare_root)
+    subprocess.run([etcflip, "switch", bare, "--root", bare_root], check=True,
+                   stdout=subprocess.DEVNULL)
+    scratch, noop, floor, fixed = [], [], [], []
     writes_nothing = True
     for _ in range(a.runs):
         fresh_root(template, root)
@@ -109,6 +122,7 @@ def main():
         writes_nothing &= before == tree(root)
         fresh_root(template, floor_root)
         floor.append(timed([a.floor, floor_root] + srcs))
+        fixed.append(timed([etcflip, "switch", bare, "--root", bare_root]))
     med = statistics.median
     f = med(floor)
     ms = lambda s: f"{s * 1000:.1f} ms"
@@ -123,6 +137,8 @@ def main():
         ok = ratio <= target and (writes_nothing or "no-op" not in name)
         print(f"| {name} | {a.users:,} | {ms(med(times))} | {ms(min(times))} | {ms(f)} | "
               f"{ratio:.2f}× | ≤ {target:.0f}× floor{extra} | {'**met**' if ok else '**MISSED**'} |")
+    print(f"| fixed cost: no-op switch, no users part | 0 | {ms(med(fixed))} | {ms(min(fixed))} | "
+          f"{ms(f)} | {med(fixed) / f:.2f}× | (reference) |  |")
 
 
 if __name__ == "__main__":
