@@ -95,8 +95,13 @@ impl Drop for Mapped {
 mod tests {
     use super::*;
 
+    /// Maps a file holding `bytes`; the file and its directory (one per call, so that tests on
+    /// other threads never share it) are gone before it returns.
     fn map(bytes: &[u8]) -> Mapped {
-        let dir = std::env::temp_dir().join(format!("etcflip-mapped-{}", std::process::id()));
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("etcflip-mapped-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join(format!("f{}", bytes.len()));
         std::fs::write(&p, bytes).unwrap();
@@ -104,6 +109,7 @@ mod tests {
         // SAFETY: the test's own file, not written again.
         let m = unsafe { Mapped::of(&fd, "f") }.unwrap();
         std::fs::remove_file(&p).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
         m
     }
 
