@@ -200,17 +200,14 @@ fn flake_outputs_that_need_only_builtins_evaluate_without_nixpkgs() {
 /// The module links the generation into the system through the builder option that its
 /// nixpkgs declares: `system.systemBuilderCommands` on current nixpkgs (where the old name is
 /// an alias that warns), `system.extraSystemBuilderCmds` on older ones. Evaluated with `options`
-/// shaped like each nixpkgs and `mkIf`/`mkMerge` stand-ins; nothing else of nixpkgs is touched.
+/// shaped like each nixpkgs and the stand-ins of `tests/nix/lib.nix`; nothing else of nixpkgs is touched.
 #[test]
 fn the_module_uses_the_builder_option_its_nixpkgs_declares() {
     let v = eval_json(&[
         "-E",
         r#"
         let
-          lib = {
-            mkIf = condition: content: { inherit condition content; };
-            mkMerge = contents: { inherit contents; };
-          };
+          lib = import ./tests/nix/lib.nix;
           defined = options:
             let
               module = import ./nixos/module.nix {
@@ -244,7 +241,7 @@ fn the_module_uses_the_builder_option_its_nixpkgs_declares() {
 /// With the users, the module runs the one switch as the `users` snippet (adding only its text
 /// and `specialfs` to what other modules give `users`), empties `etc`, and sends `config.users`
 /// as the spec's `users` part; with userborn or systemd-sysusers also on, an assertion says
-/// which and what to do. Evaluated with `mkIf`/`mkMerge`/`mkForce` stand-ins and a `config`
+/// which and what to do. Evaluated with the stand-ins of `tests/nix/lib.nix` and a `config`
 /// holding only what these definitions read.
 #[test]
 fn the_module_switches_users_and_etc_at_the_users_snippet() {
@@ -252,13 +249,7 @@ fn the_module_switches_users_and_etc_at_the_users_snippet() {
         "-E",
         r#"
         let
-          lib = {
-            mkIf = condition: content: { inherit condition content; };
-            mkMerge = contents: { inherit contents; };
-            mkForce = x: x;
-            inherit (builtins) filter;
-            concatMapStringsSep = sep: f: l: builtins.concatStringsSep sep (map f l);
-          };
+          lib = import ./tests/nix/lib.nix;
           module = userborn: import ./nixos/module.nix {
             inherit lib;
             options.system.systemBuilderCommands = { };
