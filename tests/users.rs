@@ -497,59 +497,72 @@ fn a_user_file_that_is_a_link_refuses_the_switch_and_an_open_shadow_is_closed() 
     assert_eq!(mode & 0o777, 0o600);
 }
 
-/// Phase 3 does not plan again when the root did not change since phase 1, but it still looks
-/// at what reading cannot see: a `passwd` that became a mount point (with the same content)
-/// while the switch waited for `/etc/.pwd.lock` refuses the switch, and nothing is written.
-/// Run in a private mount namespace; perl holds the lock as `lckpwdf` takes it.
-#[test]
-fn a_user_file_mounted_over_while_the_lock_is_waited_for_refuses_the_switch() {
-    let s = Scratch::new("users-mounted-meanwhile");
-    s.file(
-        "root/etc/passwd",
-        "root:x:0:0:root:/root:/bin/sh
-",
-    );
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
-    s.file("root/etc/shadow", "root:!:1::::::\n");
+/// Runs `etcflip switch GEN --root ROOT` in a private mount namespace while perl holds
+/// `ROOT/etc/.pwd.lock` as `lckpwdf` takes it; once the switch waits for it (after phase 1),
+/// `meanwhile` runs (bash, with `$root` set), then the lock is let go. Returns what the script
+/// printed: `exit N`, the switch's output, then what `after` prints.
+fn switch_while_locked(s: &Scratch, gen: &Path, meanwhile: &str, after: &str) -> String {
     s.file("root/etc/.pwd.lock", "");
-    s.file("copy-of-passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    let users = json!([
-        user("root", &json!(0), true),
-        user("alice", &json!(1000), false)
-    ]);
-    let gen = s.gen("g", &spec(&users));
-    let script = r#"
-        root=$1 gen=$2 etcflip=$3 copy=$4
+    let script = format!(
+        r#"
+        root=$1 gen=$2 etcflip=$3
         perl -e 'use Fcntl qw(F_SETLK F_WRLCK SEEK_SET); $|=1;
                  open(my $fh, "+<", $ARGV[0]) or die;
                  my $fl = pack("s s x4 q q l x4", F_WRLCK, SEEK_SET, 0, 0, 0);
                  fcntl($fh, F_SETLK, $fl) or die "fcntl: $!";
-                 print "locked
-"; <STDIN>;' "$root/etc/.pwd.lock" < <(sleep 3) > lock.out &
+                 print "locked\n"; <STDIN>;' "$root/etc/.pwd.lock" < <(sleep 3) > lock.out &
         for _ in $(seq 100); do grep -q locked lock.out 2>/dev/null && break; sleep 0.05; done
         grep -q locked lock.out
         "$etcflip" switch "$gen" --root "$root" > switch.out 2>&1 &
         pid=$!
         sleep 1
-        mount --bind "$copy" "$root/etc/passwd"
+        {meanwhile}
         wait "$pid" && echo "exit 0" || echo "exit $?"
         cat switch.out
-        grep -c alice "$root/etc/passwd" || true
-        umount "$root/etc/passwd"
-        grep -c alice "$root/etc/passwd" "$root/etc/group" || true
-    "#;
+        {after}
+    "#
+    );
     let out = std::process::Command::new("unshare")
         .args(etcflip_e2e::unshare_private())
-        .args(["bash", "-eu", "-c", script, "bash"])
+        .args(["bash", "-eu", "-c", &script, "bash"])
         .arg(&s.root)
-        .arg(&gen)
+        .arg(gen)
         .arg(etcflip_e2e::bin("etcflip"))
-        .arg(s.dir.join("copy-of-passwd"))
         .current_dir(&s.dir)
         .output()
         .unwrap();
     let text = text_of(&out);
     assert_eq!(code(&out), 0, "{text}");
+    text
+}
+
+/// A root whose users are already what `users` declares (alice added by a first switch).
+fn settled_root(name: &str) -> (Scratch, std::path::PathBuf) {
+    let s = Scratch::new(name);
+    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    s.file("root/etc/shadow", "root:!:1::::::\n");
+    let users = json!([
+        user("root", &json!(0), true),
+        user("alice", &json!(1000), false)
+    ]);
+    let gen = s.gen("g", &spec(&users));
+    (s, gen)
+}
+
+/// Phase 3 does not plan again when the root did not change since phase 1, but it still looks
+/// at what reading cannot see: a `passwd` that became a mount point (with the same content)
+/// while the switch waited for `/etc/.pwd.lock` refuses the switch, and nothing is written.
+#[test]
+fn a_user_file_mounted_over_while_the_lock_is_waited_for_refuses_the_switch() {
+    let (s, gen) = settled_root("users-mounted-meanwhile");
+    s.file("copy-of-passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    let text = switch_while_locked(
+        &s,
+        &gen,
+        r#"mount --bind "$PWD/copy-of-passwd" "$root/etc/passwd""#,
+        r#"umount "$root/etc/passwd"; grep -c alice "$root/etc/passwd" "$root/etc/group" || true"#,
+    );
     assert!(!text.contains("exit 0"), "the switch went through: {text}");
     assert!(
         text.contains("etc/passwd is not a regular file etcflip can replace"),
@@ -557,11 +570,37 @@ fn a_user_file_mounted_over_while_the_lock_is_waited_for_refuses_the_switch() {
     );
     assert!(
         text.ends_with(&format!(
-            "0\n{root}/etc/passwd:0\n{root}/etc/group:0\n",
+            "{root}/etc/passwd:0\n{root}/etc/group:0\n",
             root = s.root.display()
         )),
         "alice was written (over the mount, under it, or into group): {text}"
     );
+}
+
+/// Neither does phase 3 keep phase 1's verdict on what it looked at besides the files: a
+/// `shadow` opened to others while the switch waited for the lock is closed by it, even
+/// though the user database itself is already as declared.
+#[test]
+fn a_shadow_opened_while_the_lock_is_waited_for_is_closed() {
+    let (s, gen) = settled_root("users-opened-meanwhile");
+    let out = s.switch_out(&gen, &[]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    // Another generation: a writing switch whose users part is already current.
+    let users = json!([
+        user("root", &json!(0), true),
+        user("alice", &json!(1000), false)
+    ]);
+    let mut next = spec(&users);
+    next["etc"]["motd"] = json!({"text": "hello\n"});
+    let gen2 = s.gen("g2", &next);
+    let text = switch_while_locked(
+        &s,
+        &gen2,
+        r#"chmod 0644 "$root/etc/shadow""#,
+        r#"stat -c %a "$root/etc/shadow""#,
+    );
+    assert!(text.contains("exit 0"), "{text}");
+    assert!(text.ends_with("\n640\n"), "shadow left open: {text}");
 }
 
 /// A root as NixOS's `update-users-groups.pl` leaves it: files sorted by id, ledgers in its

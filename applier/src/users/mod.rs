@@ -54,6 +54,9 @@ pub struct Report {
     /// Homes and linger files to make or fix.
     #[serde(skip)]
     pub(crate) homes: Vec<homes::Action>,
+    /// Whether `shadow` was found open to others.
+    #[serde(skip)]
+    pub(crate) shadow_open: bool,
     /// The ledgers as this plan read them.
     #[serde(skip)]
     pub(crate) recorded: ledger::Ledgers,
@@ -125,9 +128,7 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
     ];
     let homes = homes::look(root, decl, (&p.db.passwd, &found.db.passwd))?;
     p.changes.extend(homes.iter().map(ToString::to_string));
-    // shadow readable by others (or group-writable) is fixed even when its lines are right.
-    let shadow_open = matches!(root.node_with("etc/shadow", false)?,
-        Node::File(f) if f.meta.mode & 0o027 != 0);
+    let shadow_open = shadow_open(root)?;
     if shadow_open {
         p.changes
             .push("make /etc/shadow unreadable by others".to_owned());
@@ -147,6 +148,7 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
         current,
         planned: p,
         homes,
+        shadow_open,
         recorded: found.db.ledgers,
         inputs: Inputs {
             texts,
@@ -154,6 +156,21 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
             password_files: found.password_files,
         },
     })
+}
+
+/// Whether `shadow` is readable by others or group-writable: fixed even when its lines are
+/// right.
+fn shadow_open(root: &mut Root) -> Result<bool> {
+    Ok(matches!(root.node_with("etc/shadow", false)?,
+        Node::File(f) if f.meta.mode & 0o027 != 0))
+}
+
+/// Whether what `before` looked at besides its [`Inputs`] (homes, linger files, whether
+/// `shadow` is open) is still as it found it, so that its plan still stands.
+pub(crate) fn looks_the_same(root: &mut Root, decl: &Users, before: &Report) -> Result<bool> {
+    let found_passwd = files::Table::parse(&before.inputs.texts[0], 7);
+    let homes = homes::look(root, decl, (&before.planned.db.passwd, &found_passwd))?;
+    Ok(homes == before.homes && shadow_open(root)? == before.shadow_open)
 }
 
 /// The files phase 3 would replace that it cannot: only a regular file (or nothing) is

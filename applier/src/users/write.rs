@@ -4,7 +4,8 @@
 //! Under the lock the files are read again, and planned again when they (or the ledgers or
 //! password files) differ from what phase 1 planned: when `passwd` or `group` changed (a
 //! `useradd` meanwhile), the switch stops before anything visible changed, and a rerun plans
-//! with the new account; nothing is lost. When nothing differs, phase 1's plan stands. Then `group`,
+//! with the new account; nothing is lost. When nothing differs, and the homes, linger files
+//! and `shadow`'s mode are as phase 1 found them, phase 1's plan stands. Then `group`,
 //! `passwd`, `shadow`, `subuid` and `subgid` are replaced in that order, each atomically, keeping its mode and
 //! owner (new: 0644, and `shadow` 0640, group `shadow` when there is one); the mode is set
 //! before any byte is written, so `shadow` is never readable by others. The ledgers come
@@ -51,7 +52,7 @@ pub(crate) fn write(
     };
     let inputs = super::read_inputs(root, decl)?;
     let replanned;
-    let now = if inputs == before.inputs {
+    let now = if inputs == before.inputs && super::looks_the_same(root, decl, before)? {
         // Reading cannot see a file that became a link or a mount point since phase 1.
         let clashes = super::unwritable(root)?;
         if !clashes.is_empty() {
