@@ -111,7 +111,12 @@ let
         mutableUsers = part.mutableUsers or true;
         users = map (
           n:
-          intersectAttrs userFields declared.${n} // { shell = toShellPath (declared.${n}.shell or null); }
+          intersectAttrs userFields declared.${n}
+          // {
+            shell = toShellPath (declared.${n}.shell or null);
+            # nixpkgs before 23.11 has only the old name.
+            hashedPasswordFile = declared.${n}.hashedPasswordFile or (declared.${n}.passwordFile or null);
+          }
         ) enabled;
         groups = map (n: {
           inherit (groups.${n}) name gid members;

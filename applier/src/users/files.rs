@@ -25,12 +25,17 @@ pub(crate) struct Entry {
 impl Entry {
     /// The entry with these fields (none may hold `:`; the rules and the plan make sure).
     pub(crate) fn new<'s>(fields: impl IntoIterator<Item = &'s str>) -> Entry {
+        let fields = fields.into_iter();
+        debug_assert!(
+            fields.size_hint().0 <= MAX_FIELDS,
+            "more fields than shadow has"
+        );
         let mut e = Entry {
             line: String::new(),
             ends: [0; MAX_FIELDS],
             n: 0,
         };
-        for (i, f) in fields.into_iter().enumerate().take(MAX_FIELDS) {
+        for (i, f) in fields.enumerate().take(MAX_FIELDS) {
             if i > 0 {
                 e.line.push(':');
             }

@@ -97,6 +97,12 @@ in
         ];
         shell = null;
       };
+      # nixpkgs before 23.11: `passwordFile`, and no `hashedPasswordFile` option at all.
+      legacy = removeAttrs (user "legacy" {
+        isSystemUser = true;
+        group = "nogroup";
+        passwordFile = "/run/secrets/legacy";
+      }) [ "hashedPasswordFile" ];
       gone = user "gone" {
         enable = false;
         group = "users";
