@@ -129,7 +129,7 @@ fn look_and_decide<'f>(
     let ready = engine.as_ref().and_then(|e| e.as_ref().ok());
     let spare = Children::speculative(ready.filter(|_| view.is_some()));
     let old = view.as_ref().filter(|_| !same_manifest);
-    let (gen, parsed) = parse_both(gen_first, (host, gen_text), old, same_manifest)?;
+    let (gen, parsed) = parse_both(gen_first, (host, gen_text), old)?;
     let engine = engine.transpose()?;
     let held_before = view.as_ref().map(StateView::held).unwrap_or_default();
     let applied = view.as_ref().map(|v| Applied {
@@ -307,25 +307,18 @@ fn lock_in_order<'f>(
 
 /// The generation (unless `parsed` already) and the applied manifest (`old`, when it is not
 /// the generation's), parsed at once on two threads (each a few milliseconds for a large
-/// manifest). A problem with the generation is reported first. When the generation's manifest
-/// is the applied one (`same`), its rules were checked when it was recorded.
+/// manifest). A problem with the generation is reported first.
 fn parse_both<'f>(
     parsed: Option<Generation<'f>>,
     (host, text): (&'f std::path::Path, &'f str),
     old: Option<&StateView<'f>>,
-    same: bool,
 ) -> Result<(Generation<'f>, Option<Manifest<'f>>)> {
     if let Some(gen) = parsed {
         return Ok((gen, old.map(StateView::manifest).transpose()?));
     }
     let Some(old) = old else {
         // A re-switch (every boot) has one manifest to parse: no second thread for nothing.
-        let gen = if same {
-            Generation::parse_recorded(host, text, payload_problems)?
-        } else {
-            Generation::parse(host, text, payload_problems)?
-        };
-        return Ok((gen, None));
+        return Ok((Generation::parse(host, text, payload_problems)?, None));
     };
     std::thread::scope(|s| {
         let gen = s.spawn(|| Generation::parse(host, text, payload_problems));

@@ -104,31 +104,8 @@ impl<'a> Generation<'a> {
     /// must be valid, and the payload as each domain (`payload`) finds it must match it.
     /// Every problem is reported at once.
     pub(crate) fn parse(host: &'a Path, text: &'a str, payload: Payload) -> Result<Generation<'a>> {
-        Self::parse_as(host, (text, false), payload)
-    }
-
-    /// [`Generation::parse`] of a manifest whose text is the applied state's, byte for byte
-    /// (a re-switch, every boot): etcflip checked its rules when it recorded it, so only its
-    /// structure and the payload are checked again.
-    pub(crate) fn parse_recorded(
-        host: &'a Path,
-        text: &'a str,
-        payload: Payload,
-    ) -> Result<Generation<'a>> {
-        Self::parse_as(host, (text, true), payload)
-    }
-
-    fn parse_as(
-        host: &'a Path,
-        (text, recorded): (&'a str, bool),
-        payload: Payload,
-    ) -> Result<Generation<'a>> {
-        let origin = host.join("manifest.json").display().to_string();
-        let manifest = if recorded {
-            Manifest::from_trusted_json(text, &origin)?
-        } else {
-            Manifest::from_json(text, &origin)?
-        };
+        let mpath = host.join("manifest.json");
+        let manifest = Manifest::from_json(text, &mpath.display().to_string())?;
         let problems = payload(host, &manifest);
         if !problems.is_empty() {
             return Err(Invalid::many(&host.display().to_string(), problems).into());
