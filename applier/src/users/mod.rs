@@ -29,40 +29,57 @@ mod write;
 
 pub(crate) use write::write;
 
-/// What the users phase would do, as a switch reports it.
-#[derive(Debug, Clone, Serialize)]
+/// What the users phase would do, as a switch reports it. With `--json`: `changes`,
+/// `clashes` (when any), `passwd` and `group` as they would be, and `uid_map` and `gid_map`,
+/// NixOS's ledgers as they would be (they only grow), taken from the plan when it is shown
+/// rather than copied into every report (a re-switch at every boot shows none).
+#[derive(Debug, Clone)]
 pub struct Report {
     /// One line per change ("create user alice (uid 1000)").
     pub changes: Vec<String>,
     /// Why the switch is refused (an id another account holds on the root); nothing written.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub clashes: Vec<String>,
     /// `/etc/passwd` as it would be.
     pub passwd: String,
     /// `/etc/group` as it would be.
     pub group: String,
-    /// `/var/lib/nixos/uid-map` and `gid-map` as they would be (they only grow).
-    pub uid_map: BTreeMap<String, u32>,
-    pub gid_map: BTreeMap<String, u32>,
     /// Whether the files and ledgers already are what the plan makes: then the phase writes
     /// nothing.
-    #[serde(skip)]
     pub(crate) current: bool,
     /// The plan itself, for the phase that writes it.
-    #[serde(skip)]
     pub(crate) planned: plan::Planned,
     /// Homes and linger files to make or fix.
-    #[serde(skip)]
     pub(crate) homes: Vec<homes::Action>,
     /// Whether `shadow` was found open to others.
-    #[serde(skip)]
     pub(crate) shadow_open: bool,
     /// The ledgers as this plan read them.
-    #[serde(skip)]
     pub(crate) recorded: ledger::Ledgers,
     /// What the plan was made from (phase 3 plans again only when the root changed).
-    #[serde(skip)]
     pub(crate) inputs: Inputs,
+}
+
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'r> {
+            changes: &'r [String],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            clashes: &'r [String],
+            passwd: &'r str,
+            group: &'r str,
+            uid_map: &'r BTreeMap<String, u32>,
+            gid_map: &'r BTreeMap<String, u32>,
+        }
+        Shown {
+            changes: &self.changes,
+            clashes: &self.clashes,
+            passwd: &self.passwd,
+            group: &self.group,
+            uid_map: &self.planned.db.ledgers.uids,
+            gid_map: &self.planned.db.ledgers.gids,
+        }
+        .serialize(s)
+    }
 }
 
 /// What the users phase reads from the root, as it read it: the five files, the ledgers and
@@ -143,8 +160,6 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
         clashes: std::mem::take(&mut p.clashes),
         passwd,
         group,
-        uid_map: p.db.ledgers.uids.clone(),
-        gid_map: p.db.ledgers.gids.clone(),
         current,
         planned: p,
         homes,
