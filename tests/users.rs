@@ -715,3 +715,40 @@ fn a_running_nixos_is_taken_over_with_the_same_ids() {
     let uid_map = std::fs::read_to_string(s.root.join("var/lib/nixos/uid-map")).unwrap();
     assert!(uid_map.contains(r#""sshd":"998""#), "{uid_map}");
 }
+
+/// What the generator precomputes when every id is static is what a switch writes on a root
+/// with no user database yet (an image build may take it without switching).
+#[test]
+fn precomputed_passwd_and_group_are_what_a_first_switch_writes() {
+    let s = Scratch::new("users-precomputed");
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    let mut alice = user("alice", &json!(1000), false);
+    alice["description"] = json!("Alice Q. User");
+    let mut svc = user("svc", &json!(900), true);
+    svc["group"] = json!("100");
+    let mut spec = spec(&json!([
+        user("root", &json!(0), true),
+        alice,
+        svc,
+        user("bob", &json!(1001), false)
+    ]));
+    spec["users"]["groups"] = json!([
+        {"name": "root", "gid": 0, "members": []},
+        {"name": "wheel", "gid": 1, "members": ["bob", "alice", "bob"]},
+        {"name": "users", "gid": 100, "members": []}
+    ]);
+    let gen = s.gen("g", &spec);
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(gen.join("manifest.json")).unwrap()).unwrap();
+    let pre = &manifest["users"]["precomputed"];
+    assert!(pre.is_object(), "{manifest:#}");
+    let out = s.switch_out(&gen, &[]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    for file in ["passwd", "group"] {
+        assert_eq!(
+            std::fs::read_to_string(s.root.join("etc").join(file)).unwrap(),
+            pre[file].as_str().unwrap(),
+            "{file}"
+        );
+    }
+}
