@@ -27,13 +27,6 @@ impl Users<'_> {
         out.extend(duplicates("user", "uid", users));
         let groups = self.groups.iter().map(|g| (g.name.as_str(), g.gid));
         out.extend(duplicates("group", "gid", groups));
-        let roots: Vec<&str> = (self.users.iter())
-            .filter(|u| u.uid == Some(0))
-            .map(|u| u.name.as_str())
-            .collect();
-        if roots.len() > 1 {
-            out.push(format!("a second uid 0: {}", roots.join(", ")));
-        }
         out.extend(overlaps(self));
         out
     }
@@ -182,7 +175,7 @@ fn duplicates<'a>(
         .collect();
     out.extend(
         (ids.into_iter())
-            .filter(|(n, names)| names.len() > 1 && !(*n == 0 && what == "user"))
+            .filter(|(_, names)| names.len() > 1)
             .map(|(n, names)| format!("{id} {n} is declared for {}", names.join(", "))),
     );
     out

@@ -105,7 +105,7 @@ fn every_violation_is_listed() {
         "user \"x\": uid -1 is not between 0 and 4294967294",
         "group \"wheel\" is declared 2 times",
         "gid 0 is declared for root, wheel",
-        "a second uid 0: root, toor",
+        "uid 0 is declared for root, toor",
     ];
     for w in want {
         assert!(
