@@ -78,13 +78,10 @@ fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
         .or(inputs.overlay.take())
         .unwrap_or_else(|| DEFAULT_OVERLAY.to_owned());
     let mut assembled = etc::assemble(&inputs, &overlay, &mut problems);
-    if let Some(mut users) = inputs.users.take() {
-        let targets: Vec<&str> = (assembled.manifest.entries.iter())
-            .map(|e| e.target.as_str())
-            .collect();
-        users::check(&users, &targets, &mut problems);
-        users::settle(&mut users);
-        assembled.manifest.users = Some(users);
+    assembled.manifest.users = inputs.users.take();
+    problems.extend(assembled.manifest.users_problems());
+    if let Some(users) = assembled.manifest.users.as_mut() {
+        users::settle(users);
     }
     if !problems.is_empty() {
         return Err(Invalid::many(&inputs.names.join(" and "), problems).into());

@@ -169,7 +169,7 @@ const ROWS: &[(&str, &str)] = &[
     (
         r#"{"etc": {"passwd": {"text": "root:x:0:0::/root:/bin/sh\n"}},
             "users": {"mutableUsers": false, "users": [], "groups": [{"name": "g", "gid": 5}]}}"#,
-        "etc entry /etc/passwd: the users part writes /etc/passwd",
+        "entry \"passwd\": /etc/passwd is written by the users part, so no etc entry may name it",
     ),
     (
         r#"{"wrappers": {"ping": {}}}"#,

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use etcflip_format::users::{Users, GROUP_FIELDS, MANAGED_FILES, TOP_FIELDS, USER_FIELDS};
+use etcflip_format::users::{Users, GROUP_FIELDS, TOP_FIELDS, USER_FIELDS};
 
 mod precompute;
 
@@ -93,17 +93,6 @@ fn unknown(obj: &Map<String, Value>, known: &[&str], at: &str, problems: &mut Ve
         problems.push(format!(
             "{at}: unknown field {key:?} (expected one of: {})",
             known.join(", ")
-        ));
-    }
-}
-
-/// The format's rules for `users`, and the `etc` targets that would write its files.
-pub(crate) fn check(users: &Users, etc_targets: &[&str], problems: &mut Vec<String>) {
-    problems.extend(users.problems().into_iter().map(|m| format!("users: {m}")));
-    for t in etc_targets.iter().filter(|t| MANAGED_FILES.contains(t)) {
-        problems.push(format!(
-            "etc entry /etc/{t}: the users part writes /etc/{t}; declare accounts in `users`, \
-             or leave `users` out"
         ));
     }
 }

@@ -22,10 +22,20 @@ impl Manifest<'_> {
         }
         self.entry_problems(&mut out);
         self.parent_problems(&mut out);
-        if let Some(users) = &self.users {
-            out.extend(users.problems().into_iter().map(|m| format!("users: {m}")));
-            out.extend(managed_twice(self));
-        }
+        out.extend(self.users_problems());
+        out
+    }
+
+    /// What is wrong with the `users` part: its own rules, and `etc` entries for the files it
+    /// writes (the generator reports these as problems of its input).
+    pub fn users_problems(&self) -> Vec<String> {
+        let Some(users) = &self.users else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = (users.problems().into_iter())
+            .map(|m| format!("users: {m}"))
+            .collect();
+        out.extend(managed_twice(self));
         out
     }
 
@@ -98,7 +108,8 @@ fn managed_twice(m: &Manifest) -> Vec<String> {
         .filter(|e| MANAGED_FILES.contains(&e.target.as_str()))
         .map(|e| {
             format!(
-                "entry {:?}: /etc/{} is written by the users part, so no etc entry may name it",
+                "entry {:?}: /etc/{} is written by the users part, so no etc entry may name \
+                 it; declare accounts in `users`, or leave `users` out",
                 e.target.as_str(),
                 e.target.as_str()
             )
