@@ -87,22 +87,17 @@ let
     expires = null;
   };
 
-  # NixOS's `utils.toShellPath` for a value of `users.users.<name>.shell`: a shell package
-  # becomes its path in the system profile, a path stays as it is. The module passes nixpkgs'
-  # own function; this one is for option sets without nixpkgs (tests/nix/cases).
-  shellPath = shell: if isAttrs shell && shell ? shellPath then "/run/current-system/sw${shell.shellPath}" else shell;
-
   # `config.users` → the spec's `users`: exactly the `users-groups.json` NixOS would write for
   # update-users-groups.pl. Disabled users are dropped; users and groups come in attribute-name
-  # order, as NixOS lists them. A part that already is that JSON (its `users` a list) passes
-  # through.
+  # order, as NixOS lists them. `toShellPath` is nixpkgs' `utils.toShellPath`, which the
+  # module passes. A part that already is that JSON (its `users` a list) passes through.
   users =
     part:
     if isList (part.users or null) then
       part
     else
       let
-        toShellPath = part.toShellPath or shellPath;
+        inherit (part) toShellPath;
         declared = part.users or { };
         enabled = filter (n: declared.${n}.enable or true) (attrNames declared);
         groups = part.groups or { };

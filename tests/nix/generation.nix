@@ -99,6 +99,7 @@ let
 
   # `config.users` for generation one: root, a dynamic normal user and a dynamic system user.
   usersOne = {
+    inherit (import ./lib.nix) toShellPath;
     mutableUsers = true;
     users = {
       root = account {

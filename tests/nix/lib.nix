@@ -1,10 +1,19 @@
-# Stand-ins for the few nixpkgs `lib` functions nixos/module.nix calls in its definitions, so
-# that tests/nix.rs evaluates those definitions without nixpkgs: `mkIf`/`mkMerge` keep their
-# arguments visible, `mkForce` is the value itself.
+# Stand-ins for the few nixpkgs `lib` and `utils` functions the NixOS side calls, so that
+# tests/nix.rs evaluates nixos/module.nix's definitions and nixos/spec.nix without nixpkgs:
+# `mkIf`/`mkMerge` keep their arguments visible, `mkForce` is the value itself.
 {
   mkIf = condition: content: { inherit condition content; };
   mkMerge = contents: { inherit contents; };
   mkForce = x: x;
   inherit (builtins) filter;
   concatMapStringsSep = sep: f: l: builtins.concatStringsSep sep (map f l);
+
+  # nixpkgs' `utils.toShellPath`: a shell package becomes its path in the system profile, a
+  # path stays as it is.
+  toShellPath =
+    shell:
+    if builtins.isAttrs shell && shell ? shellPath then
+      "/run/current-system/sw${shell.shellPath}"
+    else
+      shell;
 }

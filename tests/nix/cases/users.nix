@@ -46,6 +46,7 @@ let
 in
 (import ../../../nixos/spec.nix).spec {
   users = {
+    inherit (import ../lib.nix) toShellPath;
     mutableUsers = false;
     users = {
       root = user "root" {
