@@ -312,6 +312,19 @@ pub fn absent(p: &Path) -> bool {
     p.symlink_metadata().is_err()
 }
 
+/// Takes a process-associated fcntl write lock on all of `ARGV[0]`, as `lckpwdf` does, and
+/// says `locked`, or `busy` (then exits); holds it until its input closes. `struct flock` on
+/// 64-bit Linux: `short` type and whence, padding, `off_t` start and length, `pid_t`, padding.
+pub const LCKPWDF: &str = r#"
+use Fcntl qw(F_SETLK F_WRLCK SEEK_SET);
+$| = 1;
+open(my $fh, '+<', $ARGV[0]) or die "open $ARGV[0]: $!";
+my $fl = pack('s s x4 q q l x4', F_WRLCK, SEEK_SET, 0, 0, 0);
+if (!fcntl($fh, F_SETLK, $fl)) { print "busy\n"; exit 0; }
+print "locked\n";
+<STDIN>;
+"#;
+
 /// A deterministic listing of a tree (see [`Scratch::listing`]).
 pub fn listing(top: &Path) -> String {
     let mut out = String::new();

@@ -425,6 +425,13 @@ fn a_generation_built_by_nix_is_reproducible_and_applies() {
     );
 }
 
+/// What a script printed between its `== name` line and the next `== ` line.
+fn section(text: &str, name: &str) -> String {
+    let start = text.find(&format!("== {name}\n")).unwrap() + name.len() + 4;
+    let end = text[start..].find("== ").map_or(text.len(), |e| start + e);
+    text[start..end].to_owned()
+}
+
 /// The VM test cannot run here, but its Python can be produced and compiled: the testScript
 /// is evaluated with store-path stand-ins for the machines' systems (it needs nothing else),
 /// and `python3 -m py_compile` checks the result.
@@ -502,11 +509,7 @@ fn the_activation_snippet_switches_etc() {
         .output()
         .unwrap();
     let text = ok(&out, "the activation snippet");
-    let part = |name: &str| {
-        let start = text.find(&format!("== {name}\n")).unwrap() + name.len() + 4;
-        let end = text[start..].find("== ").map_or(text.len(), |e| start + e);
-        text[start..end].to_owned()
-    };
+    let part = |name: &str| section(&text, name);
     assert!(part("activate").contains("switched"), "{text}");
     assert!(part("again").contains("already up to date"), "{text}");
     let dry = part("dry");
@@ -581,11 +584,7 @@ fn the_users_snippet_switches_users_and_etc_in_one_switch() {
         .output()
         .unwrap();
     let text = ok(&out, "the users snippet");
-    let part = |name: &str| {
-        let start = text.find(&format!("== {name}\n")).unwrap() + name.len() + 4;
-        let end = text[start..].find("== ").map_or(text.len(), |e| start + e);
-        text[start..end].to_owned()
-    };
+    let part = |name: &str| section(&text, name);
     let activate = part("activate");
     for want in [
         "users: create user alice (allocate uid 1000)",

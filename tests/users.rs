@@ -498,19 +498,16 @@ fn a_user_file_that_is_a_link_refuses_the_switch_and_an_open_shadow_is_closed() 
 }
 
 /// Runs `etcflip switch GEN --root ROOT` in a private mount namespace while perl holds
-/// `ROOT/etc/.pwd.lock` as `lckpwdf` takes it; once the switch waits for it (after phase 1),
-/// `meanwhile` runs (bash, with `$root` set), then the lock is let go. Returns what the script
-/// printed: `exit N`, the switch's output, then what `after` prints.
+/// `ROOT/etc/.pwd.lock` as `lckpwdf` takes it ([`etcflip_e2e::LCKPWDF`]); once the switch
+/// waits for it (after phase 1), `meanwhile` runs (bash, with `$root` set), then the lock is
+/// let go. Returns what the script printed: `exit N`, the switch's output, then what `after`
+/// prints.
 fn switch_while_locked(s: &Scratch, gen: &Path, meanwhile: &str, after: &str) -> String {
     s.file("root/etc/.pwd.lock", "");
     let script = format!(
         r#"
-        root=$1 gen=$2 etcflip=$3
-        perl -e 'use Fcntl qw(F_SETLK F_WRLCK SEEK_SET); $|=1;
-                 open(my $fh, "+<", $ARGV[0]) or die;
-                 my $fl = pack("s s x4 q q l x4", F_WRLCK, SEEK_SET, 0, 0, 0);
-                 fcntl($fh, F_SETLK, $fl) or die "fcntl: $!";
-                 print "locked\n"; <STDIN>;' "$root/etc/.pwd.lock" < <(sleep 3) > lock.out &
+        root=$1 gen=$2 etcflip=$3 lckpwdf=$4
+        perl -e "$lckpwdf" "$root/etc/.pwd.lock" < <(sleep 3) > lock.out &
         for _ in $(seq 100); do grep -q locked lock.out 2>/dev/null && break; sleep 0.05; done
         grep -q locked lock.out
         "$etcflip" switch "$gen" --root "$root" > switch.out 2>&1 &
@@ -528,6 +525,7 @@ fn switch_while_locked(s: &Scratch, gen: &Path, meanwhile: &str, after: &str) ->
         .arg(&s.root)
         .arg(gen)
         .arg(etcflip_e2e::bin("etcflip"))
+        .arg(etcflip_e2e::LCKPWDF)
         .current_dir(&s.dir)
         .output()
         .unwrap();
