@@ -750,3 +750,30 @@ fn precomputed_passwd_and_group_are_what_a_first_switch_writes() {
         );
     }
 }
+
+/// The owner names of copies resolve against the user database the same switch writes: a
+/// copy owned by a user this switch creates (its uid allocated here) gets that uid.
+#[test]
+fn a_copy_owned_by_a_user_this_switch_creates_gets_its_new_ids() {
+    use std::os::unix::fs::MetadataExt as _;
+    let s = Scratch::new("users-copy-owner");
+    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    s.file("root/etc/shadow", "root:!:1::::::\n");
+    let mut spec = spec(&json!([
+        user("root", &json!(0), true),
+        user("alice", &Value::Null, false)
+    ]));
+    spec["etc"]["alice.conf"] =
+        json!({"text": "mine\n", "mode": "0640", "user": "alice", "group": "users"});
+    let gen = s.gen("g", &spec);
+    let out = s.switch_out(&gen, &[]);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert!(
+        !text_of(&out).contains("not in passwd/group yet"),
+        "{}",
+        text_of(&out)
+    );
+    let meta = std::fs::metadata(s.root.join("etc/alice.conf")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1000, 100));
+}
