@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::fs::Root;
 use crate::manifest::{Entry, Id, Kind, Manifest};
+use crate::users::files::{id_of, Table};
 
 /// Numeric owners of copies, with the names that did not resolve.
 #[derive(Debug, Default)]
@@ -62,9 +63,9 @@ impl std::fmt::Display for Unresolved {
 /// Where owner names resolve: the user database a switch writes (its users phase's planned
 /// `passwd` and `group`), else the generation's own `passwd`/`group` when the manifest ships
 /// them (`gen_host`: the generation on the host), else the root's.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub(crate) struct Tables<'a> {
-    pub(crate) planned: Option<(&'a str, &'a str)>,
+    pub(crate) planned: Option<(&'a Table, &'a Table)>,
     pub(crate) gen_host: Option<&'a Path>,
 }
 
@@ -78,20 +79,25 @@ pub(crate) fn resolve(root: &mut Root, new: &Manifest, tables: Tables) -> Result
     let named = copies
         .iter()
         .any(|e| matches!(e.uid, Some(Id::Name(_))) || matches!(e.gid, Some(Id::Name(_))));
-    let (users, groups) = if let (true, Some((passwd, group))) = (named, tables.planned) {
-        (ids_in(passwd), ids_in(group))
-    } else if named {
-        (
-            read_db(root, new, tables.gen_host, "passwd")?,
-            read_db(root, new, tables.gen_host, "group")?,
-        )
-    } else {
-        (Vec::new(), Vec::new())
+    let (read, empty);
+    let (users, groups) = match (named, tables.planned) {
+        (true, Some(planned)) => planned,
+        (true, None) => {
+            read = (
+                read_db(root, new, tables.gen_host, "passwd", 7)?,
+                read_db(root, new, tables.gen_host, "group", 4)?,
+            );
+            (&read.0, &read.1)
+        }
+        (false, _) => {
+            empty = Table::default();
+            (&empty, &empty)
+        }
     };
     let mut out = Owners::default();
     for e in copies {
-        let (uid, user) = lookup(e.uid.as_ref(), &users);
-        let (gid, group) = lookup(e.gid.as_ref(), &groups);
+        let (uid, user) = lookup(e.uid.as_ref(), users);
+        let (gid, group) = lookup(e.gid.as_ref(), groups);
         if user.is_some() || group.is_some() {
             out.unresolved.push(Unresolved {
                 path: format!("/etc/{}", e.target),
@@ -118,12 +124,12 @@ pub(crate) fn generation_on_host(root: &Root, generation: &str) -> std::path::Pa
 }
 
 /// The id for `id`, and the name when it did not resolve (the id is then 0).
-fn lookup(id: Option<&Id>, table: &[(String, u32)]) -> (u32, Option<String>) {
+fn lookup(id: Option<&Id>, table: &Table) -> (u32, Option<String>) {
     match id {
         None => (0, None),
         Some(Id::Num(n)) => (*n, None),
-        Some(Id::Name(name)) => match table.iter().find(|(n, _)| n == name) {
-            Some((_, id)) => (*id, None),
+        Some(Id::Name(name)) => match table.get(name).and_then(|e| id_of(e, 2)) {
+            Some(id) => (id, None),
             None => (0, Some(name.clone())),
         },
     }
@@ -135,7 +141,8 @@ fn read_db(
     new: &Manifest,
     gen_host: Option<&Path>,
     name: &str,
-) -> Result<Vec<(String, u32)>> {
+    fields: usize,
+) -> Result<Table> {
     let shipped = gen_host.filter(|_| new.get(name).is_some());
     let bytes = match shipped {
         Some(g) => {
@@ -145,21 +152,9 @@ fn read_db(
         None => root.read_in_root(&format!("etc/{name}"))?,
     };
     let Some(bytes) = bytes else {
-        return Ok(Vec::new());
+        return Ok(Table::default());
     };
-    Ok(ids_in(&String::from_utf8_lossy(&bytes)))
-}
-
-/// The names and ids of a passwd-like text.
-fn ids_in(text: &str) -> Vec<(String, u32)> {
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let id = f.nth(1)?.parse().ok()?;
-            Some((name.to_owned(), id))
-        })
-        .collect()
+    Ok(Table::parse(&String::from_utf8_lossy(&bytes), fields))
 }
 
 #[cfg(test)]
@@ -170,7 +165,7 @@ mod tests {
 
     #[test]
     fn names_resolve_through_the_table_and_fall_back_to_root() {
-        let table = vec![("alice".to_owned(), 1000), ("root".to_owned(), 0)];
+        let table = Table::parse("alice:x:1000:100::/:/bin/sh\nroot:x:0:0::/:/bin/sh\n", 7);
         let cases: [Case; 5] = [
             (None, (0, None)),
             (Some(Id::Num(42)), (42, None)),

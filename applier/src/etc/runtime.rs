@@ -141,10 +141,7 @@ impl Key {
         std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)
             .context("cannot read /dev/urandom for the runtime-copy key")?;
         let rel = format!("{}/{KEY_FILE}", state_dir());
-        let tmp = crate::fs::temp_name(&rel);
-        root.remove_tree_if_present(&tmp)?;
-        root.write_new(&tmp, &[&bytes], 0o600, Owner::current())?;
-        root.rename(&tmp, &rel)?;
+        root.atomic_write_as(&rel, &[&bytes], 0o600, Owner::current())?;
         Ok(Key(bytes))
     }
 }

@@ -20,7 +20,7 @@ use etcflip_format::users::Users;
 use crate::errors::Invalid;
 use crate::fs::{Node, Root};
 
-mod files;
+pub(crate) mod files;
 mod homes;
 mod ledger;
 mod plan;
