@@ -110,6 +110,17 @@ pub(crate) fn resolve(root: &mut Root, new: &Manifest, tables: Tables) -> Result
     Ok(out)
 }
 
+/// Resolves the owners of an applied generation's copies (`generation`, as the root sees it)
+/// as the switch that applied it did: `verify` and `status` see what it saw.
+pub(crate) fn resolve_recorded(root: &mut Root, generation: &str, m: &Manifest) -> Result<Owners> {
+    let gen_host = generation_on_host(root, generation);
+    let tables = Tables {
+        planned: None,
+        gen_host: Some(&gen_host),
+    };
+    resolve(root, m, tables)
+}
+
 /// Where the host finds a recorded generation (`generation`, as the root sees it): inside
 /// the root when it lies there (an image, a test root), else at the same path (the Nix
 /// store). `verify` and `status` resolve owners through it exactly as the switch did, from

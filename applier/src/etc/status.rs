@@ -49,16 +49,7 @@ pub fn status(root_path: &Path) -> Result<Status> {
         for e in &m.entries {
             *entries.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
         }
-        let gen_host = owners::generation_on_host(&root, &g);
-        unresolved = owners::resolve(
-            &mut root,
-            &m,
-            owners::Tables {
-                planned: None,
-                gen_host: Some(&gen_host),
-            },
-        )?
-        .unresolved;
+        unresolved = owners::resolve_recorded(&mut root, &g, &m)?.unresolved;
         overlay = Some(m.overlay.into_string());
         generation = Some(g);
     }

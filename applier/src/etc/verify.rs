@@ -61,15 +61,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
             root.show(&state::state_dir())
         );
     };
-    let gen_host = owners::generation_on_host(&root, &generation);
-    let resolved = owners::resolve(
-        &mut root,
-        &m,
-        owners::Tables {
-            planned: None,
-            gen_host: Some(&gen_host),
-        },
-    )?;
+    let resolved = owners::resolve_recorded(&mut root, &generation, &m)?;
     let sources = runtime::read(&mut root, &m);
     let owners = nix::unistd::geteuid().is_root().then_some(&resolved.ids);
     let mut drift = Vec::new();
