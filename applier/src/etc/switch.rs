@@ -78,7 +78,7 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
     let gen_text = file.text()?;
     let mut root = Root::open(&opts.root)?;
     let gen_in_root = file.path_in_root(&root)?;
-    let locking = (opts.dry_run, progress.signals());
+    let locking = (opts.dry_run, &mut progress);
     let (lock, gen_first) = lock_in_order(locking, &mut root, &file.host, gen_text)?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
@@ -290,7 +290,7 @@ fn tmpfiles_engine<'l>(lock: &'l Lock, root: &mut Root) -> Result<Engine<'l>> {
 /// checked later, while the applied state is parsed; on a root without `/etc` the generation
 /// is checked first (returned), so that an invalid one is refused before the lock makes it.
 fn lock_in_order<'f>(
-    (dry_run, signals): (bool, &mut Option<crate::txn::signals::Signals>),
+    (dry_run, progress): (bool, &mut Progress),
     root: &mut Root,
     host: &'f std::path::Path,
     text: &'f str,
@@ -299,10 +299,16 @@ fn lock_in_order<'f>(
         return Ok((None, None));
     }
     if lock::writes_nothing(root)? {
-        return Ok((Some(lock::lock(root, signals, leftovers)?), None));
+        return Ok((
+            Some(lock::lock(root, &mut || progress.signalled(), leftovers)?),
+            None,
+        ));
     }
     let gen = Generation::parse(host, text, payload_problems)?;
-    Ok((Some(lock::lock(root, signals, leftovers)?), Some(gen)))
+    Ok((
+        Some(lock::lock(root, &mut || progress.signalled(), leftovers)?),
+        Some(gen),
+    ))
 }
 
 /// The generation (unless `parsed` already) and the applied manifest (`old`, when it is not

@@ -22,12 +22,10 @@ use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use anyhow::{bail, Context as _, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, Flock, OFlag};
-
-use crate::fs::lock::NotLocked;
 use nix::sys::stat::Mode;
 
+use crate::fs::lock::{Interrupted, NotLocked};
 use crate::fs::{Node, Root};
-use crate::txn::signals::Signals;
 use crate::txn::state::state_dir;
 
 /// Removes what a killed run left, once the lock is held (the domains know what that is: see
@@ -65,7 +63,7 @@ impl Lock {
     pub(crate) fn for_writing(&self, root: &mut Root) -> Result<()> {
         if self.file.get().is_none() {
             root.make_dirs(&state_dir())?;
-            let (locked, made) = lock_file(root, Make::Exclusive, &mut None)?;
+            let (locked, made) = lock_file(root, Make::Exclusive, &mut || None)?;
             if !made {
                 bail!(
                     "another etcflip worked on {} while this switch planned; run it again",
@@ -85,11 +83,11 @@ pub(crate) fn writes_nothing(root: &mut Root) -> Result<bool> {
 }
 
 /// Takes the lock (see the module comment), and sweeps what a killed run left (`leftovers`)
-/// once the lock file is locked. SIGTERM or SIGINT while it waits (`signals`) ends the wait at
-/// once: nothing has been written.
+/// once the lock file is locked. A signal while it waits (`interrupted` says which) ends the
+/// wait at once: nothing has been written.
 pub(crate) fn lock(
     root: &mut Root,
-    signals: &mut Option<Signals>,
+    interrupted: Interrupted,
     leftovers: Leftovers,
 ) -> Result<Lock> {
     root.make_dirs("etc")?; // only where it is missing
@@ -97,15 +95,15 @@ pub(crate) fn lock(
         .dir("etc")?
         .try_clone()
         .context("cannot duplicate the descriptor of /etc")?;
-    let etc = wait(etc, &root.show("etc"), signals)?;
+    let etc = wait(etc, &root.show("etc"), interrupted)?;
     let file = OnceCell::new();
     let rel = format!("{}/lock", state_dir());
     if etc.is_none() {
         root.make_dirs(&state_dir())?;
-        let _ = file.set(lock_file(root, Make::IfMissing, signals)?.0);
+        let _ = file.set(lock_file(root, Make::IfMissing, interrupted)?.0);
         leftovers(root)?;
     } else if matches!(root.node_with(&rel, false)?, Node::File(_)) {
-        let _ = file.set(lock_file(root, Make::No, signals)?.0);
+        let _ = file.set(lock_file(root, Make::No, interrupted)?.0);
         leftovers(root)?;
     }
     Ok(Lock {
@@ -130,7 +128,7 @@ enum Make {
 fn lock_file(
     root: &mut Root,
     make: Make,
-    signals: &mut Option<Signals>,
+    interrupted: Interrupted,
 ) -> Result<(Flock<OwnedFd>, bool)> {
     let dir = state_dir();
     let shown = root.show(&format!("{dir}/lock"));
@@ -156,7 +154,7 @@ fn lock_file(
         },
     };
     let fd = fd.map_err(|e| anyhow::anyhow!("cannot open the lock {shown}: {e}"))?;
-    match wait(fd, &shown, signals)? {
+    match wait(fd, &shown, interrupted)? {
         Some(locked) => Ok((locked, created)),
         None => bail!("cannot lock {shown}: flock is not supported there"),
     }
@@ -164,14 +162,8 @@ fn lock_file(
 
 /// Locks `fd` exclusively (see [`crate::fs::lock::flock`]), waiting up to `LOCK_WAIT` unless a
 /// signal arrives; `None` when the file system cannot `flock` it (see the module comment).
-fn wait(fd: OwnedFd, shown: &str, signals: &mut Option<Signals>) -> Result<Option<Flock<OwnedFd>>> {
-    let mut interrupted = || {
-        signals
-            .as_mut()
-            .and_then(Signals::pending)
-            .map(|s| s.to_string())
-    };
-    match crate::fs::lock::flock(fd, (shown, LOCK_WAIT), &mut interrupted)? {
+fn wait(fd: OwnedFd, shown: &str, interrupted: Interrupted) -> Result<Option<Flock<OwnedFd>>> {
+    match crate::fs::lock::flock(fd, (shown, LOCK_WAIT), interrupted)? {
         Ok(held) => Ok(Some(held)),
         Err(NotLocked::Unsupported) => Ok(None),
         Err(NotLocked::Busy) => bail!(

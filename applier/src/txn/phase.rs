@@ -72,11 +72,6 @@ impl Progress {
         }
     }
 
-    /// The signals watched, for waits inside a phase (the lock's).
-    pub(crate) fn signals(&mut self) -> &mut Option<Signals> {
-        &mut self.signals
-    }
-
     /// Enters `phase`, which must not come before the one reached. At the journal and the
     /// flip, a signal that arrived stops the switch with an error saying what that means.
     pub(crate) fn enter(&mut self, phase: Phase) -> Result<()> {
