@@ -2,8 +2,9 @@
 //! `users-groups.json`), checked, and what can be settled at build time.
 //!
 //! - [`parse`] reads it, naming every unknown field and every field of the wrong type;
-//! - [`check`] adds the format's rules (`applier/format/src/users/`) and the `etc` entries
-//!   that would write the same files;
+//! - the format's rules (`applier/format/src/users/`), and the `etc` entries that would write
+//!   the same files, are the manifest's own (`Manifest::users_problems`), reported by
+//!   `lib.rs` as problems of the input;
 //! - `precompute.rs` writes `passwd` and `group` when every id is static, and lists what is left
 //!   for the switch.
 
