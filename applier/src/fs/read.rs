@@ -100,7 +100,10 @@ fn regular(fd: &OwnedFd, shown: &str) -> Result<nix::sys::stat::FileStat> {
 
 /// Reads all of `fd` (checked by [`regular`]), at most `MAX_READ` bytes (64 MiB) even if it grows.
 fn read_bounded(fd: OwnedFd, shown: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    // Sized from the start: grown by doubling, a 100 KiB `shadow` cost a dozen copies, and
+    // the fresh pages each one faults in.
+    let size = fstat(&fd).map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0));
+    let mut out = Vec::with_capacity(usize::try_from(size.min(MAX_READ)).unwrap_or(0) + 1);
     std::fs::File::from(fd)
         .take(MAX_READ + 1)
         .read_to_end(&mut out)
