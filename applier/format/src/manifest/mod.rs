@@ -336,6 +336,7 @@ impl<'a> Manifest<'a> {
     }
 }
 
+mod deferred;
 mod rules;
 
 pub use rules::{check_id_name, check_link_text, check_overlay, check_target, is_same_or_below};

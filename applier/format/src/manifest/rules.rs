@@ -103,7 +103,7 @@ impl Manifest<'_> {
 }
 
 /// `etc` entries for the files a `users` part writes.
-fn managed_twice(m: &Manifest) -> Vec<String> {
+pub(super) fn managed_twice(m: &Manifest) -> Vec<String> {
     (m.entries.iter())
         .filter(|e| MANAGED_FILES.contains(&e.target.as_str()))
         .map(|e| {
