@@ -58,8 +58,13 @@ pub(crate) fn carry_out(
     }
     state::write_journal(root, record, &claimed, migrated)?;
     progress.enter(Phase::Users)?;
-    if let Some((decl, planned)) = d.users {
-        crate::users::write(root, decl, planned, &mut || progress.signalled())?;
+    match d.users {
+        Some((decl, planned)) => {
+            crate::users::write(root, decl, planned, &mut || progress.signalled())?;
+        }
+        // Sealed, so unchanged (see `users/seal.rs`); without users, no seal may stay.
+        None if d.gen.declares_users() => {}
+        None => crate::users::seal::remove(root)?,
     }
     let mut ctx = Ctx {
         root,

@@ -27,7 +27,7 @@ pub(crate) fn look_and_plan(
     let recorded = gathered.recorded.as_deref();
     // Owner names resolve against the user database this switch writes, when it writes one.
     let tables = owners::Tables {
-        planned: users.map(|u| (&u.planned.db.passwd, &u.planned.db.group)),
+        planned: users,
         gen_host: Some(gen.host),
     };
     let owners = owners::resolve(root, &gen.manifest, tables)?;

@@ -65,7 +65,7 @@ impl std::fmt::Display for Unresolved {
 /// them (`gen_host`: the generation on the host), else the root's.
 #[derive(Clone, Copy)]
 pub(crate) struct Tables<'a> {
-    pub(crate) planned: Option<(&'a Table, &'a Table)>,
+    pub(crate) planned: Option<&'a crate::users::Report>,
     pub(crate) gen_host: Option<&'a Path>,
 }
 
@@ -79,9 +79,12 @@ pub(crate) fn resolve(root: &mut Root, new: &Manifest, tables: Tables) -> Result
     let named = copies
         .iter()
         .any(|e| matches!(e.uid, Some(Id::Name(_))) || matches!(e.gid, Some(Id::Name(_))));
-    let (read, empty);
+    let (read, empty, planned);
     let (users, groups) = match (named, tables.planned) {
-        (true, Some(planned)) => planned,
+        (true, Some(report)) => {
+            planned = report.tables();
+            (&*planned.0, &*planned.1)
+        }
         (true, None) => {
             read = (
                 read_db(root, new, tables.gen_host, "passwd", 7)?,

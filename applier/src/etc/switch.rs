@@ -29,7 +29,7 @@ use crate::txn::generation::{Generation, GenerationFile};
 use crate::txn::lock::{self, Lock};
 use crate::txn::phase::{Phase, Progress};
 use crate::txn::state::{self, Recorded, StateView};
-use crate::users::Report;
+use crate::users::{self, Report};
 
 /// Options of `etcflip switch`.
 pub struct Options {
@@ -129,8 +129,11 @@ fn look_and_decide<'f>(
     let ready = engine.as_ref().and_then(|e| e.as_ref().ok());
     let spare = Children::speculative(ready.filter(|_| view.is_some()));
     let old = view.as_ref().filter(|_| !same_manifest);
-    let (gen, parsed) = parse_both(gen_first, (host, gen_text), old)?;
+    // The users part of the applied generation again is parsed only if its seal breaks.
+    let (mut gen, parsed) = parse_both(gen_first, (host, gen_text), old, same_manifest)?;
     let engine = engine.transpose()?;
+    let pending = state::read_journal(&mut o.root)?;
+    let sealed = sealed_users(&mut o.root, &mut gen, same_manifest && pending.is_empty())?;
     let held_before = view.as_ref().map(StateView::held).unwrap_or_default();
     let applied = view.as_ref().map(|v| Applied {
         generation: &v.generation,
@@ -138,7 +141,6 @@ fn look_and_decide<'f>(
         runtime: &v.runtime,
         held: &held_before,
     });
-    let pending = state::read_journal(&mut o.root)?;
     // Once the manifests show how many targets are added, the creation's children start
     // (with the speculative one), to overlap their start-up with looking and planning.
     let children = match &engine {
@@ -155,7 +157,10 @@ fn look_and_decide<'f>(
     known.extend(held_before.iter().map(|h| h.generation.as_str()));
     let plan_for = (&target_text[..], opts.on_conflict, &known[..]);
     o.progress.enter(Phase::Plan)?;
-    let users = plan_users(&mut o.root, &gen)?;
+    let users = match sealed {
+        Some(report) => Some(report),
+        None => plan_users(&mut o.root, &gen)?,
+    };
     let (plan, looked) = look_and_plan(&mut o.root, (&gen, users.as_ref()), &gathered, plan_for)?;
     let mut outcome = Outcome::planned(plan, &looked, gathered.migrated);
     outcome.users = users;
@@ -175,6 +180,19 @@ fn look_and_decide<'f>(
         target_text: &target_text,
     };
     write_unless_current(opts, o, (lock, engine, children), &planned, outcome)
+}
+
+/// The users phase's report when its seal holds (`may`: the generation is the applied one
+/// and no journal is pending, see `users/seal.rs`); otherwise `None`, and the generation's
+/// deferred `users` part is parsed for [`plan_users`].
+fn sealed_users(root: &mut Root, gen: &mut Generation, may: bool) -> Result<Option<Report>> {
+    if may && gen.declares_users() {
+        if let Some(report) = crate::users::sealed(root)? {
+            return Ok(Some(report));
+        }
+    }
+    gen.parse_users()?;
+    Ok(None)
 }
 
 /// The users phase's plan (phase 1), when the generation declares users.
@@ -266,7 +284,7 @@ fn write_unless_current(
 /// What a killed run left, swept once the lock is held: the state directory's temporary files
 /// (all but the files `/etc` keeps there), and `setup-etc.pl`'s `.clean` being rewritten.
 fn leftovers(root: &mut Root) -> Result<()> {
-    state::sweep(root, &[stamps::FILE, runtime::KEY_FILE])?;
+    state::sweep(root, &[stamps::FILE, runtime::KEY_FILE, users::seal::FILE])?;
     legacy::sweep(root)
 }
 
@@ -318,13 +336,15 @@ fn parse_both<'f>(
     parsed: Option<Generation<'f>>,
     (host, text): (&'f std::path::Path, &'f str),
     old: Option<&StateView<'f>>,
+    defer_users: bool,
 ) -> Result<(Generation<'f>, Option<Manifest<'f>>)> {
     if let Some(gen) = parsed {
         return Ok((gen, old.map(StateView::manifest).transpose()?));
     }
     let Some(old) = old else {
         // A re-switch (every boot) has one manifest to parse: no second thread for nothing.
-        return Ok((Generation::parse(host, text, payload_problems)?, None));
+        let gen = Generation::parse_with(host, text, payload_problems, defer_users)?;
+        return Ok((gen, None));
     };
     std::thread::scope(|s| {
         let gen = s.spawn(|| Generation::parse(host, text, payload_problems));

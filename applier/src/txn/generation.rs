@@ -25,6 +25,9 @@ pub(crate) struct Generation<'a> {
     pub text: &'a str,
     /// The parsed manifest.
     pub manifest: Manifest<'a>,
+    /// The manifest's `users` part as text while its parsing is deferred (see
+    /// [`Generation::parse_with`]); `manifest.users` is `None` meanwhile.
+    pub users_text: Option<&'a str>,
 }
 
 impl GenerationFile {
@@ -104,8 +107,23 @@ impl<'a> Generation<'a> {
     /// must be valid, and the payload as each domain (`payload`) finds it must match it.
     /// Every problem is reported at once.
     pub(crate) fn parse(host: &'a Path, text: &'a str, payload: Payload) -> Result<Generation<'a>> {
-        let mpath = host.join("manifest.json");
-        let manifest = Manifest::from_json(text, &mpath.display().to_string())?;
+        Self::parse_with(host, text, payload, false)
+    }
+
+    /// Like [`Generation::parse`]; with `defer_users`, the manifest's `users` part is left as
+    /// text ([`Generation::users_text`]) for [`Generation::parse_users`], if it is wanted.
+    pub(crate) fn parse_with(
+        host: &'a Path,
+        text: &'a str,
+        payload: Payload,
+        defer_users: bool,
+    ) -> Result<Generation<'a>> {
+        let origin = host.join("manifest.json").display().to_string();
+        let (manifest, users_text) = if defer_users {
+            Manifest::from_json_deferring_users(text, &origin)?
+        } else {
+            (Manifest::from_json(text, &origin)?, None)
+        };
         let problems = payload(host, &manifest);
         if !problems.is_empty() {
             return Err(Invalid::many(&host.display().to_string(), problems).into());
@@ -114,6 +132,21 @@ impl<'a> Generation<'a> {
             host,
             text: text.trim_end(),
             manifest,
+            users_text,
         })
+    }
+
+    /// Whether the generation declares users (parsed or not yet).
+    pub(crate) fn declares_users(&self) -> bool {
+        self.manifest.users.is_some() || self.users_text.is_some()
+    }
+
+    /// Parses and checks the `users` part [`Generation::parse_with`] deferred, if any.
+    pub(crate) fn parse_users(&mut self) -> Result<()> {
+        if let Some(text) = self.users_text.take() {
+            let origin = self.host.join("manifest.json").display().to_string();
+            self.manifest.parse_users(text, &origin)?;
+        }
+        Ok(())
     }
 }

@@ -13,7 +13,7 @@ use super::files::{id_of, Table};
 use crate::fs::{Node, Owner, Root};
 
 /// Where logind keeps lingering users, relative to the root.
-const LINGER: &str = "var/lib/systemd/linger";
+pub(super) const LINGER: &str = "var/lib/systemd/linger";
 
 /// One thing to do outside the user database files.
 #[derive(Debug, Clone, PartialEq, Eq)]

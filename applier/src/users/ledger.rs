@@ -71,18 +71,23 @@ fn text(root: &mut Root, name: &str) -> Result<Option<String>> {
 }
 
 fn map(root: &Root, name: &str, text: Option<&str>) -> Result<BTreeMap<String, u32>> {
-    let Some(text) = text else {
-        return Ok(BTreeMap::new());
-    };
-    let bad = |why: &dyn std::fmt::Display| {
+    ids(text).map_err(|why| {
         anyhow::anyhow!(
             "{}: not the JSON object of names and ids NixOS writes ({why}); fix or move it aside",
             root.show(&format!("{DIR}/{name}"))
         )
+    })
+}
+
+/// The names and ids of `uid-map`, `gid-map` or `auto-subuid-map` (missing: none); why not,
+/// if the text is not such a map.
+pub(crate) fn ids(text: Option<&str>) -> Result<BTreeMap<String, u32>, String> {
+    let Some(text) = text else {
+        return Ok(BTreeMap::new());
     };
     // Older Perl JSON modules wrote some ids as strings ("1000"): both are ids.
     let raw: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| bad(&e))?;
+        serde_json::from_str(text).map_err(|e| e.to_string())?;
     raw.into_iter()
         .map(|(k, v)| {
             let id = match &v {
@@ -92,7 +97,7 @@ fn map(root: &Root, name: &str, text: Option<&str>) -> Result<BTreeMap<String, u
             };
             match id.and_then(|id| u32::try_from(id).ok()) {
                 Some(id) => Ok((k, id)),
-                None => Err(bad(&format!("{k:?} has {v}, not an id"))),
+                None => Err(format!("{k:?} has {v}, not an id")),
             }
         })
         .collect()

@@ -10,6 +10,7 @@
 //! - `homes.rs` finds and makes homes and linger files;
 //! - `write.rs` writes it all under `/etc/.pwd.lock`, planning again under the lock.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use anyhow::Result;
@@ -24,10 +25,20 @@ pub(crate) mod files;
 mod homes;
 mod ledger;
 mod plan;
+pub(crate) mod seal;
 mod shadow;
 mod write;
 
 pub(crate) use write::write;
+
+/// The user database files, relative to the root, in the order [`Inputs`] holds them.
+const FILES: [&str; 5] = [
+    "etc/passwd",
+    "etc/group",
+    "etc/shadow",
+    "etc/subuid",
+    "etc/subgid",
+];
 
 /// What the users phase would do, as a switch reports it. With `--json`: `changes`,
 /// `clashes` (when any), `passwd` and `group` as they would be, and `uid_map` and `gid_map`,
@@ -39,14 +50,34 @@ pub struct Report {
     pub changes: Vec<String>,
     /// Why the switch is refused (an id another account holds on the root); nothing written.
     pub clashes: Vec<String>,
-    /// `/etc/passwd` as it would be.
-    pub passwd: String,
-    /// `/etc/group` as it would be.
-    pub group: String,
     /// Whether the files and ledgers already are what the plan makes: then the phase writes
     /// nothing.
     pub(crate) current: bool,
-    /// The plan itself, for the phase that writes it.
+    /// What the report stands on.
+    pub(crate) basis: Basis,
+}
+
+/// What a [`Report`] stands on.
+#[derive(Debug, Clone)]
+pub(crate) enum Basis {
+    /// A plan, made from the root and the declaration.
+    Planned(Box<Full>),
+    /// The seal, which held: the root is as the last switch to this generation left it, so
+    /// nothing was planned (see `seal.rs`). The files' texts as they are, for the report.
+    Sealed {
+        passwd: String,
+        group: String,
+        uid_map: Option<String>,
+        gid_map: Option<String>,
+    },
+}
+
+/// A plan of the users phase, with what phase 3 needs to write it.
+#[derive(Debug, Clone)]
+pub(crate) struct Full {
+    /// The five files as the plan makes them, in [`FILES`]' order.
+    pub(crate) rendered: [String; 5],
+    /// The plan itself.
     pub(crate) planned: plan::Planned,
     /// Homes and linger files to make or fix.
     pub(crate) homes: Vec<homes::Action>,
@@ -58,6 +89,38 @@ pub struct Report {
     pub(crate) inputs: Inputs,
 }
 
+impl Report {
+    /// `passwd` and `group` as they would be.
+    pub(crate) fn passwd_group(&self) -> (&str, &str) {
+        match &self.basis {
+            Basis::Planned(full) => (&full.rendered[0], &full.rendered[1]),
+            Basis::Sealed { passwd, group, .. } => (passwd, group),
+        }
+    }
+
+    /// The plan, unless the seal made one needless.
+    pub(crate) fn full(&self) -> Option<&Full> {
+        match &self.basis {
+            Basis::Planned(full) => Some(full),
+            Basis::Sealed { .. } => None,
+        }
+    }
+
+    /// `passwd` and `group` as they would be, as tables (owner names resolve in them).
+    pub(crate) fn tables(&self) -> (Cow<'_, files::Table>, Cow<'_, files::Table>) {
+        match &self.basis {
+            Basis::Planned(full) => (
+                Cow::Borrowed(&full.planned.db.passwd),
+                Cow::Borrowed(&full.planned.db.group),
+            ),
+            Basis::Sealed { passwd, group, .. } => (
+                Cow::Owned(files::Table::parse(passwd, 7)),
+                Cow::Owned(files::Table::parse(group, 4)),
+            ),
+        }
+    }
+}
+
 impl Serialize for Report {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
@@ -67,19 +130,72 @@ impl Serialize for Report {
             clashes: &'r [String],
             passwd: &'r str,
             group: &'r str,
-            uid_map: &'r BTreeMap<String, u32>,
-            gid_map: &'r BTreeMap<String, u32>,
+            uid_map: Cow<'r, BTreeMap<String, u32>>,
+            gid_map: Cow<'r, BTreeMap<String, u32>>,
         }
+        let (passwd, group) = self.passwd_group();
+        let (uid_map, gid_map) = match &self.basis {
+            Basis::Planned(full) => (
+                Cow::Borrowed(&full.planned.db.ledgers.uids),
+                Cow::Borrowed(&full.planned.db.ledgers.gids),
+            ),
+            Basis::Sealed {
+                uid_map, gid_map, ..
+            } => {
+                let ids = |t: &Option<String>| {
+                    ledger::ids(t.as_deref())
+                        .map(Cow::Owned)
+                        .map_err(serde::ser::Error::custom)
+                };
+                (ids(uid_map)?, ids(gid_map)?)
+            }
+        };
         Shown {
             changes: &self.changes,
             clashes: &self.clashes,
-            passwd: &self.passwd,
-            group: &self.group,
-            uid_map: &self.planned.db.ledgers.uids,
-            gid_map: &self.planned.db.ledgers.gids,
+            passwd,
+            group,
+            uid_map,
+            gid_map,
         }
         .serialize(s)
     }
+}
+
+/// The report of a root the seal shows current (see `seal.rs`), if it does: then the
+/// declaration need not even be parsed.
+pub(crate) fn sealed(root: &mut Root) -> Result<Option<Report>> {
+    let Some(mut read) = seal::holds(root)? else {
+        return Ok(None);
+    };
+    let mut text = |i: usize, rel: &str| -> Result<Option<String>> {
+        let bytes = read.get_mut(i).and_then(Option::take);
+        bytes
+            .map(String::from_utf8)
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("{} is not UTF-8", root.show(rel)))
+    };
+    let passwd = text(0, FILES[0])?.unwrap_or_default();
+    let group = text(1, FILES[1])?.unwrap_or_default();
+    let uid_map = text(
+        FILES.len(),
+        &format!("{}/{}", ledger::DIR, ledger::FILES[0]),
+    )?;
+    let gid_map = text(
+        FILES.len() + 1,
+        &format!("{}/{}", ledger::DIR, ledger::FILES[1]),
+    )?;
+    Ok(Some(Report {
+        changes: Vec::new(),
+        clashes: Vec::new(),
+        current: true,
+        basis: Basis::Sealed {
+            passwd,
+            group,
+            uid_map,
+            gid_map,
+        },
+    }))
 }
 
 /// What the users phase reads from the root, as it read it: the five files, the ledgers and
@@ -96,11 +212,11 @@ pub(crate) struct Inputs {
 pub(crate) fn read_inputs(root: &mut Root, decl: &Users) -> Result<Inputs> {
     Ok(Inputs {
         texts: [
-            read(root, "etc/passwd")?,
-            read(root, "etc/group")?,
-            read(root, "etc/shadow")?,
-            read(root, "etc/subuid")?,
-            read(root, "etc/subgid")?,
+            read(root, FILES[0])?,
+            read(root, FILES[1])?,
+            read(root, FILES[2])?,
+            read(root, FILES[3])?,
+            read(root, FILES[4])?,
         ],
         ledgers: ledger::read(root)?,
         password_files: password_files(root, decl),
@@ -154,22 +270,22 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
         && p.db.ledgers == found.db.ledgers
         && !homes.iter().any(homes::Action::acts)
         && !shadow_open;
-    let [passwd, group, ..] = rendered;
     Ok(Report {
         changes: std::mem::take(&mut p.changes),
         clashes: std::mem::take(&mut p.clashes),
-        passwd,
-        group,
         current,
-        planned: p,
-        homes,
-        shadow_open,
-        recorded: found.db.ledgers,
-        inputs: Inputs {
-            texts,
-            ledgers,
-            password_files: found.password_files,
-        },
+        basis: Basis::Planned(Box::new(Full {
+            rendered,
+            planned: p,
+            homes,
+            shadow_open,
+            recorded: found.db.ledgers,
+            inputs: Inputs {
+                texts,
+                ledgers,
+                password_files: found.password_files,
+            },
+        })),
     })
 }
 
@@ -182,7 +298,7 @@ fn shadow_open(root: &mut Root) -> Result<bool> {
 
 /// Whether what `before` looked at besides its [`Inputs`] (homes, linger files, whether
 /// `shadow` is open) is still as it found it, so that its plan still stands.
-pub(crate) fn looks_the_same(root: &mut Root, decl: &Users, before: &Report) -> Result<bool> {
+pub(crate) fn looks_the_same(root: &mut Root, decl: &Users, before: &Full) -> Result<bool> {
     let found_passwd = files::Table::parse(&before.inputs.texts[0], 7);
     let homes = homes::look(root, decl, (&before.planned.db.passwd, &found_passwd))?;
     Ok(homes == before.homes && shadow_open(root)? == before.shadow_open)
@@ -194,14 +310,7 @@ pub(crate) fn looks_the_same(root: &mut Root, decl: &Users, before: &Report) -> 
 fn unwritable(root: &mut Root) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let ledgers = ledger::FILES.iter().map(|f| format!("{}/{f}", ledger::DIR));
-    let files = [
-        "etc/group",
-        "etc/passwd",
-        "etc/shadow",
-        "etc/subuid",
-        "etc/subgid",
-    ];
-    for rel in files.iter().map(|f| (*f).to_owned()).chain(ledgers) {
+    for rel in FILES.iter().map(|f| (*f).to_owned()).chain(ledgers) {
         let ok = match root.node_with(&rel, false)? {
             Node::Absent => true,
             Node::File(f) => !f.meta.mount,

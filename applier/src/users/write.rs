@@ -19,8 +19,8 @@ use anyhow::{bail, Result};
 use etcflip_format::users::Users;
 
 use super::files::id_of;
-use super::ledger::{Ledgers, DIR};
-use super::Report;
+use super::ledger::{Ledgers, Texts, DIR, FILES as FILES_OF_LEDGERS};
+use super::{Full, Report, FILES};
 use crate::fs::lock::{Interrupted, NotLocked, RecordLock};
 use crate::fs::{Node, Owner, Root};
 
@@ -50,9 +50,12 @@ pub(crate) fn write(
             LOCK_WAIT.as_secs()
         ),
     };
+    let Some(full) = before.full() else {
+        bail!("internal: phase 3 was given no plan of the users phase");
+    };
     let inputs = super::read_inputs(root, decl)?;
     let replanned;
-    let now = if inputs == before.inputs && super::looks_the_same(root, decl, before)? {
+    let now = if inputs == full.inputs && super::looks_the_same(root, decl, full)? {
         // Reading cannot see a file that became a link or a mount point since phase 1.
         let clashes = super::unwritable(root)?;
         if !clashes.is_empty() {
@@ -63,20 +66,30 @@ pub(crate) fn write(
         replanned = super::plan_from(root, decl, inputs)?;
         &replanned
     };
-    if now.passwd != before.passwd || now.group != before.group || !now.clashes.is_empty() {
+    let plan = now
+        .full()
+        .filter(|_| now.passwd_group() == before.passwd_group() && now.clashes.is_empty());
+    let Some(plan) = plan else {
         bail!(
             "the user database changed while this switch planned; nothing visible was \
              switched; run the switch again"
         );
+    };
+    if !now.current {
+        write_plan(root, plan)?;
     }
-    if now.current {
-        return Ok(());
-    }
-    let p = &now.planned;
+    super::seal::record(root, decl)
+}
+
+/// Writes `plan` (see the module comment for the order), each file only if it differs
+/// from what the plan read under the lock.
+fn write_plan(root: &mut Root, plan: &Full) -> Result<()> {
+    let p = &plan.planned;
+    let found = &plan.inputs;
     // The ledgers first as the union of before and after: a switch killed among the files
     // leaves every new id recorded and every account it made still counted as declared, so
     // that whatever generation runs next treats them as declarative, never as run-time ones.
-    let mut early = now.recorded.clone();
+    let mut early = plan.recorded.clone();
     early.uids.extend(p.db.ledgers.uids.clone());
     early.gids.extend(p.db.ledgers.gids.clone());
     early.auto_subuids.extend(p.db.ledgers.auto_subuids.clone());
@@ -86,47 +99,51 @@ pub(crate) fn write(
     early
         .declarative_groups
         .extend(p.db.ledgers.declarative_groups.iter().cloned());
-    write_ledgers(root, &early)?;
+    let mut ledgers = found.ledgers.clone();
+    if early != p.db.ledgers {
+        ledgers = write_ledgers(root, &early, &ledgers)?;
+    }
     let shadow_gid =
         p.db.group
             .get("shadow")
             .and_then(|g| id_of(g, 2))
             .unwrap_or(0);
-    replace(root, "etc/group", &p.db.group.render(), (0o644, 0), 0)?;
-    replace(root, "etc/passwd", &p.db.passwd.render(), (0o644, 0), 0)?;
-    replace(
-        root,
-        "etc/shadow",
-        &p.db.shadow.render(),
-        (0o640, shadow_gid),
-        0o027,
-    )?;
-    replace(root, "etc/subuid", &p.db.subuid.render(), (0o644, 0), 0)?;
-    replace(root, "etc/subgid", &p.db.subgid.render(), (0o644, 0), 0)?;
-    write_ledgers(root, &p.db.ledgers)?;
-    super::homes::apply(root, &now.homes)
+    // (index in FILES, mode and group when new, bits never left)
+    let order = [
+        (1, 0o644, 0, 0),
+        (0, 0o644, 0, 0),
+        (2, 0o640, shadow_gid, 0o027),
+    ];
+    let order = order
+        .into_iter()
+        .chain([(3, 0o644, 0, 0), (4, 0o644, 0, 0)]);
+    for (i, mode, gid, never) in order {
+        let had = Some(found.texts[i].as_str());
+        replace(root, FILES[i], (&plan.rendered[i], had), (mode, gid), never)?;
+    }
+    write_ledgers(root, &p.db.ledgers, &ledgers)?;
+    super::homes::apply(root, &plan.homes)
 }
 
-/// Replaces `rel` with `text` unless it already holds it, keeping its mode and owner (new:
-/// `mode`, root and group `gid`) without the bits in `never` (`shadow` is never left
-/// group-writable or readable by others, whatever it was). A link or a mount point there is
-/// not replaced.
+/// Replaces `rel` with `text` unless it already holds it (`had`: what it held when read
+/// under the lock; `None` if unknown), keeping its mode and owner (new: `mode`, root and
+/// group `gid`) without the bits in `never` (`shadow` is never left group-writable or
+/// readable by others, whatever it was). A link or a mount point there is not replaced.
 fn replace(
     root: &mut Root,
     rel: &str,
-    text: &str,
+    (text, had): (&str, Option<&str>),
     (mode, gid): (u32, u32),
     never: u32,
 ) -> Result<()> {
-    let (mode, owner) = match root.node(rel)? {
+    let (mode, owner) = match root.node_with(rel, false)? {
         Node::Absent => (mode, Owner { uid: 0, gid }),
         Node::File(f) if f.meta.mount => bail!(
             "{} is a mount point: etcflip does not replace it",
             root.show(rel)
         ),
         Node::File(f) => {
-            let same = f.sha256 == crate::fs::sha256_bytes(text.as_bytes());
-            if same && f.meta.mode & never == 0 {
+            if had == Some(text) && f.meta.mode & never == 0 {
                 return Ok(());
             }
             (
@@ -145,21 +162,23 @@ fn replace(
     root.atomic_write_as(rel, &[text.as_bytes()], mode & !never, owner)
 }
 
-/// The ledgers, in `update-users-groups.pl`'s formats (see `ledger.rs`).
-fn write_ledgers(root: &mut Root, l: &Ledgers) -> Result<()> {
+/// Writes the ledgers in `update-users-groups.pl`'s formats (see `ledger.rs`), each unless
+/// it holds that already (`had`: their texts, `None` where missing); returns their texts now.
+fn write_ledgers(root: &mut Root, l: &Ledgers, had: &Texts) -> Result<Texts> {
     root.make_dirs(DIR)?;
     let names = |set: &std::collections::BTreeSet<String>| {
         set.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
     };
-    let files = [
-        ("uid-map", serde_json::to_string(&l.uids)?),
-        ("gid-map", serde_json::to_string(&l.gids)?),
-        ("declarative-users", names(&l.declarative_users)),
-        ("declarative-groups", names(&l.declarative_groups)),
-        ("auto-subuid-map", serde_json::to_string(&l.auto_subuids)?),
+    let texts = [
+        serde_json::to_string(&l.uids)?,
+        serde_json::to_string(&l.gids)?,
+        names(&l.declarative_users),
+        names(&l.declarative_groups),
+        serde_json::to_string(&l.auto_subuids)?,
     ];
-    for (name, text) in files {
-        replace(root, &format!("{DIR}/{name}"), &text, (0o644, 0), 0)?;
+    for ((name, text), had) in FILES_OF_LEDGERS.iter().zip(&texts).zip(had) {
+        let rel = format!("{DIR}/{name}");
+        replace(root, &rel, (text, had.as_deref()), (0o644, 0), 0)?;
     }
-    Ok(())
+    Ok(texts.map(Some))
 }
