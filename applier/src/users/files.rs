@@ -6,6 +6,7 @@
 //! system with thousands of users are read, planned and compared on every switch, and a
 //! string per field (and per index key) made that most of a no-op switch's time.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::ops::Index;
@@ -112,15 +113,16 @@ impl Index<usize> for Entry {
 }
 
 /// One file, as lines.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
     /// Well-formed entries, in file order. Changed only through [`Table::set_entries`], which
-    /// keeps the index right.
+    /// drops the index.
     pub(crate) entries: Vec<Entry>,
     /// A hash of the name → position of its first entry (a file of thousands of users is
     /// looked up by name once per user). A hash, not the name, so that the index costs no
-    /// allocation per entry; a lookup checks the name it finds.
-    index: HashMap<u64, usize>,
+    /// allocation per entry; a lookup checks the name it finds. Made by the first lookup: the
+    /// tables a plan makes are mostly rendered, not looked up.
+    index: OnceCell<HashMap<u64, usize>>,
     /// Lines that are not entries (comments, blank, malformed), in file order.
     pub(crate) other: Vec<String>,
     /// NIS compat lines, in file order; written last.
@@ -131,6 +133,15 @@ pub(crate) struct Table {
 fn name_hash(name: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
 }
+
+impl PartialEq for Table {
+    /// The same lines (the index follows from them).
+    fn eq(&self, other: &Table) -> bool {
+        (&self.entries, &self.other, &self.nis) == (&other.entries, &other.other, &other.nis)
+    }
+}
+
+impl Eq for Table {}
 
 impl Table {
     /// Parses `text`; an entry is a line of exactly `fields` colon-separated fields whose first
@@ -159,17 +170,20 @@ impl Table {
 
     /// Replaces the entries.
     pub(crate) fn set_entries(&mut self, entries: Vec<Entry>) {
-        self.index.clear();
-        self.index.reserve(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            self.index.entry(name_hash(&e[0])).or_insert(i);
-        }
+        self.index = OnceCell::new();
         self.entries = entries;
     }
 
     /// The entry named `name`, if any (the first one: a later duplicate is kept, not used).
     pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
-        let at = *self.index.get(&name_hash(name))?;
+        let index = self.index.get_or_init(|| {
+            let mut index = HashMap::with_capacity(self.entries.len());
+            for (i, e) in self.entries.iter().enumerate() {
+                index.entry(name_hash(&e[0])).or_insert(i);
+            }
+            index
+        });
+        let at = *index.get(&name_hash(name))?;
         match self.entries.get(at) {
             Some(e) if &e[0] == name => Some(e),
             // Two names with one hash: the index holds the other one; look it up in order.

@@ -61,17 +61,16 @@ pub(crate) fn look(
     (passwd, before): (&Table, &Table),
 ) -> Result<Vec<Action>> {
     let mut out = Vec::new();
-    // A user the plan removes stops lingering.
-    for e in before
-        .entries
-        .iter()
-        .filter(|e| passwd.get(&e[0]).is_none())
-    {
-        if root.node_with(&format!("{LINGER}/{}", &e[0]), false)? != Node::Absent {
-            out.push(Action::Linger(e[0].to_owned(), false));
+    // A user the plan removes stops lingering (the linger files are few; the users many).
+    for name in root.list(LINGER)? {
+        if before.get(&name).is_some() && passwd.get(&name).is_none() {
+            out.push(Action::Linger(name, false));
         }
     }
     for u in &decl.users {
+        if !u.create_home && u.linger.is_none() {
+            continue;
+        }
         let Some(entry) = passwd.get(&u.name) else {
             continue;
         };

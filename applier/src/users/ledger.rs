@@ -59,6 +59,21 @@ impl Ledgers {
     }
 }
 
+impl Ledgers {
+    /// Whether every name and id recorded here is also recorded, the same, in `after` (then
+    /// the union of the two is `after`).
+    pub(crate) fn within(&self, after: &Ledgers) -> bool {
+        let maps = |a: &BTreeMap<String, u32>, b: &BTreeMap<String, u32>| {
+            a.iter().all(|(k, v)| b.get(k) == Some(v))
+        };
+        maps(&self.uids, &after.uids)
+            && maps(&self.gids, &after.gids)
+            && maps(&self.auto_subuids, &after.auto_subuids)
+            && self.declarative_users.is_subset(&after.declarative_users)
+            && self.declarative_groups.is_subset(&after.declarative_groups)
+    }
+}
+
 fn text(root: &mut Root, name: &str) -> Result<Option<String>> {
     let rel = format!("{DIR}/{name}");
     match root.read_in_root(&rel)? {

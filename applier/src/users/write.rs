@@ -89,18 +89,18 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<()> {
     // The ledgers first as the union of before and after: a switch killed among the files
     // leaves every new id recorded and every account it made still counted as declared, so
     // that whatever generation runs next treats them as declarative, never as run-time ones.
-    let mut early = plan.recorded.clone();
-    early.uids.extend(p.db.ledgers.uids.clone());
-    early.gids.extend(p.db.ledgers.gids.clone());
-    early.auto_subuids.extend(p.db.ledgers.auto_subuids.clone());
-    early
-        .declarative_users
-        .extend(p.db.ledgers.declarative_users.iter().cloned());
-    early
-        .declarative_groups
-        .extend(p.db.ledgers.declarative_groups.iter().cloned());
     let mut ledgers = found.ledgers.clone();
-    if early != p.db.ledgers {
+    if !plan.recorded.within(&p.db.ledgers) {
+        let mut early = plan.recorded.clone();
+        early.uids.extend(p.db.ledgers.uids.clone());
+        early.gids.extend(p.db.ledgers.gids.clone());
+        early.auto_subuids.extend(p.db.ledgers.auto_subuids.clone());
+        early
+            .declarative_users
+            .extend(p.db.ledgers.declarative_users.iter().cloned());
+        early
+            .declarative_groups
+            .extend(p.db.ledgers.declarative_groups.iter().cloned());
         ledgers = write_ledgers(root, &early, &ledgers)?;
     }
     let shadow_gid =

@@ -70,15 +70,10 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     p.db.passwd.nis.clone_from(&found.db.passwd.nis);
     p.db.shadow.other.clone_from(&found.db.shadow.other);
     p.db.shadow.nis.clone_from(&found.db.shadow.nis);
-    let removed = removed_users(decl, found);
+    let declared: HashSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+    let removed = removed_users(decl, found, &declared);
     let gids = plan_groups(decl, found, &removed, &mut p);
-    plan_users(decl, found, &gids, &mut p);
-    let declared_users: HashSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
-    let kept: BTreeSet<String> = (p.db.passwd.entries.iter())
-        .map(|e| &e[0])
-        .filter(|n| !declared_users.contains(n))
-        .map(str::to_owned)
-        .collect();
+    let kept = plan_users(decl, (found, &declared), &gids, &mut p);
     subids::plan(decl, found, &kept, &mut p);
     set_names(
         &mut p.db.ledgers.declarative_groups,
@@ -104,8 +99,11 @@ fn set_names<'n>(set: &mut BTreeSet<String>, names: impl Iterator<Item = &'n str
 
 /// The accounts on the root this plan removes: undeclared ones the previous generation
 /// declared, or, without `mutableUsers`, every undeclared one.
-fn removed_users<'a>(decl: &Users, found: &'a Found) -> BTreeSet<&'a str> {
-    let declared: HashSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+fn removed_users<'a>(
+    decl: &Users,
+    found: &'a Found,
+    declared: &HashSet<&str>,
+) -> BTreeSet<&'a str> {
     (found.db.passwd.entries.iter())
         .map(|e| &e[0])
         .filter(|n| !declared.contains(n))
@@ -175,9 +173,8 @@ fn plan_groups(
             rows.push((id_of(e, 2).unwrap_or(u32::MAX), kept));
         }
     }
-    rows.sort_by_key(|r| r.0);
     p.db.group
-        .set_entries(rows.into_iter().map(|(_, e)| e).collect());
+        .set_entries(by_id(rows, |r| r.0).map(|(_, e)| e).collect());
     gids
 }
 
@@ -200,8 +197,14 @@ fn stays((kind, what): (&str, &str), e: &Entry, keep: bool, p: &mut Planned) -> 
     keep
 }
 
-fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut Planned) {
-    let declared_users: HashSet<&str> = decl.users.iter().map(|u| u.name.as_str()).collect();
+/// Plans the users; returns the accounts on the root that nobody declares and that stay.
+fn plan_users(
+    decl: &Users,
+    (found, declared_users): (&Found, &HashSet<&str>),
+    gids: &BTreeMap<String, u32>,
+    p: &mut Planned,
+) -> BTreeSet<String> {
+    let mut kept = BTreeSet::new();
     let holders = Holders::of(&found.db.passwd, 2);
     let statics = decl.users.iter().filter_map(|u| declared(u.uid));
     let mut ids = Ids::new(holders.ids(), statics, &found.db.ledgers.uids);
@@ -236,16 +239,28 @@ fn plan_users(decl: &Users, found: &Found, gids: &BTreeMap<String, u32>, p: &mut
         if stays(("user", "uid"), e, keep, p) {
             let shadow = found.db.shadow.get(&e[0]).cloned();
             rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone(), shadow));
+            kept.insert(e[0].to_owned());
         }
     }
-    rows.sort_by_key(|r| r.0);
-    let (mut passwd, mut shadow) = (Vec::new(), Vec::new());
-    for (_, row, sh) in rows {
+    let (mut passwd, mut shadow) = (Vec::with_capacity(rows.len()), Vec::new());
+    for (row, sh) in by_id(rows, |r| r.0).map(|(_, row, sh)| (row, sh)) {
         passwd.push(row);
         shadow.extend(sh);
     }
     p.db.passwd.set_entries(passwd);
     p.db.shadow.set_entries(shadow);
+    kept
+}
+
+/// `rows` in the order of their ids (`id`), equal ids in the order given: sorted as small
+/// pairs, not moved whole (a thousand rows of entries are large to move around).
+fn by_id<T>(rows: Vec<T>, id: impl Fn(&T) -> u32) -> impl Iterator<Item = T> {
+    let mut order: Vec<(u32, usize)> = rows.iter().map(&id).zip(0..).collect();
+    order.sort_unstable();
+    let mut rows: Vec<Option<T>> = rows.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(move |(_, i)| rows.get_mut(i).and_then(Option::take))
 }
 
 /// The passwd entry of a declared user (`old`: its entry on the root).
