@@ -1,7 +1,7 @@
 //! The rules of a `users` part, every violation listed: names, fields that end up in
 //! colon-separated files, ids, primary groups, dates and subordinate ranges.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use super::{Group, User, Users};
 
@@ -159,13 +159,14 @@ fn duplicates<'a>(
     items: impl Iterator<Item = (&'a str, Option<i64>)>,
 ) -> Vec<String> {
     // Hashed, not ordered: thousands of names, checked on every switch; the few repeated
-    // ones are sorted for the message.
-    let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut ids: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    // ones are sorted for the message. Ids are sorted as pairs: no allocation per id.
+    let items = items.into_iter();
+    let mut names: HashMap<&str, usize> = HashMap::with_capacity(items.size_hint().0);
+    let mut ids: Vec<(i64, &str)> = Vec::with_capacity(items.size_hint().0);
     for (name, n) in items {
         *names.entry(name).or_default() += 1;
         if let Some(n) = n {
-            ids.entry(n).or_default().push(name);
+            ids.push((n, name));
         }
     }
     let mut repeated: Vec<(&str, usize)> = names.into_iter().filter(|(_, n)| *n > 1).collect();
@@ -173,11 +174,16 @@ fn duplicates<'a>(
     let mut out: Vec<String> = (repeated.into_iter())
         .map(|(name, count)| format!("{what} {name:?} is declared {count} times"))
         .collect();
-    out.extend(
-        (ids.into_iter())
-            .filter(|(_, names)| names.len() > 1)
-            .map(|(n, names)| format!("{id} {n} is declared for {}", names.join(", "))),
-    );
+    // Stable: the names sharing an id are listed in declaration order.
+    ids.sort_by_key(|&(n, _)| n);
+    for shared in ids.chunk_by(|a, b| a.0 == b.0).filter(|c| c.len() > 1) {
+        let names: Vec<&str> = shared.iter().map(|&(_, name)| name).collect();
+        out.push(format!(
+            "{id} {} is declared for {}",
+            shared[0].0,
+            names.join(", ")
+        ));
+    }
     out
 }
 

@@ -122,7 +122,8 @@ fn plan_groups(
     let statics = decl.groups.iter().filter_map(|g| declared(g.gid));
     let mut ids = Ids::new(holders.ids(), statics, &found.db.ledgers.gids);
     let mut gids = BTreeMap::new();
-    let mut rows: Vec<(u32, Entry)> = Vec::new();
+    let mut rows: Vec<(u32, Entry)> =
+        Vec::with_capacity(decl.groups.len() + found.db.group.entries.len());
     for g in &decl.groups {
         let on_root = holders.by_name.get(g.name.as_str()).copied();
         let at = (on_root, declared(g.gid));
@@ -208,7 +209,8 @@ fn plan_users(
     let holders = Holders::of(&found.db.passwd, 2);
     let statics = decl.users.iter().filter_map(|u| declared(u.uid));
     let mut ids = Ids::new(holders.ids(), statics, &found.db.ledgers.uids);
-    let mut rows: Vec<(u32, Entry, Option<Entry>)> = Vec::new();
+    let mut rows: Vec<(u32, Entry, Option<Entry>)> =
+        Vec::with_capacity(decl.users.len() + found.db.passwd.entries.len());
     for u in &decl.users {
         let Some(gid) = gids
             .get(u.group.as_str())
