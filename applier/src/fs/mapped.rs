@@ -91,27 +91,28 @@ impl Drop for Mapped {
     }
 }
 
+/// Maps a file holding `bytes`, for tests; the file and its directory (one per call, so that
+/// tests on other threads never share it) are gone before it returns.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn map(bytes: &[u8]) -> Mapped {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("etcflip-mapped-{}-{call}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!("f{}", bytes.len()));
+    std::fs::write(&p, bytes).unwrap();
+    let fd = OwnedFd::from(std::fs::File::open(&p).unwrap());
+    // SAFETY: the test's own file, not written again.
+    let m = unsafe { Mapped::of(&fd, "f") }.unwrap();
+    std::fs::remove_file(&p).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Maps a file holding `bytes`; the file and its directory (one per call, so that tests on
-    /// other threads never share it) are gone before it returns.
-    fn map(bytes: &[u8]) -> Mapped {
-        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("etcflip-mapped-{}-{call}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(format!("f{}", bytes.len()));
-        std::fs::write(&p, bytes).unwrap();
-        let fd = OwnedFd::from(std::fs::File::open(&p).unwrap());
-        // SAFETY: the test's own file, not written again.
-        let m = unsafe { Mapped::of(&fd, "f") }.unwrap();
-        std::fs::remove_file(&p).unwrap();
-        std::fs::remove_dir(&dir).unwrap();
-        m
-    }
 
     #[test]
     fn maps_whole_files_empty_ones_too() {

@@ -121,7 +121,7 @@ fn read_state(
     let view = StateView::parse(root, &rel, &file)?;
     let rec = Recorded {
         generation: view.generation,
-        manifest_text: view.manifest.get().to_owned().into(),
+        manifest_text: view.manifest.to_owned().into(),
         runtime: view.runtime,
     };
     Ok(Some((
@@ -158,19 +158,40 @@ fn write_state(root: &mut Root, name: &str, rec: &Recorded, older: &[Recorded]) 
 /// A state file as read (the one format of `applied.json` and `journal.json`), borrowing from
 /// its mapped text. The manifest is kept as text: a re-switch compares it by bytes with the
 /// generation's, and parses it ([`StateView::manifest`]) only when they differ.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub(crate) struct StateView<'a> {
-    version: u32,
     /// The generation as the root saw it.
     pub generation: String,
     /// Hashes of the runtime copies installed (see [`Recorded::runtime`]).
-    #[serde(default)]
     pub runtime: BTreeMap<String, String>,
+    manifest: &'a str,
+    pending: Vec<RawRecorded<'a>>,
+}
+
+/// A state file's format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawView<'a> {
+    version: u32,
+    generation: String,
+    #[serde(default)]
+    runtime: BTreeMap<String, String>,
     #[serde(borrow)]
     manifest: &'a RawValue,
     #[serde(default, borrow)]
     pending: Vec<RawRecorded<'a>>,
+}
+
+/// A state file's head, its manifest given as `null` (see [`StateView::parse_applied_against`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadView {
+    version: u32,
+    generation: String,
+    #[serde(default)]
+    runtime: BTreeMap<String, String>,
+    #[allow(dead_code)] // present, and null
+    manifest: (),
 }
 
 /// `applied.json`, mapped, if any (parse it with [`StateView::parse_applied`]).
@@ -184,11 +205,16 @@ impl<'a> StateView<'a> {
         let text = file
             .text()
             .ok_or_else(|| corrupt(root, rel, &"not UTF-8"))?;
-        let view: StateView = serde_json::from_str(text).map_err(|e| corrupt(root, rel, &e))?;
+        let view: RawView = serde_json::from_str(text).map_err(|e| corrupt(root, rel, &e))?;
         if view.version != STATE_VERSION {
             return Err(corrupt(root, rel, &format!("version {}", view.version)));
         }
-        Ok(view)
+        Ok(StateView {
+            generation: view.generation,
+            runtime: view.runtime,
+            manifest: view.manifest.get(),
+            pending: view.pending,
+        })
     }
 
     /// Parses the file [`read_applied_text`] returned.
@@ -196,9 +222,39 @@ impl<'a> StateView<'a> {
         Self::parse(root, &format!("{}/{APPLIED}", state_dir()), file)
     }
 
-    /// The recorded manifest, as the generation's `manifest.json` read (trimmed).
-    pub(crate) fn manifest_text(&self) -> &'a str {
-        self.manifest.get()
+    /// Like [`StateView::parse_applied`], and whether its manifest is `manifest` (trimmed).
+    /// When the file ends with that manifest as [`write_state`] ends a record with nothing
+    /// pending, only the head before it is parsed: a re-switch need not scan a large manifest
+    /// it already compared byte for byte.
+    pub(crate) fn parse_applied_against(
+        root: &Root,
+        file: &'a Mapped,
+        manifest: &str,
+    ) -> Result<(StateView<'a>, bool)> {
+        let manifest = manifest.trim_end();
+        let text = file.text().unwrap_or_default();
+        let head = (text.strip_suffix("}\n"))
+            .and_then(|t| t.strip_suffix(manifest))
+            .filter(|h| h.ends_with("\"manifest\":"));
+        if let Some(head) = head {
+            let recorded = &text[head.len()..head.len() + manifest.len()];
+            // The head closed with a null manifest parses as a whole record would, without it.
+            let closed = format!("{head}null}}");
+            if let Ok(view) = serde_json::from_str::<HeadView>(&closed) {
+                if view.version == STATE_VERSION {
+                    let view = StateView {
+                        generation: view.generation,
+                        runtime: view.runtime,
+                        manifest: recorded,
+                        pending: Vec::new(),
+                    };
+                    return Ok((view, true));
+                }
+            }
+        }
+        let view = Self::parse_applied(root, file)?;
+        let same = view.manifest == manifest;
+        Ok((view, same))
     }
 
     /// In `applied.json`: what earlier generations made that the last switch left only for a
@@ -209,7 +265,7 @@ impl<'a> StateView<'a> {
 
     /// The recorded manifest, parsed (it was validated when it was recorded).
     pub(crate) fn manifest(&self) -> Result<Manifest<'a>> {
-        Manifest::from_trusted_json(self.manifest.get(), "the applied generation's manifest")
+        Manifest::from_trusted_json(self.manifest, "the applied generation's manifest")
     }
 }
 
@@ -308,5 +364,59 @@ fn read_optional(root: &mut Root, rel: &str) -> Result<Option<Mapped>> {
             "{} should be a regular file, found {other:?}",
             root.show(rel)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_ending_with_the_manifest_is_read_by_its_head_alone() {
+        let root = Root::open(std::path::Path::new("/")).unwrap();
+        let m = r#"{"version":1,"overlay":"/etc/static","entries":[]}"#;
+        let other = r#"{"version":1,"overlay":"/etc/other","entries":[]}"#;
+        let rec = |manifest: &str| {
+            format!(r#""generation":"/g","runtime":{{"a":"b"}},"manifest":{manifest}"#)
+        };
+        // (state file, manifest compared, same, what a full parse says of the manifest)
+        let cases = [
+            (format!("{{\"version\":1,{}}}\n", rec(m)), m, true),
+            (format!("{{\"version\":1,{}}}\n", rec(m)), other, false),
+            (
+                format!(
+                    "{{\"version\":1,{},\"pending\":[{{{}}}]}}\n",
+                    rec(m),
+                    rec(other)
+                ),
+                m,
+                true,
+            ),
+            (
+                format!(
+                    "{{\"version\":1,{},\"pending\":[{{{}}}]}}\n",
+                    rec(other),
+                    rec(m)
+                ),
+                m,
+                false,
+            ),
+            // Written by hand: spaces, no trailing newline.
+            (format!("{{ \"version\": 1, {} }}", rec(m)), m, true),
+        ];
+        for (text, manifest, same) in cases {
+            let file = crate::fs::mapped::map(text.as_bytes());
+            let (view, got) = StateView::parse_applied_against(&root, &file, manifest).unwrap();
+            let full = StateView::parse_applied(&root, &file).unwrap();
+            assert_eq!(got, same, "{text}");
+            assert_eq!(
+                (&view.generation, &view.runtime, view.manifest, view.held()),
+                (&full.generation, &full.runtime, full.manifest, full.held()),
+                "{text}"
+            );
+        }
+        // A head that is no record falls back to the full parse, which refuses it.
+        let file = crate::fs::mapped::map(format!("{{\"version\":2,{}}}\n", rec(m)).as_bytes());
+        assert!(StateView::parse_applied_against(&root, &file, m).is_err());
     }
 }

@@ -41,13 +41,13 @@ pub(crate) fn read_view<'f>(
     file: Option<&'f crate::fs::mapped::Mapped>,
     gen_text: &str,
 ) -> Result<(Option<StateView<'f>>, bool)> {
-    let view = file
-        .map(|f| StateView::parse_applied(root, f))
-        .transpose()?;
-    let same = view
-        .as_ref()
-        .is_some_and(|v| v.manifest_text() == gen_text.trim_end());
-    Ok((view, same))
+    match file {
+        Some(f) => {
+            let (view, same) = StateView::parse_applied_against(root, f, gen_text)?;
+            Ok((Some(view), same))
+        }
+        None => Ok((None, false)),
+    }
 }
 
 /// The applied generation: where it was, and its manifest.
