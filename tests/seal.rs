@@ -267,3 +267,135 @@ fn a_switch_to_a_generation_without_users_removes_the_seal() {
     s.switch(&gen, &[]);
     assert!(s.root.join(SEAL).is_file());
 }
+
+/// A root switched to a generation whose only user, alice, has a home; `setup` runs first.
+fn with_home(name: &str, setup: &dyn Fn(&Path)) -> (Scratch, PathBuf) {
+    let s = Scratch::new(name);
+    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    setup(&s.root);
+    let alice = json!({"name": "alice", "uid": 1000, "group": "users", "home": "/home/alice",
+                       "createHome": true, "homeMode": "750", "description": "ok"});
+    let root = json!({"name": "root", "uid": 0, "group": "root", "home": "/root"});
+    let spec = json!({
+        "etc": {"secret": {"text": "s\n", "mode": "0400", "user": "alice", "group": "users"}},
+        "users": {"mutableUsers": false, "users": [root, alice],
+                  "groups": [{"name": "root", "gid": 0}, {"name": "users", "gid": 100}]}
+    });
+    let gen = s.gen("g", &spec);
+    s.switch(&gen, &[]);
+    (s, gen)
+}
+
+#[test]
+fn a_home_left_alone_behind_a_link_is_never_sealed_so_it_is_always_reported() {
+    let link = |root: &Path| {
+        std::fs::create_dir_all(root.join("srv/home/alice")).unwrap();
+        std::os::unix::fs::symlink("srv/home", root.join("home")).unwrap();
+    };
+    let (s, gen) = with_home("seal-unreachable", &link);
+    assert!(
+        !s.root.join(SEAL).exists(),
+        "a plan with something to report is not sealed"
+    );
+    let out = outcome(&s, &gen, &[]);
+    assert!(
+        out.1.contains("leave the home /home/alice alone"),
+        "{}",
+        out.1
+    );
+}
+
+#[test]
+fn a_change_made_while_phase_3_writes_is_not_sealed() {
+    // The switch is held at its second rename (the users phase) while alice's home is
+    // opened to everyone; a program that ignores /etc/.pwd.lock could do the same to a file.
+    let (s, gen) = with_home("seal-race", &|_: &Path| {});
+    std::fs::remove_file(s.root.join(SEAL)).unwrap();
+    std::fs::write(s.root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let args = [
+        "-f",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-e",
+        "inject=renameat:delay_enter=1500000:when=2",
+    ];
+    let mut child = etcflip_e2e::switch_under_strace(args, &s.root, &gen, &[])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let home = s.root.join("home/alice");
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(child.wait().unwrap().success());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(
+        mode(&home),
+        0o777,
+        "the change came after the switch looked"
+    );
+    s.switch(&gen, &[]);
+    assert_eq!(
+        mode(&home),
+        0o750,
+        "the next switch plans, and gives the home its mode"
+    );
+}
+
+#[test]
+fn a_sealed_switch_that_repairs_etc_gives_copies_the_owners_a_planned_one_does() {
+    use std::os::unix::fs::MetadataExt as _;
+    let (sealed, gen) = with_home("seal-etc-drift", &|_: &Path| {});
+    let (planned, gen2) = with_home("seal-etc-drift-planned", &|_: &Path| {});
+    std::fs::remove_file(planned.root.join(SEAL)).unwrap();
+    for s in [&sealed, &planned] {
+        std::fs::remove_file(s.root.join("etc/secret")).unwrap();
+    }
+    for extra in [&["--dry-run", "--json"][..], &["--json"]] {
+        assert_eq!(
+            outcome(&sealed, &gen, extra),
+            outcome(&planned, &gen2, extra)
+        );
+    }
+    let owner = |s: &Scratch| {
+        let m = std::fs::metadata(s.root.join("etc/secret")).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(owner(&sealed), (1000, 100, 0o400));
+    assert_eq!(owner(&planned), owner(&sealed));
+}
+
+#[test]
+fn a_sealed_users_part_is_not_read_and_a_seal_from_another_etcflip_is_not_trusted() {
+    let (s, gen) = with_home("seal-version", &|_: &Path| {});
+    // The same users part, made invalid in the generation and in the applied state alike
+    // (byte for byte the applied generation still): sealed, it is not even read.
+    for rel in ["gens/g/manifest.json", "etc/.etcflip/applied.json"] {
+        let p = s.root.join(rel);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(r#""description":"ok""#), "{rel}");
+        std::fs::write(
+            &p,
+            text.replace(r#""description":"ok""#, r#""description":"o:k""#),
+        )
+        .unwrap();
+    }
+    let out = outcome(&s, &gen, &[]);
+    assert_eq!(out.0, 0, "{}", out.1);
+    let seal = std::fs::read_to_string(s.root.join(SEAL)).unwrap();
+    let version = format!(r#""etcflip":"{}""#, env!("CARGO_PKG_VERSION"));
+    assert!(seal.contains(&version), "{seal}");
+    let other = seal.replace(&version, r#""etcflip":"0.0.0""#);
+    std::fs::write(s.root.join(SEAL), other).unwrap();
+    let out = outcome(&s, &gen, &[]);
+    assert_eq!(out.0, 2, "{}", out.1);
+    assert!(out.1.contains("contains ':'"), "{}", out.1);
+}
+
+#[test]
+fn the_seal_is_for_root_alone() {
+    use std::os::unix::fs::MetadataExt as _;
+    let (s, _) = with_home("seal-mode", &|_: &Path| {});
+    let m = std::fs::metadata(s.root.join(SEAL)).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid()), (0o600, 0));
+}

@@ -60,11 +60,51 @@ pub(crate) fn look(
     decl: &Users,
     (passwd, before): (&Table, &Table),
 ) -> Result<Vec<Action>> {
+    let lingering = lingering(root)?;
+    let mut homes = Vec::new();
+    for rel in wanted_homes(decl) {
+        let node = root.node_with(&rel, false)?;
+        homes.push((rel, node));
+    }
+    Ok(actions(
+        decl,
+        (passwd, before),
+        (&homes, lingering.as_deref()),
+    ))
+}
+
+/// The names in the linger directory, sorted (none when it is missing); `None` when it is
+/// not a real directory (a link, as on an impermanent root): etcflip follows no link, so it
+/// leaves lingering alone there.
+pub(crate) fn lingering(root: &mut Root) -> Result<Option<Vec<String>>> {
+    Ok(match root.node_with(LINGER, false)? {
+        Node::Dir(_) => Some(root.list(LINGER)?),
+        Node::Absent => Some(Vec::new()),
+        _ => None,
+    })
+}
+
+/// The homes `decl` makes, relative to the root.
+pub(crate) fn wanted_homes(decl: &Users) -> Vec<String> {
+    (decl.users.iter())
+        .filter(|u| u.create_home)
+        .map(|u| u.home.trim_start_matches('/').to_owned())
+        .collect()
+}
+
+/// What is not yet as `decl` wants it, for the users in `passwd` (the planned file) and
+/// `before` (the one on the root), given what is at each of [`wanted_homes`] (`homes`) and
+/// the names in the linger directory ([`lingering`]).
+pub(crate) fn actions(
+    decl: &Users,
+    (passwd, before): (&Table, &Table),
+    (homes, lingering): (&[(String, Node)], Option<&[String]>),
+) -> Vec<Action> {
     let mut out = Vec::new();
     // A user the plan removes stops lingering (the linger files are few; the users many).
-    for name in root.list(LINGER)? {
-        if before.get(&name).is_some() && passwd.get(&name).is_none() {
-            out.push(Action::Linger(name, false));
+    for name in lingering.unwrap_or_default() {
+        if before.get(name).is_some() && passwd.get(name).is_none() {
+            out.push(Action::Linger(name.clone(), false));
         }
     }
     for u in &decl.users {
@@ -79,24 +119,27 @@ pub(crate) fn look(
             gid: id_of(entry, 3).unwrap_or(0),
         };
         if u.create_home {
-            let rel = u.home.trim_start_matches('/').to_owned();
+            let rel = u.home.trim_start_matches('/');
             let mode = u32::from_str_radix(&u.home_mode, 8).unwrap_or(0o700);
-            match root.node_with(&rel, false)? {
-                Node::Dir(m) if m.mode == mode && (m.uid, m.gid) == (owner.uid, owner.gid) => {}
-                Node::Dir(_) | Node::Absent => out.push(Action::Home(rel, owner, mode)),
-                _ => out.push(Action::Unreachable(rel)),
+            match homes.iter().find(|(r, _)| r == rel).map(|(_, n)| n) {
+                Some(Node::Dir(m))
+                    if m.mode == mode && (m.uid, m.gid) == (owner.uid, owner.gid) => {}
+                Some(Node::Dir(_) | Node::Absent) | None => {
+                    out.push(Action::Home(rel.to_owned(), owner, mode));
+                }
+                Some(_) => out.push(Action::Unreachable(rel.to_owned())),
             }
         }
         // With mutableUsers, lingering is set when the user is made, then left to it.
         let settled = decl.mutable_users && before.get(&u.name).is_some();
-        if let Some(on) = u.linger.filter(|_| !settled) {
-            let there = root.node_with(&format!("{LINGER}/{}", u.name), false)? != Node::Absent;
+        if let (Some(on), Some(names)) = (u.linger.filter(|_| !settled), lingering) {
+            let there = names.binary_search_by(|n| n.as_str().cmp(&u.name)).is_ok();
             if on != there {
                 out.push(Action::Linger(u.name.to_string(), on));
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// Does `actions`.

@@ -60,17 +60,17 @@ impl Ledgers {
 }
 
 impl Ledgers {
-    /// Whether every name and id recorded here is also recorded, the same, in `after` (then
-    /// the union of the two is `after`).
-    pub(crate) fn within(&self, after: &Ledgers) -> bool {
+    /// Whether every name and id recorded here is also recorded, the same, in `other` (then
+    /// the union of the two is `other`).
+    pub(crate) fn within(&self, other: &Ledgers) -> bool {
         let maps = |a: &BTreeMap<String, u32>, b: &BTreeMap<String, u32>| {
             a.iter().all(|(k, v)| b.get(k) == Some(v))
         };
-        maps(&self.uids, &after.uids)
-            && maps(&self.gids, &after.gids)
-            && maps(&self.auto_subuids, &after.auto_subuids)
-            && self.declarative_users.is_subset(&after.declarative_users)
-            && self.declarative_groups.is_subset(&after.declarative_groups)
+        maps(&self.uids, &other.uids)
+            && maps(&self.gids, &other.gids)
+            && maps(&self.auto_subuids, &other.auto_subuids)
+            && self.declarative_users.is_subset(&other.declarative_users)
+            && self.declarative_groups.is_subset(&other.declarative_groups)
     }
 }
 

@@ -18,53 +18,55 @@
 //! it, and an etcflip that does not know the file sweeps it away with the state directory's
 //! leftovers.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use etcflip_format::users::Users;
 
-use super::homes::LINGER;
+use super::files::Table;
+use super::homes::{self, LINGER};
+use super::plan::FileRead;
 use super::{ledger, FILES};
-use crate::fs::{Node, Root};
+use crate::fs::{Node, Owner, Root};
 use crate::txn::state::state_dir;
 
 /// The seal's file, in the state directory.
 pub(crate) const FILE: &str = "users.json";
 const VERSION: u32 = 1;
+/// The etcflip that plans: a seal another one recorded is not trusted, since its planner may
+/// differ (and the users part was checked against its rules, not this one's).
+const ETCFLIP: &str = env!("CARGO_PKG_VERSION");
 
 /// The recorded seal.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Seal {
     version: u32,
+    /// The etcflip that recorded it.
+    etcflip: String,
     /// The declared homes, relative to the root.
     homes: Vec<String>,
     /// The declared password files, as declared.
     password_files: Vec<String>,
-    /// sha256 of what [`digest`] looks at.
+    /// sha256 of what [`observe`] looks at.
     digest: String,
 }
 
-/// Seals the root as it is now for `decl` (the end of phase 3, under `/etc/.pwd.lock`).
-pub(crate) fn record(root: &mut Root, decl: &Users) -> Result<()> {
-    let homes = (decl.users.iter())
-        .filter(|u| u.create_home)
-        .map(|u| u.home.trim_start_matches('/').to_owned())
-        .collect();
-    let password_files = (decl.users.iter())
-        .filter_map(|u| u.hashed_password_file.as_ref())
-        .map(ToString::to_string)
-        .collect();
-    let mut seal = Seal {
-        version: VERSION,
-        homes,
-        password_files,
-        digest: String::new(),
-    };
-    seal.digest = digest(root, &seal)?.0;
-    let text = serde_json::to_string(&seal)?;
-    root.atomic_write(&format!("{}/{FILE}", state_dir()), text.as_bytes())
+/// What the plan phase 3 carried out makes of the root: a seal records the root only when it
+/// is exactly that, as read for the digest itself (a change made meanwhile, by a program that
+/// ignores `/etc/.pwd.lock` or by a user to a home, is never sealed).
+pub(crate) struct Proof<'p> {
+    /// The five files as the plan makes them, in `FILES`' order.
+    pub(crate) files: [&'p str; 5],
+    /// The ledgers after phase 3 (`None`: absent).
+    pub(crate) ledgers: &'p ledger::Texts,
+    /// The password files as the plan read them.
+    pub(crate) password_files: &'p BTreeMap<String, FileRead>,
+    /// `passwd` as planned: the homes and lingering a plan wants follow from it.
+    pub(crate) passwd: &'p Table,
 }
 
 /// What the seal looked at: the user database files and the ledgers in the order of `FILES`
@@ -72,9 +74,34 @@ pub(crate) fn record(root: &mut Root, decl: &Users) -> Result<()> {
 /// a regular file).
 pub(crate) type Read = Vec<Option<Vec<u8>>>;
 
+/// Seals the root for `decl` if it is what `proof` says (the end of phase 3, under
+/// `/etc/.pwd.lock`); otherwise removes any seal, so that the next switch plans.
+pub(crate) fn record(root: &mut Root, decl: &Users, proof: &Proof) -> Result<()> {
+    let password_files = (decl.users.iter())
+        .filter_map(|u| u.hashed_password_file.as_ref())
+        .map(ToString::to_string)
+        .collect();
+    let mut seal = Seal {
+        version: VERSION,
+        etcflip: ETCFLIP.to_owned(),
+        homes: homes::wanted_homes(decl),
+        password_files,
+        digest: String::new(),
+    };
+    match observe(root, &seal, Some((decl, proof)))? {
+        Some((digest, _)) => seal.digest = digest,
+        None => return remove(root),
+    }
+    let text = serde_json::to_string(&seal)?;
+    // Not for others to read: the digest covers shadow and the password files.
+    let owner = Owner { uid: 0, gid: 0 };
+    let rel = format!("{}/{FILE}", state_dir());
+    root.atomic_write_as(&rel, &[text.as_bytes()], 0o600, owner)
+}
+
 /// Whether the recorded seal holds for the root as it is now, and if so, the files as read.
-/// A missing or unreadable seal does not hold: the users phase is then planned in full,
-/// which is always right.
+/// A missing, unreadable or foreign seal does not hold: the users phase is then planned in
+/// full, which is always right.
 pub(crate) fn holds(root: &mut Root) -> Result<Option<Read>> {
     let rel = format!("{}/{FILE}", state_dir());
     if !matches!(root.node_with(&rel, false)?, Node::File(_)) {
@@ -84,11 +111,11 @@ pub(crate) fn holds(root: &mut Root) -> Result<Option<Read>> {
     let Ok(seal) = serde_json::from_slice::<Seal>(&text) else {
         return Ok(None);
     };
-    if seal.version != VERSION {
+    if (seal.version, seal.etcflip.as_str()) != (VERSION, ETCFLIP) {
         return Ok(None);
     }
-    let (digest, read) = digest(root, &seal)?;
-    Ok((digest == seal.digest).then_some(read))
+    let seen = observe(root, &seal, None)?;
+    Ok(seen.and_then(|(digest, read)| (digest == seal.digest).then_some(read)))
 }
 
 /// Removes the seal, if any (a switch to a generation without users).
@@ -102,8 +129,12 @@ pub(crate) fn remove(root: &mut Root) -> Result<()> {
 }
 
 /// The digest of what the users plan reads from the root (see the module comment), and the
-/// files it read.
-fn digest(root: &mut Root, seal: &Seal) -> Result<(String, Read)> {
+/// files it read; with a proof, `None` unless all of it is what the proof says.
+fn observe(
+    root: &mut Root,
+    seal: &Seal,
+    proof: Option<(&Users, &Proof)>,
+) -> Result<Option<(String, Read)>> {
     let mut h = Sha256::new();
     let mut line = |what: &str, seen: &str| {
         h.update(what.as_bytes());
@@ -118,59 +149,129 @@ fn digest(root: &mut Root, seal: &Seal) -> Result<(String, Read)> {
         .copied()
         .chain(ledgers.iter().map(String::as_str));
     for (i, rel) in all.enumerate() {
-        let (seen, content) = file(root, rel, KEPT.contains(&i))?;
-        line(rel, &seen);
-        read.push(content);
+        let want = proof.map(|(_, p)| wanted(p, i));
+        let (seen, content) = file(root, rel, KEPT.contains(&i) || want.is_some())?;
+        if let Some(want) = want {
+            if !want.is(&seen, content.as_deref()) {
+                return Ok(None);
+            }
+        }
+        line(rel, &seen.line);
+        read.push(content.filter(|_| KEPT.contains(&i)));
     }
+    let mut homes = Vec::with_capacity(seal.homes.len());
     for rel in &seal.homes {
-        line(rel, &seen(&root.node_with(rel, false)?, ""));
+        let node = root.node_with(rel, false)?;
+        line(rel, &describe(&node, ""));
+        homes.push((rel.clone(), node));
     }
     for path in &seal.password_files {
-        let read = match root.read_in_root(path.trim_start_matches('/')) {
+        let got = root
+            .read_in_root(path.trim_start_matches('/'))
+            .map_err(|e| format!("{e:#}"));
+        if let Some((_, p)) = proof {
+            if p.password_files.get(path) != Some(&got) {
+                return Ok(None);
+            }
+        }
+        let seen = match got {
             Ok(Some(bytes)) => format!("file {}", crate::fs::sha256_bytes(&bytes)),
             Ok(None) => "absent".to_owned(),
-            Err(e) => format!("unreadable: {e:#}"),
+            Err(e) => format!("unreadable: {e}"),
         };
-        line(path, &read);
+        line(path, &seen);
     }
-    let linger = match root.node_with(LINGER, false)? {
-        Node::Dir(_) => {
-            let mut names = root.list(LINGER)?;
-            names.sort_unstable();
-            format!("names {}", names.join("/"))
+    let lingering = homes::lingering(root)?;
+    let names = lingering.as_ref().map(|n| n.join("/"));
+    line(LINGER, &format!("names {names:?}"));
+    if let Some((decl, p)) = proof {
+        // Nothing to do and nothing to report: a re-plan would find the homes as they are.
+        let planned = (p.passwd, p.passwd);
+        if !homes::actions(decl, planned, (&homes, lingering.as_deref())).is_empty() {
+            return Ok(None);
         }
-        other => seen(&other, ""),
-    };
-    line(LINGER, &linger);
-    Ok((etcflip_format::hash::hex(&h.finalize()), read))
+    }
+    Ok(Some((etcflip_format::hash::hex(&h.finalize()), read)))
 }
 
-/// Which of the files [`digest`] reads a switch reports (`passwd`, `group`, `uid-map` and
-/// `gid-map`): the others are only hashed, as they stream by.
+/// Which of the files [`observe`] reads a switch reports (`passwd`, `group`, `uid-map` and
+/// `gid-map`): the others are only hashed, unless a proof wants their content.
 const KEPT: [usize; 4] = [0, 1, FILES.len(), FILES.len() + 1];
 
-/// A file of the user database or a ledger: what the digest records of it, and its content
-/// if it is to be `kept` and a regular file.
-fn file(root: &mut Root, rel: &str, kept: bool) -> Result<(String, Option<Vec<u8>>)> {
-    if !kept {
-        let node = root.node(rel)?;
-        let sha = match &node {
-            Node::File(f) => f.sha256.clone(),
-            _ => String::new(),
+/// A file as the seal sees it: its digest line, and whether the plan would find it so.
+struct Seen {
+    line: String,
+    /// Missing.
+    absent: bool,
+    /// A regular file that is not a mount point (anything else, the plan refuses).
+    replaceable: bool,
+    /// Permission bits, when a regular file.
+    mode: u32,
+}
+
+/// What a proof wants of file `i` (of `FILES` then the ledgers).
+enum Want<'p> {
+    /// A database file: this text (missing reads as empty); `shadow` closed to others.
+    Text(&'p str, bool),
+    /// A ledger: this text, or missing.
+    Ledger(Option<&'p str>),
+}
+
+fn wanted<'p>(p: &'p Proof, i: usize) -> Want<'p> {
+    match p.files.get(i) {
+        Some(text) => Want::Text(text, FILES[i] == "etc/shadow"),
+        None => Want::Ledger(p.ledgers.get(i - FILES.len()).and_then(Option::as_deref)),
+    }
+}
+
+impl Want<'_> {
+    fn is(&self, seen: &Seen, content: Option<&[u8]>) -> bool {
+        match *self {
+            Want::Text(text, shadow) => {
+                (seen.absent && text.is_empty())
+                    || (seen.replaceable
+                        && content == Some(text.as_bytes())
+                        && !(shadow && seen.mode & 0o027 != 0))
+            }
+            Want::Ledger(None) => seen.absent,
+            Want::Ledger(Some(text)) => seen.replaceable && content == Some(text.as_bytes()),
+        }
+    }
+}
+
+/// A file of the user database or a ledger, as the digest records it, and its content if it
+/// is to be `kept` and a regular file (otherwise it is only hashed, as it streams by).
+fn file(root: &mut Root, rel: &str, kept: bool) -> Result<(Seen, Option<Vec<u8>>)> {
+    let (node, content) = if kept {
+        let node = root.node_with(rel, false)?;
+        let content = match node {
+            Node::File(_) => Some(root.read(rel)?),
+            _ => None,
         };
-        return Ok((seen(&node, &sha), None));
-    }
-    let node = root.node_with(rel, false)?;
-    if !matches!(node, Node::File(_)) {
-        return Ok((seen(&node, ""), None));
-    }
-    let content = root.read(rel)?;
-    let sha = crate::fs::sha256_bytes(&content);
-    Ok((seen(&node, &sha), Some(content)))
+        (node, content)
+    } else {
+        (root.node(rel)?, None)
+    };
+    let sha = match (&node, &content) {
+        (_, Some(bytes)) => crate::fs::sha256_bytes(bytes),
+        (Node::File(f), None) => f.sha256.clone(),
+        _ => String::new(),
+    };
+    let (replaceable, mode) = match &node {
+        Node::File(f) => (!f.meta.mount, f.meta.mode),
+        _ => (false, 0),
+    };
+    let seen = Seen {
+        line: describe(&node, &sha),
+        absent: node == Node::Absent,
+        replaceable,
+        mode,
+    };
+    Ok((seen, content))
 }
 
 /// What is at a path, as the digest records it (`sha256`: a regular file's content's).
-fn seen(node: &Node, sha256: &str) -> String {
+fn describe(node: &Node, sha256: &str) -> String {
     match node {
         Node::Absent => "absent".to_owned(),
         Node::Link(text) => format!("link {text}"),

@@ -75,22 +75,31 @@ pub(crate) fn write(
              switched; run the switch again"
         );
     };
-    if !now.current {
-        write_plan(root, plan)?;
-    }
-    super::seal::record(root, decl)
+    let ledgers = if now.current {
+        plan.inputs.ledgers.clone()
+    } else {
+        write_plan(root, plan)?
+    };
+    let proof = super::seal::Proof {
+        files: [0, 1, 2, 3, 4].map(|i| plan.rendered[i].as_str()),
+        ledgers: &ledgers,
+        password_files: &plan.inputs.password_files,
+        passwd: &plan.planned.db.passwd,
+    };
+    super::seal::record(root, decl, &proof)
 }
 
 /// Writes `plan` (see the module comment for the order), each file only if it differs
-/// from what the plan read under the lock.
-fn write_plan(root: &mut Root, plan: &Full) -> Result<()> {
+/// from what the plan read under the lock; returns the ledgers' texts as written.
+fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
     let p = &plan.planned;
     let found = &plan.inputs;
     // The ledgers first as the union of before and after: a switch killed among the files
     // leaves every new id recorded and every account it made still counted as declared, so
     // that whatever generation runs next treats them as declarative, never as run-time ones.
     let mut ledgers = found.ledgers.clone();
-    if !plan.recorded.within(&p.db.ledgers) {
+    // Written unless the new ledgers add nothing to the old (then the union is on disk).
+    if !p.db.ledgers.within(&plan.recorded) {
         let mut early = plan.recorded.clone();
         early.uids.extend(p.db.ledgers.uids.clone());
         early.gids.extend(p.db.ledgers.gids.clone());
@@ -121,8 +130,9 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<()> {
         let had = Some(found.texts[i].as_str());
         replace(root, FILES[i], (&plan.rendered[i], had), (mode, gid), never)?;
     }
-    write_ledgers(root, &p.db.ledgers, &ledgers)?;
-    super::homes::apply(root, &plan.homes)
+    let ledgers = write_ledgers(root, &p.db.ledgers, &ledgers)?;
+    super::homes::apply(root, &plan.homes)?;
+    Ok(ledgers)
 }
 
 /// Replaces `rel` with `text` unless it already holds it (`had`: what it held when read
