@@ -59,6 +59,8 @@
             squashfsTools
             erofs-utils
           ];
+          # libc.a, for the benchmark's static build (examples/bench/bench.sh).
+          buildInputs = [ pkgs.glibc.static ];
         };
       });
     };

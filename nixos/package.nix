@@ -2,7 +2,12 @@
 #
 # Needs a nixpkgs whose Rust is at least the workspace's `rust-version` (1.88, which sha2 0.11
 # needs: nixpkgs 25.11 or later) and `lib.fileset` (23.11 or later).
-{ lib, rustPlatform }:
+{
+  lib,
+  stdenv,
+  rustPlatform,
+  glibc,
+}:
 let
   workspace = (lib.importTOML ../Cargo.toml).workspace.package;
   # The crates that make the package: the two binaries and the format crate they share (the
@@ -37,6 +42,15 @@ rustPlatform.buildRustPackage {
   cargoLock.lockFile = ../Cargo.lock;
 
   cargoBuildFlags = members;
+
+  # Static-pie on glibc: etcflip runs at every boot and every switch, and without the dynamic
+  # loader it starts ≈ 0.25 ms sooner (a quarter of a no-op switch; examples/bench). It uses
+  # no NSS, so static glibc loses nothing. The build passes `--target`, so this reaches only
+  # the target crates, not build scripts or proc macros.
+  buildInputs = lib.optionals stdenv.hostPlatform.isGnu [ glibc.static ];
+  env = lib.optionalAttrs stdenv.hostPlatform.isGnu {
+    RUSTFLAGS = "-C target-feature=+crt-static";
+  };
   # The unit and generator tests run here. The end-to-end suite (tests/) needs root, strace and
   # reference systemd-tmpfiles binaries fetched from Debian: it runs in tests/run.sh.
   cargoTestFlags = members;

@@ -197,6 +197,42 @@ fn flake_outputs_that_need_only_builtins_evaluate_without_nixpkgs() {
     );
 }
 
+/// The package is static-pie on glibc (no dynamic loader at every activation) and a plain
+/// build elsewhere. Evaluated with `buildRustPackage` returning its arguments and the few
+/// `lib` functions the file calls; nothing of nixpkgs is built.
+#[test]
+fn the_package_links_statically_on_glibc_only() {
+    let v = eval_json(&[
+        "-E",
+        r#"
+        let
+          lib = {
+            importTOML = f: builtins.fromTOML (builtins.readFile f);
+            optionals = c: l: if c then l else [ ];
+            optionalAttrs = c: a: if c then a else { };
+          };
+          package = isGnu: import ./nixos/package.nix {
+            inherit lib;
+            stdenv.hostPlatform = { inherit isGnu; };
+            rustPlatform.buildRustPackage = args: { inherit (args) buildInputs env cargoBuildFlags; };
+            glibc.static = "glibc-static";
+          };
+        in { gnu = package true; musl = package false; }
+        "#,
+    ]);
+    assert_eq!(
+        v["gnu"]["buildInputs"],
+        serde_json::json!(["glibc-static"]),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["gnu"]["env"]["RUSTFLAGS"], "-C target-feature=+crt-static",
+        "{v:#}"
+    );
+    assert_eq!(v["musl"]["buildInputs"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["musl"]["env"], serde_json::json!({}), "{v:#}");
+}
+
 /// The module links the generation into the system through the builder option that its
 /// nixpkgs declares: `system.systemBuilderCommands` on current nixpkgs (where the old name is
 /// an alias that warns), `system.extraSystemBuilderCmds` on older ones. Evaluated with `options`

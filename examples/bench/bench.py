@@ -576,7 +576,7 @@ def report(bins, elapsed):
     print(f"- machine: {sh('nproc')} CPUs ({cpu}), kernel {sh('uname -r')}, "
           f"{sh('uname -m')}")
     print(f"- systemd-tmpfiles: `{bins['tmpfiles']}` — {sh(bins['tmpfiles'] + ' --version | head -1')}")
-    print(f"- etcflip: `{bins['etcflip']}` (release), commit {sh('git -C ' + ARGS.here + ' rev-parse --short HEAD')}"
+    print(f"- etcflip: `{bins['etcflip']}` (release, static-pie), commit {sh('git -C ' + ARGS.here + ' rev-parse --short HEAD')}"
           f"{' + uncommitted changes' if sh('git -C ' + ARGS.here + ' status --porcelain') else ''}, "
           f"{sh('rustc --version')}")
     print(f"- scratch on {sh('stat -f -c %T ' + ARGS.scratch)} ({ARGS.scratch}); "
