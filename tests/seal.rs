@@ -343,6 +343,41 @@ fn a_change_made_while_phase_3_writes_is_not_sealed() {
 }
 
 #[test]
+fn a_file_changed_while_phase_3_writes_is_repaired_by_the_next_switch() {
+    // A program that ignores /etc/.pwd.lock adds a group while the switch is held at its
+    // second rename (passwd, after group was found right): the seal records the files as the
+    // plan made them, so the next switch sees the difference and plans.
+    let (s, gen) = with_home("seal-race-file", &|_: &Path| {});
+    std::fs::write(s.root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let args = [
+        "-f",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-e",
+        "inject=renameat:delay_enter=1500000:when=2",
+    ];
+    let mut child = etcflip_e2e::switch_under_strace(args, &s.root, &gen, &[])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let group = s.root.join("etc/group");
+    let mut text = std::fs::read_to_string(&group).unwrap();
+    text.push_str("intruder:x:5000:\n");
+    std::fs::write(&group, text).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(std::fs::read_to_string(&group)
+        .unwrap()
+        .contains("intruder"));
+    s.switch(&gen, &[]);
+    let text = std::fs::read_to_string(&group).unwrap();
+    assert!(
+        !text.contains("intruder"),
+        "without mutableUsers the files are the declaration: {text}"
+    );
+}
+
+#[test]
 fn a_sealed_switch_that_repairs_etc_gives_copies_the_owners_a_planned_one_does() {
     use std::os::unix::fs::MetadataExt as _;
     let (sealed, gen) = with_home("seal-etc-drift", &|_: &Path| {});

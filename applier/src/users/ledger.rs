@@ -74,6 +74,24 @@ impl Ledgers {
     }
 }
 
+impl Ledgers {
+    /// Everything recorded here or in `other` (`other`'s id where both name one).
+    pub(crate) fn union(&self, other: &Ledgers) -> Ledgers {
+        let mut out = self.clone();
+        out.uids
+            .extend(other.uids.iter().map(|(k, v)| (k.clone(), *v)));
+        out.gids
+            .extend(other.gids.iter().map(|(k, v)| (k.clone(), *v)));
+        out.auto_subuids
+            .extend(other.auto_subuids.iter().map(|(k, v)| (k.clone(), *v)));
+        out.declarative_users
+            .extend(other.declarative_users.iter().cloned());
+        out.declarative_groups
+            .extend(other.declarative_groups.iter().cloned());
+        out
+    }
+}
+
 fn text(root: &mut Root, name: &str) -> Result<Option<String>> {
     let rel = format!("{DIR}/{name}");
     match root.read_in_root(&rel)? {

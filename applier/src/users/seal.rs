@@ -55,9 +55,11 @@ struct Seal {
     digest: String,
 }
 
-/// What the plan phase 3 carried out makes of the root: a seal records the root only when it
-/// is exactly that, as read for the digest itself (a change made meanwhile, by a program that
-/// ignores `/etc/.pwd.lock` or by a user to a home, is never sealed).
+/// What the plan phase 3 carried out makes of the root. A seal records the files as the plan
+/// made them (not as read back): a change made meanwhile, by a program that ignores
+/// `/etc/.pwd.lock`, then fails the next check. Kinds, modes, homes and lingering are
+/// recorded as they are, and only when they are what a plan wants (a change to a home made
+/// meanwhile is never sealed).
 pub(crate) struct Proof<'p> {
     /// The five files as the plan makes them, in `FILES`' order.
     pub(crate) files: [&'p str; 5],
@@ -149,15 +151,18 @@ fn observe(
         .copied()
         .chain(ledgers.iter().map(String::as_str));
     for (i, rel) in all.enumerate() {
-        let want = proof.map(|(_, p)| wanted(p, i));
-        let (seen, content) = file(root, rel, KEPT.contains(&i) || want.is_some())?;
-        if let Some(want) = want {
-            if !want.is(&seen, content.as_deref()) {
+        let seen = if let Some((_, p)) = proof {
+            // Recorded as the plan made it: a root that differs later fails the check.
+            let Some(seen) = expected(root, rel, &wanted(p, i))? else {
                 return Ok(None);
-            }
-        }
-        line(rel, &seen.line);
-        read.push(content.filter(|_| KEPT.contains(&i)));
+            };
+            seen
+        } else {
+            let (seen, content) = file(root, rel, KEPT.contains(&i))?;
+            read.push(content);
+            seen
+        };
+        line(rel, &seen);
     }
     let mut homes = Vec::with_capacity(seal.homes.len());
     for rel in &seal.homes {
@@ -195,19 +200,8 @@ fn observe(
 }
 
 /// Which of the files [`observe`] reads a switch reports (`passwd`, `group`, `uid-map` and
-/// `gid-map`): the others are only hashed, unless a proof wants their content.
+/// `gid-map`): the others are only hashed.
 const KEPT: [usize; 4] = [0, 1, FILES.len(), FILES.len() + 1];
-
-/// A file as the seal sees it: its digest line, and whether the plan would find it so.
-struct Seen {
-    line: String,
-    /// Missing.
-    absent: bool,
-    /// A regular file that is not a mount point (anything else, the plan refuses).
-    replaceable: bool,
-    /// Permission bits, when a regular file.
-    mode: u32,
-}
 
 /// What a proof wants of file `i` (of `FILES` then the ledgers).
 enum Want<'p> {
@@ -224,24 +218,29 @@ fn wanted<'p>(p: &'p Proof, i: usize) -> Want<'p> {
     }
 }
 
-impl Want<'_> {
-    fn is(&self, seen: &Seen, content: Option<&[u8]>) -> bool {
-        match *self {
-            Want::Text(text, shadow) => {
-                (seen.absent && text.is_empty())
-                    || (seen.replaceable
-                        && content == Some(text.as_bytes())
-                        && !(shadow && seen.mode & 0o027 != 0))
-            }
-            Want::Ledger(None) => seen.absent,
-            Want::Ledger(Some(text)) => seen.replaceable && content == Some(text.as_bytes()),
+/// The digest line of `rel` holding what `want` says, its kind and mode as they are; `None`
+/// when they are not what the plan made (a regular file that is no mount point, `shadow`
+/// closed to others; missing only where that reads the same).
+fn expected(root: &mut Root, rel: &str, want: &Want) -> Result<Option<String>> {
+    let node = root.node_with(rel, false)?;
+    let text = match (&node, want) {
+        (Node::Absent, Want::Text("", _) | Want::Ledger(None)) => {
+            return Ok(Some(describe(&node, "")))
         }
-    }
+        (Node::File(f), Want::Text(text, shadow)) if !(*shadow && f.meta.mode & 0o027 != 0) => {
+            *text
+        }
+        (Node::File(_), Want::Ledger(Some(text))) => *text,
+        _ => return Ok(None),
+    };
+    let mount = matches!(&node, Node::File(f) if f.meta.mount);
+    let sha = crate::fs::sha256_bytes(text.as_bytes());
+    Ok((!mount).then(|| describe(&node, &sha)))
 }
 
 /// A file of the user database or a ledger, as the digest records it, and its content if it
 /// is to be `kept` and a regular file (otherwise it is only hashed, as it streams by).
-fn file(root: &mut Root, rel: &str, kept: bool) -> Result<(Seen, Option<Vec<u8>>)> {
+fn file(root: &mut Root, rel: &str, kept: bool) -> Result<(String, Option<Vec<u8>>)> {
     let (node, content) = if kept {
         let node = root.node_with(rel, false)?;
         let content = match node {
@@ -257,17 +256,7 @@ fn file(root: &mut Root, rel: &str, kept: bool) -> Result<(Seen, Option<Vec<u8>>
         (Node::File(f), None) => f.sha256.clone(),
         _ => String::new(),
     };
-    let (replaceable, mode) = match &node {
-        Node::File(f) => (!f.meta.mount, f.meta.mode),
-        _ => (false, 0),
-    };
-    let seen = Seen {
-        line: describe(&node, &sha),
-        absent: node == Node::Absent,
-        replaceable,
-        mode,
-    };
-    Ok((seen, content))
+    Ok((describe(&node, &sha), content))
 }
 
 /// What is at a path, as the digest records it (`sha256`: a regular file's content's).

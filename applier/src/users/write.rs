@@ -98,19 +98,17 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
     // leaves every new id recorded and every account it made still counted as declared, so
     // that whatever generation runs next treats them as declarative, never as run-time ones.
     let mut ledgers = found.ledgers.clone();
-    // Written unless the new ledgers add nothing to the old (then the union is on disk).
+    // Written unless the new ledgers add nothing to the old (then the union is on disk); when
+    // the old ones hold nothing more (a first switch, a switch that only adds), the union is
+    // the new ledgers, and nothing is left to write after the files.
+    let mut settled = false;
     if !p.db.ledgers.within(&plan.recorded) {
-        let mut early = plan.recorded.clone();
-        early.uids.extend(p.db.ledgers.uids.clone());
-        early.gids.extend(p.db.ledgers.gids.clone());
-        early.auto_subuids.extend(p.db.ledgers.auto_subuids.clone());
-        early
-            .declarative_users
-            .extend(p.db.ledgers.declarative_users.iter().cloned());
-        early
-            .declarative_groups
-            .extend(p.db.ledgers.declarative_groups.iter().cloned());
-        ledgers = write_ledgers(root, &early, &ledgers)?;
+        if plan.recorded.within(&p.db.ledgers) {
+            ledgers = write_ledgers(root, &p.db.ledgers, &ledgers)?;
+            settled = true;
+        } else {
+            ledgers = write_ledgers(root, &plan.recorded.union(&p.db.ledgers), &ledgers)?;
+        }
     }
     let shadow_gid =
         p.db.group
@@ -130,7 +128,9 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
         let had = Some(found.texts[i].as_str());
         replace(root, FILES[i], (&plan.rendered[i], had), (mode, gid), never)?;
     }
-    let ledgers = write_ledgers(root, &p.db.ledgers, &ledgers)?;
+    if !settled {
+        ledgers = write_ledgers(root, &p.db.ledgers, &ledgers)?;
+    }
     super::homes::apply(root, &plan.homes)?;
     Ok(ledgers)
 }
