@@ -53,22 +53,19 @@ impl Entry {
 
     /// `line` as an entry of exactly `fields` fields, if it is one.
     fn parse(line: &str, fields: usize) -> Option<Entry> {
-        if fields > MAX_FIELDS || u32::try_from(line.len()).is_err() {
-            return None;
-        }
-        let mut ends = [0; MAX_FIELDS];
-        let mut n = 0;
-        for (at, _) in line.match_indices(':') {
-            *ends.get_mut(n)? = u32::try_from(at).ok()?;
-            n += 1;
-        }
-        *ends.get_mut(n)? = u32::try_from(line.len()).ok()?;
-        n += 1;
-        (n == fields).then(|| Entry {
+        let (ends, n) = field_ends(line, fields)?;
+        Some(Entry {
             line: line.to_owned(),
             ends,
-            n: u8::try_from(n).unwrap_or(0),
+            n,
         })
+    }
+
+    /// `line`, made whole (one allocation rather than one per field), as an entry of exactly
+    /// `fields` fields, if it is one.
+    pub(crate) fn from_line(line: String, fields: usize) -> Option<Entry> {
+        let (ends, n) = field_ends(&line, fields)?;
+        Some(Entry { line, ends, n })
     }
 
     /// Field `i` (empty past the last one).
@@ -107,6 +104,23 @@ impl Entry {
                 .map(|(j, f)| if j == i { value } else { f }),
         )
     }
+}
+
+/// Where each of the `fields` colon-separated fields of `line` ends, if it has exactly that
+/// many.
+fn field_ends(line: &str, fields: usize) -> Option<([u32; MAX_FIELDS], u8)> {
+    if fields > MAX_FIELDS || u32::try_from(line.len()).is_err() {
+        return None;
+    }
+    let mut ends = [0; MAX_FIELDS];
+    let mut n = 0;
+    for (at, _) in line.match_indices(':') {
+        *ends.get_mut(n)? = u32::try_from(at).ok()?;
+        n += 1;
+    }
+    *ends.get_mut(n)? = u32::try_from(line.len()).ok()?;
+    n += 1;
+    (n == fields).then(|| (ends, u8::try_from(n).unwrap_or(0)))
 }
 
 impl Index<usize> for Entry {
@@ -180,6 +194,10 @@ impl Table {
 
     /// The entry named `name`, if any (the first one: a later duplicate is kept, not used).
     pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
+        // A few entries (a fresh root's root) are looked through: hashing costs more.
+        if self.entries.len() <= 8 {
+            return self.entries.iter().find(|e| &e[0] == name);
+        }
         let index = self.index.get_or_init(|| {
             let mut index = HashMap::with_capacity(self.entries.len());
             for (i, e) in self.entries.iter().enumerate() {

@@ -14,6 +14,8 @@
 //! A password file that is missing, empty, or holds `:` or a newline is an error naming the
 //! user: nothing is written (a file with two lines would otherwise inject a shadow line).
 
+use std::borrow::Cow;
+
 use sha_crypt::{PasswordHasher as _, PasswordVerifier as _, ShaCrypt};
 
 use super::files::Entry;
@@ -51,41 +53,41 @@ pub(crate) type ReadFile<'a> = &'a mut dyn FnMut(&str) -> anyhow::Result<Option<
 
 /// The password field of `u` (whose field on the root is `old`), and where it comes from; an
 /// error names the user.
-pub(crate) fn password(
-    u: &User,
-    (old, mutable): (Option<&str>, bool),
+pub(crate) fn password<'u>(
+    u: &'u User,
+    (old, mutable): (Option<&'u str>, bool),
     read: ReadFile,
-) -> Result<(String, Source), String> {
+) -> Result<(Cow<'u, str>, Source), String> {
     if let (Some(field), true) = (old, mutable) {
-        return Ok((field.to_owned(), Source::Kept));
+        return Ok((Cow::Borrowed(field), Source::Kept));
     }
     if let Some(path) = &u.hashed_password_file {
         let hash = from_file(path, read).map_err(|why| format!("user {}: {why}", u.name))?;
-        return Ok((hash, Source::File(path.to_string())));
+        return Ok((Cow::Owned(hash), Source::File(path.to_string())));
     }
     if let Some(plain) = &u.password {
-        return Ok((hashed(plain, old)?, Source::Hashed));
+        return Ok((Cow::Owned(hashed(plain, old)?), Source::Hashed));
     }
     match old {
         Some(_) => Ok(match &u.hashed_password {
-            Some(h) => (h.to_string(), Source::Declared),
-            None => ("!".to_owned(), Source::Locked),
+            Some(h) => (Cow::Borrowed(h.as_str()), Source::Declared),
+            None => (Cow::Borrowed("!"), Source::Locked),
         }),
         None => initial(u),
     }
 }
 
 /// A new user's field.
-fn initial(u: &User) -> Result<(String, Source), String> {
+fn initial<'u>(u: &'u User) -> Result<(Cow<'u, str>, Source), String> {
     if let Some(h) = &u.hashed_password {
-        return Ok((h.to_string(), Source::Declared));
+        return Ok((Cow::Borrowed(h.as_str()), Source::Declared));
     }
     if let Some(plain) = &u.initial_password {
-        return Ok((hashed(plain, None)?, Source::Hashed));
+        return Ok((Cow::Owned(hashed(plain, None)?), Source::Hashed));
     }
     Ok(match &u.initial_hashed_password {
-        Some(h) => (h.to_string(), Source::Declared),
-        None => ("!".to_owned(), Source::Locked),
+        Some(h) => (Cow::Borrowed(h.as_str()), Source::Declared),
+        None => (Cow::Borrowed("!"), Source::Locked),
     })
 }
 
