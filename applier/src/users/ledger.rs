@@ -57,9 +57,7 @@ impl Ledgers {
             auto_subuids: map(root, FILES[4], texts[4].as_deref())?,
         })
     }
-}
 
-impl Ledgers {
     /// Whether every name and id recorded here is also recorded, the same, in `other` (then
     /// the union of the two is `other`).
     pub(crate) fn within(&self, other: &Ledgers) -> bool {
@@ -72,9 +70,7 @@ impl Ledgers {
             && self.declarative_users.is_subset(&other.declarative_users)
             && self.declarative_groups.is_subset(&other.declarative_groups)
     }
-}
 
-impl Ledgers {
     /// Everything recorded here or in `other` (`other`'s id where both name one).
     pub(crate) fn union(&self, other: &Ledgers) -> Ledgers {
         let mut out = self.clone();
@@ -139,4 +135,44 @@ pub(crate) fn ids(text: Option<&str>) -> Result<BTreeMap<String, u32>, String> {
 fn names(text: Option<&str>) -> BTreeSet<String> {
     text.map(|t| t.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledgers(uids: &[(&str, u32)], declared: &[&str]) -> Ledgers {
+        Ledgers {
+            uids: uids.iter().map(|(n, id)| ((*n).to_owned(), *id)).collect(),
+            declarative_users: declared.iter().map(|n| (*n).to_owned()).collect(),
+            ..Ledgers::default()
+        }
+    }
+
+    #[test]
+    fn within_and_union() {
+        let none = ledgers(&[], &[]);
+        let a = ledgers(&[("a", 1000)], &["a"]);
+        let ab = ledgers(&[("a", 1000), ("b", 1001)], &["a", "b"]);
+        let moved = ledgers(&[("a", 1005)], &["a"]);
+        let dropped = ledgers(&[("a", 1000)], &[]);
+        // (x, y, x within y)
+        let cases = [
+            (&none, &none, true),
+            (&none, &a, true),
+            (&a, &ab, true),
+            (&ab, &a, false),
+            (&a, &moved, false),
+            (&a, &dropped, false),
+            (&dropped, &a, true),
+        ];
+        for (x, y, within) in cases {
+            assert_eq!(x.within(y), within, "{x:?} within {y:?}");
+            let u = x.union(y);
+            assert!(y.within(&u), "{y:?} is within its union with {x:?}");
+            if within {
+                assert_eq!(u, *y, "{x:?} is within {y:?}: their union is {y:?}");
+            }
+        }
+    }
 }
