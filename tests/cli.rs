@@ -727,6 +727,16 @@ fn hand_edited_manifests_are_refused_and_nothing_is_written() {
             }),
             "users: user \"root\": primary group \"wheel\" is neither a declared group",
         ),
+        (
+            // Every problem at once: the users part's too, while the rest is invalid.
+            "users-and-overlay-invalid",
+            Some(|m| {
+                m["overlay"] = json!("/etc");
+                m["users"] = json!({"mutableUsers": true, "groups": [],
+                    "users": [{"name": "root", "uid": 0, "group": "wheel", "home": "/root"}]});
+            }),
+            "users: user \"root\": primary group \"wheel\" is neither a declared group",
+        ),
         ("invalid-json", None, "not a valid version-1 manifest"),
     ];
     let mut gens = Vec::new();

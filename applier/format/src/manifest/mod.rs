@@ -337,6 +337,7 @@ impl<'a> Manifest<'a> {
 }
 
 mod deferred;
+pub use deferred::users_part;
 mod rules;
 
 pub use rules::{check_id_name, check_link_text, check_overlay, check_target, is_same_or_below};
