@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::errors::Invalid;
 use crate::errors::Refused;
 use crate::etc::apply::{self, Children};
 use crate::etc::carry::{carry_out, Decided};
@@ -30,7 +29,6 @@ use crate::txn::generation::{Generation, GenerationFile};
 use crate::txn::lock::{self, Lock};
 use crate::txn::phase::{Phase, Progress};
 use crate::txn::state::{self, Recorded, StateView};
-use crate::users::ahead::Ahead;
 use crate::users::{self, Report};
 
 /// Options of `etcflip switch`.
@@ -76,18 +74,12 @@ pub struct Outcome {
 pub fn switch(opts: &Options) -> Result<Outcome> {
     // First of all: from here on SIGTERM/SIGINT end the switch at a consistent point.
     let mut progress = Progress::start(!opts.dry_run);
-    // Mapped for the life of the process: the users part is parsed on another thread from
-    // here on (see `users/ahead.rs`), and a re-switch whose users are sealed never waits for it.
-    let file: &'static GenerationFile =
-        Box::leak(Box::new(GenerationFile::open(&opts.generation)?));
+    let file = GenerationFile::open(&opts.generation)?;
     let gen_text = file.text()?;
-    let origin = file.host.join("manifest.json").display().to_string();
-    let mut ahead = Ahead::start(origin, gen_text);
     let mut root = Root::open(&opts.root)?;
     let gen_in_root = file.path_in_root(&root)?;
     let locking = (opts.dry_run, &mut progress);
-    let parsing = (file.host.as_path(), gen_text, &mut ahead);
-    let (lock, gen_first) = lock_in_order(locking, &mut root, parsing)?;
+    let (lock, gen_first) = lock_in_order(locking, &mut root, &file.host, gen_text)?;
     // Stamps recorded at the commit must predate everything this switch looks at.
     let clock = (!opts.dry_run).then(Clock::start).transpose()?;
     // The runtime-copy key is made only once the switch is going to write; a switch that
@@ -105,7 +97,6 @@ pub fn switch(opts: &Options) -> Result<Outcome> {
         gen_in_root,
         clock,
         key,
-        ahead,
     };
     let gen = (file.host.as_path(), gen_text, gen_first);
     look_and_decide(opts, opened, lock.as_ref(), gen, applied_text.as_ref())
@@ -119,8 +110,6 @@ struct Opened {
     gen_in_root: String,
     clock: Option<Clock>,
     key: Option<Key>,
-    /// The users part, being parsed.
-    ahead: Ahead,
 }
 
 /// Phases 0 (the state) and 1: reads the state and the manifests, starts the creation's
@@ -141,11 +130,10 @@ fn look_and_decide<'f>(
     let spare = Children::speculative(ready.filter(|_| view.is_some()));
     let old = view.as_ref().filter(|_| !same_manifest);
     // The users part of the applied generation again is parsed only if its seal breaks.
-    let (mut gen, parsed) = parse_both(gen_first, (host, gen_text, &mut o.ahead), old)?;
+    let (mut gen, parsed) = parse_both(gen_first, (host, gen_text), old, same_manifest)?;
     let engine = engine.transpose()?;
     let pending = state::read_journal(&mut o.root)?;
-    let may_seal = same_manifest && pending.is_empty();
-    let sealed = sealed_users(&mut o.root, (&mut gen, &mut o.ahead), may_seal)?;
+    let sealed = sealed_users(&mut o.root, &mut gen, same_manifest && pending.is_empty())?;
     let held_before = view.as_ref().map(StateView::held).unwrap_or_default();
     let applied = view.as_ref().map(|v| Applied {
         generation: &v.generation,
@@ -197,52 +185,14 @@ fn look_and_decide<'f>(
 /// The users phase's report when its seal holds (`may`: the generation is the applied one
 /// and no journal is pending, see `users/seal.rs`); otherwise `None`, and the generation's
 /// deferred `users` part is parsed for [`plan_users`].
-fn sealed_users(
-    root: &mut Root,
-    (gen, ahead): (&mut Generation, &mut Ahead),
-    may: bool,
-) -> Result<Option<Report>> {
+fn sealed_users(root: &mut Root, gen: &mut Generation, may: bool) -> Result<Option<Report>> {
     if may && gen.declares_users() {
         if let Some(report) = crate::users::sealed(root)? {
             return Ok(Some(report));
         }
     }
-    take_users(gen, ahead)?;
+    gen.parse_users()?;
     Ok(None)
-}
-
-/// Gives the generation its users part, from the thread parsing it when there is one.
-fn take_users(gen: &mut Generation, ahead: &mut Ahead) -> Result<()> {
-    if gen.users_text.is_none() {
-        return Ok(());
-    }
-    match ahead.take() {
-        Some(users) => gen.set_users(users?),
-        None => gen.parse_users()?,
-    }
-    Ok(())
-}
-
-/// The generation, parsed and checked; when it is invalid, with the problems of its users
-/// part too (every problem at once).
-fn parse_generation<'f>(
-    host: &'f Path,
-    text: &'f str,
-    ahead: &mut Ahead,
-) -> Result<Generation<'f>> {
-    Generation::parse(host, text, payload_problems).map_err(|e| {
-        let Some(Err(users)) = ahead.take() else {
-            return e;
-        };
-        match (e.downcast::<Invalid>(), users.downcast::<Invalid>()) {
-            (Ok(mut all), Ok(more)) => {
-                all.problems.extend(more.problems);
-                all.into()
-            }
-            (Ok(all), Err(_)) => all.into(),
-            (Err(e), _) => e,
-        }
-    })
 }
 
 /// The users phase's plan (phase 1), when the generation declares users.
@@ -360,7 +310,8 @@ fn tmpfiles_engine<'l>(lock: &'l Lock, root: &mut Root) -> Result<Engine<'l>> {
 fn lock_in_order<'f>(
     (dry_run, progress): (bool, &mut Progress),
     root: &mut Root,
-    (host, text, ahead): (&'f Path, &'f str, &mut Ahead),
+    host: &'f std::path::Path,
+    text: &'f str,
 ) -> Result<(Option<Lock>, Option<Generation<'f>>)> {
     if dry_run {
         return Ok((None, None));
@@ -371,8 +322,7 @@ fn lock_in_order<'f>(
             None,
         ));
     }
-    let mut gen = parse_generation(host, text, ahead)?;
-    take_users(&mut gen, ahead)?;
+    let gen = Generation::parse(host, text, payload_problems)?;
     Ok((
         Some(lock::lock(root, &mut || progress.signalled(), leftovers)?),
         Some(gen),
@@ -384,28 +334,26 @@ fn lock_in_order<'f>(
 /// manifest). A problem with the generation is reported first.
 fn parse_both<'f>(
     parsed: Option<Generation<'f>>,
-    (host, text, ahead): (&'f Path, &'f str, &mut Ahead),
+    (host, text): (&'f std::path::Path, &'f str),
     old: Option<&StateView<'f>>,
+    defer_users: bool,
 ) -> Result<(Generation<'f>, Option<Manifest<'f>>)> {
     if let Some(gen) = parsed {
         return Ok((gen, old.map(StateView::manifest).transpose()?));
     }
     let Some(old) = old else {
         // A re-switch (every boot) has one manifest to parse: no second thread for nothing.
-        return Ok((parse_generation(host, text, ahead)?, None));
+        let gen = Generation::parse_with(host, text, payload_problems, defer_users)?;
+        return Ok((gen, None));
     };
-    let (gen, parsed) = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let gen = s.spawn(|| Generation::parse(host, text, payload_problems));
         let parsed = old.manifest();
-        (gen.join(), parsed)
-    });
-    let gen =
-        gen.map_err(|_| anyhow::anyhow!("internal: the thread parsing the generation panicked"))?;
-    let gen = match gen {
-        Ok(gen) => gen,
-        Err(_) => parse_generation(host, text, ahead)?,
-    };
-    Ok((gen, Some(parsed?)))
+        let gen = gen
+            .join()
+            .map_err(|_| anyhow::anyhow!("internal: the thread parsing the generation panicked"))?;
+        Ok((gen?, Some(parsed?)))
+    })
 }
 
 impl Outcome {

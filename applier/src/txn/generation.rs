@@ -8,7 +8,6 @@ use anyhow::Result;
 use crate::errors::Invalid;
 use crate::fs::mapped::Mapped;
 use crate::manifest::Manifest;
-use etcflip_format::users::Users;
 
 /// A generation directory with its manifest file mapped, not yet parsed: see
 /// [`Generation::parse`].
@@ -27,7 +26,7 @@ pub(crate) struct Generation<'a> {
     /// The parsed manifest.
     pub manifest: Manifest<'a>,
     /// The manifest's `users` part as text while its parsing is deferred (see
-    /// [`Generation::parse`]); `manifest.users` is `None` meanwhile.
+    /// [`Generation::parse_with`]); `manifest.users` is `None` meanwhile.
     pub users_text: Option<&'a str>,
 }
 
@@ -105,13 +104,26 @@ pub(crate) type Payload = fn(&Path, &Manifest) -> Vec<String>;
 
 impl<'a> Generation<'a> {
     /// Parses and checks the generation at `host` whose manifest reads `text`: the manifest
-    /// must be valid, and the payload as each domain (`payload`) finds it must match it. Every
-    /// problem is reported at once, but for the manifest's `users` part: it is left as text
-    /// ([`Generation::users_text`]) for [`Generation::parse_users`] or
-    /// [`Generation::set_users`], if it is wanted.
+    /// must be valid, and the payload as each domain (`payload`) finds it must match it.
+    /// Every problem is reported at once.
     pub(crate) fn parse(host: &'a Path, text: &'a str, payload: Payload) -> Result<Generation<'a>> {
+        Self::parse_with(host, text, payload, false)
+    }
+
+    /// Like [`Generation::parse`]; with `defer_users`, the manifest's `users` part is left as
+    /// text ([`Generation::users_text`]) for [`Generation::parse_users`], if it is wanted.
+    pub(crate) fn parse_with(
+        host: &'a Path,
+        text: &'a str,
+        payload: Payload,
+        defer_users: bool,
+    ) -> Result<Generation<'a>> {
         let origin = host.join("manifest.json").display().to_string();
-        let (manifest, users_text) = Manifest::from_json_deferring_users(text, &origin)?;
+        let (manifest, users_text) = if defer_users {
+            Manifest::from_json_deferring_users(text, &origin)?
+        } else {
+            (Manifest::from_json(text, &origin)?, None)
+        };
         let problems = payload(host, &manifest);
         if !problems.is_empty() {
             return Err(Invalid::many(&host.display().to_string(), problems).into());
@@ -129,13 +141,7 @@ impl<'a> Generation<'a> {
         self.manifest.users.is_some() || self.users_text.is_some()
     }
 
-    /// Makes `users` (the deferred `users` part, parsed and checked elsewhere) the manifest's.
-    pub(crate) fn set_users(&mut self, users: Option<Users<'a>>) {
-        self.users_text = None;
-        self.manifest.users = users;
-    }
-
-    /// Parses and checks the `users` part [`Generation::parse`] deferred, if any.
+    /// Parses and checks the `users` part [`Generation::parse_with`] deferred, if any.
     pub(crate) fn parse_users(&mut self) -> Result<()> {
         if let Some(text) = self.users_text.take() {
             let origin = self.host.join("manifest.json").display().to_string();

@@ -21,7 +21,6 @@ use etcflip_format::users::Users;
 use crate::errors::Invalid;
 use crate::fs::{Node, Root};
 
-pub(crate) mod ahead;
 pub(crate) mod files;
 mod homes;
 mod ledger;

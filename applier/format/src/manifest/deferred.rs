@@ -59,38 +59,19 @@ impl<'a> Manifest<'a> {
     /// `text`, and makes it this manifest's: every problem is reported at once, as
     /// [`Manifest::from_json`] reports them.
     pub fn parse_users(&mut self, text: &'a str, origin: &str) -> anyhow::Result<()> {
-        self.users = Some(users_part(text, origin)?);
-        Ok(())
-    }
-
-    /// The `users` part of the manifest `text` as its JSON text, found without parsing the
-    /// rest (`None` when there is none, or when `text` is no manifest: parsing it says why).
-    pub fn users_text(text: &'a str) -> Option<&'a str> {
-        #[derive(Deserialize)]
-        struct Part<'a> {
-            #[serde(default, borrow)]
-            users: Option<&'a RawValue>,
+        let users: Users = serde_json::from_str(text).map_err(|e| {
+            Invalid::one(format!(
+                "{origin}: not a valid version-1 manifest: in its users part: {e}"
+            ))
+        })?;
+        self.users = Some(users);
+        let problems = self.users_problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            self.users = None;
+            Err(Invalid::many(origin, problems).into())
         }
-        let part: Part = serde_json::from_str(text).ok()?;
-        part.users.map(RawValue::get)
-    }
-}
-
-/// A `users` part, parsed from its JSON `text` and checked against its rules (the rule that
-/// involves `etc` entries is [`Manifest::from_json_deferring_users`]'): every problem at once.
-pub fn users_part<'a>(text: &'a str, origin: &str) -> anyhow::Result<Users<'a>> {
-    let users: Users = serde_json::from_str(text).map_err(|e| {
-        Invalid::one(format!(
-            "{origin}: not a valid version-1 manifest: in its users part: {e}"
-        ))
-    })?;
-    let problems: Vec<String> = (users.problems().into_iter())
-        .map(|m| format!("users: {m}"))
-        .collect();
-    if problems.is_empty() {
-        Ok(users)
-    } else {
-        Err(Invalid::many(origin, problems).into())
     }
 }
 

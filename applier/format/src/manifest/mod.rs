@@ -337,7 +337,6 @@ impl<'a> Manifest<'a> {
 }
 
 mod deferred;
-pub use deferred::users_part;
 mod rules;
 
 pub use rules::{check_id_name, check_link_text, check_overlay, check_target, is_same_or_below};
