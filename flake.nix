@@ -59,8 +59,9 @@
             squashfsTools
             erofs-utils
           ];
-          # libc.a, for the benchmark's static build (examples/bench/bench.sh).
-          buildInputs = [ pkgs.glibc.static ];
+          # Where libc.a is, for the benchmark's static build (examples/bench/bench.sh); not in
+          # buildInputs, whose -L would make every dynamic link pick it (nixpkgs issue 59267).
+          ETCFLIP_STATIC_LIBC = "${pkgs.glibc.static}/lib";
         };
       });
     };

@@ -45,11 +45,12 @@ rustPlatform.buildRustPackage {
 
   # Static-pie on glibc: etcflip runs at every boot and every switch, and without the dynamic
   # loader it starts ≈ 0.25 ms sooner (a quarter of a no-op switch; examples/bench). It uses
-  # no NSS, so static glibc loses nothing. The build passes `--target`, so this reaches only
-  # the target crates, not build scripts or proc macros.
-  buildInputs = lib.optionals stdenv.hostPlatform.isGnu [ glibc.static ];
+  # no NSS, so static glibc loses nothing. The build passes `--target`, so RUSTFLAGS reach
+  # only the target crates, not build scripts or proc macros; libc.a is named there rather
+  # than added to buildInputs, whose -L would come first for every dynamic link too and make
+  # those binaries crash (nixpkgs issue 59267).
   env = lib.optionalAttrs stdenv.hostPlatform.isGnu {
-    RUSTFLAGS = "-C target-feature=+crt-static";
+    RUSTFLAGS = "-C target-feature=+crt-static -L native=${glibc.static}/lib";
   };
   # The unit and generator tests run here. The end-to-end suite (tests/) needs root, strace and
   # reference systemd-tmpfiles binaries fetched from Debian: it runs in tests/run.sh.

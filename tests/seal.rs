@@ -417,11 +417,18 @@ fn a_sealed_users_part_is_not_read_and_a_seal_from_another_etcflip_is_not_truste
     }
     let out = outcome(&s, &gen, &[]);
     assert_eq!(out.0, 0, "{}", out.1);
-    let seal = std::fs::read_to_string(s.root.join(SEAL)).unwrap();
-    let version = format!(r#""etcflip":"{}""#, env!("CARGO_PKG_VERSION"));
-    assert!(seal.contains(&version), "{seal}");
-    let other = seal.replace(&version, r#""etcflip":"0.0.0""#);
-    std::fs::write(s.root.join(SEAL), other).unwrap();
+    let mut seal: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.root.join(SEAL)).unwrap()).unwrap();
+    let recorder = seal["etcflip"].as_str().unwrap().to_owned();
+    let exe = etcflip_e2e::bin("etcflip");
+    assert!(
+        recorder.starts_with(env!("CARGO_PKG_VERSION")),
+        "{recorder}"
+    );
+    assert!(recorder.contains(&exe.display().to_string()), "{recorder}");
+    // The same version, another build (its executable changed since).
+    seal["etcflip"] = json!(format!("{recorder}0"));
+    std::fs::write(s.root.join(SEAL), seal.to_string()).unwrap();
     let out = outcome(&s, &gen, &[]);
     assert_eq!(out.0, 2, "{}", out.1);
     assert!(out.1.contains("contains ':'"), "{}", out.1);
@@ -433,4 +440,31 @@ fn the_seal_is_for_root_alone() {
     let (s, _) = with_home("seal-mode", &|_: &Path| {});
     let m = std::fs::metadata(s.root.join(SEAL)).unwrap();
     assert_eq!((m.mode() & 0o7777, m.uid()), (0o600, 0));
+}
+
+#[test]
+fn an_initial_password_without_mutable_users_is_the_same_at_every_switch() {
+    // A plan of its own result changes nothing, so sealed and planned re-switches agree.
+    let dan = json!({"name": "dan", "uid": 1001, "group": "users", "home": "/home/dan",
+                     "initialHashedPassword": "$6$s$init"});
+    let spec = json!({
+        "etc": {},
+        "users": {"mutableUsers": false, "users": [
+                    {"name": "root", "uid": 0, "group": "root", "home": "/root"}, dan],
+                  "groups": [{"name": "root", "gid": 0}, {"name": "users", "gid": 100}]}
+    });
+    let mut shadows = Vec::new();
+    for sealed in [true, false] {
+        let s = Scratch::new("seal-initial");
+        s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+        let gen = s.gen("g", &spec);
+        s.switch(&gen, &[]);
+        if !sealed {
+            std::fs::remove_file(s.root.join(SEAL)).unwrap();
+        }
+        s.switch(&gen, &[]);
+        shadows.push(std::fs::read_to_string(s.root.join("etc/shadow")).unwrap());
+    }
+    assert!(shadows[1].contains("dan:$6$s$init:"), "{}", shadows[1]);
+    assert_eq!(shadows[0], shadows[1]);
 }

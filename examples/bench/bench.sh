@@ -28,12 +28,15 @@ trap 'rm -rf "$scratch"' EXIT
 # Static-pie, as nixos/package.nix builds the package: no dynamic loader at every activation
 # (≈ 0.25 ms of a 1 ms no-op switch here). `--target` keeps proc macros built for the host.
 host="$(rustc -vV | sed -n 's/^host: //p')"
-if ! gcc -print-file-name=libc.a | grep -q /; then
+static="-C target-feature=+crt-static"
+if [ -n "${ETCFLIP_STATIC_LIBC:-}" ]; then # the Nix dev shell says where libc.a is
+    static="$static -L native=$ETCFLIP_STATIC_LIBC"
+elif ! gcc -print-file-name=libc.a | grep -q /; then
     echo "bench: glibc's libc.a is required for the static build (apt-get install libc6-dev)" >&2
     exit 1
 fi
 echo "bench: cargo build --release --workspace --target $host (static-pie)" >&2
-(cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
+(cd "$repo" && RUSTFLAGS="$static" \
     cargo build --release --workspace --target "$host" --quiet) >&2
 target_dir="${CARGO_TARGET_DIR:-$repo/target}/$host"
 

@@ -36,9 +36,23 @@ use crate::txn::state::state_dir;
 /// The seal's file, in the state directory.
 pub(crate) const FILE: &str = "users.json";
 const VERSION: u32 = 1;
-/// The etcflip that plans: a seal another one recorded is not trusted, since its planner may
-/// differ (and the users part was checked against its rules, not this one's).
-const ETCFLIP: &str = env!("CARGO_PKG_VERSION");
+/// The etcflip that plans, as exactly as it can be told: its version and its executable's
+/// path, size and mtime (a Nix store path names one build; a rebuild elsewhere changes the
+/// mtime). A seal another etcflip recorded is not trusted: its planner may differ, and the
+/// users part was checked against its rules, not this one's. `None` (never trusted) when the
+/// executable cannot be looked at.
+fn etcflip() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let exe = std::env::current_exe().ok()?;
+    let m = std::fs::metadata(&exe).ok()?;
+    let version = env!("CARGO_PKG_VERSION");
+    Some(format!(
+        "{version} {} {} {}",
+        exe.display(),
+        m.len(),
+        m.mtime()
+    ))
+}
 
 /// The recorded seal.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,9 +97,12 @@ pub(crate) fn record(root: &mut Root, decl: &Users, proof: &Proof) -> Result<()>
         .filter_map(|u| u.hashed_password_file.as_ref())
         .map(ToString::to_string)
         .collect();
+    let Some(etcflip) = etcflip() else {
+        return remove(root);
+    };
     let mut seal = Seal {
         version: VERSION,
-        etcflip: ETCFLIP.to_owned(),
+        etcflip,
         homes: homes::wanted_homes(decl),
         password_files,
         digest: String::new(),
@@ -113,7 +130,7 @@ pub(crate) fn holds(root: &mut Root) -> Result<Option<Read>> {
     let Ok(seal) = serde_json::from_slice::<Seal>(&text) else {
         return Ok(None);
     };
-    if (seal.version, seal.etcflip.as_str()) != (VERSION, ETCFLIP) {
+    if seal.version != VERSION || Some(&seal.etcflip) != etcflip().as_ref() {
         return Ok(None);
     }
     let seen = observe(root, &seal, None)?;

@@ -4,9 +4,10 @@
 //! - With `mutableUsers`, an existing user keeps its field, whatever is declared: its
 //!   password is its own once it exists (`passwd` may have changed it), as in NixOS.
 //! - Otherwise `hashedPasswordFile` (read under the root at switch time) wins, then
-//!   `password`; then a new user takes `hashedPassword`, else the hash of `initialPassword`,
-//!   else `initialHashedPassword`, else `!` (locked); an existing user without `mutableUsers`
-//!   takes `hashedPassword`, else `!`.
+//!   `password`; then `hashedPassword`, else the hash of `initialPassword`, else
+//!   `initialHashedPassword`, else `!` (locked), for a new user and for an existing one alike
+//!   (NixOS's module makes the initial password the default of the password without
+//!   `mutableUsers`; `update-users-groups.pl` alone would lock it at the second activation).
 //! - A plaintext password is hashed with SHA-512 crypt, as NixOS does; when the field already
 //!   holds a hash of that very password, it is kept, so an unchanged password never churns.
 //! - `expires` is written in days since the epoch.
@@ -68,22 +69,24 @@ pub(crate) fn password<'u>(
     if let Some(plain) = &u.password {
         return Ok((Cow::Owned(hashed(plain, old)?), Source::Hashed));
     }
-    match old {
-        Some(_) => Ok(match &u.hashed_password {
-            Some(h) => (Cow::Borrowed(h.as_str()), Source::Declared),
-            None => (Cow::Borrowed("!"), Source::Locked),
-        }),
-        None => initial(u),
+    match (old, &u.hashed_password) {
+        (Some(_), Some(h)) => Ok((Cow::Borrowed(h.as_str()), Source::Declared)),
+        // Without mutableUsers, NixOS's module makes the initial password the default of the
+        // password itself: so here, and a declaration says the same at every switch (a
+        // second switch would otherwise lock what the first one set).
+        (Some(_), None) => initial(u, old),
+        (None, _) => initial(u, None),
     }
 }
 
-/// A new user's field.
-fn initial<'u>(u: &'u User) -> Result<(Cow<'u, str>, Source), String> {
+/// A new user's field (`old`: the field of an existing one without `mutableUsers`, kept when
+/// it is the hash of its initial password).
+fn initial<'u>(u: &'u User, old: Option<&str>) -> Result<(Cow<'u, str>, Source), String> {
     if let Some(h) = &u.hashed_password {
         return Ok((Cow::Borrowed(h.as_str()), Source::Declared));
     }
     if let Some(plain) = &u.initial_password {
-        return Ok((Cow::Owned(hashed(plain, None)?), Source::Hashed));
+        return Ok((Cow::Owned(hashed(plain, old)?), Source::Hashed));
     }
     Ok(match &u.initial_hashed_password {
         Some(h) => (Cow::Borrowed(h.as_str()), Source::Declared),

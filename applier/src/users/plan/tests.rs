@@ -286,6 +286,12 @@ fn passwords_follow_nixos_precedence_and_never_churn() {
             "$6$old$hash",
         ),
     ];
+    // Without mutableUsers the initial password is the password, at every switch (NixOS's
+    // module makes it its default): the first switch's hash is not locked by the second.
+    let mut init = with_passwords("a", (None, None, None, None));
+    init.initial_hashed_password = Some(Str::from("$6$init".to_owned()));
+    let p = plan(&decl(false, vec![init], &[]), &f);
+    assert_eq!(shadow_field(&p, "a"), "$6$init");
     for (what, mutable, pw, want) in cases {
         let p = plan(&decl(mutable, vec![with_passwords("a", pw)], &[]), &f);
         assert!(p.invalid.is_empty(), "{what}: {:?}", p.invalid);
