@@ -306,6 +306,25 @@ fn a_home_left_alone_behind_a_link_is_never_sealed_so_it_is_always_reported() {
     );
 }
 
+/// Runs a switch held 1.5 s at its second rename, which is passwd's (the journal is the
+/// first): phase 3 has looked at the root again under the lock by then. `meanwhile` runs while
+/// it is held (once passwd's temporary file is there), then the switch is waited for.
+fn switch_held_at_passwd(s: &Scratch, gen: &Path, meanwhile: impl FnOnce()) {
+    let delay = "inject=renameat:delay_enter=1500000:when=2";
+    let args = ["-f", "-qq", "-o", "/dev/null", "-e", delay];
+    let mut child = etcflip_e2e::switch_under_strace(args, &s.root, gen, &[])
+        .spawn()
+        .unwrap();
+    let staged = s.root.join("etc/.passwd.etcflip-tmp");
+    let start = std::time::Instant::now();
+    while !staged.exists() {
+        assert!(start.elapsed().as_secs() < 30, "passwd was never staged");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    meanwhile();
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn a_change_made_while_phase_3_writes_is_not_sealed() {
     // The switch is held at its second rename (the users phase) while alice's home is
@@ -313,21 +332,10 @@ fn a_change_made_while_phase_3_writes_is_not_sealed() {
     let (s, gen) = with_home("seal-race", &|_: &Path| {});
     std::fs::remove_file(s.root.join(SEAL)).unwrap();
     std::fs::write(s.root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let args = [
-        "-f",
-        "-qq",
-        "-o",
-        "/dev/null",
-        "-e",
-        "inject=renameat:delay_enter=1500000:when=2",
-    ];
-    let mut child = etcflip_e2e::switch_under_strace(args, &s.root, &gen, &[])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
     let home = s.root.join("home/alice");
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
-    assert!(child.wait().unwrap().success());
+    switch_held_at_passwd(&s, &gen, || {
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    });
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(
         mode(&home),
@@ -349,23 +357,12 @@ fn a_file_changed_while_phase_3_writes_is_repaired_by_the_next_switch() {
     // plan made them, so the next switch sees the difference and plans.
     let (s, gen) = with_home("seal-race-file", &|_: &Path| {});
     std::fs::write(s.root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let args = [
-        "-f",
-        "-qq",
-        "-o",
-        "/dev/null",
-        "-e",
-        "inject=renameat:delay_enter=1500000:when=2",
-    ];
-    let mut child = etcflip_e2e::switch_under_strace(args, &s.root, &gen, &[])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
     let group = s.root.join("etc/group");
-    let mut text = std::fs::read_to_string(&group).unwrap();
-    text.push_str("intruder:x:5000:\n");
-    std::fs::write(&group, text).unwrap();
-    assert!(child.wait().unwrap().success());
+    switch_held_at_passwd(&s, &gen, || {
+        let mut text = std::fs::read_to_string(&group).unwrap();
+        text.push_str("intruder:x:5000:\n");
+        std::fs::write(&group, text).unwrap();
+    });
     assert!(std::fs::read_to_string(&group)
         .unwrap()
         .contains("intruder"));
