@@ -327,7 +327,13 @@ fn unwritable(root: &mut Root) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Every declared `hashedPasswordFile`, read under the root (never the host's).
+/// A declared `hashedPasswordFile` (`path`), read under the root (never the host's).
+pub(crate) fn read_password_file(root: &mut Root, path: &str) -> plan::FileRead {
+    root.read_in_root(path.trim_start_matches('/'))
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Every declared `hashedPasswordFile`, read under the root.
 fn password_files(
     root: &mut Root,
     decl: &Users,
@@ -337,12 +343,7 @@ fn password_files(
         .iter()
         .filter_map(|u| u.hashed_password_file.as_ref());
     paths
-        .map(|p| {
-            let read = root
-                .read_in_root(p.trim_start_matches('/'))
-                .map_err(|e| format!("{e:#}"));
-            (p.to_string(), read)
-        })
+        .map(|p| (p.to_string(), read_password_file(root, p)))
         .collect()
 }
 

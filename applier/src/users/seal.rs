@@ -93,10 +93,8 @@ pub(crate) type Read = Vec<Option<Vec<u8>>>;
 /// Seals the root for `decl` if it is what `proof` says (the end of phase 3, under
 /// `/etc/.pwd.lock`); otherwise removes any seal, so that the next switch plans.
 pub(crate) fn record(root: &mut Root, decl: &Users, proof: &Proof) -> Result<()> {
-    let password_files = (decl.users.iter())
-        .filter_map(|u| u.hashed_password_file.as_ref())
-        .map(ToString::to_string)
-        .collect();
+    // The declared password files are the ones the plan read.
+    let password_files = proof.password_files.keys().cloned().collect();
     let Some(etcflip) = etcflip() else {
         return remove(root);
     };
@@ -188,9 +186,7 @@ fn observe(
         homes.push((rel.clone(), node));
     }
     for path in &seal.password_files {
-        let got = root
-            .read_in_root(path.trim_start_matches('/'))
-            .map_err(|e| format!("{e:#}"));
+        let got = super::read_password_file(root, path);
         if let Some((_, p)) = proof {
             if p.password_files.get(path) != Some(&got) {
                 return Ok(None);
