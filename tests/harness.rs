@@ -76,6 +76,15 @@ impl Scratch {
         }
     }
 
+    /// [`Scratch::new`] with a user database holding only root (`passwd`) and the groups
+    /// root (0) and users (100): where the users tests start.
+    pub fn with_root_account(name: &str) -> Scratch {
+        let s = Scratch::new(name);
+        s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+        s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+        s
+    }
+
     /// A fresh scratch dir named after the test, below `base`.
     pub fn new_in(base: &Path, name: &str) -> Scratch {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);

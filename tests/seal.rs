@@ -33,9 +33,7 @@ fn spec(alice_linger: bool, extra: &[Value]) -> Value {
 
 /// A root switched to the spec's generation, its users sealed.
 fn settled(name: &str) -> (Scratch, PathBuf) {
-    let s = Scratch::new(name);
-    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let s = Scratch::with_root_account(name);
     s.file("root/run/keys/alice", "$6$salt$alicehash\n");
     let gen = s.gen("g", &spec(true, &[]));
     s.switch(&gen, &[]);
@@ -270,9 +268,7 @@ fn a_switch_to_a_generation_without_users_removes_the_seal() {
 
 /// A root switched to a generation whose only user, alice, has a home; `setup` runs first.
 fn with_home(name: &str, setup: &dyn Fn(&Path)) -> (Scratch, PathBuf) {
-    let s = Scratch::new(name);
-    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let s = Scratch::with_root_account(name);
     setup(&s.root);
     let alice = json!({"name": "alice", "uid": 1000, "group": "users", "home": "/home/alice",
                        "createHome": true, "homeMode": "750", "description": "ok"});

@@ -172,9 +172,7 @@ fn a_static_id_another_account_holds_is_refused_as_a_conflict() {
 
 #[test]
 fn password_files_are_read_under_the_root_and_checked() {
-    let s = Scratch::new("users-password-files");
-    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let s = Scratch::with_root_account("users-password-files");
     let mut alice = user("alice", &json!(1000), false);
     alice["hashedPasswordFile"] = json!("/run/secrets/alice");
     let gen = s.gen("g", &spec(&json!([user("root", &json!(0), true), alice])));
@@ -230,9 +228,7 @@ fn switch_until_done(s: &Scratch, gen: &Path) {
 
 #[test]
 fn a_concurrent_useradd_loses_nothing_and_shadow_is_never_readable_by_others() {
-    let s = Scratch::new("users-concurrent");
-    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let s = Scratch::with_root_account("users-concurrent");
     s.file("root/etc/shadow", "root:!:1::::::\n");
     std::fs::set_permissions(
         s.root.join("etc/shadow"),
@@ -397,9 +393,7 @@ fn a_switch_killed_at_any_rename_of_the_users_phase_converges() {
 #[test]
 fn homes_are_made_owned_and_lingering_follows_the_declaration() {
     use std::os::unix::fs::MetadataExt as _;
-    let s = Scratch::new("users-homes");
-    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let s = Scratch::with_root_account("users-homes");
     let with = |linger: bool| {
         let mut alice = user("alice", &json!(1000), false);
         alice["createHome"] = json!(true);
@@ -445,9 +439,7 @@ fn homes_are_made_owned_and_lingering_follows_the_declaration() {
 
 #[test]
 fn a_user_file_that_is_a_link_refuses_the_switch_and_an_open_shadow_is_closed() {
-    let s = Scratch::new("users-unwritable");
-    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let s = Scratch::with_root_account("users-unwritable");
     s.file("root/persist/shadow", "root:!:1::::::\n");
     std::os::unix::fs::symlink("/persist/shadow", s.root.join("etc/shadow")).unwrap();
     let users = json!([
@@ -536,9 +528,7 @@ fn switch_while_locked(s: &Scratch, gen: &Path, meanwhile: &str, after: &str) ->
 
 /// A root whose users are already what `users` declares (alice added by a first switch).
 fn settled_root(name: &str) -> (Scratch, std::path::PathBuf) {
-    let s = Scratch::new(name);
-    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let s = Scratch::with_root_account(name);
     s.file("root/etc/shadow", "root:!:1::::::\n");
     let users = json!([
         user("root", &json!(0), true),
@@ -756,9 +746,7 @@ fn precomputed_passwd_and_group_are_what_a_first_switch_writes() {
 #[test]
 fn a_copy_owned_by_a_user_this_switch_creates_gets_its_new_ids() {
     use std::os::unix::fs::MetadataExt as _;
-    let s = Scratch::new("users-copy-owner");
-    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let s = Scratch::with_root_account("users-copy-owner");
     s.file("root/etc/shadow", "root:!:1::::::\n");
     let mut spec = spec(&json!([
         user("root", &json!(0), true),

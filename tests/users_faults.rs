@@ -26,9 +26,7 @@ fn read(root: &Path, rel: &str) -> String {
 
 /// A root switched to a generation with root alone, and a generation that adds carol.
 fn with_carol_next(name: &str) -> (Scratch, std::path::PathBuf, std::path::PathBuf) {
-    let s = Scratch::new(name);
-    s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+    let s = Scratch::with_root_account(name);
     let before = s.gen("before", &spec(&json!([root_user()])));
     s.switch(&before, &[]);
     let carol = json!({"name": "carol", "group": "users", "home": "/home/carol"});
@@ -70,9 +68,7 @@ fn a_new_account_is_in_the_ledgers_before_it_is_in_passwd_and_a_rollback_removes
 #[test]
 fn a_linger_directory_that_is_a_link_or_a_file_does_not_stop_a_switch() {
     for kind in ["link", "file"] {
-        let s = Scratch::new("users-linger-odd");
-        s.file("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-        s.file("root/etc/group", "root:x:0:\nusers:x:100:\n");
+        let s = Scratch::with_root_account("users-linger-odd");
         std::fs::create_dir_all(s.root.join("var/lib/systemd")).unwrap();
         std::fs::create_dir_all(s.root.join("persist/linger")).unwrap();
         std::fs::write(s.root.join("persist/linger/gone"), "").unwrap();
