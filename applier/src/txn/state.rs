@@ -168,30 +168,18 @@ pub(crate) struct StateView<'a> {
     pending: Vec<RawRecorded<'a>>,
 }
 
-/// A state file's format.
+/// A state file's format; `M`: its manifest (its text, or `()` for a head closed with `null`,
+/// see [`StateView::parse_applied_against`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawView<'a> {
+struct RawView<'a, M> {
     version: u32,
     generation: String,
     #[serde(default)]
     runtime: BTreeMap<String, String>,
-    #[serde(borrow)]
-    manifest: &'a RawValue,
+    manifest: M,
     #[serde(default, borrow)]
     pending: Vec<RawRecorded<'a>>,
-}
-
-/// A state file's head, its manifest given as `null` (see [`StateView::parse_applied_against`]).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HeadView {
-    version: u32,
-    generation: String,
-    #[serde(default)]
-    runtime: BTreeMap<String, String>,
-    #[allow(dead_code)] // present, and null
-    manifest: (),
 }
 
 /// `applied.json`, mapped, if any (parse it with [`StateView::parse_applied`]).
@@ -205,7 +193,8 @@ impl<'a> StateView<'a> {
         let text = file
             .text()
             .ok_or_else(|| corrupt(root, rel, &"not UTF-8"))?;
-        let view: RawView = serde_json::from_str(text).map_err(|e| corrupt(root, rel, &e))?;
+        let view: RawView<&RawValue> =
+            serde_json::from_str(text).map_err(|e| corrupt(root, rel, &e))?;
         if view.version != STATE_VERSION {
             return Err(corrupt(root, rel, &format!("version {}", view.version)));
         }
@@ -240,8 +229,10 @@ impl<'a> StateView<'a> {
             let recorded = &text[head.len()..head.len() + manifest.len()];
             // The head closed with a null manifest parses as a whole record would, without it.
             let closed = format!("{head}null}}");
-            if let Ok(view) = serde_json::from_str::<HeadView>(&closed) {
-                if view.version == STATE_VERSION {
+            if let Ok(view) = serde_json::from_str::<RawView<()>>(&closed) {
+                // Anything pending is written after the manifest: a head holding some is not
+                // one write_state wrote, and is read whole.
+                if view.version == STATE_VERSION && view.pending.is_empty() {
                     let view = StateView {
                         generation: view.generation,
                         runtime: view.runtime,
