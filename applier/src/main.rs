@@ -130,8 +130,15 @@ fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
     } else {
         let mut text = outcome.plan.render();
         let would = if opts.dry_run { "would " } else { "" };
-        for c in outcome.users.iter().flat_map(|u| &u.changes) {
-            let _ = writeln!(text, "users: {would}{c}");
+        if let Some(changes) = outcome.users.as_ref().map(|u| &u.changes) {
+            // Sized at once: a first switch of a thousand users prints two thousand lines.
+            let prefix = "users: ".len() + would.len();
+            text.reserve(changes.text().len() + changes.len() * prefix + 256);
+            for c in changes.iter() {
+                for part in ["users: ", would, c, "\n"] {
+                    text.push_str(part);
+                }
+            }
         }
         if outcome.migrated {
             text.push_str("migrated from a setup-etc.pl /etc (/etc/static + /etc/.clean)\n");

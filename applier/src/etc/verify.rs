@@ -117,7 +117,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
 /// (accounts and members added at run time are not drift under `mutableUsers`).
 fn user_drift(root: &mut Root, users: &etcflip_format::users::Users) -> Result<Vec<Drift>> {
     let report = crate::users::plan(root, users)?;
-    let lines = report.changes.iter().chain(&report.clashes);
+    let lines = (report.changes.iter()).chain(report.clashes.iter().map(String::as_str));
     Ok(lines
         .map(|c| Drift {
             path: "/etc/passwd, /etc/group, /etc/shadow".to_owned(),

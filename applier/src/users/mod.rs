@@ -24,11 +24,13 @@ use crate::fs::{Node, Root};
 pub(crate) mod files;
 mod homes;
 mod ledger;
+mod lines;
 mod plan;
 pub(crate) mod seal;
 mod shadow;
 mod write;
 
+pub use lines::Lines;
 pub(crate) use write::write;
 
 /// The user database files, relative to the root, in the order [`Inputs`] holds them.
@@ -47,7 +49,7 @@ const FILES: [&str; 5] = [
 #[derive(Debug, Clone)]
 pub struct Report {
     /// One line per change ("create user alice (uid 1000)").
-    pub changes: Vec<String>,
+    pub changes: Lines,
     /// Why the switch is refused (an id another account holds on the root); nothing written.
     pub clashes: Vec<String>,
     /// Whether the files and ledgers already are what the plan makes: then the phase writes
@@ -125,7 +127,7 @@ impl Serialize for Report {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Shown<'r> {
-            changes: &'r [String],
+            changes: &'r Lines,
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             clashes: &'r [String],
             passwd: &'r str,
@@ -186,7 +188,7 @@ pub(crate) fn sealed(root: &mut Root) -> Result<Option<Report>> {
         &format!("{}/{}", ledger::DIR, ledger::FILES[1]),
     )?;
     Ok(Some(Report {
-        changes: Vec::new(),
+        changes: Lines::default(),
         clashes: Vec::new(),
         current: true,
         basis: Basis::Sealed {
@@ -260,11 +262,10 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
         p.db.subgid.render(),
     ];
     let homes = homes::look(root, decl, (&p.db.passwd, &found.db.passwd))?;
-    p.changes.extend(homes.iter().map(ToString::to_string));
+    p.changes.extend(&homes);
     let shadow_open = shadow_open(root)?;
     if shadow_open {
-        p.changes
-            .push("make /etc/shadow unreadable by others".to_owned());
+        p.changes.push("make /etc/shadow unreadable by others");
     }
     let current = rendered == texts
         && p.db.ledgers == found.db.ledgers

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{sized, Planned};
+use super::Planned;
 use crate::users::files::{id_of, Table};
 
 /// An id range to allocate in, and its direction.
@@ -171,10 +171,8 @@ pub(super) fn settle_id(
                 ));
                 return None;
             }
-            p.changes.push(sized(
-                64,
-                format_args!("create {kind} {name} ({what} {want})"),
-            ));
+            p.changes
+                .push_fmt(format_args!("create {kind} {name} ({what} {want})"));
             Some(want)
         }
         (None, None) => {
@@ -186,10 +184,8 @@ pub(super) fn settle_id(
                 return None;
             };
             let verb = if revived { "revive" } else { "allocate" };
-            p.changes.push(sized(
-                64,
-                format_args!("create {kind} {name} ({verb} {what} {id})"),
-            ));
+            p.changes
+                .push_fmt(format_args!("create {kind} {name} ({verb} {what} {id})"));
             Some(id)
         }
     }

@@ -17,6 +17,7 @@ use etcflip_format::users::{User, Users, NOLOGIN};
 
 use super::files::{id_of, Entry, Table};
 use super::ledger::Ledgers;
+use super::lines::Lines;
 use super::shadow;
 
 mod ids;
@@ -52,7 +53,7 @@ pub(crate) struct Planned {
     /// The database as it will be.
     pub(crate) db: Database,
     /// One line per change, in order ("create user alice (uid 1000)").
-    pub(crate) changes: Vec<String>,
+    pub(crate) changes: Lines,
     /// Why the switch must be refused; nothing is written when this is not empty.
     pub(crate) clashes: Vec<String>,
     /// Declarations the root cannot satisfy (a password file missing, empty or holding
@@ -62,7 +63,11 @@ pub(crate) struct Planned {
 
 /// Plans the users phase (see the module comment).
 pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
-    let mut p = Planned::default();
+    let mut p = Planned {
+        // A first switch reports about two lines per account.
+        changes: Lines::with_capacity(2 * (decl.users.len() + decl.groups.len()), 48),
+        ..Planned::default()
+    };
     p.db.ledgers.clone_from(&found.db.ledgers);
     p.db.group.other.clone_from(&found.db.group.other);
     p.db.group.nis.clone_from(&found.db.group.nis);
@@ -150,7 +155,7 @@ fn plan_groups(
         let members = members.into_iter().collect::<Vec<_>>().join(",");
         let pw = old.map_or("x", |e| &e[1]);
         if let Some(old) = old.filter(|e| e[3] != *members) {
-            p.changes.push(format!(
+            p.changes.push_fmt(format_args!(
                 "set the members of group {}: {} → {members}",
                 g.name, &old[3]
             ));
@@ -189,7 +194,7 @@ fn stays((kind, what): (&str, &str), e: &Entry, keep: bool, p: &mut Planned) -> 
                 &e[0]
             ));
         } else {
-            p.changes.push(format!(
+            p.changes.push_fmt(format_args!(
                 "remove {kind} {} (its {what} stays reserved)",
                 &e[0]
             ));
@@ -296,7 +301,7 @@ fn passwd_row(u: &User, (uid, gid): (u32, u32), old: Option<&Entry>, p: &mut Pla
         ])
     });
     if let Some(old) = old.filter(|e| **e != row) {
-        p.changes.push(format!(
+        p.changes.push_fmt(format_args!(
             "change user {}: {} → {}",
             u.name,
             old.line(),
@@ -319,9 +324,9 @@ fn shadow_row(u: &User, mutable: bool, found: &Found, p: &mut Planned) -> Option
     match shadow::password(u, (old_field, mutable), &mut read) {
         Ok((field, source)) => {
             if old_field != Some(&*field) {
-                p.changes.push(sized(
-                    64,
-                    format_args!("set the password of user {}: {source}", u.name),
+                p.changes.push_fmt(format_args!(
+                    "set the password of user {}: {source}",
+                    u.name
                 ));
             }
             Some(shadow::entry(u, &field, old))

@@ -133,7 +133,8 @@ fn table(
         }
     }
     if found.entries != t.entries {
-        p.changes.push(format!("rewrite the ranges of /etc/{file}"));
+        p.changes
+            .push_fmt(format_args!("rewrite the ranges of /etc/{file}"));
     }
     t
 }
