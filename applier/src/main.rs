@@ -133,7 +133,7 @@ fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
         if let Some(changes) = outcome.users.as_ref().map(|u| &u.changes) {
             // Sized at once: a first switch of a thousand users prints two thousand lines.
             let prefix = "users: ".len() + would.len();
-            text.reserve(changes.text().len() + changes.len() * prefix + 256);
+            text.reserve(changes.bytes() + changes.len() * (prefix + 1) + 256);
             for c in changes.iter() {
                 for part in ["users: ", would, c, "\n"] {
                     text.push_str(part);

@@ -61,13 +61,6 @@ impl Entry {
         })
     }
 
-    /// `line`, made whole (one allocation rather than one per field), as an entry of exactly
-    /// `fields` fields, if it is one.
-    pub(crate) fn from_line(line: String, fields: usize) -> Option<Entry> {
-        let (ends, n) = field_ends(&line, fields)?;
-        Some(Entry { line, ends, n })
-    }
-
     /// Field `i` (empty past the last one).
     pub(crate) fn field(&self, i: usize) -> &str {
         if i >= self.len() {

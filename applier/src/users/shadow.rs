@@ -37,15 +37,16 @@ pub(crate) enum Source {
     Locked,
 }
 
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Kept => f.write_str("kept"),
-            Source::Declared => f.write_str("the declared hash"),
-            Source::Hashed => f.write_str("the declared password, hashed"),
-            Source::File(path) => write!(f, "the hash in {path}"),
-            Source::Locked => f.write_str("locked (no password declared)"),
-        }
+impl Source {
+    /// How a change line names it.
+    pub(crate) fn label(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Source::Kept => "kept",
+            Source::Declared => "the declared hash",
+            Source::Hashed => "the declared password, hashed",
+            Source::File(path) => return Cow::Owned(format!("the hash in {path}")),
+            Source::Locked => "locked (no password declared)",
+        })
     }
 }
 

@@ -171,8 +171,10 @@ pub(super) fn settle_id(
                 ));
                 return None;
             }
+            let mut id = itoa::Buffer::new();
+            let id = id.format(want);
             p.changes
-                .push_fmt(format_args!("create {kind} {name} ({what} {want})"));
+                .push_parts(&["create ", kind, " ", name, " (", what, " ", id, ")"]);
             Some(want)
         }
         (None, None) => {
@@ -184,8 +186,12 @@ pub(super) fn settle_id(
                 return None;
             };
             let verb = if revived { "revive" } else { "allocate" };
-            p.changes
-                .push_fmt(format_args!("create {kind} {name} ({verb} {what} {id})"));
+            let mut text = itoa::Buffer::new();
+            let text = text.format(id);
+            let line = [
+                "create ", kind, " ", name, " (", verb, " ", what, " ", text, ")",
+            ];
+            p.changes.push_parts(&line);
             Some(id)
         }
     }

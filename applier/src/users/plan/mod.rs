@@ -282,24 +282,17 @@ fn by_id<T>(rows: Vec<T>, id: impl Fn(&T) -> u32) -> impl Iterator<Item = T> {
 fn passwd_row(u: &User, (uid, gid): (u32, u32), old: Option<&Entry>, p: &mut Planned) -> Entry {
     let shell = u.shell.as_deref().or(old.map(|e| &e[6])).unwrap_or(NOLOGIN);
     let pw = old.map_or("x", |e| &e[1]);
-    let (name, desc, home) = (&u.name, &u.description, &u.home);
-    let len = name.len() + pw.len() + desc.len() + home.len() + shell.len() + 28;
-    let line = sized(
-        len,
-        format_args!("{name}:{pw}:{uid}:{gid}:{desc}:{home}:{shell}"),
-    );
-    // No field holds ':' (the rules refuse one; a field of the root's file has none).
-    let row = Entry::from_line(line, 7).unwrap_or_else(|| {
-        Entry::new([
-            name,
-            pw,
-            &uid.to_string(),
-            &gid.to_string(),
-            desc,
-            home,
-            shell,
-        ])
-    });
+    let (mut u_buf, mut g_buf) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (uid_text, gid_text) = (u_buf.format(uid), g_buf.format(gid));
+    let row = Entry::new([
+        &u.name,
+        pw,
+        uid_text,
+        gid_text,
+        &u.description,
+        &u.home,
+        shell,
+    ]);
     if let Some(old) = old.filter(|e| **e != row) {
         p.changes.push_fmt(format_args!(
             "change user {}: {} → {}",
@@ -324,10 +317,12 @@ fn shadow_row(u: &User, mutable: bool, found: &Found, p: &mut Planned) -> Option
     match shadow::password(u, (old_field, mutable), &mut read) {
         Ok((field, source)) => {
             if old_field != Some(&*field) {
-                p.changes.push_fmt(format_args!(
-                    "set the password of user {}: {source}",
-                    u.name
-                ));
+                p.changes.push_parts(&[
+                    "set the password of user ",
+                    &u.name,
+                    ": ",
+                    &source.label(),
+                ]);
             }
             Some(shadow::entry(u, &field, old))
         }
@@ -336,16 +331,6 @@ fn shadow_row(u: &User, mutable: bool, found: &Found, p: &mut Planned) -> Option
             None
         }
     }
-}
-
-/// `args` written into a string made for `len` bytes: `format!` sizes a line that is mostly
-/// placeholders (a passwd entry, a change) from a few literal bytes, then grows it several
-/// times, a thousand users over.
-pub(super) fn sized(len: usize, args: std::fmt::Arguments) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(len);
-    let _ = s.write_fmt(args);
-    s
 }
 
 #[cfg(test)]
