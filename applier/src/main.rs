@@ -85,13 +85,51 @@ fn raise_open_file_limit() {
 /// root: an output that cannot be written (a closed pipe, `| true`) is noted on stderr and
 /// never changes that code (nor panics, as `print!` does).
 fn emit(text: &str) {
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    emit_with(|out| out.write_all(text.as_bytes()));
+}
+
+/// Writes a report to stdout through one buffer (a first switch of a thousand users prints
+/// two thousand lines: written as they come, not gathered into one string first).
+fn emit_with(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    if let Err(e) = write(&mut out).and_then(|()| out.flush()) {
         let _ = writeln!(
             std::io::stderr(),
             "etcflip: the report was not written: {e}"
         );
     }
+}
+
+/// A switch's report, as text.
+fn report(
+    out: &mut dyn std::io::Write,
+    outcome: &etc::Outcome,
+    dry_run: bool,
+) -> std::io::Result<()> {
+    out.write_all(outcome.plan.render().as_bytes())?;
+    let would = if dry_run { "would " } else { "" };
+    for c in outcome.users.iter().flat_map(|u| u.changes.iter()) {
+        for part in ["users: ", would, c, "\n"] {
+            out.write_all(part.as_bytes())?;
+        }
+    }
+    if outcome.migrated {
+        writeln!(
+            out,
+            "migrated from a setup-etc.pl /etc (/etc/static + /etc/.clean)"
+        )?;
+    }
+    for n in &outcome.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    for u in &outcome.unresolved {
+        writeln!(out, "warning: {u}")?;
+    }
+    for i in &outcome.incomplete {
+        writeln!(out, "incomplete: {i}")?;
+    }
+    let refused = outcome.refused().is_some();
+    writeln!(out, "{}", summary(dry_run, refused, outcome.changed))
 }
 
 fn json(v: &impl serde::Serialize) -> Result<String> {
@@ -128,37 +166,7 @@ fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
     if as_json {
         emit(&json(&outcome)?);
     } else {
-        let mut text = outcome.plan.render();
-        let would = if opts.dry_run { "would " } else { "" };
-        if let Some(changes) = outcome.users.as_ref().map(|u| &u.changes) {
-            // Sized at once: a first switch of a thousand users prints two thousand lines.
-            let prefix = "users: ".len() + would.len();
-            text.reserve(changes.bytes() + changes.len() * (prefix + 1) + 256);
-            for c in changes.iter() {
-                for part in ["users: ", would, c, "\n"] {
-                    text.push_str(part);
-                }
-            }
-        }
-        if outcome.migrated {
-            text.push_str("migrated from a setup-etc.pl /etc (/etc/static + /etc/.clean)\n");
-        }
-        for n in &outcome.notes {
-            let _ = writeln!(text, "note: {n}");
-        }
-        for u in &outcome.unresolved {
-            let _ = writeln!(text, "warning: {u}");
-        }
-        for i in &outcome.incomplete {
-            let _ = writeln!(text, "incomplete: {i}");
-        }
-        let changed = outcome.changed;
-        let _ = writeln!(
-            text,
-            "{}",
-            summary(opts.dry_run, refused.is_some(), changed)
-        );
-        emit(&text);
+        emit_with(|out| report(out, &outcome, opts.dry_run));
     }
     let interrupted = outcome.interrupted.clone();
     let incomplete = !outcome.incomplete.is_empty() && !opts.dry_run && refused.is_none();

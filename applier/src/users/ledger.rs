@@ -4,7 +4,7 @@
 //! `declarative-groups` (the names the previous activation declared, space-separated) and
 //! `auto-subuid-map` (JSON, name → start of its automatic subordinate range).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
@@ -27,8 +27,8 @@ pub(crate) const FILES: [&str; 5] = [
 pub(crate) struct Ledgers {
     pub(crate) uids: BTreeMap<String, u32>,
     pub(crate) gids: BTreeMap<String, u32>,
-    pub(crate) declarative_users: BTreeSet<String>,
-    pub(crate) declarative_groups: BTreeSet<String>,
+    pub(crate) declarative_users: Names,
+    pub(crate) declarative_groups: Names,
     pub(crate) auto_subuids: BTreeMap<String, u32>,
 }
 
@@ -80,10 +80,8 @@ impl Ledgers {
             .extend(other.gids.iter().map(|(k, v)| (k.clone(), *v)));
         out.auto_subuids
             .extend(other.auto_subuids.iter().map(|(k, v)| (k.clone(), *v)));
-        out.declarative_users
-            .extend(other.declarative_users.iter().cloned());
-        out.declarative_groups
-            .extend(other.declarative_groups.iter().cloned());
+        out.declarative_users = self.declarative_users.union(&other.declarative_users);
+        out.declarative_groups = self.declarative_groups.union(&other.declarative_groups);
         out
     }
 }
@@ -132,19 +130,117 @@ pub(crate) fn ids(text: Option<&str>) -> Result<BTreeMap<String, u32>, String> {
         .collect()
 }
 
-fn names(text: Option<&str>) -> BTreeSet<String> {
-    text.map(|t| t.split_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default()
+fn names(text: Option<&str>) -> Names {
+    Names::new(text.unwrap_or_default().split_whitespace())
+}
+
+/// The names of a `declarative-*` ledger: sorted, each once, in one buffer, as the file
+/// holds them (a first switch of a thousand users writes a thousand names: one allocation,
+/// not one per name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Names {
+    /// The names, separated by single spaces.
+    text: String,
+    /// Where each name starts in `text`.
+    starts: Vec<usize>,
+}
+
+impl Names {
+    /// The set of `names`.
+    pub(crate) fn new<'n>(names: impl Iterator<Item = &'n str>) -> Names {
+        let mut names: Vec<&str> = names.collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut out = Names {
+            text: String::with_capacity(names.iter().map(|n| n.len() + 1).sum()),
+            starts: Vec::with_capacity(names.len()),
+        };
+        for n in names {
+            if !out.starts.is_empty() {
+                out.text.push(' ');
+            }
+            out.starts.push(out.text.len());
+            out.text.push_str(n);
+        }
+        out
+    }
+
+    /// Name `i`.
+    fn get(&self, i: usize) -> &str {
+        let end = self.starts.get(i + 1).map_or(self.text.len(), |s| s - 1);
+        self.starts
+            .get(i)
+            .and_then(|&start| self.text.get(start..end))
+            .unwrap_or("")
+    }
+
+    /// The names, sorted.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.starts.len()).map(|i| self.get(i))
+    }
+
+    /// Whether `name` is one of them.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        let (mut low, mut high) = (0, self.starts.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.get(mid).cmp(name) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
+    }
+
+    /// Whether every name here is in `other`.
+    pub(crate) fn is_subset(&self, other: &Names) -> bool {
+        self.iter().all(|n| other.contains(n))
+    }
+
+    /// The names of both.
+    pub(crate) fn union(&self, other: &Names) -> Names {
+        Names::new(self.iter().chain(other.iter()))
+    }
+
+    /// The names as the ledger file holds them: separated by spaces.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn names_are_a_sorted_set_written_as_the_ledger_holds_them() {
+        // (names given, the set, the ledger's text)
+        let cases: [(&[&str], &[&str], &str); 4] = [
+            (&[], &[], ""),
+            (&["b"], &["b"], "b"),
+            (&["c", "a", "b", "a"], &["a", "b", "c"], "a b c"),
+            (&["u10", "u2", "u1"], &["u1", "u10", "u2"], "u1 u10 u2"),
+        ];
+        for (given, set, text) in cases {
+            let n = Names::new(given.iter().copied());
+            assert_eq!(n.iter().collect::<Vec<_>>(), set, "{given:?}");
+            assert_eq!(n.text(), text, "{given:?}");
+            assert_eq!(names(Some(&format!(" {text}\n"))), n, "read back: {text:?}");
+            for probe in ["a", "b", "c", "u1", "u10", "u2", "", "d", "u"] {
+                assert_eq!(
+                    n.contains(probe),
+                    set.contains(&probe),
+                    "{probe} in {given:?}"
+                );
+            }
+        }
+    }
+
     fn ledgers(uids: &[(&str, u32)], declared: &[&str]) -> Ledgers {
         Ledgers {
             uids: uids.iter().map(|(n, id)| ((*n).to_owned(), *id)).collect(),
-            declarative_users: declared.iter().map(|n| (*n).to_owned()).collect(),
+            declarative_users: Names::new(declared.iter().copied()),
             ..Ledgers::default()
         }
     }

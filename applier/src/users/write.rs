@@ -176,14 +176,11 @@ fn replace(
 /// it holds that already (`had`: their texts, `None` where missing); returns their texts now.
 fn write_ledgers(root: &mut Root, l: &Ledgers, had: &Texts) -> Result<Texts> {
     root.make_dirs(DIR)?;
-    let names = |set: &std::collections::BTreeSet<String>| {
-        set.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
-    };
     let texts = [
         serde_json::to_string(&l.uids)?,
         serde_json::to_string(&l.gids)?,
-        names(&l.declarative_users),
-        names(&l.declarative_groups),
+        l.declarative_users.text().to_owned(),
+        l.declarative_groups.text().to_owned(),
         serde_json::to_string(&l.auto_subuids)?,
     ];
     for ((name, text), had) in FILES_OF_LEDGERS.iter().zip(&texts).zip(had) {

@@ -16,7 +16,7 @@ use etcflip_format::borrowed::Str;
 use etcflip_format::users::{User, Users, NOLOGIN};
 
 use super::files::{id_of, Entry, Table};
-use super::ledger::Ledgers;
+use super::ledger::{Ledgers, Names};
 use super::lines::Lines;
 use super::shadow;
 
@@ -91,15 +91,9 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     p
 }
 
-/// Makes `set` hold exactly `names`, allocating only when it does not already (a re-switch
-/// declares the names the ledger holds).
-fn set_names<'n>(set: &mut BTreeSet<String>, names: impl Iterator<Item = &'n str>) {
-    let mut names: Vec<&str> = names.collect();
-    names.sort_unstable();
-    names.dedup();
-    if !set.iter().map(String::as_str).eq(names.iter().copied()) {
-        *set = names.into_iter().map(str::to_owned).collect();
-    }
+/// Makes `set` hold exactly `names`.
+fn set_names<'n>(set: &mut Names, names: impl Iterator<Item = &'n str>) {
+    *set = Names::new(names);
 }
 
 /// The accounts on the root this plan removes: undeclared ones the previous generation
@@ -112,7 +106,7 @@ fn removed_users<'a>(
     (found.db.passwd.entries.iter())
         .map(|e| &e[0])
         .filter(|n| !declared.contains(n))
-        .filter(|n| !decl.mutable_users || found.db.ledgers.declarative_users.contains(*n))
+        .filter(|n| !decl.mutable_users || found.db.ledgers.declarative_users.contains(n))
         .collect()
 }
 
@@ -149,7 +143,7 @@ fn plan_groups(
                 .into_iter()
                 .flatten();
             members.extend(kept.filter(|m| {
-                !found.db.ledgers.declarative_users.contains(*m) && !removed.contains(*m)
+                !found.db.ledgers.declarative_users.contains(m) && !removed.contains(*m)
             }));
         }
         let members = members.into_iter().collect::<Vec<_>>().join(",");
@@ -252,7 +246,10 @@ fn plan_users(
             kept.insert(e[0].to_owned());
         }
     }
-    let (mut passwd, mut shadow) = (Vec::with_capacity(rows.len()), Vec::new());
+    let (mut passwd, mut shadow) = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
     for (row, sh) in by_id(rows, |r| r.0).map(|(_, row, sh)| (row, sh)) {
         passwd.push(row);
         shadow.extend(sh);

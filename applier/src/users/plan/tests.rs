@@ -42,7 +42,7 @@ fn found(passwd: &str, group: &str, uid_map: &[(&str, u32)], declarative: &[&str
             .iter()
             .map(|(n, id)| ((*n).to_owned(), *id))
             .collect(),
-        declarative_users: declarative.iter().map(|n| (*n).to_owned()).collect(),
+        declarative_users: Names::new(declarative.iter().copied()),
         ..Ledgers::default()
     };
     Found {
