@@ -14,8 +14,8 @@ use std::ops::Index;
 /// The most fields an entry has (`shadow`).
 const MAX_FIELDS: usize = 9;
 
-/// One entry: a line of colon-separated fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One entry: a line of colon-separated fields (the default: none, not even an empty one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Entry {
     line: String,
     /// Byte offset in `line` where each field ends (the first `n`).

@@ -21,9 +21,11 @@ use super::lines::Lines;
 use super::shadow;
 
 mod ids;
+mod order;
 mod subids;
 
 use ids::{declared, settle_id, Holders, Ids, NORMAL, SYSTEM};
+use order::Rows;
 
 /// The user database: its five files and NixOS's ledgers.
 #[derive(Debug, Clone, Default)]
@@ -121,8 +123,7 @@ fn plan_groups(
     let statics = decl.groups.iter().filter_map(|g| declared(g.gid));
     let mut ids = Ids::new(holders.ids(), statics, &found.db.ledgers.gids);
     let mut gids = BTreeMap::new();
-    let mut rows: Vec<(u32, Entry)> =
-        Vec::with_capacity(decl.groups.len() + found.db.group.entries.len());
+    let mut rows = Rows::with_capacity(decl.groups.len() + found.db.group.entries.len());
     for g in &decl.groups {
         let on_root = holders.by_name.get(g.name.as_str()).copied();
         let at = (on_root, declared(g.gid));
@@ -154,10 +155,8 @@ fn plan_groups(
                 g.name, &old[3]
             ));
         }
-        rows.push((
-            gid,
-            Entry::new([g.name.as_str(), pw, &gid.to_string(), &members]),
-        ));
+        let entry = Entry::new([g.name.as_str(), pw, &gid.to_string(), &members]);
+        rows.push(gid, entry, None);
     }
     for e in &found.db.group.entries {
         if declared_groups.contains(&e[0]) {
@@ -170,11 +169,10 @@ fn plan_groups(
                 .filter(|m| !m.is_empty() && !removed.contains(*m))
                 .collect();
             let kept = e.with(3, &members.join(","));
-            rows.push((id_of(e, 2).unwrap_or(u32::MAX), kept));
+            rows.push(id_of(e, 2).unwrap_or(u32::MAX), kept, None);
         }
     }
-    p.db.group
-        .set_entries(by_id(rows, |r| r.0).map(|(_, e)| e).collect());
+    p.db.group.set_entries(rows.sorted().0);
     gids
 }
 
@@ -211,8 +209,7 @@ fn plan_users(
     let holders = Holders::of(&found.db.passwd, 2);
     let statics = decl.users.iter().filter_map(|u| declared(u.uid));
     let mut ids = Ids::new(holders.ids(), statics, &found.db.ledgers.uids);
-    let mut rows: Vec<(u32, Entry, Option<Entry>)> =
-        Vec::with_capacity(decl.users.len() + found.db.passwd.entries.len());
+    let mut rows = Rows::with_capacity(decl.users.len() + found.db.passwd.entries.len());
     for u in &decl.users {
         let Some(gid) = gids
             .get(u.group.as_str())
@@ -233,7 +230,7 @@ fn plan_users(
         }
         let row = passwd_row(u, (uid, gid), found.db.passwd.get(&u.name), p);
         let shadow = shadow_row(u, decl.mutable_users, found, p);
-        rows.push((uid, row, shadow));
+        rows.push(uid, row, shadow);
     }
     for e in &found.db.passwd.entries {
         if declared_users.contains(&e[0]) {
@@ -242,18 +239,11 @@ fn plan_users(
         let keep = decl.mutable_users && !found.db.ledgers.declarative_users.contains(&e[0]);
         if stays(("user", "uid"), e, keep, p) {
             let shadow = found.db.shadow.get(&e[0]).cloned();
-            rows.push((id_of(e, 2).unwrap_or(u32::MAX), e.clone(), shadow));
+            rows.push(id_of(e, 2).unwrap_or(u32::MAX), e.clone(), shadow);
             kept.insert(e[0].to_owned());
         }
     }
-    let (mut passwd, mut shadow) = (
-        Vec::with_capacity(rows.len()),
-        Vec::with_capacity(rows.len()),
-    );
-    for (row, sh) in by_id(rows, |r| r.0).map(|(_, row, sh)| (row, sh)) {
-        passwd.push(row);
-        shadow.extend(sh);
-    }
+    let (passwd, shadow) = rows.sorted();
     p.db.passwd.set_entries(passwd);
     p.db.shadow.set_entries(shadow);
     if p.db.ledgers.uids.is_empty() {
@@ -262,17 +252,6 @@ fn plan_users(
         p.db.ledgers.uids.extend(new_uids);
     }
     kept
-}
-
-/// `rows` in the order of their ids (`id`), equal ids in the order given: sorted as small
-/// pairs, not moved whole (a thousand rows of entries are large to move around).
-fn by_id<T>(rows: Vec<T>, id: impl Fn(&T) -> u32) -> impl Iterator<Item = T> {
-    let mut order: Vec<(u32, usize)> = rows.iter().map(&id).zip(0..).collect();
-    order.sort_unstable();
-    let mut rows: Vec<Option<T>> = rows.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(move |(_, i)| rows.get_mut(i).and_then(Option::take))
 }
 
 /// The passwd entry of a declared user (`old`: its entry on the root).
