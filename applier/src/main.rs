@@ -91,7 +91,7 @@ fn emit(text: &str) {
 /// Writes a report to stdout through one buffer (a first switch of a thousand users prints
 /// two thousand lines: written as they come, not gathered into one string first).
 fn emit_with(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) {
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 14, std::io::stdout().lock());
     if let Err(e) = write(&mut out).and_then(|()| out.flush()) {
         let _ = writeln!(
             std::io::stderr(),
