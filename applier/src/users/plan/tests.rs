@@ -417,3 +417,56 @@ fn members_follow_the_declaration_and_removed_users_leave_every_group() {
         p.clashes
     );
 }
+
+#[test]
+fn declared_names_are_found_whether_scanned_or_hashed() {
+    let d = decl(
+        true,
+        vec![user("alice", None, false), user("bob", Some(1001), false)],
+        &[],
+    );
+    // Up to 8 accounts on the root the names are scanned, past that hashed: the same answers.
+    for lookups in [0, 1, 8, 9, 1000] {
+        let declared = Declared::of(&d, lookups);
+        assert_eq!(
+            matches!(declared, Declared::Few(_)),
+            lookups <= 8,
+            "{lookups}"
+        );
+        for (name, want) in [
+            ("alice", true),
+            ("bob", true),
+            ("carol", false),
+            ("", false),
+        ] {
+            assert_eq!(
+                declared.contains(name),
+                want,
+                "{name} with {lookups} lookups"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_root_of_many_accounts_keeps_and_removes_as_a_small_one() {
+    use std::fmt::Write as _;
+    // Past 8 accounts on the root, the declared names are hashed: the plan is the same.
+    let mut many = String::new();
+    for i in 0..12 {
+        let _ = writeln!(many, "extra{i}:x:{}:100::/home/extra{i}:/bin/sh", 2000 + i);
+    }
+    let root = format!("root:x:0:0::/root:/bin/sh\nold:x:1002:100::/home/old:/bin/sh\n{many}");
+    let d = decl(true, vec![user("root", Some(0), true)], &[]);
+    let p = plan(&d, &found(&root, "users:x:100:\n", &[], &["root", "old"]));
+    assert!(p.clashes.is_empty(), "root is declared: {:?}", p.clashes);
+    assert_eq!(uid(&p, "root"), Some(0));
+    assert_eq!(uid(&p, "old"), None, "declared before, not now: removed");
+    assert_eq!(uid(&p, "extra11"), Some(2011), "added at run time: kept");
+    let removed: Vec<&str> = p
+        .changes
+        .iter()
+        .filter(|c| c.starts_with("remove"))
+        .collect();
+    assert_eq!(removed, ["remove user old (its uid stays reserved)"]);
+}
