@@ -19,9 +19,8 @@ pub(crate) fn below_etc(root: &Root) -> Vec<String> {
     };
     let mut prefix = root.host_path().join("etc").into_os_string().into_vec();
     prefix.push(b'/');
-    let mut out: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
+    let mut out: Vec<String> = (info.split(|&b| b == b'\n'))
+        .filter_map(|l| l.split(|&b| b == b' ').nth(4))
         .map(unescape)
         .filter_map(|m| {
             m.strip_prefix(&prefix[..])
@@ -33,20 +32,20 @@ pub(crate) fn below_etc(root: &Root) -> Vec<String> {
     out
 }
 
-/// `/proc/self/mountinfo`, read into a buffer sized for it at once: a /proc file says it is
-/// empty, and grown from nothing it took eight reads, each a pass of the kernel over the
-/// mount table (a third of this function's time, on every switch).
-fn mountinfo() -> Option<String> {
+/// `/proc/self/mountinfo` as bytes (one mount point named in bytes that are not UTF-8, anywhere
+/// on the host, would otherwise hide all of them), read into a buffer sized for it at once: a
+/// /proc file says it is empty, and grown from nothing it took eight reads, each a pass of the
+/// kernel over the mount table.
+fn mountinfo() -> Option<Vec<u8>> {
     use std::io::Read as _;
-    let mut info = String::with_capacity(1 << 16);
+    let mut info = Vec::with_capacity(1 << 16);
     let mut file = std::fs::File::open("/proc/self/mountinfo").ok()?;
-    file.read_to_string(&mut info).ok()?;
+    file.read_to_end(&mut info).ok()?;
     Some(info)
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo` (octal).
-fn unescape(field: &str) -> Vec<u8> {
-    let b = field.as_bytes();
+fn unescape(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -82,7 +81,7 @@ mod tests {
             ("/etc/end\\04", "/etc/end\\04"),
         ];
         for (field, want) in cases {
-            assert_eq!(unescape(field), want.as_bytes(), "{field}");
+            assert_eq!(unescape(field.as_bytes()), want.as_bytes(), "{field}");
         }
     }
 }
