@@ -349,6 +349,7 @@ fn parse_both<'f>(
     std::thread::scope(|s| {
         let gen = s.spawn(|| Generation::parse(host, text, payload_problems));
         let parsed = old.manifest();
+        // Reached in builds that unwind (tests); the release build aborts at the panic.
         let gen = gen
             .join()
             .map_err(|_| anyhow::anyhow!("internal: the thread parsing the generation panicked"))?;

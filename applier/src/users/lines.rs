@@ -50,21 +50,6 @@ impl Lines {
         (starts.zip(self.ends.iter().copied()))
             .map(|(from, to)| self.text.get(from..to).unwrap_or(""))
     }
-
-    /// How many bytes the lines hold together.
-    pub fn bytes(&self) -> usize {
-        self.text.len()
-    }
-
-    /// How many lines.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
 }
 
 impl<D: fmt::Display> Extend<D> for Lines {
@@ -94,9 +79,6 @@ mod tests {
                 l.push(p);
             }
             assert_eq!(l.iter().collect::<Vec<_>>(), pushed);
-            assert_eq!(l.len(), pushed.len(), "{pushed:?}");
-            assert_eq!(l.is_empty(), pushed.is_empty(), "{pushed:?}");
-            assert_eq!(l.bytes(), pushed.concat().len(), "{pushed:?}");
             let json = serde_json::to_string(&l).unwrap();
             assert_eq!(json, serde_json::to_string(pushed).unwrap());
         }
