@@ -312,45 +312,66 @@ fn a_mount_below_a_directory_keeps_it_and_a_masked_file_is_left() {
     assert!(t.ends_with("== after\nkeep me\n1\n0\n"), "{t}");
 }
 
-/// A mount point whose name is not UTF-8, anywhere on the host, does not hide the mount points
-/// below `/etc`: mountinfo is read as bytes (read as text, one such line lost every mount
-/// point, and the directory above one was moved along with the mount after the flip).
+/// A mount point whose name is not UTF-8 hides no mount point below `/etc`, and is one: read
+/// as text, one such line in mountinfo lost every mount point, and one below `/etc` was lost
+/// itself; either way the directory above it was moved along with the mount after the flip.
 #[test]
-fn a_mount_named_in_bytes_elsewhere_hides_no_mount_below_etc() {
-    let s = Scratch::new("conv-mount-bytes");
-    let precious = s.file("precious/data", "keep me\n");
-    let store_dir = s.store("tree/x", "x\n");
-    let a = s.gen(
-        "a",
-        &spec(&[("x", text("a/b/x", "x\n")), ("y", text("a/y", "y\n"))]),
-    );
-    let b = s.gen(
-        "b",
-        &serde_json::json!({"etc": {"a": {"source": store_dir.parent().unwrap()}}}),
-    );
-    let script = format!(
-        r#"
-        "$E" switch "$A" --root "$R" >/dev/null
-        mount --bind {precious} "$R/etc/a/b"
-        odd="{dir}/odd$(printf '\377')"
-        mkdir "$odd"
-        mount -t tmpfs tmpfs "$odd"
-        rc=0; "$E" switch "$B" --root "$R" --on-conflict overwrite || rc=$?
-        echo "rc=$rc"
-        cat {precious}/data
-        "#,
-        precious = precious.parent().unwrap().display(),
-        dir = s.dir.display(),
-    );
-    let out = in_namespace(&s, &a, &b, &script);
-    let t = text_of(&out);
-    assert_eq!(code(&out), 0, "{t}");
-    assert!(t.contains("rc=0\nkeep me\n"), "{t}");
-    assert!(
-        t.lines()
-            .any(|l| l.starts_with("leave") && l.contains("/etc/a ") && l.contains("/etc/a/b")),
-        "/etc/a left for the mount below it: {t}"
-    );
+fn mounts_named_in_bytes_are_mount_points_like_any_other() {
+    // (where the odd-named mount goes, whether /etc/a/b is mounted too)
+    let cases = [
+        (r"$S/odd$(printf '\377')", true),
+        (r"$R/etc/a/odd$(printf '\377')", false),
+    ];
+    for (odd, also_b) in cases {
+        let s = Scratch::new("conv-mount-bytes");
+        let precious = s.file("precious/data", "keep me\n");
+        let store_dir = s.store("tree/x", "x\n");
+        let a = s.gen(
+            "a",
+            &spec(&[("x", text("a/b/x", "x\n")), ("y", text("a/y", "y\n"))]),
+        );
+        let b = s.gen(
+            "b",
+            &serde_json::json!({"etc": {"a": {"source": store_dir.parent().unwrap()}}}),
+        );
+        let bind_b = if also_b {
+            r#"mount --bind "$P" "$R/etc/a/b""#
+        } else {
+            ""
+        };
+        let script = format!(
+            r#"
+            "$E" switch "$A" --root "$R" >/dev/null
+            {bind_b}
+            odd="{odd}"
+            mkdir "$odd"
+            mount --bind "$P" "$odd"
+            rc=0; "$E" switch "$B" --root "$R" --on-conflict overwrite || rc=$?
+            echo "rc=$rc"
+            cat "$P/data"
+            "#
+        );
+        let out = Command::new("unshare")
+            .args(unshare_private())
+            .args(["sh", "-eu", "-c", &script])
+            .env("R", &s.root)
+            .env("S", &s.dir)
+            .env("P", precious.parent().unwrap())
+            .env("A", &a)
+            .env("B", &b)
+            .env("E", bin("etcflip"))
+            .output()
+            .expect("unshare (util-linux)");
+        let t = text_of(&out);
+        assert_eq!(code(&out), 0, "{odd}: {t}");
+        assert!(t.contains("rc=0\nkeep me\n"), "{odd}: {t}");
+        assert!(
+            t.lines().any(|l| l.starts_with("leave")
+                && l.contains("/etc/a ")
+                && l.contains("mount point")),
+            "{odd}: /etc/a left for the mount below it: {t}"
+        );
+    }
 }
 
 /// A switch run without root does not compare owners, so it must not stamp copies: a later

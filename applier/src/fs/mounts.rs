@@ -12,7 +12,8 @@ use std::os::unix::ffi::OsStringExt as _;
 use crate::fs::Root;
 
 /// Targets (relative to `/etc`) that are mount points, sorted. Paths are compared as bytes
-/// (a root's name need not be UTF-8; targets are).
+/// (a root's name need not be UTF-8; targets are, and a mount point's that is not is named
+/// lossily, which still places it below the right directories).
 pub(crate) fn below_etc(root: &Root) -> Vec<String> {
     let Some(info) = mountinfo() else {
         return Vec::new();
@@ -22,9 +23,11 @@ pub(crate) fn below_etc(root: &Root) -> Vec<String> {
     let mut out: Vec<String> = (info.split(|&b| b == b'\n'))
         .filter_map(|l| l.split(|&b| b == b' ').nth(4))
         .map(unescape)
+        // A name that is not UTF-8 is kept, lossily: what matters is the directory it lies in,
+        // which it names right (dropped, the directory would be moved with the mount in it).
         .filter_map(|m| {
             m.strip_prefix(&prefix[..])
-                .and_then(|t| String::from_utf8(t.to_vec()).ok())
+                .map(|t| String::from_utf8_lossy(t).into_owned())
         })
         .collect();
     out.sort();

@@ -107,8 +107,9 @@ enum Declared<'d> {
 }
 
 impl<'d> Declared<'d> {
-    fn of(decl: &'d Users, lookups: usize) -> Declared<'d> {
-        if lookups <= 8 {
+    /// The declared names, for looking up the `accounts` on the root.
+    fn of(decl: &'d Users, accounts: usize) -> Declared<'d> {
+        if accounts <= 8 {
             Declared::Few(&decl.users)
         } else {
             Declared::Many(decl.users.iter().map(|u| u.name.as_str()).collect())

@@ -426,12 +426,12 @@ fn declared_names_are_found_whether_scanned_or_hashed() {
         &[],
     );
     // Up to 8 accounts on the root the names are scanned, past that hashed: the same answers.
-    for lookups in [0, 1, 8, 9, 1000] {
-        let declared = Declared::of(&d, lookups);
+    for accounts in [0, 1, 8, 9, 1000] {
+        let declared = Declared::of(&d, accounts);
         assert_eq!(
             matches!(declared, Declared::Few(_)),
-            lookups <= 8,
-            "{lookups}"
+            accounts <= 8,
+            "{accounts}"
         );
         for (name, want) in [
             ("alice", true),
@@ -442,7 +442,7 @@ fn declared_names_are_found_whether_scanned_or_hashed() {
             assert_eq!(
                 declared.contains(name),
                 want,
-                "{name} with {lookups} lookups"
+                "{name} with {accounts} accounts"
             );
         }
     }
