@@ -1,8 +1,8 @@
 //! The etcflip generation format, shared by the generator (which writes it) and the applier
 //! (which owns it and reads it): the manifest and its rules ([`manifest`]), the strings it
 //! borrows from a mapped file ([`borrowed`]), the tmpfiles.d encoding ([`tmpfiles`]), the
-//! invalid-input error ([`errors`]), sha256 as recorded ([`hash`]) and the manifest's JSON layout
-//! ([`lines`]). Nothing here touches a
+//! invalid-input error ([`errors`]), sha256 as recorded ([`hash`]), the manifest's JSON layout
+//! ([`lines`]) and the target placeholder of the wrapper binary ([`wrapper`]). Nothing here touches a
 //! root: no file-system access beyond reading a generation's manifest.
 
 pub mod borrowed;
@@ -12,3 +12,4 @@ pub mod lines;
 pub mod manifest;
 pub mod tmpfiles;
 pub mod users;
+pub mod wrapper;

@@ -1,0 +1,129 @@
+//! Where an `etcflip-wrapper` binary holds its target: a reserved placeholder, a marker then
+//! [`TARGET_BYTES`] bytes, that the generator fills in a copy of the binary ([`patch`]) and the
+//! wrapper reads at run time ([`target_of`]). No compiler is needed to make a wrapper, and the
+//! target's path lies in the copy as plain bytes, where Nix's reference scanner finds it.
+//!
+//! The marker appears once in a wrapper binary: in its placeholder, whose initial bytes
+//! [`placeholder`] gives at compile time. Nothing at run time compares against it.
+
+/// Marks the placeholder (its bytes are found nowhere else in a wrapper binary).
+pub const MARK: &[u8; 32] = b"\0etcflip-wrapper target v1\0\0\0\0\0\0";
+
+/// Room for the target: its path and a terminating NUL.
+pub const TARGET_BYTES: usize = 4096;
+
+/// The placeholder's length.
+pub const PLACEHOLDER_BYTES: usize = MARK.len() + TARGET_BYTES;
+
+/// The placeholder as a wrapper binary is built with it: the marker, then no target.
+pub const fn placeholder() -> [u8; PLACEHOLDER_BYTES] {
+    let mut out = [0u8; PLACEHOLDER_BYTES];
+    let mut i = 0;
+    while i < MARK.len() {
+        out[i] = MARK[i];
+        i += 1;
+    }
+    out
+}
+
+/// The target a placeholder holds (its bytes as [`placeholder`] laid them out and [`patch`]
+/// filled them); `None` when it was never filled.
+pub fn target_of(placeholder: &[u8]) -> Option<&[u8]> {
+    let area = placeholder.get(MARK.len()..)?;
+    let end = area.iter().position(|&b| b == 0)?;
+    (end > 0).then(|| &area[..end])
+}
+
+/// Writes `target` into the one placeholder of `binary`, an unpatched `etcflip-wrapper`.
+pub fn patch(binary: &mut [u8], target: &str) -> Result<(), String> {
+    if !target.starts_with('/') || target.contains('\0') || target.len() >= TARGET_BYTES {
+        return Err(format!(
+            "a wrapper's target must be an absolute path of fewer than {TARGET_BYTES} bytes \
+             without NUL, not {target:?}"
+        ));
+    }
+    let at = one_mark(binary)?;
+    let area = &mut binary[at + MARK.len()..at + PLACEHOLDER_BYTES];
+    if area.iter().any(|&b| b != 0) {
+        return Err("this wrapper already holds a target (patch an unpatched one)".into());
+    }
+    area[..target.len()].copy_from_slice(target.as_bytes());
+    Ok(())
+}
+
+/// Where the placeholder starts: the marker must be there exactly once, with room after it.
+fn one_mark(binary: &[u8]) -> Result<usize, String> {
+    let mut found = binary
+        .windows(MARK.len())
+        .enumerate()
+        .filter(|(_, w)| w == MARK)
+        .map(|(at, _)| at);
+    match (found.next(), found.next()) {
+        (Some(at), None) if at + PLACEHOLDER_BYTES <= binary.len() => Ok(at),
+        (None, _) => Err("not an etcflip-wrapper binary: it has no target placeholder".into()),
+        (Some(_), Some(_)) => Err("not an etcflip-wrapper binary: two target placeholders".into()),
+        (Some(_), None) => {
+            Err("not an etcflip-wrapper binary: its placeholder is cut short".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A binary: some bytes, the placeholder, some bytes.
+    fn binary() -> Vec<u8> {
+        let mut b = b"ELF...code".to_vec();
+        b.extend_from_slice(&placeholder());
+        b.extend_from_slice(b"...more");
+        b
+    }
+
+    fn area(b: &[u8]) -> &[u8] {
+        let at = one_mark(b).unwrap();
+        &b[at..at + PLACEHOLDER_BYTES]
+    }
+
+    #[test]
+    fn a_patched_placeholder_holds_its_target_and_an_unpatched_one_none() {
+        let mut b = binary();
+        assert_eq!(target_of(area(&b)), None, "never filled");
+        patch(&mut b, "/nix/store/abc-sudo/bin/sudo").unwrap();
+        assert_eq!(
+            target_of(area(&b)),
+            Some(&b"/nix/store/abc-sudo/bin/sudo"[..])
+        );
+        assert!(b.ends_with(b"...more") && b.starts_with(b"ELF...code"));
+        assert_eq!(b.len(), binary().len(), "patched in place");
+        let longest = format!("/{}", "x".repeat(TARGET_BYTES - 2));
+        let mut b = binary();
+        patch(&mut b, &longest).unwrap();
+        assert_eq!(target_of(area(&b)), Some(longest.as_bytes()));
+    }
+
+    #[test]
+    fn bad_targets_and_bad_binaries_are_refused() {
+        let too_long = format!("/{}", "x".repeat(TARGET_BYTES - 1));
+        for target in ["", "sudo", "./sudo", "/bin/su\0do", too_long.as_str()] {
+            let mut b = binary();
+            let err = patch(&mut b, target).unwrap_err();
+            assert!(err.contains("absolute path"), "{target:?}: {err}");
+            assert_eq!(b, binary(), "{target:?}: nothing written");
+        }
+        let mut twice = binary();
+        patch(&mut twice, "/bin/a").unwrap();
+        assert!(patch(&mut twice, "/bin/b")
+            .unwrap_err()
+            .contains("already holds"));
+        let cases: [(Vec<u8>, &str); 3] = [
+            (b"no placeholder here".to_vec(), "no target placeholder"),
+            ([binary(), binary()].concat(), "two target placeholders"),
+            (binary()[..10 + MARK.len() + 20].to_vec(), "cut short"),
+        ];
+        for (mut b, want) in cases {
+            let err = patch(&mut b, "/bin/true").unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The wrapper binary, run for real as an unprivileged user (`setpriv --reuid=65534
+//! --regid=65534 --clear-groups`): copies of `etcflip-wrapper` patched with a target, made
+//! setuid, setgid or given file capabilities (`setcap`), run a small C program that prints its
+//! argv, ids, capability sets and environment.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use etcflip_e2e::{bin, code, text_of, Scratch};
+
+/// The target every wrapper here runs: what it was given and what it is.
+const SHOW: &str = r#"
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    printf("argv0=%s\n", argv[0]);
+    for (int i = 1; i < argc; i++) printf("arg=%s\n", argv[i]);
+    printf("ids=%d %d %d %d\n", (int)getuid(), (int)geteuid(), (int)getgid(), (int)getegid());
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "CapAmb:", 7)) fputs(line, stdout);
+    for (char **e = environ; *e; e++) printf("env=%s\n", *e);
+    return 0;
+}
+"#;
+
+/// A directory others may enter, with the target program compiled in it.
+fn setup(name: &str) -> (Scratch, PathBuf, PathBuf) {
+    let s = Scratch::new(name);
+    let dir = s.dir.join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for d in [&s.dir, &dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(dir.join("show.c"), SHOW).unwrap();
+    let show = dir.join("show");
+    let out = Command::new("cc")
+        .args(["-O", "-o"])
+        .arg(&show)
+        .arg(dir.join("show.c"))
+        .output()
+        .expect("cc");
+    assert!(out.status.success(), "{}", text_of(&out));
+    (s, dir, show)
+}
+
+/// A copy of the wrapper binary in `dir`, named `name`, patched to run `target` (or left
+/// unpatched), owned by root with `mode`.
+fn wrapper(dir: &Path, name: &str, target: Option<&str>, mode: u32) -> PathBuf {
+    let mut bytes = std::fs::read(bin("etcflip-wrapper")).unwrap();
+    if let Some(t) = target {
+        etcflip_format::wrapper::patch(&mut bytes, t).unwrap();
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    // After the chown, which would clear them.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// Runs `path args…` as nobody, with `env` added.
+fn as_nobody(path: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(path)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+/// The value of `key=` in the target's output.
+fn field<'t>(t: &'t str, key: &str) -> Vec<&'t str> {
+    t.lines().filter_map(|l| l.strip_prefix(key)).collect()
+}
+
+fn ambient(t: &str) -> u64 {
+    let hex = field(t, "CapAmb:");
+    assert_eq!(hex.len(), 1, "{t}");
+    u64::from_str_radix(hex[0].trim(), 16).unwrap()
+}
+
+fn setcap(caps: &str, path: &Path) {
+    let out = Command::new("setcap")
+        .arg(caps)
+        .arg(path)
+        .output()
+        .expect("setcap (libcap2-bin)");
+    assert!(out.status.success(), "setcap {caps}: {}", text_of(&out));
+}
+
+#[test]
+fn setuid_and_setgid_wrappers_run_their_target_with_the_owners_ids() {
+    let (_s, dir, show) = setup("wrapper-setid");
+    let target = show.to_str().unwrap();
+    // (mode, the ids the target sees: real uid, effective uid, real gid, effective gid)
+    let cases = [
+        (0o4755, "65534 0 65534 65534"),
+        (0o2755, "65534 65534 65534 0"),
+        (0o0755, "65534 65534 65534 65534"),
+    ];
+    for (mode, ids) in cases {
+        let w = wrapper(&dir, &format!("w{mode:o}"), Some(target), mode);
+        let out = as_nobody(&w, &[], &[]);
+        let t = text_of(&out);
+        assert_eq!(code(&out), 0, "{mode:o}: {t}");
+        assert_eq!(field(&t, "ids="), [ids], "{mode:o}: {t}");
+        assert_eq!(ambient(&t), 0, "{mode:o}: no capabilities raised: {t}");
+    }
+}
+
+#[test]
+fn a_capability_wrapper_raises_its_capabilities_into_the_ambient_set_but_setpcap() {
+    let (_s, dir, show) = setup("wrapper-caps");
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // (the file's capabilities, the ambient set the target sees)
+    let cases = [
+        ("cap_net_raw+ep".to_owned(), 1u64 << 13),
+        (
+            "cap_setpcap,cap_net_raw,cap_sys_time+ep".to_owned(),
+            1 << 13 | 1 << 25,
+        ),
+        // The last capability the kernel knows, which NixOS's wrapper never raises.
+        (format!("cap_net_raw,{last}+ep"), 1 << 13 | 1 << last),
+    ];
+    for (caps, want) in cases {
+        let w = wrapper(&dir, "wcap", Some(show.to_str().unwrap()), 0o755);
+        setcap(&caps, &w);
+        let out = as_nobody(&w, &[], &[]);
+        let t = text_of(&out);
+        assert_eq!(code(&out), 0, "{caps}: {t}");
+        assert_eq!(ambient(&t), want, "{caps}: {t}");
+        assert_eq!(
+            field(&t, "ids="),
+            ["65534 65534 65534 65534"],
+            "{caps}: {t}"
+        );
+        std::fs::remove_file(&w).unwrap();
+    }
+}
+
+#[test]
+fn the_loaders_environment_is_dropped_and_argv_is_passed_on_intact() {
+    let (_s, dir, show) = setup("wrapper-env");
+    let target = show.to_str().unwrap();
+    let env = [
+        ("LD_PRELOAD", "/nonexistent/preload.so"),
+        ("LD_LIBRARY_PATH", "/nonexistent"),
+        ("GLIBC_TUNABLES", "glibc.malloc.check=3"),
+        ("MALLOC_CHECK_", "3"),
+        ("MALLOC_ARENA_MAX", "1"),
+        ("TMPDIR", "/nonexistent"),
+        ("KEEP_ME", "yes"),
+    ];
+    let caps = wrapper(&dir, "wcap", Some(target), 0o755);
+    setcap("cap_net_raw+ep", &caps);
+    let setuid = wrapper(&dir, "wsuid", Some(target), 0o4755);
+    let plain = wrapper(&dir, "wplain", Some(target), 0o755);
+    for w in [&caps, &setuid, &plain] {
+        // Called by another name, with arguments: the target gets exactly that argv.
+        let named = dir.join("other-name");
+        let _ = std::fs::remove_file(&named);
+        std::os::unix::fs::symlink(w, &named).unwrap();
+        let out = as_nobody(&named, &["one", "two words", ""], &env);
+        let t = text_of(&out);
+        assert_eq!(code(&out), 0, "{}: {t}", w.display());
+        assert_eq!(field(&t, "argv0="), [named.to_str().unwrap()], "{t}");
+        assert_eq!(field(&t, "arg="), ["one", "two words", ""], "{t}");
+        let vars = field(&t, "env=");
+        assert!(vars.contains(&"KEEP_ME=yes"), "{}: {t}", w.display());
+        for (name, _) in &env[..6] {
+            let gone = !vars.iter().any(|v| v.starts_with(&format!("{name}=")));
+            assert!(gone, "{} passed on {name}: {t}", w.display());
+        }
+    }
+}
+
+#[test]
+fn a_wrapper_without_a_target_or_with_a_missing_one_says_so_and_exits_1() {
+    let (_s, dir, _show) = setup("wrapper-refuse");
+    // (target written into the copy, what it says)
+    let cases = [
+        (None, "this copy names no target"),
+        (
+            Some("/nonexistent/program"),
+            "cannot run /nonexistent/program",
+        ),
+    ];
+    for (target, want) in cases {
+        let w = wrapper(&dir, "w", target, 0o4755);
+        let out = as_nobody(&w, &["x"], &[]);
+        let t = text_of(&out);
+        assert_eq!(code(&out), 1, "{target:?}: {t}");
+        assert!(t.contains(&format!("etcflip-wrapper: {want}")), "{t}");
+    }
+}
