@@ -98,11 +98,15 @@ fn setcap(caps: &str, path: &Path) {
 fn setuid_and_setgid_wrappers_run_their_target_with_the_owners_ids() {
     let (_s, dir, show) = setup("wrapper-setid");
     let target = show.to_str().unwrap();
-    // (mode, the ids the target sees: real uid, effective uid, real gid, effective gid)
+    // (mode, the ids the target sees: real uid, effective uid, real gid, effective gid);
+    // execute-only too, NixOS's default (u+rx,g+x,o+x): the caller cannot read the wrapper.
     let cases = [
         (0o4755, "65534 0 65534 65534"),
         (0o2755, "65534 65534 65534 0"),
         (0o0755, "65534 65534 65534 65534"),
+        (0o4511, "65534 0 65534 65534"),
+        (0o2511, "65534 65534 65534 0"),
+        (0o0511, "65534 65534 65534 65534"),
     ];
     for (mode, ids) in cases {
         let w = wrapper(&dir, &format!("w{mode:o}"), Some(target), mode);
@@ -122,18 +126,21 @@ fn a_capability_wrapper_raises_its_capabilities_into_the_ambient_set_but_setpcap
         .trim()
         .parse()
         .unwrap();
-    // (the file's capabilities, the ambient set the target sees)
+    // (the file's capabilities, its mode, the ambient set the target sees)
     let cases = [
-        ("cap_net_raw+ep".to_owned(), 1u64 << 13),
+        ("cap_net_raw+ep".to_owned(), 0o755, 1u64 << 13),
+        // Execute-only, NixOS's default mode: the attribute is read without reading the file.
+        ("cap_net_raw+ep".to_owned(), 0o511, 1 << 13),
         (
             "cap_setpcap,cap_net_raw,cap_sys_time+ep".to_owned(),
+            0o755,
             1 << 13 | 1 << 25,
         ),
         // The last capability the kernel knows, which NixOS's wrapper never raises.
-        (format!("cap_net_raw,{last}+ep"), 1 << 13 | 1 << last),
+        (format!("cap_net_raw,{last}+ep"), 0o755, 1 << 13 | 1 << last),
     ];
-    for (caps, want) in cases {
-        let w = wrapper(&dir, "wcap", Some(show.to_str().unwrap()), 0o755);
+    for (caps, mode, want) in cases {
+        let w = wrapper(&dir, "wcap", Some(show.to_str().unwrap()), mode);
         setcap(&caps, &w);
         let out = as_nobody(&w, &[], &[]);
         let t = text_of(&out);
@@ -159,6 +166,10 @@ fn the_loaders_environment_is_dropped_and_argv_is_passed_on_intact() {
         ("MALLOC_CHECK_", "3"),
         ("MALLOC_ARENA_MAX", "1"),
         ("TMPDIR", "/nonexistent"),
+        // Read by the loader, missing from older lists of unsafe variables.
+        ("LD_BIND_NOW", "1"),
+        ("LD_VERBOSE", "1"),
+        ("LD_PREFER_MAP_32BIT_EXEC", "1"),
         ("KEEP_ME", "yes"),
     ];
     let caps = wrapper(&dir, "wcap", Some(target), 0o755);
@@ -177,7 +188,7 @@ fn the_loaders_environment_is_dropped_and_argv_is_passed_on_intact() {
         assert_eq!(field(&t, "arg="), ["one", "two words", ""], "{t}");
         let vars = field(&t, "env=");
         assert!(vars.contains(&"KEEP_ME=yes"), "{}: {t}", w.display());
-        for (name, _) in &env[..6] {
+        for (name, _) in &env[..env.len() - 1] {
             let gone = !vars.iter().any(|v| v.starts_with(&format!("{name}=")));
             assert!(gone, "{} passed on {name}: {t}", w.display());
         }
@@ -187,9 +198,15 @@ fn the_loaders_environment_is_dropped_and_argv_is_passed_on_intact() {
 #[test]
 fn a_wrapper_without_a_target_or_with_a_missing_one_says_so_and_exits_1() {
     let (_s, dir, _show) = setup("wrapper-refuse");
+    // A file the kernel will not run: no `/bin/sh` may run it instead, with privileges.
+    let script = dir.join("no-shebang");
+    std::fs::write(&script, "id > /dev/null\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let no_shebang = format!("cannot run {}: ENOEXEC", script.display());
     // (target written into the copy, what it says)
     let cases = [
         (None, "this copy names no target"),
+        (Some(script.to_str().unwrap()), no_shebang.as_str()),
         (
             Some("/nonexistent/program"),
             "cannot run /nonexistent/program",

@@ -12,9 +12,7 @@
 
 #![allow(unsafe_code)]
 
-use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd as _;
 
 /// `CAP_SETPCAP`: the one capability a wrapper never passes on.
 const CAP_SETPCAP: u32 = 8;
@@ -66,10 +64,10 @@ pub(crate) fn to_raise(granted: u64, permitted: u64, last_cap: u32) -> Vec<u32> 
         .collect()
 }
 
-/// Raises this process's file capabilities (`exe`: its own executable) into its inheritable
-/// and ambient sets; nothing when the file has none.
-pub(crate) fn raise(exe: &File) -> io::Result<()> {
-    let Some(value) = capability_attribute(exe)? else {
+/// Raises this process's file capabilities into its inheritable and ambient sets; nothing when
+/// its file has none, or none the kernel could grant.
+pub(crate) fn raise() -> io::Result<()> {
+    let Some(value) = capability_attribute()? else {
         return Ok(());
     };
     let granted = granted(&value).map_err(io::Error::other)?;
@@ -106,16 +104,19 @@ fn last_cap() -> io::Result<u32> {
         .map_err(|_| io::Error::other(format!("cap_last_cap reads {text:?}")))
 }
 
-/// The `security.capability` attribute of `file`, if it has one.
-fn capability_attribute(file: &File) -> io::Result<Option<Vec<u8>>> {
+/// The `security.capability` attribute of this process's own file, if it has one the kernel
+/// could grant. Read by path, through `/proc/self/exe`: a wrapper is often execute-only (NixOS's
+/// default is `u+rx,g+x,o+x`), and opening it would need read permission. Nothing is raised
+/// when there is no attribute, no `/proc`, or a revision-3 attribute whose root user this user
+/// namespace does not map (`EOVERFLOW`: the kernel granted nothing either).
+fn capability_attribute() -> io::Result<Option<Vec<u8>>> {
     let mut buf = [0u8; 64];
-    let name = c"security.capability";
-    // SAFETY: the name is NUL-terminated and `buf` is valid for `buf.len()` bytes; the kernel
-    // writes at most that many.
+    // SAFETY: both strings are NUL-terminated and `buf` is valid for `buf.len()` bytes; the
+    // kernel writes at most that many.
     let n = unsafe {
-        libc::fgetxattr(
-            file.as_raw_fd(),
-            name.as_ptr(),
+        libc::getxattr(
+            c"/proc/self/exe".as_ptr(),
+            c"security.capability".as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
@@ -123,8 +124,13 @@ fn capability_attribute(file: &File) -> io::Result<Option<Vec<u8>>> {
     match usize::try_from(n) {
         Ok(n) => Ok(Some(buf[..n].to_vec())),
         Err(_) => match io::Error::last_os_error() {
-            e if e.raw_os_error() == Some(libc::ENODATA) => Ok(None),
-            e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(None),
+            e if matches!(
+                e.raw_os_error(),
+                Some(libc::ENODATA | libc::EOPNOTSUPP | libc::EOVERFLOW | libc::ENOENT)
+            ) =>
+            {
+                Ok(None)
+            }
             e => Err(e),
         },
     }

@@ -1,9 +1,11 @@
 //! The environment a wrapper never passes on: what glibc's dynamic loader drops for a privileged
-//! program (`sysdeps/generic/unsecvars.h`), its tunables (`GLIBC_TUNABLES`, which a loader
-//! built with tunables scrubs on its own, and so is missing from that list), and every
-//! `MALLOC_*` variable (the tunables' old aliases). A capability wrapper's target is not run
-//! `AT_SECURE`, so its loader would honour all of them: the wrapper drops them itself, for
-//! setuid and capability wrappers alike.
+//! program (`sysdeps/generic/unsecvars.h`; `GLIBC_TUNABLES` is on it in current glibc, and
+//! missing from older lists built with tunables), every `MALLOC_*` variable (the tunables' old
+//! aliases), and beyond that list every `LD_*` variable: the loader reads no others, and the
+//! list has lagged behind what it reads (`LD_BIND_NOW`, `LD_VERBOSE`, x86-64's
+//! `LD_PREFER_MAP_32BIT_EXEC`, which maps libraries below 2 GB). A capability wrapper's target
+//! is not run `AT_SECURE`, so its loader would honour all of them: the wrapper drops them
+//! itself, for setuid and capability wrappers alike.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
@@ -37,7 +39,8 @@ const UNSAFE: [&str; 24] = [
 
 /// Whether the variable `name` is dropped.
 pub(crate) fn is_unsafe(name: &OsStr) -> bool {
-    UNSAFE.iter().any(|u| name == *u) || name.as_bytes().starts_with(b"MALLOC_")
+    let b = name.as_bytes();
+    UNSAFE.iter().any(|u| name == *u) || b.starts_with(b"MALLOC_") || b.starts_with(b"LD_")
 }
 
 #[cfg(test)]
@@ -58,7 +61,11 @@ mod tests {
             ("MALLOC_", true),
             ("PATH", false),
             ("HOME", false),
-            ("LD_PRELOADX", false),
+            ("LD_BIND_NOW", true),
+            ("LD_VERBOSE", true),
+            ("LD_PREFER_MAP_32BIT_EXEC", true),
+            ("LD_", true),
+            ("LDX_PRELOAD", false),
             ("ld_preload", false),
             ("XMALLOC_CHECK_", false),
             ("LANG", false),

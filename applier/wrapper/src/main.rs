@@ -5,21 +5,22 @@
 //! 2. raises its file capabilities into the inheritable and ambient sets (`caps.rs`);
 //! 3. drops the environment the dynamic loader must not see (`env.rs`), itself: a capability
 //!    wrapper's target is not run `AT_SECURE`;
-//! 4. execs the target with its own argv, `argv[0]` included; if that fails, says so, naming
-//!    the target, and exits 1.
+//! 4. execs the target with its own argv, `argv[0]` included (`exec.rs`); if that fails, says
+//!    so, naming the target, and exits 1.
 //!
 //! A setuid or setgid wrapper needs nothing more: the kernel passes the effective ids on, and
-//! the target runs `AT_SECURE`. The wrapper depends on no path of its own (it reads its file
-//! through `/proc/self/exe`), so it also runs under `no_new_privs`, unprivileged.
+//! the target runs `AT_SECURE`. The wrapper depends on no path of its own: it reads its file's
+//! capabilities through `/proc/self/exe` (without `/proc` it raises none), and it also runs
+//! under `no_new_privs` or from a `nosuid` mount, with what the kernel granted.
 
 mod caps;
 mod env;
+mod exec;
 
 use std::ffi::OsStr;
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::process::CommandExt as _;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use etcflip_format::wrapper::{placeholder, target_of, PLACEHOLDER_BYTES};
@@ -46,23 +47,14 @@ fn main() -> ExitCode {
              refusing to run"
         ));
     };
-    let raised = std::fs::File::open("/proc/self/exe").and_then(|exe| caps::raise(&exe));
-    if let Err(e) = raised {
+    if let Err(e) = caps::raise() {
         return fail(format_args!(
             "cannot raise the capabilities of the wrapper of {}: {e}",
             target.display()
         ));
     }
-    let mut argv = std::env::args_os();
-    let mut cmd = Command::new(target);
-    cmd.arg0(argv.next().unwrap_or_else(|| target.to_owned()))
-        .args(argv);
-    for (name, _) in std::env::vars_os() {
-        if env::is_unsafe(&name) {
-            cmd.env_remove(name);
-        }
-    }
-    let e = cmd.exec();
+    let env = std::env::vars_os().filter(|(name, _)| !env::is_unsafe(name));
+    let e = exec::exec(target, std::env::args_os(), env);
     fail(format_args!("cannot run {}: {e}", target.display()))
 }
 
