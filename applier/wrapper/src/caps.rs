@@ -156,39 +156,24 @@ struct Sets {
 const VERSION_3: u32 = 0x2008_0522;
 
 fn capget() -> io::Result<[Sets; 2]> {
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
     let mut sets = [Sets::default(); 2];
-    // SAFETY: version 3 reads and writes exactly two `Sets`, which `sets` holds.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            std::ptr::from_mut(&mut header),
-            sets.as_mut_ptr(),
-        )
-    };
-    if rc == 0 {
-        Ok(sets)
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    capability_call(libc::SYS_capget, &mut sets)?;
+    Ok(sets)
 }
 
 fn capset(sets: &[Sets; 2]) -> io::Result<()> {
+    capability_call(libc::SYS_capset, &mut sets.clone())
+}
+
+/// `capget` or `capset` (`call`) of this process's sets, version 3.
+fn capability_call(call: libc::c_long, sets: &mut [Sets; 2]) -> io::Result<()> {
     let mut header = Header {
         version: VERSION_3,
         pid: 0,
     };
-    // SAFETY: version 3 reads exactly two `Sets`, which `sets` holds.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            std::ptr::from_mut(&mut header),
-            sets.as_ptr(),
-        )
-    };
+    // SAFETY: with version 3 both calls read or write exactly two `Sets`, which `sets` holds,
+    // and the header, which lives until the call returns.
+    let rc = unsafe { libc::syscall(call, std::ptr::from_mut(&mut header), sets.as_mut_ptr()) };
     if rc == 0 {
         Ok(())
     } else {
