@@ -2,7 +2,8 @@
 //! (which owns it and reads it): the manifest and its rules ([`manifest`]), the strings it
 //! borrows from a mapped file ([`borrowed`]), the tmpfiles.d encoding ([`tmpfiles`]), the
 //! invalid-input error ([`errors`]), sha256 as recorded ([`hash`]), the manifest's JSON layout
-//! ([`lines`]) and the target placeholder of the wrapper binary ([`wrapper`]). Nothing here touches a
+//! ([`lines`]), file modes as chmod writes them ([`mode`]) and the target placeholder of the
+//! wrapper binary ([`wrapper`]). Nothing here touches a
 //! root: no file-system access beyond reading a generation's manifest.
 
 pub mod borrowed;
@@ -10,6 +11,7 @@ pub mod errors;
 pub mod hash;
 pub mod lines;
 pub mod manifest;
+pub mod mode;
 pub mod tmpfiles;
 pub mod users;
 pub mod wrapper;
