@@ -107,7 +107,18 @@ pub(crate) fn actions(
             out.push(Action::Linger(name.clone(), false));
         }
     }
+    // `homes` lists the homes in the order of `wanted_homes`: walked along, not searched (a
+    // search per user was quadratic in the number of homes).
+    let mut listed = homes.iter();
     for u in &decl.users {
+        let node = if u.create_home {
+            let rel = u.home.trim_start_matches('/');
+            let next = listed.next().filter(|(r, _)| r == rel);
+            next.or_else(|| homes.iter().find(|(r, _)| r == rel))
+                .map(|(_, n)| n)
+        } else {
+            None
+        };
         if !u.create_home && u.linger.is_none() {
             continue;
         }
@@ -121,7 +132,7 @@ pub(crate) fn actions(
         if u.create_home {
             let rel = u.home.trim_start_matches('/');
             let mode = u32::from_str_radix(&u.home_mode, 8).unwrap_or(0o700);
-            match homes.iter().find(|(r, _)| r == rel).map(|(_, n)| n) {
+            match node {
                 Some(Node::Dir(m))
                     if m.mode == mode && (m.uid, m.gid) == (owner.uid, owner.gid) => {}
                 Some(Node::Dir(_) | Node::Absent) | None => {

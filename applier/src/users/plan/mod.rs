@@ -77,7 +77,11 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     p.db.passwd.nis.clone_from(&found.db.passwd.nis);
     p.db.shadow.other.clone_from(&found.db.shadow.other);
     p.db.shadow.nis.clone_from(&found.db.shadow.nis);
-    let declared = Declared::of(decl, found.db.passwd.entries.len());
+    // The root's accounts that are declared, asked from the declaration's side: `Table::get`
+    // looks through a small table and indexes a large one, and the set holds only these.
+    let declared: HashSet<&str> = (decl.users.iter().map(|u| u.name.as_str()))
+        .filter(|n| found.db.passwd.get(n).is_some())
+        .collect();
     let removed = removed_users(decl, found, &declared);
     let gids = plan_groups(decl, found, &removed, &mut p);
     let kept = plan_users(decl, (found, &declared), &gids, &mut p);
@@ -98,35 +102,13 @@ fn set_names<'n>(set: &mut Names, names: impl Iterator<Item = &'n str>) {
     *set = Names::new(names);
 }
 
-/// The declared users' names, for the accounts on the root to be looked up in: hashed only
-/// when the root has more than a few (a first switch looks up root alone among a thousand
-/// declared names, and hashing them all cost more than the rest of its plan's setup).
-enum Declared<'d> {
-    Few(&'d [User<'d>]),
-    Many(HashSet<&'d str>),
-}
-
-impl<'d> Declared<'d> {
-    /// The declared names, for looking up the `accounts` on the root.
-    fn of(decl: &'d Users, accounts: usize) -> Declared<'d> {
-        if accounts <= 8 {
-            Declared::Few(&decl.users)
-        } else {
-            Declared::Many(decl.users.iter().map(|u| u.name.as_str()).collect())
-        }
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        match self {
-            Declared::Few(users) => users.iter().any(|u| u.name == *name),
-            Declared::Many(names) => names.contains(name),
-        }
-    }
-}
-
 /// The accounts on the root this plan removes: undeclared ones the previous generation
 /// declared, or, without `mutableUsers`, every undeclared one.
-fn removed_users<'a>(decl: &Users, found: &'a Found, declared: &Declared) -> BTreeSet<&'a str> {
+fn removed_users<'a>(
+    decl: &Users,
+    found: &'a Found,
+    declared: &HashSet<&str>,
+) -> BTreeSet<&'a str> {
     (found.db.passwd.entries.iter())
         .map(|e| &e[0])
         .filter(|n| !declared.contains(n))
@@ -220,7 +202,7 @@ fn stays((kind, what): (&str, &str), e: &Entry, keep: bool, p: &mut Planned) -> 
 /// Plans the users; returns the accounts on the root that nobody declares and that stay.
 fn plan_users(
     decl: &Users,
-    (found, declared_users): (&Found, &Declared),
+    (found, declared_users): (&Found, &HashSet<&str>),
     gids: &BTreeMap<String, u32>,
     p: &mut Planned,
 ) -> BTreeSet<String> {

@@ -419,39 +419,9 @@ fn members_follow_the_declaration_and_removed_users_leave_every_group() {
 }
 
 #[test]
-fn declared_names_are_found_whether_scanned_or_hashed() {
-    let d = decl(
-        true,
-        vec![user("alice", None, false), user("bob", Some(1001), false)],
-        &[],
-    );
-    // Up to 8 accounts on the root the names are scanned, past that hashed: the same answers.
-    for accounts in [0, 1, 8, 9, 1000] {
-        let declared = Declared::of(&d, accounts);
-        assert_eq!(
-            matches!(declared, Declared::Few(_)),
-            accounts <= 8,
-            "{accounts}"
-        );
-        for (name, want) in [
-            ("alice", true),
-            ("bob", true),
-            ("carol", false),
-            ("", false),
-        ] {
-            assert_eq!(
-                declared.contains(name),
-                want,
-                "{name} with {accounts} accounts"
-            );
-        }
-    }
-}
-
-#[test]
 fn a_root_of_many_accounts_keeps_and_removes_as_a_small_one() {
     use std::fmt::Write as _;
-    // Past 8 accounts on the root, the declared names are hashed: the plan is the same.
+    // Past 8 accounts on the root, `Table::get` indexes them: the plan is the same.
     let mut many = String::new();
     for i in 0..12 {
         let _ = writeln!(many, "extra{i}:x:{}:100::/home/extra{i}:/bin/sh", 2000 + i);
