@@ -57,7 +57,8 @@ pub const NAMES: [&str; 41] = [
     "checkpoint_restore",
 ];
 
-const SETPCAP: u32 = 8;
+/// `CAP_SETPCAP`: the one capability a wrapper never passes on.
+pub const SETPCAP: u32 = 8;
 
 /// The sets `text` gives; every problem in it at once (unknown names, `cap_setpcap`, bad
 /// operators or flags), each naming what is wrong.

@@ -73,16 +73,18 @@ impl Ledgers {
 
     /// Everything recorded here or in `other` (`other`'s id where both name one).
     pub(crate) fn union(&self, other: &Ledgers) -> Ledgers {
-        let mut out = self.clone();
-        out.uids
-            .extend(other.uids.iter().map(|(k, v)| (k.clone(), *v)));
-        out.gids
-            .extend(other.gids.iter().map(|(k, v)| (k.clone(), *v)));
-        out.auto_subuids
-            .extend(other.auto_subuids.iter().map(|(k, v)| (k.clone(), *v)));
-        out.declarative_users = self.declarative_users.union(&other.declarative_users);
-        out.declarative_groups = self.declarative_groups.union(&other.declarative_groups);
-        out
+        let ids = |a: &BTreeMap<String, u32>, b: &BTreeMap<String, u32>| {
+            let mut out = a.clone();
+            out.extend(b.iter().map(|(k, v)| (k.clone(), *v)));
+            out
+        };
+        Ledgers {
+            uids: ids(&self.uids, &other.uids),
+            gids: ids(&self.gids, &other.gids),
+            auto_subuids: ids(&self.auto_subuids, &other.auto_subuids),
+            declarative_users: self.declarative_users.union(&other.declarative_users),
+            declarative_groups: self.declarative_groups.union(&other.declarative_groups),
+        }
     }
 }
 

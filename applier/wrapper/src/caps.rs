@@ -14,8 +14,7 @@
 
 use std::io;
 
-/// `CAP_SETPCAP`: the one capability a wrapper never passes on.
-const CAP_SETPCAP: u32 = 8;
+use etcflip_format::caps::SETPCAP as CAP_SETPCAP;
 
 /// `security.capability`'s `magic_etc`: the revision in the top byte.
 const REVISION_MASK: u32 = 0xff00_0000;

@@ -86,20 +86,9 @@ pub(crate) fn plan(decl: &Users, found: &Found) -> Planned {
     let gids = plan_groups(decl, found, &removed, &mut p);
     let kept = plan_users(decl, (found, &declared), &gids, &mut p);
     subids::plan(decl, found, &kept, &mut p);
-    set_names(
-        &mut p.db.ledgers.declarative_groups,
-        decl.groups.iter().map(|g| g.name.as_str()),
-    );
-    set_names(
-        &mut p.db.ledgers.declarative_users,
-        decl.users.iter().map(|u| u.name.as_str()),
-    );
+    p.db.ledgers.declarative_groups = Names::new(decl.groups.iter().map(|g| g.name.as_str()));
+    p.db.ledgers.declarative_users = Names::new(decl.users.iter().map(|u| u.name.as_str()));
     p
-}
-
-/// Makes `set` hold exactly `names`.
-fn set_names<'n>(set: &mut Names, names: impl Iterator<Item = &'n str>) {
-    *set = Names::new(names);
 }
 
 /// The accounts on the root this plan removes: undeclared ones the previous generation
