@@ -12,6 +12,82 @@ pub struct Sets {
     pub inheritable: u64,
 }
 
+/// `security.capability`'s `magic_etc`: the revision in the top byte, the effective flag in
+/// the lowest bit (`<linux/capability.h>`).
+const REVISION_MASK: u32 = 0xff00_0000;
+const REVISION_1: u32 = 0x0100_0000;
+const REVISION_2: u32 = 0x0200_0000;
+const REVISION_3: u32 = 0x0300_0000;
+const EFFECTIVE: u32 = 0x0000_0001;
+
+impl Sets {
+    /// The `security.capability` value that grants these sets: revision 2 (the kernel writes
+    /// revision 3 only for a file owned inside a user namespace). The effective flag stands
+    /// for all of them, as [`parse`] ensures.
+    pub fn to_xattr(&self) -> [u8; 20] {
+        let words = [
+            REVISION_2 | if self.effective == 0 { 0 } else { EFFECTIVE },
+            low(self.permitted),
+            low(self.inheritable),
+            high(self.permitted),
+            high(self.inheritable),
+        ];
+        let mut out = [0u8; 20];
+        for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    /// The sets a `security.capability` value (revision 1, 2 or 3) grants; an error for a
+    /// value the kernel would not accept either. The effective set is all the others when the
+    /// effective flag is set.
+    pub fn from_xattr(value: &[u8]) -> Result<Sets, String> {
+        let word = |i: usize| -> u64 {
+            value.get(4 * i..4 * i + 4).map_or(0, |b| {
+                u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            })
+        };
+        if value.len() < 4 {
+            return Err("a security.capability value shorter than its header".into());
+        }
+        let magic = u32::try_from(word(0)).unwrap_or(0);
+        let (len, words) = match magic & REVISION_MASK {
+            REVISION_1 => (12, 1),
+            REVISION_2 => (20, 2),
+            REVISION_3 => (24, 2),
+            other => {
+                return Err(format!(
+                    "security.capability of unknown revision {other:#x}"
+                ))
+            }
+        };
+        if value.len() != len {
+            return Err(format!(
+                "a security.capability value of {} bytes, not {len}",
+                value.len()
+            ));
+        }
+        let mut sets = Sets::default();
+        for i in 0..words {
+            sets.permitted |= word(1 + 2 * i) << (32 * i);
+            sets.inheritable |= word(2 + 2 * i) << (32 * i);
+        }
+        if magic & EFFECTIVE != 0 {
+            sets.effective = sets.permitted | sets.inheritable;
+        }
+        Ok(sets)
+    }
+}
+
+fn low(mask: u64) -> u32 {
+    u32::try_from(mask & 0xffff_ffff).unwrap_or(0)
+}
+
+fn high(mask: u64) -> u32 {
+    u32::try_from(mask >> 32).unwrap_or(0)
+}
+
 /// The capabilities by number, as `<linux/capability.h>` names them (without `cap_`).
 pub const NAMES: [&str; 41] = [
     "chown",
@@ -235,5 +311,24 @@ mod tests {
                 assert!(g.contains(w), "{text:?}: {g}");
             }
         }
+    }
+
+    #[test]
+    fn sets_go_through_the_attribute_and_back() {
+        for text in [
+            "cap_net_raw+ep",
+            "cap_net_raw,40+p",
+            "cap_net_raw+ei cap_sys_time+ei",
+            "=ep",
+        ] {
+            let want = parse(text).unwrap();
+            let value = want.to_xattr();
+            assert_eq!(Sets::from_xattr(&value), Ok(want), "{text:?}");
+        }
+        // As the kernel lays it out: revision 2, effective, permitted low/high words.
+        let v = parse("cap_net_raw,40+ep").unwrap().to_xattr();
+        assert_eq!(v[..4], [1, 0, 0, 2]);
+        assert_eq!(u32::from_le_bytes([v[4], v[5], v[6], v[7]]), 1 << 13);
+        assert_eq!(u32::from_le_bytes([v[12], v[13], v[14], v[15]]), 1 << 8);
     }
 }

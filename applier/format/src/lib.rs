@@ -16,3 +16,4 @@ pub mod mode;
 pub mod tmpfiles;
 pub mod users;
 pub mod wrapper;
+pub mod wrappers;

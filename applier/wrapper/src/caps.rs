@@ -14,45 +14,12 @@
 
 use std::io;
 
-use etcflip_format::caps::SETPCAP as CAP_SETPCAP;
-
-/// `security.capability`'s `magic_etc`: the revision in the top byte.
-const REVISION_MASK: u32 = 0xff00_0000;
-const REVISION_1: u32 = 0x0100_0000;
-const REVISION_2: u32 = 0x0200_0000;
-const REVISION_3: u32 = 0x0300_0000;
+use etcflip_format::caps::{Sets as FileSets, SETPCAP as CAP_SETPCAP};
 
 /// The capabilities a `security.capability` value grants (permitted | inheritable), as a
 /// 64-bit mask; an error for a value the kernel would not accept either.
 pub(crate) fn granted(value: &[u8]) -> Result<u64, String> {
-    let word = |i: usize| -> Option<u64> {
-        let b = value.get(4 * i..4 * i + 4)?;
-        Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-    };
-    let magic = word(0).ok_or("a security.capability value shorter than its header")?;
-    let (len, words) = match u32::try_from(magic).unwrap_or(0) & REVISION_MASK {
-        REVISION_1 => (12, 1),
-        REVISION_2 => (20, 2),
-        REVISION_3 => (24, 2),
-        other => {
-            return Err(format!(
-                "security.capability of unknown revision {other:#x}"
-            ))
-        }
-    };
-    if value.len() != len {
-        return Err(format!(
-            "a security.capability value of {} bytes, not {len}",
-            value.len()
-        ));
-    }
-    let mut mask = 0u64;
-    for i in 0..words {
-        let (permitted, inheritable) = (word(1 + 2 * i), word(2 + 2 * i));
-        let both = permitted.unwrap_or(0) | inheritable.unwrap_or(0);
-        mask |= both << (32 * i);
-    }
-    Ok(mask)
+    FileSets::from_xattr(value).map(|s| s.permitted | s.inheritable)
 }
 
 /// The capabilities to raise: `granted` and held (`permitted`), up to `last_cap`, without
@@ -183,6 +150,10 @@ fn capability_call(call: libc::c_long, sets: &mut [Sets; 2]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const REVISION_1: u32 = 0x0100_0000;
+    const REVISION_2: u32 = 0x0200_0000;
+    const REVISION_3: u32 = 0x0300_0000;
 
     fn value(words: &[u32]) -> Vec<u8> {
         words.iter().flat_map(|w| w.to_le_bytes()).collect()

@@ -84,6 +84,7 @@ fn from_leaves(
             overlay: overlay.to_owned().into(),
             entries,
             users: None,
+            wrappers: None,
         },
         texts,
     }

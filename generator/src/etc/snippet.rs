@@ -54,6 +54,7 @@ mod tests {
             version: 1,
             overlay: "/etc/static".into(),
             users: None,
+            wrappers: None,
             entries: vec![
                 entry("a b", Kind::Symlink, Some("/nix/store/x")),
                 entry("d", Kind::Dir, None),

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use super::{Entry, Manifest, Str};
 use crate::errors::Invalid;
 use crate::users::Users;
+use crate::wrappers::Wrapper;
 
 /// The manifest's fields, `users` as its JSON text.
 #[derive(Deserialize)]
@@ -24,6 +25,8 @@ struct Raw<'a> {
     entries: Vec<Entry<'a>>,
     #[serde(default, borrow)]
     users: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    wrappers: Option<Vec<Wrapper<'a>>>,
 }
 
 impl<'a> Manifest<'a> {
@@ -42,6 +45,7 @@ impl<'a> Manifest<'a> {
             overlay: raw.overlay,
             entries: raw.entries,
             users: None,
+            wrappers: raw.wrappers,
         };
         let users = raw.users.map(RawValue::get);
         let mut problems = manifest.problems();

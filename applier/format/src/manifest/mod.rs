@@ -28,6 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use crate::borrowed::Str;
 use crate::errors::Invalid;
 use crate::users::Users;
+use crate::wrappers::Wrapper;
 
 /// The only manifest version this applier understands.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -57,6 +58,10 @@ pub struct Manifest<'a> {
     /// The user database, when the generation declares it (see [`crate::users`]).
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub users: Option<Users<'a>>,
+    /// The setuid and capability wrappers, when the generation declares them (see
+    /// [`crate::wrappers`]); sorted by program.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub wrappers: Option<Vec<Wrapper<'a>>>,
 }
 
 /// What an entry makes at `/etc/<target>`.
@@ -280,6 +285,7 @@ impl<'a> Manifest<'a> {
             overlay: Str::borrowed(overlay),
             entries: Vec::new(),
             users: None,
+            wrappers: None,
         }
     }
 
@@ -290,6 +296,7 @@ impl<'a> Manifest<'a> {
             overlay: self.overlay.into_owned(),
             entries: self.entries.into_iter().map(Entry::into_owned).collect(),
             users: self.users.map(Users::into_owned),
+            wrappers: (self.wrappers).map(|ws| ws.into_iter().map(Wrapper::into_owned).collect()),
         }
     }
 

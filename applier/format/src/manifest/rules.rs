@@ -23,6 +23,9 @@ impl Manifest<'_> {
         self.entry_problems(&mut out);
         self.parent_problems(&mut out);
         out.extend(self.users_problems());
+        if let Some(wrappers) = &self.wrappers {
+            out.extend(crate::wrappers::problems(wrappers));
+        }
         out
     }
 

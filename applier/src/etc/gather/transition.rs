@@ -51,6 +51,7 @@ pub(crate) fn transition<'a>(
         overlay: old.overlay.clone(),
         version: old.version,
         users: None,
+        wrappers: None,
     };
     let mut evidence = Evidence::default();
     evidence.add_manifest(&changed);
