@@ -25,6 +25,7 @@ pub(crate) mod decl;
 pub(crate) mod etc;
 pub(crate) mod spec;
 pub(crate) mod users;
+pub(crate) mod wrappers;
 pub(crate) mod write;
 
 use std::io;
@@ -34,9 +35,11 @@ use anyhow::{bail, Context as _};
 use etcflip_format::errors::Invalid;
 use etcflip_format::manifest::DEFAULT_OVERLAY;
 use etcflip_format::users::Users;
+use etcflip_format::wrappers::Wrapper;
 
 use crate::decl::Decl;
 use crate::etc::Assembled;
+use crate::wrappers::payload::Binary;
 
 /// What `etcflip-gen build` was asked to do (its command line, too).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -55,18 +58,23 @@ pub struct Options {
     /// The flip point (absolute), overriding the spec's `overlay`; default /etc/static.
     #[arg(long, value_name = "PATH")]
     pub overlay: Option<String>,
+    /// The unpatched etcflip-wrapper binary copied for each wrapper; default: the
+    /// etcflip-wrapper beside this etcflip-gen.
+    #[arg(long, value_name = "PATH")]
+    pub wrapper: Option<PathBuf>,
 }
 
 /// Validates the inputs and writes the generation to `opts.out`.
 pub fn build(opts: &Options) -> anyhow::Result<()> {
     // Cheap and independent of the inputs: say it before reading a large tree.
     write::check_out(&opts.out)?;
-    let assembled = assemble(opts)?;
-    write::write(&assembled, &opts.out)
+    let (assembled, binary) = assemble(opts)?;
+    write::write(&assembled, binary.as_ref(), &opts.out)
 }
 
 /// Reads the inputs and assembles them into a generation, every rule checked; writes nothing.
-fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
+/// With wrappers, also the unpatched wrapper binary their payload is made from.
+fn assemble(opts: &Options) -> anyhow::Result<(Assembled, Option<Binary>)> {
     let mut problems = Vec::new();
     let mut inputs = read_inputs(opts, &mut problems)?;
     if inputs.names.is_empty() {
@@ -83,8 +91,24 @@ fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
     if let Some(users) = assembled.manifest.users.as_mut() {
         users::settle(users);
     }
+    let declared = inputs.wrappers.take();
+    problems.extend(missing_sources(
+        declared.iter().flatten(),
+        inputs.store.as_deref(),
+    ));
     if !problems.is_empty() {
         return Err(Invalid::many(&inputs.names.join(" and "), problems).into());
+    }
+    let binary = match &declared {
+        Some(ws) if !ws.is_empty() => Some(Binary::read(&wrappers::binary_path(
+            opts.wrapper.as_ref(),
+        )?)?),
+        _ => None,
+    };
+    assembled.manifest.wrappers = declared;
+    if let (Some(b), Some(ws)) = (&binary, assembled.manifest.wrappers.as_mut()) {
+        b.settle(ws)
+            .map_err(|why| Invalid::one(format!("wrappers: {why}")))?;
     }
     let internal = assembled.manifest.problems();
     if !internal.is_empty() {
@@ -93,7 +117,32 @@ fn assemble(opts: &Options) -> anyhow::Result<Assembled> {
             internal.join("\n  - ")
         );
     }
-    Ok(assembled)
+    Ok((assembled, binary))
+}
+
+/// A wrapper's source in the store must exist (NixOS's build check, nixpkgs PR #117188): a
+/// wrapper of nothing would fail only when run. Sources elsewhere are read at run time.
+fn missing_sources<'w>(
+    wrappers: impl Iterator<Item = &'w Wrapper<'w>>,
+    store: Option<&str>,
+) -> Vec<String> {
+    let store = store.unwrap_or("/nix/store");
+    wrappers
+        .filter(|w| {
+            etcflip_format::manifest::is_same_or_below(
+                w.source.trim_start_matches('/'),
+                store.trim_start_matches('/'),
+            )
+        })
+        .filter(|w| std::fs::symlink_metadata(w.source.as_str()).is_err())
+        .map(|w| {
+            format!(
+                "wrapper {:?}: source {} does not exist in the store",
+                w.program.as_str(),
+                w.source.as_str()
+            )
+        })
+        .collect()
 }
 
 /// What the inputs say, before the per-entry rules.
@@ -113,6 +162,8 @@ pub(crate) struct Inputs {
     pub(crate) tree_store: Option<String>,
     /// The spec's `users` part.
     pub(crate) users: Option<Users<'static>>,
+    /// The spec's `wrappers` part.
+    pub(crate) wrappers: Option<Vec<Wrapper<'static>>>,
 }
 
 /// Reads the spec and the NixOS etc tree; problems with their content go to `problems`.
@@ -127,6 +178,7 @@ fn read_inputs(opts: &Options, problems: &mut Vec<String>) -> anyhow::Result<Inp
             inputs.store = spec.store;
             inputs.decls = spec.decls;
             inputs.users = spec.users;
+            inputs.wrappers = spec.wrappers;
         }
     }
     if let Some(dir) = &opts.nixos_etc {

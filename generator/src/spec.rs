@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use etcflip_format::users::Users;
+use etcflip_format::wrappers::Wrapper;
 
 use crate::decl::{Decl, Origin};
 
@@ -31,6 +32,8 @@ pub(crate) struct Spec {
     pub(crate) decls: Vec<Decl>,
     /// The `users` part, structurally valid (its rules are checked later).
     pub(crate) users: Option<Users<'static>>,
+    /// The `wrappers` part, checked, without the payload's hashes yet.
+    pub(crate) wrappers: Option<Vec<Wrapper<'static>>>,
 }
 
 /// Parses the spec text; structural problems are appended to `problems`.
@@ -51,14 +54,13 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<String>) -> Spec {
                 Err(e) => problems.push(format!("users: {e}")),
             },
             "users" => {}
-            "wrappers" => {
-                // Handled by later work; refusing beats silently dropping accounts or wrappers.
-                if !is_empty(raw) {
-                    problems.push(format!(
-                        "the `{key}` key is not supported yet by this etcflip-gen"
-                    ));
-                }
-            }
+            // `{}` declares no wrappers (the applier then empties /run/wrappers/bin); null
+            // leaves wrappers to something else.
+            "wrappers" if raw.get() == "null" => {}
+            "wrappers" => match serde_json::from_str(raw.get()) {
+                Ok(value) => spec.wrappers = Some(crate::wrappers::parse(&value, problems)),
+                Err(e) => problems.push(format!("wrappers: {e}")),
+            },
             "overlay" => spec.overlay = top_string(&key, raw, problems),
             "store" => spec.store = top_string(&key, raw, problems),
             _ => problems.push(format!(
@@ -318,7 +320,7 @@ mod tests {
         let p = problems_of(
             r#"{"etc": {"a": {"mode": 644, "bogus": 1, "uid": -1},
                         "b": "nope", "c": {"enable": "yes"}},
-                "users": {"users": [], "extra": 1}, "wrappers": {"x": {}}, "other": 1, "overlay": 3,
+                "users": {"users": [], "extra": 1}, "wrappers": {"x": {"owner": "root"}}, "other": 1, "overlay": 3,
                 "store": null}"#,
         );
         for want in [
@@ -328,7 +330,8 @@ mod tests {
             "etc.\"b\": expected an object, not a string",
             "etc.\"c\".enable: expected a boolean",
             "users: unknown field \"extra\"",
-            "the `wrappers` key is not supported yet by this etcflip-gen",
+            "wrappers.\"x\".source: required",
+            "wrappers.\"x\".group: required",
             "unknown top-level key \"other\"",
             "overlay: expected a string, not 3",
             "store: expected a string, not null",
@@ -338,7 +341,7 @@ mod tests {
                 "{want:?} missing in {p:#?}"
             );
         }
-        assert_eq!(p.len(), 10, "{p:#?}");
+        assert_eq!(p.len(), 11, "{p:#?}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use anyhow::{bail, Context as _};
 use etcflip_format::errors::Invalid;
 
 use crate::etc::{payload, snippet, Assembled};
+use crate::wrappers::payload::Binary;
 
 /// Payload files are read-only: the generation is immutable once built.
 pub(crate) const FILE_MODE: u32 = 0o444;
@@ -49,7 +50,11 @@ pub(crate) fn check_out(out: &Path) -> anyhow::Result<()> {
 
 /// Writes `assembled` to `out`, which must not exist; its missing parents are created first, as
 /// `mkdir -p` would (they stay if the write fails: only `out` is all or nothing).
-pub(crate) fn write(assembled: &Assembled, out: &Path) -> anyhow::Result<()> {
+pub(crate) fn write(
+    assembled: &Assembled,
+    binary: Option<&Binary>,
+    out: &Path,
+) -> anyhow::Result<()> {
     check_out(out)?;
     let tmp = temp_sibling(out)?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -62,7 +67,7 @@ pub(crate) fn write(assembled: &Assembled, out: &Path) -> anyhow::Result<()> {
     }
     fs::create_dir(&tmp)
         .with_context(|| format!("cannot create the temporary directory {}", tmp.display()))?;
-    let built = fill(assembled, &tmp).and_then(|()| {
+    let built = fill(assembled, binary, &tmp).and_then(|()| {
         // Checked again: something may have appeared while we were writing, and rename(2)
         // would silently replace an empty directory.
         check_out(out)?;
@@ -91,11 +96,16 @@ fn temp_sibling(out: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Writes every file of the generation into `gen`, the temporary directory.
-fn fill(assembled: &Assembled, gen: &Path) -> anyhow::Result<()> {
+fn fill(assembled: &Assembled, binary: Option<&Binary>, gen: &Path) -> anyhow::Result<()> {
     make_dir(gen, false)?;
     let etc = gen.join("etc");
     make_dir(&etc, true)?;
     payload::write(assembled, &etc)?;
+    if let (Some(b), Some(ws)) = (binary, &assembled.manifest.wrappers) {
+        let dir = gen.join(etcflip_format::wrappers::PAYLOAD_DIR);
+        make_dir(&dir, true)?;
+        b.write(ws, &dir)?;
+    }
     write_file(
         &gen.join("manifest.json"),
         assembled.manifest.to_json().as_bytes(),
@@ -160,7 +170,7 @@ mod tests {
             texts: std::collections::BTreeMap::new(),
         };
         let out = dir.join("gen");
-        let err = write(&assembled, &out).unwrap_err();
+        let err = write(&assembled, None, &out).unwrap_err();
         assert!(format!("{err:#}").contains("changed while the generation was being built"));
         let left: Vec<_> = fs::read_dir(&dir)
             .unwrap()

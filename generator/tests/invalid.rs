@@ -173,7 +173,7 @@ const ROWS: &[(&str, &str)] = &[
     ),
     (
         r#"{"wrappers": {"ping": {}}}"#,
-        "the `wrappers` key is not supported yet",
+        "wrappers.\"ping\".source: required",
     ),
     (r#"{"ect": {}}"#, r#"unknown top-level key "ect""#),
     (r#"{"etc": {"a": "#, "the spec is not valid JSON"),
