@@ -526,3 +526,63 @@ pub fn switch_killed_at(s: &Scratch, gen: &Path, extra: &[&str], syscall: &str, 
         .expect("strace (apt-get install strace)");
     !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("switched")
 }
+
+/// The target the wrapper tests run: it prints its argv, its ids, its ambient capabilities
+/// and its environment.
+pub const SHOW: &str = r#"
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    printf("argv0=%s\n", argv[0]);
+    for (int i = 1; i < argc; i++) printf("arg=%s\n", argv[i]);
+    printf("ids=%d %d %d %d\n", (int)getuid(), (int)geteuid(), (int)getgid(), (int)getegid());
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "CapAmb:", 7)) fputs(line, stdout);
+    for (char **e = environ; *e; e++) printf("env=%s\n", *e);
+    return 0;
+}
+"#;
+
+/// Compiles [`SHOW`] into `dir` (made, with `top`, enterable by others); returns its path.
+pub fn show_program(top: &Path, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    for d in [top, dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::write(dir.join("show.c"), SHOW).expect("write show.c");
+    let show = dir.join("show");
+    let out = Command::new("cc")
+        .args(["-O", "-o"])
+        .arg(&show)
+        .arg(dir.join("show.c"))
+        .output()
+        .expect("cc");
+    assert!(out.status.success(), "{}", text_of(&out));
+    show
+}
+
+/// Runs `path args…` as nobody, with `env` added.
+pub fn as_nobody(path: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(path)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+/// The value of `key=` in the target's output.
+pub fn field<'t>(t: &'t str, key: &str) -> Vec<&'t str> {
+    t.lines().filter_map(|l| l.strip_prefix(key)).collect()
+}
+
+pub fn ambient(t: &str) -> u64 {
+    let hex = field(t, "CapAmb:");
+    assert_eq!(hex.len(), 1, "{t}");
+    u64::from_str_radix(hex[0].trim(), 16).expect("CapAmb is hex")
+}

@@ -5,46 +5,15 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use etcflip_e2e::{bin, code, text_of, Scratch};
-
-/// The target every wrapper here runs: what it was given and what it is.
-const SHOW: &str = r#"
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-extern char **environ;
-int main(int argc, char **argv) {
-    printf("argv0=%s\n", argv[0]);
-    for (int i = 1; i < argc; i++) printf("arg=%s\n", argv[i]);
-    printf("ids=%d %d %d %d\n", (int)getuid(), (int)geteuid(), (int)getgid(), (int)getegid());
-    char line[256];
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "CapAmb:", 7)) fputs(line, stdout);
-    for (char **e = environ; *e; e++) printf("env=%s\n", *e);
-    return 0;
-}
-"#;
+use etcflip_e2e::{ambient, as_nobody, bin, code, field, text_of, Scratch};
 
 /// A directory others may enter, with the target program compiled in it.
 fn setup(name: &str) -> (Scratch, PathBuf, PathBuf) {
     let s = Scratch::new(name);
     let dir = s.dir.join("bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    for d in [&s.dir, &dir] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::write(dir.join("show.c"), SHOW).unwrap();
-    let show = dir.join("show");
-    let out = Command::new("cc")
-        .args(["-O", "-o"])
-        .arg(&show)
-        .arg(dir.join("show.c"))
-        .output()
-        .expect("cc");
-    assert!(out.status.success(), "{}", text_of(&out));
+    let show = etcflip_e2e::show_program(&s.dir, &dir);
     (s, dir, show)
 }
 
@@ -61,28 +30,6 @@ fn wrapper(dir: &Path, name: &str, target: Option<&str>, mode: u32) -> PathBuf {
     // After the chown, which would clear them.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     path
-}
-
-/// Runs `path args…` as nobody, with `env` added.
-fn as_nobody(path: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(path)
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("setpriv (util-linux)")
-}
-
-/// The value of `key=` in the target's output.
-fn field<'t>(t: &'t str, key: &str) -> Vec<&'t str> {
-    t.lines().filter_map(|l| l.strip_prefix(key)).collect()
-}
-
-fn ambient(t: &str) -> u64 {
-    let hex = field(t, "CapAmb:");
-    assert_eq!(hex.len(), 1, "{t}");
-    u64::from_str_radix(hex[0].trim(), 16).unwrap()
 }
 
 fn setcap(caps: &str, path: &Path) {

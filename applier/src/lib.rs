@@ -6,7 +6,8 @@
 //!   mapped files, atomic writes, mount points, locks;
 //! - `txn`, the transaction core, which uses no domain: the generation, the lock, the journal
 //!   and the applied state, phases and signals, the flip, the commit, child processes;
-//! - one folder per domain; [`etc`], the link farm and copies of `/etc`, is the first.
+//! - one folder per domain: [`etc`], the link farm and copies of `/etc`; [`users`], the user
+//!   database; [`wrappers`], the setuid and capability wrappers of `/run/wrappers`.
 //!
 //! The generation format ([`manifest`], [`borrowed`], [`tmpfiles`]) lives in the applier's own
 //! format crate, `applier/format` (`etcflip-format`), re-exported here; the generator depends
@@ -19,3 +20,4 @@ pub mod etc;
 pub mod fs;
 pub(crate) mod txn;
 pub mod users;
+pub mod wrappers;

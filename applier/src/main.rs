@@ -113,6 +113,9 @@ fn report(
             out.write_all(part.as_bytes())?;
         }
     }
+    for c in outcome.wrappers.iter().flat_map(|w| w.changes.iter()) {
+        writeln!(out, "wrappers: {would}{c}")?;
+    }
     if outcome.migrated {
         writeln!(
             out,
@@ -183,8 +186,8 @@ fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
     if incomplete {
         let _ = writeln!(
             std::io::stderr(),
-            "etcflip: incomplete: a runtime copy's source could not be read (listed above); \
-             everything else was applied"
+            "etcflip: incomplete: what is listed above could not be applied (a runtime copy's \
+             source missing, a wrapper's owner unknown); everything else was applied"
         );
         return Ok(1);
     }

@@ -33,6 +33,8 @@ pub(crate) struct Decided<'d, 'a> {
     pub(crate) held: &'d [Recorded<'static>],
     /// The declared users and what phase 1 planned for them.
     pub(crate) users: Option<(&'d Users<'a>, &'d Report)>,
+    /// What phase 1 planned for the wrappers.
+    pub(crate) wrappers: Option<&'d crate::wrappers::Report>,
 }
 
 /// Phases 2 to 9: journal, prepare, flip, finish, commit. Returns notes on paths left alone.
@@ -66,6 +68,11 @@ pub(crate) fn carry_out(
         None if d.gen.declares_users() => {}
         None => crate::users::seal::remove(root)?,
     }
+    // Phase 4 for the wrappers: their directory is built aside, invisible until phase 8.
+    let built = match d.wrappers {
+        Some(w) => crate::wrappers::prepare(root, d.gen.host, w)?,
+        None => None,
+    };
     let mut ctx = Ctx {
         root,
         new: &d.gen.manifest,
@@ -79,6 +86,10 @@ pub(crate) fn carry_out(
     let steps = (plan, children.creation);
     let notes = transact(&mut ctx, steps, progress, old_overlay, d.target_text)?;
     after_flip(ctx.root, old_overlays, &d.gen.manifest, &d.gens, migrated)?;
+    progress.enter(Phase::Wrappers)?;
+    if let Some(w) = d.wrappers {
+        crate::wrappers::finish(ctx.root, w, built.as_deref())?;
+    }
     if let Some(clock) = d.clock {
         let left = plan.left_dirs(&d.gen.manifest);
         let proven = (clock, &d.gathered.proven);

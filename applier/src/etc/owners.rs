@@ -9,6 +9,7 @@
 //! copy its owner. First boots, nixos-install and users made later by userborn,
 //! systemd-sysusers or a service hit this.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -79,28 +80,15 @@ pub(crate) fn resolve(root: &mut Root, new: &Manifest, tables: Tables) -> Result
     let named = copies
         .iter()
         .any(|e| matches!(e.uid, Some(Id::Name(_))) || matches!(e.gid, Some(Id::Name(_))));
-    let (read, empty, planned);
-    let (users, groups) = match (named, tables.planned) {
-        (true, Some(report)) => {
-            planned = report.tables();
-            (&*planned.0, &*planned.1)
-        }
-        (true, None) => {
-            read = (
-                read_db(root, new, tables.gen_host, "passwd", 7)?,
-                read_db(root, new, tables.gen_host, "group", 4)?,
-            );
-            (&read.0, &read.1)
-        }
-        (false, _) => {
-            empty = Table::default();
-            (&empty, &empty)
-        }
+    let (users, groups) = if named {
+        user_tables(root, new, tables)?
+    } else {
+        (Cow::Owned(Table::default()), Cow::Owned(Table::default()))
     };
     let mut out = Owners::default();
     for e in copies {
-        let (uid, user) = lookup(e.uid.as_ref(), users);
-        let (gid, group) = lookup(e.gid.as_ref(), groups);
+        let (uid, user) = lookup(e.uid.as_ref(), &users);
+        let (gid, group) = lookup(e.gid.as_ref(), &groups);
         if user.is_some() || group.is_some() {
             out.unresolved.push(Unresolved {
                 path: format!("/etc/{}", e.target),
@@ -111,6 +99,22 @@ pub(crate) fn resolve(root: &mut Root, new: &Manifest, tables: Tables) -> Result
         out.ids.insert(e.target.to_string(), (uid, gid));
     }
     Ok(out)
+}
+
+/// The `passwd` and `group` that owner names resolve against (see [`Tables`]); the wrappers'
+/// owners resolve the same way (`applier/src/wrappers/`).
+pub(crate) fn user_tables<'t>(
+    root: &mut Root,
+    new: &Manifest,
+    tables: Tables<'t>,
+) -> Result<(Cow<'t, Table>, Cow<'t, Table>)> {
+    if let Some(report) = tables.planned {
+        return Ok(report.tables());
+    }
+    Ok((
+        Cow::Owned(read_db(root, new, tables.gen_host, "passwd", 7)?),
+        Cow::Owned(read_db(root, new, tables.gen_host, "group", 4)?),
+    ))
 }
 
 /// Resolves the owners of an applied generation's copies (`generation`, as the root sees it)
@@ -138,7 +142,7 @@ pub(crate) fn generation_on_host(root: &Root, generation: &str) -> std::path::Pa
 }
 
 /// The id for `id`, and the name when it did not resolve (the id is then 0).
-fn lookup(id: Option<&Id>, table: &Table) -> (u32, Option<String>) {
+pub(crate) fn lookup(id: Option<&Id>, table: &Table) -> (u32, Option<String>) {
     match id {
         None => (0, None),
         Some(Id::Num(n)) => (*n, None),

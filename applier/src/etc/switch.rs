@@ -67,6 +67,9 @@ pub struct Outcome {
     /// The users phase, when the generation declares users.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<crate::users::Report>,
+    /// The wrappers phase, when the generation or the applied one declares wrappers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrappers: Option<crate::wrappers::Report>,
 }
 
 /// Runs a switch. Under `abort`, conflicts return the plan unapplied (`changed` false, the
@@ -162,8 +165,17 @@ fn look_and_decide<'f>(
         None => plan_users(&mut o.root, &gen)?,
     };
     let (plan, looked) = look_and_plan(&mut o.root, (&gen, users.as_ref()), &gathered, plan_for)?;
+    let old = applied
+        .map(|a| a.manifest)
+        .or(same_manifest.then_some(&gen.manifest));
+    let new = (&gen.manifest, gen.host);
+    let wrappers = crate::wrappers::plan(&mut o.root, new, old, users.as_ref())?;
     let mut outcome = Outcome::planned(plan, &looked, gathered.migrated);
     outcome.users = users;
+    if let Some(w) = &wrappers {
+        outcome.incomplete.extend(w.unresolved.iter().cloned());
+    }
+    outcome.wrappers = wrappers;
     // Refused: the caller reports the plan and the conflicts (exit 3); nothing was written.
     if outcome.refused().is_some() {
         return Ok(outcome);
@@ -243,9 +255,11 @@ fn write_unless_current(
     let keyed = runtime::keyed(&gen.manifest, o.key.as_ref());
     let held = held_records(&outcome.plan, s.applied)?;
     let users_current = outcome.users.as_ref().is_none_or(|u| u.current);
+    let wrappers_current = (outcome.wrappers.as_ref()).is_none_or(crate::wrappers::Report::current);
     let current = state_current((s.pending, s.same_manifest, keyed), s.view, &record)
         && held == s.held_before
-        && users_current;
+        && users_current
+        && wrappers_current;
     if opts.dry_run || (outcome.plan.is_noop() && current) {
         if !opts.dry_run {
             legacy::keep_clean(&mut o.root, &gen.manifest)?; // in case it was lost meanwhile
@@ -267,6 +281,7 @@ fn write_unless_current(
         clock: o.clock,
         held: &held,
         users: gen.manifest.users.as_ref().zip(outcome.users.as_ref()),
+        wrappers: outcome.wrappers.as_ref(),
     };
     let engine = match engine {
         Some(e) => e,
@@ -369,6 +384,7 @@ impl Outcome {
             migrated,
             interrupted: None,
             users: None,
+            wrappers: None,
         }
     }
 
@@ -376,6 +392,7 @@ impl Outcome {
     pub fn refused(&self) -> Option<Refused> {
         let mut conflicts = self.plan.conflicts();
         conflicts.extend(self.users.iter().flat_map(|u| u.clashes.iter().cloned()));
+        conflicts.extend(self.wrappers.iter().filter_map(|w| w.clash.clone()));
         (!conflicts.is_empty()).then_some(Refused { conflicts })
     }
 }

@@ -95,6 +95,8 @@ pub fn verify(root_path: &Path) -> Result<Report> {
     if let Some(users) = &m.users {
         drift.extend(user_drift(&mut root, users)?);
     }
+    let gen_host = owners::generation_on_host(&root, &generation);
+    drift.extend(crate::wrappers::verify::drift(&mut root, &m, &gen_host)?);
     for p in state::read_journal(&mut root)? {
         drift.push(Drift {
             path: root.show(&state::state_dir()),

@@ -19,6 +19,7 @@ pub(crate) mod remove;
 pub(crate) mod root;
 pub(crate) mod statx;
 pub(crate) mod write;
+pub(crate) mod xattr;
 
 pub(crate) use node::Node;
 pub(crate) use read::read_regular;

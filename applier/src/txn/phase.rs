@@ -9,10 +9,11 @@
 //! | 4 prepare | new entries made, invisible: staged, read back | waits |
 //! | 5 flip | one rename: readers see the new generation | **stops**: nothing visible changed |
 //! | 6 finish | put staged paths in place (6), remove what is stale and ours (7) | noted |
+//! | 8 wrappers | one rename flips `/run/wrappers/bin` to the directory built in phase 4 | noted |
 //! | 9 commit | the journal's target becomes the applied state | noted |
 //!
-//! Phase 3 comes before anything that resolves names; the number 8 is kept for the wrappers,
-//! still to come.
+//! Phase 3 comes before anything that resolves names, so the wrappers' directory, built in
+//! phase 4 with their owners, is built after it.
 //!
 //! A switch stops only on entering the journal or the flip: before the flip, readers still see
 //! the old generation and the journal lets a rerun finish. After the flip it runs to its
@@ -39,6 +40,8 @@ pub(crate) enum Phase {
     Flip,
     /// 6 and 7: put staged paths in place, remove what is stale and ours.
     Finish,
+    /// 8: flip the wrappers' directory.
+    Wrappers,
     /// 9: record the new state.
     Commit,
 }
@@ -118,6 +121,7 @@ mod tests {
             (Phase::Prepare, None),
             (Phase::Flip, Some("nothing visible changed")),
             (Phase::Finish, None),
+            (Phase::Wrappers, None),
             (Phase::Commit, None),
         ];
         for (phase, says) in cases {

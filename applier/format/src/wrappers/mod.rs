@@ -96,7 +96,7 @@ impl Wrapper<'_> {
 }
 
 /// A program name: a plain file name for `/run/wrappers/bin`.
-pub fn check_program(name: &str) -> Result<(), String> {
+fn check_program(name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." {
         return Err(format!("{name:?} is not a file name"));
     }
@@ -112,7 +112,7 @@ pub fn check_program(name: &str) -> Result<(), String> {
 }
 
 /// What is wrong with a wrapper's final `mode`, `caps` telling whether it has capabilities.
-pub fn mode_problems(mode: u32, caps: bool) -> Vec<String> {
+fn mode_problems(mode: u32, caps: bool) -> Vec<String> {
     let mut out = Vec::new();
     let shown = format!("{mode:04o}");
     if mode & 0o022 != 0 {

@@ -1,0 +1,184 @@
+//! The wrappers domain: NixOS's `security.wrappers`, as `suid-sgid-wrappers.service` makes
+//! them, from the same generation and in the same switch as `/etc` and the users.
+//!
+//! `/run/wrappers/bin` is a link to a directory of `/run/wrappers` holding one patched
+//! `etcflip-wrapper` per program. A switch whose wrappers changed builds a whole new directory
+//! aside in phase 4 (`build.rs`), after the users phase, so owners resolve against the user
+//! database it wrote; phase 8 flips `bin` to it with one rename and removes the old one. A
+//! switch whose wrappers did not change touches nothing (`plan.rs` says when).
+//!
+//! What is etcflip's here: the `bin` link and every `wrappers.*` directory of `/run/wrappers`.
+//! That is the layout NixOS's own service uses (`mktemp -d /run/wrappers/wrappers.XXXXXXXXXX`),
+//! which the NixOS module replaces, so a directory it left behind is removed too.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use etcflip_format::manifest::Manifest;
+use etcflip_format::wrappers::Wrapper;
+
+use crate::etc::owners::{lookup, user_tables, Tables};
+use crate::fs::Root;
+
+pub(crate) mod build;
+pub(crate) mod look;
+pub(crate) mod plan;
+pub(crate) mod verify;
+
+use plan::{Planned, Want, Work};
+
+/// The wrappers' directory, relative to the root.
+pub(crate) const DIR: &str = "run/wrappers";
+/// The link a switch flips, relative to the root.
+pub(crate) const BIN: &str = "run/wrappers/bin";
+/// The link made beside `bin` and renamed over it.
+pub(crate) const NEW_LINK: &str = "run/wrappers/bin.etcflip-new";
+/// The link as reports name it.
+pub(crate) const BIN_SHOWN: &str = "/run/wrappers/bin";
+/// Every wrappers directory's name starts so (NixOS's `mktemp` template and etcflip's).
+pub(crate) const DIRS: &str = "wrappers.";
+/// The start of the name of a directory etcflip builds; then the digest of its wrappers.
+pub(crate) const DIR_PREFIX: &str = "wrappers.etcflip-";
+
+/// What the wrappers phase does (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// One line per wrapper added, changed or removed; empty when nothing changes.
+    pub changes: Vec<String>,
+    /// Wrappers left out because their owner or group resolves nowhere: the switch is then
+    /// incomplete (exit 1), and the next one where the names resolve adds them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<String>,
+    /// Why the switch is refused (a foreign `/run/wrappers/bin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clash: Option<String>,
+    #[serde(skip)]
+    pub(crate) work: Work,
+}
+
+impl Report {
+    /// Whether the phase has nothing to do.
+    pub fn current(&self) -> bool {
+        self.work.build.is_none() && self.work.remove.is_empty() && !self.work.new_link
+    }
+}
+
+/// Phase 1: what the wrappers phase will do. `None` when neither the generation nor the
+/// applied one declares wrappers (then `/run/wrappers` is not etcflip's to touch).
+pub(crate) fn plan(
+    root: &mut Root,
+    (new, gen_host): (&Manifest, &Path),
+    old: Option<&Manifest>,
+    users: Option<&crate::users::Report>,
+) -> Result<Option<Report>> {
+    let old_wrappers = old.and_then(|m| m.wrappers.as_deref());
+    if new.wrappers.is_none() && old_wrappers.is_none() {
+        return Ok(None);
+    }
+    let declared = new.wrappers.as_deref().unwrap_or_default();
+    let tables = Tables {
+        planned: users,
+        gen_host: Some(gen_host),
+    };
+    let (wants, unresolved) = wants(root, declared, new, tables, gen_host)?;
+    let live = look::look(root)?;
+    let old_sha: BTreeMap<String, String> = (old_wrappers.unwrap_or_default().iter())
+        .map(|w| (w.program.to_string(), w.sha256.to_string()))
+        .collect();
+    let Planned {
+        changes,
+        work,
+        clash,
+    } = plan::plan(wants, &live, &old_sha);
+    if let Some((_, wants)) = &work.build {
+        build::check_payload(gen_host, wants)?;
+    }
+    Ok(Some(Report {
+        changes,
+        unresolved,
+        clash,
+        work,
+    }))
+}
+
+/// The wanted wrappers, owners resolved; those whose owner resolves nowhere are left out and
+/// named.
+fn wants(
+    root: &mut Root,
+    declared: &[Wrapper],
+    new: &Manifest,
+    tables: Tables,
+    gen_host: &Path,
+) -> Result<(Vec<Want>, Vec<String>)> {
+    let (users, groups) = user_tables(root, new, tables)?;
+    let mut wants = Vec::with_capacity(declared.len());
+    let mut unresolved = Vec::new();
+    for w in declared {
+        let (uid, user) = root_is_0(lookup(Some(&w.owner), &users));
+        let (gid, group) = root_is_0(lookup(Some(&w.group), &groups));
+        if user.is_some() || group.is_some() {
+            let names: Vec<String> = [
+                user.map(|u| format!("user {u:?}")),
+                group.map(|g| format!("group {g:?}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            unresolved.push(format!(
+                "{BIN_SHOWN}/{}: {} not in passwd/group; left out until a switch where it resolves",
+                w.program.as_str(),
+                names.join(" and ")
+            ));
+            continue;
+        }
+        let payload = gen_host
+            .join(etcflip_format::wrappers::PAYLOAD_DIR)
+            .join(w.program.as_str());
+        let size = std::fs::symlink_metadata(&payload)
+            .map(|m| m.len())
+            .map_err(|e| {
+                etcflip_format::errors::Invalid::one(format!(
+                    "{}: missing from the generation ({e})",
+                    payload.display()
+                ))
+            })?;
+        wants.push(Want {
+            program: w.program.to_string(),
+            source: w.source.to_string(),
+            mode: w.mode.0,
+            uid,
+            gid,
+            owners: format!("{}:{}", w.owner, w.group),
+            caps: w.sets(),
+            caps_text: w.capabilities.as_deref().map(str::to_owned),
+            sha256: w.sha256.to_string(),
+            size,
+        });
+    }
+    Ok((wants, unresolved))
+}
+
+/// `root` is uid and gid 0 even where the user database does not have it yet (a first boot,
+/// an empty root): the kernel's, not a declaration's. Any other name must resolve.
+fn root_is_0((id, unresolved): (u32, Option<String>)) -> (u32, Option<String>) {
+    match unresolved {
+        Some(name) if name == "root" => (0, None),
+        other => (id, other),
+    }
+}
+
+/// Phase 4: builds the new directory, if the plan wants one; returns its name.
+pub(crate) fn prepare(root: &mut Root, gen_host: &Path, report: &Report) -> Result<Option<String>> {
+    match &report.work.build {
+        Some((prefix, wants)) => build::build(root, gen_host, prefix, wants).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Phase 8: flips `bin` to `built` and removes the directories it no longer points at.
+pub(crate) fn finish(root: &mut Root, report: &Report, built: Option<&str>) -> Result<()> {
+    build::flip(root, built, &report.work)
+}

@@ -1,0 +1,65 @@
+//! `etcflip verify` for the wrappers: what a switch to the applied generation would change in
+//! `/run/wrappers`, and every live wrapper whose content is not its payload's (read and hashed
+//! here, which a switch does not do: see `plan.rs`).
+
+use std::path::Path;
+
+use anyhow::Result;
+use etcflip_format::manifest::Manifest;
+
+use super::plan::Bin;
+use super::{look, BIN_SHOWN, DIR};
+use crate::etc::verify::Drift;
+use crate::fs::{join, sha256_bytes, Root};
+
+/// The wrappers' drift against `m`, the applied manifest (its generation at `gen_host`).
+pub(crate) fn drift(root: &mut Root, m: &Manifest, gen_host: &Path) -> Result<Vec<Drift>> {
+    let Some(report) = super::plan(root, (m, gen_host), Some(m), None)? else {
+        return Ok(Vec::new());
+    };
+    let expected = "the applied generation's wrappers";
+    let would = report.changes.iter().map(|c| format!("a switch would {c}"));
+    let as_is = report.clash.iter().chain(&report.unresolved).cloned();
+    let mut out: Vec<Drift> = (would.chain(as_is))
+        .map(|found| Drift {
+            path: BIN_SHOWN.to_owned(),
+            expected: expected.to_owned(),
+            found,
+        })
+        .collect();
+    if report.work.build.is_none() {
+        for dir in &report.work.remove {
+            out.push(Drift {
+                path: format!("/run/wrappers/{dir}"),
+                expected: "no wrappers directory but the one bin points at".into(),
+                found: "a leftover directory".into(),
+            });
+        }
+    }
+    let live = look::look(root)?;
+    if let Bin::Dir(name) = &live.bin {
+        let rel = join(DIR, name);
+        for w in m.wrappers.iter().flatten() {
+            if !live
+                .files
+                .get(w.program.as_str())
+                .is_some_and(|s| s.regular)
+            {
+                continue; // already reported above
+            }
+            let bytes = root.read(&join(&rel, &w.program))?;
+            if sha256_bytes(&bytes) != w.sha256.as_str() {
+                out.push(Drift {
+                    path: format!("{BIN_SHOWN}/{}", w.program.as_str()),
+                    expected: format!(
+                        "the wrapper of {} (sha256 {})",
+                        w.source.as_str(),
+                        w.sha256.as_str()
+                    ),
+                    found: "other content".into(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,416 @@
+//! The wrappers phase, for real: generations with `security.wrappers` switched onto scratch
+//! roots, their wrappers run as nobody (`setpriv`), watched by a reader during switches, and
+//! killed (`SIGKILL`, one process) in the middle of it.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use etcflip_e2e::{ambient, as_nobody, code, field, show_program, text_of, Scratch};
+
+/// A root with root, nobody and the group users (100), and the target program in `<dir>/bin`.
+fn setup(name: &str) -> (Scratch, PathBuf) {
+    let s = Scratch::new(name);
+    s.file(
+        "root/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+    );
+    s.file(
+        "root/etc/group",
+        "root:x:0:\nusers:x:100:\nnogroup:x:65534:\n",
+    );
+    let show = show_program(&s.dir, &s.dir.join("bin"));
+    (s, show)
+}
+
+fn spec(wrappers: &Value) -> Value {
+    json!({"etc": {"hosts": {"text": "127.0.0.1 localhost\n"}}, "wrappers": wrappers})
+}
+
+/// NixOS's shape of one wrapper of `source`, with `extra` fields.
+fn wrapper(source: &Path, extra: &Value) -> Value {
+    let mut w = json!({"source": source, "owner": "root", "group": "root"});
+    for (k, v) in extra.as_object().unwrap() {
+        w[k] = v.clone();
+    }
+    w
+}
+
+/// The directory `/run/wrappers/bin` points at, on the host.
+fn bin_dir(root: &Path) -> PathBuf {
+    let text = std::fs::read_link(root.join("run/wrappers/bin")).unwrap();
+    let name = text.strip_prefix("/run/wrappers").unwrap();
+    root.join("run/wrappers").join(name)
+}
+
+/// Program → (mode, uid, gid) of the directory `bin` points at.
+fn installed(root: &Path) -> Vec<(String, u32, u32, u32)> {
+    let mut out: Vec<_> = std::fs::read_dir(bin_dir(root))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            let name = e.file_name().into_string().unwrap();
+            (name, m.mode() & 0o7777, m.uid(), m.gid())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The `wrappers.*` directories of the root's `/run/wrappers`.
+fn wrapper_dirs(root: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(root.join("run/wrappers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "bin")
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn declared_wrappers_run_as_nobody_with_their_privileges_and_nothing_else() {
+    let (s, show) = setup("wrappers-run");
+    let g = s.gen(
+        "a",
+        &spec(&json!({
+            "su-show": wrapper(&show, &json!({"setuid": true})),
+            "sg-show": wrapper(&show, &json!({"group": "users", "setgid": true})),
+            "cap-show": wrapper(&show, &json!({"capabilities": "cap_net_raw+ep"})),
+        })),
+    );
+    let out = s.switch(&g, &[]);
+    assert!(
+        out.contains("wrappers: add /run/wrappers/bin/su-show (4511 root:root"),
+        "{out}"
+    );
+    assert_eq!(
+        installed(&s.root),
+        [
+            ("cap-show".into(), 0o511, 0, 0),
+            ("sg-show".into(), 0o2511, 0, 100),
+            ("su-show".into(), 0o4511, 0, 0),
+        ]
+    );
+    let env = [
+        ("LD_PRELOAD", "/nonexistent/x.so"),
+        ("LD_LIBRARY_PATH", "/nonexistent"),
+        ("MALLOC_CHECK_", "3"),
+        ("MALLOC_ARENA_MAX", "1"),
+        ("KEEP_ME", "yes"),
+    ];
+    let dir = bin_dir(&s.root);
+    // (program, the ids the target sees, its ambient set)
+    let cases = [
+        ("su-show", "65534 0 65534 65534", 0),
+        ("sg-show", "65534 65534 65534 100", 0),
+        ("cap-show", "65534 65534 65534 65534", 1u64 << 13),
+    ];
+    for (program, ids, amb) in cases {
+        let path = dir.join(program);
+        let out = as_nobody(&path, &["an arg"], &env);
+        let t = text_of(&out);
+        assert_eq!(code(&out), 0, "{program}: {t}");
+        assert_eq!(field(&t, "ids="), [ids], "{program}: {t}");
+        assert_eq!(ambient(&t), amb, "{program}: {t}");
+        assert_eq!(ambient(&t) >> 8 & 1, 0, "{program}: never CAP_SETPCAP: {t}");
+        assert_eq!(
+            field(&t, "argv0="),
+            [path.to_str().unwrap()],
+            "{program}: {t}"
+        );
+        assert_eq!(field(&t, "arg="), ["an arg"], "{program}: {t}");
+        let vars = field(&t, "env=");
+        assert!(vars.contains(&"KEEP_ME=yes"), "{program}: {t}");
+        for (name, _) in &env[..4] {
+            let gone = !vars.iter().any(|v| v.starts_with(&format!("{name}=")));
+            assert!(gone, "{program} passed on {name}: {t}");
+        }
+    }
+    // Unchanged means untouched: the same directory, the same files.
+    let before = std::fs::metadata(dir.join("su-show")).unwrap();
+    let again = s.switch(&g, &[]);
+    assert!(again.contains("already up to date"), "{again}");
+    assert_eq!(bin_dir(&s.root), dir);
+    let after = std::fs::metadata(dir.join("su-show")).unwrap();
+    assert_eq!(
+        (before.ino(), before.ctime_nsec()),
+        (after.ino(), after.ctime_nsec())
+    );
+    let v = s.etcflip(&["verify"]);
+    assert_eq!(code(&v), 0, "{}", text_of(&v));
+}
+
+#[test]
+fn a_removed_wrapper_is_gone_and_the_old_directory_with_it() {
+    let (s, show) = setup("wrappers-remove");
+    let three = json!({
+        "a": wrapper(&show, &json!({"setuid": true})),
+        "b": wrapper(&show, &json!({})),
+        "c": wrapper(&show, &json!({"capabilities": "cap_net_raw+ep"})),
+    });
+    let ga = s.gen("a", &spec(&three));
+    let gb = s.gen(
+        "b",
+        &spec(&json!({"a": wrapper(&show, &json!({"setuid": true}))})),
+    );
+    let gn = s.gen("none", &json!({"etc": {"hosts": {"text": "x\n"}}}));
+    s.switch(&ga, &[]);
+    assert_eq!(installed(&s.root).len(), 3);
+    let out = s.switch(&gb, &[]);
+    for gone in ["b", "c"] {
+        assert!(
+            out.contains(&format!("wrappers: remove /run/wrappers/bin/{gone}")),
+            "{out}"
+        );
+    }
+    assert_eq!(installed(&s.root), [("a".into(), 0o4511, 0, 0)]);
+    assert_eq!(
+        wrapper_dirs(&s.root).len(),
+        1,
+        "{:?}",
+        wrapper_dirs(&s.root)
+    );
+    // A generation without wrappers after one with them: none are left.
+    let out = s.switch(&gn, &[]);
+    assert!(
+        out.contains("wrappers: remove /run/wrappers/bin/a"),
+        "{out}"
+    );
+    assert_eq!(installed(&s.root), []);
+    assert_eq!(wrapper_dirs(&s.root).len(), 1);
+    let again = s.switch(&gn, &[]);
+    assert!(again.contains("already up to date"), "{again}");
+}
+
+#[test]
+fn a_reader_never_sees_bin_missing_or_a_directory_half_built() {
+    let (s, show) = setup("wrappers-atomic");
+    let a = json!({
+        "a": wrapper(&show, &json!({"setuid": true})),
+        "b": wrapper(&show, &json!({})),
+        "c": wrapper(&show, &json!({"capabilities": "cap_net_raw+ep"})),
+    });
+    let b = json!({
+        "a": wrapper(&show, &json!({"setgid": true, "group": "users"})),
+        "d": wrapper(&show, &json!({})),
+    });
+    let gens = [s.gen("a", &spec(&a)), s.gen("b", &spec(&b))];
+    let sets: [BTreeSet<(String, u32)>; 2] = [
+        [("a", 0o4511), ("b", 0o511), ("c", 0o511)]
+            .map(|(n, m)| (n.to_owned(), m))
+            .into(),
+        [("a", 0o2511), ("d", 0o511)]
+            .map(|(n, m)| (n.to_owned(), m))
+            .into(),
+    ];
+    s.switch(&gens[0], &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (root, stop, sets) = (s.root.clone(), stop.clone(), sets.clone());
+        std::thread::spawn(move || observe(&root, &stop, &sets))
+    };
+    for i in 0..30 {
+        s.switch(&gens[(i + 1) % 2], &[]);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (samples, seen, bad) = watcher.join().unwrap();
+    assert_eq!(bad, Vec::<String>::new(), "after {samples} samples");
+    assert!(
+        samples > 100,
+        "only {samples} samples: the reader proved nothing"
+    );
+    assert_eq!(seen, [true, true], "the reader saw both sets");
+    assert_eq!(wrapper_dirs(&s.root).len(), 1);
+}
+
+/// Samples `/run/wrappers/bin` until `stop`: a sample whose link stayed the same while its
+/// directory was listed must show one of `sets` exactly (names and modes). Returns the number
+/// of such samples, which sets were seen, and what was wrong.
+fn observe(
+    root: &Path,
+    stop: &AtomicBool,
+    sets: &[BTreeSet<(String, u32)>; 2],
+) -> (u32, [bool; 2], Vec<String>) {
+    let (mut samples, mut seen, mut bad) = (0, [false; 2], Vec::new());
+    let link = root.join("run/wrappers/bin");
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(before) = std::fs::read_link(&link) else {
+            bad.push("bin missing".into());
+            continue;
+        };
+        let dir = root.join(before.strip_prefix("/").unwrap());
+        let listed: Option<BTreeSet<(String, u32)>> = std::fs::read_dir(&dir).ok().and_then(|d| {
+            d.map(|e| {
+                let e = e.ok()?;
+                let mode = e.metadata().ok()?.permissions().mode() & 0o7777;
+                Some((e.file_name().into_string().ok()?, mode))
+            })
+            .collect()
+        });
+        if std::fs::read_link(&link).ok().as_ref() != Some(&before) {
+            continue; // flipped while listed: the old directory may be going
+        }
+        samples += 1;
+        match listed.and_then(|l| sets.iter().position(|s| *s == l).ok_or(l).ok()) {
+            Some(i) => seen[i] = true,
+            None => bad.push(format!("{} incomplete or wrong", before.display())),
+        }
+    }
+    (samples, seen, bad)
+}
+
+#[test]
+fn bad_wrappers_are_refused_with_every_problem_and_nothing_written() {
+    let (s, show) = setup("wrappers-bad");
+    let bad = spec(&json!({
+        "x": wrapper(&show, &json!({"program": "a/b"})),
+        "y": wrapper(Path::new("bin/sudo"), &json!({})),
+        "z": wrapper(&show, &json!({"permissions": "u+rwx,o+w", "setuid": true})),
+        "w": wrapper(&show, &json!({"setuid": true, "capabilities": "cap_net_raw+ep"})),
+        "v": wrapper(&show, &json!({"capabilities": "cap_nope+ep"})),
+        "u": wrapper(&show, &json!({"capabilities": "cap_setpcap+ep"})),
+        "t": wrapper(&show, &json!({"program": "z"})),
+    }));
+    let out = s.gen_output("bad", &bad);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    for want in [
+        "\"a/b\" holds '/'",
+        "source \"bin/sudo\": must be an absolute path",
+        "group- or world-writable",
+        "setuid or setgid together with capabilities",
+        "\"cap_nope\" is not a capability",
+        "cap_setpcap is never passed on",
+        "wrappers.\"t\" and wrappers.\"z\": both name the program \"z\"",
+    ] {
+        assert!(t.contains(want), "{want:?} missing: {t}");
+    }
+    assert!(!s.root.join("gens/bad").exists());
+}
+
+#[test]
+fn a_generation_whose_wrapper_does_not_match_its_manifest_changes_nothing() {
+    let (s, show) = setup("wrappers-tampered");
+    let g = s.gen(
+        "a",
+        &spec(&json!({"a": wrapper(&show, &json!({"setuid": true}))})),
+    );
+    let payload = g.join("wrappers/a");
+    std::fs::set_permissions(&payload, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = std::fs::read(&payload).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&payload, bytes).unwrap();
+    let before = etcflip_e2e::listing(&s.root);
+    let out = s.switch_out(&g, &[]);
+    assert_eq!(code(&out), 2, "{}", text_of(&out));
+    assert!(text_of(&out).contains("wrappers/a: content does not match its sha256"));
+    assert_eq!(etcflip_e2e::listing(&s.root), before, "nothing written");
+}
+
+#[test]
+fn a_foreign_bin_refuses_the_switch_and_an_unknown_owner_leaves_one_wrapper_out() {
+    let (s, show) = setup("wrappers-foreign");
+    let g = s.gen(
+        "a",
+        &spec(&json!({
+            "a": wrapper(&show, &json!({"owner": "alice", "setuid": true})),
+            "b": wrapper(&show, &json!({})),
+        })),
+    );
+    std::fs::create_dir_all(s.root.join("run/wrappers/bin")).unwrap();
+    let before = etcflip_e2e::listing(&s.root);
+    let out = s.switch_out(&g, &[]);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(text_of(&out).contains("/run/wrappers/bin is a directory, not the link"));
+    assert_eq!(etcflip_e2e::listing(&s.root), before);
+    std::fs::remove_dir(s.root.join("run/wrappers/bin")).unwrap();
+    // alice is nobody yet: the other wrapper is made, the switch says it is incomplete.
+    let out = s.switch_out(&g, &[]);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 1, "{t}");
+    assert!(
+        t.contains("/run/wrappers/bin/a: user \"alice\" not in passwd/group"),
+        "{t}"
+    );
+    assert_eq!(installed(&s.root), [("b".into(), 0o511, 0, 0)]);
+    let passwd = s.root.join("etc/passwd");
+    let mut text = std::fs::read_to_string(&passwd).unwrap();
+    text.push_str("alice:x:1000:100::/home/alice:/bin/sh\n");
+    std::fs::write(&passwd, text).unwrap();
+    let out = s.switch(&g, &[]);
+    assert!(
+        out.contains("wrappers: add /run/wrappers/bin/a (4511 alice:root"),
+        "{out}"
+    );
+    assert_eq!(
+        installed(&s.root),
+        [("a".into(), 0o4511, 1000, 0), ("b".into(), 0o511, 0, 0)]
+    );
+}
+
+#[test]
+fn killed_in_the_wrappers_phase_the_next_run_converges_to_one_directory() {
+    let (base, show) = setup("wrappers-kill");
+    let a = spec(&json!({
+        "a": wrapper(&show, &json!({"setuid": true})),
+        "b": wrapper(&show, &json!({"capabilities": "cap_net_raw+ep"})),
+    }));
+    let b = spec(&json!({
+        "a": wrapper(&show, &json!({"setgid": true, "group": "users"})),
+        "c": wrapper(&show, &json!({})),
+    }));
+    let (ga, gb) = (base.gen("a", &a), base.gen("b", &b));
+    let want_a = [
+        ("a".to_owned(), 0o4511, 0, 0),
+        ("b".to_owned(), 0o511, 0, 0),
+    ];
+    let want_b = [
+        ("a".to_owned(), 0o2511, 0, 100),
+        ("c".to_owned(), 0o511, 0, 0),
+    ];
+    let mut killed = 0;
+    for syscall in [
+        "mkdirat",
+        "fchown",
+        "fsetxattr",
+        "fchmod",
+        "symlinkat",
+        "renameat",
+        "unlinkat",
+        "rmdir",
+    ] {
+        for n in 1..=12 {
+            let (s, _) = setup("wrappers-kill-trial");
+            s.switch(&ga, &[]);
+            if !etcflip_e2e::switch_killed_at(&s, &gb, &[], syscall, n) {
+                break;
+            }
+            killed += 1;
+            // Every other rerun goes back to A: a different generation finishes it too.
+            let (again, want) = if n % 2 == 0 {
+                (&gb, &want_b)
+            } else {
+                (&ga, &want_a)
+            };
+            let out = s.switch_out(again, &[]);
+            assert_eq!(code(&out), 0, "{syscall} #{n}: {}", text_of(&out));
+            assert_eq!(installed(&s.root), *want, "{syscall} #{n}");
+            assert_eq!(
+                wrapper_dirs(&s.root).len(),
+                1,
+                "{syscall} #{n}: {:?}",
+                wrapper_dirs(&s.root)
+            );
+            let v = s.etcflip(&["verify"]);
+            assert_eq!(code(&v), 0, "{syscall} #{n}: {}", text_of(&v));
+        }
+    }
+    assert!(killed > 10, "only {killed} kills landed");
+}
