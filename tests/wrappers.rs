@@ -297,21 +297,28 @@ fn bad_wrappers_are_refused_with_every_problem_and_nothing_written() {
 #[test]
 fn a_generation_whose_wrapper_does_not_match_its_manifest_changes_nothing() {
     let (s, show) = setup("wrappers-tampered");
-    let g = s.gen(
-        "a",
-        &spec(&json!({"a": wrapper(&show, &json!({"setuid": true}))})),
-    );
-    let payload = g.join("wrappers/a");
-    std::fs::set_permissions(&payload, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut bytes = std::fs::read(&payload).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 1;
-    std::fs::write(&payload, bytes).unwrap();
-    let before = etcflip_e2e::listing(&s.root);
-    let out = s.switch_out(&g, &[]);
-    assert_eq!(code(&out), 2, "{}", text_of(&out));
-    assert!(text_of(&out).contains("wrappers/a: content does not match its sha256"));
-    assert_eq!(etcflip_e2e::listing(&s.root), before, "nothing written");
+    let two = spec(&json!({
+        "a": wrapper(&show, &json!({"setuid": true})),
+        "b": wrapper(&show, &json!({"capabilities": "cap_net_raw+ep"})),
+    }));
+    // The first payload is hashed, the others compared with it: a byte changed in either,
+    // at either end, is found.
+    for (program, at_end) in [("a", true), ("b", true), ("b", false)] {
+        let g = s.gen(&format!("{program}-{at_end}"), &two);
+        let payload = g.join("wrappers").join(program);
+        std::fs::set_permissions(&payload, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut bytes = std::fs::read(&payload).unwrap();
+        let at = if at_end { bytes.len() - 1 } else { 100 };
+        bytes[at] ^= 1;
+        std::fs::write(&payload, bytes).unwrap();
+        let before = etcflip_e2e::listing(&s.root);
+        let out = s.switch_out(&g, &[]);
+        let t = text_of(&out);
+        assert_eq!(code(&out), 2, "{program} {at_end}: {t}");
+        let want = format!("wrappers/{program}: content does not match its sha256");
+        assert!(t.contains(&want), "{program} {at_end}: {t}");
+        assert_eq!(etcflip_e2e::listing(&s.root), before, "nothing written");
+    }
 }
 
 #[test]
@@ -413,4 +420,37 @@ fn killed_in_the_wrappers_phase_the_next_run_converges_to_one_directory() {
         }
     }
     assert!(killed > 10, "only {killed} kills landed");
+}
+
+#[test]
+fn the_wrappers_command_makes_them_after_a_switch_that_left_them_alone() {
+    let (s, show) = setup("wrappers-command");
+    let g = s.gen(
+        "a",
+        &spec(&json!({"a": wrapper(&show, &json!({"setuid": true}))})),
+    );
+    let out = s.switch(&g, &["--no-wrappers"]);
+    assert!(!out.contains("wrappers:"), "{out}");
+    assert!(
+        !s.root.join("run").exists(),
+        "--no-wrappers leaves /run/wrappers alone"
+    );
+    let gen = g.to_str().unwrap();
+    let dry = s.etcflip(&["wrappers", gen, "--dry-run"]);
+    assert_eq!(code(&dry), 0, "{}", text_of(&dry));
+    assert!(text_of(&dry).contains("wrappers: would add /run/wrappers/bin/a (4511 root:root"));
+    assert!(!s.root.join("run").exists(), "a dry run writes nothing");
+    let done = s.etcflip(&["wrappers", gen]);
+    assert_eq!(code(&done), 0, "{}", text_of(&done));
+    assert!(text_of(&done).contains("switched"), "{}", text_of(&done));
+    assert_eq!(installed(&s.root), [("a".into(), 0o4511, 0, 0)]);
+    let again = s.etcflip(&["wrappers", gen]);
+    assert!(
+        text_of(&again).contains("already up to date"),
+        "{}",
+        text_of(&again)
+    );
+    // The switch after it finds them current, and verify agrees.
+    assert!(s.switch(&g, &[]).contains("already up to date"));
+    assert_eq!(code(&s.etcflip(&["verify"])), 0);
 }

@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use etcflip::errors::exit_code;
 use etcflip::etc::{self, OnConflict, Options};
+use etcflip::wrappers;
 
 /// Switch /etc between generations atomically.
 #[derive(Parser, Debug)]
@@ -36,6 +37,23 @@ enum Cmd {
         /// What to do with paths etcflip did not make.
         #[arg(long, value_enum, default_value_t = OnConflict::Abort)]
         on_conflict: OnConflict,
+        /// Leave /run/wrappers alone (`etcflip wrappers GEN` makes them later).
+        #[arg(long)]
+        no_wrappers: bool,
+    },
+    /// Make /run/wrappers hold GEN's setuid and capability wrappers, and nothing else of it.
+    Wrappers {
+        /// The generation directory built by etcflip-gen.
+        generation: PathBuf,
+        /// Operate on this root instead of /.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Report every path that differs from the applied generation (exit 1 on drift).
     Verify {
@@ -149,12 +167,27 @@ fn run(cli: Cli) -> Result<u8> {
             dry_run,
             json,
             on_conflict,
+            no_wrappers,
         } => run_switch(
             &Options {
                 generation,
                 root,
                 dry_run,
                 on_conflict,
+                no_wrappers,
+            },
+            json,
+        ),
+        Cmd::Wrappers {
+            generation,
+            root,
+            dry_run,
+            json,
+        } => run_wrappers(
+            &wrappers::command::Options {
+                generation,
+                root,
+                dry_run,
             },
             json,
         ),
@@ -192,6 +225,37 @@ fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
         return Ok(1);
     }
     Ok(0)
+}
+
+fn run_wrappers(opts: &wrappers::command::Options, as_json: bool) -> Result<u8> {
+    let report = wrappers::command::apply(opts)?;
+    if as_json {
+        emit(&json(&report)?);
+    } else {
+        let mut text = String::new();
+        let would = if opts.dry_run { "would " } else { "" };
+        for c in report.iter().flat_map(|r| &r.changes) {
+            let _ = writeln!(text, "wrappers: {would}{c}");
+        }
+        for u in report.iter().flat_map(|r| &r.unresolved) {
+            let _ = writeln!(text, "incomplete: {u}");
+        }
+        let summary = match &report {
+            None => "the generation declares no wrappers: nothing to do",
+            Some(r) if r.clash.is_some() => "refused: nothing was changed",
+            Some(_) if opts.dry_run => "dry run: nothing was changed",
+            Some(r) if r.current() => "already up to date: nothing to do",
+            Some(_) => "switched",
+        };
+        let _ = writeln!(text, "{summary}");
+        emit(&text);
+    }
+    let Some(report) = report else { return Ok(0) };
+    if let Some(c) = &report.clash {
+        let _ = writeln!(std::io::stderr(), "etcflip: refused: {c}");
+        return Ok(3);
+    }
+    Ok(u8::from(!report.unresolved.is_empty() && !opts.dry_run))
 }
 
 fn run_verify(root: &std::path::Path, as_json: bool) -> Result<u8> {

@@ -51,13 +51,73 @@ pub fn patch(binary: &mut [u8], target: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A patched copy that others are compared with: comparing costs a fraction of hashing, so a
+/// generation's wrappers are checked by hashing one and comparing the others with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    bytes: Vec<u8>,
+    /// Where its placeholder starts.
+    at: usize,
+}
+
+impl Reference {
+    /// `bytes`, a patched copy that must hold `target`.
+    pub fn new(bytes: Vec<u8>, target: &str) -> Result<Reference, String> {
+        let at = one_mark(&bytes)?;
+        holds(&bytes, target, at)?;
+        Ok(Reference { bytes, at })
+    }
+
+    /// The copy with `target` (of which [`Reference::alike`] approved one): the bytes before
+    /// the placeholder, the placeholder holding `target`, the bytes after it.
+    pub fn parts(&self, target: &str) -> (&[u8], Vec<u8>, &[u8]) {
+        let mut area = placeholder().to_vec();
+        let room = &mut area[MARK.len()..];
+        let n = target.len().min(room.len() - 1);
+        room[..n].copy_from_slice(&target.as_bytes()[..n]);
+        let end = self.at + PLACEHOLDER_BYTES;
+        (&self.bytes[..self.at], area, &self.bytes[end..])
+    }
+
+    /// Whether `copy` is this reference with `target` in its placeholder: equal outside the
+    /// placeholder, which holds the marker, `target` and zeros.
+    pub fn alike(&self, copy: &[u8], target: &str) -> Result<(), String> {
+        let reference = &self.bytes;
+        if copy.len() != reference.len() {
+            return Err(format!(
+                "{} bytes, where the other wrappers have {}",
+                copy.len(),
+                reference.len()
+            ));
+        }
+        let (at, end) = (self.at, self.at + PLACEHOLDER_BYTES);
+        if copy[..at] != reference[..at] || copy[end..] != reference[end..] {
+            return Err("differs from the other wrappers outside its target placeholder".into());
+        }
+        if copy[at..at + MARK.len()] != MARK[..] {
+            return Err("differs from the other wrappers outside its target placeholder".into());
+        }
+        holds(copy, target, at)
+    }
+}
+
+/// Whether the placeholder at `at` holds exactly `target`.
+fn holds(binary: &[u8], target: &str, at: usize) -> Result<(), String> {
+    let area = binary
+        .get(at..at + PLACEHOLDER_BYTES)
+        .ok_or("its target placeholder is cut short")?;
+    let rest = &area[MARK.len()..];
+    let exact = rest.starts_with(target.as_bytes()) && rest[target.len()..].iter().all(|&b| b == 0);
+    if exact {
+        Ok(())
+    } else {
+        Err(format!("its placeholder does not hold exactly {target:?}"))
+    }
+}
+
 /// Where the placeholder starts: the marker must be there exactly once, with room after it.
 fn one_mark(binary: &[u8]) -> Result<usize, String> {
-    let mut found = binary
-        .windows(MARK.len())
-        .enumerate()
-        .filter(|(_, w)| w == MARK)
-        .map(|(at, _)| at);
+    let mut found = memchr::memmem::find_iter(binary, MARK);
     match (found.next(), found.next()) {
         (Some(at), None) if at + PLACEHOLDER_BYTES <= binary.len() => Ok(at),
         (None, _) => Err("not an etcflip-wrapper binary: it has no target placeholder".into()),
@@ -125,5 +185,72 @@ mod tests {
             let err = patch(&mut b, "/bin/true").unwrap_err();
             assert!(err.contains(want), "{err}");
         }
+    }
+
+    #[test]
+    fn a_copy_is_checked_against_another_patched_copy() {
+        type Edit = fn(&mut Vec<u8>, usize);
+        let patched = |t: &str| {
+            let mut b = binary();
+            patch(&mut b, t).unwrap();
+            b
+        };
+        let reference = patched("/nix/store/a-sudo/bin/sudo");
+        let at = one_mark(&reference).unwrap();
+        let ok = patched("/nix/store/a-sudo/bin/sudoedit");
+        let r = Reference::new(reference.clone(), "/nix/store/a-sudo/bin/sudo").unwrap();
+        assert_eq!(r.alike(&ok, "/nix/store/a-sudo/bin/sudoedit"), Ok(()));
+        assert_eq!(r.alike(&reference, "/nix/store/a-sudo/bin/sudo"), Ok(()));
+        let cases: [(&str, Edit, &str); 6] = [
+            (
+                "a byte before",
+                |b, _| b[0] ^= 1,
+                "outside its target placeholder",
+            ),
+            (
+                "a byte after",
+                |b, _| *b.last_mut().unwrap() ^= 1,
+                "outside its target placeholder",
+            ),
+            (
+                "a byte longer",
+                |b, _| b.push(0),
+                "bytes, where the other wrappers have",
+            ),
+            (
+                "another target",
+                |b, at| b[at + MARK.len() + 1] = b'x',
+                "does not hold exactly",
+            ),
+            (
+                "junk after the target",
+                |b, at| b[at + PLACEHOLDER_BYTES - 1] = 1,
+                "does not hold exactly",
+            ),
+            (
+                "a broken marker",
+                |b, at| b[at + 3] ^= 1,
+                "outside its target placeholder",
+            ),
+        ];
+        for (what, edit, want) in cases {
+            let mut copy = ok.clone();
+            edit(&mut copy, at);
+            let err = r
+                .alike(&copy, "/nix/store/a-sudo/bin/sudoedit")
+                .unwrap_err();
+            assert!(err.contains(want), "{what}: {err}");
+        }
+        // The same bytes as the reference, but declared with another target; a reference
+        // that does not hold its own.
+        let err = r.alike(&reference, "/bin/other").unwrap_err();
+        assert!(err.contains("does not hold exactly"), "{err}");
+        let err = Reference::new(reference.clone(), "/bin/other")
+            .err()
+            .unwrap();
+        assert!(err.contains("does not hold exactly"), "{err}");
+        // What a copy is made of: the reference around the placeholder holding its target.
+        let (before, area, after) = r.parts("/nix/store/a-sudo/bin/sudoedit");
+        assert_eq!([before, &area[..], after].concat(), ok);
     }
 }

@@ -70,7 +70,7 @@ pub(crate) fn carry_out(
     }
     // Phase 4 for the wrappers: their directory is built aside, invisible until phase 8.
     let built = match d.wrappers {
-        Some(w) => crate::wrappers::prepare(root, d.gen.host, w)?,
+        Some(w) => crate::wrappers::prepare(root, w)?,
         None => None,
     };
     let mut ctx = Ctx {

@@ -41,6 +41,9 @@ pub struct Options {
     pub dry_run: bool,
     /// What to do with paths that are not ours.
     pub on_conflict: OnConflict,
+    /// Leave `/run/wrappers` alone (`etcflip wrappers` makes them, e.g. from NixOS's
+    /// `suid-sgid-wrappers.service`).
+    pub no_wrappers: bool,
 }
 
 /// What a switch did.
@@ -169,7 +172,11 @@ fn look_and_decide<'f>(
         .map(|a| a.manifest)
         .or(same_manifest.then_some(&gen.manifest));
     let new = (&gen.manifest, gen.host);
-    let wrappers = crate::wrappers::plan(&mut o.root, new, old, users.as_ref())?;
+    let wrappers = if opts.no_wrappers {
+        None
+    } else {
+        crate::wrappers::plan(&mut o.root, new, old, users.as_ref())?
+    };
     let mut outcome = Outcome::planned(plan, &looked, gathered.migrated);
     outcome.users = users;
     if let Some(w) = &wrappers {

@@ -5,14 +5,11 @@
 //! both, and a wrapper is never privileged under a wrong owner at any instant. The directory is
 //! opened to others only once complete, and `bin` is flipped to it with one `rename(2)`.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::os::fd::{AsFd as _, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
-use etcflip_format::errors::Invalid;
-use etcflip_format::hash::sha256_bytes;
+use etcflip_format::wrapper::Reference;
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fchmod, fstat, mkdirat, Mode};
@@ -21,41 +18,24 @@ use super::plan::{Want, Work};
 use super::{BIN, DIR, NEW_LINK};
 use crate::fs::{join, Owner, Root};
 
-/// Checks every wanted wrapper's payload against its sha256 (phase 1, before anything is
-/// written): a generation whose wrappers do not match its manifest is invalid (exit 2).
-pub(crate) fn check_payload(gen_host: &Path, wants: &[Want]) -> Result<()> {
-    let mut problems = Vec::new();
-    for w in wants {
-        let path = payload(gen_host, &w.program);
-        match read_payload(&path) {
-            Ok(bytes) if sha256_bytes(&bytes) == w.sha256 => {}
-            Ok(_) => problems.push(format!(
-                "{}: content does not match its sha256",
-                path.display()
-            )),
-            Err(e) => problems.push(format!("{e:#}")),
-        }
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    Err(Invalid::many(&format!("generation {}", gen_host.display()), problems).into())
-}
-
-/// Builds a directory `<prefix><pid>` in the root's `/run/wrappers` holding `wants`; returns its
-/// name. Called after the users phase, so that owners are what it wrote.
+/// Builds a directory `<prefix><pid>` in the root's `/run/wrappers` holding `wants`, written from
+/// `reference` (the checked payload: `payload.rs`); returns its name. Called after the users
+/// phase, so that owners are what it wrote.
 pub(crate) fn build(
     root: &mut Root,
-    gen_host: &Path,
     prefix: &str,
     wants: &[Want],
+    reference: Option<&Reference>,
 ) -> Result<String> {
     root.make_dirs(DIR)?;
     root.unlink(NEW_LINK)?;
     let name = fresh_dir(root, prefix)?;
     let rel = join(DIR, &name);
     for w in wants {
-        install(root, &rel, gen_host, w).with_context(|| {
+        let Some(reference) = reference else {
+            bail!("internal: wrappers to build without their checked payload");
+        };
+        install(root, &rel, reference, w).with_context(|| {
             format!(
                 "cannot install the wrapper {}",
                 root.show(&join(&rel, &w.program))
@@ -117,16 +97,18 @@ fn fresh_dir(root: &mut Root, prefix: &str) -> Result<String> {
 
 /// One wrapper: created 0000, content, owner, capabilities or set-id bits with the mode, then
 /// read back.
-fn install(root: &mut Root, dir: &str, gen_host: &Path, w: &Want) -> Result<()> {
-    // Its sha256 was checked in phase 1 (`check_payload`); a generation is immutable.
-    let bytes = read_payload(&payload(gen_host, &w.program))?;
+fn install(root: &mut Root, dir: &str, reference: &Reference, w: &Want) -> Result<()> {
+    // The payload checked in phase 1: the reference with this wrapper's target.
+    let (before, area, after) = reference.parts(&w.source);
     let dfd = root.dir(dir)?;
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd: OwnedFd = openat(dfd, w.program.as_str(), flags, Mode::empty())?;
     fchmod(&fd, Mode::empty())?;
     let mut file = std::fs::File::from(fd);
-    file.write_all(&bytes)?;
+    for part in [before, &area[..], after] {
+        file.write_all(part)?;
+    }
     file.sync_all()?;
     let fd = OwnedFd::from(file);
     Owner {
@@ -153,28 +135,4 @@ fn install(root: &mut Root, dir: &str, gen_host: &Path, w: &Want) -> Result<()> 
         );
     }
     Ok(())
-}
-
-/// Where a wrapper's payload lies in the generation.
-fn payload(gen_host: &Path, program: &str) -> std::path::PathBuf {
-    gen_host
-        .join(etcflip_format::wrappers::PAYLOAD_DIR)
-        .join(program)
-}
-
-/// A payload file's bytes (a regular file, not followed if a link).
-fn read_payload(path: &Path) -> Result<Vec<u8>> {
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .with_context(|| format!("cannot read the wrapper {}", path.display()))?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        bail!("{}: not a regular file", path.display());
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(bytes)
 }

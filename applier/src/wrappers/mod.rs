@@ -24,7 +24,9 @@ use crate::etc::owners::{lookup, user_tables, Tables};
 use crate::fs::Root;
 
 pub(crate) mod build;
+pub mod command;
 pub(crate) mod look;
+pub(crate) mod payload;
 pub(crate) mod plan;
 pub(crate) mod verify;
 
@@ -57,6 +59,9 @@ pub struct Report {
     pub clash: Option<String>,
     #[serde(skip)]
     pub(crate) work: Work,
+    /// The checked payload every wrapper is written from, when a directory is built.
+    #[serde(skip)]
+    pub(crate) reference: Option<etcflip_format::wrapper::Reference>,
 }
 
 impl Report {
@@ -93,14 +98,16 @@ pub(crate) fn plan(
         work,
         clash,
     } = plan::plan(wants, &live, &old_sha);
-    if let Some((_, wants)) = &work.build {
-        build::check_payload(gen_host, wants)?;
-    }
+    let reference = match &work.build {
+        Some((_, wants)) => payload::check(gen_host, wants)?,
+        None => None,
+    };
     Ok(Some(Report {
         changes,
         unresolved,
         clash,
         work,
+        reference,
     }))
 }
 
@@ -134,15 +141,13 @@ fn wants(
             ));
             continue;
         }
-        let payload = gen_host
-            .join(etcflip_format::wrappers::PAYLOAD_DIR)
-            .join(w.program.as_str());
-        let size = std::fs::symlink_metadata(&payload)
+        let file = payload::path(gen_host, &w.program);
+        let size = std::fs::symlink_metadata(&file)
             .map(|m| m.len())
             .map_err(|e| {
+                let shown = file.display();
                 etcflip_format::errors::Invalid::one(format!(
-                    "{}: missing from the generation ({e})",
-                    payload.display()
+                    "{shown}: missing from the generation ({e})"
                 ))
             })?;
         wants.push(Want {
@@ -171,9 +176,11 @@ fn root_is_0((id, unresolved): (u32, Option<String>)) -> (u32, Option<String>) {
 }
 
 /// Phase 4: builds the new directory, if the plan wants one; returns its name.
-pub(crate) fn prepare(root: &mut Root, gen_host: &Path, report: &Report) -> Result<Option<String>> {
+pub(crate) fn prepare(root: &mut Root, report: &Report) -> Result<Option<String>> {
     match &report.work.build {
-        Some((prefix, wants)) => build::build(root, gen_host, prefix, wants).map(Some),
+        Some((prefix, wants)) => {
+            build::build(root, prefix, wants, report.reference.as_ref()).map(Some)
+        }
         None => Ok(None),
     }
 }

@@ -1,0 +1,80 @@
+//! The wrappers' payload in a generation (`GEN/wrappers/<program>`), checked in phase 1,
+//! before anything is written: a generation whose wrappers do not match its manifest is
+//! invalid (exit 2).
+//!
+//! Every payload is a copy of one binary with its own target in the placeholder, so the first
+//! is checked by its sha256 and each other one by comparing it with the first
+//! ([`etcflip_format::wrapper::Reference`]): a hundred wrappers of a megabyte cost one hash
+//! and a hundred comparisons, which matters at every boot, when `/run/wrappers` starts empty.
+
+use std::io::Read as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use etcflip_format::errors::Invalid;
+use etcflip_format::hash::sha256_bytes;
+use etcflip_format::wrapper::Reference;
+
+use super::plan::Want;
+
+/// Checks the payload of every one of `wants` against the manifest; returns the first, from
+/// which every wrapper is then written ([`Reference::parts`]: each payload was read once).
+pub(crate) fn check(gen_host: &Path, wants: &[Want]) -> Result<Option<Reference>> {
+    let Some(first) = wants.first() else {
+        return Ok(None);
+    };
+    let bytes = read(gen_host, &first.program)?;
+    let shown = |w: &Want| path(gen_host, &w.program).display().to_string();
+    let invalid = |problems| Invalid::many(&format!("generation {}", gen_host.display()), problems);
+    if sha256_bytes(&bytes) != first.sha256 {
+        let problem = format!("{}: content does not match its sha256", shown(first));
+        return Err(invalid(vec![problem]).into());
+    }
+    let reference = Reference::new(bytes, &first.source)
+        .map_err(|why| invalid(vec![format!("{}: {why}", shown(first))]))?;
+    let mut problems = Vec::new();
+    for w in &wants[1..] {
+        let copy = read(gen_host, &w.program)?;
+        if let Err(why) = reference.alike(&copy, &w.source) {
+            problems.push(format!(
+                "{}: content does not match its sha256 ({why})",
+                shown(w)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(Some(reference));
+    }
+    Err(invalid(problems).into())
+}
+
+/// A wrapper's payload: a regular file, not followed if it is a link.
+pub(crate) fn read(gen_host: &Path, program: &str) -> Result<Vec<u8>> {
+    let path = path(gen_host, program);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| {
+            Invalid::one(format!(
+                "{}: cannot read this wrapper of the generation ({e})",
+                path.display()
+            ))
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        bail!("{}: not a regular file", path.display());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Where a wrapper's payload lies in the generation.
+pub(crate) fn path(gen_host: &Path, program: &str) -> PathBuf {
+    gen_host
+        .join(etcflip_format::wrappers::PAYLOAD_DIR)
+        .join(program)
+}
