@@ -15,6 +15,9 @@
   onConflict,
   # Whether the generation holds the users (this is then the `users` snippet).
   users ? false,
+  # Whether this switch also makes /run/wrappers (the module leaves them to
+  # suid-sgid-wrappers.service, which runs `etcflip wrappers` once /run/wrappers is mounted).
+  wrappers ? true,
 }:
 let
   quote = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] "${s}" + "'";
@@ -29,6 +32,7 @@ let
         "--on-conflict"
         (quote onConflict)
       ]
+      ++ (if wrappers then [ ] else [ "--no-wrappers" ])
       ++ extra
     );
   # As NixOS's own `users` snippet does before update-users-groups.pl.

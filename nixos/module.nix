@@ -3,11 +3,13 @@
 #   imports = [ etcflip.nixosModules.default ];   # or ./nixos/module.nix without flakes
 #   system.etcflip.enable = true;
 #
-# When enabled, `config.environment.etc` and `config.users` are turned into one etcflip
-# generation at build time (`system.build.etcflip`), and one activation snippet runs
-# `etcflip switch` on it, at boot as on every switch; `dry-activate` runs it with `--dry-run`.
-# That snippet is `users` (in place of update-users-groups.pl), or `etc` when users stay with
-# userborn or systemd-sysusers. See README, "NixOS".
+# When enabled, `config.environment.etc`, `config.users` and `config.security.wrappers` are
+# turned into one etcflip generation at build time (`system.build.etcflip`), and one activation
+# snippet runs `etcflip switch` on it, at boot as on every switch; `dry-activate` runs it with
+# `--dry-run`. That snippet is `users` (in place of update-users-groups.pl), or `etc` when users
+# stay with userborn or systemd-sysusers. The wrappers of the same generation are made by
+# `etcflip wrappers` in `suid-sgid-wrappers.service`, which keeps its place, once
+# `/run/wrappers` is mounted. See README, "NixOS".
 {
   config,
   lib,
@@ -38,6 +40,7 @@ let
     inherit generation;
     tmpfiles = "${config.systemd.package}/bin/systemd-tmpfiles";
     inherit (cfg) onConflict users;
+    wrappers = false;
   };
 
   # The two other managers of the user database NixOS offers: with either, users stay theirs.
@@ -131,6 +134,10 @@ in
               lib.concatMapStringsSep " and " (o: o.name) otherUserManagers
             }: set system.etcflip.users = false to keep the users with it (etcflip then switches /etc alone), or disable it.";
           }
+          {
+            assertion = config.security.wrapperDir or "/run/wrappers/bin" == "/run/wrappers/bin";
+            message = "system.etcflip.enable makes the wrappers in /run/wrappers/bin: leave security.wrapperDir at its default.";
+          }
         ];
 
         system.etcflip.spec.etc = config.environment.etc;
@@ -163,6 +170,18 @@ in
           text = lib.mkForce activation;
           supportsDryActivation = true;
         };
+      })
+
+      # The wrappers from the same generation. NixOS's unit keeps its name, its ordering (before
+      # sysinit.target, after the /run/wrappers mount and the store) and its restart on every
+      # switch whose generation changed (its script names the generation); only what it runs
+      # is etcflip's. Activation's switch leaves /run/wrappers to it (`--no-wrappers`): at boot
+      # it runs before /run/wrappers is mounted.
+      (lib.mkIf (config.security.enableWrappers or true) {
+        system.etcflip.spec.wrappers = config.security.wrappers;
+        systemd.services.suid-sgid-wrappers.script = lib.mkForce ''
+          ${cfg.package}/bin/etcflip wrappers ${generation}
+        '';
       })
 
       # The generation, beside the system it belongs to: /run/current-system/etcflip. Current

@@ -1,4 +1,4 @@
-# etcflip and etcflip-gen, built from this source tree.
+# etcflip, etcflip-gen and etcflip-wrapper, built from this source tree.
 #
 # Needs a nixpkgs whose Rust is at least the workspace's `rust-version` (1.88, which sha2 0.11
 # needs: nixpkgs 25.11 or later) and `lib.fileset` (23.11 or later).
@@ -10,13 +10,16 @@
 }:
 let
   workspace = (lib.importTOML ../Cargo.toml).workspace.package;
-  # The crates that make the package: the two binaries and the format crate they share (the
-  # workspace's fourth member is the e2e tests).
+  # The crates that make the package: the three binaries (etcflip-gen finds etcflip-wrapper
+  # beside it, in bin/) and the format crate they share (the workspace's fifth member is the
+  # e2e tests).
   members = [
     "-p"
     "etcflip"
     "-p"
     "etcflip-gen"
+    "-p"
+    "etcflip-wrapper"
     "-p"
     "etcflip-format"
   ];

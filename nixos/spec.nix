@@ -3,8 +3,8 @@
 # Pure: builtins only (no nixpkgs, no lib), so it is evaluated and tested without nixpkgs
 # (tests/nix.rs) and the NixOS module, the flake and the builtins-only test build all share it.
 #
-# The spec has one part per thing etcflip manages: `etc` and `users` today; `wrappers` joins as
-# a further part (one more converter below), never as a second mechanism.
+# The spec has one part per thing etcflip manages: `etc`, `users` and `wrappers`, each with its
+# converter below.
 let
   inherit (builtins)
     attrNames
@@ -118,9 +118,37 @@ let
         }) (attrNames groups);
       };
 
+  # The fields of a `security.wrappers.<name>` value that pass through as they are.
+  wrapperFields = {
+    owner = null;
+    group = null;
+    setuid = null;
+    setgid = null;
+    permissions = null;
+    capabilities = null;
+  };
+
+  # `config.security.wrappers` → the spec's `wrappers`: NixOS's own fields, for the wrappers
+  # it would make (disabled ones are dropped here). `source` is interpolated, so a package's
+  # file becomes its store path; a `program` that is null means the attribute name, as it does
+  # to NixOS.
+  wrappers =
+    declared:
+    let
+      disabled = filter (n: !(declared.${n}.enable or true)) (attrNames declared);
+      one =
+        name: w:
+        intersectAttrs wrapperFields w
+        // {
+          source = "${w.source}";
+          program = if (w.program or null) == null then name else w.program;
+        };
+    in
+    mapAttrs one (removeAttrs declared disabled);
+
   # The converter of each part; a part without one is passed through as it is.
   converters = {
-    inherit etc users;
+    inherit etc users wrappers;
   };
 
   # The whole spec from its parts, e.g. `{ etc = config.environment.etc; }`. Parts that are
@@ -139,5 +167,5 @@ let
     // mapAttrs (n: v: if converters ? ${n} && isAttrs v then converters.${n} v else v) present;
 in
 {
-  inherit etc users spec;
+  inherit etc users wrappers spec;
 }

@@ -145,6 +145,19 @@ fn the_conversion_gives_the_expected_specs() {
         manifest.contains("allocate the uid of user service-account"),
         "{manifest}"
     );
+    // NixOS's security.wrappers, as the conversion gives it: every field is one the generator
+    // knows; what it refuses is only that these store paths do not exist here.
+    let out = Command::new(bin("etcflip-gen"))
+        .args(["build", "--spec"])
+        .arg(dir.join("wrappers.json"))
+        .arg("--out")
+        .arg(s.dir.join("gen-wrappers"))
+        .output()
+        .unwrap();
+    let t = text_of(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    assert!(t.contains("invalid (3 problems)"), "{t}");
+    assert_eq!(t.matches("does not exist in the store").count(), 3, "{t}");
 }
 
 #[test]
@@ -333,12 +346,81 @@ fn the_module_switches_users_and_etc_at_the_users_snippet() {
     );
 }
 
+/// The wrappers: `security.wrappers` becomes the spec's `wrappers` part, and NixOS's
+/// `suid-sgid-wrappers.service` runs `etcflip wrappers` on the generation (keeping its unit and
+/// ordering); without `security.enableWrappers` there is no such part. A `security.wrapperDir`
+/// other than `/run/wrappers/bin` is refused. Evaluated as the users wiring above is.
+#[test]
+fn the_module_hands_the_wrappers_to_their_service() {
+    let v = eval_json(&[
+        "-E",
+        r#"
+        let
+          lib = import ./tests/nix/lib.nix;
+          module = security: import ./nixos/module.nix {
+            inherit lib;
+            options.system.systemBuilderCommands = { };
+            config = {
+              system.etcflip = { enable = true; users = false; package = "/pkg"; onConflict = "backup"; };
+              systemd.package = "/systemd";
+              inherit security;
+            };
+            # The generation, as callPackage would give it.
+            pkgs.callPackage = _: _: "/nix/store/00000000000000000000000000000000-etcflip-generation";
+            utils.toShellPath = s: s;
+          };
+          wrappers.ping = { source = "/nix/store/x-ping/bin/ping"; capabilities = "cap_net_raw+p"; };
+          part = m: builtins.head (builtins.filter
+            (c: c ? content && c.content ? systemd) m.config.content.contents);
+          on = part (module { enableWrappers = true; inherit wrappers; });
+          assertions = m: (builtins.head m.config.content.contents).assertions;
+          moved = builtins.elemAt (assertions (module { wrapperDir = "/run/w/bin"; })) 3;
+          kept = builtins.elemAt (assertions (module { })) 3;
+        in {
+          condition = on.condition;
+          off = (part (module { enableWrappers = false; })).condition;
+          spec = on.content.system.etcflip.spec.wrappers;
+          script = on.content.systemd.services.suid-sgid-wrappers.script;
+          moved = { inherit (moved) assertion message; };
+          kept = kept.assertion;
+          activation = (builtins.head (module { }).config.content.contents).system.build.etcActivationCommands;
+        }
+        "#,
+    ]);
+    assert_eq!(v["condition"], Value::Bool(true), "{v:#}");
+    assert_eq!(v["off"], Value::Bool(false), "{v:#}");
+    assert_eq!(v["spec"]["ping"]["capabilities"], "cap_net_raw+p", "{v:#}");
+    let script = v["script"].as_str().unwrap();
+    assert_eq!(
+        script,
+        "/pkg/bin/etcflip wrappers /nix/store/00000000000000000000000000000000-etcflip-generation\n"
+    );
+    assert_eq!(v["moved"]["assertion"], Value::Bool(false), "{v:#}");
+    assert!(
+        v["moved"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("security.wrapperDir"),
+        "{v:#}"
+    );
+    assert_eq!(v["kept"], Value::Bool(true), "{v:#}");
+    // Activation leaves /run/wrappers to the service, in the dry run and the switch alike.
+    let activation = v["activation"].as_str().unwrap();
+    assert_eq!(
+        activation
+            .matches("' --on-conflict 'backup' --no-wrappers")
+            .count(),
+        2,
+        "{activation}"
+    );
+}
+
 /// A package directory with the freshly built binaries in `bin/` (what `etcflip.package`
 /// is to the NixOS module).
 fn package(s: &Scratch) -> PathBuf {
     let pkg = s.dir.join("pkg");
     std::fs::create_dir_all(pkg.join("bin")).unwrap();
-    for b in ["etcflip", "etcflip-gen"] {
+    for b in ["etcflip", "etcflip-gen", "etcflip-wrapper"] {
         std::fs::copy(bin(b), pkg.join("bin").join(b)).unwrap();
     }
     pkg
@@ -374,6 +456,55 @@ fn build_with(pkg: &Path, variant: &str, salt: &str, users: bool) -> PathBuf {
     let path = PathBuf::from(out.trim());
     assert!(path.starts_with("/nix/store"), "{}", path.display());
     path
+}
+
+/// A generation with a wrapper, built by Nix: etcflip-gen finds etcflip-wrapper beside it in
+/// the package's `bin/` (as `nixos/package.nix` installs them), Nix's reference scanner finds
+/// the wrapped program in the patched copy itself, and a switch of the store path makes a
+/// setuid wrapper that runs it for nobody with euid 0.
+#[test]
+fn a_nix_built_generation_carries_its_wrappers_and_their_targets() {
+    let s = Scratch::new("nix-wrappers");
+    s.file("root/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+    s.file("root/etc/group", "root:x:0:\n");
+    let pkg = package(&s);
+    let args = [
+        "tests/nix/generation.nix",
+        "--no-out-link",
+        "--arg",
+        "etcflipPackage",
+        pkg.to_str().unwrap(),
+        "--arg",
+        "withWrappers",
+        "true",
+    ];
+    let gen = PathBuf::from(ok(&nix("nix-build", &args), "nix-build withWrappers").trim());
+    let gen_arg = gen.to_str().unwrap();
+    let refs = ok(
+        &nix("nix-store", &["--query", "--references", gen_arg]),
+        "references",
+    );
+    let id = refs
+        .lines()
+        .find(|l| l.ends_with("-id"))
+        .unwrap_or_else(|| panic!("{refs}"));
+    let copy = std::fs::read(gen.join("wrappers/etcflip-id")).unwrap();
+    let named = copy.windows(id.len()).any(|w| w == id.as_bytes());
+    assert!(named, "the patched copy names {id}");
+    let out = s.switch(&gen, &[]);
+    assert!(
+        out.contains(
+            "wrappers: add /run/wrappers/bin/etcflip-id (4511 root:root, runs /nix/store/"
+        ),
+        "{out}"
+    );
+    let link = std::fs::read_link(s.root.join("run/wrappers/bin")).unwrap();
+    let wrapper = s
+        .root
+        .join(link.strip_prefix("/").unwrap())
+        .join("etcflip-id");
+    let run = etcflip_e2e::as_nobody(&wrapper, &["-u"], &[]);
+    assert_eq!(text_of(&run).trim(), "0", "euid 0 through the wrapper");
 }
 
 /// The activation snippet (`nixos/activation.nix`) for a package and a generation.

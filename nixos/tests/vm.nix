@@ -5,8 +5,9 @@
 # Two machines:
 # - `machine` boots with etcflip (boot-time activation on an empty /etc), then switches to the
 #   specialisation `next`, which adds, removes and changes entries (a copy's content and mode,
-#   a direct-symlink's target, a directory link that becomes per-file links) and users (one
-#   removed, one added, one changed).
+#   a direct-symlink's target, a directory link that becomes per-file links), users (one
+#   removed, one added, one changed) and wrappers (one added). A setuid and a capability
+#   wrapper run as an unprivileged user.
 # - `legacy` boots with setup-etc.pl and update-users-groups.pl, is migrated by switching to
 #   its specialisation `etcflip` (users taken over with their ids), rolled back to NixOS's own
 #   scripts and switched forward again.
@@ -77,6 +78,31 @@ let
     };
     users.etcflip-svc.description = lib.mkForce "v2";
   };
+  # Wrappers both machines have, besides NixOS's own (mount, umount): a setuid one and a
+  # capability one, each run as nobody by the test.
+  baseWrappers = pkgs: {
+    etcflip-id = {
+      source = "${pkgs.coreutils}/bin/id";
+      owner = "root";
+      group = "root";
+      setuid = true;
+    };
+    etcflip-status = {
+      source = "${pkgs.coreutils}/bin/cat";
+      owner = "root";
+      group = "root";
+      capabilities = "cap_net_raw+ep";
+    };
+  };
+
+  # What the specialisation adds.
+  nextWrappers = pkgs: {
+    etcflip-added = {
+      source = "${pkgs.coreutils}/bin/true";
+      owner = "root";
+      group = "root";
+    };
+  };
 in
 {
   name = "etcflip";
@@ -88,9 +114,11 @@ in
       system.etcflip.enable = true;
       environment.etc = baseEtc pkgs;
       users = baseUsers;
+      security.wrappers = baseWrappers pkgs;
       specialisation.next.configuration = {
         environment.etc = nextEtc;
         users = nextUsers;
+        security.wrappers = nextWrappers pkgs;
       };
     };
 
@@ -100,6 +128,7 @@ in
       imports = [ module ];
       environment.etc = baseEtc pkgs;
       users = baseUsers;
+      security.wrappers = baseWrappers pkgs;
       specialisation.etcflip.configuration = {
         system.etcflip.enable = true;
         environment.etc = nextEtc;
@@ -135,11 +164,12 @@ in
           assert left == "", f"left behind: {left}"
 
       def fingerprint(m):
-          # Inode and mtime of every etcflip-made path, and of the recorded state: a no-op
-          # re-switch changes none of them.
+          # Inode and mtime of every etcflip-made path (the wrappers too), and of the recorded
+          # state: a no-op re-switch changes none of them.
           return m.succeed(
               "find /etc/etcflip-test /etc/static /etc/.etcflip/applied.json"
-              " /etc/passwd /etc/group /etc/shadow /etc/subuid /etc/subgid /var/lib/nixos -xdev"
+              " /etc/passwd /etc/group /etc/shadow /etc/subuid /etc/subgid /var/lib/nixos"
+              " /run/wrappers -xdev"
               " -printf '%p %y %i %T@ %l\\n' | sort"
           )
 
@@ -195,6 +225,29 @@ in
           assert ledger(m)["alice"] == alice_uid, ledger(m)
           m.succeed("pwck -r -q && grpck -r")
 
+      def as_nobody(m, command):
+          return m.succeed(f"setpriv --reuid=65534 --regid=65534 --clear-groups -- {command}")
+
+      def wrappers_work(m, added):
+          # Made by `etcflip wrappers` in suid-sgid-wrappers.service, from the generation.
+          m.succeed("systemctl show -p Result suid-sgid-wrappers | grep -qx Result=success")
+          bin = m.succeed("readlink /run/wrappers/bin").strip()
+          assert bin.startswith("/run/wrappers/wrappers.etcflip-"), bin
+          dirs = m.succeed("ls /run/wrappers").split()
+          assert dirs == ["bin", bin.split("/")[-1]], f"one wrappers directory: {dirs}"
+          m.succeed("test $(stat -c %a:%U:%G /run/wrappers/bin/etcflip-id) = 4511:root:root")
+          m.succeed("test -u /run/wrappers/bin/mount")
+          assert as_nobody(m, "/run/wrappers/bin/etcflip-id -u").strip() == "0"
+          status = as_nobody(m, "/run/wrappers/bin/etcflip-status /proc/self/status")
+          assert "CapAmb:\t0000000000002000" in status, status
+          # The environment the loader would honour is gone (the wrapper scrubs it).
+          env = as_nobody(m, "env LD_LIBRARY_PATH=/x MALLOC_CHECK_=3 /run/wrappers/bin/etcflip-status /proc/self/environ")
+          assert "LD_LIBRARY_PATH" not in env and "MALLOC_CHECK_" not in env, env
+          if added:
+              m.succeed("test -x /run/wrappers/bin/etcflip-added")
+          else:
+              m.fail("test -e /run/wrappers/bin/etcflip-added")
+
       def switch_to(m, toplevel):
           m.succeed(f"{toplevel}/bin/switch-to-configuration test >&2")
 
@@ -214,6 +267,7 @@ in
           machine.wait_for_unit("multi-user.target")
           generation_one(machine)
           applied_is_current(machine)
+          wrappers_work(machine, added=False)
           alice_uid = users_one(machine)
           # A user's files: one at the top, one inside a directory etcflip manages.
           machine.succeed("echo mine > /etc/user-notes")
@@ -223,6 +277,7 @@ in
           switch_to(machine, "${top}/specialisation/next")
           generation_two(machine)
           applied_is_current(machine)
+          wrappers_work(machine, added=True)
           users_two(machine, alice_uid)
           has(machine, "/etc/user-notes", "mine\n")
           has(machine, "/etc/etcflip-test/user-file", "mine\n")
@@ -245,6 +300,7 @@ in
           switch_to(machine, "${top}")
           generation_one(machine)
           applied_is_current(machine)
+          wrappers_work(machine, added=False)
           assert users_one(machine) == alice_uid
           has(machine, "/etc/etcflip-test/user-file", "mine\n")
 
@@ -252,6 +308,8 @@ in
           switch_to(legacy, "${legacyTop}/specialisation/etcflip")
           generation_two(legacy)
           applied_is_current(legacy)
+          # NixOS's own wrappers directory was replaced by etcflip's, and removed.
+          wrappers_work(legacy, added=False)
           has(legacy, "/etc/user-notes", "mine\n")
           users_two(legacy, alice_uid)
 

@@ -19,6 +19,8 @@
   # Whether the generation also holds users (`config.users`-shaped option sets, converted as
   # the NixOS module converts them).
   withUsers ? false,
+  # Whether it also holds a setuid wrapper of `id` (this machine's, copied into the store).
+  withWrappers ? false,
 }:
 let
   specLib = import ../../nixos/spec.nix;
@@ -154,12 +156,31 @@ let
   };
   # What the users' names resolve through in a root whose /etc is only this generation.
   nsswitch."nsswitch.conf".text = "passwd: files\ngroup: files\nshadow: files\n";
+  # `security.wrappers`, with NixOS's defaults.
+  wrappers.etcflip-id = {
+    source = builtins.path {
+      path = /usr/bin/id;
+      name = "id";
+    };
+    program = null;
+    owner = "root";
+    group = "root";
+    setuid = true;
+    setgid = false;
+    permissions = "u+rx,g+x,o+x";
+    capabilities = "";
+  };
 in
 # The module's own build step, run with the stand-ins.
 import ../../nixos/generation.nix {
   inherit runCommandLocal writeText etcflip;
   spec = specLib.spec (
-    if withUsers then
+    if withWrappers then
+      {
+        etc = one;
+        inherit wrappers;
+      }
+    else if withUsers then
       {
         etc = { one = one // nsswitch; two = two // nsswitch; }.${variant};
         users = { one = usersOne; two = usersTwo; }.${variant};
