@@ -55,3 +55,8 @@ python3 "$here/users.py" \
     --bin-dir "$target_dir/release" \
     --floor "$scratch/floor" \
     --scratch "$scratch"
+
+echo "bench: the wrappers (examples/bench/wrappers.py)" >&2
+python3 "$here/wrappers.py" \
+    --bin-dir "$target_dir/release" \
+    --scratch "$scratch"
