@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The etcflip demo: builds etcflip, generates both generations of the bundled desktop example,
-# switches a scratch root from the first to the second (printing the plan), then verifies it.
+# switches a scratch root from the first to the second (printing the plan), then verifies it;
+# as root, it also makes a setuid and a capability wrapper and runs them as nobody.
 # Works as root or as an ordinary user; touches nothing outside its scratch directory.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,6 +57,25 @@ say "tamper with the root; verify names what changed"
 echo "# edited" >> "$root/etc/sudoers"
 rm "$root/etc/hostname"
 "$flip" verify --root "$root" || echo "(verify exited $? because of the drift above)"
+
+say "setuid and capability wrappers (security.wrappers) from a generation"
+if [ "$(id -u)" = 0 ]; then
+  cat > "$demo/wrappers.json" <<'SPEC'
+{"etc": {"motd": {"text": "wrapped\n"}},
+ "wrappers": {"whoami-root": {"source": "/usr/bin/id", "owner": "root", "group": "root", "setuid": true},
+              "status-raw": {"source": "/usr/bin/cat", "owner": "root", "group": "root",
+                             "capabilities": "cap_net_raw+ep"}}}
+SPEC
+  "$gen" build --spec "$demo/wrappers.json" --out "$root/gens/wrapped"
+  "$flip" switch "$root/gens/wrapped" --root "$root" --on-conflict backup | grep -E '^wrappers:|^switched'
+  wdir="$root$(readlink "$root/run/wrappers/bin")"
+  ls -l "$wdir"
+  chmod 755 "$demo" "$root" "$root/run"
+  echo "run as nobody: $(setpriv --reuid=65534 --regid=65534 --clear-groups -- "$wdir/whoami-root")"
+  setpriv --reuid=65534 --regid=65534 --clear-groups -- "$wdir/status-raw" /proc/self/status | grep CapAmb
+else
+  echo "skipped: making setuid and capability wrappers needs root"
+fi
 
 echo
 echo "done; the scratch root is $root (remove it with: rm -rf $demo)"

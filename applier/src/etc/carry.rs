@@ -60,19 +60,13 @@ pub(crate) fn carry_out(
     }
     state::write_journal(root, record, &claimed, migrated)?;
     progress.enter(Phase::Users)?;
-    match d.users {
-        Some((decl, planned)) => {
-            crate::users::write(root, decl, planned, &mut || progress.signalled())?;
-        }
-        // Sealed, so unchanged (see `users/seal.rs`); without users, no seal may stay.
-        None if d.gen.declares_users() => {}
-        None => crate::users::seal::remove(root)?,
-    }
+    users_phase(root, d, progress)?;
     // Phase 4 for the wrappers: their directory is built aside, invisible until phase 8.
-    let built = match d.wrappers {
-        Some(w) => crate::wrappers::prepare(root, w)?,
-        None => None,
-    };
+    let built = d
+        .wrappers
+        .map(|w| crate::wrappers::prepare(root, w))
+        .transpose()?
+        .flatten();
     let mut ctx = Ctx {
         root,
         new: &d.gen.manifest,
@@ -98,6 +92,19 @@ pub(crate) fn carry_out(
     progress.enter(Phase::Commit)?;
     state::commit(ctx.root, record, &older, d.held)?;
     Ok(notes)
+}
+
+/// Phase 3: the user database as phase 1 planned it; without users, no seal may stay.
+fn users_phase(root: &mut Root, d: &Decided, progress: &mut Progress) -> Result<()> {
+    match d.users {
+        Some((decl, planned)) => {
+            crate::users::write(root, decl, planned, &mut || progress.signalled())?;
+        }
+        // Sealed, so unchanged (see `users/seal.rs`); without users, no seal may stay.
+        None if d.gen.declares_users() => {}
+        None => crate::users::seal::remove(root)?,
+    }
+    Ok(())
 }
 
 /// Phases 4 to 7: prepare, flip (`target_text` is the overlay's new text), finish. Returns

@@ -26,7 +26,7 @@ pub(crate) fn look_and_plan(
     let evidence = &gathered.evidence;
     let recorded = gathered.recorded.as_deref();
     // Owner names resolve against the user database this switch writes, when it writes one.
-    let tables = owners::Tables {
+    let tables = crate::users::names::Tables {
         planned: users,
         gen_host: Some(gen.host),
     };

@@ -17,6 +17,7 @@ pub(crate) mod gather;
 pub(crate) mod legacy;
 pub(crate) mod look;
 pub(crate) mod observe;
+pub(crate) mod outcome;
 pub(crate) mod overlay;
 pub(crate) mod owners;
 pub(crate) mod parts;
@@ -31,8 +32,9 @@ pub(crate) mod status;
 pub(crate) mod switch;
 pub(crate) mod verify;
 
+pub use outcome::Outcome;
 pub use plan::{Action, Flip, Found, OnConflict, Plan, Step};
 pub use runner::find_tmpfiles;
 pub use status::{status, Status};
-pub use switch::{switch, Options, Outcome};
+pub use switch::{switch, Options};
 pub use verify::{verify, Drift, Report};

@@ -11,14 +11,14 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::fs::Root;
 use crate::manifest::{Entry, Id, Kind, Manifest};
-use crate::users::files::{id_of, Table};
+use crate::users::files::Table;
+use crate::users::names::{lookup, user_tables, Tables};
 
 /// Numeric owners of copies, with the names that did not resolve.
 #[derive(Debug, Default)]
@@ -61,15 +61,6 @@ impl std::fmt::Display for Unresolved {
     }
 }
 
-/// Where owner names resolve: the user database a switch writes (its users phase's planned
-/// `passwd` and `group`), else the generation's own `passwd`/`group` when the manifest ships
-/// them (`gen_host`: the generation on the host), else the root's.
-#[derive(Clone, Copy)]
-pub(crate) struct Tables<'a> {
-    pub(crate) planned: Option<&'a crate::users::Report>,
-    pub(crate) gen_host: Option<&'a Path>,
-}
-
 /// Resolves the owners of `new`'s copies against `tables`.
 pub(crate) fn resolve(root: &mut Root, new: &Manifest, tables: Tables) -> Result<Owners> {
     let copies: Vec<&Entry> = new
@@ -101,22 +92,6 @@ pub(crate) fn resolve(root: &mut Root, new: &Manifest, tables: Tables) -> Result
     Ok(out)
 }
 
-/// The `passwd` and `group` that owner names resolve against (see [`Tables`]); the wrappers'
-/// owners resolve the same way (`applier/src/wrappers/`).
-pub(crate) fn user_tables<'t>(
-    root: &mut Root,
-    new: &Manifest,
-    tables: Tables<'t>,
-) -> Result<(Cow<'t, Table>, Cow<'t, Table>)> {
-    if let Some(report) = tables.planned {
-        return Ok(report.tables());
-    }
-    Ok((
-        Cow::Owned(read_db(root, new, tables.gen_host, "passwd", 7)?),
-        Cow::Owned(read_db(root, new, tables.gen_host, "group", 4)?),
-    ))
-}
-
 /// Resolves the owners of an applied generation's copies (`generation`, as the root sees it)
 /// as the switch that applied it did: `verify` and `status` see what it saw.
 pub(crate) fn resolve_recorded(root: &mut Root, generation: &str, m: &Manifest) -> Result<Owners> {
@@ -141,61 +116,9 @@ pub(crate) fn generation_on_host(root: &Root, generation: &str) -> std::path::Pa
     }
 }
 
-/// The id for `id`, and the name when it did not resolve (the id is then 0).
-pub(crate) fn lookup(id: Option<&Id>, table: &Table) -> (u32, Option<String>) {
-    match id {
-        None => (0, None),
-        Some(Id::Num(n)) => (*n, None),
-        Some(Id::Name(name)) => match table.get(name).and_then(|e| id_of(e, 2)) {
-            Some(id) => (id, None),
-            None => (0, Some(name.clone())),
-        },
-    }
-}
-
-/// `name:x:id:...` lines of a passwd-like file; missing file → empty.
-fn read_db(
-    root: &mut Root,
-    new: &Manifest,
-    gen_host: Option<&Path>,
-    name: &str,
-    fields: usize,
-) -> Result<Table> {
-    let shipped = gen_host.filter(|_| new.get(name).is_some());
-    let bytes = match shipped {
-        Some(g) => {
-            let p = g.join("etc").join(name);
-            Some(crate::fs::read_regular(&p)?)
-        }
-        None => root.read_in_root(&format!("etc/{name}"))?,
-    };
-    let Some(bytes) = bytes else {
-        return Ok(Table::default());
-    };
-    Ok(Table::parse(&String::from_utf8_lossy(&bytes), fields))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    type Case = (Option<Id>, (u32, Option<&'static str>));
-
-    #[test]
-    fn names_resolve_through_the_table_and_fall_back_to_root() {
-        let table = Table::parse("alice:x:1000:100::/:/bin/sh\nroot:x:0:0::/:/bin/sh\n", 7);
-        let cases: [Case; 5] = [
-            (None, (0, None)),
-            (Some(Id::Num(42)), (42, None)),
-            (Some(Id::Name("alice".into())), (1000, None)),
-            (Some(Id::Name("root".into())), (0, None)),
-            (Some(Id::Name("bob".into())), (0, Some("bob"))),
-        ];
-        for (id, (want_id, want_name)) in cases {
-            let (got, name) = lookup(id.as_ref(), &table);
-            assert_eq!((got, name.as_deref()), (want_id, want_name), "{id:?}");
-        }
-    }
 
     #[test]
     fn the_report_names_the_path_and_every_unknown_name() {

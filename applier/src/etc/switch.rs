@@ -6,9 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use serde::Serialize;
 
-use crate::errors::Refused;
 use crate::etc::apply::{self, Children};
 use crate::etc::carry::{carry_out, Decided};
 use crate::etc::gather::{
@@ -16,9 +14,9 @@ use crate::etc::gather::{
 };
 use crate::etc::legacy;
 use crate::etc::look::{look_and_plan, Looked};
-use crate::etc::owners::Unresolved;
+use crate::etc::outcome::Outcome;
 use crate::etc::payload::payload_problems;
-use crate::etc::plan::{OnConflict, Plan};
+use crate::etc::plan::OnConflict;
 use crate::etc::runner::{self, Engine};
 use crate::etc::runtime::{self, Key};
 use crate::etc::stamps::{self, Clock};
@@ -44,35 +42,6 @@ pub struct Options {
     /// Leave `/run/wrappers` alone (`etcflip wrappers` makes them, e.g. from NixOS's
     /// `suid-sgid-wrappers.service`).
     pub no_wrappers: bool,
-}
-
-/// What a switch did.
-#[derive(Debug, Serialize)]
-pub struct Outcome {
-    /// The plan that was (or, with `--dry-run`, would be) carried out.
-    pub plan: Plan,
-    /// Whether anything was changed.
-    pub changed: bool,
-    /// Paths deliberately left alone after the flip.
-    pub notes: Vec<String>,
-    /// Copies installed owned by root because an owner name resolves nowhere yet.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unresolved: Vec<Unresolved>,
-    /// Runtime copies left as they were because their source is missing: the switch is
-    /// incomplete (exit 1), everything else was applied.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub incomplete: Vec<String>,
-    /// Whether this root was migrated from a NixOS `setup-etc.pl` `/etc`.
-    pub migrated: bool,
-    /// Set when SIGTERM/SIGINT arrived after the flip: the switch was finished anyway.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interrupted: Option<String>,
-    /// The users phase, when the generation declares users.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub users: Option<crate::users::Report>,
-    /// The wrappers phase, when the generation or the applied one declares wrappers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wrappers: Option<crate::wrappers::Report>,
 }
 
 /// Runs a switch. Under `abort`, conflicts return the plan unapplied (`changed` false, the
@@ -163,26 +132,11 @@ fn look_and_decide<'f>(
     known.extend(held_before.iter().map(|h| h.generation.as_str()));
     let plan_for = (&target_text[..], opts.on_conflict, &known[..]);
     o.progress.enter(Phase::Plan)?;
-    let users = match sealed {
-        Some(report) => Some(report),
-        None => plan_users(&mut o.root, &gen)?,
-    };
+    let users = sealed.map_or_else(|| plan_users(&mut o.root, &gen), |r| Ok(Some(r)))?;
     let (plan, looked) = look_and_plan(&mut o.root, (&gen, users.as_ref()), &gathered, plan_for)?;
-    let old = applied
-        .map(|a| a.manifest)
-        .or(same_manifest.then_some(&gen.manifest));
-    let new = (&gen.manifest, gen.host);
-    let wrappers = if opts.no_wrappers {
-        None
-    } else {
-        crate::wrappers::plan(&mut o.root, new, old, users.as_ref())?
-    };
-    let mut outcome = Outcome::planned(plan, &looked, gathered.migrated);
-    outcome.users = users;
-    if let Some(w) = &wrappers {
-        outcome.incomplete.extend(w.unresolved.iter().cloned());
-    }
-    outcome.wrappers = wrappers;
+    let old = applied.map_or(same_manifest.then_some(&gen.manifest), |a| Some(a.manifest));
+    let wrappers = plan_wrappers(opts, &mut o.root, (&gen, old), users.as_ref())?;
+    let outcome = Outcome::planned(plan, &looked, gathered.migrated, (users, wrappers));
     // Refused: the caller reports the plan and the conflicts (exit 3); nothing was written.
     if outcome.refused().is_some() {
         return Ok(outcome);
@@ -212,6 +166,20 @@ fn sealed_users(root: &mut Root, gen: &mut Generation, may: bool) -> Result<Opti
     }
     gen.parse_users()?;
     Ok(None)
+}
+
+/// The wrappers phase's plan (phase 1), unless `--no-wrappers`; a wrapper whose owner resolves
+/// nowhere makes the switch incomplete.
+fn plan_wrappers(
+    opts: &Options,
+    root: &mut Root,
+    (gen, old): (&Generation, Option<&Manifest>),
+    users: Option<&Report>,
+) -> Result<Option<crate::wrappers::Report>> {
+    if opts.no_wrappers {
+        return Ok(None);
+    }
+    crate::wrappers::plan(root, (&gen.manifest, gen.host), old, users)
 }
 
 /// The users phase's plan (phase 1), when the generation declares users.
@@ -377,31 +345,6 @@ fn parse_both<'f>(
             .map_err(|_| anyhow::anyhow!("internal: the thread parsing the generation panicked"))?;
         Ok((gen?, Some(parsed?)))
     })
-}
-
-impl Outcome {
-    /// A planned switch, nothing done yet.
-    fn planned(plan: Plan, looked: &Looked, migrated: bool) -> Outcome {
-        Outcome {
-            plan,
-            changed: false,
-            notes: Vec::new(),
-            unresolved: looked.owners.unresolved.clone(),
-            incomplete: runtime::incomplete(&looked.sources),
-            migrated,
-            interrupted: None,
-            users: None,
-            wrappers: None,
-        }
-    }
-
-    /// The refusal, when the plan has conflicts (nothing was changed).
-    pub fn refused(&self) -> Option<Refused> {
-        let mut conflicts = self.plan.conflicts();
-        conflicts.extend(self.users.iter().flat_map(|u| u.clashes.iter().cloned()));
-        conflicts.extend(self.wrappers.iter().filter_map(|w| w.clash.clone()));
-        (!conflicts.is_empty()).then_some(Refused { conflicts })
-    }
 }
 
 /// Whether the state already says exactly what this switch would record: the same

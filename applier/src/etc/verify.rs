@@ -95,8 +95,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
     if let Some(users) = &m.users {
         drift.extend(user_drift(&mut root, users)?);
     }
-    let gen_host = owners::generation_on_host(&root, &generation);
-    drift.extend(crate::wrappers::verify::drift(&mut root, &m, &gen_host)?);
+    drift.extend(wrapper_drift(&mut root, &generation, &m)?);
     for p in state::read_journal(&mut root)? {
         drift.push(Drift {
             path: root.show(&state::state_dir()),
@@ -113,6 +112,21 @@ pub fn verify(root_path: &Path) -> Result<Report> {
         drift,
         unresolved: resolved.unresolved,
     })
+}
+
+/// The wrappers' drift (`applier/src/wrappers/verify.rs`), against the generation as the
+/// switch that applied it saw it.
+fn wrapper_drift(root: &mut Root, generation: &str, m: &Manifest) -> Result<Vec<Drift>> {
+    let gen_host = owners::generation_on_host(root, generation);
+    let found = crate::wrappers::verify::drift(root, m, &gen_host)?;
+    Ok(found
+        .into_iter()
+        .map(|d| Drift {
+            path: d.path,
+            expected: d.expected,
+            found: d.found,
+        })
+        .collect())
 }
 
 /// The user database's drift: what a switch to the applied generation would change there now

@@ -25,6 +25,7 @@ pub(crate) mod files;
 mod homes;
 mod ledger;
 mod lines;
+pub(crate) mod names;
 mod plan;
 pub(crate) mod seal;
 mod shadow;

@@ -20,8 +20,8 @@ use serde::Serialize;
 use etcflip_format::manifest::Manifest;
 use etcflip_format::wrappers::Wrapper;
 
-use crate::etc::owners::{lookup, user_tables, Tables};
 use crate::fs::Root;
+use crate::users::names::{lookup, user_tables, Tables};
 
 pub(crate) mod build;
 pub mod command;

@@ -1,0 +1,94 @@
+//! Where owner names resolve, for every domain that has owners: the copies of `/etc`
+//! (`etc/owners.rs`) and the wrappers (`wrappers/mod.rs`). Never the host's NSS: the user
+//! database a switch writes, else the generation's own, else the root's.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::fs::Root;
+use crate::manifest::{Id, Manifest};
+use crate::users::files::{id_of, Table};
+
+/// Where owner names resolve: the user database a switch writes (its users phase's planned
+/// `passwd` and `group`), else the generation's own `passwd`/`group` when the manifest ships
+/// them (`gen_host`: the generation on the host), else the root's.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables<'a> {
+    pub(crate) planned: Option<&'a super::Report>,
+    pub(crate) gen_host: Option<&'a Path>,
+}
+
+/// The `passwd` and `group` that owner names resolve against (see [`Tables`]); the copies of
+/// `/etc` and the wrappers' owners both resolve here.
+pub(crate) fn user_tables<'t>(
+    root: &mut Root,
+    new: &Manifest,
+    tables: Tables<'t>,
+) -> Result<(Cow<'t, Table>, Cow<'t, Table>)> {
+    if let Some(report) = tables.planned {
+        return Ok(report.tables());
+    }
+    Ok((
+        Cow::Owned(read_db(root, new, tables.gen_host, "passwd", 7)?),
+        Cow::Owned(read_db(root, new, tables.gen_host, "group", 4)?),
+    ))
+}
+
+/// The id for `id`, and the name when it did not resolve (the id is then 0).
+pub(crate) fn lookup(id: Option<&Id>, table: &Table) -> (u32, Option<String>) {
+    match id {
+        None => (0, None),
+        Some(Id::Num(n)) => (*n, None),
+        Some(Id::Name(name)) => match table.get(name).and_then(|e| id_of(e, 2)) {
+            Some(id) => (id, None),
+            None => (0, Some(name.clone())),
+        },
+    }
+}
+
+/// `name:x:id:...` lines of a passwd-like file; missing file → empty.
+fn read_db(
+    root: &mut Root,
+    new: &Manifest,
+    gen_host: Option<&Path>,
+    name: &str,
+    fields: usize,
+) -> Result<Table> {
+    let shipped = gen_host.filter(|_| new.get(name).is_some());
+    let bytes = match shipped {
+        Some(g) => {
+            let p = g.join("etc").join(name);
+            Some(crate::fs::read_regular(&p)?)
+        }
+        None => root.read_in_root(&format!("etc/{name}"))?,
+    };
+    let Some(bytes) = bytes else {
+        return Ok(Table::default());
+    };
+    Ok(Table::parse(&String::from_utf8_lossy(&bytes), fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Case = (Option<Id>, (u32, Option<&'static str>));
+
+    #[test]
+    fn names_resolve_through_the_table_and_fall_back_to_root() {
+        let table = Table::parse("alice:x:1000:100::/:/bin/sh\nroot:x:0:0::/:/bin/sh\n", 7);
+        let cases: [Case; 5] = [
+            (None, (0, None)),
+            (Some(Id::Num(42)), (42, None)),
+            (Some(Id::Name("alice".into())), (1000, None)),
+            (Some(Id::Name("root".into())), (0, None)),
+            (Some(Id::Name("bob".into())), (0, Some("bob"))),
+        ];
+        for (id, (want_id, want_name)) in cases {
+            let (got, name) = lookup(id.as_ref(), &table);
+            assert_eq!((got, name.as_deref()), (want_id, want_name), "{id:?}");
+        }
+    }
+}
