@@ -454,3 +454,212 @@ fn the_wrappers_command_makes_them_after_a_switch_that_left_them_alone() {
     assert!(s.switch(&g, &[]).contains("already up to date"));
     assert_eq!(code(&s.etcflip(&["verify"])), 0);
 }
+
+/// Two wrappers: a setuid one and a capability one.
+fn pair(show: &Path) -> Value {
+    spec(&json!({
+        "a": wrapper(show, &json!({"setuid": true})),
+        "b": wrapper(show, &json!({"capabilities": "cap_net_raw+ep"})),
+    }))
+}
+
+#[test]
+fn a_wrappers_directory_others_may_write_or_a_wrapper_written_since_is_rebuilt() {
+    type Damage = fn(&Path);
+    let (s, show) = setup("wrappers-drift");
+    let g = s.gen("a", &pair(&show));
+    s.switch(&g, &[]);
+    let dir = bin_dir(&s.root);
+    // (what, the damage, the line a dry run shows)
+    let cases: [(&str, Damage, &str); 3] = [
+        (
+            "a directory anyone may write",
+            |d| std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap(),
+            "its directory is mode 0777",
+        ),
+        (
+            "/run/wrappers owned by a user",
+            |d| std::os::unix::fs::chown(d.parent().unwrap(), Some(1000), None).unwrap(),
+            "/run/wrappers is mode 0755, owner 1000:0",
+        ),
+        (
+            "four bytes of a wrapper overwritten, its size, mode and owner kept",
+            |d| {
+                use std::os::unix::fs::FileExt as _;
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(d.join("a"))
+                    .unwrap();
+                f.write_all_at(b"evil", 4096).unwrap();
+            },
+            "change /run/wrappers/bin/a: written since it was built",
+        ),
+    ];
+    for (what, damage, line) in cases {
+        let dir = bin_dir(&s.root);
+        damage(&dir);
+        let v = s.etcflip(&["verify"]);
+        assert_eq!(code(&v), 1, "{what}: {}", text_of(&v));
+        let dry = s.switch(&g, &["--dry-run"]);
+        assert!(dry.contains(line), "{what}: {dry}");
+        s.switch(&g, &[]);
+        let v = s.etcflip(&["verify"]);
+        assert_eq!(code(&v), 0, "{what}: {}", text_of(&v));
+        assert_eq!(wrapper_dirs(&s.root).len(), 1, "{what}");
+    }
+    assert_ne!(bin_dir(&s.root), dir, "rebuilt");
+}
+
+#[test]
+fn a_generation_whose_manifest_misstates_a_wrapper_or_whose_payload_is_odd_is_refused() {
+    let (s, show) = setup("wrappers-misstated");
+    // b's recorded sha256 is not its copy's: the copy itself is the first's with b's target.
+    let other = s.dir.join("bin/other");
+    std::fs::copy(&show, &other).unwrap();
+    let two = spec(&json!({
+        "a": wrapper(&show, &json!({"setuid": true})),
+        "b": wrapper(&other, &json!({})),
+    }));
+    let g = s.gen("a", &two);
+    let manifest = g.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let b_sha = text
+        .lines()
+        .find(|l| l.contains("\"program\":\"b\""))
+        .unwrap();
+    let sha = b_sha.split("\"sha256\":\"").nth(1).unwrap()[..64].to_owned();
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&manifest, text.replace(&sha, &"f".repeat(64))).unwrap();
+    // A payload that is a directory.
+    let g2 = s.gen("b", &pair(&show));
+    std::fs::remove_file(g2.join("wrappers/b")).unwrap();
+    std::fs::create_dir(g2.join("wrappers/b")).unwrap();
+    for (g, want) in [
+        (&g, "wrappers/b: content does not match its sha256"),
+        (&g2, "wrappers/b: not a regular file"),
+    ] {
+        let before = etcflip_e2e::listing(&s.root);
+        let out = s.switch_out(g, &[]);
+        assert_eq!(code(&out), 2, "{}", text_of(&out));
+        assert!(text_of(&out).contains(want), "{}", text_of(&out));
+        assert_eq!(etcflip_e2e::listing(&s.root), before, "nothing written");
+    }
+}
+
+#[test]
+fn leftovers_are_shown_by_a_dry_run_and_what_cannot_go_is_noted_not_fatal() {
+    let (s, show) = setup("wrappers-leftovers");
+    let g = s.gen("a", &pair(&show));
+    s.switch(&g, &[]);
+    // A directory and a link a killed run could leave, one setuid file in the directory.
+    let old = s.root.join("run/wrappers/wrappers.leftover");
+    std::fs::create_dir_all(old.join("sub")).unwrap();
+    std::fs::write(old.join("evil"), "x").unwrap();
+    std::fs::set_permissions(old.join("evil"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::os::unix::fs::symlink(
+        "/run/wrappers/nowhere",
+        s.root.join("run/wrappers/bin.etcflip-new"),
+    )
+    .unwrap();
+    let v = s.etcflip(&["verify"]);
+    assert_eq!(code(&v), 1, "{}", text_of(&v));
+    let dry = s.switch(&g, &["--dry-run"]);
+    for line in [
+        "wrappers: would remove the leftover directory /run/wrappers/wrappers.leftover",
+        "wrappers: would remove the leftover link /run/wrappers/bin.etcflip-new",
+    ] {
+        assert!(dry.contains(line), "{line:?}: {dry}");
+    }
+    assert!(old.join("evil").exists(), "a dry run writes nothing");
+    // A mount inside the leftover: the switch commits, says what it left, and the next one,
+    // once the mount is gone, finishes.
+    let root = s.root.to_str().unwrap();
+    let script = format!(
+        "mount -t tmpfs none {root}/run/wrappers/wrappers.leftover/sub && {} switch {} --root {root}",
+        etcflip_e2e::bin("etcflip").display(),
+        g.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args(["sh", "-c", &script])
+        .output()
+        .unwrap();
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("note: /run/wrappers/wrappers.leftover was left:"),
+        "{t}"
+    );
+    assert!(!s.root.join("run/wrappers/bin.etcflip-new").exists(), "{t}");
+    let st = etcflip_e2e::etcflip_env(&s.root, &["status"], &[]);
+    assert!(
+        !text_of(&st).contains("pending"),
+        "committed: {}",
+        text_of(&st)
+    );
+    let out = s.switch(&g, &[]);
+    assert!(out.contains("remove the leftover directory"), "{out}");
+    assert_eq!(wrapper_dirs(&s.root).len(), 1);
+}
+
+#[test]
+fn wrappers_left_by_a_generation_are_removed_after_switches_that_skipped_them() {
+    let (s, show) = setup("wrappers-skipped");
+    let with = s.gen("a", &pair(&show));
+    let without = s.gen("c", &json!({"etc": {"hosts": {"text": "x\n"}}}));
+    s.switch(&with, &[]);
+    // NixOS's activation skips the wrappers; its unit then runs `etcflip wrappers`.
+    s.switch(&without, &["--no-wrappers"]);
+    assert_eq!(installed(&s.root).len(), 2);
+    let out = s.etcflip(&["wrappers", without.to_str().unwrap()]);
+    let t = text_of(&out);
+    assert!(t.contains("wrappers: remove /run/wrappers/bin/a"), "{t}");
+    assert_eq!(installed(&s.root), []);
+    assert_eq!(code(&s.etcflip(&["verify"])), 0);
+}
+
+#[test]
+fn the_wrappers_command_names_the_program_a_wrapper_runs_now() {
+    let (s, show) = setup("wrappers-retarget");
+    let other = s.dir.join("bin/other");
+    std::fs::copy(&show, &other).unwrap();
+    let ga = s.gen(
+        "a",
+        &spec(&json!({"a": wrapper(&show, &json!({"setuid": true}))})),
+    );
+    let gb = s.gen(
+        "b",
+        &spec(&json!({"a": wrapper(&other, &json!({"setuid": true}))})),
+    );
+    s.etcflip(&["wrappers", ga.to_str().unwrap()]);
+    let out = s.etcflip(&["wrappers", gb.to_str().unwrap(), "--dry-run"]);
+    let want = format!(
+        "wrappers: would change /run/wrappers/bin/a: runs {} (was {})",
+        other.display(),
+        show.display()
+    );
+    assert!(text_of(&out).contains(&want), "{}", text_of(&out));
+}
+
+#[test]
+fn a_foreign_bin_is_backed_up_or_overwritten_when_asked() {
+    let (s, show) = setup("wrappers-foreign-bin");
+    let g = s.gen("a", &pair(&show));
+    for (flag, kept) in [("backup", true), ("overwrite", false)] {
+        let bin = s.root.join("run/wrappers/bin");
+        let _ = std::fs::remove_file(&bin);
+        std::fs::create_dir_all(bin.join("mine")).unwrap();
+        let out = s.switch(&g, &["--on-conflict", flag]);
+        assert!(
+            out.contains(&format!(
+                "wrappers: {} /run/wrappers/bin (a directory)",
+                if kept { "back up" } else { "overwrite" }
+            )),
+            "{out}"
+        );
+        assert_eq!(installed(&s.root).len(), 2, "{flag}");
+        let backup = s.root.join("run/wrappers/bin.etcflip-backup/mine");
+        assert_eq!(backup.exists(), kept, "{flag}");
+        let _ = std::fs::remove_dir_all(s.root.join("run/wrappers/bin.etcflip-backup"));
+    }
+}

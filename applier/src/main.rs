@@ -131,8 +131,13 @@ fn report(
             out.write_all(part.as_bytes())?;
         }
     }
-    for c in outcome.wrappers.iter().flat_map(|w| w.changes.iter()) {
-        writeln!(out, "wrappers: {would}{c}")?;
+    if let Some(w) = &outcome.wrappers {
+        for c in &w.changes {
+            writeln!(out, "wrappers: {would}{c}")?;
+        }
+        for n in &w.notes {
+            writeln!(out, "note: {n}")?;
+        }
     }
     if outcome.migrated {
         writeln!(
@@ -236,6 +241,9 @@ fn run_wrappers(opts: &wrappers::command::Options, as_json: bool) -> Result<u8> 
         let would = if opts.dry_run { "would " } else { "" };
         for c in report.iter().flat_map(|r| &r.changes) {
             let _ = writeln!(text, "wrappers: {would}{c}");
+        }
+        for n in report.iter().flat_map(|r| &r.notes) {
+            let _ = writeln!(text, "note: {n}");
         }
         for u in report.iter().flat_map(|r| &r.unresolved) {
             let _ = writeln!(text, "incomplete: {u}");

@@ -7,7 +7,18 @@
 
 /// The mode `text` gives a file whose mode is `0000`; why not, naming the part that is wrong.
 pub fn parse(text: &str) -> Result<u32, String> {
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+    apply_to(text, 0)
+}
+
+/// Whether `text` is an octal mode (which sets every bit) rather than symbolic clauses.
+pub fn is_octal(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The mode `text` gives a file whose mode is `base`: octal replaces it, symbolic clauses
+/// change it (NixOS's `chmod u+s,g-s,<permissions>` on a wrapper at `0000`).
+pub fn apply_to(text: &str, base: u32) -> Result<u32, String> {
+    if is_octal(text) {
         return match u32::from_str_radix(text, 8) {
             Ok(mode) if text.len() <= 4 && mode <= 0o7777 => Ok(mode),
             _ => Err(format!(
@@ -15,7 +26,7 @@ pub fn parse(text: &str) -> Result<u32, String> {
             )),
         };
     }
-    let mut mode = 0;
+    let mut mode = base;
     for clause in text.split(',') {
         mode = apply(clause, mode).map_err(|why| format!("{text:?}: {why}"))?;
     }

@@ -6,6 +6,8 @@
 //! The marker appears once in a wrapper binary: in its placeholder, whose initial bytes
 //! [`placeholder`] gives at compile time. Nothing at run time compares against it.
 
+use sha2::{Digest as _, Sha256};
+
 /// Marks the placeholder (its bytes are found nowhere else in a wrapper binary).
 pub const MARK: &[u8; 32] = b"\0etcflip-wrapper target v1\0\0\0\0\0\0";
 
@@ -53,11 +55,14 @@ pub fn patch(binary: &mut [u8], target: &str) -> Result<(), String> {
 
 /// A patched copy that others are compared with: comparing costs a fraction of hashing, so a
 /// generation's wrappers are checked by hashing one and comparing the others with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Reference {
     bytes: Vec<u8>,
     /// Where its placeholder starts.
     at: usize,
+    /// sha256's state after the bytes before the placeholder, which every copy shares: the
+    /// placeholder lies near the end of the binary, so a copy's hash costs its last pages.
+    prefix: Sha256,
 }
 
 impl Reference {
@@ -65,7 +70,23 @@ impl Reference {
     pub fn new(bytes: Vec<u8>, target: &str) -> Result<Reference, String> {
         let at = one_mark(&bytes)?;
         holds(&bytes, target, at)?;
-        Ok(Reference { bytes, at })
+        let mut prefix = Sha256::new();
+        prefix.update(&bytes[..at]);
+        Ok(Reference { bytes, at, prefix })
+    }
+
+    /// Where its placeholder starts.
+    pub fn at(&self) -> usize {
+        self.at
+    }
+
+    /// The sha256 of the copy with `target`, as [`crate::hash::sha256_bytes`] gives it.
+    pub fn sha256_of(&self, target: &str) -> String {
+        let (_, area, after) = self.parts(target);
+        let mut h = self.prefix.clone();
+        h.update(&area);
+        h.update(after);
+        crate::hash::hex(&h.finalize())
     }
 
     /// The copy with `target` (of which [`Reference::alike`] approved one): the bytes before
@@ -107,7 +128,10 @@ fn holds(binary: &[u8], target: &str, at: usize) -> Result<(), String> {
         .get(at..at + PLACEHOLDER_BYTES)
         .ok_or("its target placeholder is cut short")?;
     let rest = &area[MARK.len()..];
-    let exact = rest.starts_with(target.as_bytes()) && rest[target.len()..].iter().all(|&b| b == 0);
+    // A NUL must end the target: a target filling the area would be read back cut short.
+    let exact = rest.starts_with(target.as_bytes())
+        && rest.get(target.len()) == Some(&0)
+        && rest[target.len()..].iter().all(|&b| b == 0);
     if exact {
         Ok(())
     } else {
@@ -249,8 +273,17 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.contains("does not hold exactly"), "{err}");
-        // What a copy is made of: the reference around the placeholder holding its target.
+        // What a copy is made of: the reference around the placeholder holding its target,
+        // and its hash, from the state after the shared bytes.
         let (before, area, after) = r.parts("/nix/store/a-sudo/bin/sudoedit");
         assert_eq!([before, &area[..], after].concat(), ok);
+        let sha = r.sha256_of("/nix/store/a-sudo/bin/sudoedit");
+        assert_eq!(sha, crate::hash::sha256_bytes(&ok));
+        // A target that fills the whole area has no NUL after it: never taken as held.
+        let full = format!("/{}", "x".repeat(TARGET_BYTES - 1));
+        let mut b = binary();
+        let at = one_mark(&b).unwrap();
+        b[at + MARK.len()..at + PLACEHOLDER_BYTES].copy_from_slice(full.as_bytes());
+        assert!(holds(&b, &full, at).is_err());
     }
 }

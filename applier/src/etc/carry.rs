@@ -81,8 +81,9 @@ pub(crate) fn carry_out(
     let notes = transact(&mut ctx, steps, progress, old_overlay, d.target_text)?;
     after_flip(ctx.root, old_overlays, &d.gen.manifest, &d.gens, migrated)?;
     progress.enter(Phase::Wrappers)?;
+    let mut notes = notes;
     if let Some(w) = d.wrappers {
-        crate::wrappers::finish(ctx.root, w, built.as_deref())?;
+        notes.extend(crate::wrappers::finish(ctx.root, w, built.as_deref())?);
     }
     if let Some(clock) = d.clock {
         let left = plan.left_dirs(&d.gen.manifest);

@@ -9,12 +9,15 @@ use std::io::Write as _;
 use std::os::fd::{AsFd as _, OwnedFd};
 
 use anyhow::{bail, Context as _, Result};
+use etcflip_format::caps::Sets;
 use etcflip_format::wrapper::Reference;
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::futimens;
 use nix::sys::stat::{fchmod, fstat, mkdirat, Mode};
+use nix::sys::time::TimeSpec;
 
-use super::plan::{Want, Work};
+use super::plan::{Foreign, Want, Work, BUILT_MTIME};
 use super::{BIN, DIR, NEW_LINK};
 use crate::fs::{join, Owner, Root};
 
@@ -28,6 +31,8 @@ pub(crate) fn build(
     reference: Option<&Reference>,
 ) -> Result<String> {
     root.make_dirs(DIR)?;
+    // Writable by root alone, or anyone could replace `bin` (NixOS's `chmod 755`).
+    root.set_dir_owner_mode(DIR, Owner { uid: 0, gid: 0 }, 0o755)?;
     root.unlink(NEW_LINK)?;
     let name = fresh_dir(root, prefix)?;
     let rel = join(DIR, &name);
@@ -51,25 +56,48 @@ pub(crate) fn build(
     Ok(name)
 }
 
-/// Points `bin` at `name` with one rename, then removes `remove` (directories `bin` no longer
-/// points at).
-pub(crate) fn flip(root: &mut Root, name: Option<&str>, work: &Work) -> Result<()> {
-    if work.new_link {
+/// Points `bin` at `name` with one rename (first moving aside or removing what is there, as
+/// `work.foreign` says), then removes the directories it no longer points at. What cannot be
+/// removed (a mount point inside) is returned as a note: the flip stands, and the next switch
+/// tries again.
+pub(crate) fn flip(root: &mut Root, name: Option<&str>, work: &Work) -> Result<Vec<String>> {
+    if work.new_link || name.is_some() {
         root.unlink(NEW_LINK)?;
     }
-    let remove = &work.remove;
     if let Some(name) = name {
-        root.unlink(NEW_LINK)?;
+        match work.foreign {
+            Some(Foreign::Backup) => back_up_bin(root)?,
+            Some(Foreign::Overwrite) => root.remove_tree_if_present(BIN)?,
+            Some(Foreign::Refuse) | None => {}
+        }
         root.symlink(&format!("/run/wrappers/{name}"), NEW_LINK)?;
         root.rename(NEW_LINK, BIN)?;
     }
-    for dir in remove.iter().filter(|d| Some(d.as_str()) != name) {
-        root.remove_tree_if_present(&join(DIR, dir))?;
+    let mut notes = Vec::new();
+    for dir in work.remove.iter().filter(|d| Some(d.as_str()) != name) {
+        if let Err(e) = root.remove_tree_if_present(&join(DIR, dir)) {
+            notes.push(format!("/run/wrappers/{dir} was left: {e:#}"));
+        }
     }
-    if !remove.is_empty() {
+    if !work.remove.is_empty() {
         root.sync_dir(DIR)?;
     }
-    Ok(())
+    Ok(notes)
+}
+
+/// Moves `bin` (not a link) aside to the first free `bin.etcflip-backup[-N]`.
+fn back_up_bin(root: &mut Root) -> Result<()> {
+    for n in 0..1000 {
+        let to = if n == 0 {
+            format!("{BIN}.etcflip-backup")
+        } else {
+            format!("{BIN}.etcflip-backup-{n}")
+        };
+        if root.rename_noreplace(BIN, &to)? {
+            return Ok(());
+        }
+    }
+    bail!("no free backup name for {}", root.show(BIN))
 }
 
 /// Makes a new directory, mode 0700, named `<prefix><pid>` (or with a counter, if taken).
@@ -109,6 +137,9 @@ fn install(root: &mut Root, dir: &str, reference: &Reference, w: &Want) -> Resul
     for part in [before, &area[..], after] {
         file.write_all(part)?;
     }
+    // The mark of a wrapper as built: a write since changes it (`plan.rs`).
+    let built = TimeSpec::new(BUILT_MTIME, 0);
+    futimens(&file, &TimeSpec::UTIME_OMIT, &built)?;
     file.sync_all()?;
     let fd = OwnedFd::from(file);
     Owner {
@@ -116,22 +147,32 @@ fn install(root: &mut Root, dir: &str, reference: &Reference, w: &Want) -> Resul
         gid: w.gid,
     }
     .apply(&fd)?;
-    if w.caps != etcflip_format::caps::Sets::default() {
+    if w.caps != Sets::default() {
         crate::fs::xattr::set_capability(fd.as_fd(), &w.caps.to_xattr())
             .context("cannot set security.capability")?;
     }
     fchmod(&fd, Mode::from_bits_truncate(w.mode))?;
-    let st = fstat(&fd)?;
+    read_back(&fd, w)
+}
+
+/// Checks what was made: mode, owner and capabilities.
+fn read_back(fd: &OwnedFd, w: &Want) -> Result<()> {
+    let st = fstat(fd)?;
     let got = (st.st_mode & 0o7777, st.st_uid, st.st_gid);
-    if got != (w.mode, w.uid, w.gid) {
+    let caps = match crate::fs::xattr::capability(fd.as_fd())? {
+        Some(v) => Sets::from_xattr(&v).map_err(anyhow::Error::msg)?,
+        None => Sets::default(),
+    };
+    if got != (w.mode, w.uid, w.gid) || caps != w.caps {
         bail!(
-            "read back as mode {:04o} owner {}:{}, not {:04o} {}:{}",
+            "read back as mode {:04o} owner {}:{} capabilities {caps:?}, not {:04o} {}:{} {:?}",
             got.0,
             got.1,
             got.2,
             w.mode,
             w.uid,
-            w.gid
+            w.gid,
+            w.caps
         );
     }
     Ok(())

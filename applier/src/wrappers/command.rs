@@ -42,7 +42,8 @@ pub fn apply(opts: &Options) -> Result<Option<Report>> {
         })?)
     };
     let new = (&gen.manifest, file.host.as_path());
-    let Some(report) = super::plan(&mut root, new, Some(&gen.manifest), None)? else {
+    let refuse = (None, super::Foreign::Refuse);
+    let Some(mut report) = super::plan(&mut root, new, Some(&gen.manifest), refuse)? else {
         return Ok(None);
     };
     if let Some(lock) = lock
@@ -51,7 +52,8 @@ pub fn apply(opts: &Options) -> Result<Option<Report>> {
     {
         lock.for_writing(&mut root)?;
         let built = super::prepare(&mut root, &report)?;
-        super::finish(&mut root, &report, built.as_deref())?;
+        let notes = super::finish(&mut root, &report, built.as_deref())?;
+        report.notes.extend(notes);
     }
     Ok(Some(report))
 }

@@ -1,8 +1,9 @@
 //! Looking at the root's `/run/wrappers` (read-only, never following a link): where `bin`
-//! points, the files of that directory, and every `wrappers.*` directory beside it.
+//! points, that directory and its files, and every `wrappers.*` directory beside it.
 
 use std::collections::BTreeMap;
 use std::os::fd::AsFd as _;
+use std::os::unix::fs::FileExt as _;
 
 use anyhow::{Context as _, Result};
 use etcflip_format::caps::Sets;
@@ -10,52 +11,101 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
 
-use super::plan::{Bin, Live, Seen};
+use etcflip_format::wrapper::{target_of, MARK, PLACEHOLDER_BYTES};
+
+use super::plan::{Bin, DirMeta, Live, Seen, BUILT_MTIME};
 use super::{BIN, DIR, DIRS, NEW_LINK};
 use crate::fs::statx::statx_at;
 use crate::fs::{join, Node, Root};
 
-/// What `/run/wrappers` holds now.
+/// What `/run/wrappers` holds now (its files' targets are left for [`targets`]).
 pub(crate) fn look(root: &mut Root) -> Result<Live> {
-    let bin = match root.node_with(BIN, false)? {
-        Node::Absent => Bin::Absent,
-        Node::Link(text) => match owned_dir(&text) {
-            Some(name) if matches!(root.node_with(&join(DIR, name), false)?, Node::Dir(_)) => {
-                Bin::Dir(name.to_owned())
-            }
-            _ => Bin::Elsewhere(text),
-        },
-        Node::Dir(_) => Bin::Foreign("a directory".into()),
-        Node::Blocked(at) => Bin::Foreign(format!(
-            "below {}, which is not a directory",
-            root.show(&at)
-        )),
-        Node::File(_) | Node::Other(_) => Bin::Foreign("not a link".into()),
+    let parent = match root.node_with(DIR, false)? {
+        Node::Dir(m) => Some(meta(m)),
+        _ => None,
     };
+    let (bin, dir) = bin(root)?;
     let files = match &bin {
         Bin::Dir(name) => files(root, &join(DIR, name))?,
         _ => BTreeMap::new(),
     };
-    let dirs = if matches!(root.node_with(DIR, false)?, Node::Dir(_)) {
-        let mut dirs = Vec::new();
-        for name in root.list(DIR)? {
-            if is_wrappers_dir(&name)
-                && matches!(root.node_with(&join(DIR, &name), false)?, Node::Dir(ref m) if !m.mount)
-            {
-                dirs.push(name);
+    let (mut dirs, mut mounted) = (Vec::new(), Vec::new());
+    if parent.is_some() {
+        for name in root.list(DIR)?.into_iter().filter(|n| is_wrappers_dir(n)) {
+            match root.node_with(&join(DIR, &name), false)? {
+                Node::Dir(m) if m.mount => mounted.push(name),
+                Node::Dir(_) => dirs.push(name),
+                _ => {}
             }
         }
-        dirs
-    } else {
-        Vec::new()
+    }
+    let new_link = match root.node_with(NEW_LINK, false)? {
+        Node::Absent | Node::Blocked(_) => None,
+        Node::Link(_) => Some(true),
+        _ => Some(false),
     };
-    let new_link = !matches!(root.node_with(NEW_LINK, false)?, Node::Absent);
     Ok(Live {
         bin,
+        parent,
+        dir,
         files,
+        targets: BTreeMap::new(),
         dirs,
+        mounted,
         new_link,
     })
+}
+
+/// What `bin` is, and the directory it points at.
+fn bin(root: &mut Root) -> Result<(Bin, Option<DirMeta>)> {
+    Ok(match root.node_with(BIN, false)? {
+        Node::Absent => (Bin::Absent, None),
+        Node::Link(text) => match owned_dir(&text) {
+            Some(name) => match root.node_with(&join(DIR, name), false)? {
+                Node::Dir(m) => (Bin::Dir(name.to_owned()), Some(meta(m))),
+                _ => (Bin::Elsewhere(text), None),
+            },
+            None => (Bin::Elsewhere(text), None),
+        },
+        Node::Dir(_) => (Bin::Foreign("a directory".into()), None),
+        Node::Blocked(at) => {
+            let what = format!("below {}, which is not a directory", root.show(&at));
+            (Bin::Foreign(what), None)
+        }
+        Node::File(_) | Node::Other(_) => (Bin::Foreign("not a link".into()), None),
+    })
+}
+
+/// The targets the files of the directory `bin` points at run, read from their placeholders
+/// at `at` (where the generation's own wrapper binary has it); a file of another binary, or
+/// unreadable, is left out.
+pub(crate) fn targets(root: &mut Root, live: &mut Live, at: usize) {
+    let Bin::Dir(name) = &live.bin else {
+        return;
+    };
+    let dir = join(DIR, name);
+    for program in live.files.iter().filter(|(_, s)| s.regular).map(|(p, _)| p) {
+        let Ok(fd) = root.open_file(&join(&dir, program)) else {
+            continue;
+        };
+        let mut area = vec![0u8; PLACEHOLDER_BYTES];
+        let file = std::fs::File::from(fd);
+        let read = file.read_exact_at(&mut area, u64::try_from(at).unwrap_or(u64::MAX));
+        let target = (read.is_ok() && area.starts_with(MARK))
+            .then(|| target_of(&area))
+            .flatten();
+        if let Some(t) = target.and_then(|t| std::str::from_utf8(t).ok()) {
+            live.targets.insert(program.clone(), t.to_owned());
+        }
+    }
+}
+
+fn meta(m: crate::fs::node::Meta) -> DirMeta {
+    DirMeta {
+        mode: m.mode,
+        uid: m.uid,
+        gid: m.gid,
+    }
 }
 
 /// The directory of `/run/wrappers` a `bin` link's text names, as NixOS (`wrappers.XXXXXXXXXX`)
@@ -105,7 +155,7 @@ fn seen(root: &mut Root, dir: &str, name: &str) -> Result<Seen> {
         mode: st.mode & 0o7777,
         uid: st.uid,
         gid: st.gid,
-        size: st.size,
+        as_built: st.mtime == i128::from(BUILT_MTIME) * 1_000_000_000,
         caps,
     })
 }

@@ -11,16 +11,16 @@
 //! That is the layout NixOS's own service uses (`mktemp -d /run/wrappers/wrappers.XXXXXXXXXX`),
 //! which the NixOS module replaces, so a directory it left behind is removed too.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use etcflip_format::manifest::Manifest;
+use etcflip_format::wrapper::Reference;
 use etcflip_format::wrappers::Wrapper;
 
-use crate::fs::Root;
+use crate::fs::{Node, Root};
 use crate::users::names::{lookup, user_tables, Tables};
 
 pub(crate) mod build;
@@ -30,6 +30,7 @@ pub(crate) mod payload;
 pub(crate) mod plan;
 pub(crate) mod verify;
 
+pub(crate) use plan::Foreign;
 use plan::{Planned, Want, Work};
 
 /// The wrappers' directory, relative to the root.
@@ -48,20 +49,24 @@ pub(crate) const DIR_PREFIX: &str = "wrappers.etcflip-";
 /// What the wrappers phase does (or, with `--dry-run`, would do).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// One line per wrapper added, changed or removed; empty when nothing changes.
+    /// One line per wrapper added, changed or removed, and per leftover removed; empty when
+    /// nothing changes.
     pub changes: Vec<String>,
+    /// What is deliberately left as it is (a mount point), or could not be removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Wrappers left out because their owner or group resolves nowhere: the switch is then
     /// incomplete (exit 1), and the next one where the names resolve adds them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unresolved: Vec<String>,
-    /// Why the switch is refused (a foreign `/run/wrappers/bin`).
+    /// Why the switch is refused (something at `/run/wrappers/bin` that is not ours).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clash: Option<String>,
     #[serde(skip)]
     pub(crate) work: Work,
     /// The checked payload every wrapper is written from, when a directory is built.
     #[serde(skip)]
-    pub(crate) reference: Option<etcflip_format::wrapper::Reference>,
+    pub(crate) reference: Option<Reference>,
 }
 
 impl Report {
@@ -72,43 +77,59 @@ impl Report {
 }
 
 /// Phase 1: what the wrappers phase will do. `None` when neither the generation nor the
-/// applied one declares wrappers (then `/run/wrappers` is not etcflip's to touch).
+/// applied one declares wrappers, and `/run/wrappers/bin` is not etcflip's (then it is not
+/// etcflip's to touch); a generation without wrappers after one with them empties it.
 pub(crate) fn plan(
     root: &mut Root,
     (new, gen_host): (&Manifest, &Path),
     old: Option<&Manifest>,
-    users: Option<&crate::users::Report>,
+    (users, foreign): (Option<&crate::users::Report>, Foreign),
 ) -> Result<Option<Report>> {
-    let old_wrappers = old.and_then(|m| m.wrappers.as_deref());
-    if new.wrappers.is_none() && old_wrappers.is_none() {
-        return Ok(None);
-    }
-    let declared = new.wrappers.as_deref().unwrap_or_default();
+    let declared = match (&new.wrappers, old.and_then(|m| m.wrappers.as_ref())) {
+        (Some(w), _) => &w[..],
+        (None, Some(_)) => &[],
+        (None, None) if built_here(root)? => &[],
+        (None, None) => return Ok(None),
+    };
     let tables = Tables {
         planned: users,
         gen_host: Some(gen_host),
     };
-    let (wants, unresolved) = wants(root, declared, new, tables, gen_host)?;
-    let live = look::look(root)?;
-    let old_sha: BTreeMap<String, String> = (old_wrappers.unwrap_or_default().iter())
-        .map(|w| (w.program.to_string(), w.sha256.to_string()))
-        .collect();
-    let Planned {
-        changes,
-        work,
-        clash,
-    } = plan::plan(wants, &live, &old_sha);
-    let reference = match &work.build {
+    let (wants, unresolved) = wants(root, declared, new, tables)?;
+    let mut live = look::look(root)?;
+    let mut planned = plan::plan(wants.clone(), &live, foreign);
+    let reference = match &planned.work.build {
         Some((_, wants)) => payload::check(gen_host, wants)?,
         None => None,
     };
+    if let Some(r) = &reference {
+        // A rebuild: its lines can say which wrappers run another program now.
+        look::targets(root, &mut live, r.at());
+        planned = plan::plan(wants, &live, foreign);
+    }
+    let Planned {
+        changes,
+        notes,
+        work,
+        clash,
+    } = planned;
     Ok(Some(Report {
         changes,
+        notes,
         unresolved,
         clash,
         work,
         reference,
     }))
+}
+
+/// Whether `/run/wrappers/bin` points at a directory etcflip built (a generation since switched
+/// with `--no-wrappers` may have made it).
+fn built_here(root: &mut Root) -> Result<bool> {
+    Ok(match root.node_with(BIN, false)? {
+        Node::Link(text) => text.starts_with(&format!("/run/wrappers/{DIR_PREFIX}")),
+        _ => false,
+    })
 }
 
 /// The wanted wrappers, owners resolved; those whose owner resolves nowhere are left out and
@@ -118,7 +139,6 @@ fn wants(
     declared: &[Wrapper],
     new: &Manifest,
     tables: Tables,
-    gen_host: &Path,
 ) -> Result<(Vec<Want>, Vec<String>)> {
     let (users, groups) = user_tables(root, new, tables)?;
     let mut wants = Vec::with_capacity(declared.len());
@@ -141,15 +161,6 @@ fn wants(
             ));
             continue;
         }
-        let file = payload::path(gen_host, &w.program);
-        let size = std::fs::symlink_metadata(&file)
-            .map(|m| m.len())
-            .map_err(|e| {
-                let shown = file.display();
-                etcflip_format::errors::Invalid::one(format!(
-                    "{shown}: missing from the generation ({e})"
-                ))
-            })?;
         wants.push(Want {
             program: w.program.to_string(),
             source: w.source.to_string(),
@@ -160,7 +171,6 @@ fn wants(
             caps: w.sets(),
             caps_text: w.capabilities.as_deref().map(str::to_owned),
             sha256: w.sha256.to_string(),
-            size,
         });
     }
     Ok((wants, unresolved))
@@ -185,7 +195,8 @@ pub(crate) fn prepare(root: &mut Root, report: &Report) -> Result<Option<String>
     }
 }
 
-/// Phase 8: flips `bin` to `built` and removes the directories it no longer points at.
-pub(crate) fn finish(root: &mut Root, report: &Report, built: Option<&str>) -> Result<()> {
+/// Phase 8: flips `bin` to `built` and removes the directories it no longer points at;
+/// returns notes on what could not be removed (the next switch tries again).
+pub(crate) fn finish(root: &mut Root, report: &Report, built: Option<&str>) -> Result<Vec<String>> {
     build::flip(root, built, &report.work)
 }

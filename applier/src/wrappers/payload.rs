@@ -3,15 +3,16 @@
 //! invalid (exit 2).
 //!
 //! Every payload is a copy of one binary with its own target in the placeholder, so the first
-//! is checked by its sha256 and each other one by comparing it with the first
-//! ([`etcflip_format::wrapper::Reference`]): a hundred wrappers of a megabyte cost one hash
-//! and a hundred comparisons, which matters at every boot, when `/run/wrappers` starts empty.
+//! is hashed whole and each other one compared with it, and hashed from the state the first
+//! left after the bytes they share ([`etcflip_format::wrapper::Reference`]): a hundred
+//! wrappers of a megabyte cost one hash, a hundred comparisons and a hundred hashes of their
+//! last pages, which matters at every boot, when `/run/wrappers` starts empty.
 
 use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use etcflip_format::errors::Invalid;
 use etcflip_format::hash::sha256_bytes;
 use etcflip_format::wrapper::Reference;
@@ -36,12 +37,16 @@ pub(crate) fn check(gen_host: &Path, wants: &[Want]) -> Result<Option<Reference>
     let mut problems = Vec::new();
     for w in &wants[1..] {
         let copy = read(gen_host, &w.program)?;
-        if let Err(why) = reference.alike(&copy, &w.source) {
-            problems.push(format!(
-                "{}: content does not match its sha256 ({why})",
-                shown(w)
-            ));
-        }
+        // The copy is the reference with its target, whose hash the manifest must record.
+        let why = match reference.alike(&copy, &w.source) {
+            Err(why) => format!(" ({why})"),
+            Ok(()) if reference.sha256_of(&w.source) != w.sha256 => String::new(),
+            Ok(()) => continue,
+        };
+        problems.push(format!(
+            "{}: content does not match its sha256{why}",
+            shown(w)
+        ));
     }
     if problems.is_empty() {
         return Ok(Some(reference));
@@ -64,7 +69,8 @@ pub(crate) fn read(gen_host: &Path, program: &str) -> Result<Vec<u8>> {
         })?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        bail!("{}: not a regular file", path.display());
+        let why = format!("{}: not a regular file", path.display());
+        return Err(Invalid::one(why).into());
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut bytes)

@@ -4,10 +4,12 @@
 //!
 //! The directory `bin` points at is current when its name carries the digest of exactly the
 //! wanted set ([`digest`]: every program's content, mode, owner and capabilities, owners as
-//! numbers) and every file in it still has its mode, owner, size and capabilities. Then nothing
-//! is rebuilt. Otherwise the whole directory is built again, aside, and flipped in.
+//! numbers), it and `/run/wrappers` are root's and writable by no one else, and every file in
+//! it still has its mode, owner and capabilities and the modification time the build gave it
+//! ([`BUILT_MTIME`]: any write since would have changed it). Then nothing is rebuilt.
+//! Otherwise the whole directory is built again, aside, and flipped in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use etcflip_format::caps::Sets;
@@ -15,11 +17,15 @@ use etcflip_format::hash::sha256_bytes;
 
 use super::{BIN_SHOWN, DIR_PREFIX};
 
+/// The modification time (seconds since the epoch) a build gives every wrapper, as the Nix
+/// store gives its files: a write to a wrapper since then changes it.
+pub(crate) const BUILT_MTIME: i64 = 1;
+
 /// One wrapper as the switch makes it: owners resolved to numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Want {
     pub(crate) program: String,
-    /// The wrapped program, for the report.
+    /// The wrapped program (its placeholder's target).
     pub(crate) source: String,
     /// Final mode, set-id bits included.
     pub(crate) mode: u32,
@@ -31,8 +37,6 @@ pub(crate) struct Want {
     /// The capabilities as declared, for the report.
     pub(crate) caps_text: Option<String>,
     pub(crate) sha256: String,
-    /// The payload file's size.
-    pub(crate) size: u64,
 }
 
 /// What is at `/run/wrappers/bin`.
@@ -40,12 +44,24 @@ pub(crate) struct Want {
 pub(crate) enum Bin {
     /// Nothing.
     Absent,
-    /// A link to a directory of `/run/wrappers` (its name), as NixOS and etcflip make it.
+    /// A link to a directory of `/run/wrappers` (its name), as NixOS and etcflip make them.
     Dir(String),
     /// A link to anything else, or to nothing: replaced by the flip.
     Elsewhere(String),
-    /// Not a link (what is there): etcflip does not replace it.
+    /// Not a link (what is there).
     Foreign(String),
+}
+
+/// What a switch does with a `bin` that is not a link (`--on-conflict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Foreign {
+    /// Refuse the switch.
+    #[default]
+    Refuse,
+    /// Move it aside to `bin.etcflip-backup…`.
+    Backup,
+    /// Remove it.
+    Overwrite,
 }
 
 /// A file of the directory `bin` points at.
@@ -56,22 +72,48 @@ pub(crate) struct Seen {
     pub(crate) mode: u32,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
-    pub(crate) size: u64,
+    /// Its modification time is [`BUILT_MTIME`].
+    pub(crate) as_built: bool,
     /// Its `security.capability`, decoded (default: none); an error for one the kernel
     /// would refuse.
     pub(crate) caps: Result<Sets, String>,
+}
+
+/// Mode and owner of a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirMeta {
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+impl DirMeta {
+    /// What `/run/wrappers` and a wrappers directory must be.
+    pub(crate) const WANTED: DirMeta = DirMeta {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    };
 }
 
 /// `/run/wrappers` as the plan sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Live {
     pub(crate) bin: Bin,
+    /// `/run/wrappers` itself, when it is a directory.
+    pub(crate) parent: Option<DirMeta>,
+    /// The directory `bin` points at.
+    pub(crate) dir: Option<DirMeta>,
     /// The files of the directory `bin` points at, by name.
     pub(crate) files: BTreeMap<String, Seen>,
+    /// The targets those files run, where known (read only when the directory is rebuilt).
+    pub(crate) targets: BTreeMap<String, String>,
     /// Every `wrappers.*` directory of `/run/wrappers` (NixOS's and etcflip's own).
     pub(crate) dirs: Vec<String>,
-    /// The link a killed flip left beside `bin`.
-    pub(crate) new_link: bool,
+    /// Those that are mount points: never removed.
+    pub(crate) mounted: Vec<String>,
+    /// What a killed flip left beside `bin`: `Some(true)` a link, `Some(false)` anything else.
+    pub(crate) new_link: Option<bool>,
 }
 
 /// What the switch does.
@@ -84,27 +126,27 @@ pub(crate) struct Work {
     pub(crate) remove: Vec<String>,
     /// Remove the link a killed flip left beside `bin`.
     pub(crate) new_link: bool,
+    /// What to do with a `bin` that is not a link, before the flip.
+    pub(crate) foreign: Option<Foreign>,
 }
 
-/// The plan: the report's lines, the work, and a conflict that refuses the switch.
+/// The plan: the report's lines, notes on what is left alone, the work, and a conflict that
+/// refuses the switch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Planned {
     pub(crate) changes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     pub(crate) work: Work,
     pub(crate) clash: Option<String>,
 }
 
-/// Plans `wants` (sorted by program) against `live`; `old` gives the applied generation's
-/// content digests by program, to name programs whose content changed.
-pub(crate) fn plan(wants: Vec<Want>, live: &Live, old: &BTreeMap<String, String>) -> Planned {
-    if let Bin::Foreign(what) = &live.bin {
-        return Planned {
-            clash: Some(format!(
-                "{BIN_SHOWN} is {what}, not the link etcflip flips: move it away (NixOS's and \
-                 etcflip's wrappers are reached through a link there)"
-            )),
-            ..Planned::default()
-        };
+/// Plans `wants` (sorted by program) against `live`; `foreign` says what to do with a `bin`
+/// that is not a link.
+pub(crate) fn plan(wants: Vec<Want>, live: &Live, foreign: Foreign) -> Planned {
+    let mut p = Planned::default();
+    if let Some(clash) = clash(live, foreign) {
+        p.clash = Some(clash);
+        return p;
     }
     let prefix = format!("{DIR_PREFIX}{}.", digest(&wants));
     let current_dir = match &live.bin {
@@ -112,52 +154,87 @@ pub(crate) fn plan(wants: Vec<Want>, live: &Live, old: &BTreeMap<String, String>
         _ => None,
     };
     let current = current_dir.is_some_and(|d| d.starts_with(&prefix))
+        && live.dir == Some(DirMeta::WANTED)
+        && live.parent == Some(DirMeta::WANTED)
         && live.files.len() == wants.len()
         && wants.iter().all(|w| {
             (live.files.get(&w.program)).is_some_and(|seen| attribute_diffs(w, seen).is_empty())
         });
     let keep = if current { current_dir } else { None };
-    let remove = (live.dirs.iter())
-        .filter(|d| Some(d.as_str()) != keep)
-        .cloned()
-        .collect();
-    if current {
-        let work = Work {
-            build: None,
-            remove,
-            new_link: live.new_link,
-        };
-        return Planned {
-            changes: Vec::new(),
-            work,
-            clash: None,
-        };
+    for d in live.dirs.iter().filter(|d| Some(d.as_str()) != keep) {
+        p.work.remove.push(d.clone());
+        if Some(d.as_str()) != current_dir {
+            p.changes
+                .push(format!("remove the leftover directory /run/wrappers/{d}"));
+        }
     }
-    let mut changes = file_changes(&wants, live, old);
-    if changes.is_empty() {
-        changes.push(format!(
+    for d in &live.mounted {
+        p.notes
+            .push(format!("/run/wrappers/{d} is a mount point: left as it is"));
+    }
+    if live.new_link == Some(true) {
+        p.work.new_link = true;
+        p.changes
+            .push(format!("remove the leftover link {BIN_SHOWN}.etcflip-new"));
+    }
+    if !current {
+        rebuild(&mut p, wants, live, (prefix, foreign));
+    }
+    p
+}
+
+/// Why the switch is refused, if it is: something in the way that is not ours.
+fn clash(live: &Live, foreign: Foreign) -> Option<String> {
+    if live.new_link == Some(false) {
+        return Some(format!(
+            "{BIN_SHOWN}.etcflip-new is not the link etcflip makes there: move it away"
+        ));
+    }
+    match (&live.bin, foreign) {
+        (Bin::Foreign(what), Foreign::Refuse) => Some(format!(
+            "{BIN_SHOWN} is {what}, not the link etcflip flips (NixOS's and etcflip's wrappers \
+             are reached through a link there)"
+        )),
+        _ => None,
+    }
+}
+
+/// The lines and the work of a rebuild.
+fn rebuild(p: &mut Planned, wants: Vec<Want>, live: &Live, (prefix, foreign): (String, Foreign)) {
+    let before = p.changes.len();
+    if let Bin::Foreign(what) = &live.bin {
+        p.work.foreign = Some(foreign);
+        let verb = if foreign == Foreign::Backup {
+            "back up"
+        } else {
+            "overwrite"
+        };
+        p.changes.push(format!("{verb} {BIN_SHOWN} ({what})"));
+    }
+    for (what, meta) in [("/run/wrappers", live.parent), ("its directory", live.dir)] {
+        if let Some(m) = meta.filter(|m| *m != DirMeta::WANTED) {
+            p.changes.push(format!(
+                "rebuild {BIN_SHOWN}: {what} is mode {:04o}, owner {}:{} (wanted: 0755 root:root)",
+                m.mode, m.uid, m.gid
+            ));
+        }
+    }
+    p.changes.extend(file_changes(&wants, live));
+    if p.changes.len() == before {
+        p.changes.push(format!(
             "rebuild {BIN_SHOWN}: {}",
-            if current_dir.is_some() {
+            if matches!(live.bin, Bin::Dir(_)) {
                 "its directory was not built for these wrappers"
             } else {
                 "it does not point at a directory of /run/wrappers"
             }
         ));
     }
-    let build = Some((prefix, wants));
-    Planned {
-        changes,
-        work: Work {
-            build,
-            remove,
-            new_link: live.new_link,
-        },
-        clash: None,
-    }
+    p.work.build = Some((prefix, wants));
 }
 
 /// One line for each wrapper added, changed or removed, against the live files.
-fn file_changes(wants: &[Want], live: &Live, old: &BTreeMap<String, String>) -> Vec<String> {
+fn file_changes(wants: &[Want], live: &Live) -> Vec<String> {
     let mut out = Vec::new();
     for w in wants {
         let path = format!("{BIN_SHOWN}/{}", w.program);
@@ -165,8 +242,9 @@ fn file_changes(wants: &[Want], live: &Live, old: &BTreeMap<String, String>) -> 
             None => out.push(format!("add {path} ({})", describe(w))),
             Some(seen) => {
                 let mut diffs = attribute_diffs(w, seen);
-                if old.get(&w.program).is_some_and(|s| *s != w.sha256) {
-                    diffs.push(format!("new wrapper of {}", w.source));
+                match live.targets.get(&w.program) {
+                    Some(t) if *t != w.source => diffs.push(format!("runs {} (was {t})", w.source)),
+                    _ => {}
                 }
                 if !diffs.is_empty() {
                     out.push(format!("change {path}: {}", diffs.join(", ")));
@@ -174,8 +252,7 @@ fn file_changes(wants: &[Want], live: &Live, old: &BTreeMap<String, String>) -> 
             }
         }
     }
-    let wanted: std::collections::BTreeSet<&str> =
-        wants.iter().map(|w| w.program.as_str()).collect();
+    let wanted: BTreeSet<&str> = wants.iter().map(|w| w.program.as_str()).collect();
     for name in live.files.keys().filter(|n| !wanted.contains(n.as_str())) {
         out.push(format!("remove {BIN_SHOWN}/{name}"));
     }
@@ -206,8 +283,8 @@ fn attribute_diffs(w: &Want, seen: &Seen) -> Vec<String> {
         )),
         Err(why) => diffs.push(format!("capabilities unreadable ({why})")),
     }
-    if seen.size != w.size {
-        diffs.push(format!("size {} → {}", seen.size, w.size));
+    if !seen.as_built {
+        diffs.push("written since it was built (its modification time changed)".into());
     }
     diffs
 }

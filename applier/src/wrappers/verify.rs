@@ -24,12 +24,16 @@ pub(crate) struct Drift {
 
 /// The wrappers' drift against `m`, the applied manifest (its generation at `gen_host`).
 pub(crate) fn drift(root: &mut Root, m: &Manifest, gen_host: &Path) -> Result<Vec<Drift>> {
-    let Some(report) = super::plan(root, (m, gen_host), Some(m), None)? else {
+    let refuse = (None, super::Foreign::Refuse);
+    let Some(report) = super::plan(root, (m, gen_host), Some(m), refuse)? else {
         return Ok(Vec::new());
     };
     let expected = "the applied generation's wrappers";
     let would = report.changes.iter().map(|c| format!("a switch would {c}"));
-    let as_is = report.clash.iter().chain(&report.unresolved).cloned();
+    let as_is = (report.clash.iter())
+        .chain(&report.unresolved)
+        .chain(&report.notes)
+        .cloned();
     let mut out: Vec<Drift> = (would.chain(as_is))
         .map(|found| Drift {
             path: BIN_SHOWN.to_owned(),
@@ -37,15 +41,6 @@ pub(crate) fn drift(root: &mut Root, m: &Manifest, gen_host: &Path) -> Result<Ve
             found,
         })
         .collect();
-    if report.work.build.is_none() {
-        for dir in &report.work.remove {
-            out.push(Drift {
-                path: format!("/run/wrappers/{dir}"),
-                expected: "no wrappers directory but the one bin points at".into(),
-                found: "a leftover directory".into(),
-            });
-        }
-    }
     let live = look::look(root)?;
     if let Bin::Dir(name) = &live.bin {
         let rel = join(DIR, name);

@@ -98,21 +98,26 @@ fn one(
     if enable == Some(false) {
         return None;
     }
-    let mode = match etcflip_format::mode::parse(permissions.as_deref()?) {
+    // As NixOS's `chmod u±s,g±s,<permissions>` on a wrapper at 0000: symbolic clauses apply
+    // after the set-id bits (so `u-s` clears one). An octal mode, which NixOS's chmod refuses
+    // in that list, is the mode, with the set-id bits added.
+    let set_ids = u32::from(setuid) * 0o4000 + u32::from(setgid) * 0o2000;
+    let permissions = permissions?;
+    let mode = match etcflip_format::mode::apply_to(&permissions, set_ids) {
+        Ok(m) if etcflip_format::mode::is_octal(&permissions) => m | set_ids,
         Ok(m) => m,
         Err(why) => {
             problems.push(format!("{at}.permissions: {why}"));
             0o511
         }
     };
-    let set_ids = u32::from(setuid) * 0o4000 + u32::from(setgid) * 0o2000;
     let capabilities = capabilities?.trim().to_owned();
     let w = Wrapper {
         program: program?.into(),
         source: source?.into(),
         owner: id(&owner?, &format!("{at}.owner"), problems),
         group: id(&group?, &format!("{at}.group"), problems),
-        mode: Mode(mode | set_ids),
+        mode: Mode(mode),
         capabilities: (!capabilities.is_empty()).then(|| capabilities.into()),
         sha256: "0".repeat(64).into(),
     };

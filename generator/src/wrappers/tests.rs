@@ -68,7 +68,8 @@ fn every_violation_is_listed_at_once() {
         "j": {"source": "/s", "owner": "root", "group": "root", "capabilities": "cap_nope+ep cap_setpcap+ep"},
         "k": {"source": "/s", "owner": "root", "group": "root", "permissions": "u+q"},
         "l": {"owner": 3, "group": "root", "bogus": 1, "setuid": "yes"},
-        "m": {"source": "/s", "owner": "a:b", "group": "root"}
+        "m": {"source": "/s", "owner": "a:b", "group": "root"},
+        "n": {"source": "/s", "owner": "root", "group": "root", "setgid": true, "permissions": "u+rx,o+x"}
     }"#,
     );
     for want in [
@@ -89,13 +90,41 @@ fn every_violation_is_listed_at_once() {
         "wrappers.\"l\".setuid: expected true or false",
         "wrappers.\"l\".source: required",
         "wrappers.\"m\": owner: owner name \"a:b\"",
+        "wrappers.\"n\": mode 2501: setgid without group execute",
     ] {
         assert!(
             p.iter().any(|s| s.contains(want)),
             "{want:?} missing in {p:#?}"
         );
     }
-    assert_eq!(p.len(), 17, "{p:#?}");
+    assert_eq!(p.len(), 18, "{p:#?}");
+}
+
+#[test]
+fn permissions_apply_after_the_set_id_bits_as_nixos_chmod_does() {
+    let one = |fields: &str| {
+        let text =
+            format!(r#"{{"w": {{"source": "/s", "owner": "root", "group": "root", {fields}}}}}"#);
+        let (ws, p) = parse_text(&text);
+        assert_eq!(p, Vec::<String>::new(), "{fields}");
+        ws[0].mode.0
+    };
+    let cases = [
+        (r#""setuid": true"#, 0o4511),
+        (
+            r#""setuid": true, "permissions": "u+rx,g+x,o+x,u-s""#,
+            0o511,
+        ),
+        (r#""setgid": true, "permissions": "u=rx,g+x""#, 0o2510),
+        // As coreutils' chmod: `=` sets the class's set-id bit too.
+        (r#""setgid": true, "permissions": "u=rx,g=x""#, 0o510),
+        (r#""setuid": true, "permissions": "0711""#, 0o4711),
+        (r#""permissions": "4755""#, 0o4755),
+        (r#""permissions": "a=rx""#, 0o555),
+    ];
+    for (fields, want) in cases {
+        assert_eq!(one(fields), want, "{fields}");
+    }
 }
 
 #[test]

@@ -70,6 +70,13 @@ impl Wrapper<'_> {
                 self.source.as_str()
             ));
         }
+        if self.source.len() >= crate::wrapper::TARGET_BYTES {
+            out.push(format!(
+                "source: {} bytes, longer than a wrapper holds (fewer than {})",
+                self.source.len(),
+                crate::wrapper::TARGET_BYTES
+            ));
+        }
         for (field, id) in [("owner", &self.owner), ("group", &self.group)] {
             if let Id::Name(name) = id {
                 if let Err(why) = check_id_name(name) {
@@ -124,6 +131,11 @@ fn mode_problems(mode: u32, caps: bool) -> Vec<String> {
     if mode & 0o4000 != 0 && mode & 0o100 == 0 {
         out.push(format!(
             "mode {shown}: setuid without owner execute (the bit would do nothing)"
+        ));
+    }
+    if mode & 0o2000 != 0 && mode & 0o010 == 0 {
+        out.push(format!(
+            "mode {shown}: setgid without group execute (the kernel does not honour it then)"
         ));
     }
     if caps && mode & 0o6000 != 0 {

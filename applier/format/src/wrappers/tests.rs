@@ -23,7 +23,7 @@ fn a_nixos_default_wrapper_is_valid() {
 #[test]
 fn each_rule_names_its_field() {
     type Edit = fn(&mut Wrapper<'static>);
-    let cases: [(Edit, &str); 12] = [
+    let cases: [(Edit, &str); 14] = [
         (
             |w| w.program = "".into(),
             "program: \"\" is not a file name",
@@ -45,6 +45,11 @@ fn each_rule_names_its_field() {
         ),
         (|w| w.mode = Mode(0o4531), "group- or world-writable"),
         (|w| w.mode = Mode(0o4411), "setuid without owner execute"),
+        (|w| w.mode = Mode(0o2501), "setgid without group execute"),
+        (
+            |w| w.source = format!("/{}", "x".repeat(4095)).into(),
+            "longer than a wrapper holds",
+        ),
         (
             |w| w.capabilities = Some("cap_net_raw+ep".into()),
             "setuid or setgid together with capabilities",

@@ -11,7 +11,6 @@ fn want(program: &str, mode: u32) -> Want {
         caps: Sets::default(),
         caps_text: None,
         sha256: format!("{program}-sha"),
-        size: 100,
     }
 }
 
@@ -21,7 +20,7 @@ fn seen_of(w: &Want) -> Seen {
         mode: w.mode,
         uid: w.uid,
         gid: w.gid,
-        size: w.size,
+        as_built: true,
         caps: Ok(w.caps),
     }
 }
@@ -31,12 +30,16 @@ fn built(wants: &[Want]) -> Live {
     let dir = format!("{DIR_PREFIX}{}.42", digest(wants));
     Live {
         bin: Bin::Dir(dir.clone()),
+        parent: Some(DirMeta::WANTED),
+        dir: Some(DirMeta::WANTED),
         files: wants
             .iter()
             .map(|w| (w.program.clone(), seen_of(w)))
             .collect(),
+        targets: BTreeMap::new(),
         dirs: vec![dir],
-        new_link: false,
+        mounted: Vec::new(),
+        new_link: None,
     }
 }
 
@@ -48,17 +51,30 @@ fn wanted() -> Vec<Want> {
     ]
 }
 
+fn empty() -> Live {
+    Live {
+        bin: Bin::Absent,
+        parent: None,
+        dir: None,
+        files: BTreeMap::new(),
+        targets: BTreeMap::new(),
+        dirs: Vec::new(),
+        mounted: Vec::new(),
+        new_link: None,
+    }
+}
+
 #[test]
 fn a_directory_built_for_exactly_these_wrappers_is_left_alone() {
     let live = built(&wanted());
-    let p = plan(wanted(), &live, &BTreeMap::new());
+    let p = plan(wanted(), &live, Foreign::Refuse);
     assert_eq!(p, Planned::default());
 }
 
 #[test]
 fn changes_are_named_and_the_directory_rebuilt() {
     type Edit = fn(&mut Vec<Want>, &mut Live);
-    let cases: [(&str, Edit, &[&str]); 8] = [
+    let cases: [(&str, Edit, &[&str]); 11] = [
         ("a new wrapper", |w, _| w.push(want("su", 0o4511)), &["add /run/wrappers/bin/su (4511 root:root, runs /nix/store/x-su/bin/su)"]),
         ("a removed wrapper", |w, _| { w.remove(1); }, &["remove /run/wrappers/bin/ping"]),
         ("a mode drifted", |_, l| l.files.get_mut("sudo").unwrap().mode = 0o4755, &["change /run/wrappers/bin/sudo: mode 4755 → 4511"]),
@@ -69,19 +85,23 @@ fn changes_are_named_and_the_directory_rebuilt() {
             &["change /run/wrappers/bin/ping: capabilities permitted 0x1 inheritable 0x0 effective → none"],
         ),
         ("not a file", |_, l| l.files.get_mut("ping").unwrap().regular = false, &["change /run/wrappers/bin/ping: not a regular file"]),
-        ("new content, same attributes", |w, _| w[0].sha256 = "other".into(), &["change /run/wrappers/bin/mount: new wrapper of /nix/store/x-mount/bin/mount"]),
-        ("a truncated wrapper", |_, l| l.files.get_mut("mount").unwrap().size = 3, &["change /run/wrappers/bin/mount: size 3 → 100"]),
+        ("written since built", |_, l| l.files.get_mut("mount").unwrap().as_built = false, &["change /run/wrappers/bin/mount: written since it was built (its modification time changed)"]),
+        (
+            "another target, known from the live file",
+            |w, l| { w[0].source = "/nix/store/y/bin/mount".into();
+                w[0].sha256 = "y-sha".into(); l.targets.insert("mount".into(), "/nix/store/x-mount/bin/mount".into()); },
+            &["change /run/wrappers/bin/mount: runs /nix/store/y/bin/mount (was /nix/store/x-mount/bin/mount)"],
+        ),
+        ("new content, nothing else known", |w, _| w[0].sha256 = "other".into(), &["rebuild /run/wrappers/bin: its directory was not built for these wrappers"]),
+        ("a directory others may write", |_, l| l.dir = Some(DirMeta { mode: 0o777, uid: 0, gid: 0 }), &["rebuild /run/wrappers/bin: its directory is mode 0777, owner 0:0 (wanted: 0755 root:root)"]),
+        ("/run/wrappers owned by a user", |_, l| l.parent = Some(DirMeta { mode: 0o755, uid: 1000, gid: 100 }), &["rebuild /run/wrappers/bin: /run/wrappers is mode 0755, owner 1000:100 (wanted: 0755 root:root)"]),
     ];
     for (what, edit, lines) in cases {
         let mut wants = wanted();
         let mut live = built(&wants);
-        let old: BTreeMap<String, String> = wants
-            .iter()
-            .map(|w| (w.program.clone(), w.sha256.clone()))
-            .collect();
         edit(&mut wants, &mut live);
         let digest_now = digest(&wants);
-        let p = plan(wants, &live, &old);
+        let p = plan(wants, &live, Foreign::Refuse);
         assert_eq!(p.changes, lines, "{what}");
         let (prefix, _) = p.work.build.as_ref().expect(what);
         assert_eq!(*prefix, format!("{DIR_PREFIX}{digest_now}."), "{what}");
@@ -98,7 +118,7 @@ fn a_directory_not_built_for_these_wrappers_is_rebuilt_even_when_it_looks_right(
     // NixOS's own directory, with the same files.
     live.bin = Bin::Dir("wrappers.AbCdEf0123".into());
     live.dirs = vec!["wrappers.AbCdEf0123".into()];
-    let p = plan(wanted(), &live, &BTreeMap::new());
+    let p = plan(wanted(), &live, Foreign::Refuse);
     assert_eq!(
         p.changes,
         ["rebuild /run/wrappers/bin: its directory was not built for these wrappers"]
@@ -107,7 +127,7 @@ fn a_directory_not_built_for_these_wrappers_is_rebuilt_even_when_it_looks_right(
 }
 
 #[test]
-fn leftovers_beside_a_current_directory_are_removed_and_nothing_rebuilt() {
+fn leftovers_are_named_and_removed_and_mount_points_left() {
     let mut live = built(&wanted());
     let current = live.dirs[0].clone();
     live.dirs = vec![
@@ -115,51 +135,70 @@ fn leftovers_beside_a_current_directory_are_removed_and_nothing_rebuilt() {
         current,
         format!("{DIR_PREFIX}dead.7"),
     ];
-    let p = plan(wanted(), &live, &BTreeMap::new());
-    assert_eq!(p.changes, Vec::<String>::new());
+    live.mounted = vec!["wrappers.mnt".into()];
+    live.new_link = Some(true);
+    let p = plan(wanted(), &live, Foreign::Refuse);
+    assert_eq!(
+        p.changes,
+        [
+            "remove the leftover directory /run/wrappers/wrappers.0lder".to_owned(),
+            format!("remove the leftover directory /run/wrappers/{DIR_PREFIX}dead.7"),
+            "remove the leftover link /run/wrappers/bin.etcflip-new".to_owned(),
+        ]
+    );
+    assert_eq!(
+        p.notes,
+        ["/run/wrappers/wrappers.mnt is a mount point: left as it is"]
+    );
     assert_eq!(p.work.build, None);
     assert_eq!(
         p.work.remove,
         ["wrappers.0lder".to_owned(), format!("{DIR_PREFIX}dead.7")]
     );
-}
-
-#[test]
-fn the_link_a_killed_flip_left_is_removed_even_when_nothing_is_rebuilt() {
-    let mut live = built(&wanted());
-    live.new_link = true;
-    let p = plan(wanted(), &live, &BTreeMap::new());
-    assert_eq!(p.work.build, None);
     assert!(p.work.new_link);
 }
 
 #[test]
-fn what_bin_is_decides_between_flip_and_refusal() {
+fn what_is_at_bin_decides_between_flip_backup_and_refusal() {
+    let absent = "rebuild /run/wrappers/bin: it does not point at a directory of /run/wrappers";
+    let dir = || Bin::Foreign("a directory".into());
     let cases = [
-        (
-            Bin::Absent,
-            None,
-            "rebuild /run/wrappers/bin: it does not point at a directory of /run/wrappers",
-        ),
+        (Bin::Absent, Foreign::Refuse, None, absent, None),
         (
             Bin::Elsewhere("/nix/store/x".into()),
+            Foreign::Refuse,
             None,
-            "rebuild /run/wrappers/bin: it does not point at a directory of /run/wrappers",
+            absent,
+            None,
         ),
         (
-            Bin::Foreign("a directory".into()),
+            dir(),
+            Foreign::Refuse,
             Some("/run/wrappers/bin is a directory, not the link etcflip flips"),
             "",
+            None,
+        ),
+        (
+            dir(),
+            Foreign::Backup,
+            None,
+            "back up /run/wrappers/bin (a directory)",
+            Some(Foreign::Backup),
+        ),
+        (
+            dir(),
+            Foreign::Overwrite,
+            None,
+            "overwrite /run/wrappers/bin (a directory)",
+            Some(Foreign::Overwrite),
         ),
     ];
-    for (bin, clash, line) in cases {
+    for (bin, foreign, clash, line, done) in cases {
         let live = Live {
             bin: bin.clone(),
-            files: BTreeMap::new(),
-            dirs: Vec::new(),
-            new_link: false,
+            ..empty()
         };
-        let p = plan(Vec::new(), &live, &BTreeMap::new());
+        let p = plan(Vec::new(), &live, foreign);
         if let Some(c) = clash {
             let refused = p.clash.as_deref().is_some_and(|got| got.starts_with(c));
             assert!(refused, "{bin:?}: {p:?}");
@@ -169,11 +208,22 @@ fn what_bin_is_decides_between_flip_and_refusal() {
                 "{bin:?}: a refused plan does nothing"
             );
         } else {
-            assert_eq!(p.changes, [line], "{bin:?}");
+            assert_eq!(p.changes.first().map(String::as_str), Some(line), "{bin:?}");
             assert!(p.work.build.is_some(), "{bin:?}");
+            assert_eq!(p.work.foreign, done, "{bin:?}");
         }
     }
+    // Something that is not a link where the flip makes its new link: never removed.
+    let live = Live {
+        new_link: Some(false),
+        ..empty()
+    };
+    let p = plan(wanted(), &live, Foreign::Overwrite);
+    assert!(p
+        .clash
+        .is_some_and(|c| c.contains("bin.etcflip-new is not the link")));
 }
+
 #[test]
 fn the_digest_covers_everything_a_wrapper_is_made_from() {
     type Edit = fn(&mut Want);
