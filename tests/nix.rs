@@ -132,13 +132,16 @@ fn the_conversion_gives_the_expected_specs() {
     // NixOS's own users-groups.json, as the conversion gives it, is a users part the generator
     // takes: every field it carries is known.
     let s = Scratch::new("nix-users-case");
-    let out = Command::new(bin("etcflip-gen"))
-        .args(["build", "--spec"])
-        .arg(dir.join("users.json"))
-        .arg("--out")
-        .arg(s.dir.join("gen"))
-        .output()
-        .unwrap();
+    let build = |case: &str, out: &str| {
+        Command::new(bin("etcflip-gen"))
+            .args(["build", "--spec"])
+            .arg(dir.join(case))
+            .arg("--out")
+            .arg(s.dir.join(out))
+            .output()
+            .unwrap()
+    };
+    let out = build("users.json", "gen");
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     let manifest = std::fs::read_to_string(s.dir.join("gen/manifest.json")).unwrap();
     assert!(
@@ -147,13 +150,7 @@ fn the_conversion_gives_the_expected_specs() {
     );
     // NixOS's security.wrappers, as the conversion gives it: every field is one the generator
     // knows; what it refuses is only that these store paths do not exist here.
-    let out = Command::new(bin("etcflip-gen"))
-        .args(["build", "--spec"])
-        .arg(dir.join("wrappers.json"))
-        .arg("--out")
-        .arg(s.dir.join("gen-wrappers"))
-        .output()
-        .unwrap();
+    let out = build("wrappers.json", "gen-wrappers");
     let t = text_of(&out);
     assert_eq!(code(&out), 2, "{t}");
     assert!(t.contains("invalid (3 problems)"), "{t}");
@@ -297,19 +294,13 @@ fn the_module_uses_the_builder_option_its_nixpkgs_declares() {
 fn the_module_switches_users_and_etc_at_the_users_snippet() {
     let v = eval_json(&[
         "-E",
-        r#"
+        r"
         let
           lib = import ./tests/nix/lib.nix;
-          module = userborn: import ./nixos/module.nix {
-            inherit lib;
-            options.system.systemBuilderCommands = { };
-            config = {
-              system.etcflip = { enable = true; users = true; };
-              services.userborn.enable = userborn;
-              users = { mutableUsers = false; users = { }; groups = { }; };
-            };
-            pkgs = throw "nixpkgs is not available here";
-            utils.toShellPath = s: s;
+          module = userborn: lib.module {
+            system.etcflip = { enable = true; users = true; };
+            services.userborn.enable = userborn;
+            users = { mutableUsers = false; users = { }; groups = { }; };
           };
           contents = (module false).config.content.contents;
           users = builtins.head (builtins.filter (c: c ? condition) contents);
@@ -323,7 +314,7 @@ fn the_module_switches_users_and_etc_at_the_users_snippet() {
           fine = (builtins.elemAt (builtins.head contents).assertions 2).assertion;
           clash = { inherit (clash) assertion message; };
         }
-        "#,
+        ",
     ]);
     assert!(
         v["etc"]
@@ -357,17 +348,10 @@ fn the_module_hands_the_wrappers_to_their_service() {
         r#"
         let
           lib = import ./tests/nix/lib.nix;
-          module = security: import ./nixos/module.nix {
-            inherit lib;
-            options.system.systemBuilderCommands = { };
-            config = {
-              system.etcflip = { enable = true; users = false; package = "/pkg"; onConflict = "backup"; };
-              systemd.package = "/systemd";
-              inherit security;
-            };
-            # The generation, as callPackage would give it.
-            pkgs.callPackage = _: _: "/nix/store/00000000000000000000000000000000-etcflip-generation";
-            utils.toShellPath = s: s;
+          module = security: lib.module {
+            system.etcflip = { enable = true; users = false; package = "/pkg"; onConflict = "backup"; };
+            systemd.package = "/systemd";
+            inherit security;
           };
           wrappers.ping = { source = "/nix/store/x-ping/bin/ping"; capabilities = "cap_net_raw+p"; };
           part = m: builtins.head (builtins.filter

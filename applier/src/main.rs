@@ -23,17 +23,8 @@ struct Cli {
 enum Cmd {
     /// Make the root match GEN: create, flip, then remove what is stale and ours.
     Switch {
-        /// The generation directory built by etcflip-gen.
-        generation: PathBuf,
-        /// Operate on this root instead of /.
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
-        /// Print the plan and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print machine-readable JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        to: Target,
         /// What to do with paths etcflip did not make.
         #[arg(long, value_enum, default_value_t = OnConflict::Abort)]
         on_conflict: OnConflict,
@@ -43,17 +34,8 @@ enum Cmd {
     },
     /// Make /run/wrappers hold GEN's setuid and capability wrappers, and nothing else of it.
     Wrappers {
-        /// The generation directory built by etcflip-gen.
-        generation: PathBuf,
-        /// Operate on this root instead of /.
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
-        /// Print the plan and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print machine-readable JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        to: Target,
     },
     /// Report every path that differs from the applied generation (exit 1 on drift).
     Verify {
@@ -73,6 +55,22 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A generation to switch a root to, and how.
+#[derive(clap::Args, Debug)]
+struct Target {
+    /// The generation directory built by etcflip-gen.
+    generation: PathBuf,
+    /// Operate on this root instead of /.
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -167,34 +165,26 @@ fn json(v: &impl serde::Serialize) -> Result<String> {
 fn run(cli: Cli) -> Result<u8> {
     match cli.cmd {
         Cmd::Switch {
-            generation,
-            root,
-            dry_run,
-            json,
+            to,
             on_conflict,
             no_wrappers,
         } => run_switch(
             &Options {
-                generation,
-                root,
-                dry_run,
+                generation: to.generation,
+                root: to.root,
+                dry_run: to.dry_run,
                 on_conflict,
                 no_wrappers,
             },
-            json,
+            to.json,
         ),
-        Cmd::Wrappers {
-            generation,
-            root,
-            dry_run,
-            json,
-        } => run_wrappers(
+        Cmd::Wrappers { to } => run_wrappers(
             &wrappers::command::Options {
-                generation,
-                root,
-                dry_run,
+                generation: to.generation,
+                root: to.root,
+                dry_run: to.dry_run,
             },
-            json,
+            to.json,
         ),
         Cmd::Verify { root, json } => run_verify(&root, json),
         Cmd::Status { root, json } => run_status(&root, json),

@@ -1,19 +1,33 @@
 # Stand-ins for the few nixpkgs `lib` and `utils` functions the NixOS side calls, so that
 # tests/nix.rs evaluates nixos/module.nix's definitions and nixos/spec.nix without nixpkgs:
 # `mkIf`/`mkMerge` keep their arguments visible, `mkForce` is the value itself.
-{
-  mkIf = condition: content: { inherit condition content; };
-  mkMerge = contents: { inherit contents; };
-  mkForce = x: x;
-  inherit (builtins) filter;
-  concatMapStringsSep = sep: f: l: builtins.concatStringsSep sep (map f l);
+let
+  lib = {
+    mkIf = condition: content: { inherit condition content; };
+    mkMerge = contents: { inherit contents; };
+    mkForce = x: x;
+    inherit (builtins) filter;
+    concatMapStringsSep = sep: f: l: builtins.concatStringsSep sep (map f l);
 
-  # nixpkgs' `utils.toShellPath`: a shell package becomes its path in the system profile, a
-  # path stays as it is.
-  toShellPath =
-    shell:
-    if builtins.isAttrs shell && shell ? shellPath then
-      "/run/current-system/sw${shell.shellPath}"
-    else
-      shell;
-}
+    # nixpkgs' `utils.toShellPath`: a shell package becomes its path in the system profile, a
+    # path stays as it is.
+    toShellPath =
+      shell:
+      if builtins.isAttrs shell && shell ? shellPath then
+        "/run/current-system/sw${shell.shellPath}"
+      else
+        shell;
+
+    # nixos/module.nix's definitions for a `config` holding only what they read, with these
+    # stand-ins; `callPackage` gives the generation a fixed store path.
+    module =
+      config:
+      import ../../nixos/module.nix {
+        inherit lib config;
+        options.system.systemBuilderCommands = { };
+        pkgs.callPackage = _: _: "/nix/store/00000000000000000000000000000000-etcflip-generation";
+        utils.toShellPath = s: s;
+      };
+  };
+in
+lib
