@@ -3,6 +3,7 @@
 //! killed (`SIGKILL`, one process) in the middle of it.
 
 use std::collections::BTreeSet;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -587,7 +588,7 @@ fn leftovers_are_shown_by_a_dry_run_and_what_cannot_go_is_noted_not_fatal() {
     let t = text_of(&out);
     assert_eq!(code(&out), 0, "{t}");
     assert!(
-        t.contains("note: /run/wrappers/wrappers.leftover was left:"),
+        t.contains("note: /run/wrappers/wrappers.leftover was left, closed to others:"),
         "{t}"
     );
     assert!(!s.root.join("run/wrappers/bin.etcflip-new").exists(), "{t}");
@@ -662,4 +663,173 @@ fn a_foreign_bin_is_backed_up_or_overwritten_when_asked() {
         assert_eq!(backup.exists(), kept, "{flag}");
         let _ = std::fs::remove_dir_all(s.root.join("run/wrappers/bin.etcflip-backup"));
     }
+}
+
+/// Whether nobody can run `path`. The lookup is made by a shell already running as nobody:
+/// `setpriv` itself keeps root's capabilities until its own exec.
+fn nobody_reaches(path: &Path) -> bool {
+    let out = as_nobody(
+        Path::new("/bin/sh"),
+        &["-c", "exec \"$0\"", path.to_str().unwrap()],
+        &[],
+    );
+    code(&out) == 0
+}
+
+/// `sh -c SCRIPT` in a private mount namespace.
+fn in_namespace(script: &str) -> std::process::Output {
+    std::process::Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args(["sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_directory_not_flipped_in_or_not_removable_runs_nothing_for_others() {
+    let (s, show) = setup("wrappers-closed");
+    let g1 = s.gen("a", &pair(&show));
+    let g0 = s.gen("none", &json!({"etc": {"hosts": {"text": "x\n"}}}));
+    // Stopped (SIGTERM) while building, so before the flip: what was built stays closed.
+    let args = [
+        "-f",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-e",
+        "inject=fsetxattr:signal=TERM:when=1",
+    ];
+    let out = etcflip_e2e::switch_under_strace(args, &s.root, &g1, &[])
+        .output()
+        .unwrap();
+    assert!(
+        text_of(&out).contains("before the flip"),
+        "{}",
+        text_of(&out)
+    );
+    let left = wrapper_dirs(&s.root);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let dir = s.root.join("run/wrappers").join(&left[0]);
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
+    assert!(!nobody_reaches(&dir.join("a")), "nobody cannot run it");
+    // A generation without wrappers removes etcflip's leftover, and makes no bin.
+    let out = s.switch(&g0, &[]);
+    assert!(
+        out.contains("wrappers: remove the leftover directory"),
+        "{out}"
+    );
+    assert_eq!(wrapper_dirs(&s.root), Vec::<String>::new());
+    // The old directory holds a mount when the next switch replaces it: left, but closed.
+    s.switch(&g1, &[]);
+    let old = bin_dir(&s.root);
+    std::fs::create_dir(old.join("sub")).unwrap();
+    let g2 = s.gen("b", &spec(&json!({"a": wrapper(&show, &json!({}))})));
+    let script = format!(
+        "mount -t tmpfs none {} && {} switch {} --root {}",
+        old.join("sub").display(),
+        etcflip_e2e::bin("etcflip").display(),
+        g2.display(),
+        s.root.display()
+    );
+    let out = in_namespace(&script);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("was left, closed to others"),
+        "{}",
+        text_of(&out)
+    );
+    assert_eq!(std::fs::metadata(&old).unwrap().mode() & 0o7777, 0o700);
+    assert!(!nobody_reaches(&old.join("a")), "the old setuid wrapper");
+    s.switch(&g2, &[]);
+    assert_eq!(wrapper_dirs(&s.root).len(), 1);
+    assert!(
+        nobody_reaches(&bin_dir(&s.root).join("a")),
+        "what bin points at, nobody runs"
+    );
+}
+
+#[test]
+fn what_cannot_be_replaced_at_bin_refuses_the_switch_whatever_on_conflict_says() {
+    let (s, show) = setup("wrappers-blocked");
+    let g = s.gen("a", &pair(&show));
+    let root = s.root.to_str().unwrap();
+    let etcflip = etcflip_e2e::bin("etcflip");
+    // bin a mount point; /run/wrappers a link.
+    std::fs::create_dir_all(s.root.join("run/wrappers/bin")).unwrap();
+    let script = format!(
+        "mount -t tmpfs none {root}/run/wrappers/bin && {} switch {} --root {root} --on-conflict overwrite",
+        etcflip.display(),
+        g.display()
+    );
+    let before = etcflip_e2e::listing(&s.root);
+    let out = in_namespace(&script);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("is a mount point or not a directory"),
+        "{}",
+        text_of(&out)
+    );
+    assert_eq!(etcflip_e2e::listing(&s.root), before);
+    std::fs::remove_dir_all(s.root.join("run")).unwrap();
+    std::fs::create_dir(s.root.join("run")).unwrap();
+    std::os::unix::fs::symlink(s.dir.join("elsewhere"), s.root.join("run/wrappers")).unwrap();
+    let out = s.switch_out(&g, &["--on-conflict", "backup"]);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(!s.root.join("etc/.etcflip/journal.json").exists());
+    // A bin directory with a mount inside is overwritten: exchanged, then removed but that.
+    std::fs::remove_file(s.root.join("run/wrappers")).unwrap();
+    std::fs::create_dir_all(s.root.join("run/wrappers/bin/sub")).unwrap();
+    let script = format!(
+        "mount -t tmpfs none {root}/run/wrappers/bin/sub && {} switch {} --root {root} --on-conflict overwrite",
+        etcflip.display(),
+        g.display()
+    );
+    let out = in_namespace(&script);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("/run/wrappers/bin.etcflip-old was left"),
+        "{}",
+        text_of(&out)
+    );
+    assert_eq!(installed(&s.root).len(), 2);
+}
+
+#[test]
+fn odd_names_and_a_restored_modification_time_do_not_fool_a_switch() {
+    let (s, show) = setup("wrappers-odd");
+    let g = s.gen("a", &pair(&show));
+    s.switch(&g, &[]);
+    // A name that is not UTF-8 in the directory: rebuilt, not an error.
+    let dir = bin_dir(&s.root);
+    let odd = std::ffi::OsStr::from_bytes(b"bad\xff");
+    std::fs::write(dir.join(odd), "x").unwrap();
+    let out = s.switch(&g, &[]);
+    assert!(out.contains("wrappers: "), "{out}");
+    assert_ne!(bin_dir(&s.root), dir);
+    assert_eq!(code(&s.etcflip(&["verify"])), 0);
+    // Another binary put in place with the built time restored (`touch -d @1`, `cp -p` of a
+    // store file): its status changed after the directory's, so it is seen.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let dir = bin_dir(&s.root);
+    let a = dir.join("a");
+    let mut bytes = std::fs::read(&a).unwrap();
+    bytes[4096] ^= 1;
+    std::fs::write(&a, bytes).unwrap();
+    let t = nix::sys::time::TimeSpec::new(1, 0);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        &a,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
+    std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o4511)).unwrap();
+    let dry = s.switch(&g, &["--dry-run"]);
+    assert!(
+        dry.contains("change /run/wrappers/bin/a: written since it was built"),
+        "{dry}"
+    );
+    s.switch(&g, &[]);
+    assert_eq!(code(&s.etcflip(&["verify"])), 0);
 }

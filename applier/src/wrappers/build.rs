@@ -47,36 +47,43 @@ pub(crate) fn build(
             )
         })?;
     }
-    // Complete: others may now enter it (NixOS's `chmod a+rx`).
-    let dfd = root.dir(&rel)?;
-    fchmod(dfd, Mode::from_bits_truncate(0o755))
-        .with_context(|| format!("cannot chmod {}", root.show(&rel)))?;
+    // Others may enter it only at the flip: a switch stopped before leaves nothing they reach.
     root.sync_dir(&rel)?;
     root.sync_dir(DIR)?;
     Ok(name)
 }
 
-/// Points `bin` at `name` with one rename (first moving aside or removing what is there, as
-/// `work.foreign` says), then removes the directories it no longer points at. What cannot be
-/// removed (a mount point inside) is returned as a note: the flip stands, and the next switch
-/// tries again.
+/// Opens the built directory `name` to others (NixOS's `chmod a+rx`: its last change, which
+/// `look.rs` compares the wrappers' with) and points `bin` at it with one rename, or, for a
+/// `bin` that is not a link (`work.foreign`), one exchange, which leaves no instant without
+/// `bin`. Then removes the directories `bin` no longer points at, each first closed to others
+/// (0700), so that one that cannot be removed (a mount inside) runs nothing for anyone. What
+/// was not removed is returned as a note: the flip stands, and the next switch tries again.
 pub(crate) fn flip(root: &mut Root, name: Option<&str>, work: &Work) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
     if work.new_link || name.is_some() {
         root.unlink(NEW_LINK)?;
     }
     if let Some(name) = name {
-        match work.foreign {
-            Some(Foreign::Backup) => back_up_bin(root)?,
-            Some(Foreign::Overwrite) => root.remove_tree_if_present(BIN)?,
-            Some(Foreign::Refuse) | None => {}
-        }
+        let rel = join(DIR, name);
+        root.set_dir_owner_mode(&rel, Owner { uid: 0, gid: 0 }, 0o755)?;
+        root.sync_dir(&rel)?;
         root.symlink(&format!("/run/wrappers/{name}"), NEW_LINK)?;
-        root.rename(NEW_LINK, BIN)?;
+        match work.foreign {
+            Some(foreign) => {
+                root.exchange(NEW_LINK, BIN)?;
+                notes.extend(put_aside(root, foreign)?);
+            }
+            None => root.rename(NEW_LINK, BIN)?,
+        }
     }
-    let mut notes = Vec::new();
     for dir in work.remove.iter().filter(|d| Some(d.as_str()) != name) {
-        if let Err(e) = root.remove_tree_if_present(&join(DIR, dir)) {
-            notes.push(format!("/run/wrappers/{dir} was left: {e:#}"));
+        let rel = join(DIR, dir);
+        let closed = root.set_dir_owner_mode(&rel, Owner { uid: 0, gid: 0 }, 0o700);
+        if let Err(e) = closed.and_then(|()| root.remove_tree_if_present(&rel)) {
+            notes.push(format!(
+                "/run/wrappers/{dir} was left, closed to others: {e:#}"
+            ));
         }
     }
     if !work.remove.is_empty() {
@@ -85,19 +92,28 @@ pub(crate) fn flip(root: &mut Root, name: Option<&str>, work: &Work) -> Result<V
     Ok(notes)
 }
 
-/// Moves `bin` (not a link) aside to the first free `bin.etcflip-backup[-N]`.
-fn back_up_bin(root: &mut Root) -> Result<()> {
+/// What was at `bin`, now at the new link's name after the exchange: moved to the first free
+/// `bin.etcflip-backup[-N]`, or (overwrite) to `bin.etcflip-old` and removed.
+fn put_aside(root: &mut Root, foreign: Foreign) -> Result<Option<String>> {
+    let stem = if foreign == Foreign::Backup {
+        "backup"
+    } else {
+        "old"
+    };
     for n in 0..1000 {
-        let to = if n == 0 {
-            format!("{BIN}.etcflip-backup")
-        } else {
-            format!("{BIN}.etcflip-backup-{n}")
+        let to = match n {
+            0 => format!("{BIN}.etcflip-{stem}"),
+            n => format!("{BIN}.etcflip-{stem}-{n}"),
         };
-        if root.rename_noreplace(BIN, &to)? {
-            return Ok(());
+        if !root.rename_noreplace(NEW_LINK, &to)? {
+            continue;
         }
+        if foreign == Foreign::Backup {
+            return Ok(None);
+        }
+        return Ok((root.remove_tree(&to).err()).map(|e| format!("/{to} was left: {e:#}")));
     }
-    bail!("no free backup name for {}", root.show(BIN))
+    bail!("no free name beside {} for what was there", root.show(BIN))
 }
 
 /// Makes a new directory, mode 0700, named `<prefix><pid>` (or with a counter, if taken).

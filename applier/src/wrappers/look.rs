@@ -67,11 +67,9 @@ fn bin(root: &mut Root) -> Result<(Bin, Option<DirMeta>)> {
             },
             None => (Bin::Elsewhere(text), None),
         },
+        Node::Blocked(at) => (Bin::Blocked(root.show(&at)), None),
+        n if n.is_mount_point() => (Bin::Blocked(root.show(BIN)), None),
         Node::Dir(_) => (Bin::Foreign("a directory".into()), None),
-        Node::Blocked(at) => {
-            let what = format!("below {}, which is not a directory", root.show(&at));
-            (Bin::Foreign(what), None)
-        }
         Node::File(_) | Node::Other(_) => (Bin::Foreign("not a link".into()), None),
     })
 }
@@ -120,21 +118,31 @@ pub(crate) fn is_wrappers_dir(name: &str) -> bool {
     name.starts_with(DIRS) && name.len() > DIRS.len() && !name.contains('/')
 }
 
-/// Every file of the wrappers directory `rel`, by name.
+/// Every file of the wrappers directory `rel`, by name. A wrapper is as built when its
+/// modification time is the one the build gave it and its status changed no later than the
+/// directory's, which the flip's `chmod` changed last (`build.rs`): a write changes the one,
+/// and putting the time back changes the other.
 pub(crate) fn files(root: &mut Root, rel: &str) -> Result<BTreeMap<String, Seen>> {
+    let dir_ctime = root.stat(rel)?.map_or(i128::MIN, |st| st.ctime);
     let mut out = BTreeMap::new();
     for name in root.list(rel)? {
-        let seen = seen(root, rel, &name)?;
+        let seen = seen(root, rel, &name, dir_ctime)?;
         out.insert(name, seen);
     }
     Ok(out)
 }
 
-/// One file of a wrappers directory: its status and, for a regular file, its capabilities.
-fn seen(root: &mut Root, dir: &str, name: &str) -> Result<Seen> {
+/// One file of a wrappers directory: its status and, for a regular file, its capabilities. A
+/// name that is gone when looked at (or not UTF-8, so listed in another spelling) is something
+/// other than a wrapper: the directory is then rebuilt, and the old one removed by bytes.
+fn seen(root: &mut Root, dir: &str, name: &str, dir_ctime: i128) -> Result<Seen> {
     let shown = root.show(&join(dir, name));
     let dfd = root.dir(dir)?;
-    let st = statx_at(dfd.as_fd(), name).with_context(|| format!("cannot look at {shown}"))?;
+    let st = match statx_at(dfd.as_fd(), name) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(Seen::gone()),
+        Err(e) => return Err(e).with_context(|| format!("cannot look at {shown}")),
+    };
     let regular = st.mode & libc::S_IFMT == libc::S_IFREG;
     let caps = if regular {
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
@@ -155,7 +163,7 @@ fn seen(root: &mut Root, dir: &str, name: &str) -> Result<Seen> {
         mode: st.mode & 0o7777,
         uid: st.uid,
         gid: st.gid,
-        as_built: st.mtime == i128::from(BUILT_MTIME) * 1_000_000_000,
+        as_built: st.mtime == i128::from(BUILT_MTIME) * 1_000_000_000 && st.ctime <= dir_ctime,
         caps,
     })
 }

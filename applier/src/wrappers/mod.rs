@@ -88,8 +88,11 @@ pub(crate) fn plan(
     let declared = match (&new.wrappers, old.and_then(|m| m.wrappers.as_ref())) {
         (Some(w), _) => &w[..],
         (None, Some(_)) => &[],
-        (None, None) if built_here(root)? => &[],
-        (None, None) => return Ok(None),
+        (None, None) => match traces(root)? {
+            Traces::Bin => &[],
+            Traces::Leftovers => return Ok(Some(report(plan::leftovers_only(&look::look(root)?)))),
+            Traces::None => return Ok(None),
+        },
     };
     let tables = Tables {
         planned: users,
@@ -107,28 +110,54 @@ pub(crate) fn plan(
         look::targets(root, &mut live, r.at());
         planned = plan::plan(wants, &live, foreign);
     }
+    let mut report = report(planned);
+    report.unresolved = unresolved;
+    report.reference = reference;
+    Ok(Some(report))
+}
+
+/// The report of a plan (no wrapper left out, no payload to write from).
+fn report(planned: Planned) -> Report {
     let Planned {
         changes,
         notes,
         work,
         clash,
     } = planned;
-    Ok(Some(Report {
+    Report {
         changes,
         notes,
-        unresolved,
+        unresolved: Vec::new(),
         clash,
         work,
-        reference,
-    }))
+        reference: None,
+    }
 }
 
-/// Whether `/run/wrappers/bin` points at a directory etcflip built (a generation since switched
-/// with `--no-wrappers` may have made it).
-fn built_here(root: &mut Root) -> Result<bool> {
-    Ok(match root.node_with(BIN, false)? {
-        Node::Link(text) => text.starts_with(&format!("/run/wrappers/{DIR_PREFIX}")),
-        _ => false,
+/// What etcflip left in `/run/wrappers` for a generation without wrappers to clean.
+enum Traces {
+    /// `bin` points at a directory etcflip built (a generation since switched with
+    /// `--no-wrappers` may have made it): it is emptied.
+    Bin,
+    /// Only directories etcflip built, which a stopped switch left: they are removed.
+    Leftovers,
+    None,
+}
+
+fn traces(root: &mut Root) -> Result<Traces> {
+    if let Node::Link(text) = root.node_with(BIN, false)? {
+        if text.starts_with(&format!("/run/wrappers/{DIR_PREFIX}")) {
+            return Ok(Traces::Bin);
+        }
+    }
+    if !matches!(root.node_with(DIR, false)?, Node::Dir(_)) {
+        return Ok(Traces::None);
+    }
+    let left = root.list(DIR)?.iter().any(|n| n.starts_with(DIR_PREFIX));
+    Ok(if left {
+        Traces::Leftovers
+    } else {
+        Traces::None
     })
 }
 

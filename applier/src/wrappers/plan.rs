@@ -48,8 +48,10 @@ pub(crate) enum Bin {
     Dir(String),
     /// A link to anything else, or to nothing: replaced by the flip.
     Elsewhere(String),
-    /// Not a link (what is there).
+    /// Not a link (what is there): replaced only when `--on-conflict` says so.
     Foreign(String),
+    /// A mount point, or below something that is not a directory (its path): never replaced.
+    Blocked(String),
 }
 
 /// What a switch does with a `bin` that is not a link (`--on-conflict`).
@@ -77,6 +79,20 @@ pub(crate) struct Seen {
     /// Its `security.capability`, decoded (default: none); an error for one the kernel
     /// would refuse.
     pub(crate) caps: Result<Sets, String>,
+}
+
+impl Seen {
+    /// A name that was listed and is gone (or unreadable): never a wrapper.
+    pub(crate) fn gone() -> Seen {
+        Seen {
+            regular: false,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            as_built: false,
+            caps: Ok(Sets::default()),
+        }
+    }
 }
 
 /// Mode and owner of a directory.
@@ -183,6 +199,24 @@ pub(crate) fn plan(wants: Vec<Want>, live: &Live, foreign: Foreign) -> Planned {
     p
 }
 
+/// Only etcflip's own leftovers, when neither generation declares wrappers and `bin` is not
+/// etcflip's: its directories a stopped switch left are removed, and nothing else is touched
+/// (`bin` may be NixOS's own).
+pub(crate) fn leftovers_only(live: &Live) -> Planned {
+    let mut p = Planned::default();
+    let current = match &live.bin {
+        Bin::Dir(name) => Some(name.as_str()),
+        _ => None,
+    };
+    let ours = |d: &&String| d.starts_with(DIR_PREFIX) && Some(d.as_str()) != current;
+    for d in live.dirs.iter().filter(ours) {
+        p.work.remove.push(d.clone());
+        p.changes
+            .push(format!("remove the leftover directory /run/wrappers/{d}"));
+    }
+    p
+}
+
 /// Why the switch is refused, if it is: something in the way that is not ours.
 fn clash(live: &Live, foreign: Foreign) -> Option<String> {
     if live.new_link == Some(false) {
@@ -193,7 +227,10 @@ fn clash(live: &Live, foreign: Foreign) -> Option<String> {
     match (&live.bin, foreign) {
         (Bin::Foreign(what), Foreign::Refuse) => Some(format!(
             "{BIN_SHOWN} is {what}, not the link etcflip flips (NixOS's and etcflip's wrappers \
-             are reached through a link there)"
+             are reached through a link there; --on-conflict backup or overwrite replaces it)"
+        )),
+        (Bin::Blocked(at), _) => Some(format!(
+            "{BIN_SHOWN} cannot be flipped: {at} is a mount point or not a directory"
         )),
         _ => None,
     }

@@ -104,7 +104,15 @@ fn one(
     let set_ids = u32::from(setuid) * 0o4000 + u32::from(setgid) * 0o2000;
     let permissions = permissions?;
     let mode = match etcflip_format::mode::apply_to(&permissions, set_ids) {
-        Ok(m) if etcflip_format::mode::is_octal(&permissions) => m | set_ids,
+        Ok(m) if etcflip_format::mode::is_octal(&permissions) => {
+            if m & 0o6000 & !set_ids != 0 {
+                problems.push(format!(
+                    "{at}.permissions: {permissions:?} sets a set-id bit that setuid/setgid do \
+                     not: say it with setuid or setgid"
+                ));
+            }
+            m | set_ids
+        }
         Ok(m) => m,
         Err(why) => {
             problems.push(format!("{at}.permissions: {why}"));

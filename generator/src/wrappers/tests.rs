@@ -69,7 +69,8 @@ fn every_violation_is_listed_at_once() {
         "k": {"source": "/s", "owner": "root", "group": "root", "permissions": "u+q"},
         "l": {"owner": 3, "group": "root", "bogus": 1, "setuid": "yes"},
         "m": {"source": "/s", "owner": "a:b", "group": "root"},
-        "n": {"source": "/s", "owner": "root", "group": "root", "setgid": true, "permissions": "u+rx,o+x"}
+        "n": {"source": "/s", "owner": "root", "group": "root", "setgid": true, "permissions": "u+rx,o+x"},
+        "o": {"source": "/s", "owner": "root", "group": "root", "permissions": "4511"}
     }"#,
     );
     for want in [
@@ -91,13 +92,14 @@ fn every_violation_is_listed_at_once() {
         "wrappers.\"l\".source: required",
         "wrappers.\"m\": owner: owner name \"a:b\"",
         "wrappers.\"n\": mode 2501: setgid without group execute",
+        "wrappers.\"o\".permissions: \"4511\" sets a set-id bit that setuid/setgid do not",
     ] {
         assert!(
             p.iter().any(|s| s.contains(want)),
             "{want:?} missing in {p:#?}"
         );
     }
-    assert_eq!(p.len(), 18, "{p:#?}");
+    assert_eq!(p.len(), 19, "{p:#?}");
 }
 
 #[test]
@@ -119,7 +121,7 @@ fn permissions_apply_after_the_set_id_bits_as_nixos_chmod_does() {
         // As coreutils' chmod: `=` sets the class's set-id bit too.
         (r#""setgid": true, "permissions": "u=rx,g=x""#, 0o510),
         (r#""setuid": true, "permissions": "0711""#, 0o4711),
-        (r#""permissions": "4755""#, 0o4755),
+        (r#""setuid": true, "permissions": "4755""#, 0o4755),
         (r#""permissions": "a=rx""#, 0o555),
     ];
     for (fields, want) in cases {

@@ -95,8 +95,9 @@ impl Wrapper<'_> {
                 Err(p) => out.extend(p.into_iter().map(|m| format!("capabilities: {m}"))),
             }
         }
-        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            out.push("sha256: not 64 hex digits".into());
+        let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(hex) {
+            out.push("sha256: not 64 lowercase hex digits".into());
         }
         out
     }

@@ -61,7 +61,10 @@ fn each_rule_names_its_field() {
             },
             "capabilities: \"cap_nope\" is not a capability",
         ),
-        (|w| w.sha256 = "xyz".into(), "sha256: not 64 hex digits"),
+        (
+            |w| w.sha256 = "A".repeat(64).into(),
+            "sha256: not 64 lowercase hex digits",
+        ),
     ];
     for (edit, want) in cases {
         let mut w = wrapper("w");
