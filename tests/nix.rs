@@ -24,6 +24,12 @@ use serde_json::Value;
 /// unsandboxed, and building as the calling user, so no `nixbld` group is needed. The store
 /// stays the machine's `/nix/store`, used directly (no daemon).
 fn nix(program: &str, args: &[&str]) -> Output {
+    // One Nix command at a time: on a fresh machine the store's database is new, and the
+    // tests' builds running together made Nix 2.8 fail with "database is busy".
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     Command::new(program)
         .args(args)
         .current_dir(repo_root())
