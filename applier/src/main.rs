@@ -37,6 +37,21 @@ enum Cmd {
         #[command(flatten)]
         to: Target,
     },
+    /// Build a read-only image's tree from GEN into DIR (new or empty), without privileges,
+    /// with a pseudo file of modes and owners beside it (and a reproducible squashfs image).
+    Image {
+        /// The generation directory built by etcflip-gen.
+        generation: PathBuf,
+        /// The image's root directory (created if missing; must be empty).
+        #[arg(long)]
+        root: PathBuf,
+        /// Also make this squashfs image of it with mksquashfs.
+        #[arg(long, value_name = "FILE")]
+        squashfs: Option<PathBuf>,
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Report every path that differs from the applied generation (exit 1 on drift).
     Verify {
         /// Operate on this root instead of /.
@@ -186,6 +201,19 @@ fn run(cli: Cli) -> Result<u8> {
             },
             to.json,
         ),
+        Cmd::Image {
+            generation,
+            root,
+            squashfs,
+            json,
+        } => run_image(
+            &etcflip::image::Options {
+                generation,
+                root,
+                squashfs,
+            },
+            json,
+        ),
         Cmd::Verify { root, json } => run_verify(&root, json),
         Cmd::Status { root, json } => run_status(&root, json),
     }
@@ -254,6 +282,23 @@ fn run_wrappers(opts: &wrappers::command::Options, as_json: bool) -> Result<u8> 
         return Ok(3);
     }
     Ok(u8::from(!report.unresolved.is_empty() && !opts.dry_run))
+}
+
+fn run_image(opts: &etcflip::image::Options, as_json: bool) -> Result<u8> {
+    let built = etcflip::image::image(opts)?;
+    if as_json {
+        emit(&json(&built)?);
+    } else {
+        emit_with(|out| {
+            report(out, &built.outcome, false)?;
+            writeln!(out, "pseudo file: {}", built.pseudo.display())?;
+            if let Some(image) = &built.squashfs {
+                writeln!(out, "squashfs image: {}", image.display())?;
+            }
+            Ok(())
+        });
+    }
+    Ok(u8::from(!built.outcome.incomplete.is_empty()))
 }
 
 fn run_verify(root: &std::path::Path, as_json: bool) -> Result<u8> {

@@ -38,3 +38,13 @@ pub use runner::find_tmpfiles;
 pub use status::{status, Status};
 pub use switch::{switch, Options};
 pub use verify::{verify, Drift, Report};
+
+/// The state file holding the stamps (machine-local: an image leaves it out).
+pub(crate) fn stamps_file() -> &'static str {
+    stamps::FILE
+}
+
+/// The state file holding the runtime-copy key (machine-local: an image leaves it out).
+pub(crate) fn key_file() -> &'static str {
+    runtime::KEY_FILE
+}

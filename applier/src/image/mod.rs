@@ -1,0 +1,132 @@
+//! `etcflip image GEN --root DIR [--squashfs FILE]`: a read-only image's `/etc` from a
+//! generation, built without privileges, as in a Nix build sandbox (issue 12, in progress).
+//!
+//! DIR, new or empty, gets what a first switch makes there (the link farm through
+//! `systemd-tmpfiles --root`, copies, the user database, the state that lets a later switch
+//! take the tree as its own), without the wrappers, which live in `/run`, and without what only
+//! one machine's switches use (stamps, the users' seal, the runtime-copy key). Ownership the
+//! builder could not give (it cannot chown) is written down for the image tool instead:
+//! `pseudo.rs` lists every path with its mode and owner for `mksquashfs -pf`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+
+use crate::errors::Invalid;
+use crate::etc::{self, OnConflict};
+use crate::fs::Root;
+
+mod pseudo;
+
+/// Options of `etcflip image`.
+pub struct Options {
+    /// The generation directory.
+    pub generation: PathBuf,
+    /// The image's root: created if missing, and empty.
+    pub root: PathBuf,
+    /// Also make this squashfs image of the root.
+    pub squashfs: Option<PathBuf>,
+}
+
+/// What an image build made.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The switch that filled the root.
+    pub outcome: etc::Outcome,
+    /// The `mksquashfs` pseudo file beside the root.
+    pub pseudo: PathBuf,
+    /// The squashfs image, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub squashfs: Option<PathBuf>,
+}
+
+/// Builds the image's tree (and the squashfs image).
+pub fn image(opts: &Options) -> Result<Report> {
+    new_root(&opts.root)?;
+    let switch = etc::Options {
+        generation: opts.generation.clone(),
+        root: opts.root.clone(),
+        dry_run: false,
+        on_conflict: OnConflict::Abort,
+        no_wrappers: true,
+    };
+    let outcome = etc::switch(&switch)?;
+    if let Some(r) = outcome.refused() {
+        bail!("internal: an empty root refused the generation: {r}");
+    }
+    let mut root = Root::open(&opts.root)?;
+    for file in [
+        etc::stamps_file(),
+        crate::users::seal::FILE,
+        etc::key_file(),
+    ] {
+        root.unlink(&format!("{}/{file}", crate::txn::state::state_dir()))?;
+    }
+    let pseudo = pseudo_path(&opts.root)?;
+    let lines = pseudo::lines(&mut root, &opts.generation)?;
+    std::fs::write(&pseudo, lines)
+        .with_context(|| format!("cannot write the pseudo file {}", pseudo.display()))?;
+    if let Some(image) = &opts.squashfs {
+        squashfs(&opts.root, &pseudo, image)?;
+    }
+    Ok(Report {
+        outcome,
+        pseudo,
+        squashfs: opts.squashfs.clone(),
+    })
+}
+
+/// Makes `root` if it is missing; refuses one that holds anything (an image is built whole).
+fn new_root(root: &Path) -> Result<()> {
+    match std::fs::read_dir(root).map(|mut entries| entries.next().is_none()) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Invalid::one(format!(
+            "--root {}: not empty (an image is built into a new or empty directory)",
+            root.display()
+        ))
+        .into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create {}", root.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", root.display())),
+    }
+}
+
+/// `<root>.squashfs-pseudo`, beside the root: what `mksquashfs -pf` reads.
+fn pseudo_path(root: &Path) -> Result<PathBuf> {
+    let Some(name) = root.file_name() else {
+        bail!("--root {}: must name a directory", root.display());
+    };
+    let mut name = name.to_os_string();
+    name.push(".squashfs-pseudo");
+    Ok(root.with_file_name(name))
+}
+
+/// Runs `mksquashfs` with fixed times, no extended attributes and the pseudo file's modes and
+/// owners, so that one generation gives the same image bytes every time.
+fn squashfs(root: &Path, pseudo: &Path, image: &Path) -> Result<()> {
+    let out = std::process::Command::new("mksquashfs")
+        .arg(root)
+        .arg(image)
+        .args([
+            "-noappend",
+            "-no-xattrs",
+            "-mkfs-time",
+            "0",
+            "-all-time",
+            "0",
+        ])
+        .args(["-root-mode", "755", "-root-uid", "0", "-root-gid", "0"])
+        .args(["-quiet", "-no-progress", "-pf"])
+        .arg(pseudo)
+        .output()
+        .context("cannot run mksquashfs (Debian package squashfs-tools)")?;
+    if !out.status.success() {
+        bail!(
+            "mksquashfs failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
