@@ -29,8 +29,18 @@ fn spec() -> Value {
     })
 }
 
-/// `etcflip image gen --root dir --squashfs img`, as nobody when `unprivileged`.
+/// `etcflip image gen --root dir --squashfs img [extra…]`, as nobody when `unprivileged`.
 fn image(gen: &Path, dir: &Path, img: &Path, unprivileged: bool) -> std::process::Output {
+    image_with(gen, dir, img, unprivileged, &[])
+}
+
+fn image_with(
+    gen: &Path,
+    dir: &Path,
+    img: &Path,
+    unprivileged: bool,
+    extra: &[&std::ffi::OsStr],
+) -> std::process::Output {
     let mut cmd = if unprivileged {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
@@ -44,7 +54,8 @@ fn image(gen: &Path, dir: &Path, img: &Path, unprivileged: bool) -> std::process
         .arg("--root")
         .arg(dir)
         .arg("--squashfs")
-        .arg(img);
+        .arg(img)
+        .args(extra);
     cmd.output().unwrap()
 }
 
@@ -78,12 +89,21 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
     for p in [&s.dir, &s.root, &s.root.join("gens")] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let mut images = Vec::new();
+    let (mut images, mut erofs) = (Vec::new(), Vec::new());
     for (i, unprivileged) in [(1, true), (2, true), (3, false)] {
         let img = work.join(format!("{i}.sqfs"));
-        let out = image(&gen, &work.join(format!("tree{i}")), &img, unprivileged);
+        let ero = work.join(format!("{i}.erofs"));
+        let extra = [std::ffi::OsStr::new("--erofs"), ero.as_os_str()];
+        let out = image_with(
+            &gen,
+            &work.join(format!("tree{i}")),
+            &img,
+            unprivileged,
+            &extra,
+        );
         assert_eq!(code(&out), 0, "{i}: {}", text_of(&out));
         images.push(img);
+        erofs.push(ero);
     }
     let lines = listing(&images[0]);
     for want in [
@@ -116,6 +136,68 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
         bytes[0] == bytes[2],
         "a build as root differs from one without privileges"
     );
+    let bytes: Vec<Vec<u8>> = erofs.iter().map(|i| std::fs::read(i).unwrap()).collect();
+    assert!(
+        bytes[0] == bytes[1] && bytes[0] == bytes[2],
+        "erofs images differ"
+    );
+    // The erofs image, loop-mounted read-only in a private mount namespace.
+    let mnt = s.dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let script = format!(
+        "mount -t erofs -o ro,loop {} {m} && stat -c '%a %u:%g %n' {m} {m}/etc/sudoers \
+         {m}/etc/alice.conf {m}/home/alice {m}/etc/passwd && readlink {m}/etc/motd",
+        erofs[0].display(),
+        m = mnt.display()
+    );
+    let out = Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args(["sh", "-c", &script])
+        .output()
+        .unwrap();
+    let m = mnt.display();
+    assert_eq!(
+        text_of(&out),
+        format!(
+            "755 0:0 {m}\n440 0:0 {m}/etc/sudoers\n640 1000:100 {m}/etc/alice.conf\n\
+             700 1000:100 {m}/home/alice\n644 0:0 {m}/etc/passwd\n/etc/static/motd\n"
+        )
+    );
+}
+
+#[test]
+fn a_confext_image_says_so_for_its_name() {
+    let s = Scratch::new("image-confext");
+    let gen = s.gen("a", &spec());
+    let img = s.dir.join("etcflip-site.raw");
+    let flag = std::ffi::OsStr::new("--confext");
+    let out = image_with(
+        &gen,
+        &s.dir.join("tree"),
+        &img,
+        false,
+        &[flag, "etcflip-site".as_ref()],
+    );
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    // What systemd-confext checks of an image named etcflip-site: its extension-release file
+    // for that name, matching any OS.
+    let out = Command::new("unsquashfs")
+        .arg("-cat")
+        .arg(&img)
+        .arg("etc/extension-release.d/extension-release.etcflip-site")
+        .output()
+        .unwrap();
+    assert_eq!(text_of(&out), "ID=_any\n");
+    let tree = s.dir.join("t2");
+    let bad = image_with(
+        &gen,
+        &tree,
+        &s.dir.join("b.raw"),
+        false,
+        &[flag, "../x".as_ref()],
+    );
+    assert_eq!(code(&bad), 2, "{}", text_of(&bad));
+    assert!(!tree.exists(), "nothing made");
 }
 
 #[test]

@@ -48,6 +48,12 @@ enum Cmd {
         /// Also make this squashfs image of it with mksquashfs.
         #[arg(long, value_name = "FILE")]
         squashfs: Option<PathBuf>,
+        /// Also make this erofs image of it with mkfs.erofs (under fakeroot).
+        #[arg(long, value_name = "FILE")]
+        erofs: Option<PathBuf>,
+        /// Make it a systemd-confext image named NAME.
+        #[arg(long, value_name = "NAME")]
+        confext: Option<String>,
         /// Print machine-readable JSON.
         #[arg(long)]
         json: bool,
@@ -205,12 +211,16 @@ fn run(cli: Cli) -> Result<u8> {
             generation,
             root,
             squashfs,
+            erofs,
+            confext,
             json,
         } => run_image(
             &etcflip::image::Options {
                 generation,
                 root,
                 squashfs,
+                erofs,
+                confext,
             },
             json,
         ),
@@ -294,6 +304,9 @@ fn run_image(opts: &etcflip::image::Options, as_json: bool) -> Result<u8> {
             writeln!(out, "pseudo file: {}", built.pseudo.display())?;
             if let Some(image) = &built.squashfs {
                 writeln!(out, "squashfs image: {}", image.display())?;
+            }
+            if let Some(image) = &built.erofs {
+                writeln!(out, "erofs image: {}", image.display())?;
             }
             Ok(())
         });

@@ -20,7 +20,8 @@ _etcflip_apt_install() {
 
 # ensure_deps [tests]: the demo needs cargo and systemd-tmpfiles; the tests also need python3, the
 # toolchain's rustfmt/clippy, what fetch-tmpfiles.sh uses (apt-get download, dpkg-deb), strace, perl,
-# setcap and a C compiler (tests/wrapper.rs), mksquashfs and unsquashfs (tests/image.rs),
+# setcap and a C compiler (tests/wrapper.rs), squashfs-tools, erofs-utils and fakeroot
+# (tests/image.rs),
 # and Debian's Nix (nix-bin: it makes no nix.conf and no nixbld group; tests/nix.rs brings its
 # own configuration, tests/nix/conf/nix.conf, and Nix makes /nix on first use as root).
 ensure_deps() {
@@ -37,6 +38,8 @@ ensure_deps() {
     command -v setcap >/dev/null 2>&1 || missing+=(libcap2-bin)  # tests/wrapper.rs
     command -v cc >/dev/null 2>&1 || missing+=(gcc)              # tests/wrapper.rs' target
     command -v mksquashfs >/dev/null 2>&1 || missing+=(squashfs-tools)  # tests/image.rs
+    command -v mkfs.erofs >/dev/null 2>&1 || missing+=(erofs-utils)     # tests/image.rs
+    command -v fakeroot >/dev/null 2>&1 || missing+=(fakeroot)          # tests/image.rs (erofs)
     [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
   fi
   if [ ${#missing[@]} -gt 0 ]; then _etcflip_apt_install "${missing[@]}"; fi

@@ -17,6 +17,7 @@ use crate::errors::Invalid;
 use crate::etc::{self, OnConflict};
 use crate::fs::Root;
 
+mod erofs;
 mod pseudo;
 
 /// Options of `etcflip image`.
@@ -27,6 +28,10 @@ pub struct Options {
     pub root: PathBuf,
     /// Also make this squashfs image of the root.
     pub squashfs: Option<PathBuf>,
+    /// Also make this erofs image of the root.
+    pub erofs: Option<PathBuf>,
+    /// Make it a systemd-confext image of this name.
+    pub confext: Option<String>,
 }
 
 /// What an image build made.
@@ -39,10 +44,16 @@ pub struct Report {
     /// The squashfs image, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub squashfs: Option<PathBuf>,
+    /// The erofs image, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erofs: Option<PathBuf>,
 }
 
 /// Builds the image's tree (and the squashfs image).
 pub fn image(opts: &Options) -> Result<Report> {
+    if let Some(name) = &opts.confext {
+        check_confext_name(name)?;
+    }
     new_root(&opts.root)?;
     let switch = etc::Options {
         generation: opts.generation.clone(),
@@ -63,18 +74,51 @@ pub fn image(opts: &Options) -> Result<Report> {
     ] {
         root.unlink(&format!("{}/{file}", crate::txn::state::state_dir()))?;
     }
+    if let Some(name) = &opts.confext {
+        confext(&mut root, name)?;
+    }
     let pseudo = pseudo_path(&opts.root)?;
-    let lines = pseudo::lines(&mut root, &opts.generation)?;
-    std::fs::write(&pseudo, lines)
+    let entries = pseudo::entries(&mut root, &opts.generation)?;
+    std::fs::write(&pseudo, pseudo::squashfs(&entries))
         .with_context(|| format!("cannot write the pseudo file {}", pseudo.display()))?;
     if let Some(image) = &opts.squashfs {
         squashfs(&opts.root, &pseudo, image)?;
+    }
+    if let Some(image) = &opts.erofs {
+        erofs::make(&opts.root, &pseudo::chown_pairs(&entries), image)?;
     }
     Ok(Report {
         outcome,
         pseudo,
         squashfs: opts.squashfs.clone(),
+        erofs: opts.erofs.clone(),
     })
+}
+
+/// A confext image's name, as systemd takes it: a file name of letters, digits, `_`, `-` and
+/// `.` that does not start with `.`.
+fn check_confext_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::one(format!(
+            "--confext {name:?}: not an image name (letters, digits, '_', '-' and '.', not first)"
+        ))
+        .into())
+    }
+}
+
+/// `etc/extension-release.d/extension-release.NAME`: what makes the tree a confext image that
+/// `systemd-confext` merges on any OS (`ID=_any`).
+fn confext(root: &mut Root, name: &str) -> Result<()> {
+    root.make_dirs("etc/extension-release.d")?;
+    let rel = format!("etc/extension-release.d/extension-release.{name}");
+    root.write_new(&rel, &[b"ID=_any\n"], 0o644, crate::fs::Owner::current())
 }
 
 /// Makes `root` if it is missing; refuses one that holds anything (an image is built whole).

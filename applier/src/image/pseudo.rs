@@ -19,8 +19,42 @@ use crate::fs::Root;
 use crate::manifest::{Kind, Manifest};
 use crate::users::files::{id_of, Table};
 
-/// The pseudo file's text for the image tree at `root`, built from the generation `gen`.
-pub(super) fn lines(root: &mut Root, gen: &Path) -> Result<String> {
+/// A path of the image (from its top; empty: the top) with the mode and owner it gets.
+pub(super) struct Entry {
+    pub(super) rel: String,
+    pub(super) mode: u32,
+    pub(super) uid: u32,
+    pub(super) gid: u32,
+}
+
+/// The pseudo file's text: a line for every path but the top, which mksquashfs's `-root-*`
+/// options set.
+pub(super) fn squashfs(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries.iter().filter(|e| !e.rel.is_empty()) {
+        let _ = writeln!(out, "{} m {:o} {} {}", quote(&e.rel), e.mode, e.uid, e.gid);
+    }
+    out
+}
+
+/// `uid:gid` and `./path` pairs, NUL-separated, for `xargs -0 -n2 chown -h` run in the top
+/// under `fakeroot` (the erofs route: `mkfs.erofs` 1.5 reads no pseudo file).
+pub(super) fn chown_pairs(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        let path = if e.rel.is_empty() {
+            ".".to_owned()
+        } else {
+            format!("./{}", e.rel)
+        };
+        out.extend_from_slice(format!("{}:{}\0{path}\0", e.uid, e.gid).as_bytes());
+    }
+    out
+}
+
+/// Every path of the image tree at `root`, built from the generation `gen`, with its mode and
+/// the owner it gets.
+pub(super) fn entries(root: &mut Root, gen: &Path) -> Result<Vec<Entry>> {
     let top = root.host_path().to_path_buf();
     let owners = if nix::unistd::geteuid().is_root() {
         None
@@ -29,21 +63,21 @@ pub(super) fn lines(root: &mut Root, gen: &Path) -> Result<String> {
     };
     let mut paths = Vec::new();
     walk(&top, "", &mut paths)?;
-    let mut out = String::new();
-    // The top itself is the image's root directory: mksquashfs's -root-* options set it.
-    for (rel, meta) in paths.into_iter().skip(1) {
+    let entries = paths.into_iter().map(|(rel, meta)| {
         let (uid, gid) = match &owners {
             Some(o) => o.get(&rel).copied().unwrap_or((0, 0)),
+            None if rel.is_empty() => (0, 0),
             None => (meta.uid(), meta.gid()),
         };
-        let _ = writeln!(
-            out,
-            "{} m {:o} {uid} {gid}",
-            quote(&rel),
-            meta.mode() & 0o7777
-        );
-    }
-    Ok(out)
+        let mode = meta.mode() & 0o7777;
+        Entry {
+            rel,
+            mode,
+            uid,
+            gid,
+        }
+    });
+    Ok(entries.collect())
 }
 
 /// Every path below `dir` (`rel` from the top), depth first, sorted by name.
