@@ -211,3 +211,83 @@ fn an_image_is_built_into_a_new_or_empty_directory_only() {
     assert!(text_of(&out).contains("not empty"), "{}", text_of(&out));
     assert!(!s.dir.join("x.sqfs").exists());
 }
+
+/// The spec, its overlay under `/run` (as an image's is) and a setuid wrapper of `show`.
+fn run_spec(show: &Path) -> Value {
+    let mut s = spec();
+    s["overlay"] = json!("/run/etcflip/static");
+    s["wrappers"] =
+        json!({"show": {"source": show, "owner": "root", "group": "root", "setuid": true}});
+    s
+}
+
+#[test]
+fn boot_on_the_read_only_image_writes_only_run() {
+    let s = Scratch::new("boot-image");
+    let show = etcflip_e2e::show_program(&s.dir, &s.dir.join("bin"));
+    // The generation lives outside both trees, as a store path does.
+    let gen = s.gen("a", &run_spec(&show));
+    let store_gen = s.dir.join("gen");
+    std::fs::rename(&gen, &store_gen).unwrap();
+    let img = s.dir.join("etc.sqfs");
+    let out = image(&store_gen, &s.dir.join("tree"), &img, false);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    // A root whose /etc is that image, read-only, and whose /run is an empty tmpfs.
+    let root = s.dir.join("sysroot");
+    for d in ["etc", "run", "img"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let r = root.display();
+    let script = format!(
+        "mount -o ro,loop {} {r}/img && mount --bind {r}/img/etc {r}/etc && mount -o remount,ro,bind {r}/etc \
+         && mount -t tmpfs tmpfs {r}/run && {} boot {} --root {r} && \
+         readlink {r}/etc/motd {r}/run/etcflip/static && cat {r}/run/etcflip/static/motd && \
+         stat -c '%a %U' {r}$(readlink {r}/run/wrappers/bin)/show && {} boot {} --root {r}",
+        img.display(),
+        bin("etcflip").display(),
+        store_gen.display(),
+        bin("etcflip").display(),
+        store_gen.display(),
+    );
+    let out = Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args(["sh", "-c", &script])
+        .output()
+        .unwrap();
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    for want in [
+        &format!(
+            "overlay: /run/etcflip/static -> {}/etc",
+            store_gen.display()
+        ),
+        "wrappers: add /run/wrappers/bin/show (4511 root:root",
+        "booted: /etc already holds this generation; nothing written below it",
+        "/run/etcflip/static/motd\n",
+        "hello\n",
+        "4511 root\n",
+        "overlay: already in place",
+    ] {
+        assert!(t.contains(want), "{want:?} not in:\n{t}");
+    }
+}
+
+#[test]
+fn boot_from_an_empty_etc_makes_what_a_switch_makes() {
+    let s = Scratch::new("boot-empty");
+    let gen = s.gen("a", &spec());
+    let booted = Scratch::new("boot-empty-root");
+    let out = Command::new(bin("etcflip"))
+        .args(["boot"])
+        .arg(&gen)
+        .arg("--root")
+        .arg(&booted.root)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert!(text_of(&out).contains("switched"), "{}", text_of(&out));
+    assert_eq!(
+        booted.listing(),
+        etcflip_e2e::fresh_listing_of("boot-empty-switch", &gen)
+    );
+}

@@ -15,10 +15,10 @@
 
 pub use etcflip_format::{borrowed, manifest, tmpfiles};
 
+pub mod boot;
 pub mod errors;
 pub mod etc;
 pub mod fs;
-pub mod image;
 pub(crate) mod txn;
 pub mod users;
 pub mod wrappers;

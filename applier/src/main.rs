@@ -11,6 +11,9 @@ use etcflip::errors::exit_code;
 use etcflip::etc::{self, OnConflict, Options};
 use etcflip::wrappers;
 
+mod reports;
+use reports::{run_boot, run_image, run_wrappers};
+
 /// Switch /etc between generations atomically.
 #[derive(Parser, Debug)]
 #[command(name = "etcflip", version, about)]
@@ -36,6 +39,18 @@ enum Cmd {
     Wrappers {
         #[command(flatten)]
         to: Target,
+    },
+    /// Activation at boot: an empty /etc and /run are fine, and an image that already holds GEN
+    /// gets only its /run parts (the overlay link, the wrappers).
+    Boot {
+        /// The generation directory built by etcflip-gen.
+        generation: PathBuf,
+        /// Operate on this root instead of / (/sysroot in an initrd).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Build a read-only image's tree from GEN into DIR (new or empty), without privileges,
     /// with a pseudo file of modes and owners beside it (and a reproducible squashfs image).
@@ -215,7 +230,7 @@ fn run(cli: Cli) -> Result<u8> {
             confext,
             json,
         } => run_image(
-            &etcflip::image::Options {
+            &etcflip::boot::image::Options {
                 generation,
                 root,
                 squashfs,
@@ -224,6 +239,11 @@ fn run(cli: Cli) -> Result<u8> {
             },
             json,
         ),
+        Cmd::Boot {
+            generation,
+            root,
+            json,
+        } => run_boot(&etcflip::boot::Options { generation, root }, json),
         Cmd::Verify { root, json } => run_verify(&root, json),
         Cmd::Status { root, json } => run_status(&root, json),
     }
@@ -258,60 +278,6 @@ fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
         return Ok(1);
     }
     Ok(0)
-}
-
-fn run_wrappers(opts: &wrappers::command::Options, as_json: bool) -> Result<u8> {
-    let report = wrappers::command::apply(opts)?;
-    if as_json {
-        emit(&json(&report)?);
-    } else {
-        let mut text = String::new();
-        let would = if opts.dry_run { "would " } else { "" };
-        for c in report.iter().flat_map(|r| &r.changes) {
-            let _ = writeln!(text, "wrappers: {would}{c}");
-        }
-        for n in report.iter().flat_map(|r| &r.notes) {
-            let _ = writeln!(text, "note: {n}");
-        }
-        for u in report.iter().flat_map(|r| &r.unresolved) {
-            let _ = writeln!(text, "incomplete: {u}");
-        }
-        let summary = match &report {
-            None => "the generation declares no wrappers: nothing to do",
-            Some(r) if r.clash.is_some() => "refused: nothing was changed",
-            Some(_) if opts.dry_run => "dry run: nothing was changed",
-            Some(r) if r.current() => "already up to date: nothing to do",
-            Some(_) => "switched",
-        };
-        let _ = writeln!(text, "{summary}");
-        emit(&text);
-    }
-    let Some(report) = report else { return Ok(0) };
-    if let Some(c) = &report.clash {
-        let _ = writeln!(std::io::stderr(), "etcflip: refused: {c}");
-        return Ok(3);
-    }
-    Ok(u8::from(!report.unresolved.is_empty() && !opts.dry_run))
-}
-
-fn run_image(opts: &etcflip::image::Options, as_json: bool) -> Result<u8> {
-    let built = etcflip::image::image(opts)?;
-    if as_json {
-        emit(&json(&built)?);
-    } else {
-        emit_with(|out| {
-            report(out, &built.outcome, false)?;
-            writeln!(out, "pseudo file: {}", built.pseudo.display())?;
-            if let Some(image) = &built.squashfs {
-                writeln!(out, "squashfs image: {}", image.display())?;
-            }
-            if let Some(image) = &built.erofs {
-                writeln!(out, "erofs image: {}", image.display())?;
-            }
-            Ok(())
-        });
-    }
-    Ok(u8::from(!built.outcome.incomplete.is_empty()))
 }
 
 fn run_verify(root: &std::path::Path, as_json: bool) -> Result<u8> {

@@ -57,3 +57,28 @@ pub fn apply(opts: &Options) -> Result<Option<Report>> {
     }
     Ok(Some(report))
 }
+
+/// The wrappers of a generation whose manifest's head is `head` (its entries unread), at boot
+/// on an image that already holds the generation: under the switch's lock, which writes
+/// nothing (`/etc` may be read-only), owners resolved in the image's own user database.
+pub(crate) fn apply_in(
+    root: &mut Root,
+    gen_host: &std::path::Path,
+    head: &etcflip_format::manifest::Head,
+) -> Result<Option<Report>> {
+    let mut progress = Progress::start(true);
+    let _lock = lock::lock(root, &mut || progress.signalled(), |_| Ok(()))?;
+    let mut manifest = etcflip_format::manifest::Manifest::empty(&head.overlay);
+    manifest.wrappers.clone_from(&head.wrappers);
+    let refuse = (None, super::Foreign::Refuse);
+    let Some(mut report) = super::plan(root, (&manifest, gen_host), Some(&manifest), refuse)?
+    else {
+        return Ok(None);
+    };
+    if report.clash.is_none() && !report.current() {
+        let built = super::prepare(root, &report)?;
+        let notes = super::finish(root, &report, built.as_deref())?;
+        report.notes.extend(notes);
+    }
+    Ok(Some(report))
+}

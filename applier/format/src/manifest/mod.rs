@@ -344,7 +344,10 @@ impl<'a> Manifest<'a> {
 }
 
 mod deferred;
+mod head;
 mod rules;
+
+pub use head::Head;
 
 pub use rules::{check_id_name, check_link_text, check_overlay, check_target, is_same_or_below};
 

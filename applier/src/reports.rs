@@ -1,0 +1,105 @@
+//! The reports of `etcflip wrappers`, `boot` and `image` (`main.rs` has the command line and
+//! the reports of `switch`, `verify` and `status`).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use anyhow::Result;
+use etcflip::wrappers;
+
+use super::{emit, emit_with, json, report};
+
+pub(crate) fn run_wrappers(opts: &wrappers::command::Options, as_json: bool) -> Result<u8> {
+    let report = wrappers::command::apply(opts)?;
+    if as_json {
+        emit(&json(&report)?);
+    } else {
+        let mut text = String::new();
+        let would = if opts.dry_run { "would " } else { "" };
+        for c in report.iter().flat_map(|r| &r.changes) {
+            let _ = writeln!(text, "wrappers: {would}{c}");
+        }
+        for n in report.iter().flat_map(|r| &r.notes) {
+            let _ = writeln!(text, "note: {n}");
+        }
+        for u in report.iter().flat_map(|r| &r.unresolved) {
+            let _ = writeln!(text, "incomplete: {u}");
+        }
+        let summary = match &report {
+            None => "the generation declares no wrappers: nothing to do",
+            Some(r) if r.clash.is_some() => "refused: nothing was changed",
+            Some(_) if opts.dry_run => "dry run: nothing was changed",
+            Some(r) if r.current() => "already up to date: nothing to do",
+            Some(_) => "switched",
+        };
+        let _ = writeln!(text, "{summary}");
+        emit(&text);
+    }
+    let Some(report) = report else { return Ok(0) };
+    if let Some(c) = &report.clash {
+        let _ = writeln!(std::io::stderr(), "etcflip: refused: {c}");
+        return Ok(3);
+    }
+    Ok(u8::from(!report.unresolved.is_empty() && !opts.dry_run))
+}
+
+pub(crate) fn run_boot(opts: &etcflip::boot::Options, as_json: bool) -> Result<u8> {
+    use etcflip::boot::Booted;
+    let booted = etcflip::boot::boot(opts)?;
+    if as_json {
+        emit(&json(&booted)?);
+    }
+    match booted {
+        Booted::Switch(outcome) => {
+            if !as_json {
+                emit_with(|out| report(out, &outcome, false));
+            }
+            Ok(u8::from(!outcome.incomplete.is_empty()))
+        }
+        Booted::Image { overlay, wrappers } => {
+            if !as_json {
+                let mut text = String::new();
+                let _ = match &overlay {
+                    Some(o) => writeln!(text, "overlay: {o}"),
+                    None => writeln!(text, "overlay: already in place"),
+                };
+                for c in wrappers.iter().flat_map(|w| &w.changes) {
+                    let _ = writeln!(text, "wrappers: {c}");
+                }
+                for n in wrappers.iter().flat_map(|w| &w.notes) {
+                    let _ = writeln!(text, "note: {n}");
+                }
+                text.push_str(
+                    "booted: /etc already holds this generation; nothing written below it\n",
+                );
+                emit(&text);
+            }
+            let refused = wrappers.as_ref().and_then(|w| w.clash.clone());
+            if let Some(c) = refused {
+                let _ = writeln!(std::io::stderr(), "etcflip: refused: {c}");
+                return Ok(3);
+            }
+            Ok(u8::from(wrappers.is_some_and(|w| !w.unresolved.is_empty())))
+        }
+    }
+}
+
+pub(crate) fn run_image(opts: &etcflip::boot::image::Options, as_json: bool) -> Result<u8> {
+    let built = etcflip::boot::image::image(opts)?;
+    if as_json {
+        emit(&json(&built)?);
+    } else {
+        emit_with(|out| {
+            report(out, &built.outcome, false)?;
+            writeln!(out, "pseudo file: {}", built.pseudo.display())?;
+            if let Some(image) = &built.squashfs {
+                writeln!(out, "squashfs image: {}", image.display())?;
+            }
+            if let Some(image) = &built.erofs {
+                writeln!(out, "erofs image: {}", image.display())?;
+            }
+            Ok(())
+        });
+    }
+    Ok(u8::from(!built.outcome.incomplete.is_empty()))
+}
