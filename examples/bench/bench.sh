@@ -11,7 +11,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 
-for tool in python3 gcc systemd-tmpfiles; do
+for tool in python3 gcc systemd-tmpfiles mksquashfs; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is required (apt-get install time)" >&2; exit 1; }
@@ -59,4 +59,10 @@ python3 "$here/users.py" \
 echo "bench: the wrappers (examples/bench/wrappers.py)" >&2
 python3 "$here/wrappers.py" \
     --bin-dir "$target_dir/release" \
+    --scratch "$scratch"
+
+echo "bench: boot and images (examples/bench/boot.py)" >&2
+python3 "$here/boot.py" \
+    --bin-dir "$target_dir/release" \
+    --floor "$scratch/floor" \
     --scratch "$scratch"

@@ -14,13 +14,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::errors::Invalid;
 use crate::etc::{self, OnConflict};
 use crate::fs::{Node, Root};
-use crate::txn::generation::GenerationFile;
-use crate::txn::state::{self, StateView};
+use crate::txn::state;
+use etcflip_format::manifest::Head;
 
 pub mod image;
 
@@ -64,27 +65,99 @@ pub fn boot(opts: &Options) -> Result<Booted> {
     etc::switch(&switch).map(|o| Booted::Switch(Box::new(o)))
 }
 
-/// The image case: the root's applied state records this very generation (same path, same
-/// manifest bytes). `None` otherwise.
+/// The image case: the root's applied state records this very generation (its path, and a
+/// manifest of its size; a store path is immutable) with nothing pending. `None` otherwise.
+/// Neither manifest is read whole: only the state's head and the generation's first and last
+/// lines, so the cost does not grow with the entries.
 fn from_image(opts: &Options) -> Result<Option<Booted>> {
-    let file = GenerationFile::open(&opts.generation)?;
-    let text = file.text()?;
+    let host = opts.generation.canonicalize().map_err(|e| {
+        Invalid::one(format!(
+            "{}: not a generation directory ({e})",
+            opts.generation.display()
+        ))
+    })?;
     let mut root = Root::open(&opts.root)?;
-    let Some(applied) = state::read_applied_text(&mut root)? else {
-        return Ok(None);
-    };
-    let (view, same) = StateView::parse_applied_against(&root, &applied, text)?;
-    if !same || view.generation != file.path_in_root(&root)? || !view.held().is_empty() {
+    let in_root = crate::txn::generation::path_in_root(&host, &root)?;
+    let ends = Ends::read(&host.join("manifest.json"))?;
+    if !state::applied_is(&mut root, &in_root, ends.trimmed_len)? {
         return Ok(None);
     }
-    let head = etcflip_format::manifest::Head::of(text, &file.host.display().to_string())?;
-    let target = format!("{}/etc", view.generation);
+    let origin = host.join("manifest.json").display().to_string();
+    let head = if let Some(head) = ends.head() {
+        head.checked(&origin)?
+    } else {
+        let text = std::fs::read_to_string(host.join("manifest.json"))?;
+        Head::of(&text, &origin)?.into_owned()
+    };
+    let target = format!("{in_root}/etc");
     let overlay = match head.overlay.strip_prefix("/etc/") {
         Some(_) => None,
         None => relink(&mut root, &head.overlay, &target)?,
     };
-    let wrappers = crate::wrappers::command::apply_in(&mut root, &file.host, &head)?.map(Box::new);
+    let wrappers = crate::wrappers::command::apply_in(&mut root, &host, &head)?.map(Box::new);
     Ok(Some(Booted::Image { overlay, wrappers }))
+}
+
+/// The first and last lines of a manifest, and its size without trailing white space.
+struct Ends {
+    first: String,
+    last: String,
+    /// The whole text, when it is small enough to have been read whole.
+    whole: Option<String>,
+    trimmed_len: u64,
+}
+
+impl Ends {
+    /// How much of each end is read.
+    const CHUNK: u64 = 1 << 16;
+
+    fn read(path: &std::path::Path) -> Result<Ends> {
+        use std::os::unix::fs::FileExt as _;
+        let shown = || path.display().to_string();
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", shown()))?;
+        let len = file.metadata()?.len();
+        let chunk = |at: u64, n: u64| -> Result<Vec<u8>> {
+            let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
+            file.read_exact_at(&mut buf, at)
+                .with_context(|| format!("cannot read {}", shown()))?;
+            Ok(buf)
+        };
+        let tail = chunk(len.saturating_sub(Self::CHUNK), len.min(Self::CHUNK))?;
+        let blank = tail
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        let trimmed_len = len - u64::try_from(blank).unwrap_or(0);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        if len <= Self::CHUNK {
+            let whole = text(&tail);
+            return Ok(Ends {
+                first: String::new(),
+                last: String::new(),
+                whole: Some(whole),
+                trimmed_len,
+            });
+        }
+        // Whole lines only: a chunk's edge may cut one (and a character) in two.
+        let head = chunk(0, Self::CHUNK.min(len))?;
+        let first_end = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let last_start = tail.iter().position(|&b| b == b'\n').unwrap_or(tail.len());
+        Ok(Ends {
+            first: text(&head[..first_end]),
+            last: text(&tail[last_start..]),
+            whole: None,
+            trimmed_len,
+        })
+    }
+
+    /// The head, when the ends tell it (the whole text always does, through [`Head::of`]).
+    fn head(&self) -> Option<Head<'static>> {
+        match &self.whole {
+            Some(text) => Head::of(text, "").ok().map(Head::into_owned),
+            None => Head::of_ends(&self.first, &self.last),
+        }
+    }
 }
 
 /// Points the overlay (outside `/etc`) at `target`, unless it already is; returns what it

@@ -82,19 +82,24 @@ impl GenerationFile {
     /// It becomes the overlay link's text and is recorded in JSON, so it must be UTF-8: any
     /// other path is refused (exit 2) rather than written under a lossy, wrong name.
     pub(crate) fn path_in_root(&self, root: &crate::fs::Root) -> Result<String> {
-        let base = root.host_path();
-        let shown = match self.host.strip_prefix(base) {
-            Ok(rest) if base != Path::new("/") => Path::new("/").join(rest),
-            _ => self.host.clone(),
-        };
-        match shown.to_str() {
-            Some(s) => Ok(s.to_owned()),
-            None => Err(Invalid::one(format!(
-                "{}: the generation's path is not UTF-8, so no link can name it",
-                shown.display()
-            ))
-            .into()),
-        }
+        path_in_root(&self.host, root)
+    }
+}
+
+/// [`GenerationFile::path_in_root`] for a generation at `host` (canonical), not opened.
+pub(crate) fn path_in_root(host: &Path, root: &crate::fs::Root) -> Result<String> {
+    let base = root.host_path();
+    let shown = match host.strip_prefix(base) {
+        Ok(rest) if base != Path::new("/") => Path::new("/").join(rest),
+        _ => host.to_path_buf(),
+    };
+    match shown.to_str() {
+        Some(s) => Ok(s.to_owned()),
+        None => Err(Invalid::one(format!(
+            "{}: the generation's path is not UTF-8, so no link can name it",
+            shown.display()
+        ))
+        .into()),
     }
 }
 

@@ -31,33 +31,62 @@ impl<'a> Head<'a> {
                 wrappers: m.wrappers,
             }
         };
-        let mut problems: Vec<String> = check_overlay(&head.overlay).err().into_iter().collect();
-        problems.extend(
-            head.wrappers
-                .as_deref()
-                .map(wrappers::problems)
-                .unwrap_or_default(),
-        );
+        head.checked(origin)
+    }
+
+    /// An owned copy, independent of the text it was read from.
+    pub fn into_owned(self) -> Head<'static> {
+        Head {
+            overlay: self.overlay.into_owned(),
+            wrappers: (self.wrappers).map(|ws| ws.into_iter().map(Wrapper::into_owned).collect()),
+        }
+    }
+
+    /// The head, when the format's rules hold for it (`origin` names the manifest).
+    pub fn checked(self, origin: &str) -> Result<Head<'a>> {
+        let mut problems: Vec<String> = check_overlay(&self.overlay).err().into_iter().collect();
+        let wrappers = self.wrappers.as_deref().map(wrappers::problems);
+        problems.extend(wrappers.unwrap_or_default());
         if problems.is_empty() {
-            Ok(head)
+            Ok(self)
         } else {
             Err(Invalid::many(origin, problems).into())
         }
     }
 
-    /// The overlay's line and the trailing `wrappers` value, when the layout is canonical.
+    /// The head of a manifest in the canonical layout from its first and its last lines alone
+    /// (`first` and `last`, each whole lines), without the entries between: `None` when they
+    /// cannot tell (then read it whole). The wrappers are last; without them, the last value
+    /// is the users (an object) or the entries (whose elements have a `target`).
+    pub fn of_ends(first: &str, last: &str) -> Option<Head<'static>> {
+        let overlay = overlay_of(first)?.into_owned();
+        let end = last.trim_end();
+        let wrappers = if let Some(at) = memchr::memmem::find(end.as_bytes(), WRAPPERS_KEY) {
+            let value = end[at + WRAPPERS_KEY.len()..].strip_suffix('}')?;
+            let parsed: Vec<Wrapper> = serde_json::from_str(value).ok()?;
+            Some(parsed.into_iter().map(Wrapper::into_owned).collect())
+        } else if end.ends_with("\n  }\n}") {
+            None
+        } else {
+            let element = end.strip_suffix("\n  ]\n}")?.rsplit('\n').next()?;
+            element
+                .trim_start()
+                .starts_with("{\"target\":")
+                .then_some(None)?
+        };
+        Some(Head { overlay, wrappers })
+    }
+
+    /// The overlay and the trailing `wrappers` value, when the layout is canonical, without
+    /// parsing the entries.
     fn from_layout(text: &'a str) -> Option<Head<'a>> {
-        let line = text
-            .split('\n')
-            .find_map(|l| l.strip_prefix("  \"overlay\": "))?;
-        let overlay: Str = serde_json::from_str(line.trim_end_matches(',')).ok()?;
-        let wrappers = match text.find("\n  \"wrappers\": ") {
-            None if text.contains("\"wrappers\"") => return None,
+        let overlay = overlay_of(text)?;
+        // A key at the start of a line, indented by two spaces, is a top-level one (a string
+        // holds no raw newline); memmem finds it at memory speed.
+        let wrappers = match memchr::memmem::find(text.as_bytes(), WRAPPERS_KEY) {
             None => None,
             Some(at) => {
-                let value = text[at..]
-                    .split_once(": ")?
-                    .1
+                let value = text[at + WRAPPERS_KEY.len()..]
                     .trim_end()
                     .strip_suffix('}')?;
                 Some(serde_json::from_str(value).ok()?)
@@ -67,6 +96,17 @@ impl<'a> Head<'a> {
     }
 }
 
+/// The `wrappers` key as the canonical layout writes it (last, at the start of a line).
+const WRAPPERS_KEY: &[u8] = b"\n  \"wrappers\": ";
+
+/// The overlay, from the canonical layout's start (as the generator writes it: `version`
+/// and `overlay` first).
+fn overlay_of(text: &str) -> Option<Str<'_>> {
+    let rest = text.strip_prefix("{\n  \"version\": 1,\n  \"overlay\": ")?;
+    let line = rest.split_once('\n')?.0;
+    serde_json::from_str(line.strip_suffix(',')?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +114,16 @@ mod tests {
 
     fn manifest(wrappers: Option<Vec<Wrapper<'static>>>) -> String {
         let mut m = Manifest::empty("/run/etcflip/static");
+        m.wrappers = wrappers;
+        m.to_json()
+    }
+
+    /// With a users part (an object whose lines are indented further) before the wrappers.
+    fn with_users(wrappers: Option<Vec<Wrapper<'static>>>) -> String {
+        let users = r#"{"mutableUsers": true, "users": [{"name": "a", "group": "users",
+            "home": "/home/a"}], "groups": [{"name": "users", "gid": 100}]}"#;
+        let mut m = Manifest::empty("/run/etcflip/static");
+        m.users = Some(serde_json::from_str(users).unwrap());
         m.wrappers = wrappers;
         m.to_json()
     }
@@ -92,11 +142,16 @@ mod tests {
 
     #[test]
     fn the_head_is_read_from_the_layout_and_equals_a_full_parse() {
-        for wrappers in [None, Some(vec![]), Some(vec![ping()])] {
-            let text = manifest(wrappers.clone());
+        let cases = [None, Some(vec![]), Some(vec![ping()])];
+        for (wrappers, users) in cases.iter().flat_map(|w| [(w, false), (w, true)]) {
+            let text = if users {
+                with_users(wrappers.clone())
+            } else {
+                manifest(wrappers.clone())
+            };
             let fast = Head::from_layout(&text).expect("canonical layout");
             assert_eq!(fast.overlay.as_str(), "/run/etcflip/static");
-            assert_eq!(fast.wrappers, wrappers);
+            assert_eq!(&fast.wrappers, wrappers);
             let full = Head::of(&text, "m").unwrap();
             assert_eq!(full, fast);
         }
@@ -107,6 +162,44 @@ mod tests {
         .unwrap();
         assert!(Head::from_layout(&text).is_none());
         assert_eq!(Head::of(&text, "m").unwrap().wrappers, Some(vec![ping()]));
+    }
+
+    #[test]
+    fn the_ends_of_a_manifest_tell_its_head_or_say_they_cannot() {
+        let cases = [None, Some(vec![]), Some(vec![ping()])];
+        for (wrappers, users) in cases.iter().flat_map(|w| [(w, false), (w, true)]) {
+            let mut m = Manifest::empty("/run/etcflip/static");
+            for i in 0..50 {
+                m.entries.push(crate::manifest::Entry {
+                    target: format!("e{i:02}").into(),
+                    kind: crate::manifest::Kind::Symlink,
+                    source: Some("/nix/store/x".into()),
+                    mode: None,
+                    uid: None,
+                    gid: None,
+                    sha256: None,
+                });
+            }
+            if users {
+                let text = r#"{"mutableUsers": true, "users": [], "groups": []}"#;
+                m.users = Some(serde_json::from_str(text).unwrap());
+            }
+            m.wrappers.clone_from(wrappers);
+            let text = m.to_json();
+            // The first and last 5 lines, as boot reads them.
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            let first = lines[..5].concat();
+            let last = lines[lines.len() - 5..].concat();
+            let head = Head::of_ends(&first, &last).expect("told by its ends");
+            assert_eq!(head, Head::of(&text, "m").unwrap(), "{wrappers:?} {users}");
+        }
+        // Too few lines to see where the last value starts: no answer, never a wrong one.
+        let mut m = Manifest::empty("/run/x");
+        m.wrappers = Some(vec![ping()]);
+        let text = m.to_json();
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let last = lines[lines.len() - 2..].concat();
+        assert_eq!(Head::of_ends(&lines[..5].concat(), &last), None);
     }
 
     #[test]

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""The boot and image rows of the etcflip benchmark (examples/bench/bench.sh runs it).
+
+    boot.py --bin-dir DIR --floor FLOOR --scratch DIR [--sizes 1000,10000] [--runs R]
+
+For each size N, the base spec of make_spec.py with its overlay under /run (as an image's is):
+  * boot from an empty /etc: `etcflip boot GEN --root R` on a fresh empty root, next to floor
+    A, `systemd-tmpfiles --create` alone on the generation's snippet (the link farm);
+  * boot on the image: a tree built by `etcflip image` (its applied state names GEN), its /run
+    emptied before each run; `etcflip boot` makes only the overlay link under /run. Floor: the
+    C floor's --flip (one symlink + rename). Target: the same time at both sizes, < 5 ms;
+  * image at the largest size: `etcflip image GEN --root DIR --squashfs FILE` next to
+    `mksquashfs` alone on the same tree with the same options.
+Medians of R interleaved runs; prints a Markdown table.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def timed(argv, env=None):
+    t = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - t
+
+
+def fresh(path):
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--floor", required=True)
+    ap.add_argument("--scratch", required=True)
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--runs", type=int, default=11)
+    a = ap.parse_args()
+    etcflip = os.path.join(a.bin_dir, "etcflip")
+    gen_bin = os.path.join(a.bin_dir, "etcflip-gen")
+    base = os.path.join(a.scratch, "boot")
+    sizes = [int(s) for s in a.sizes.split(",")]
+    rows = []
+    for n in sizes:
+        d = os.path.join(base, str(n))
+        fresh(d)
+        subprocess.run(["python3", os.path.join(HERE, "make_spec.py"), "--entries", str(n),
+                        "--store", os.path.join(d, "store"), "--out", d], check=True,
+                       stdout=subprocess.DEVNULL)
+        spec = json.load(open(os.path.join(d, "spec-base.json")))
+        spec["overlay"] = "/run/etcflip/static"
+        with open(os.path.join(d, "spec.json"), "w") as f:
+            json.dump(spec, f)
+        gen = os.path.join(d, "gen")
+        subprocess.run([gen_bin, "build", "--spec", os.path.join(d, "spec.json"), "--out", gen],
+                       check=True, stdout=subprocess.DEVNULL)
+        tree, img = os.path.join(d, "tree"), os.path.join(d, "etc.sqfs")
+        shutil.rmtree(tree, ignore_errors=True)
+        subprocess.run([etcflip, "image", gen, "--root", tree, "--squashfs", img], check=True,
+                       stdout=subprocess.DEVNULL)
+        snippet = os.path.join(gen, "tmpfiles.d", "etcflip.conf")
+        empty, froot = os.path.join(d, "empty"), os.path.join(d, "floor-root")
+        samples = {"empty": [], "tmpfiles": [], "image": [], "flip": [], "mk": [], "img": []}
+        for _ in range(a.runs):
+            fresh(empty)
+            samples["empty"].append(timed([etcflip, "boot", gen, "--root", empty]))
+            fresh(froot)
+            samples["tmpfiles"].append(timed(["systemd-tmpfiles", "--create", "--root", froot,
+                                              snippet]))
+            shutil.rmtree(os.path.join(tree, "run"), ignore_errors=True)
+            samples["image"].append(timed([etcflip, "boot", gen, "--root", tree]))
+            assert os.readlink(os.path.join(tree, "run/etcflip/static")) == gen + "/etc"
+            fresh(froot)
+            samples["flip"].append(timed([a.floor, froot, "--flip", "run/etcflip/static",
+                                          gen + "/etc"]))
+            if n == sizes[-1]:
+                out = os.path.join(d, "again")
+                shutil.rmtree(out, ignore_errors=True)
+                samples["img"].append(timed([etcflip, "image", gen, "--root", out,
+                                             "--squashfs", out + ".sqfs"]))
+                samples["mk"].append(timed(["mksquashfs", tree, os.path.join(d, "mk.sqfs"),
+                                            "-noappend", "-no-xattrs", "-mkfs-time", "0",
+                                            "-all-time", "0", "-quiet", "-no-progress", "-pf",
+                                            tree + ".squashfs-pseudo"]))
+                os.remove(out + ".sqfs")
+                os.remove(out + ".squashfs-pseudo")
+        rows.append((n, {k: statistics.median(v) for k, v in samples.items() if v}))
+
+    print(f"\n### Boot and images (medians of {a.runs} interleaved runs, tmpfs)\n")
+    print("| row | n | etcflip | floor | × floor | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    ms = lambda s: f"{s * 1e3:.1f} ms"
+    for n, m in rows:
+        print(f"| boot from an empty /etc | {n:,} | {ms(m['empty'])} | {ms(m['tmpfiles'])} "
+              f"(tmpfiles alone) | {m['empty'] / m['tmpfiles']:.2f}× | |")
+    for n, m in rows:
+        ok = "met" if m["image"] < 0.005 else "**missed**"
+        print(f"| boot on the read-only image | {n:,} | {ms(m['image'])} | {ms(m['flip'])} "
+              f"(one link + rename) | {m['image'] / m['flip']:.2f}× | < 5 ms, same at every "
+              f"size: {ok} |")
+    n, m = rows[-1]
+    print(f"| `image --squashfs` | {n:,} | {ms(m['img'])} | {ms(m['mk'])} (mksquashfs "
+          f"alone) | {m['img'] / m['mk']:.2f}× | |")
+
+
+if __name__ == "__main__":
+    main()
