@@ -291,3 +291,159 @@ fn boot_from_an_empty_etc_makes_what_a_switch_makes() {
         etcflip_e2e::fresh_listing_of("boot-empty-switch", &gen)
     );
 }
+
+#[test]
+fn what_an_unprivileged_build_cannot_keep_the_image_still_gets() {
+    let s = Scratch::new("image-modes");
+    let mut spec = spec();
+    // A set-id copy (an unprivileged write clears the bits), and a system user whose home
+    // exists but is not made by the users part.
+    spec["etc"]["suid"] = json!({"text": "x\n", "mode": "4755"});
+    spec["etc"]["sgid"] = json!({"text": "x\n", "mode": "2750", "group": "users"});
+    spec["users"]["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "svc", "group": "users",
+        "home": "/var/lib", "isSystemUser": true, "shell": "/bin/sh", "hashedPassword": "!"}));
+    let gen = s.gen("a", &spec);
+    let work = s.dir.join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
+    for p in [&s.dir, &s.root, &s.root.join("gens")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut images = Vec::new();
+    // As nobody, with SOURCE_DATE_EPOCH set and umask 077, as in a Nix build; and as root.
+    for (i, unprivileged) in [(1, true), (2, false)] {
+        let (img, ero) = (
+            work.join(format!("{i}.sqfs")),
+            work.join(format!("{i}.erofs")),
+        );
+        let script = format!(
+            "umask 077; export SOURCE_DATE_EPOCH=1; {} {} image {} --root {}/tree{i} \
+             --squashfs {} --erofs {}",
+            if unprivileged {
+                "setpriv --reuid=65534 --regid=65534 --clear-groups --"
+            } else {
+                ""
+            },
+            bin("etcflip").display(),
+            gen.display(),
+            work.display(),
+            img.display(),
+            ero.display()
+        );
+        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+        assert_eq!(code(&out), 0, "{i}: {}", text_of(&out));
+        images.push((img, ero));
+    }
+    let lines = listing(&images[0].0);
+    for want in [
+        "-rwsr-xr-x 0/0 squashfs-root/etc/suid",
+        "-rwxr-s--- 0/100 squashfs-root/etc/sgid",
+        "drwxr-xr-x 0/0 squashfs-root/var/lib",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == want),
+            "{want:?} not in {lines:#?}"
+        );
+    }
+    for (what, a, b) in [
+        ("squashfs", &images[0].0, &images[1].0),
+        ("erofs", &images[0].1, &images[1].1),
+    ] {
+        assert!(
+            std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+            "{what} differs"
+        );
+    }
+}
+
+#[test]
+fn image_refuses_what_it_cannot_make_right() {
+    let s = Scratch::new("image-refuse");
+    let mut spec = spec();
+    spec["etc"]["bob.conf"] = json!({"text": "b\n", "mode": "0644", "user": "bob"});
+    let gen = s.gen("a", &spec);
+    // An owner no passwd of the image has: root's in it, said, exit 1.
+    let out = image(&gen, &s.dir.join("t1"), &s.dir.join("t1.sqfs"), false);
+    assert_eq!(code(&out), 1, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("resolve nowhere in the image"),
+        "{}",
+        text_of(&out)
+    );
+    // An image file inside the tree it is made of.
+    let out = image(&gen, &s.dir.join("t2"), &s.dir.join("t2/etc/x.sqfs"), false);
+    assert_eq!(code(&out), 2, "{}", text_of(&out));
+    assert!(!s.dir.join("t2").exists(), "nothing made");
+}
+
+#[test]
+fn boot_takes_the_image_path_only_on_a_read_only_etc_with_nothing_pending() {
+    let s = Scratch::new("boot-guard");
+    let gen = s.gen("a", &spec());
+    let store_gen = s.dir.join("gen");
+    std::fs::rename(&gen, &store_gen).unwrap();
+    let tree = s.dir.join("tree");
+    let out = image(&store_gen, &tree, &s.dir.join("t.sqfs"), false);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    // Writable, a link gone: a switch puts it back.
+    std::fs::remove_file(tree.join("etc/motd")).unwrap();
+    let boot = |root: &Path| {
+        Command::new(bin("etcflip"))
+            .arg("boot")
+            .arg(&store_gen)
+            .arg("--root")
+            .arg(root)
+            .output()
+            .unwrap()
+    };
+    let out = boot(&tree);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("create    symlink        /etc/motd"),
+        "{}",
+        text_of(&out)
+    );
+    // Read-only, but an interrupted switch recorded: not taken as holding the generation.
+    let state = tree.join("etc/.etcflip");
+    std::fs::copy(state.join("applied.json"), state.join("journal.json")).unwrap();
+    let script = format!(
+        "mount --bind {t}/etc {t}/etc && mount -o remount,ro,bind {t}/etc && {} boot {} --root {t}",
+        bin("etcflip").display(),
+        store_gen.display(),
+        t = tree.display()
+    );
+    let out = Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args(["sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        !text_of(&out).contains("booted: /etc already holds"),
+        "{}",
+        text_of(&out)
+    );
+    assert_ne!(
+        code(&out),
+        0,
+        "a read-only /etc cannot finish it: {}",
+        text_of(&out)
+    );
+    // A refused boot (something not ours where the wrappers go) says so: exit 3.
+    let refused = s.dir.join("refused");
+    std::fs::create_dir_all(refused.join("run")).unwrap();
+    std::fs::write(refused.join("run/wrappers"), "x").unwrap();
+    let mut w = spec();
+    w["wrappers"] = json!({"id": {"source": "/usr/bin/id", "owner": "root", "group": "root"}});
+    let wgen = s.gen("w", &w);
+    let out = Command::new(bin("etcflip"))
+        .arg("boot")
+        .arg(&wgen)
+        .arg("--root")
+        .arg(&refused)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+}

@@ -251,33 +251,36 @@ fn run(cli: Cli) -> Result<u8> {
 
 fn run_switch(opts: &Options, as_json: bool) -> Result<u8> {
     let outcome = etc::switch(opts)?;
-    let refused = outcome.refused();
     if as_json {
         emit(&json(&outcome)?);
     } else {
         emit_with(|out| report(out, &outcome, opts.dry_run));
     }
-    let interrupted = outcome.interrupted.clone();
-    let incomplete = !outcome.incomplete.is_empty() && !opts.dry_run && refused.is_none();
+    let code = switch_code(&outcome, opts.dry_run);
     // The process ends now: no need to free the plan entry by entry.
     std::mem::forget(outcome);
-    if let Some(r) = refused {
+    Ok(code)
+}
+
+/// A switch's exit code (0 done, 1 interrupted or incomplete, 3 refused), saying why on stderr.
+fn switch_code(outcome: &etc::Outcome, dry_run: bool) -> u8 {
+    if let Some(r) = outcome.refused() {
         let _ = writeln!(std::io::stderr(), "etcflip: {r}");
-        return Ok(3);
+        return 3;
     }
-    if let Some(i) = &interrupted {
+    if let Some(i) = &outcome.interrupted {
         let _ = writeln!(std::io::stderr(), "etcflip: {i}");
-        return Ok(1);
+        return 1;
     }
-    if incomplete {
+    if !outcome.incomplete.is_empty() && !dry_run {
         let _ = writeln!(
             std::io::stderr(),
             "etcflip: incomplete: what is listed above could not be applied (a runtime copy's \
              source missing, a wrapper's owner unknown); everything else was applied"
         );
-        return Ok(1);
+        return 1;
     }
-    Ok(0)
+    0
 }
 
 fn run_verify(root: &std::path::Path, as_json: bool) -> Result<u8> {

@@ -54,7 +54,7 @@ pub(crate) fn run_boot(opts: &etcflip::boot::Options, as_json: bool) -> Result<u
             if !as_json {
                 emit_with(|out| report(out, &outcome, false));
             }
-            Ok(u8::from(!outcome.incomplete.is_empty()))
+            Ok(super::switch_code(&outcome, false))
         }
         Booted::Image { overlay, wrappers } => {
             if !as_json {
@@ -101,5 +101,16 @@ pub(crate) fn run_image(opts: &etcflip::boot::image::Options, as_json: bool) -> 
             Ok(())
         });
     }
-    Ok(u8::from(!built.outcome.incomplete.is_empty()))
+    let code = super::switch_code(&built.outcome, false);
+    if code == 0 && !built.outcome.unresolved.is_empty() {
+        // A read-only image is never switched again: an owner left to a later switch never
+        // comes.
+        let _ = writeln!(
+            std::io::stderr(),
+            "etcflip: incomplete: owners above resolve nowhere in the image's passwd/group; \
+             those files are root's in it"
+        );
+        return Ok(1);
+    }
+    Ok(code)
 }

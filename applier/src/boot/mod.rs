@@ -78,6 +78,12 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
     })?;
     let mut root = Root::open(&opts.root)?;
     let in_root = crate::txn::generation::path_in_root(&host, &root)?;
+    // A read-only /etc whose state names the generation with no switch pending: what a
+    // writable one holds is not vouched for by its state alone.
+    let pending = root.node_with(&format!("{}/journal.json", state::state_dir()), false)?;
+    if !etc_read_only(&root)? || pending != Node::Absent {
+        return Ok(None);
+    }
     let ends = Ends::read(&host.join("manifest.json"))?;
     if !state::applied_is(&mut root, &in_root, ends.trimmed_len)? {
         return Ok(None);
@@ -96,6 +102,16 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
     };
     let wrappers = crate::wrappers::command::apply_in(&mut root, &host, &head)?.map(Box::new);
     Ok(Some(Booted::Image { overlay, wrappers }))
+}
+
+/// Whether the root's `/etc` is on a read-only mount (an image).
+fn etc_read_only(root: &Root) -> Result<bool> {
+    let etc = root.host_path().join("etc");
+    match nix::sys::statvfs::statvfs(&etc) {
+        Ok(st) => Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)),
+        Err(nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot look at {}", etc.display())),
+    }
 }
 
 /// The first and last lines of a manifest, and its size without trailing white space.

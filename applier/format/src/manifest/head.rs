@@ -60,6 +60,15 @@ impl<'a> Head<'a> {
     /// is the users (an object) or the entries (whose elements have a `target`).
     pub fn of_ends(first: &str, last: &str) -> Option<Head<'static>> {
         let overlay = overlay_of(first)?.into_owned();
+        // The entries one per line, as the canonical layout writes them: a manifest only
+        // indented the same way is read whole.
+        let canonical = [
+            "\n  \"entries\": [\n    {\"target\":",
+            "\n  \"entries\": [],",
+        ];
+        if !canonical.iter().any(|c| first.contains(c)) {
+            return None;
+        }
         let end = last.trim_end();
         let wrappers = if let Some(at) = memchr::memmem::find(end.as_bytes(), WRAPPERS_KEY) {
             let value = end[at + WRAPPERS_KEY.len()..].strip_suffix('}')?;
@@ -193,6 +202,14 @@ mod tests {
             let head = Head::of_ends(&first, &last).expect("told by its ends");
             assert_eq!(head, Head::of(&text, "m").unwrap(), "{wrappers:?} {users}");
         }
+        // Indented as the layout is but not written by it: no answer.
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(&with_users(Some(vec![ping()]))).unwrap(),
+        )
+        .unwrap();
+        let lines: Vec<&str> = pretty.split_inclusive('\n').collect();
+        let ends = (lines[..8].concat(), lines[lines.len() - 3..].concat());
+        assert_eq!(Head::of_ends(&ends.0, &ends.1), None, "{pretty}");
         // Too few lines to see where the last value starts: no answer, never a wrong one.
         let mut m = Manifest::empty("/run/x");
         m.wrappers = Some(vec![ping()]);

@@ -17,13 +17,16 @@ const SCRIPT: &str =
     r#"cd "$1" && xargs -0 -n2 chown -h && exec mkfs.erofs -T0 -U"$2" -x-1 --quiet "$3" ."#;
 
 /// Makes `image` from the tree `root`, its owners from `pairs` (`uid:gid` and path, each
-/// NUL-terminated).
-pub(super) fn make(root: &Path, pairs: &[u8], image: &Path) -> Result<()> {
+/// NUL-terminated) and its modes from the file `modes` (mode and path, the same way).
+pub(super) fn make(root: &Path, pairs: &[u8], modes: &Path, image: &Path) -> Result<()> {
     let mut child = Command::new("fakeroot")
         .args(["--", "sh", "-c", SCRIPT, "sh"])
         .arg(root)
         .arg(UUID)
-        .arg(std::path::absolute(image)?)
+        .arg(std::path::absolute(image).with_context(|| format!("{}", image.display()))?)
+        .arg(modes)
+        // mkfs.erofs would take it over -T0.
+        .env_remove("SOURCE_DATE_EPOCH")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -34,7 +37,7 @@ pub(super) fn make(root: &Path, pairs: &[u8], image: &Path) -> Result<()> {
             .write_all(pairs)
             .context("cannot give the owners to fakeroot")?;
     }
-    let out = child.wait_with_output()?;
+    let out = (child.wait_with_output()).context("fakeroot mkfs.erofs")?;
     if !out.status.success() {
         bail!(
             "fakeroot mkfs.erofs failed ({}): {}",

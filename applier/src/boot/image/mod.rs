@@ -54,6 +54,11 @@ pub fn image(opts: &Options) -> Result<Report> {
     if let Some(name) = &opts.confext {
         check_confext_name(name)?;
     }
+    let pseudo = pseudo_path(&opts.root)?;
+    outside(
+        &opts.root,
+        [opts.squashfs.as_deref(), opts.erofs.as_deref()],
+    )?;
     new_root(&opts.root)?;
     let switch = etc::Options {
         generation: opts.generation.clone(),
@@ -77,7 +82,7 @@ pub fn image(opts: &Options) -> Result<Report> {
     if let Some(name) = &opts.confext {
         confext(&mut root, name)?;
     }
-    let pseudo = pseudo_path(&opts.root)?;
+    set_ids(&opts.root, &opts.generation)?;
     let entries = pseudo::entries(&mut root, &opts.generation)?;
     std::fs::write(&pseudo, pseudo::squashfs(&entries))
         .with_context(|| format!("cannot write the pseudo file {}", pseudo.display()))?;
@@ -85,7 +90,11 @@ pub fn image(opts: &Options) -> Result<Report> {
         squashfs(&opts.root, &pseudo, image)?;
     }
     if let Some(image) = &opts.erofs {
-        erofs::make(&opts.root, &pseudo::chown_pairs(&entries), image)?;
+        // Beside the pseudo file, outside the tree.
+        let modes = pseudo.with_extension("erofs-modes");
+        std::fs::write(&modes, pseudo::chmod_pairs(&entries))
+            .with_context(|| format!("cannot write {}", modes.display()))?;
+        erofs::make(&opts.root, &pseudo::chown_pairs(&entries), &modes, image)?;
     }
     Ok(Report {
         outcome,
@@ -93,6 +102,25 @@ pub fn image(opts: &Options) -> Result<Report> {
         squashfs: opts.squashfs.clone(),
         erofs: opts.erofs.clone(),
     })
+}
+
+/// Gives copies with set-id bits their declared mode again: without privileges, writing the
+/// content cleared the bits the switch had set (as the owner, the builder may set them).
+fn set_ids(root: &Path, gen: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let manifest = crate::manifest::Manifest::load(gen)?;
+    for e in &manifest.entries {
+        let Some(mode) = e
+            .mode
+            .filter(|m| m.0 & 0o6000 != 0 && e.kind == crate::manifest::Kind::Copy)
+        else {
+            continue;
+        };
+        let path = root.join("etc").join(e.target.as_str());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode.0))
+            .with_context(|| format!("cannot chmod {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A confext image's name, as systemd takes it: a file name of letters, digits, `_`, `-` and
@@ -136,14 +164,35 @@ fn new_root(root: &Path) -> Result<()> {
     }
 }
 
+/// Refuses an image file inside the tree it is made of (it would end up in itself).
+fn outside<'p>(root: &Path, files: impl IntoIterator<Item = Option<&'p Path>>) -> Result<()> {
+    let top = std::path::absolute(root)?;
+    for file in files.into_iter().flatten() {
+        if std::path::absolute(file)?.starts_with(&top) {
+            return Err(Invalid::one(format!(
+                "{}: inside --root {}, so the image would hold itself",
+                file.display(),
+                root.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// `<root>.squashfs-pseudo`, beside the root: what `mksquashfs -pf` reads.
 fn pseudo_path(root: &Path) -> Result<PathBuf> {
-    let Some(name) = root.file_name() else {
-        bail!("--root {}: must name a directory", root.display());
+    let Some(name) = std::path::absolute(root)?
+        .file_name()
+        .map(ToOwned::to_owned)
+    else {
+        return Err(
+            Invalid::one(format!("--root {}: must name a directory", root.display())).into(),
+        );
     };
-    let mut name = name.to_os_string();
+    let mut name = name;
     name.push(".squashfs-pseudo");
-    Ok(root.with_file_name(name))
+    Ok(std::path::absolute(root)?.with_file_name(name))
 }
 
 /// Runs `mksquashfs` with fixed times, no extended attributes and the pseudo file's modes and
@@ -163,6 +212,8 @@ fn squashfs(root: &Path, pseudo: &Path, image: &Path) -> Result<()> {
         .args(["-root-mode", "755", "-root-uid", "0", "-root-gid", "0"])
         .args(["-quiet", "-no-progress", "-pf"])
         .arg(pseudo)
+        // mksquashfs 4.5 refuses it beside -mkfs-time and -all-time, which fix the same.
+        .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .context("cannot run mksquashfs (Debian package squashfs-tools)")?;
     if !out.status.success() {

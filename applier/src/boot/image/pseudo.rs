@@ -22,6 +22,8 @@ use crate::users::files::{id_of, Table};
 /// A path of the image (from its top; empty: the top) with the mode and owner it gets.
 pub(super) struct Entry {
     pub(super) rel: String,
+    /// A symbolic link (whose mode is not its own to set).
+    pub(super) link: bool,
     pub(super) mode: u32,
     pub(super) uid: u32,
     pub(super) gid: u32,
@@ -53,31 +55,41 @@ pub(super) fn chown_pairs(entries: &[Entry]) -> Vec<u8> {
 }
 
 /// Every path of the image tree at `root`, built from the generation `gen`, with its mode and
-/// the owner it gets.
+/// the owner it gets. A copy's mode is its declared one: an unprivileged write clears the
+/// set-id bits the switch gave it.
 pub(super) fn entries(root: &mut Root, gen: &Path) -> Result<Vec<Entry>> {
     let top = root.host_path().to_path_buf();
-    let owners = if nix::unistd::geteuid().is_root() {
-        None
-    } else {
-        Some(intended(root, gen)?)
-    };
+    let declared = intended(root, gen)?;
+    let owners = (!nix::unistd::geteuid().is_root()).then_some(&declared);
     let mut paths = Vec::new();
     walk(&top, "", &mut paths)?;
     let entries = paths.into_iter().map(|(rel, meta)| {
-        let (uid, gid) = match &owners {
-            Some(o) => o.get(&rel).copied().unwrap_or((0, 0)),
+        let (uid, gid) = match owners {
+            Some(o) => o.get(&rel).map_or((0, 0), |d| (d.1, d.2)),
             None if rel.is_empty() => (0, 0),
             None => (meta.uid(), meta.gid()),
         };
-        let mode = meta.mode() & 0o7777;
+        let mode = (declared.get(&rel).and_then(|d| d.0)).unwrap_or(meta.mode() & 0o7777);
+        let link = meta.file_type().is_symlink();
         Entry {
             rel,
+            link,
             mode,
             uid,
             gid,
         }
     });
     Ok(entries.collect())
+}
+
+/// `mode` and `./path` pairs for `xargs -0 -n2 chmod` after the owners (a chown clears set-id
+/// bits), links left out (chmod follows them).
+pub(super) fn chmod_pairs(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries.iter().filter(|e| !e.link && !e.rel.is_empty()) {
+        out.extend_from_slice(format!("{:o}\0./{}\0", e.mode, e.rel).as_bytes());
+    }
+    out
 }
 
 /// Every path below `dir` (`rel` from the top), depth first, sorted by name.
@@ -108,14 +120,18 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::fs::Metadata)>) -> Re
     Ok(())
 }
 
-/// The owners a switch as root would have given, by path from the top: declared owners of
-/// copies and managed directories, and users' homes.
-fn intended(root: &mut Root, gen: &Path) -> Result<BTreeMap<String, (u32, u32)>> {
+/// A declared mode (copies) and owner, by path from the top.
+type Declared = BTreeMap<String, (Option<u32>, u32, u32)>;
+
+/// The modes and owners a switch as root would have given, by path from the top: declared
+/// modes and owners of copies, owners of managed directories, and homes the users part makes.
+fn intended(root: &mut Root, gen: &Path) -> Result<Declared> {
     let manifest = Manifest::load(gen)?;
     let mut out = BTreeMap::new();
     let resolved = owners::resolve_recorded(root, &gen.display().to_string(), &manifest)?;
-    for (target, ids) in resolved.ids {
-        out.insert(format!("etc/{target}"), ids);
+    for (target, (uid, gid)) in resolved.ids {
+        let mode = manifest.get(&target).and_then(|e| e.mode).map(|m| m.0);
+        out.insert(format!("etc/{target}"), (mode, uid, gid));
     }
     let tables = crate::users::names::Tables {
         planned: None,
@@ -125,25 +141,26 @@ fn intended(root: &mut Root, gen: &Path) -> Result<BTreeMap<String, (u32, u32)>>
     for e in manifest.entries.iter().filter(|e| e.kind == Kind::Dir) {
         let uid = crate::users::names::lookup(e.uid.as_ref(), &passwd).0;
         let gid = crate::users::names::lookup(e.gid.as_ref(), &groups).0;
-        out.insert(format!("etc/{}", e.target), (uid, gid));
+        out.insert(format!("etc/{}", e.target), (None, uid, gid));
     }
-    homes(root, &passwd, &mut out);
+    homes(root, &manifest, &passwd, &mut out);
     Ok(out)
 }
 
-/// Each user's home, when the image holds it, owned by the user and the primary group.
-fn homes(root: &Root, passwd: &Table, out: &mut BTreeMap<String, (u32, u32)>) {
-    for e in &passwd.entries {
+/// The homes the users part makes (`createHome`), owned by their user and primary group as
+/// the image's `passwd` has them.
+fn homes(root: &Root, manifest: &Manifest, passwd: &Table, out: &mut Declared) {
+    let declared = manifest.users.iter().flat_map(|u| &u.users);
+    for user in declared.filter(|u| u.create_home) {
+        let Some(e) = passwd.get(&user.name) else {
+            continue;
+        };
         let (Some(uid), Some(gid)) = (id_of(e, 2), id_of(e, 3)) else {
             continue;
         };
-        let home = if e.len() > 5 {
-            e[5].trim_start_matches('/')
-        } else {
-            ""
-        };
-        if !home.is_empty() && uid != 0 && root.host_path().join(home).is_dir() {
-            out.insert(home.to_owned(), (uid, gid));
+        let home = user.home.trim_start_matches('/');
+        if !home.is_empty() && root.host_path().join(home).is_dir() {
+            out.insert(home.to_owned(), (None, uid, gid));
         }
     }
 }
