@@ -85,7 +85,7 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
         return Ok(None);
     }
     let ends = Ends::read(&host.join("manifest.json"))?;
-    if !state::applied_is(&mut root, &in_root, ends.trimmed_len)? {
+    if !crate::txn::applied::applied_is(&mut root, &in_root, ends.trimmed_len)? {
         return Ok(None);
     }
     let origin = host.join("manifest.json").display().to_string();

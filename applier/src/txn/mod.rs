@@ -7,6 +7,7 @@
 //! The domains hand it the rest: how to check their payload, which of their files the state
 //! directory keeps, what a killed run of theirs leaves behind.
 
+pub(crate) mod applied;
 pub(crate) mod children;
 pub(crate) mod flip;
 pub(crate) mod generation;

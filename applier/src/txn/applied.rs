@@ -1,0 +1,44 @@
+//! `applied.json` read by its head and its size alone, not its manifest: what a boot on an
+//! image that holds the generation checks (`applier/src/boot/mod.rs`), at the same cost
+//! whatever the manifest's size.
+
+use std::os::unix::fs::FileExt as _;
+
+use anyhow::Result;
+
+use super::state::{state_dir, RawView, APPLIED, STATE_VERSION};
+use crate::fs::Root;
+
+/// Whether `applied.json` records exactly `generation` (as the root sees it) with a manifest of
+/// `manifest_len` bytes and nothing pending or held, read by its head and its size alone (not
+/// its manifest): what a boot on an image that holds the generation checks, at the same cost
+/// whatever the manifest's size. The generation being a store path, immutable, its path and
+/// size stand for its bytes.
+pub(crate) fn applied_is(root: &mut Root, generation: &str, manifest_len: u64) -> Result<bool> {
+    let rel = format!("{}/{APPLIED}", state_dir());
+    if !matches!(root.node_with(&rel, false)?, crate::fs::Node::File(_)) {
+        return Ok(false);
+    }
+    let file = std::fs::File::from(root.open_file(&rel)?);
+    let len = file.metadata()?.len();
+    let mut head = vec![0u8; usize::try_from(len.min(1 << 16)).unwrap_or(0)];
+    file.read_exact_at(&mut head, 0)?;
+    let key = b"\"manifest\":";
+    let Some(at) = memchr::memmem::find(&head, key) else {
+        return Ok(false);
+    };
+    let head = &head[..at + key.len()];
+    let mut end = [0u8; 2];
+    file.read_exact_at(&mut end, len.saturating_sub(2))?;
+    let whole = u64::try_from(head.len()).unwrap_or(u64::MAX) + manifest_len + 2;
+    if whole != len || &end != b"}\n" {
+        return Ok(false);
+    }
+    // Anything pending (or held) is written after the manifest, so the head holds none.
+    let closed = [head, b"null}"].concat();
+    Ok(
+        serde_json::from_slice::<RawView<()>>(&closed).is_ok_and(|v| {
+            v.version == STATE_VERSION && v.generation == generation && v.runtime.is_empty()
+        }),
+    )
+}
