@@ -586,3 +586,12 @@ pub fn ambient(t: &str) -> u64 {
     assert_eq!(hex.len(), 1, "{t}");
     u64::from_str_radix(hex[0].trim(), 16).expect("CapAmb is hex")
 }
+
+/// `sh -c SCRIPT` in a private mount namespace (its mounts go with it).
+pub fn in_private_namespace(script: &str) -> Output {
+    Command::new("unshare")
+        .args(unshare_private())
+        .args(["sh", "-c", script])
+        .output()
+        .expect("unshare (util-linux)")
+}

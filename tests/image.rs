@@ -150,11 +150,7 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
         erofs[0].display(),
         m = mnt.display()
     );
-    let out = Command::new("unshare")
-        .args(etcflip_e2e::unshare_private())
-        .args(["sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = etcflip_e2e::in_private_namespace(&script);
     let m = mnt.display();
     assert_eq!(
         text_of(&out),
@@ -249,11 +245,7 @@ fn boot_on_the_read_only_image_writes_only_run() {
         bin("etcflip").display(),
         store_gen.display(),
     );
-    let out = Command::new("unshare")
-        .args(etcflip_e2e::unshare_private())
-        .args(["sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = etcflip_e2e::in_private_namespace(&script);
     let t = text_of(&out);
     assert_eq!(code(&out), 0, "{t}");
     for want in [
@@ -415,11 +407,7 @@ fn boot_takes_the_image_path_only_on_a_read_only_etc_with_nothing_pending() {
         store_gen.display(),
         t = tree.display()
     );
-    let out = Command::new("unshare")
-        .args(etcflip_e2e::unshare_private())
-        .args(["sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = etcflip_e2e::in_private_namespace(&script);
     assert!(
         !text_of(&out).contains("booted: /etc already holds"),
         "{}",

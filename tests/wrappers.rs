@@ -580,11 +580,7 @@ fn leftovers_are_shown_by_a_dry_run_and_what_cannot_go_is_noted_not_fatal() {
         etcflip_e2e::bin("etcflip").display(),
         g.display()
     );
-    let out = std::process::Command::new("unshare")
-        .args(etcflip_e2e::unshare_private())
-        .args(["sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = etcflip_e2e::in_private_namespace(&script);
     let t = text_of(&out);
     assert_eq!(code(&out), 0, "{t}");
     assert!(
@@ -676,15 +672,6 @@ fn nobody_reaches(path: &Path) -> bool {
     code(&out) == 0
 }
 
-/// `sh -c SCRIPT` in a private mount namespace.
-fn in_namespace(script: &str) -> std::process::Output {
-    std::process::Command::new("unshare")
-        .args(etcflip_e2e::unshare_private())
-        .args(["sh", "-c", script])
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_directory_not_flipped_in_or_not_removable_runs_nothing_for_others() {
     let (s, show) = setup("wrappers-closed");
@@ -731,7 +718,7 @@ fn a_directory_not_flipped_in_or_not_removable_runs_nothing_for_others() {
         g2.display(),
         s.root.display()
     );
-    let out = in_namespace(&script);
+    let out = etcflip_e2e::in_private_namespace(&script);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     assert!(
         text_of(&out).contains("was left, closed to others"),
@@ -762,7 +749,7 @@ fn what_cannot_be_replaced_at_bin_refuses_the_switch_whatever_on_conflict_says()
         g.display()
     );
     let before = etcflip_e2e::listing(&s.root);
-    let out = in_namespace(&script);
+    let out = etcflip_e2e::in_private_namespace(&script);
     assert_eq!(code(&out), 3, "{}", text_of(&out));
     assert!(
         text_of(&out).contains("is a mount point or not a directory"),
@@ -784,7 +771,7 @@ fn what_cannot_be_replaced_at_bin_refuses_the_switch_whatever_on_conflict_says()
         etcflip.display(),
         g.display()
     );
-    let out = in_namespace(&script);
+    let out = etcflip_e2e::in_private_namespace(&script);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     assert!(
         text_of(&out).contains("/run/wrappers/bin.etcflip-old was left"),

@@ -55,20 +55,8 @@ enum Cmd {
     /// Build a read-only image's tree from GEN into DIR (new or empty), without privileges,
     /// with a pseudo file of modes and owners beside it (and a reproducible squashfs image).
     Image {
-        /// The generation directory built by etcflip-gen.
-        generation: PathBuf,
-        /// The image's root directory (created if missing; must be empty).
-        #[arg(long)]
-        root: PathBuf,
-        /// Also make this squashfs image of it with mksquashfs.
-        #[arg(long, value_name = "FILE")]
-        squashfs: Option<PathBuf>,
-        /// Also make this erofs image of it with mkfs.erofs (under fakeroot).
-        #[arg(long, value_name = "FILE")]
-        erofs: Option<PathBuf>,
-        /// Make it a systemd-confext image named NAME.
-        #[arg(long, value_name = "NAME")]
-        confext: Option<String>,
+        #[command(flatten)]
+        opts: etcflip::boot::image::Options,
         /// Print machine-readable JSON.
         #[arg(long)]
         json: bool,
@@ -222,23 +210,7 @@ fn run(cli: Cli) -> Result<u8> {
             },
             to.json,
         ),
-        Cmd::Image {
-            generation,
-            root,
-            squashfs,
-            erofs,
-            confext,
-            json,
-        } => run_image(
-            &etcflip::boot::image::Options {
-                generation,
-                root,
-                squashfs,
-                erofs,
-                confext,
-            },
-            json,
-        ),
+        Cmd::Image { opts, json } => run_image(&opts, json),
         Cmd::Boot {
             generation,
             root,

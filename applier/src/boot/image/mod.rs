@@ -20,17 +20,22 @@ use crate::fs::Root;
 mod erofs;
 mod pseudo;
 
-/// Options of `etcflip image`.
+/// Options of `etcflip image` (its command line too).
+#[derive(Debug, clap::Args)]
 pub struct Options {
-    /// The generation directory.
+    /// The generation directory built by etcflip-gen.
     pub generation: PathBuf,
-    /// The image's root: created if missing, and empty.
+    /// The image's root directory (created if missing; must be empty).
+    #[arg(long)]
     pub root: PathBuf,
-    /// Also make this squashfs image of the root.
+    /// Also make this squashfs image of it with mksquashfs.
+    #[arg(long, value_name = "FILE")]
     pub squashfs: Option<PathBuf>,
-    /// Also make this erofs image of the root.
+    /// Also make this erofs image of it with mkfs.erofs (under fakeroot).
+    #[arg(long, value_name = "FILE")]
     pub erofs: Option<PathBuf>,
-    /// Make it a systemd-confext image of this name.
+    /// Make it a systemd-confext image named NAME.
+    #[arg(long, value_name = "NAME")]
     pub confext: Option<String>,
 }
 
