@@ -92,7 +92,8 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
     let head = if let Some(head) = ends.head() {
         head.checked(&origin)?
     } else {
-        let text = std::fs::read_to_string(host.join("manifest.json"))?;
+        let text = std::fs::read_to_string(host.join("manifest.json"))
+            .with_context(|| format!("cannot read {origin}"))?;
         Head::of(&text, &origin)?.into_owned()
     };
     let target = format!("{in_root}/etc");
@@ -131,7 +132,10 @@ impl Ends {
         use std::os::unix::fs::FileExt as _;
         let shown = || path.display().to_string();
         let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", shown()))?;
-        let len = file.metadata()?.len();
+        let len = file
+            .metadata()
+            .with_context(|| format!("cannot stat {}", shown()))?
+            .len();
         let chunk = |at: u64, n: u64| -> Result<Vec<u8>> {
             let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
             file.read_exact_at(&mut buf, at)

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::FileExt as _;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use super::state::{state_dir, RawView, APPLIED, STATE_VERSION};
 use crate::fs::Root;
@@ -20,16 +20,20 @@ pub(crate) fn applied_is(root: &mut Root, generation: &str, manifest_len: u64) -
         return Ok(false);
     }
     let file = std::fs::File::from(root.open_file(&rel)?);
-    let len = file.metadata()?.len();
+    let shown = root.show(&rel);
+    let len = (file.metadata())
+        .with_context(|| format!("cannot stat {shown}"))?
+        .len();
     let mut head = vec![0u8; usize::try_from(len.min(1 << 16)).unwrap_or(0)];
-    file.read_exact_at(&mut head, 0)?;
+    (file.read_exact_at(&mut head, 0)).with_context(|| format!("cannot read {shown}"))?;
     let key = b"\"manifest\":";
     let Some(at) = memchr::memmem::find(&head, key) else {
         return Ok(false);
     };
     let head = &head[..at + key.len()];
     let mut end = [0u8; 2];
-    file.read_exact_at(&mut end, len.saturating_sub(2))?;
+    (file.read_exact_at(&mut end, len.saturating_sub(2)))
+        .with_context(|| format!("cannot read {shown}"))?;
     let whole = u64::try_from(head.len()).unwrap_or(u64::MAX) + manifest_len + 2;
     if whole != len || &end != b"}\n" {
         return Ok(false);

@@ -104,7 +104,8 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::fs::Metadata)>) -> Re
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
     names.sort();
     for name in names {
         let Some(name) = name.to_str() else {
