@@ -122,6 +122,13 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
     assert!(lines
         .iter()
         .any(|l| l.starts_with("lrwxrwxrwx 0/0 squashfs-root/etc/motd -> /etc/static/motd")));
+    // systemd's convention for a read-only /etc: an empty machine-id it mounts over.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "-r--r--r-- 0/0 squashfs-root/etc/machine-id"),
+        "{lines:#?}"
+    );
     // Machine-local state stays out: stamps, the users' seal.
     assert!(
         !lines
@@ -184,6 +191,8 @@ fn a_confext_image_says_so_for_its_name() {
         .output()
         .unwrap();
     assert_eq!(text_of(&out), "ID=_any\n");
+    // A confext image holds no machine-id: it would hide the machine's own.
+    assert!(!listing(&img).iter().any(|l| l.contains("machine-id")));
     let tree = s.dir.join("t2");
     let bad = image_with(
         &gen,

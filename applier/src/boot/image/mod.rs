@@ -84,8 +84,9 @@ pub fn image(opts: &Options) -> Result<Report> {
     ] {
         root.unlink(&format!("{}/{file}", crate::txn::state::state_dir()))?;
     }
-    if let Some(name) = &opts.confext {
-        confext(&mut root, name)?;
+    match &opts.confext {
+        Some(name) => confext(&mut root, name)?,
+        None => machine_id(&mut root, &opts.generation)?,
     }
     set_ids(&opts.root, &opts.generation)?;
     let entries = pseudo::entries(&mut root, &opts.generation)?;
@@ -126,6 +127,19 @@ fn set_ids(root: &Path, gen: &Path) -> Result<()> {
             .with_context(|| format!("cannot chmod {}", path.display()))?;
     }
     Ok(())
+}
+
+/// An empty `etc/machine-id` (0444), unless the generation declares one: systemd's convention
+/// for a read-only `/etc`, over which it mounts the machine's id at boot. Not in a confext
+/// image, which would hide the machine's own.
+fn machine_id(root: &mut Root, gen: &Path) -> Result<()> {
+    if crate::manifest::Manifest::load(gen)?
+        .get("machine-id")
+        .is_some()
+    {
+        return Ok(());
+    }
+    root.write_new("etc/machine-id", &[], 0o444, crate::fs::Owner::current())
 }
 
 /// A confext image's name, as systemd takes it: a file name of letters, digits, `_`, `-` and
