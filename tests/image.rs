@@ -245,7 +245,7 @@ fn boot_on_the_read_only_image_writes_only_run() {
     let r = root.display();
     let script = format!(
         "mount -o ro,loop {} {r}/img && mount --bind {r}/img/etc {r}/etc && mount -o remount,ro,bind {r}/etc \
-         && mount -t tmpfs tmpfs {r}/run && {} boot {} --root {r} && \
+         && mount -t tmpfs tmpfs {r}/run && mkdir -p {r}/run/wrappers/bin/mine && {} boot {} --root {r} && \
          readlink {r}/etc/motd {r}/run/etcflip/static && cat {r}/run/etcflip/static/motd && \
          stat -c '%a %U' {r}$(readlink {r}/run/wrappers/bin)/show && {} boot {} --root {r}",
         img.display(),
@@ -263,6 +263,8 @@ fn boot_on_the_read_only_image_writes_only_run() {
             store_gen.display()
         ),
         "wrappers: add /run/wrappers/bin/show (4511 root:root",
+        // Boot-safe like boot's switch: a bin that is not a link is moved aside.
+        "wrappers: back up /run/wrappers/bin (a directory)",
         "booted: /etc already holds this generation; nothing written below it",
         "/run/etcflip/static/motd\n",
         "hello\n",

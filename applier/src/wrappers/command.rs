@@ -51,9 +51,7 @@ pub fn apply(opts: &Options) -> Result<Option<Report>> {
         .filter(|_| report.clash.is_none() && !report.current())
     {
         lock.for_writing(&mut root)?;
-        let built = super::prepare(&mut root, &report)?;
-        let notes = super::finish(&mut root, &report, built.as_deref())?;
-        report.notes.extend(notes);
+        super::carry_out(&mut root, &mut report)?;
     }
     Ok(Some(report))
 }
@@ -70,15 +68,12 @@ pub(crate) fn apply_in(
     let _lock = lock::lock(root, &mut || progress.signalled(), |_| Ok(()))?;
     let mut manifest = etcflip_format::manifest::Manifest::empty(&head.overlay);
     manifest.wrappers.clone_from(&head.wrappers);
-    let refuse = (None, super::Foreign::Refuse);
-    let Some(mut report) = super::plan(root, (&manifest, gen_host), Some(&manifest), refuse)?
+    // Boot-safe, as boot's switch: what is at bin and not a link is moved aside.
+    let backup = (None, super::Foreign::Backup);
+    let Some(mut report) = super::plan(root, (&manifest, gen_host), Some(&manifest), backup)?
     else {
         return Ok(None);
     };
-    if report.clash.is_none() && !report.current() {
-        let built = super::prepare(root, &report)?;
-        let notes = super::finish(root, &report, built.as_deref())?;
-        report.notes.extend(notes);
-    }
+    super::carry_out(root, &mut report)?;
     Ok(Some(report))
 }

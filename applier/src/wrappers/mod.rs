@@ -67,6 +67,9 @@ pub struct Report {
     /// The checked payload every wrapper is written from, when a directory is built.
     #[serde(skip)]
     pub(crate) reference: Option<Reference>,
+    /// `/run/wrappers` as the plan saw it (`verify.rs` checks the content of the same files).
+    #[serde(skip)]
+    pub(crate) live: Option<plan::Live>,
 }
 
 impl Report {
@@ -113,6 +116,7 @@ pub(crate) fn plan(
     let mut report = report(planned);
     report.unresolved = unresolved;
     report.reference = reference;
+    report.live = Some(live);
     Ok(Some(report))
 }
 
@@ -131,6 +135,7 @@ fn report(planned: Planned) -> Report {
         clash,
         work,
         reference: None,
+        live: None,
     }
 }
 
@@ -222,6 +227,18 @@ pub(crate) fn prepare(root: &mut Root, report: &Report) -> Result<Option<String>
         }
         None => Ok(None),
     }
+}
+
+/// Phases 4 and 8 at once, for `etcflip wrappers` and boot (the caller holds the lock):
+/// builds what the report says, flips, and adds the notes on what was left.
+pub(crate) fn carry_out(root: &mut Root, report: &mut Report) -> Result<()> {
+    if report.clash.is_some() || report.current() {
+        return Ok(());
+    }
+    let built = prepare(root, report)?;
+    let notes = finish(root, report, built.as_deref())?;
+    report.notes.extend(notes);
+    Ok(())
 }
 
 /// Phase 8: flips `bin` to `built` and removes the directories it no longer points at;

@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use etcflip_format::manifest::Manifest;
 
-use super::plan::Bin;
-use super::{look, BIN_SHOWN, DIR};
+use super::plan::{Bin, Live};
+use super::{BIN_SHOWN, DIR};
 use crate::fs::{join, sha256_bytes, Root};
 
 /// One way the wrappers differ from the applied generation (`etcflip verify` reports it with
@@ -41,15 +41,15 @@ pub(crate) fn drift(root: &mut Root, m: &Manifest, gen_host: &Path) -> Result<Ve
             found,
         })
         .collect();
-    let live = look::look(root)?;
-    if let Bin::Dir(name) = &live.bin {
+    if let Some(Live {
+        bin: Bin::Dir(name),
+        files,
+        ..
+    }) = &report.live
+    {
         let rel = join(DIR, name);
         for w in m.wrappers.iter().flatten() {
-            if !live
-                .files
-                .get(w.program.as_str())
-                .is_some_and(|s| s.regular)
-            {
+            if !files.get(w.program.as_str()).is_some_and(|s| s.regular) {
                 continue; // already reported above
             }
             let bytes = root.read(&join(&rel, &w.program))?;
