@@ -351,6 +351,16 @@ fn what_an_unprivileged_build_cannot_keep_the_image_still_gets() {
             "{want:?} not in {lines:#?}"
         );
     }
+    // Made under umask 077, the erofs image's top is still 0755, root's.
+    let mnt = s.dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let script = format!(
+        "mount -t erofs -o ro,loop {} {m} && stat -c '%a %u:%g' {m}",
+        images[0].1.display(),
+        m = mnt.display()
+    );
+    let out = etcflip_e2e::in_private_namespace(&script);
+    assert_eq!(text_of(&out), "755 0:0\n");
     for (what, a, b) in [
         ("squashfs", &images[0].0, &images[1].0),
         ("erofs", &images[0].1, &images[1].1),

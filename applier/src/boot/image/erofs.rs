@@ -12,9 +12,9 @@ use anyhow::{bail, Context as _, Result};
 /// The UUID of every image (a reproducible image cannot have a random one).
 const UUID: &str = "00000000-0000-0000-0000-000000000000";
 
-/// The script `fakeroot` runs: the owners, then the image.
-const SCRIPT: &str =
-    r#"cd "$1" && xargs -0 -n2 chown -h && exec mkfs.erofs -T0 -U"$2" -x-1 --quiet "$3" ."#;
+/// The script `fakeroot` runs: the owners (stdin), then the modes (`$4`: a chown clears
+/// set-id bits; the top is 0755 whatever the umask it was made under), then the image.
+const SCRIPT: &str = r#"cd "$1" && xargs -0 -n2 chown -h && chmod 755 . && xargs -0 -n2 chmod < "$4" && exec mkfs.erofs -T0 -U"$2" -x-1 --quiet "$3" ."#;
 
 /// Makes `image` from the tree `root`, its owners from `pairs` (`uid:gid` and path, each
 /// NUL-terminated) and its modes from the file `modes` (mode and path, the same way).
