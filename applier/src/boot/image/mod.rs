@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::errors::Invalid;
 use crate::etc::{self, OnConflict};
 use crate::fs::Root;
+use crate::manifest::Manifest;
 
 mod erofs;
 mod pseudo;
@@ -84,12 +85,14 @@ pub fn image(opts: &Options) -> Result<Report> {
     ] {
         root.unlink(&format!("{}/{file}", crate::txn::state::state_dir()))?;
     }
+    // Read once, for what the switch left to the image to finish.
+    let manifest = crate::manifest::Manifest::load(&opts.generation)?;
     match &opts.confext {
         Some(name) => confext(&mut root, name)?,
-        None => machine_id(&mut root, &opts.generation)?,
+        None => machine_id(&mut root, &manifest)?,
     }
-    set_ids(&opts.root, &opts.generation)?;
-    let entries = pseudo::entries(&mut root, &opts.generation)?;
+    set_ids(&opts.root, &manifest)?;
+    let entries = pseudo::entries(&mut root, &opts.generation, &manifest)?;
     std::fs::write(&pseudo, pseudo::squashfs(&entries))
         .with_context(|| format!("cannot write the pseudo file {}", pseudo.display()))?;
     if let Some(image) = &opts.squashfs {
@@ -112,9 +115,8 @@ pub fn image(opts: &Options) -> Result<Report> {
 
 /// Gives copies with set-id bits their declared mode again: without privileges, writing the
 /// content cleared the bits the switch had set (as the owner, the builder may set them).
-fn set_ids(root: &Path, gen: &Path) -> Result<()> {
+fn set_ids(root: &Path, manifest: &Manifest) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
-    let manifest = crate::manifest::Manifest::load(gen)?;
     for e in &manifest.entries {
         let Some(mode) = e
             .mode
@@ -132,11 +134,8 @@ fn set_ids(root: &Path, gen: &Path) -> Result<()> {
 /// An empty `etc/machine-id` (0444), unless the generation declares one: systemd's convention
 /// for a read-only `/etc`, over which it mounts the machine's id at boot. Not in a confext
 /// image, which would hide the machine's own.
-fn machine_id(root: &mut Root, gen: &Path) -> Result<()> {
-    if crate::manifest::Manifest::load(gen)?
-        .get("machine-id")
-        .is_some()
-    {
+fn machine_id(root: &mut Root, manifest: &Manifest) -> Result<()> {
+    if manifest.get("machine-id").is_some() {
         return Ok(());
     }
     root.write_new("etc/machine-id", &[], 0o444, crate::fs::Owner::current())

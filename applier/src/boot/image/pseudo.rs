@@ -57,9 +57,9 @@ pub(super) fn chown_pairs(entries: &[Entry]) -> Vec<u8> {
 /// Every path of the image tree at `root`, built from the generation `gen`, with its mode and
 /// the owner it gets. A copy's mode is its declared one: an unprivileged write clears the
 /// set-id bits the switch gave it.
-pub(super) fn entries(root: &mut Root, gen: &Path) -> Result<Vec<Entry>> {
+pub(super) fn entries(root: &mut Root, gen: &Path, manifest: &Manifest) -> Result<Vec<Entry>> {
     let top = root.host_path().to_path_buf();
-    let declared = intended(root, gen)?;
+    let declared = intended(root, gen, manifest)?;
     let owners = (!nix::unistd::geteuid().is_root()).then_some(&declared);
     let mut paths = Vec::new();
     walk(&top, "", &mut paths)?;
@@ -126,10 +126,9 @@ type Declared = BTreeMap<String, (Option<u32>, u32, u32)>;
 
 /// The modes and owners a switch as root would have given, by path from the top: declared
 /// modes and owners of copies, owners of managed directories, and homes the users part makes.
-fn intended(root: &mut Root, gen: &Path) -> Result<Declared> {
-    let manifest = Manifest::load(gen)?;
+fn intended(root: &mut Root, gen: &Path, manifest: &Manifest) -> Result<Declared> {
     let mut out = BTreeMap::new();
-    let resolved = owners::resolve_recorded(root, &gen.display().to_string(), &manifest)?;
+    let resolved = owners::resolve_recorded(root, &gen.display().to_string(), manifest)?;
     for (target, (uid, gid)) in resolved.ids {
         let mode = manifest.get(&target).and_then(|e| e.mode).map(|m| m.0);
         out.insert(format!("etc/{target}"), (mode, uid, gid));
@@ -138,13 +137,13 @@ fn intended(root: &mut Root, gen: &Path) -> Result<Declared> {
         planned: None,
         gen_host: Some(gen),
     };
-    let (passwd, groups) = crate::users::names::user_tables(root, &manifest, tables)?;
+    let (passwd, groups) = crate::users::names::user_tables(root, manifest, tables)?;
     for e in manifest.entries.iter().filter(|e| e.kind == Kind::Dir) {
         let uid = crate::users::names::lookup(e.uid.as_ref(), &passwd).0;
         let gid = crate::users::names::lookup(e.gid.as_ref(), &groups).0;
         out.insert(format!("etc/{}", e.target), (None, uid, gid));
     }
-    homes(root, &manifest, &passwd, &mut out);
+    homes(root, manifest, &passwd, &mut out);
     Ok(out)
 }
 
