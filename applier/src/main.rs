@@ -154,12 +154,7 @@ fn report(
         }
     }
     if let Some(w) = &outcome.wrappers {
-        for c in &w.changes {
-            writeln!(out, "wrappers: {would}{c}")?;
-        }
-        for n in &w.notes {
-            writeln!(out, "note: {n}")?;
-        }
+        out.write_all(reports::wrapper_lines(w, dry_run).as_bytes())?;
     }
     if outcome.migrated {
         writeln!(

@@ -9,18 +9,27 @@ use etcflip::wrappers;
 
 use super::{emit, emit_with, json, report};
 
+/// A wrappers report's lines: what changes (or would, in a dry run), then the notes.
+pub(crate) fn wrapper_lines(w: &wrappers::Report, dry_run: bool) -> String {
+    let would = if dry_run { "would " } else { "" };
+    let mut text = String::new();
+    for c in &w.changes {
+        let _ = writeln!(text, "wrappers: {would}{c}");
+    }
+    for n in &w.notes {
+        let _ = writeln!(text, "note: {n}");
+    }
+    text
+}
+
 pub(crate) fn run_wrappers(opts: &wrappers::command::Options, as_json: bool) -> Result<u8> {
     let report = wrappers::command::apply(opts)?;
     if as_json {
         emit(&json(&report)?);
     } else {
         let mut text = String::new();
-        let would = if opts.dry_run { "would " } else { "" };
-        for c in report.iter().flat_map(|r| &r.changes) {
-            let _ = writeln!(text, "wrappers: {would}{c}");
-        }
-        for n in report.iter().flat_map(|r| &r.notes) {
-            let _ = writeln!(text, "note: {n}");
+        if let Some(r) = &report {
+            text.push_str(&wrapper_lines(r, opts.dry_run));
         }
         for u in report.iter().flat_map(|r| &r.unresolved) {
             let _ = writeln!(text, "incomplete: {u}");
@@ -63,11 +72,8 @@ pub(crate) fn run_boot(opts: &etcflip::boot::Options, as_json: bool) -> Result<u
                     Some(o) => writeln!(text, "overlay: {o}"),
                     None => writeln!(text, "overlay: already in place"),
                 };
-                for c in wrappers.iter().flat_map(|w| &w.changes) {
-                    let _ = writeln!(text, "wrappers: {c}");
-                }
-                for n in wrappers.iter().flat_map(|w| &w.notes) {
-                    let _ = writeln!(text, "note: {n}");
+                if let Some(w) = &wrappers {
+                    text.push_str(&wrapper_lines(w, false));
                 }
                 text.push_str(
                     "booted: /etc already holds this generation; nothing written below it\n",

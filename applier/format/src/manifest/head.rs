@@ -70,9 +70,7 @@ impl<'a> Head<'a> {
             return None;
         }
         let end = last.trim_end();
-        let wrappers = if let Some(at) = memchr::memmem::find(end.as_bytes(), WRAPPERS_KEY) {
-            let value = end[at + WRAPPERS_KEY.len()..].strip_suffix('}')?;
-            let parsed: Vec<Wrapper> = serde_json::from_str(value).ok()?;
+        let wrappers = if let Some(parsed) = wrappers_in(end).ok()? {
             Some(parsed.into_iter().map(Wrapper::into_owned).collect())
         } else if end.ends_with("\n  }\n}") {
             None
@@ -90,23 +88,28 @@ impl<'a> Head<'a> {
     /// parsing the entries.
     fn from_layout(text: &'a str) -> Option<Head<'a>> {
         let overlay = overlay_of(text)?;
-        // A key at the start of a line, indented by two spaces, is a top-level one (a string
-        // holds no raw newline); memmem finds it at memory speed.
-        let wrappers = match memchr::memmem::find(text.as_bytes(), WRAPPERS_KEY) {
-            None => None,
-            Some(at) => {
-                let value = text[at + WRAPPERS_KEY.len()..]
-                    .trim_end()
-                    .strip_suffix('}')?;
-                Some(serde_json::from_str(value).ok()?)
-            }
-        };
+        let wrappers = wrappers_in(text).ok()?;
         Some(Head { overlay, wrappers })
     }
 }
 
 /// The `wrappers` key as the canonical layout writes it (last, at the start of a line).
 const WRAPPERS_KEY: &[u8] = b"\n  \"wrappers\": ";
+
+/// The wrappers of `text`, a canonical manifest or its end: `Ok(None)` when it has no
+/// `wrappers` key, an error when the value after it does not parse. A key at the start of a
+/// line, indented by two spaces, is a top-level one (a string holds no raw newline); memmem
+/// finds it at memory speed.
+fn wrappers_in(text: &str) -> Result<Option<Vec<Wrapper<'_>>>, ()> {
+    let Some(at) = memchr::memmem::find(text.as_bytes(), WRAPPERS_KEY) else {
+        return Ok(None);
+    };
+    let value = text[at + WRAPPERS_KEY.len()..]
+        .trim_end()
+        .strip_suffix('}')
+        .ok_or(())?;
+    serde_json::from_str(value).map(Some).map_err(drop)
+}
 
 /// The overlay, from the canonical layout's start (as the generator writes it: `version`
 /// and `overlay` first).
