@@ -194,6 +194,7 @@ fn run(cli: Cli) -> Result<u8> {
                 dry_run: to.dry_run,
                 on_conflict,
                 no_wrappers,
+                reproducible: false,
             },
             to.json,
         ),

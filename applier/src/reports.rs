@@ -65,13 +65,20 @@ pub(crate) fn run_boot(opts: &etcflip::boot::Options, as_json: bool) -> Result<u
             }
             Ok(super::switch_code(&outcome, false))
         }
-        Booted::Image { overlay, wrappers } => {
+        Booted::Image {
+            overlay,
+            users,
+            wrappers,
+        } => {
             if !as_json {
                 let mut text = String::new();
                 let _ = match &overlay {
                     Some(o) => writeln!(text, "overlay: {o}"),
                     None => writeln!(text, "overlay: already in place"),
                 };
+                for c in users.iter().flat_map(|u| u.changes.iter()) {
+                    let _ = writeln!(text, "users: {c}");
+                }
                 if let Some(w) = &wrappers {
                     text.push_str(&wrapper_lines(w, false));
                 }

@@ -102,3 +102,43 @@ fn dynamic_ids_leave_passwd_and_group_to_the_switch() {
         ])
     );
 }
+
+#[test]
+fn a_password_files_location_is_kept_unless_it_is_etc_and_checked() {
+    let dir = TempDir::new("users-location");
+    let root = [nixos_user("root", &json!(0), "root", true)];
+    let groups = json!([{"name": "root", "gid": 0, "members": []}]);
+    let build = |location: Value, name: &str| {
+        let spec = json!({"users": {"mutableUsers": true, "users": root, "groups": groups,
+                                    "passwordFilesLocation": location}});
+        let out = dir.join(name);
+        build_spec(&dir, &spec.to_string(), &out).map(|()| {
+            let text = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+            serde_json::from_str::<Value>(&text).unwrap()["users"].clone()
+        })
+    };
+    let kept = build(json!("/var/lib/nixos"), "kept").unwrap();
+    assert_eq!(kept["passwordFilesLocation"], json!("/var/lib/nixos"));
+    // userborn's default is where the files are anyway.
+    for (location, name) in [(json!("/etc"), "etc"), (Value::Null, "null")] {
+        let part = build(location, name).unwrap();
+        assert!(part.get("passwordFilesLocation").is_none(), "{part:#}");
+    }
+    for (location, want) in [
+        (
+            json!(7),
+            "users: passwordFilesLocation: expected a directory's path, not 7",
+        ),
+        (
+            json!("/etc/users"),
+            "passwordFilesLocation \"/etc/users\" is in /etc",
+        ),
+        (
+            json!("relative"),
+            "passwordFilesLocation \"relative\" is not an absolute path",
+        ),
+    ] {
+        let err = format!("{:#}", build(location, "bad").unwrap_err());
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+}

@@ -12,14 +12,15 @@
 //! - **Otherwise** it is a switch with the boot-safe policy: a path in the way that is not
 //!   etcflip's is moved aside (`--on-conflict backup`), never refused and never lost.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
 use crate::errors::Invalid;
 use crate::etc::{self, OnConflict};
 use crate::fs::{Node, Root};
+use crate::txn::phase::Progress;
 use crate::txn::state;
 use etcflip_format::manifest::Head;
 
@@ -42,6 +43,9 @@ pub enum Booted {
         /// The overlay link made (`None`: it was already right, or lives in `/etc`).
         #[serde(skip_serializing_if = "Option::is_none")]
         overlay: Option<String>,
+        /// The users phase, when the image keeps the user database outside `/etc`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        users: Option<Box<crate::users::Report>>,
         /// The wrappers phase, when the generation declares wrappers.
         #[serde(skip_serializing_if = "Option::is_none")]
         wrappers: Option<Box<crate::wrappers::Report>>,
@@ -61,6 +65,7 @@ pub fn boot(opts: &Options) -> Result<Booted> {
         dry_run: false,
         on_conflict: OnConflict::Backup,
         no_wrappers: false,
+        reproducible: false,
     };
     etc::switch(&switch).map(|o| Booted::Switch(Box::new(o)))
 }
@@ -81,7 +86,7 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
     // A read-only /etc whose state names the generation with no switch pending: what a
     // writable one holds is not vouched for by its state alone.
     let pending = root.node_with(&format!("{}/journal.json", state::state_dir()), false)?;
-    if !etc_read_only(&root)? || pending != Node::Absent {
+    if !root.read_only("etc")? || pending != Node::Absent {
         return Ok(None);
     }
     let ends = Ends::read(&host.join("manifest.json"))?;
@@ -96,23 +101,52 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
             .with_context(|| format!("cannot read {origin}"))?;
         Head::of(&text, &origin)?.into_owned()
     };
+    let mut progress = Progress::start(true);
+    let _lock = crate::txn::lock::lock(&mut root, &mut || progress.signalled(), |_| Ok(()))?;
     let target = format!("{in_root}/etc");
     let overlay = match head.overlay.strip_prefix("/etc/") {
         Some(_) => None,
         None => relink(&mut root, &head.overlay, &target)?,
     };
+    // Before the wrappers, whose owners resolve in the user database.
+    let users = users_elsewhere(&mut root, &host, &mut progress)?.map(Box::new);
     let wrappers = crate::wrappers::command::apply_in(&mut root, &host, &head)?.map(Box::new);
-    Ok(Some(Booted::Image { overlay, wrappers }))
+    Ok(Some(Booted::Image {
+        overlay,
+        users,
+        wrappers,
+    }))
 }
 
-/// Whether the root's `/etc` is on a read-only mount (an image).
-fn etc_read_only(root: &Root) -> Result<bool> {
-    let etc = root.host_path().join("etc");
-    match nix::sys::statvfs::statvfs(&etc) {
-        Ok(st) => Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)),
-        Err(nix::errno::Errno::ENOENT) => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("cannot look at {}", etc.display())),
+/// The users phase of an image whose `/etc` links its user database to a writable place
+/// (`passwordFilesLocation`): the image's `/etc/passwd` is such a link (else the users are
+/// the image's own, and there is nothing to do). Only then is the manifest read whole.
+fn users_elsewhere(
+    root: &mut Root,
+    host: &Path,
+    progress: &mut Progress,
+) -> Result<Option<crate::users::Report>> {
+    let linked = matches!(root.node_with("etc/passwd", false)?,
+        Node::Link(t) if t.starts_with('/') && !t.starts_with("/etc/"));
+    if !linked {
+        return Ok(None);
     }
+    let manifest = etcflip_format::manifest::Manifest::load(host)?;
+    let Some(decl) = &manifest.users else {
+        return Ok(None);
+    };
+    let report = crate::users::plan(root, decl, None)?;
+    if !report.clashes.is_empty() {
+        bail!(
+            "the users of {} cannot be written: {}",
+            host.display(),
+            report.clashes.join("; ")
+        );
+    }
+    if !report.current {
+        crate::users::write(root, decl, &report, &mut || progress.signalled())?;
+    }
+    Ok(Some(report))
 }
 
 /// The first and last lines of a manifest, and its size without trailing white space.

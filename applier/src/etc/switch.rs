@@ -27,7 +27,7 @@ use crate::txn::generation::{Generation, GenerationFile};
 use crate::txn::lock::{self, Lock};
 use crate::txn::phase::{Phase, Progress};
 use crate::txn::state::{self, Recorded, StateView};
-use crate::users::{self, Report};
+use crate::users::{self, Report, Seed};
 
 /// Options of `etcflip switch`.
 pub struct Options {
@@ -42,6 +42,9 @@ pub struct Options {
     /// Leave `/run/wrappers` alone (`etcflip wrappers` makes them, e.g. from NixOS's
     /// `suid-sgid-wrappers.service`).
     pub no_wrappers: bool,
+    /// Salts derived from the generation instead of random ones (`etcflip image`): one
+    /// generation then gives one `shadow`, so one image, whoever builds it.
+    pub reproducible: bool,
 }
 
 /// Runs a switch. Under `abort`, conflicts return the plan unapplied (`changed` false, the
@@ -132,7 +135,8 @@ fn look_and_decide<'f>(
     known.extend(held_before.iter().map(|h| h.generation.as_str()));
     let plan_for = (&target_text[..], opts.on_conflict, &known[..]);
     o.progress.enter(Phase::Plan)?;
-    let users = sealed.map_or_else(|| plan_users(&mut o.root, &gen), |r| Ok(Some(r)))?;
+    let seed = opts.reproducible.then(|| salt_seed(gen_text));
+    let users = sealed.map_or_else(|| plan_users(&mut o.root, &gen, seed), |r| Ok(Some(r)))?;
     let (plan, looked) = look_and_plan(&mut o.root, (&gen, users.as_ref()), &gathered, plan_for)?;
     let old = applied.map_or(same_manifest.then_some(&gen.manifest), |a| Some(a.manifest));
     let wrappers = plan_wrappers(opts, &mut o.root, (&gen, old), users.as_ref())?;
@@ -188,11 +192,18 @@ fn plan_wrappers(
 }
 
 /// The users phase's plan (phase 1), when the generation declares users.
-fn plan_users(root: &mut Root, gen: &Generation) -> Result<Option<Report>> {
+fn plan_users(root: &mut Root, gen: &Generation, seed: Option<Seed>) -> Result<Option<Report>> {
     match &gen.manifest.users {
-        Some(decl) => crate::users::plan(root, decl).map(Some),
+        Some(decl) => crate::users::plan(root, decl, seed).map(Some),
         None => Ok(None),
     }
+}
+
+/// What a reproducible switch derives its salts from: the manifest, which names everything the
+/// generation holds (so two generations never share salts).
+fn salt_seed(manifest: &str) -> Seed {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(manifest.as_bytes()).into()
 }
 
 /// A killed run's scratch, beside every target it may have worked on, goes before anything is

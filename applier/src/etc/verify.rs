@@ -132,7 +132,7 @@ fn wrapper_drift(root: &mut Root, generation: &str, m: &Manifest) -> Result<Vec<
 /// The user database's drift: what a switch to the applied generation would change there now
 /// (accounts and members added at run time are not drift under `mutableUsers`).
 fn user_drift(root: &mut Root, users: &etcflip_format::users::Users) -> Result<Vec<Drift>> {
-    let report = crate::users::plan(root, users)?;
+    let report = crate::users::plan(root, users, None)?;
     let lines = (report.changes.iter()).chain(report.clashes.iter().map(String::as_str));
     Ok(lines
         .map(|c| Drift {

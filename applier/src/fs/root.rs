@@ -94,6 +94,19 @@ impl Root {
         self.host.join(rel).display().to_string()
     }
 
+    /// Whether the directory `rel` is on a read-only mount (an image's `/etc`); a missing one
+    /// is not. Asked through the directory's own descriptor, never by a path that could follow
+    /// a link.
+    pub(crate) fn read_only(&mut self, rel: &str) -> Result<bool> {
+        if !matches!(self.node_with(rel, false)?, super::Node::Dir(_)) {
+            return Ok(false);
+        }
+        let shown = self.show(rel);
+        let st = nix::sys::statvfs::fstatvfs(self.dir(rel)?)
+            .with_context(|| format!("cannot look at the mount of {shown}"))?;
+        Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    }
+
     /// Forgets cached directory fds: needed after directories were renamed or exchanged.
     pub(crate) fn forget_dirs(&mut self) {
         self.dirs.clear();

@@ -26,15 +26,22 @@ mod homes;
 mod ledger;
 mod lines;
 pub(crate) mod names;
+mod place;
 mod plan;
 pub(crate) mod seal;
 mod shadow;
 mod write;
 
 pub use lines::Lines;
+
+/// What a reproducible plan derives its salts from (see `shadow.rs`); `None` in a plan: random
+/// salts.
+pub type Seed = [u8; 32];
 pub(crate) use write::write;
 
-/// The user database files, relative to the root, in the order [`Inputs`] holds them.
+/// The user database files in `/etc`, relative to the root, in the order [`Inputs`] holds
+/// them: where they are unless the declaration puts them elsewhere (`place.rs`). The seal
+/// serves only this place.
 const FILES: [&str; 5] = [
     "etc/passwd",
     "etc/group",
@@ -86,6 +93,8 @@ pub(crate) struct Full {
     pub(crate) homes: Vec<homes::Action>,
     /// Whether `shadow` was found open to others.
     pub(crate) shadow_open: bool,
+    /// Where the files live.
+    pub(crate) place: place::Place,
     /// The ledgers as this plan read them.
     pub(crate) recorded: ledger::Ledgers,
     /// What the plan was made from (phase 3 plans again only when the root changed).
@@ -207,28 +216,39 @@ pub(crate) fn sealed(root: &mut Root) -> Result<Option<Report>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Inputs {
     texts: [String; 5],
+    /// Where each text was read from.
+    from: [place::ReadFrom; 5],
+    /// What salts derive from, when they are not random.
+    seed: Option<Seed>,
     ledgers: ledger::Texts,
     password_files: BTreeMap<String, Result<Option<Vec<u8>>, String>>,
 }
 
 /// Reads what the users phase needs from the root (its own files, never the host's NSS).
-pub(crate) fn read_inputs(root: &mut Root, decl: &Users) -> Result<Inputs> {
+pub(crate) fn read_inputs(root: &mut Root, decl: &Users, seed: Option<Seed>) -> Result<Inputs> {
+    let place = place::Place::of(decl);
+    let mut from = [place::ReadFrom::Place; 5];
+    let mut texts: [String; 5] = Default::default();
+    for (i, (text, from)) in texts.iter_mut().zip(&mut from).enumerate() {
+        *from = place.read_from(root, i)?;
+        let rel = match from {
+            place::ReadFrom::Place => place.file(i),
+            place::ReadFrom::Etc => FILES[i].to_owned(),
+        };
+        *text = read(root, &rel)?;
+    }
     Ok(Inputs {
-        texts: [
-            read(root, FILES[0])?,
-            read(root, FILES[1])?,
-            read(root, FILES[2])?,
-            read(root, FILES[3])?,
-            read(root, FILES[4])?,
-        ],
+        texts,
+        from,
+        seed,
         ledgers: ledger::read(root)?,
         password_files: password_files(root, decl),
     })
 }
 
 /// Reads what the users phase needs from the root and plans it.
-pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
-    let inputs = read_inputs(root, decl)?;
+pub(crate) fn plan(root: &mut Root, decl: &Users, seed: Option<Seed>) -> Result<Report> {
+    let inputs = read_inputs(root, decl, seed)?;
     plan_from(root, decl, inputs)
 }
 
@@ -236,9 +256,12 @@ pub(crate) fn plan(root: &mut Root, decl: &Users) -> Result<Report> {
 pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result<Report> {
     let Inputs {
         texts,
+        from,
+        seed,
         ledgers,
         password_files,
     } = inputs;
+    let place = place::Place::of(decl);
     let found = plan::Found {
         db: plan::Database {
             passwd: files::Table::parse(&texts[0], 7),
@@ -249,9 +272,10 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
             ledgers: ledger::Ledgers::parse(root, &ledgers)?,
         },
         password_files,
+        seed,
     };
     let mut p = plan::plan(decl, &found);
-    p.clashes.extend(unwritable(root)?);
+    p.clashes.extend(unwritable(root, &place)?);
     if !p.invalid.is_empty() {
         return Err(Invalid::many("the users part", p.invalid).into());
     }
@@ -264,14 +288,22 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
     ];
     let homes = homes::look(root, decl, (&p.db.passwd, &found.db.passwd))?;
     p.changes.extend(&homes);
-    let shadow_open = shadow_open(root)?;
+    let shadow_open = shadow_open(root, &place)?;
     if shadow_open {
-        p.changes.push("make /etc/shadow unreadable by others");
+        p.changes
+            .push(&format!("make /{} unreadable by others", place.file(2)));
+    }
+    let links = place.links_to_make(root)?;
+    for (i, _) in &links {
+        p.changes
+            .push(&format!("link /{} to /{}", FILES[*i], place.file(*i)));
     }
     let current = rendered == texts
+        && from.iter().all(|f| *f == place::ReadFrom::Place)
         && p.db.ledgers == found.db.ledgers
         && !homes.iter().any(homes::Action::acts)
-        && !shadow_open;
+        && !shadow_open
+        && links.is_empty();
     Ok(Report {
         changes: std::mem::take(&mut p.changes),
         clashes: std::mem::take(&mut p.clashes),
@@ -281,9 +313,12 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
             planned: p,
             homes,
             shadow_open,
+            place,
             recorded: found.db.ledgers,
             inputs: Inputs {
                 texts,
+                from,
+                seed,
                 ledgers,
                 password_files: found.password_files,
             },
@@ -293,8 +328,8 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
 
 /// Whether `shadow` is readable by others or group-writable: fixed even when its lines are
 /// right.
-fn shadow_open(root: &mut Root) -> Result<bool> {
-    Ok(matches!(root.node_with("etc/shadow", false)?,
+fn shadow_open(root: &mut Root, place: &place::Place) -> Result<bool> {
+    Ok(matches!(root.node_with(&place.file(2), false)?,
         Node::File(f) if f.meta.mode & 0o027 != 0))
 }
 
@@ -303,28 +338,32 @@ fn shadow_open(root: &mut Root) -> Result<bool> {
 pub(crate) fn looks_the_same(root: &mut Root, decl: &Users, before: &Full) -> Result<bool> {
     let found_passwd = files::Table::parse(&before.inputs.texts[0], 7);
     let homes = homes::look(root, decl, (&before.planned.db.passwd, &found_passwd))?;
-    Ok(homes == before.homes && shadow_open(root)? == before.shadow_open)
+    Ok(homes == before.homes && shadow_open(root, &before.place)? == before.shadow_open)
 }
 
 /// The files phase 3 would replace that it cannot: only a regular file (or nothing) is
 /// replaced, and only in a real directory; anything else (a link into `/persist`, a bind
 /// mount) is found here, before anything is written, not half-way through the phase.
-fn unwritable(root: &mut Root) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+fn unwritable(root: &mut Root, place: &place::Place) -> Result<Vec<String>> {
+    let mut out = place.link_clashes(root)?;
     let ledgers = ledger::FILES.iter().map(|f| format!("{}/{f}", ledger::DIR));
-    for rel in FILES.iter().map(|f| (*f).to_owned()).chain(ledgers) {
-        let ok = match root.node_with(&rel, false)? {
-            Node::Absent => true,
-            Node::File(f) => !f.meta.mount,
-            _ => false,
+    for rel in (0..FILES.len()).map(|i| place.file(i)).chain(ledgers) {
+        let hint = match root.node_with(&rel, false)? {
+            Node::Absent => continue,
+            Node::File(f) if !f.meta.mount => continue,
+            // A user database kept elsewhere on purpose (`/persist`, or a generation with a
+            // `passwordFilesLocation` before this one): say how to keep it there.
+            Node::Link(to) => format!(
+                " (it links to {to}: declare passwordFilesLocation to keep the files where \
+                 the links point, or replace each link with its file)"
+            ),
+            _ => String::new(),
         };
-        if !ok {
-            out.push(format!(
-                "{} is not a regular file etcflip can replace (a link, a mount point, or below \
-                 one): nothing was written",
-                root.show(&rel)
-            ));
-        }
+        out.push(format!(
+            "{} is not a regular file etcflip can replace (a link, a mount point, or below \
+             one): nothing was written{hint}",
+            root.show(&rel)
+        ));
     }
     Ok(out)
 }

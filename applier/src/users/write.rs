@@ -20,7 +20,7 @@ use etcflip_format::users::Users;
 
 use super::files::id_of;
 use super::ledger::{Ledgers, Texts, DIR, FILES as FILES_OF_LEDGERS};
-use super::{Full, Report, FILES};
+use super::{Full, Report};
 use crate::fs::lock::{Interrupted, NotLocked, RecordLock};
 use crate::fs::{Node, Owner, Root};
 
@@ -35,9 +35,9 @@ pub(crate) fn write(
     before: &Report,
     interrupted: Interrupted,
 ) -> Result<()> {
-    let rel = "etc/.pwd.lock";
-    let shown = root.show(rel);
-    let fd = root.open_lock_file(rel)?;
+    let rel = super::place::Place::of(decl).lock_file(root)?;
+    let shown = root.show(&rel);
+    let fd = root.open_lock_file(&rel)?;
     let _lock = match RecordLock::take(fd, (&shown, LOCK_WAIT), interrupted)? {
         Ok(lock) => lock,
         Err(NotLocked::Interrupted(why)) => bail!(
@@ -53,11 +53,11 @@ pub(crate) fn write(
     let Some(full) = before.full() else {
         bail!("internal: phase 3 was given no plan of the users phase");
     };
-    let inputs = super::read_inputs(root, decl)?;
+    let inputs = super::read_inputs(root, decl, full.inputs.seed)?;
     let replanned;
     let now = if inputs == full.inputs && super::looks_the_same(root, decl, full)? {
         // Reading cannot see a file that became a link or a mount point since phase 1.
-        let clashes = super::unwritable(root)?;
+        let clashes = super::unwritable(root, &full.place)?;
         if !clashes.is_empty() {
             bail!("{}", clashes.join("\n"));
         }
@@ -86,6 +86,10 @@ pub(crate) fn write(
         password_files: &plan.inputs.password_files,
         passwd: &plan.planned.db.passwd,
     };
+    if plan.place.elsewhere() {
+        // The seal proves only files in /etc (see `seal.rs`): elsewhere, every switch plans.
+        return super::seal::remove(root);
+    }
     super::seal::record(root, decl, &proof)
 }
 
@@ -124,10 +128,23 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
     let order = order
         .into_iter()
         .chain([(3, 0o644, 0, 0), (4, 0o644, 0, 0)]);
-    for (i, mode, gid, never) in order {
-        let had = Some(found.texts[i].as_str());
-        replace(root, FILES[i], (&plan.rendered[i], had), (mode, gid), never)?;
+    let place = &plan.place;
+    if place.elsewhere() {
+        root.make_dirs(place.dir())?;
     }
+    for (i, mode, gid, never) in order {
+        // What the place's file held, when the plan read it from there.
+        let had =
+            (found.from[i] == super::place::ReadFrom::Place).then_some(found.texts[i].as_str());
+        replace(
+            root,
+            &place.file(i),
+            (&plan.rendered[i], had),
+            (mode, gid),
+            never,
+        )?;
+    }
+    place.link(root)?;
     if !settled {
         ledgers = write_ledgers(root, &p.db.ledgers, &ledgers)?;
     }

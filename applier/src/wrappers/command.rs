@@ -57,15 +57,13 @@ pub fn apply(opts: &Options) -> Result<Option<Report>> {
 }
 
 /// The wrappers of a generation whose manifest's head is `head` (its entries unread), at boot
-/// on an image that already holds the generation: under the switch's lock, which writes
-/// nothing (`/etc` may be read-only), owners resolved in the image's own user database.
+/// on an image that already holds the generation: the caller holds the switch's lock (which
+/// writes nothing: `/etc` may be read-only); owners resolve in the image's user database.
 pub(crate) fn apply_in(
     root: &mut Root,
     gen_host: &std::path::Path,
     head: &etcflip_format::manifest::Head,
 ) -> Result<Option<Report>> {
-    let mut progress = Progress::start(true);
-    let _lock = lock::lock(root, &mut || progress.signalled(), |_| Ok(()))?;
     let mut manifest = etcflip_format::manifest::Manifest::empty(&head.overlay);
     manifest.wrappers.clone_from(&head.wrappers);
     // Boot-safe, as boot's switch: what is at bin and not a link is moved aside.

@@ -10,6 +10,7 @@
 
 use serde_json::{Map, Value};
 
+use etcflip_format::manifest::Str;
 use etcflip_format::users::{Users, GROUP_FIELDS, TOP_FIELDS, USER_FIELDS};
 
 mod precompute;
@@ -35,6 +36,7 @@ pub(crate) fn parse(value: Value, problems: &mut Vec<String>) -> Option<Users<'s
             true
         }
     };
+    let password_files_location = location(top.remove("passwordFilesLocation"), problems);
     let users = items(top.remove("users"), ("user", USER_FIELDS), problems);
     let groups = items(top.remove("groups"), ("group", GROUP_FIELDS), problems);
     (problems.len() == before).then_some(Users {
@@ -43,7 +45,24 @@ pub(crate) fn parse(value: Value, problems: &mut Vec<String>) -> Option<Users<'s
         groups,
         precomputed: None,
         run_time: Vec::new(),
+        password_files_location,
     })
+}
+
+/// `passwordFilesLocation`: a string; `/etc` (userborn's default) is where the files are
+/// anyway, so it is left out of the generation. Its rules are the format's.
+fn location(value: Option<Value>, problems: &mut Vec<String>) -> Option<Str<'static>> {
+    match value? {
+        Value::Null => None,
+        Value::String(s) if s == "/etc" => None,
+        Value::String(s) => Some(Str::from(s)),
+        other => {
+            problems.push(format!(
+                "users: passwordFilesLocation: expected a directory's path, not {other}"
+            ));
+            None
+        }
+    }
 }
 
 /// The users or the groups: a list of objects, each read on its own.

@@ -39,6 +39,13 @@ impl Manifest<'_> {
             .map(|m| format!("users: {m}"))
             .collect();
         out.extend(managed_twice(self));
+        if let Some(place) = &users.password_files_location {
+            out.extend(
+                check_files_location(place)
+                    .err()
+                    .map(|m| format!("users: {m}")),
+            );
+        }
         out
     }
 
@@ -250,6 +257,22 @@ pub fn check_overlay(o: &str) -> Result<(), String> {
     if is_same_or_below(rel, &format!("etc/{STATE_DIR_NAME}")) {
         return Err(format!(
             "overlay {o:?} is inside /etc/{STATE_DIR_NAME}, etcflip's state directory"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a `passwordFilesLocation`: an absolute, clean directory outside `/etc` (whose files
+/// link to it; `/etc` itself is the default, which a generation leaves out).
+pub(super) fn check_files_location(place: &str) -> Result<(), String> {
+    let shown = format!("passwordFilesLocation {place:?}");
+    let rel = place
+        .strip_prefix('/')
+        .ok_or_else(|| format!("{shown} is not an absolute path"))?;
+    check_target(rel).map_err(|m| format!("{shown}: {m}"))?;
+    if is_same_or_below(rel, "etc") {
+        return Err(format!(
+            "{shown} is in /etc, which links to it (for the files in /etc, leave it out)"
         ));
     }
     Ok(())

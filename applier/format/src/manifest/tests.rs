@@ -211,3 +211,32 @@ fn a_users_part_is_checked_with_the_manifest() {
     let err = Manifest::from_json(&unknown, "m").unwrap_err().to_string();
     assert!(err.contains("unknown field `isNormalUser`"), "{err}");
 }
+
+#[test]
+fn a_password_files_location_is_a_clean_directory_outside_etc() {
+    let cases: [(&str, Option<&str>); 7] = [
+        ("/var/lib/nixos", None),
+        ("/persist/users", None),
+        ("var/lib/nixos", Some("is not an absolute path")),
+        ("/", Some("passwordFilesLocation \"/\":")),
+        (
+            "/var/../etc",
+            Some("passwordFilesLocation \"/var/../etc\":"),
+        ),
+        ("/etc", Some("is in /etc, which links to it")),
+        ("/etc/users", Some("is in /etc, which links to it")),
+    ];
+    for (place, want) in cases {
+        let text = format!(
+            r#"{{"version": 1, "overlay": "/etc/static", "entries": [],
+            "users": {{"mutableUsers": true, "users": [], "groups": [],
+            "passwordFilesLocation": "{place}"}}}}"#
+        );
+        let got = Manifest::from_json(&text, "m").err().map(|e| e.to_string());
+        match (want, got) {
+            (None, None) => {}
+            (Some(w), Some(e)) => assert!(e.contains(w), "{place}: {e}"),
+            (w, e) => panic!("{place}: wanted {w:?}, got {e:?}"),
+        }
+    }
+}

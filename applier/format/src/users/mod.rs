@@ -39,6 +39,11 @@ pub struct Users<'a> {
     /// What only the switch can do, one line each, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run_time: Vec<String>,
+    /// Where the five files live when not in `/etc` (userborn's `passwordFilesLocation`, e.g.
+    /// `/var/lib/nixos`): a writable directory that `/etc`'s files link to, so that the users
+    /// stay mutable on a read-only `/etc`. `None`: in `/etc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_files_location: Option<Str<'a>>,
 }
 
 /// One declared user, with the fields `update-users-groups.pl` reads.
@@ -181,7 +186,7 @@ pub const USER_FIELDS: &[&str] = &[
 pub const GROUP_FIELDS: &[&str] = &["name", "gid", "members"];
 
 /// The top-level fields of a `users` part in a spec.
-pub const TOP_FIELDS: &[&str] = &["mutableUsers", "users", "groups"];
+pub const TOP_FIELDS: &[&str] = &["mutableUsers", "users", "groups", "passwordFilesLocation"];
 
 impl Users<'_> {
     /// An owned copy, independent of the text it was parsed from.
@@ -192,6 +197,7 @@ impl Users<'_> {
             groups: self.groups.into_iter().map(Group::into_owned).collect(),
             precomputed: self.precomputed,
             run_time: self.run_time,
+            password_files_location: self.password_files_location.map(Str::into_owned),
         }
     }
 }

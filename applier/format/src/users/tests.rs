@@ -41,6 +41,7 @@ fn users<'a>(users: Vec<User<'a>>, groups: Vec<Group<'a>>) -> Users<'a> {
         groups,
         precomputed: None,
         run_time: Vec::new(),
+        password_files_location: None,
     }
 }
 

@@ -72,6 +72,7 @@ pub fn image(opts: &Options) -> Result<Report> {
         dry_run: false,
         on_conflict: OnConflict::Abort,
         no_wrappers: true,
+        reproducible: true,
     };
     let outcome = etc::switch(&switch)?;
     if let Some(r) = outcome.refused() {

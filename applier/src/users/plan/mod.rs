@@ -44,6 +44,8 @@ pub(crate) struct Found {
     pub(crate) db: Database,
     /// The declared `hashedPasswordFile`s as read under the root.
     pub(crate) password_files: BTreeMap<String, FileRead>,
+    /// What salts derive from (an image's plan), else `None`: random.
+    pub(crate) seed: Option<super::Seed>,
 }
 
 /// A file as read: its content, `None` when missing, or why it could not be read.
@@ -283,7 +285,7 @@ fn shadow_row(u: &User, mutable: bool, found: &Found, p: &mut Planned) -> Option
         None => Ok(None),
     };
     let old_field = old.map(|e| &e[1]);
-    match shadow::password(u, (old_field, mutable), &mut read) {
+    match shadow::password(u, (old_field, mutable), &mut read, found.seed.as_ref()) {
         Ok((field, source)) => {
             if old_field != Some(&*field) {
                 p.changes.push_parts(&[

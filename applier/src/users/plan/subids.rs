@@ -160,6 +160,7 @@ mod tests {
             groups: Vec::new(),
             precomputed: None,
             run_time: Vec::new(),
+            password_files_location: None,
         }
     }
 

@@ -33,6 +33,7 @@ fn decl(
         groups,
         precomputed: None,
         run_time: Vec::new(),
+        password_files_location: None,
     }
 }
 

@@ -1,0 +1,192 @@
+//! Where the user database lives: in `/etc` (the default), or in a writable directory that
+//! `/etc`'s five files link to (the users part's `passwordFilesLocation`, e.g.
+//! `/var/lib/nixos`, as userborn does it), which keeps the users mutable on a read-only `/etc`.
+//!
+//! With a location elsewhere:
+//! - the plan reads each file from `/etc` when a regular file stands there (the files before a
+//!   migration to the location, or what `useradd` wrote over the link on a writable `/etc`:
+//!   either way the newest), else from the location;
+//! - phase 3 writes the location's files, then makes each `/etc` file the link
+//!   `/etc/NAME -> LOCATION/NAME` (a new link renamed over the file, so no reader ever finds
+//!   it missing);
+//! - a read-only `/etc` must already hold the links (an image built by `etcflip image` does);
+//!   anything else standing there is a clash, found before anything is written.
+
+use anyhow::Result;
+
+use etcflip_format::users::Users;
+
+use crate::fs::{Node, Root};
+
+/// The five files, in the order [`super::Inputs`] holds them.
+pub(crate) const NAMES: [&str; 5] = ["passwd", "group", "shadow", "subuid", "subgid"];
+
+/// The directory (relative to the root) that holds the five files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Place {
+    dir: String,
+}
+
+/// Where the plan read a file from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadFrom {
+    /// The place's own file.
+    Place,
+    /// A regular file in `/etc`, where the place is elsewhere: the newest content.
+    Etc,
+}
+
+impl Place {
+    /// The declaration's place.
+    pub(crate) fn of(decl: &Users) -> Place {
+        let dir =
+            (decl.password_files_location.as_deref()).map_or("etc", |d| d.trim_start_matches('/'));
+        Place {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The directory, relative to the root.
+    pub(crate) fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// File `i` of [`NAMES`], relative to the root.
+    pub(crate) fn file(&self, i: usize) -> String {
+        format!("{}/{}", self.dir, NAMES[i])
+    }
+
+    /// Whether the files live outside `/etc`, which links to them.
+    pub(crate) fn elsewhere(&self) -> bool {
+        self.dir != "etc"
+    }
+
+    /// What `/etc`'s file `i` links to when the place is elsewhere.
+    fn link_text(&self, i: usize) -> String {
+        format!("/{}/{}", self.dir, NAMES[i])
+    }
+
+    /// Where the plan reads file `i` from (see the module comment).
+    pub(crate) fn read_from(&self, root: &mut Root, i: usize) -> Result<ReadFrom> {
+        if !self.elsewhere() {
+            return Ok(ReadFrom::Place);
+        }
+        let in_etc = root.node_with(&format!("etc/{}", NAMES[i]), false)?;
+        Ok(match in_etc {
+            Node::File(f) if !f.meta.mount => ReadFrom::Etc,
+            _ => ReadFrom::Place,
+        })
+    }
+
+    /// The record lock `lckpwdf` takes: `/etc/.pwd.lock`, which `useradd` and `passwd` take
+    /// too; on a read-only `/etc`, where they cannot write, the place's own.
+    pub(crate) fn lock_file(&self, root: &mut Root) -> Result<String> {
+        let etc_ro = self.elsewhere() && root.read_only("etc")?;
+        let dir = if etc_ro { self.dir.as_str() } else { "etc" };
+        if etc_ro {
+            root.make_dirs(dir)?;
+        }
+        Ok(format!("{dir}/.pwd.lock"))
+    }
+
+    /// The `/etc` files that are not yet the links the place wants (empty when it is `/etc`):
+    /// each with what stands there.
+    pub(crate) fn links_to_make(&self, root: &mut Root) -> Result<Vec<(usize, Node)>> {
+        let mut out = Vec::new();
+        if !self.elsewhere() {
+            return Ok(out);
+        }
+        for (i, name) in NAMES.iter().enumerate() {
+            let node = root.node_with(&format!("etc/{name}"), false)?;
+            if node != Node::Link(self.link_text(i)) {
+                out.push((i, node));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Why the `/etc` links cannot be made: what stands there is neither nothing nor a regular
+    /// file, or `/etc` is read-only. Empty when they can (or need not).
+    pub(crate) fn link_clashes(&self, root: &mut Root) -> Result<Vec<String>> {
+        let todo = self.links_to_make(root)?;
+        if todo.is_empty() {
+            return Ok(Vec::new());
+        }
+        let etc_ro = root.read_only("etc")?;
+        Ok((todo.into_iter())
+            .filter_map(|(i, node)| {
+                let shown = root.show(&format!("etc/{}", NAMES[i]));
+                let want = self.link_text(i);
+                let why = match node {
+                    _ if etc_ro => "/etc is read-only (an image's /etc must hold the link)",
+                    Node::Absent => return None,
+                    Node::File(f) if !f.meta.mount => return None,
+                    Node::Link(_) => "a link elsewhere stands there",
+                    _ => {
+                        "something etcflip does not replace stands there (a mount point, a \
+                          directory)"
+                    }
+                };
+                Some(format!(
+                    "{shown} should link to {want} (passwordFilesLocation), but {why}: nothing \
+                     was written"
+                ))
+            })
+            .collect())
+    }
+
+    /// Makes `/etc`'s files the links to the place (phase 3, after the place's files are
+    /// written): each a new link renamed over what stands there, which [`Self::link_clashes`]
+    /// found to be nothing or a regular file whose content the plan read.
+    pub(crate) fn link(&self, root: &mut Root) -> Result<()> {
+        let todo = self.links_to_make(root)?;
+        for (i, _) in &todo {
+            let rel = format!("etc/{}", NAMES[*i]);
+            let temp = crate::fs::temp_name(&rel);
+            root.symlink(&self.link_text(*i), &temp)?;
+            root.rename(&temp, &rel)?;
+        }
+        if !todo.is_empty() {
+            root.sync_dir("etc")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_place_is_etc_unless_declared_elsewhere() {
+        let cases: [(Option<&str>, &str, bool, &str); 3] = [
+            (None, "etc/passwd", false, "/etc/passwd"),
+            (
+                Some("/var/lib/nixos"),
+                "var/lib/nixos/passwd",
+                true,
+                "/var/lib/nixos/passwd",
+            ),
+            (
+                Some("/persist/users"),
+                "persist/users/passwd",
+                true,
+                "/persist/users/passwd",
+            ),
+        ];
+        for (location, file, elsewhere, link) in cases {
+            let decl = Users {
+                mutable_users: true,
+                users: Vec::new(),
+                groups: Vec::new(),
+                precomputed: None,
+                run_time: Vec::new(),
+                password_files_location: location.map(Into::into),
+            };
+            let place = Place::of(&decl);
+            assert_eq!(place.file(0), file, "{location:?}");
+            assert_eq!(place.elsewhere(), elsewhere, "{location:?}");
+            assert_eq!(place.link_text(0), link, "{location:?}");
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! A user database outside `/etc` (the users part's `passwordFilesLocation`): `/etc`'s files
+//! link to it, so that the users stay mutable on a read-only `/etc` (issue 12), and a root
+//! moves there from `/etc` without losing what was added at run time.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use etcflip_e2e::{bin, code, text_of, Scratch};
+
+/// Root and a user with an allocated uid, mutable, the files in `/var/lib/nixos`; with
+/// `wrapped`, a setuid wrapper owned by that user (its owner resolves through the link).
+fn spec(location: Option<&str>, wrapped: Option<&Path>) -> Value {
+    let mut s = json!({
+        "etc": {"motd": {"text": "hello\n"}},
+        "users": {"mutableUsers": true,
+            "users": [
+                {"name": "root", "uid": 0, "group": "root", "home": "/root", "isSystemUser": true,
+                 "hashedPassword": "!", "shell": "/bin/sh"},
+                {"name": "alice", "group": "users", "home": "/var/empty", "shell": "/bin/sh",
+                 "hashedPassword": "!"}],
+            "groups": [{"name": "root", "gid": 0, "members": []},
+                       {"name": "users", "gid": 100, "members": []}]}
+    });
+    if let Some(l) = location {
+        s["users"]["passwordFilesLocation"] = json!(l);
+    }
+    if let Some(show) = wrapped {
+        s["overlay"] = json!("/run/etcflip/static");
+        s["wrappers"] = json!({"show": {"source": show, "owner": "alice", "group": "users",
+                                        "setuid": true}});
+    }
+    s
+}
+
+#[test]
+fn a_read_only_image_keeps_its_users_mutable_in_var_lib_nixos() {
+    let s = Scratch::new("users-elsewhere-image");
+    let show = etcflip_e2e::show_program(&s.dir, &s.dir.join("bin"));
+    let gen = s.gen("a", &spec(Some("/var/lib/nixos"), Some(&show)));
+    let store_gen = s.dir.join("gen");
+    std::fs::rename(&gen, &store_gen).unwrap();
+    // Nobody builds in a directory of its own, as a Nix build user would.
+    let work = s.dir.join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
+    for p in [&s.dir, &store_gen] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (tree, img) = (work.join("tree"), work.join("etc.sqfs"));
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin("etcflip"))
+        .arg("image")
+        .arg(&store_gen)
+        .arg("--root")
+        .arg(&tree)
+        .arg("--squashfs")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    // The image's /etc links the five files to the writable place.
+    for name in ["passwd", "group", "shadow", "subuid", "subgid"] {
+        let link = std::fs::read_link(tree.join("etc").join(name)).unwrap();
+        assert_eq!(link, Path::new("/var/lib/nixos").join(name));
+    }
+    // A root whose /etc is the image, read-only, whose /run is empty and whose /var/lib/nixos
+    // is empty and writable; booted twice, with a user added at run time in between.
+    let root = s.dir.join("sysroot");
+    for d in ["etc", "run", "img", "var"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let (r, etcflip, g) = (root.display(), bin("etcflip"), store_gen.display());
+    let etcflip = etcflip.display();
+    let script = format!(
+        "mount -o ro,loop {img} {r}/img && mount --bind {r}/img/etc {r}/etc && \
+         mount -o remount,ro,bind {r}/etc && mount -t tmpfs tmpfs {r}/run && \
+         mount -t tmpfs tmpfs {r}/var && {etcflip} boot {g} --root {r} && \
+         echo '--- passwd' && readlink {r}/etc/passwd && cat {r}/var/lib/nixos/passwd && stat -c '%a %n' {r}/var/lib/nixos/shadow && \
+         stat -c '%u %a' {r}$(readlink {r}/run/wrappers/bin)/show && \
+         echo 'bob:x:1500:100::/var/empty:/bin/sh' >> {r}/var/lib/nixos/passwd && \
+         echo 'bob:!:1::::::' >> {r}/var/lib/nixos/shadow && \
+         {etcflip} boot {g} --root {r} && echo '--- again' && cat {r}/var/lib/nixos/passwd && \
+         {etcflip} boot {g} --root {r}",
+        img = img.display(),
+    );
+    let out = etcflip_e2e::in_private_namespace(&script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let (first, again) = t.split_once("--- again").unwrap();
+    for want in [
+        "users: create user alice (allocate uid 1000)",
+        "/var/lib/nixos/passwd\n",
+        "alice:x:1000:100::/var/empty:/bin/sh\n",
+        "640 ",
+        "1000 4511\n",
+        "booted: /etc already holds this generation; nothing written below it",
+    ] {
+        assert!(first.contains(want), "{want:?} not in:\n{first}");
+    }
+    // The user added at run time is kept (mutableUsers), alice keeps her uid.
+    for want in ["alice:x:1000:100:", "bob:x:1500:100:"] {
+        assert!(again.contains(want), "{want:?} not in:\n{again}");
+    }
+    // The third boot finds the database as the second left it.
+    assert!(!again.contains("users: create"), "{again}");
+}
+
+/// The passwd lines of `root`'s database at `/var/lib/nixos`.
+fn passwd_at(root: &Path) -> String {
+    std::fs::read_to_string(root.join("var/lib/nixos/passwd")).unwrap()
+}
+
+#[test]
+fn a_root_moves_its_users_out_of_etc_keeping_those_added_at_run_time() {
+    let s = Scratch::new("users-elsewhere-move");
+    let a = s.gen("a", &spec(None, None));
+    let b = s.gen("b", &spec(Some("/var/lib/nixos"), None));
+    s.switch(&a, &[]);
+    // Added at run time, in /etc, before the move.
+    let mut passwd = std::fs::read_to_string(s.etc("passwd")).unwrap();
+    passwd.push_str("bob:x:1500:100::/var/empty:/bin/sh\n");
+    std::fs::write(s.etc("passwd"), passwd).unwrap();
+    let out = s.switch(&b, &[]);
+    assert!(
+        out.contains("users: link /etc/passwd to /var/lib/nixos/passwd"),
+        "{out}"
+    );
+    for name in ["passwd", "group", "shadow", "subuid", "subgid"] {
+        let link = std::fs::read_link(s.etc(name)).unwrap();
+        assert_eq!(link, Path::new("/var/lib/nixos").join(name), "{name}");
+    }
+    let mode = std::fs::metadata(s.root.join("var/lib/nixos/shadow"))
+        .unwrap()
+        .permissions();
+    assert_eq!(mode.mode() & 0o7777, 0o640);
+    let moved = passwd_at(&s.root);
+    for want in ["alice:x:1000:100:", "bob:x:1500:100:"] {
+        assert!(moved.contains(want), "{want:?} not in:\n{moved}");
+    }
+    // A tool that wrote /etc/passwd over the link (useradd on a writable /etc): its file is
+    // the newest, merged into the place, and the link comes back.
+    let mut written = moved.clone();
+    written.push_str("carol:x:1600:100::/var/empty:/bin/sh\n");
+    std::fs::remove_file(s.etc("passwd")).unwrap();
+    std::fs::write(s.etc("passwd"), written).unwrap();
+    s.switch(&b, &[]);
+    assert_eq!(
+        std::fs::read_link(s.etc("passwd")).unwrap(),
+        Path::new("/var/lib/nixos/passwd")
+    );
+    assert!(passwd_at(&s.root).contains("carol:x:1600:100:"));
+    // Nothing more to do: a re-switch changes nothing.
+    let again = s.switch(&b, &[]);
+    assert!(!again.contains("users:"), "{again}");
+}
+
+#[test]
+fn what_stands_where_a_link_goes_is_refused_before_anything_is_written() {
+    let s = Scratch::new("users-elsewhere-clash");
+    let b = s.gen("b", &spec(Some("/var/lib/nixos"), None));
+    std::fs::create_dir_all(s.root.join("persist")).unwrap();
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    std::fs::write(s.root.join("persist/group"), "root:x:0:\n").unwrap();
+    std::os::unix::fs::symlink("/persist/group", s.etc("group")).unwrap();
+    let out = s.switch_out(&b, &[]);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    let t = text_of(&out);
+    assert!(
+        t.contains("group should link to /var/lib/nixos/group (passwordFilesLocation), but a link elsewhere stands there"),
+        "{t}"
+    );
+    assert!(!s.root.join("var/lib/nixos/passwd").exists());
+    assert!(!s.etc("passwd").exists());
+}
