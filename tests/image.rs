@@ -10,20 +10,26 @@ use serde_json::{json, Value};
 
 use etcflip_e2e::{bin, code, text_of, Scratch};
 
-/// A generation with a copy only root reads, a copy owned by a declared user, and the users.
+/// A generation with a copy only root reads, a copy no one reads, a copy owned by a declared
+/// user, and the users (one with a plaintext password).
 fn spec() -> Value {
     json!({
         "etc": {
             "sudoers": {"text": "root ALL=(ALL) ALL\n", "mode": "0440"},
             "alice.conf": {"text": "a\n", "mode": "0640", "user": "alice", "group": "users"},
-            "motd": {"text": "hello\n"}
+            "motd": {"text": "hello\n"},
+            // No one may read it, not even its owner: only root's privilege does.
+            "secret": {"text": "s\n", "mode": "0000"}
         },
         "users": {"mutableUsers": false,
             "users": [
                 {"name": "root", "uid": 0, "group": "root", "home": "/root", "isSystemUser": true,
                  "hashedPassword": "!", "shell": "/bin/sh"},
                 {"name": "alice", "group": "users", "home": "/home/alice", "createHome": true,
-                 "shell": "/bin/sh", "hashedPassword": "!"}],
+                 "shell": "/bin/sh", "hashedPassword": "!"},
+                // Hashed at build time: the salt must not make two builds differ.
+                {"name": "carol", "uid": 1001, "group": "users", "home": "/var/empty",
+                 "shell": "/bin/sh", "initialPassword": "carol"}],
             "groups": [{"name": "root", "gid": 0, "members": []},
                        {"name": "users", "gid": 100, "members": []}]}
     })
@@ -109,6 +115,7 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
     for want in [
         "drwxr-xr-x 0/0 squashfs-root",
         "-r--r----- 0/0 squashfs-root/etc/sudoers",
+        "---------- 0/0 squashfs-root/etc/secret",
         "-rw-r----- 1000/100 squashfs-root/etc/alice.conf",
         "drwx------ 1000/100 squashfs-root/home/alice",
         "-rw-r--r-- 0/0 squashfs-root/etc/passwd",
@@ -153,7 +160,8 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
     std::fs::create_dir(&mnt).unwrap();
     let script = format!(
         "mount -t erofs -o ro,loop {} {m} && stat -c '%a %u:%g %n' {m} {m}/etc/sudoers \
-         {m}/etc/alice.conf {m}/home/alice {m}/etc/passwd && readlink {m}/etc/motd",
+         {m}/etc/secret {m}/etc/alice.conf {m}/home/alice {m}/etc/passwd && \
+         readlink {m}/etc/motd && cat {m}/etc/secret && grep -c '^carol:\\$6\\$' {m}/etc/shadow",
         erofs[0].display(),
         m = mnt.display()
     );
@@ -162,8 +170,9 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
     assert_eq!(
         text_of(&out),
         format!(
-            "755 0:0 {m}\n440 0:0 {m}/etc/sudoers\n640 1000:100 {m}/etc/alice.conf\n\
-             700 1000:100 {m}/home/alice\n644 0:0 {m}/etc/passwd\n/etc/static/motd\n"
+            "755 0:0 {m}\n440 0:0 {m}/etc/sudoers\n0 0:0 {m}/etc/secret\n\
+             640 1000:100 {m}/etc/alice.conf\n700 1000:100 {m}/home/alice\n\
+             644 0:0 {m}/etc/passwd\n/etc/static/motd\ns\n1\n"
         )
     );
 }
@@ -278,7 +287,12 @@ fn boot_on_the_read_only_image_writes_only_run() {
 #[test]
 fn boot_from_an_empty_etc_makes_what_a_switch_makes() {
     let s = Scratch::new("boot-empty");
-    let gen = s.gen("a", &spec());
+    // A plaintext password gets a random salt at every switch: none here, to compare.
+    let mut spec = spec();
+    let carol = &mut spec["users"]["users"][2];
+    carol.as_object_mut().unwrap().remove("initialPassword");
+    carol["hashedPassword"] = json!("!");
+    let gen = s.gen("a", &spec);
     let booted = Scratch::new("boot-empty-root");
     let out = Command::new(bin("etcflip"))
         .args(["boot"])

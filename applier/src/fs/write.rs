@@ -53,6 +53,11 @@ impl Root {
     /// Writes a new regular file `rel` (which must not exist) with `content`, setting owner
     /// and mode on the fd before any byte is written (a secret is never readable by others),
     /// then fsyncs it.
+    ///
+    /// Unprivileged (a scratch root, an image build), the file keeps its owner's read bit:
+    /// such a run cannot read back what its owner may not read (mode 0000), nor could an image
+    /// tool running as the same user pack it. It cannot give the declared owner either; both
+    /// reach the image through what `etcflip image` writes for the image tool.
     pub(crate) fn write_new(
         &mut self,
         rel: &str,
@@ -70,6 +75,11 @@ impl Root {
         owner
             .apply(&fd)
             .with_context(|| format!("cannot chown {shown}"))?;
+        let mode = if nix::unistd::geteuid().is_root() {
+            mode
+        } else {
+            mode | 0o400
+        };
         fchmod(&fd, Mode::from_bits_truncate(mode))
             .with_context(|| format!("cannot chmod {shown}"))?;
         let mut file = std::fs::File::from(fd);
