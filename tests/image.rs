@@ -256,12 +256,14 @@ fn boot_on_the_read_only_image_writes_only_run() {
         "mount -o ro,loop {} {r}/img && mount --bind {r}/img/etc {r}/etc && mount -o remount,ro,bind {r}/etc \
          && mount -t tmpfs tmpfs {r}/run && mkdir -p {r}/run/wrappers/bin/mine && {} boot {} --root {r} && \
          readlink {r}/etc/motd {r}/run/etcflip/static && cat {r}/run/etcflip/static/motd && \
-         stat -c '%a %U' {r}$(readlink {r}/run/wrappers/bin)/show && {} boot {} --root {r}",
+         stat -c '%a %U' {r}$(readlink {r}/run/wrappers/bin)/show && {e} boot {g} --root {r} && \
+         umount {r}/run && mount -t tmpfs tmpfs {r}/run && {e} boot {g} --root {r} --no-wrappers && \
+         echo \"in run: $(ls {r}/run)\"",
         img.display(),
         bin("etcflip").display(),
         store_gen.display(),
-        bin("etcflip").display(),
-        store_gen.display(),
+        e = bin("etcflip").display(),
+        g = store_gen.display(),
     );
     let out = etcflip_e2e::in_private_namespace(&script);
     let t = text_of(&out);
@@ -279,6 +281,8 @@ fn boot_on_the_read_only_image_writes_only_run() {
         "hello\n",
         "4511 root\n",
         "overlay: already in place",
+        // An initrd's boot leaves /run/wrappers to the unit that runs once it is mounted.
+        "in run: etcflip\n",
     ] {
         assert!(t.contains(want), "{want:?} not in:\n{t}");
     }
@@ -448,10 +452,29 @@ fn boot_takes_the_image_path_only_on_a_read_only_etc_with_nothing_pending() {
         "{}",
         text_of(&out)
     );
-    assert_ne!(
-        code(&out),
-        0,
-        "a read-only /etc cannot finish it: {}",
+    // A switch could only fail half-way there: refused (exit 3), saying why, nothing written.
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("is read-only and does not hold")
+            && state.join("journal.json").exists(),
+        "{}",
+        text_of(&out)
+    );
+    // Another generation's image: the same.
+    std::fs::remove_file(state.join("journal.json")).unwrap();
+    let other = s.gen("b", &json!({"etc": {"other": {"text": "o\n"}}}));
+    let script = format!(
+        "mount --bind {t}/etc {t}/etc && mount -o remount,ro,bind {t}/etc && \
+         {} boot {} --root {t}",
+        bin("etcflip").display(),
+        other.display(),
+        t = tree.display()
+    );
+    let out = etcflip_e2e::in_private_namespace(&script);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("takes effect when its own image is booted"),
+        "{}",
         text_of(&out)
     );
     // A refused boot (something not ours where the wrappers go) says so: exit 3.

@@ -48,6 +48,10 @@ enum Cmd {
         /// Operate on this root instead of / (/sysroot in an initrd).
         #[arg(long, default_value = "/")]
         root: PathBuf,
+        /// Leave /run/wrappers alone (an initrd's writes there would be hidden by the tmpfs
+        /// NixOS mounts on it; `etcflip wrappers GEN` makes them later).
+        #[arg(long)]
+        no_wrappers: bool,
         /// Print machine-readable JSON.
         #[arg(long)]
         json: bool,
@@ -210,8 +214,16 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Boot {
             generation,
             root,
+            no_wrappers,
             json,
-        } => run_boot(&etcflip::boot::Options { generation, root }, json),
+        } => run_boot(
+            &etcflip::boot::Options {
+                generation,
+                root,
+                no_wrappers,
+            },
+            json,
+        ),
         Cmd::Verify { root, json } => run_verify(&root, json),
         Cmd::Status { root, json } => run_status(&root, json),
     }

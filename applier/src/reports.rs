@@ -65,6 +65,10 @@ pub(crate) fn run_boot(opts: &etcflip::boot::Options, as_json: bool) -> Result<u
             }
             Ok(super::switch_code(&outcome, false))
         }
+        Booted::Refused(why) => {
+            let _ = writeln!(std::io::stderr(), "etcflip: refused: {why}");
+            Ok(3)
+        }
         Booted::Image {
             overlay,
             users,

@@ -1,14 +1,18 @@
-//! Boot and images: the generation's other two users besides `switch` (issue 12, in
-//! progress). `image/` builds a read-only image's tree; this module is `etcflip boot`, the
-//! entry point for early boot.
+//! Boot and images: the generation's other two users besides `switch` (issue 12). `image/`
+//! builds a read-only image's tree; this module is `etcflip boot`, the entry point for early
+//! boot (an initrd's too: `nixos/initrd.nix`).
 //!
 //! `etcflip boot GEN` works on an empty `/etc` and an empty `/run`, with no user database:
 //! names resolve from the generation and the root, never from NSS (as every switch does).
 //! - **A root whose `/etc` already holds this generation** (an image built by `etcflip
 //!   image`, its state naming this generation) is not switched: boot makes only the overlay
 //!   link when it lives outside `/etc` (under `/run`), and the wrappers. It writes nothing
-//!   below `/etc` and reads neither the entries nor the users, so it costs the same whatever
-//!   their number.
+//!   below `/etc` and reads neither the entries nor the users (unless they live elsewhere,
+//!   below), so it costs the same whatever their number.
+//! - **A read-only `/etc` that holds another generation** (or a pending switch) is refused
+//!   with nothing written: a switch could only fail there half-way.
+//! - **The users**, when such an image links its user database to a writable place
+//!   (`passwordFilesLocation`), are planned and written there, before the wrappers.
 //! - **Otherwise** it is a switch with the boot-safe policy: a path in the way that is not
 //!   etcflip's is moved aside (`--on-conflict backup`), never refused and never lost.
 
@@ -32,6 +36,8 @@ pub struct Options {
     pub generation: PathBuf,
     /// The root (`/` for the live system; `/sysroot` in an initrd).
     pub root: PathBuf,
+    /// Leave `/run/wrappers` alone (`etcflip wrappers` makes them once it is mounted).
+    pub no_wrappers: bool,
 }
 
 /// What a boot did.
@@ -52,6 +58,9 @@ pub enum Booted {
     },
     /// A switch, with the boot-safe policy.
     Switch(Box<etc::Outcome>),
+    /// Nothing done: the root's `/etc` is read-only and holds another generation (or one a
+    /// switch left pending), which only a reboot into this generation's image changes.
+    Refused(String),
 }
 
 /// Boots the root into the generation.
@@ -64,7 +73,7 @@ pub fn boot(opts: &Options) -> Result<Booted> {
         root: opts.root.clone(),
         dry_run: false,
         on_conflict: OnConflict::Backup,
-        no_wrappers: false,
+        no_wrappers: opts.no_wrappers,
         reproducible: false,
     };
     etc::switch(&switch).map(|o| Booted::Switch(Box::new(o)))
@@ -85,13 +94,21 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
     let in_root = crate::txn::generation::path_in_root(&host, &root)?;
     // A read-only /etc whose state names the generation with no switch pending: what a
     // writable one holds is not vouched for by its state alone.
-    let pending = root.node_with(&format!("{}/journal.json", state::state_dir()), false)?;
-    if !root.read_only("etc")? || pending != Node::Absent {
+    if !root.read_only("etc")? {
         return Ok(None);
     }
+    let pending = root.node_with(&format!("{}/journal.json", state::state_dir()), false)?;
     let ends = Ends::read(&host.join("manifest.json"))?;
-    if !crate::txn::applied::applied_is(&mut root, &in_root, ends.trimmed_len)? {
-        return Ok(None);
+    if pending != Node::Absent
+        || !crate::txn::applied::applied_is(&mut root, &in_root, ends.trimmed_len)?
+    {
+        // A switch could only fail there, half-way: say why, having written nothing.
+        return Ok(Some(Booted::Refused(format!(
+            "{} is read-only and does not hold {in_root} (another generation's image, or a \
+             switch left pending): nothing was written; this generation takes effect when its \
+             own image is booted",
+            root.show("etc")
+        ))));
     }
     let origin = host.join("manifest.json").display().to_string();
     let head = if let Some(head) = ends.head() {
@@ -110,7 +127,11 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
     };
     // Before the wrappers, whose owners resolve in the user database.
     let users = users_elsewhere(&mut root, &host, &mut progress)?.map(Box::new);
-    let wrappers = crate::wrappers::command::apply_in(&mut root, &host, &head)?.map(Box::new);
+    let wrappers = if opts.no_wrappers {
+        None
+    } else {
+        crate::wrappers::command::apply_in(&mut root, &host, &head)?.map(Box::new)
+    };
     Ok(Some(Booted::Image {
         overlay,
         users,
