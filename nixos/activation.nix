@@ -18,6 +18,11 @@
   # Whether this switch also makes /run/wrappers (the module leaves them to
   # suid-sgid-wrappers.service, which runs `etcflip wrappers` once /run/wrappers is mounted).
   wrappers ? true,
+  # Whether /etc is the generation's read-only image (system.etcflip.image): then this runs
+  # `etcflip boot`, which finds the image holding the generation and writes only outside /etc
+  # (the overlay link in /run, the users in their writable place). A new generation takes
+  # effect at the next boot.
+  image ? false,
 }:
 let
   quote = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] "${s}" + "'";
@@ -37,7 +42,26 @@ let
     );
   # As NixOS's own `users` snippet does before update-users-groups.pl.
   homes = if users then "install -m 0700 -d /root\n  install -m 0755 -d /home\n  " else "";
+  boot = builtins.concatStringsSep " " [
+    "ETCFLIP_TMPFILES=${quote tmpfiles}"
+    (quote "${etcflip}/bin/etcflip")
+    "boot"
+    (quote generation)
+    "--no-wrappers"
+  ];
 in
+if image then
+  ''
+    # etcflip (system.etcflip.image): /etc is the read-only image of ${generation}
+    if [ "''${NIXOS_ACTION-}" = dry-activate ] || [ "''${0##*/}" = dry-activate ]; then
+      echo "etcflip: /etc is a read-only image: a new generation takes effect at the next boot"
+    else
+      # Exit 3: /etc is another generation's image (a switch without a reboot); etcflip said
+      # so and wrote nothing, and the new one takes effect at the next boot.
+      ${homes}${boot} || [ $? -eq 3 ]
+    fi
+  ''
+else
 ''
   # etcflip (system.etcflip.enable): ${if users then "users, groups and /etc" else "/etc"} from ${generation}
   # A dry run when switch-to-configuration says so, and also whenever this runs as the

@@ -9,7 +9,10 @@
 # `--dry-run`. That snippet is `users` (in place of update-users-groups.pl), or `etc` when users
 # stay with userborn or systemd-sysusers. The wrappers of the same generation are made by
 # `etcflip wrappers` in `suid-sgid-wrappers.service`, which keeps its place, once
-# `/run/wrappers` is mounted. See README, "NixOS".
+# `/run/wrappers` is mounted. With the systemd initrd, an initrd unit switches /etc before
+# switch-root (`system.etcflip.initrd`), which is what boots with `system.nixos-init.enable`;
+# `system.etcflip.image.enable` makes /etc a read-only image of the generation
+# (`system.build.etcflipImage`). See README, "NixOS".
 {
   config,
   lib,
@@ -41,6 +44,24 @@ let
     tmpfiles = "${config.systemd.package}/bin/systemd-tmpfiles";
     inherit (cfg) onConflict users;
     wrappers = false;
+    image = cfg.image.enable;
+  };
+
+  # The read-only /etc image of the generation, built by `etcflip image` at build time.
+  image = pkgs.callPackage ./image.nix {
+    etcflip = generator;
+    inherit generation;
+    tmpfiles = "${pkgs.buildPackages.systemd}/bin/systemd-tmpfiles";
+    squashfsTools = pkgs.buildPackages.squashfsTools;
+  };
+
+  # The initrd's own systemd-tmpfiles, and util-linux for the image's mounts.
+  initrdTmpfiles = "${config.boot.initrd.systemd.package}/bin/systemd-tmpfiles";
+  initrdScript = import ./initrd.nix {
+    etcflip = cfg.package;
+    tmpfiles = initrdTmpfiles;
+    utilLinux = pkgs.util-linux;
+    image = cfg.image.enable;
   };
 
   # The two other managers of the user database NixOS offers: with either, users stay theirs.
@@ -103,6 +124,40 @@ in
       '';
     };
 
+    initrd = lib.mkOption {
+      type = lib.types.bool;
+      default = config.boot.initrd.systemd.enable or false;
+      defaultText = lib.literalExpression "config.boot.initrd.systemd.enable";
+      description = ''
+        Whether the systemd initrd switches /etc, before switch-root: its unit
+        `etcflip-boot.service` runs `etcflip boot <generation> --root /sysroot --no-wrappers`
+        after initrd-find-nixos-closure.service and before initrd-nixos-activation.service,
+        so that /etc is complete before any of the system runs (activation's own switch then
+        has nothing left to do). Required by `system.nixos-init.enable`, which runs no
+        activation script at boot, and by `system.etcflip.image.enable`.
+      '';
+    };
+
+    image = {
+      enable = lib.mkEnableOption ''
+        a read-only /etc: the generation's image (`system.build.etcflipImage`, made by
+        `etcflip image` at build time) is mounted read-only on /etc in the initrd, its overlay
+        link lives in /run, and a new generation takes effect at the next boot. With
+        `system.etcflip.users`, the user database stays writable in
+        `system.etcflip.image.passwordFilesLocation`'';
+
+      passwordFilesLocation = lib.mkOption {
+        type = lib.types.str;
+        default = "/var/lib/nixos";
+        description = ''
+          Where passwd, group, shadow, subuid and subgid live on a read-only /etc (as
+          userborn's option of that name): the image's /etc links to them, and
+          `etcflip boot` writes them at every boot, keeping what was added at run time with
+          `users.mutableUsers`.
+        '';
+      };
+    };
+
     spec = lib.mkOption {
       type = lib.types.attrsOf lib.types.raw;
       default = { };
@@ -125,8 +180,8 @@ in
             message = "system.etcflip.enable and system.etc.overlay.enable both manage /etc: enable one of them.";
           }
           {
-            assertion = !(config.system.nixos-init.enable or false);
-            message = "system.nixos-init.enable needs the /etc overlay and skips activation, so it cannot be used with system.etcflip.enable.";
+            assertion = !(config.system.nixos-init.enable or false) || cfg.initrd;
+            message = "system.nixos-init.enable runs no activation script at boot: etcflip then switches /etc in the systemd initrd, so leave system.etcflip.initrd on (it needs boot.initrd.systemd.enable).";
           }
           {
             assertion = !cfg.users || otherUserManagers == [ ];
@@ -137,6 +192,14 @@ in
           {
             assertion = config.security.wrapperDir or "/run/wrappers/bin" == "/run/wrappers/bin";
             message = "system.etcflip.enable makes the wrappers in /run/wrappers/bin: leave security.wrapperDir at its default.";
+          }
+          {
+            assertion = !cfg.initrd || (config.boot.initrd.systemd.enable or false);
+            message = "system.etcflip.initrd switches /etc in the systemd initrd: it needs boot.initrd.systemd.enable.";
+          }
+          {
+            assertion = !cfg.image.enable || cfg.initrd;
+            message = "system.etcflip.image.enable mounts the image on /etc in the systemd initrd: it needs system.etcflip.initrd (and boot.initrd.systemd.enable).";
           }
         ];
 
@@ -164,7 +227,10 @@ in
         system.etcflip.spec.users = {
           inherit (config.users) mutableUsers users groups;
           inherit (utils) toShellPath;
-        };
+        }
+        // (
+          if cfg.image.enable then { inherit (cfg.image) passwordFilesLocation; } else { }
+        );
         system.activationScripts.users = {
           deps = [ "specialfs" ];
           text = lib.mkForce activation;
@@ -184,6 +250,62 @@ in
         '';
       })
 
+      # /etc switched in the systemd initrd, before switch-root: the system being booted is
+      # the one initrd-find-nixos-closure.service found, its generation the `etcflip` link
+      # beside it (below). Activation, in the initrd or after it, then finds /etc switched.
+      (lib.mkIf cfg.initrd {
+        boot.initrd.systemd.storePaths = [
+          "${cfg.package}/bin/etcflip"
+          initrdTmpfiles
+        ]
+        ++ (
+          if cfg.image.enable then
+            map (b: "${pkgs.util-linux}/bin/${b}") [
+              "mount"
+              "mountpoint"
+              "unshare"
+            ]
+          else
+            [ ]
+        );
+        boot.initrd.systemd.services.etcflip-boot = {
+          description = "Switch /etc to the system's etcflip generation";
+          requiredBy = [ "initrd.target" ];
+          requires = [ "initrd-find-nixos-closure.service" ];
+          after = [
+            "initrd-find-nixos-closure.service"
+            "initrd-fs.target"
+          ];
+          before = [
+            "initrd-nixos-activation.service"
+            "initrd.target"
+            "shutdown.target"
+          ];
+          conflicts = [ "shutdown.target" ];
+          unitConfig = {
+            DefaultDependencies = false;
+            RequiresMountsFor = [
+              "/sysroot/nix/store"
+              "/sysroot/var/lib/nixos"
+            ];
+          };
+          serviceConfig = {
+            Type = "oneshot";
+            RemainAfterExit = true;
+          };
+          script = initrdScript;
+        };
+      })
+
+      # A read-only /etc: the image holds the link farm, the overlay link lives in /run, the
+      # users (with etcflip) in the writable place; the image carries NixOS's tag file, which
+      # activation cannot write there.
+      (lib.mkIf cfg.image.enable {
+        system.etcflip.spec.overlay = "/run/etcflip/static";
+        system.build.etcflipImage = image;
+        environment.etc.NIXOS.text = "";
+      })
+
       # The generation, beside the system it belongs to: /run/current-system/etcflip. Current
       # nixpkgs calls the builder's extra commands `system.systemBuilderCommands` and keeps
       # `system.extraSystemBuilderCmds` only as a renamed alias that warns on every evaluation;
@@ -193,7 +315,8 @@ in
         let
           link = ''
             ln -s ${generation} $out/etcflip
-          '';
+          ''
+          + (if cfg.image.enable then "ln -s ${image} $out/etcflip-image\n" else "");
         in
         if options.system ? systemBuilderCommands then
           { system.systemBuilderCommands = link; }

@@ -116,7 +116,9 @@ let
         groups = map (n: {
           inherit (groups.${n}) name gid members;
         }) (attrNames groups);
-      };
+      }
+      # Where the files live when not in /etc (the module sets it for a read-only /etc).
+      // (if part ? passwordFilesLocation then { inherit (part) passwordFilesLocation; } else { });
 
   # The fields of a `security.wrappers.<name>` value that pass through as they are.
   wrapperFields = {

@@ -304,7 +304,7 @@ fn the_module_switches_users_and_etc_at_the_users_snippet() {
         let
           lib = import ./tests/nix/lib.nix;
           module = userborn: lib.module {
-            system.etcflip = { enable = true; users = true; };
+            system.etcflip = { enable = true; users = true; image.enable = false; };
             services.userborn.enable = userborn;
             users = { mutableUsers = false; users = { }; groups = { }; };
           };
@@ -355,7 +355,10 @@ fn the_module_hands_the_wrappers_to_their_service() {
         let
           lib = import ./tests/nix/lib.nix;
           module = security: lib.module {
-            system.etcflip = { enable = true; users = false; package = "/pkg"; onConflict = "backup"; };
+            system.etcflip = {
+              enable = true; users = false; package = "/pkg"; onConflict = "backup";
+              image.enable = false;
+            };
             systemd.package = "/systemd";
             inherit security;
           };
@@ -608,6 +611,8 @@ fn the_vm_test_script_evaluates_to_valid_python() {
     for want in [
         "/nix/store/machine/specialisation/next",
         "/nix/store/legacy/specialisation/etcflip",
+        "-u etcflip-boot.service",
+        "image_booted(image)",
         "start_all()",
     ] {
         assert!(script.contains(want), "{want:?} missing from:\n{script}");
@@ -794,4 +799,198 @@ fn the_users_snippet_switches_users_and_etc_in_one_switch() {
         "{text}"
     );
     assert!(absent(Path::new("/etc/.etcflip")));
+}
+
+/// The module's initrd script (`nixos/initrd.nix`) with `image`, run for real on an image that
+/// Nix built with the module's own image step (`nixos/image.nix`, through
+/// `tests/nix/image.nix`): in a private mount namespace whose `/run` is an empty tmpfs, on a
+/// scratch sysroot that sees the host's store, with the link initrd-find-nixos-closure.service
+/// leaves. It mounts the image read-only on the sysroot's `/etc`, makes the overlay link in
+/// `/run` and the users in `/var/lib/nixos`, and writes nothing below `/etc`; a second run (as
+/// activation's boot) changes nothing.
+#[test]
+fn the_initrd_script_boots_a_nix_built_image_with_its_users_elsewhere() {
+    let s = Scratch::new("nix-initrd-image");
+    let pkg = package(&s);
+    let tmpfiles = etcflip_e2e::real_tmpfiles();
+    let built = |attr: &str| {
+        let args = [
+            "tests/nix/image.nix",
+            "--no-out-link",
+            "-A",
+            attr,
+            "--arg",
+            "etcflipPackage",
+            pkg.to_str().unwrap(),
+            "--argstr",
+            "tmpfiles",
+            tmpfiles.to_str().unwrap(),
+            "--argstr",
+            "squashfsTools",
+            "/usr",
+        ];
+        PathBuf::from(ok(&nix("nix-build", &args), attr).trim())
+    };
+    let (gen, image) = (built("generation"), built("image"));
+    assert!(image.join("etc.squashfs").is_file(), "{}", image.display());
+    // The system being booted: its generation and image links, as the module's builder makes.
+    let sysroot = s.dir.join("sysroot");
+    for d in ["system", "nix", "var"] {
+        std::fs::create_dir_all(sysroot.join(d)).unwrap();
+    }
+    std::os::unix::fs::symlink(&gen, sysroot.join("system/etcflip")).unwrap();
+    std::os::unix::fs::symlink(&image, sysroot.join("system/etcflip-image")).unwrap();
+    let closure = s.dir.join("nixos-closure");
+    std::os::unix::fs::symlink("/system", &closure).unwrap();
+    // util-linux, as the initrd holds it.
+    let util = s.dir.join("util-linux");
+    std::fs::create_dir_all(util.join("bin")).unwrap();
+    for b in ["mount", "mountpoint", "unshare"] {
+        let host = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(b))
+            .find(|p| p.exists())
+            .unwrap();
+        std::os::unix::fs::symlink(host, util.join("bin").join(b)).unwrap();
+    }
+    let expr = format!(
+        "import ./nixos/initrd.nix {{ etcflip = {pkg:?}; tmpfiles = {tmpfiles:?}; \
+         utilLinux = {util:?}; image = true; }}"
+    );
+    let script = eval_json(&["-E", &expr]);
+    let initrd = s.dir.join("initrd.sh");
+    std::fs::write(&initrd, script.as_str().unwrap()).unwrap();
+    let run = r#"
+        mount -t tmpfs tmpfs /run
+        mount --rbind /nix "$1/nix"
+        echo "== boot"; ETCFLIP_SYSROOT=$1 ETCFLIP_CLOSURE=$2 sh -eu "$3"
+        echo "== again"; ETCFLIP_SYSROOT=$1 ETCFLIP_CLOSURE=$2 sh -eu "$3"
+        echo "== state"
+        readlink /run/etcflip/static "$1/etc/motd" "$1/etc/passwd"
+        grep -c '^alice:x:1000:' "$1/var/lib/nixos/passwd"
+        if touch "$1/etc/x" 2>/dev/null; then echo writable; else echo read-only; fi
+        test -e /run/wrappers || echo "no wrappers"
+    "#;
+    let out = Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args(["sh", "-eu", "-c", run, "sh"])
+        .args([&sysroot, &closure, &initrd])
+        .output()
+        .unwrap();
+    let text = ok(&out, "the initrd script");
+    assert!(
+        section(&text, "boot").contains("users: create user alice (allocate uid 1000)"),
+        "{text}"
+    );
+    assert!(!section(&text, "again").contains("users:"), "{text}");
+    let want = format!(
+        "{}/etc\n/run/etcflip/static/motd\n/var/lib/nixos/passwd\n1\nread-only\nno wrappers\n",
+        gen.display()
+    );
+    assert_eq!(section(&text, "state"), want, "{text}");
+}
+
+/// The initrd and image wiring: with `system.etcflip.initrd`, an initrd unit runs the initrd
+/// script (`nixos/initrd.nix`) between initrd-find-nixos-closure.service and
+/// initrd-nixos-activation.service, with etcflip in the initrd; with the image, the overlay
+/// moves to `/run`, the users part gets its writable place, the system links its image, and
+/// activation runs `etcflip boot` (exit 3, another generation's image, is not a failure).
+/// `system.nixos-init.enable` is accepted with the initrd step and refused without it, with a
+/// message saying what to do. Evaluated as the users wiring above is.
+#[test]
+fn the_module_boots_in_the_initrd_and_from_an_image() {
+    let v = eval_json(&[
+        "-E",
+        r#"
+        let
+          lib = import ./tests/nix/lib.nix;
+          module = etcflip: nixosInit: lib.module {
+            system.etcflip = {
+              enable = true; users = true; package = "/pkg"; onConflict = "backup";
+              image = { enable = true; passwordFilesLocation = "/var/lib/nixos"; };
+            } // etcflip;
+            system.nixos-init.enable = nixosInit;
+            boot.initrd.systemd = { enable = true; package = "/isd"; };
+            systemd.package = "/systemd";
+            users = { mutableUsers = true; users = { }; groups = { }; };
+          };
+          on = module { initrd = true; } true;
+          off = module { initrd = false; } true;
+          contents = m: m.config.content.contents;
+          having = key: m: builtins.head (builtins.filter
+            (c: c ? content && c.content ? system && c.content.system ? ${key}) (contents m));
+          initrd = builtins.head (builtins.filter
+            (c: c ? content && c.content ? boot) (contents on));
+          assertions = m: (builtins.head (contents m)).assertions;
+          users = (having "etcflip" on).content.system.etcflip.spec.users;
+        in {
+          nixosInit = (builtins.elemAt (assertions on) 1).assertion;
+          nixosInitOff = { inherit (builtins.elemAt (assertions off) 1) assertion message; };
+          image = (builtins.elemAt (assertions off) 5).assertion;
+          initrdCondition = initrd.condition;
+          unit = initrd.content.boot.initrd.systemd.services.etcflip-boot;
+          storePaths = initrd.content.boot.initrd.systemd.storePaths;
+          location = users.passwordFilesLocation;
+          overlay = (having "build" on).content.system.etcflip.spec.overlay or null;
+          activation = (builtins.head (contents on)).system.build.etcActivationCommands;
+          usersSnippet = (having "activationScripts" on).content.system.activationScripts.users.text;
+        }
+        "#,
+    ]);
+    assert_eq!(v["nixosInit"], Value::Bool(true), "{v:#}");
+    assert_eq!(v["nixosInitOff"]["assertion"], Value::Bool(false), "{v:#}");
+    assert!(
+        v["nixosInitOff"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("system.etcflip.initrd"),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["image"],
+        Value::Bool(false),
+        "the image needs the initrd: {v:#}"
+    );
+    assert_eq!(v["initrdCondition"], Value::Bool(true), "{v:#}");
+    let unit = &v["unit"];
+    assert_eq!(
+        unit["requires"],
+        serde_json::json!(["initrd-find-nixos-closure.service"])
+    );
+    assert!(
+        unit["before"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("initrd-nixos-activation.service")),
+        "{unit:#}"
+    );
+    let script = unit["script"].as_str().unwrap();
+    for want in [
+        "'/pkg/bin/etcflip'",
+        "'/isd/bin/systemd-tmpfiles'",
+        "'/util-linux/bin/unshare'",
+        "etcflip-image",
+    ] {
+        assert!(script.contains(want), "{want:?} not in {script}");
+    }
+    assert!(
+        v["storePaths"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("/pkg/bin/etcflip")),
+        "{v:#}"
+    );
+    assert_eq!(v["location"], "/var/lib/nixos", "{v:#}");
+    assert_eq!(v["overlay"], "/run/etcflip/static", "{v:#}");
+    let users = v["usersSnippet"].as_str().unwrap();
+    assert!(
+        users.contains("'/pkg/bin/etcflip' boot "),
+        "activation boots the image: {users}"
+    );
+    assert!(users.contains("--no-wrappers || [ $? -eq 3 ]"), "{users}");
+    assert!(!users.contains("etcflip' switch"), "{users}");
+    assert!(v["activation"]
+        .as_str()
+        .unwrap()
+        .starts_with("# etcflip: /etc was switched"));
 }

@@ -11,6 +11,10 @@
 # - `legacy` boots with setup-etc.pl and update-users-groups.pl, is migrated by switching to
 #   its specialisation `etcflip` (users taken over with their ids), rolled back to NixOS's own
 #   scripts and switched forward again.
+# - `initrd` boots with the systemd initrd, whose `etcflip-boot.service` switches /etc before
+#   switch-root (system.etcflip.initrd).
+# - `image` boots with a read-only /etc, the generation's image (system.etcflip.image), its
+#   users in /var/lib/nixos: one added at run time survives a reboot.
 { module }:
 { lib, ... }:
 let
@@ -134,6 +138,31 @@ in
         environment.etc = nextEtc;
         users = nextUsers;
       };
+    };
+
+  nodes.initrd =
+    { pkgs, ... }:
+    {
+      imports = [ module ];
+      boot.initrd.systemd.enable = true;
+      system.etcflip.enable = true;
+      environment.etc = baseEtc pkgs;
+      users = baseUsers;
+      security.wrappers = baseWrappers pkgs;
+    };
+
+  nodes.image =
+    { pkgs, ... }:
+    {
+      imports = [ module ];
+      boot.initrd.systemd.enable = true;
+      system.etcflip = {
+        enable = true;
+        image.enable = true;
+      };
+      environment.etc = baseEtc pkgs;
+      users = baseUsers;
+      security.wrappers = baseWrappers pkgs;
     };
 
   testScript =
@@ -320,6 +349,41 @@ in
           legacy.succeed("echo mine > /etc/user-notes")
           legacy_alice = users_one(legacy)
           legacy_to_etcflip(legacy_alice)
+
+      with subtest("systemd initrd: /etc is switched before switch-root"):
+          initrd.wait_for_unit("multi-user.target")
+          out = initrd.succeed("journalctl -b -o cat -u etcflip-boot.service")
+          assert "switched" in out, out
+          generation_one(initrd)
+          applied_is_current(initrd)
+          wrappers_work(initrd, added=False)
+          users_one(initrd)
+
+      def image_booted(m):
+          m.wait_for_unit("multi-user.target")
+          m.succeed("findmnt -no OPTIONS /etc | tr , '\\n' | grep -qx ro")
+          m.fail("touch /etc/etcflip-write-test")
+          gen = m.succeed("readlink -f /run/current-system/etcflip").strip()
+          is_link(m, "/run/etcflip/static", f"{gen}/etc")
+          is_link(m, "/etc/etcflip-test/kept", "/run/etcflip/static/etcflip-test/kept")
+          has(m, "/etc/etcflip-test/kept", "kept\n")
+          is_copy(m, "/etc/etcflip-test/secret", "s1\n", "440")
+          is_link(m, "/etc/etcflip-test/tz", "/etc/zoneinfo/UTC")
+          is_link(m, "/etc/passwd", "/var/lib/nixos/passwd")
+          m.succeed("test -e /etc/NIXOS")
+          # systemd mounts the machine's id over the image's empty machine-id.
+          m.succeed("test -s /etc/machine-id")
+          wrappers_work(m, added=False)
+          return users_one(m)
+
+      with subtest("image: a read-only /etc, the users mutable in /var/lib/nixos"):
+          image_alice = image_booted(image)
+          image.succeed("echo 'carol:x:1500:100::/var/empty:/bin/sh' >> /var/lib/nixos/passwd")
+          image.succeed("echo 'carol:!:1::::::' >> /var/lib/nixos/shadow")
+          image.shutdown()
+          image.start()
+          assert image_booted(image) == image_alice
+          image.succeed("getent passwd carol")
 
       with subtest("legacy: rollback to NixOS's scripts, then forward again"):
           switch_to(legacy, "${legacyTop}")

@@ -21,6 +21,10 @@
   withUsers ? false,
   # Whether it also holds a setuid wrapper of `id` (this machine's, copied into the store).
   withWrappers ? false,
+  # Whether it is for a read-only image, as the module makes it with
+  # system.etcflip.image.enable: the overlay in /run, the users (with withUsers) in
+  # /var/lib/nixos.
+  forImage ? false,
 }:
 let
   specLib = import ../../nixos/spec.nix;
@@ -170,11 +174,25 @@ let
     permissions = "u+rx,g+x,o+x";
     capabilities = "";
   };
+  # What system.etcflip.image.enable adds to the parts (nixos/module.nix).
+  imageParts =
+    parts:
+    parts
+    // {
+      overlay = "/run/etcflip/static";
+    }
+    // (
+      if parts ? users then
+        { users = parts.users // { passwordFilesLocation = "/var/lib/nixos"; }; }
+      else
+        { }
+    );
 in
 # The module's own build step, run with the stand-ins.
 import ../../nixos/generation.nix {
   inherit runCommandLocal writeText etcflip;
   spec = specLib.spec (
+    (if forImage then imageParts else x: x) (
     if withWrappers then
       {
         etc = one;
@@ -193,5 +211,6 @@ import ../../nixos/generation.nix {
           }
           .${variant};
       }
+    )
   );
 }

@@ -26,6 +26,7 @@ let
         inherit lib config;
         options.system.systemBuilderCommands = { };
         pkgs.callPackage = _: _: "/nix/store/00000000000000000000000000000000-etcflip-generation";
+        pkgs.util-linux = "/util-linux";
         utils.toShellPath = s: s;
       };
   };

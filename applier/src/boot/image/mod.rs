@@ -1,5 +1,5 @@
 //! `etcflip image GEN --root DIR [--squashfs FILE]`: a read-only image's `/etc` from a
-//! generation, built without privileges, as in a Nix build sandbox (issue 12, in progress).
+//! generation, built without privileges, as in a Nix build sandbox (issue 12).
 //!
 //! DIR, new or empty, gets what a first switch makes there (the link farm through
 //! `systemd-tmpfiles --root`, copies, the user database, the state that lets a later switch
