@@ -161,7 +161,8 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
     let script = format!(
         "mount -t erofs -o ro,loop {} {m} && stat -c '%a %u:%g %n' {m} {m}/etc/sudoers \
          {m}/etc/secret {m}/etc/alice.conf {m}/home/alice {m}/etc/passwd && \
-         readlink {m}/etc/motd && cat {m}/etc/secret && grep -c '^carol:\\$6\\$' {m}/etc/shadow",
+         readlink {m}/etc/motd && cat {m}/etc/secret && grep -c '^carol:\\$6\\$' {m}/etc/shadow && \
+         grep -h '^alice:\\|^users:' {m}/etc/passwd {m}/etc/group",
         erofs[0].display(),
         m = mnt.display()
     );
@@ -172,7 +173,8 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
         format!(
             "755 0:0 {m}\n440 0:0 {m}/etc/sudoers\n0 0:0 {m}/etc/secret\n\
              640 1000:100 {m}/etc/alice.conf\n700 1000:100 {m}/home/alice\n\
-             644 0:0 {m}/etc/passwd\n/etc/static/motd\ns\n1\n"
+             644 0:0 {m}/etc/passwd\n/etc/static/motd\ns\n1\n\
+             alice:x:1000:100::/home/alice:/bin/sh\nusers:x:100:\n"
         )
     );
 }
