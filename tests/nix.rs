@@ -587,6 +587,17 @@ fn a_generation_built_by_nix_is_reproducible_and_applies() {
 }
 
 /// What a script printed between its `== name` line and the next `== ` line.
+/// `script` run by `shell -eu` with `args` as `$1`…, in a private mount namespace (whatever it
+/// mounts vanishes with it: the host's `/etc`, `/run` and `/var` are never touched).
+fn in_namespace(shell: &str, script: &str, args: &[&Path]) -> Output {
+    Command::new("unshare")
+        .args(etcflip_e2e::unshare_private())
+        .args([shell, "-eu", "-c", script, shell])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 fn section(text: &str, name: &str) -> String {
     let start = text.find(&format!("== {name}\n")).unwrap() + name.len() + 4;
     let end = text[start..].find("== ").map_or(text.len(), |e| start + e);
@@ -665,12 +676,7 @@ fn the_activation_snippet_switches_etc() {
         test -e /etc/NIXOS && echo "NIXOS tag"
         readlink /etc/motd
     "#;
-    let out = Command::new("unshare")
-        .args(etcflip_e2e::unshare_private())
-        .args(["sh", "-eu", "-c", script, "sh"])
-        .args([&a, &b, &by_name])
-        .output()
-        .unwrap();
+    let out = in_namespace("sh", script, &[&a, &b, &by_name]);
     let text = ok(&out, "the activation snippet");
     let part = |name: &str| section(&text, name);
     assert!(part("activate").contains("switched"), "{text}");
@@ -740,12 +746,7 @@ fn the_users_snippet_switches_users_and_etc_in_one_switch() {
     let (a, b) = (s.dir.join("one.sh"), s.dir.join("two.sh"));
     std::fs::write(&a, snippet(&pkg, &one, true)).unwrap();
     std::fs::write(&b, snippet(&pkg, &two, true)).unwrap();
-    let out = Command::new("unshare")
-        .args(etcflip_e2e::unshare_private())
-        .args(["bash", "-eu", "-c", script, "bash"])
-        .args([&a, &b])
-        .output()
-        .unwrap();
+    let out = in_namespace("bash", script, &[&a, &b]);
     let text = ok(&out, "the users snippet");
     let part = |name: &str| section(&text, name);
     let activate = part("activate");
@@ -871,12 +872,7 @@ fn the_initrd_script_boots_a_nix_built_image_with_its_users_elsewhere() {
         if touch "$1/etc/x" 2>/dev/null; then echo writable; else echo read-only; fi
         test -e /run/wrappers || echo "no wrappers"
     "#;
-    let out = Command::new("unshare")
-        .args(etcflip_e2e::unshare_private())
-        .args(["sh", "-eu", "-c", run, "sh"])
-        .args([&sysroot, &closure, &initrd])
-        .output()
-        .unwrap();
+    let out = in_namespace("sh", run, &[&sysroot, &closure, &initrd]);
     let text = ok(&out, "the initrd script");
     assert!(
         section(&text, "boot").contains("users: create user alice (allocate uid 1000)"),

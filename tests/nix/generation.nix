@@ -37,20 +37,7 @@ let
   # Stand-ins for the two nixpkgs builders nixos/generation.nix uses, from builtins alone:
   # a derivation whose builder is /bin/sh running the script, and builtins.toFile (which may
   # refer to the sources below: they are plain store paths, not build outputs).
-  runCommandLocal =
-    name: env: script:
-    derivation (
-      {
-        inherit name salt;
-        system = builtins.currentSystem;
-        builder = "/bin/sh";
-        args = [
-          "-c"
-          script
-        ];
-      }
-      // env
-    );
+  runCommandLocal = (import ./lib.nix).runCommandLocal salt;
   writeText = builtins.toFile;
 
   # `environment.etc`-style option sets. Every source is a store path: paths are copied into

@@ -16,20 +16,7 @@ let
     withUsers = true;
     forImage = true;
   };
-  runCommandLocal =
-    name: env: script:
-    derivation (
-      {
-        inherit name;
-        system = builtins.currentSystem;
-        builder = "/bin/sh";
-        args = [
-          "-c"
-          script
-        ];
-      }
-      // env
-    );
+  runCommandLocal = (import ./lib.nix).runCommandLocal "";
 in
 {
   inherit generation;

@@ -18,6 +18,23 @@ let
       else
         shell;
 
+    # nixpkgs' `runCommandLocal` from builtins alone: a derivation whose builder is /bin/sh
+    # running the script. `salt` changes the derivation, not what it builds.
+    runCommandLocal =
+      salt: name: env: script:
+      derivation (
+        {
+          inherit name salt;
+          system = builtins.currentSystem;
+          builder = "/bin/sh";
+          args = [
+            "-c"
+            script
+          ];
+        }
+        // env
+      );
+
     # nixos/module.nix's definitions for a `config` holding only what they read, with these
     # stand-ins; `callPackage` gives the generation a fixed store path.
     module =
