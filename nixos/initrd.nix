@@ -45,7 +45,8 @@ in
         ${bin "mount"} --bind /run/etcflip/image/etc "$sysroot/etc"
         ${bin "mount"} -o remount,ro,bind "$sysroot/etc"
       fi
-      exec ${bin "unshare"} -m --propagation private sh -eu -c \
+      # (A test in a bare chroot, whose / is no mount point, passes "unchanged".)
+      exec ${bin "unshare"} -m --propagation "''${ETCFLIP_UNSHARE_PROPAGATION:-private}" sh -eu -c \
         '"$4" --rbind /run "$1/run" && exec "$2" boot "$1$3" --root "$1" --no-wrappers' \
         sh "$sysroot" ${boot} "$gen" ${bin "mount"}
     ''

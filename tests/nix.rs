@@ -864,15 +864,19 @@ fn the_initrd_script_boots_a_nix_built_image_with_its_users_elsewhere() {
     let run = r#"
         mount -t tmpfs tmpfs /run
         mount --rbind /nix "$1/nix"
-        echo "== boot"; ETCFLIP_SYSROOT=$1 ETCFLIP_CLOSURE=$2 sh -eu "$3"
-        echo "== again"; ETCFLIP_SYSROOT=$1 ETCFLIP_CLOSURE=$2 sh -eu "$3"
+        export ETCFLIP_SYSROOT=$1 ETCFLIP_CLOSURE=$2 ETCFLIP_UNSHARE_PROPAGATION=$4
+        echo "== boot"; sh -eu "$3"
+        echo "== again"; sh -eu "$3"
         echo "== state"
         readlink /run/etcflip/static "$1/etc/motd" "$1/etc/passwd"
         grep -c '^alice:x:1000:' "$1/var/lib/nixos/passwd"
         if touch "$1/etc/x" 2>/dev/null; then echo writable; else echo read-only; fi
         test -e /run/wrappers || echo "no wrappers"
     "#;
-    let out = in_namespace("sh", run, &[&sysroot, &closure, &initrd]);
+    // Inside, the script makes a namespace of its own, as the harness does (a bare chroot's
+    // / is no mount point).
+    let propagation = Path::new(etcflip_e2e::unshare_private()[2]);
+    let out = in_namespace("sh", run, &[&sysroot, &closure, &initrd, propagation]);
     let text = ok(&out, "the initrd script");
     assert!(
         section(&text, "boot").contains("users: create user alice (allocate uid 1000)"),
