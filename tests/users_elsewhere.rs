@@ -124,6 +124,8 @@ fn a_root_moves_its_users_out_of_etc_keeping_those_added_at_run_time() {
     let mut passwd = std::fs::read_to_string(s.etc("passwd")).unwrap();
     passwd.push_str("bob:x:1500:100::/var/empty:/bin/sh\n");
     std::fs::write(s.etc("passwd"), passwd).unwrap();
+    // A shadow only root may read: so it stays where it goes.
+    std::fs::set_permissions(s.etc("shadow"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = s.switch(&b, &[]);
     assert!(
         out.contains("users: link /etc/passwd to /var/lib/nixos/passwd"),
@@ -136,7 +138,7 @@ fn a_root_moves_its_users_out_of_etc_keeping_those_added_at_run_time() {
     let mode = std::fs::metadata(s.root.join("var/lib/nixos/shadow"))
         .unwrap()
         .permissions();
-    assert_eq!(mode.mode() & 0o7777, 0o640);
+    assert_eq!(mode.mode() & 0o7777, 0o600);
     let moved = passwd_at(&s.root);
     for want in ["alice:x:1000:100:", "bob:x:1500:100:"] {
         assert!(moved.contains(want), "{want:?} not in:\n{moved}");
@@ -156,6 +158,23 @@ fn a_root_moves_its_users_out_of_etc_keeping_those_added_at_run_time() {
     // Nothing more to do: a re-switch changes nothing.
     let again = s.switch(&b, &[]);
     assert!(!again.contains("users:"), "{again}");
+    // And back: the links etcflip made become the files they showed, whole.
+    let out = s.switch(&a, &[]);
+    assert!(
+        out.contains("users: replace the link /etc/passwd with its file"),
+        "{out}"
+    );
+    for name in ["passwd", "group", "shadow", "subuid", "subgid"] {
+        let meta = std::fs::symlink_metadata(s.etc(name)).unwrap();
+        assert!(meta.is_file(), "{name}");
+    }
+    let back = std::fs::read_to_string(s.etc("passwd")).unwrap();
+    for want in ["alice:x:1000:100:", "bob:x:1500:100:", "carol:x:1600:100:"] {
+        assert!(back.contains(want), "{want:?} not in:\n{back}");
+    }
+    let mode = std::fs::metadata(s.etc("shadow")).unwrap().permissions();
+    assert_eq!(mode.mode() & 0o7777, 0o600);
+    assert!(!s.switch(&a, &[]).contains("users:"));
 }
 
 #[test]
@@ -175,4 +194,40 @@ fn what_stands_where_a_link_goes_is_refused_before_anything_is_written() {
     );
     assert!(!s.root.join("var/lib/nixos/passwd").exists());
     assert!(!s.etc("passwd").exists());
+}
+
+/// A switch moving the users out of `/etc`, killed (SIGKILL, that process alone) at each
+/// `symlinkat` and each `renameat` in turn: the next switch, to the same generation or back to
+/// the one before, finishes or undoes it, and nothing added at run time is lost.
+#[test]
+fn a_move_killed_at_any_link_or_rename_is_finished_by_the_next_switch() {
+    for (syscall, back) in [
+        ("symlinkat", false),
+        ("renameat", false),
+        ("symlinkat", true),
+    ] {
+        for n in 1.. {
+            let s = Scratch::new("users-elsewhere-kill");
+            let a = s.gen("a", &spec(None, None));
+            let b = s.gen("b", &spec(Some("/var/lib/nixos"), None));
+            s.switch(&a, &[]);
+            let mut passwd = std::fs::read_to_string(s.etc("passwd")).unwrap();
+            passwd.push_str("bob:x:1500:100::/var/empty:/bin/sh\n");
+            std::fs::write(s.etc("passwd"), passwd).unwrap();
+            if !etcflip_e2e::switch_killed_at(&s, &b, &[], syscall, n) {
+                break; // the switch got through: every point was tried
+            }
+            let (to, file) = if back {
+                (&a, s.etc("passwd"))
+            } else {
+                (&b, s.root.join("var/lib/nixos/passwd"))
+            };
+            let out = s.switch_out(to, &[]);
+            let t = text_of(&out);
+            assert_eq!(code(&out), 0, "{syscall} #{n}, back {back}: {t}");
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(text.contains("bob:x:1500:"), "{syscall} #{n}: {text}");
+            assert!(!t.contains("etcflip-tmp"), "{t}");
+        }
+    }
 }

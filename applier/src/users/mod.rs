@@ -293,10 +293,19 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
         p.changes
             .push(&format!("make /{} unreadable by others", place.file(2)));
     }
-    let links = place.links_to_make(root)?;
+    let mut links = place.links_to_make(root)?;
     for (i, _) in &links {
         p.changes
             .push(&format!("link /{} to /{}", FILES[*i], place.file(*i)));
+    }
+    if !place.elsewhere() {
+        for (i, file) in FILES.iter().enumerate() {
+            if place::Place::ours_link(root, i)?.is_some() {
+                p.changes
+                    .push(&format!("replace the link /{file} with its file"));
+                links.push((i, Node::Absent));
+            }
+        }
     }
     let current = rendered == texts
         && from.iter().all(|f| *f == place::ReadFrom::Place)
@@ -347,10 +356,17 @@ pub(crate) fn looks_the_same(root: &mut Root, decl: &Users, before: &Full) -> Re
 fn unwritable(root: &mut Root, place: &place::Place) -> Result<Vec<String>> {
     let mut out = place.link_clashes(root)?;
     let ledgers = ledger::FILES.iter().map(|f| format!("{}/{f}", ledger::DIR));
-    for rel in (0..FILES.len()).map(|i| place.file(i)).chain(ledgers) {
+    let files = (0..FILES.len()).map(|i| (Some(i), place.file(i)));
+    for (i, rel) in files.chain(ledgers.map(|l| (None, l))) {
+        // Back in /etc, a link etcflip made to a place: replaced by its file.
+        let ours = match i {
+            Some(i) if !place.elsewhere() => place::Place::ours_link(root, i)?.is_some(),
+            _ => false,
+        };
         let hint = match root.node_with(&rel, false)? {
             Node::Absent => continue,
             Node::File(f) if !f.meta.mount => continue,
+            Node::Link(_) if ours => continue,
             // A user database kept elsewhere on purpose (`/persist`, or a generation with a
             // `passwordFilesLocation` before this one): say how to keep it there.
             Node::Link(to) => format!(

@@ -18,6 +18,11 @@ use etcflip_format::users::Users;
 
 use crate::fs::{Node, Root};
 
+/// The mark a place holds once `/etc`'s files link to it: what proves, to a later switch
+/// whose files are in `/etc` again, that those links are etcflip's to replace with files (a
+/// link into `/persist` made by hand has none, and stays refused).
+const MARK: &str = ".etcflip-linked";
+
 /// The five files, in the order [`super::Inputs`] holds them.
 pub(crate) const NAMES: [&str; 5] = ["passwd", "group", "shadow", "subuid", "subgid"];
 
@@ -135,6 +140,34 @@ impl Place {
             .collect())
     }
 
+    /// Where `/etc`'s file `i` is a link etcflip made to a place (`/D/NAME`, with D's mark),
+    /// that file, relative to the root: what a switch back to `/etc` replaces the link with.
+    pub(crate) fn ours_link(root: &mut Root, i: usize) -> Result<Option<String>> {
+        let Node::Link(text) = root.node_with(&format!("etc/{}", NAMES[i]), false)? else {
+            return Ok(None);
+        };
+        let suffix = format!("/{}", NAMES[i]);
+        let dir = text.strip_prefix('/').and_then(|t| t.strip_suffix(&suffix));
+        let Some(dir) = dir.filter(|d| etcflip_format::manifest::check_target(d).is_ok()) else {
+            return Ok(None);
+        };
+        let marked = matches!(
+            root.node_with(&format!("{dir}/{MARK}"), false)?,
+            Node::File(_)
+        );
+        Ok(marked.then(|| format!("{dir}{suffix}")))
+    }
+
+    /// Marks the place as one `/etc` links to (see [`MARK`]), before the links are made.
+    pub(crate) fn mark(&self, root: &mut Root) -> Result<()> {
+        let rel = format!("{}/{MARK}", self.dir);
+        if !self.elsewhere() || matches!(root.node_with(&rel, false)?, Node::File(_)) {
+            return Ok(());
+        }
+        let text = b"/etc's user database links here (etcflip: users/place.rs)\n";
+        root.atomic_write_as(&rel, &[text], 0o644, crate::fs::Owner { uid: 0, gid: 0 })
+    }
+
     /// Makes `/etc`'s files the links to the place (phase 3, after the place's files are
     /// written): each a new link renamed over what stands there, which [`Self::link_clashes`]
     /// found to be nothing or a regular file whose content the plan read.
@@ -143,6 +176,8 @@ impl Place {
         for (i, _) in &todo {
             let rel = format!("etc/{}", NAMES[*i]);
             let temp = crate::fs::temp_name(&rel);
+            // A killed run's (the lock is held: the name is this run's).
+            root.remove_tree_if_present(&temp)?;
             root.symlink(&self.link_text(*i), &temp)?;
             root.rename(&temp, &rel)?;
         }

@@ -20,6 +20,7 @@ use etcflip_format::users::Users;
 
 use super::files::id_of;
 use super::ledger::{Ledgers, Texts, DIR, FILES as FILES_OF_LEDGERS};
+use super::place::{Place, ReadFrom, NAMES};
 use super::{Full, Report};
 use crate::fs::lock::{Interrupted, NotLocked, RecordLock};
 use crate::fs::{Node, Owner, Root};
@@ -133,17 +134,27 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
         root.make_dirs(place.dir())?;
     }
     for (i, mode, gid, never) in order {
-        // What the place's file held, when the plan read it from there.
-        let had =
-            (found.from[i] == super::place::ReadFrom::Place).then_some(found.texts[i].as_str());
+        // What the place's file held, when the plan read it from there; the file read
+        // otherwise, whose mode and owner a new file takes.
+        let (had, like) = match found.from[i] {
+            ReadFrom::Place => (Some(found.texts[i].as_str()), None),
+            ReadFrom::Etc => (None, Some(Like::File(format!("etc/{}", NAMES[i])))),
+        };
+        // Back in /etc: a link etcflip made to a place is replaced by the file it showed.
+        let like = match (place.elsewhere(), Place::ours_link(root, i)?) {
+            (false, Some(target)) => Some(Like::LinkTo(target)),
+            _ => like,
+        };
+        let file = place.file(i);
         replace(
             root,
-            &place.file(i),
+            &file,
             (&plan.rendered[i], had),
-            (mode, gid),
-            never,
+            (mode, gid, never),
+            like.as_ref(),
         )?;
     }
+    place.mark(root)?;
     place.link(root)?;
     if !settled {
         ledgers = write_ledgers(root, &p.db.ledgers, &ledgers)?;
@@ -152,19 +163,44 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
     Ok(ledgers)
 }
 
+/// What a file [`replace`] makes takes its mode and owner from, besides its own.
+enum Like {
+    /// A new file is like this one (the file its content was read from).
+    File(String),
+    /// The link at the path, which etcflip made, is replaced, like the file it showed.
+    LinkTo(String),
+}
+
 /// Replaces `rel` with `text` unless it already holds it (`had`: what it held when read
-/// under the lock; `None` if unknown), keeping its mode and owner (new: `mode`, root and
-/// group `gid`) without the bits in `never` (`shadow` is never left group-writable or
-/// readable by others, whatever it was). A link or a mount point there is not replaced.
+/// under the lock; `None` if unknown), keeping its mode and owner (new: `like`'s, else
+/// `mode`, root and group `gid`) without the bits in `never` (`shadow` is never left
+/// group-writable or readable by others, whatever it was). A link or a mount point there is
+/// not replaced, except the link [`Like::LinkTo`] names.
 fn replace(
     root: &mut Root,
     rel: &str,
     (text, had): (&str, Option<&str>),
-    (mode, gid): (u32, u32),
-    never: u32,
+    (mode, gid, never): (u32, u32, u32),
+    like: Option<&Like>,
 ) -> Result<()> {
+    let new = (mode, Owner { uid: 0, gid });
+    let like_rel = match like {
+        Some(Like::File(r) | Like::LinkTo(r)) => Some(r.clone()),
+        None => None,
+    };
+    let new = match like_rel.map(|r| root.node_with(&r, false)).transpose()? {
+        Some(Node::File(f)) => (
+            f.meta.mode,
+            Owner {
+                uid: f.meta.uid,
+                gid: f.meta.gid,
+            },
+        ),
+        _ => new,
+    };
     let (mode, owner) = match root.node_with(rel, false)? {
-        Node::Absent => (mode, Owner { uid: 0, gid }),
+        Node::Absent => new,
+        Node::Link(_) if matches!(like, Some(Like::LinkTo(_))) => new,
         Node::File(f) if f.meta.mount => bail!(
             "{} is a mount point: etcflip does not replace it",
             root.show(rel)
@@ -202,7 +238,7 @@ fn write_ledgers(root: &mut Root, l: &Ledgers, had: &Texts) -> Result<Texts> {
     ];
     for ((name, text), had) in FILES_OF_LEDGERS.iter().zip(&texts).zip(had) {
         let rel = format!("{DIR}/{name}");
-        replace(root, &rel, (text, had.as_deref()), (0o644, 0), 0)?;
+        replace(root, &rel, (text, had.as_deref()), (0o644, 0, 0), None)?;
     }
     Ok(texts.map(Some))
 }
