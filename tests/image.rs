@@ -19,7 +19,9 @@ fn spec() -> Value {
             "alice.conf": {"text": "a\n", "mode": "0640", "user": "alice", "group": "users"},
             "motd": {"text": "hello\n"},
             // No one may read it, not even its owner: only root's privilege does.
-            "secret": {"text": "s\n", "mode": "0000"}
+            "secret": {"text": "s\n", "mode": "0000"},
+            // Set-id, and no read bit for its owner either.
+            "runme": {"text": "r\n", "mode": "4111"}
         },
         "users": {"mutableUsers": false,
             "users": [
@@ -116,6 +118,7 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
         "drwxr-xr-x 0/0 squashfs-root",
         "-r--r----- 0/0 squashfs-root/etc/sudoers",
         "---------- 0/0 squashfs-root/etc/secret",
+        "---s--x--x 0/0 squashfs-root/etc/runme",
         "-rw-r----- 1000/100 squashfs-root/etc/alice.conf",
         "drwx------ 1000/100 squashfs-root/home/alice",
         "-rw-r--r-- 0/0 squashfs-root/etc/passwd",
@@ -143,6 +146,20 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
             .any(|l| l.contains("stamps.json") || l.contains("users.json")),
         "{lines:#?}"
     );
+    // What the builder's user may not read is packed whole all the same.
+    for file in ["etc/runme", "etc/secret"] {
+        let cat = Command::new("unsquashfs")
+            .args(["-cat"])
+            .arg(&images[0])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            cat.status.success() && cat.stdout.len() == 2,
+            "{file}: {}",
+            text_of(&cat)
+        );
+    }
     // The same generation, built twice without privileges and once as root: the same bytes.
     let bytes: Vec<Vec<u8>> = images.iter().map(|i| std::fs::read(i).unwrap()).collect();
     assert!(bytes[0] == bytes[1], "two unprivileged builds differ");
@@ -161,7 +178,7 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
     let script = format!(
         "mount -t erofs -o ro,loop {} {m} && stat -c '%a %u:%g %n' {m} {m}/etc/sudoers \
          {m}/etc/secret {m}/etc/alice.conf {m}/home/alice {m}/etc/passwd && \
-         readlink {m}/etc/motd && cat {m}/etc/secret && grep -c '^carol:\\$6\\$' {m}/etc/shadow && \
+         readlink {m}/etc/motd && cat {m}/etc/secret {m}/etc/runme && grep -c '^carol:\\$6\\$' {m}/etc/shadow && \
          grep -h '^alice:\\|^users:' {m}/etc/passwd {m}/etc/group",
         erofs[0].display(),
         m = mnt.display()
@@ -173,7 +190,7 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
         format!(
             "755 0:0 {m}\n440 0:0 {m}/etc/sudoers\n0 0:0 {m}/etc/secret\n\
              640 1000:100 {m}/etc/alice.conf\n700 1000:100 {m}/home/alice\n\
-             644 0:0 {m}/etc/passwd\n/etc/static/motd\ns\n1\n\
+             644 0:0 {m}/etc/passwd\n/etc/static/motd\ns\nr\n1\n\
              alice:x:1000:100::/home/alice:/bin/sh\nusers:x:100:\n"
         )
     );
@@ -494,4 +511,43 @@ fn boot_takes_the_image_path_only_on_a_read_only_etc_with_nothing_pending() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 3, "{}", text_of(&out));
+}
+
+/// Without privileges, a copy its owner may not read keeps the owner's read bit (see
+/// `fs::as_written`), and what judges it expects that: a second switch has nothing to do and
+/// `verify` finds no drift.
+#[test]
+fn an_unprivileged_root_with_a_copy_no_one_reads_settles() {
+    let s = Scratch::new("image-unprivileged-switch");
+    let gen = s.gen(
+        "a",
+        &json!({"etc": {"secret": {"text": "s\n", "mode": "0000"}}}),
+    );
+    let work = s.dir.join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
+    for p in [&s.dir, &s.root, &s.root.join("gens")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(bin("etcflip"))
+            .args(args)
+            .arg("--root")
+            .arg(&work)
+            .output()
+            .unwrap()
+    };
+    let switch = [std::ffi::OsStr::new("switch"), gen.as_os_str()];
+    let first = run(&switch);
+    assert_eq!(code(&first), 0, "{}", text_of(&first));
+    let again = run(&switch);
+    assert!(
+        text_of(&again).contains("already up to date"),
+        "{}",
+        text_of(&again)
+    );
+    let verify = run(&[std::ffi::OsStr::new("verify")]);
+    assert_eq!(code(&verify), 0, "{}", text_of(&verify));
 }

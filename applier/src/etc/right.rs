@@ -52,7 +52,7 @@ impl<'a> Want<'a> {
             Kind::Dir => Want::Dir,
             Kind::Copy => Want::File {
                 sha256,
-                mode: Some(e.mode.map_or(0, |m| m.0)),
+                mode: Some(crate::fs::as_written(e.mode.map_or(0, |m| m.0))),
                 owner,
             },
         }

@@ -25,4 +25,4 @@ pub(crate) use node::Node;
 pub(crate) use read::read_regular;
 pub use read::sha256_bytes;
 pub(crate) use root::{join, split, Root};
-pub(crate) use write::{temp_name, Owner};
+pub(crate) use write::{as_written, temp_name, Owner};

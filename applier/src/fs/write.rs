@@ -75,12 +75,7 @@ impl Root {
         owner
             .apply(&fd)
             .with_context(|| format!("cannot chown {shown}"))?;
-        let mode = if nix::unistd::geteuid().is_root() {
-            mode
-        } else {
-            mode | 0o400
-        };
-        fchmod(&fd, Mode::from_bits_truncate(mode))
+        fchmod(&fd, Mode::from_bits_truncate(as_written(mode)))
             .with_context(|| format!("cannot chmod {shown}"))?;
         let mut file = std::fs::File::from(fd);
         for part in content {
@@ -221,6 +216,18 @@ impl Root {
         let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         openat(pfd, name, flags, Mode::from_bits_truncate(0o600))
             .with_context(|| format!("cannot open the lock {shown}"))
+    }
+}
+
+/// The mode a file declared `mode` gets: `mode` itself, except that an unprivileged run (a
+/// scratch root, an image build) keeps its owner's read bit, without which it could neither
+/// read back nor pack what it wrote (see [`Root::write_new`]). What judges a file's mode
+/// (`etc/right.rs`) expects the same.
+pub(crate) fn as_written(mode: u32) -> u32 {
+    if nix::unistd::geteuid().is_root() {
+        mode
+    } else {
+        mode | 0o400
     }
 }
 

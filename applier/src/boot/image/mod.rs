@@ -126,7 +126,9 @@ fn set_ids(root: &Path, manifest: &Manifest) -> Result<()> {
             continue;
         };
         let path = root.join("etc").join(e.target.as_str());
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode.0))
+        // Readable by its owner, the builder, all the same (the image gets the exact mode).
+        let mode = crate::fs::as_written(mode.0);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("cannot chmod {}", path.display()))?;
     }
     Ok(())
@@ -235,12 +237,10 @@ fn squashfs(root: &Path, pseudo: &Path, image: &Path) -> Result<()> {
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .context("cannot run mksquashfs (Debian package squashfs-tools)")?;
-    if !out.status.success() {
-        bail!(
-            "mksquashfs failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    let said = String::from_utf8_lossy(&out.stderr);
+    // mksquashfs 4.5 packs a file it cannot read as an empty one, says so, and exits 0.
+    if !out.status.success() || said.contains("Failed to read") {
+        bail!("mksquashfs failed ({}): {}", out.status, said.trim());
     }
     Ok(())
 }
