@@ -231,3 +231,35 @@ fn a_move_killed_at_any_link_or_rename_is_finished_by_the_next_switch() {
         }
     }
 }
+
+/// With the users outside `/etc`, an image's copy owned by a user whose uid the machine
+/// allocates at boot could belong to another account there: the image is refused (exit 2),
+/// naming it, and builds once the uid is declared.
+#[test]
+fn an_image_refuses_copies_owned_by_users_the_machine_allocates() {
+    let s = Scratch::new("users-elsewhere-owners");
+    let mut sp = spec(Some("/var/lib/nixos"), None);
+    sp["etc"]["alice.key"] = json!({"text": "k\n", "mode": "0600", "user": "alice"});
+    let gen = s.gen("a", &sp);
+    let image = |gen: &Path, dir: &str| {
+        Command::new(bin("etcflip"))
+            .arg("image")
+            .arg(gen)
+            .arg("--root")
+            .arg(s.dir.join(dir))
+            .output()
+            .unwrap()
+    };
+    let out = image(&gen, "tree");
+    assert_eq!(code(&out), 2, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("/etc/alice.key: its user alice has no static id"),
+        "{}",
+        text_of(&out)
+    );
+    assert!(!s.dir.join("tree").exists(), "nothing built");
+    sp["users"]["users"][1]["uid"] = json!(1000);
+    let fixed = s.gen("b", &sp);
+    let out = image(&fixed, "tree2");
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+}

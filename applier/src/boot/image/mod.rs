@@ -65,6 +65,9 @@ pub fn image(opts: &Options) -> Result<Report> {
         &opts.root,
         [opts.squashfs.as_deref(), opts.erofs.as_deref()],
     )?;
+    // Read once, for what the switch leaves to the image to finish.
+    let manifest = crate::manifest::Manifest::load(&opts.generation)?;
+    fixed_owners(&manifest)?;
     new_root(&opts.root)?;
     let switch = etc::Options {
         generation: opts.generation.clone(),
@@ -86,8 +89,6 @@ pub fn image(opts: &Options) -> Result<Report> {
     ] {
         root.unlink(&format!("{}/{file}", crate::txn::state::state_dir()))?;
     }
-    // Read once, for what the switch left to the image to finish.
-    let manifest = crate::manifest::Manifest::load(&opts.generation)?;
     match &opts.confext {
         Some(name) => confext(&mut root, name)?,
         None => machine_id(&mut root, &manifest)?,
@@ -112,6 +113,48 @@ pub fn image(opts: &Options) -> Result<Report> {
         squashfs: opts.squashfs.clone(),
         erofs: opts.erofs.clone(),
     })
+}
+
+/// With the users outside `/etc` (`passwordFilesLocation`), an image's `/etc` is fixed at
+/// build time while the ids are allocated on the machine, from its own ledgers: a copy or
+/// directory owned by a user or group without a static id could then belong to another
+/// account there. Refused, every one named (exit 2).
+fn fixed_owners(manifest: &Manifest) -> Result<()> {
+    use crate::manifest::Id;
+    let Some(users) = manifest
+        .users
+        .as_ref()
+        .filter(|u| u.password_files_location.is_some())
+    else {
+        return Ok(());
+    };
+    let dynamic_user = |n: &str| users.users.iter().any(|u| u.name == n && u.uid.is_none());
+    let dynamic_group = |n: &str| users.groups.iter().any(|g| g.name == n && g.gid.is_none());
+    let named = |id: &Option<Id>| match id {
+        Some(Id::Name(n)) => Some(n.clone()),
+        _ => None,
+    };
+    let mut problems = Vec::new();
+    for e in &manifest.entries {
+        let user = named(&e.uid)
+            .filter(|n| dynamic_user(n))
+            .map(|n| ("user", n));
+        let group = named(&e.gid)
+            .filter(|n| dynamic_group(n))
+            .map(|n| ("group", n));
+        for (what, name) in user.into_iter().chain(group) {
+            problems.push(format!(
+                "/etc/{}: its {what} {name} has no static id, and with passwordFilesLocation \
+                 the machine allocates it at boot, not the image: declare the id",
+                e.target
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Invalid::many("the image", problems).into())
+    }
 }
 
 /// Gives copies with set-id bits their declared mode again: without privileges, writing the
