@@ -56,9 +56,10 @@ if image then
     if [ "''${NIXOS_ACTION-}" = dry-activate ] || [ "''${0##*/}" = dry-activate ]; then
       echo "etcflip: /etc is a read-only image: a new generation takes effect at the next boot"
     else
-      # Exit 3: /etc is another generation's image (a switch without a reboot); etcflip said
-      # so and wrote nothing, and the new one takes effect at the next boot.
-      ${homes}${boot} || [ $? -eq 3 ]
+      # Exit 3 on a read-only /etc: it is another generation's image (a switch without a
+      # reboot); etcflip said so and wrote nothing, and the new one takes effect at the next
+      # boot. Any other failure, or a refusal on a writable /etc, is one.
+      ${homes}${boot} || { rc=$?; [ "$rc" -eq 3 ] && ! [ -w /etc ]; }
     fi
   ''
 else

@@ -19,6 +19,9 @@
   utilLinux,
   # Whether /etc is the read-only image.
   image ? false,
+  # With the image, where the user database lives (system.etcflip.image.passwordFilesLocation),
+  # or null when etcflip does not manage the users.
+  passwordFilesLocation ? null,
 }:
 let
   quote = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] "${s}" + "'";
@@ -39,6 +42,28 @@ in
     ''
       img=$(readlink "$sysroot$closure/etcflip-image")
       mkdir -p /run/etcflip/image "$sysroot/etc" "$sysroot/run"
+    ''
+    + (
+      if passwordFilesLocation == null then
+        ""
+      else
+        ''
+          # The first boot into an image: the users a writable /etc held (run-time ones too)
+          # move to their place before the image hides them, passwd last, each whole.
+          loc="$sysroot"${quote passwordFilesLocation}
+          if [ ! -e "$loc/passwd" ] && ! ${bin "mountpoint"} -q "$sysroot/etc"; then
+            mkdir -p "$loc"
+            for f in group shadow subuid subgid passwd; do
+              if [ -f "$sysroot/etc/$f" ] && [ ! -L "$sysroot/etc/$f" ]; then
+                cp -p "$sysroot/etc/$f" "$loc/.$f.etcflip-tmp"
+                mv "$loc/.$f.etcflip-tmp" "$loc/$f"
+              fi
+            done
+          fi
+        ''
+    )
+    + ''
+
       ${bin "mountpoint"} -q /run/etcflip/image ||
         ${bin "mount"} -t squashfs -o ro,loop "$sysroot$img/etc.squashfs" /run/etcflip/image
       if ! ${bin "mountpoint"} -q "$sysroot/etc"; then

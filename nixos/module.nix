@@ -62,6 +62,7 @@ let
     tmpfiles = initrdTmpfiles;
     utilLinux = pkgs.util-linux;
     image = cfg.image.enable;
+    passwordFilesLocation = if cfg.users then cfg.image.passwordFilesLocation else null;
   };
 
   # The two other managers of the user database NixOS offers: with either, users stay theirs.
@@ -245,8 +246,12 @@ in
       # it runs before /run/wrappers is mounted.
       (lib.mkIf (config.security.enableWrappers or true) {
         system.etcflip.spec.wrappers = config.security.wrappers;
+        # With a read-only /etc, the booted system's: a switch's new generation, wrappers
+        # included, takes effect at the next boot (and the script, unchanged, restarts nothing).
         systemd.services.suid-sgid-wrappers.script = lib.mkForce ''
-          ${cfg.package}/bin/etcflip wrappers ${generation}
+          ${cfg.package}/bin/etcflip wrappers ${
+            if cfg.image.enable then "/run/booted-system/etcflip" else generation
+          }
         '';
       })
 
@@ -270,7 +275,10 @@ in
         );
         boot.initrd.systemd.services.etcflip-boot = {
           description = "Switch /etc to the system's etcflip generation";
-          requiredBy = [ "initrd.target" ];
+          # Wanted, not required: a boot that fails here (a password file or a runtime copy's
+          # source that appears only later, in /run/secrets) is logged and left to
+          # activation, which runs after what provides them, not sent to the emergency shell.
+          wantedBy = [ "initrd.target" ];
           requires = [ "initrd-find-nixos-closure.service" ];
           after = [
             "initrd-find-nixos-closure.service"
@@ -287,7 +295,13 @@ in
             RequiresMountsFor = [
               "/sysroot/nix/store"
               "/sysroot/var/lib/nixos"
-            ];
+            ]
+            ++ (
+              if cfg.image.enable && cfg.users then
+                [ "/sysroot${cfg.image.passwordFilesLocation}" ]
+              else
+                [ ]
+            );
           };
           serviceConfig = {
             Type = "oneshot";
@@ -301,6 +315,11 @@ in
       # users (with etcflip) in the writable place; the image carries NixOS's tag file, which
       # activation cannot write there.
       (lib.mkIf cfg.image.enable {
+        # What the initrd needs to mount the image.
+        boot.initrd.availableKernelModules = [
+          "loop"
+          "squashfs"
+        ];
         system.etcflip.spec.overlay = "/run/etcflip/static";
         system.build.etcflipImage = image;
         environment.etc.NIXOS.text = "";

@@ -836,8 +836,21 @@ fn the_initrd_script_boots_a_nix_built_image_with_its_users_elsewhere() {
     assert!(image.join("etc.squashfs").is_file(), "{}", image.display());
     // The system being booted: its generation and image links, as the module's builder makes.
     let sysroot = s.dir.join("sysroot");
-    for d in ["system", "nix", "var"] {
+    for d in ["system", "nix", "var", "etc"] {
         std::fs::create_dir_all(sysroot.join(d)).unwrap();
+    }
+    // The writable /etc the machine had before its first boot into the image, with a user
+    // added at run time: kept, in the place the image links to.
+    let before = [
+        (
+            "passwd",
+            "root:x:0:0::/root:/bin/sh\nbob:x:1500:100::/var/empty:/bin/sh\n",
+        ),
+        ("group", "root:x:0:\nusers:x:100:\n"),
+        ("shadow", "root:!:1::::::\nbob:!:1::::::\n"),
+    ];
+    for (name, text) in before {
+        std::fs::write(sysroot.join("etc").join(name), text).unwrap();
     }
     std::os::unix::fs::symlink(&gen, sysroot.join("system/etcflip")).unwrap();
     std::os::unix::fs::symlink(&image, sysroot.join("system/etcflip-image")).unwrap();
@@ -856,7 +869,7 @@ fn the_initrd_script_boots_a_nix_built_image_with_its_users_elsewhere() {
     }
     let expr = format!(
         "import ./nixos/initrd.nix {{ etcflip = {pkg:?}; tmpfiles = {tmpfiles:?}; \
-         utilLinux = {util:?}; image = true; }}"
+         utilLinux = {util:?}; image = true; passwordFilesLocation = \"/var/lib/nixos\"; }}"
     );
     let script = eval_json(&["-E", &expr]);
     let initrd = s.dir.join("initrd.sh");
@@ -869,7 +882,7 @@ fn the_initrd_script_boots_a_nix_built_image_with_its_users_elsewhere() {
         echo "== again"; sh -eu "$3"
         echo "== state"
         readlink /run/etcflip/static "$1/etc/motd" "$1/etc/passwd"
-        grep -c '^alice:x:1000:' "$1/var/lib/nixos/passwd"
+        grep -c '^alice:x:1000:\|^bob:x:1500:' "$1/var/lib/nixos/passwd"
         if touch "$1/etc/x" 2>/dev/null; then echo writable; else echo read-only; fi
         test -e /run/wrappers || echo "no wrappers"
     "#;
@@ -884,22 +897,16 @@ fn the_initrd_script_boots_a_nix_built_image_with_its_users_elsewhere() {
     );
     assert!(!section(&text, "again").contains("users:"), "{text}");
     let want = format!(
-        "{}/etc\n/run/etcflip/static/motd\n/var/lib/nixos/passwd\n1\nread-only\nno wrappers\n",
+        "{}/etc\n/run/etcflip/static/motd\n/var/lib/nixos/passwd\n2\nread-only\nno wrappers\n",
         gen.display()
     );
     assert_eq!(section(&text, "state"), want, "{text}");
 }
 
-/// The initrd and image wiring: with `system.etcflip.initrd`, an initrd unit runs the initrd
-/// script (`nixos/initrd.nix`) between initrd-find-nixos-closure.service and
-/// initrd-nixos-activation.service, with etcflip in the initrd; with the image, the overlay
-/// moves to `/run`, the users part gets its writable place, the system links its image, and
-/// activation runs `etcflip boot` (exit 3, another generation's image, is not a failure).
-/// `system.nixos-init.enable` is accepted with the initrd step and refused without it, with a
-/// message saying what to do. Evaluated as the users wiring above is.
-#[test]
-fn the_module_boots_in_the_initrd_and_from_an_image() {
-    let v = eval_json(&[
+/// The initrd and image wiring of the module, evaluated with the stand-ins (see the test
+/// below).
+fn initrd_and_image_wiring() -> Value {
+    eval_json(&[
         "-E",
         r#"
         let
@@ -934,9 +941,24 @@ fn the_module_boots_in_the_initrd_and_from_an_image() {
           overlay = (having "build" on).content.system.etcflip.spec.overlay or null;
           activation = (builtins.head (contents on)).system.build.etcActivationCommands;
           usersSnippet = (having "activationScripts" on).content.system.activationScripts.users.text;
+          wrappers = (builtins.head (builtins.filter (c: c ? content && c.content ? systemd)
+            (contents on))).content.systemd.services.suid-sgid-wrappers.script;
+          modules = (having "build" on).content.boot.initrd.availableKernelModules;
         }
         "#,
-    ]);
+    ])
+}
+
+/// The initrd and image wiring: with `system.etcflip.initrd`, an initrd unit runs the initrd
+/// script (`nixos/initrd.nix`) between initrd-find-nixos-closure.service and
+/// initrd-nixos-activation.service, with etcflip in the initrd; with the image, the overlay
+/// moves to `/run`, the users part gets its writable place, the system links its image, and
+/// activation runs `etcflip boot` (exit 3, another generation's image, is not a failure).
+/// `system.nixos-init.enable` is accepted with the initrd step and refused without it, with a
+/// message saying what to do. Evaluated as the users wiring above is.
+#[test]
+fn the_module_boots_in_the_initrd_and_from_an_image() {
+    let v = initrd_and_image_wiring();
     assert_eq!(v["nixosInit"], Value::Bool(true), "{v:#}");
     assert_eq!(v["nixosInitOff"]["assertion"], Value::Bool(false), "{v:#}");
     assert!(
@@ -987,10 +1009,28 @@ fn the_module_boots_in_the_initrd_and_from_an_image() {
         users.contains("'/pkg/bin/etcflip' boot "),
         "activation boots the image: {users}"
     );
-    assert!(users.contains("--no-wrappers || [ $? -eq 3 ]"), "{users}");
+    assert!(
+        users.contains("--no-wrappers || { rc=$?; [ \"$rc\" -eq 3 ] && ! [ -w /etc ]; }"),
+        "{users}"
+    );
     assert!(!users.contains("etcflip' switch"), "{users}");
     assert!(v["activation"]
         .as_str()
         .unwrap()
         .starts_with("# etcflip: /etc was switched"));
+    // The wrappers follow the booted system, as /etc does; the initrd can mount the image.
+    assert_eq!(
+        v["wrappers"], "/pkg/bin/etcflip wrappers /run/booted-system/etcflip\n",
+        "{v:#}"
+    );
+    assert_eq!(
+        v["modules"],
+        serde_json::json!(["loop", "squashfs"]),
+        "{v:#}"
+    );
+    assert!(
+        unit["wantedBy"] == serde_json::json!(["initrd.target"])
+            && unit.get("requiredBy").is_none(),
+        "a failure here is no emergency: {unit:#}"
+    );
 }

@@ -263,3 +263,49 @@ fn an_image_refuses_copies_owned_by_users_the_machine_allocates() {
     let out = image(&fixed, "tree2");
     assert_eq!(code(&out), 0, "{}", text_of(&out));
 }
+
+/// A boot on the image whose users clash with the machine's (a declared uid another account
+/// holds there) is refused like a switch (exit 3), the place's files left as they were.
+#[test]
+fn a_boot_whose_users_clash_is_refused_and_writes_none() {
+    let s = Scratch::new("users-elsewhere-clash-boot");
+    let mut sp = spec(Some("/var/lib/nixos"), None);
+    sp["users"]["users"][1]["uid"] = json!(1000);
+    let gen = s.gen("a", &sp);
+    let store_gen = s.dir.join("gen");
+    std::fs::rename(&gen, &store_gen).unwrap();
+    let (tree, img) = (s.dir.join("tree"), s.dir.join("etc.sqfs"));
+    let out = Command::new(bin("etcflip"))
+        .arg("image")
+        .arg(&store_gen)
+        .arg("--root")
+        .arg(&tree)
+        .arg("--squashfs")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let root = s.dir.join("sysroot");
+    for d in ["etc", "run", "img", "var/lib/nixos"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let taken = "root:x:0:0::/root:/bin/sh\nbob:x:1000:100::/var/empty:/bin/sh\n";
+    std::fs::write(root.join("var/lib/nixos/passwd"), taken).unwrap();
+    let (r, etcflip, g) = (root.display(), bin("etcflip"), store_gen.display());
+    let script = format!(
+        "mount -o ro,loop {img} {r}/img && mount --bind {r}/img/etc {r}/etc && \
+         mount -o remount,ro,bind {r}/etc && mount -t tmpfs tmpfs {r}/run && \
+         {etcflip} boot {g} --root {r}",
+        img = img.display(),
+        etcflip = etcflip.display(),
+    );
+    let out = etcflip_e2e::in_private_namespace(&script);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("were not written"),
+        "{}",
+        text_of(&out)
+    );
+    let after = std::fs::read_to_string(root.join("var/lib/nixos/passwd")).unwrap();
+    assert_eq!(after, taken);
+}

@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::errors::Invalid;
@@ -126,7 +126,15 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
         None => relink(&mut root, &head.overlay, &target)?,
     };
     // Before the wrappers, whose owners resolve in the user database.
-    let users = users_elsewhere(&mut root, &host, &mut progress)?.map(Box::new);
+    let users = users_elsewhere(&mut root, &host, &mut progress)?;
+    if let Some(clashes) = users.as_ref().filter(|u| !u.clashes.is_empty()) {
+        return Ok(Some(Booted::Refused(format!(
+            "the users of {} were not written: {}",
+            host.display(),
+            clashes.clashes.join("; ")
+        ))));
+    }
+    let users = users.map(Box::new);
     let wrappers = if opts.no_wrappers {
         None
     } else {
@@ -157,14 +165,7 @@ fn users_elsewhere(
         return Ok(None);
     };
     let report = crate::users::plan(root, decl, None)?;
-    if !report.clashes.is_empty() {
-        bail!(
-            "the users of {} cannot be written: {}",
-            host.display(),
-            report.clashes.join("; ")
-        );
-    }
-    if !report.current {
+    if report.clashes.is_empty() && !report.current {
         crate::users::write(root, decl, &report, &mut || progress.signalled())?;
     }
     Ok(Some(report))

@@ -4,13 +4,17 @@
 //!
 //! With a location elsewhere:
 //! - the plan reads each file from `/etc` when a regular file stands there (the files before a
-//!   migration to the location, or what `useradd` wrote over the link on a writable `/etc`:
-//!   either way the newest), else from the location;
-//! - phase 3 writes the location's files, then makes each `/etc` file the link
-//!   `/etc/NAME -> LOCATION/NAME` (a new link renamed over the file, so no reader ever finds
-//!   it missing);
+//!   migration to the location, or one a tool wrote in place of the link: either way the
+//!   newest; Debian's shadow-utils refuse a linked `/etc/passwd` outright), else from the
+//!   location;
+//! - phase 3 writes the location's files (a moved file keeps its mode and owner), marks the
+//!   location ([`MARK`]), then makes each `/etc` file the link `/etc/NAME -> LOCATION/NAME` (a
+//!   new link renamed over the file, so no reader ever finds it missing);
 //! - a read-only `/etc` must already hold the links (an image built by `etcflip image` does);
 //!   anything else standing there is a clash, found before anything is written.
+//!
+//! Back in `/etc` (a generation without the location), a link to a marked location is
+//! etcflip's: it is read through, and replaced with the file it showed.
 
 use anyhow::Result;
 
