@@ -49,8 +49,11 @@ in
       else
         ''
           # The first boot into an image: the users a writable /etc held (run-time ones too)
-          # move to their place before the image hides them, passwd last, each whole.
-          loc="$sysroot"${quote passwordFilesLocation}
+          # move to their place before the image hides them, passwd last, each whole; and that
+          # /etc, which a rollback sees again, links to them and marks the place, as a switch
+          # leaves it (applier/src/users/place.rs), so the rollback's switch reads the place.
+          where=${quote passwordFilesLocation}
+          loc="$sysroot$where"
           if [ ! -e "$loc/passwd" ] && ! ${bin "mountpoint"} -q "$sysroot/etc"; then
             mkdir -p "$loc"
             for f in group shadow subuid subgid passwd; do
@@ -59,6 +62,15 @@ in
                 mv "$loc/.$f.etcflip-tmp" "$loc/$f"
               fi
             done
+            if [ -e "$loc/passwd" ]; then
+              echo "/etc's user database links here (etcflip: nixos/initrd.nix)" > "$loc/.etcflip-linked"
+              for f in group shadow subuid subgid passwd; do
+                if [ -e "$loc/$f" ]; then
+                  ln -sfn "$where/$f" "$sysroot/etc/.$f.etcflip-tmp"
+                  mv -T "$sysroot/etc/.$f.etcflip-tmp" "$sysroot/etc/$f"
+                fi
+              done
+            fi
           fi
         ''
     )

@@ -885,6 +885,8 @@ fn the_initrd_script_boots_a_nix_built_image_with_its_users_elsewhere() {
         grep -c '^alice:x:1000:\|^bob:x:1500:' "$1/var/lib/nixos/passwd"
         if touch "$1/etc/x" 2>/dev/null; then echo writable; else echo read-only; fi
         test -e /run/wrappers || echo "no wrappers"
+        # A user added while the image runs.
+        echo 'carol:x:1600:100::/var/empty:/bin/sh' >> "$1/var/lib/nixos/passwd"
     "#;
     // Inside, the script makes a namespace of its own, as the harness does (a bare chroot's
     // / is no mount point).
@@ -901,6 +903,27 @@ fn the_initrd_script_boots_a_nix_built_image_with_its_users_elsewhere() {
         gen.display()
     );
     assert_eq!(section(&text, "state"), want, "{text}");
+    // Under the image, the writable /etc a rollback sees again links to the place, marked: its
+    // switch reads the users there, not the files of before.
+    let link = std::fs::read_link(sysroot.join("etc/passwd")).unwrap();
+    assert_eq!(link, Path::new("/var/lib/nixos/passwd"));
+    assert!(sysroot.join("var/lib/nixos/.etcflip-linked").is_file());
+    // A rollback to a generation without the image: its switch takes the users back into
+    // /etc, those of before the image and those added while it ran alike.
+    let rollback = build_with(&pkg, "one", "", true);
+    let out = Command::new(bin("etcflip"))
+        .arg("switch")
+        .arg(&rollback)
+        .arg("--root")
+        .arg(&sysroot)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let passwd = std::fs::read_to_string(sysroot.join("etc/passwd")).unwrap();
+    assert!(!sysroot.join("etc/passwd").is_symlink(), "{passwd}");
+    for want in ["alice:x:1000:", "bob:x:1500:", "carol:x:1600:"] {
+        assert!(passwd.contains(want), "{want:?} not in:\n{passwd}");
+    }
 }
 
 /// The initrd and image wiring of the module, evaluated with the stand-ins (see the test
