@@ -58,8 +58,14 @@ if image then
     else
       # Exit 3 on a read-only /etc: it is another generation's image (a switch without a
       # reboot); etcflip said so and wrote nothing, and the new one takes effect at the next
-      # boot. Any other failure, or a refusal on a writable /etc, is one.
-      ${homes}${boot} || { rc=$?; [ "$rc" -eq 3 ] && ! [ -w /etc ]; }
+      # boot. Any other failure, or a refusal on a writable /etc, is one: the last command of
+      # the group fails, which the activation's ERR trap sees (a negated or non-final test
+      # would hide it).
+      ${homes}${boot} || {
+        rc=$?
+        if [ "$rc" -eq 3 ] && [ ! -w /etc ]; then rc=0; fi
+        [ "$rc" -eq 0 ]
+      }
     fi
   ''
 else

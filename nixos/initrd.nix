@@ -54,14 +54,19 @@ in
           # leaves it (applier/src/users/place.rs), so the rollback's switch reads the place.
           where=${quote passwordFilesLocation}
           loc="$sysroot$where"
-          if [ ! -e "$loc/passwd" ] && ! ${bin "mountpoint"} -q "$sysroot/etc"; then
+          # A regular file there is the newest (place.rs's rule): a first boot into an image,
+          # or one after a time without it.
+          if [ -f "$sysroot/etc/passwd" ] && [ ! -L "$sysroot/etc/passwd" ] &&
+            ! ${bin "mountpoint"} -q "$sysroot/etc"; then
             mkdir -p "$loc"
             for f in group shadow subuid subgid passwd; do
               if [ -f "$sysroot/etc/$f" ] && [ ! -L "$sysroot/etc/$f" ]; then
                 cp -p "$sysroot/etc/$f" "$loc/.$f.etcflip-tmp"
+                sync "$loc/.$f.etcflip-tmp"
                 mv "$loc/.$f.etcflip-tmp" "$loc/$f"
               fi
             done
+            sync
             if [ -e "$loc/passwd" ]; then
               echo "/etc's user database links here (etcflip: nixos/initrd.nix)" > "$loc/.etcflip-linked"
               for f in group shadow subuid subgid passwd; do

@@ -175,6 +175,11 @@ fn a_root_moves_its_users_out_of_etc_keeping_those_added_at_run_time() {
     let mode = std::fs::metadata(s.etc("shadow")).unwrap().permissions();
     assert_eq!(mode.mode() & 0o7777, 0o600);
     assert!(!s.switch(&a, &[]).contains("users:"));
+    // Out again, over the place's old files: the moved files' modes, not the old ones'.
+    std::fs::set_permissions(s.etc("shadow"), std::fs::Permissions::from_mode(0o400)).unwrap();
+    s.switch(&b, &[]);
+    let mode = std::fs::metadata(s.root.join("var/lib/nixos/shadow")).unwrap();
+    assert_eq!(mode.permissions().mode() & 0o7777, 0o400);
 }
 
 #[test]
@@ -201,11 +206,14 @@ fn what_stands_where_a_link_goes_is_refused_before_anything_is_written() {
 /// the one before, finishes or undoes it, and nothing added at run time is lost.
 #[test]
 fn a_move_killed_at_any_link_or_rename_is_finished_by_the_next_switch() {
-    for (syscall, back) in [
-        ("symlinkat", false),
-        ("renameat", false),
-        ("symlinkat", true),
-    ] {
+    // (the syscall killed, whether the next switch goes back, whether the killed one did)
+    let cases = [
+        ("symlinkat", false, false),
+        ("renameat", false, false),
+        ("symlinkat", true, false),
+        ("renameat", true, true),
+    ];
+    for (syscall, back, killed_back) in cases {
         for n in 1.. {
             let s = Scratch::new("users-elsewhere-kill");
             let a = s.gen("a", &spec(None, None));
@@ -214,7 +222,13 @@ fn a_move_killed_at_any_link_or_rename_is_finished_by_the_next_switch() {
             let mut passwd = std::fs::read_to_string(s.etc("passwd")).unwrap();
             passwd.push_str("bob:x:1500:100::/var/empty:/bin/sh\n");
             std::fs::write(s.etc("passwd"), passwd).unwrap();
-            if !etcflip_e2e::switch_killed_at(&s, &b, &[], syscall, n) {
+            let killed = if killed_back {
+                s.switch(&b, &[]);
+                etcflip_e2e::switch_killed_at(&s, &a, &[], syscall, n)
+            } else {
+                etcflip_e2e::switch_killed_at(&s, &b, &[], syscall, n)
+            };
+            if !killed {
                 break; // the switch got through: every point was tried
             }
             let (to, file) = if back {
@@ -240,6 +254,11 @@ fn an_image_refuses_copies_owned_by_users_the_machine_allocates() {
     let s = Scratch::new("users-elsewhere-owners");
     let mut sp = spec(Some("/var/lib/nixos"), None);
     sp["etc"]["alice.key"] = json!({"text": "k\n", "mode": "0600", "user": "alice"});
+    sp["etc"]["shared"] = json!({"text": "s\n", "mode": "0640", "group": "staff"});
+    sp["users"]["groups"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "staff", "members": []}));
     let gen = s.gen("a", &sp);
     let image = |gen: &Path, dir: &str| {
         Command::new(bin("etcflip"))
@@ -252,22 +271,25 @@ fn an_image_refuses_copies_owned_by_users_the_machine_allocates() {
     };
     let out = image(&gen, "tree");
     assert_eq!(code(&out), 2, "{}", text_of(&out));
-    assert!(
-        text_of(&out).contains("/etc/alice.key: its user alice has no static id"),
-        "{}",
-        text_of(&out)
-    );
+    for want in [
+        "/etc/alice.key: its user alice has no static id",
+        "/etc/shared: its group staff has no static id",
+    ] {
+        assert!(text_of(&out).contains(want), "{want:?}: {}", text_of(&out));
+    }
     assert!(!s.dir.join("tree").exists(), "nothing built");
     sp["users"]["users"][1]["uid"] = json!(1000);
+    sp["users"]["groups"][2]["gid"] = json!(500);
     let fixed = s.gen("b", &sp);
     let out = image(&fixed, "tree2");
     assert_eq!(code(&out), 0, "{}", text_of(&out));
 }
 
 /// A boot on the image whose users clash with the machine's (a declared uid another account
-/// holds there) is refused like a switch (exit 3), the place's files left as they were.
+/// holds there) fails (exit 1: on a read-only /etc, 3 says "another generation's image"),
+/// the place's files left as they were.
 #[test]
-fn a_boot_whose_users_clash_is_refused_and_writes_none() {
+fn a_boot_whose_users_clash_fails_and_writes_none() {
     let s = Scratch::new("users-elsewhere-clash-boot");
     let mut sp = spec(Some("/var/lib/nixos"), None);
     sp["users"]["users"][1]["uid"] = json!(1000);
@@ -300,7 +322,7 @@ fn a_boot_whose_users_clash_is_refused_and_writes_none() {
         etcflip = etcflip.display(),
     );
     let out = etcflip_e2e::in_private_namespace(&script);
-    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert_eq!(code(&out), 1, "{}", text_of(&out));
     assert!(
         text_of(&out).contains("were not written"),
         "{}",
@@ -308,4 +330,37 @@ fn a_boot_whose_users_clash_is_refused_and_writes_none() {
     );
     let after = std::fs::read_to_string(root.join("var/lib/nixos/passwd")).unwrap();
     assert_eq!(after, taken);
+}
+
+/// The mark proves only what root alone could have made: after a move back it is gone, so a
+/// link made later by hand is refused; and one another user could have planted (in a
+/// directory of theirs) never makes their file `/etc/shadow`.
+#[test]
+fn a_mark_proves_only_what_root_alone_could_have_made() {
+    let s = Scratch::new("users-elsewhere-mark");
+    let a = s.gen("a", &spec(None, None));
+    let b = s.gen("b", &spec(Some("/var/lib/nixos"), None));
+    s.switch(&a, &[]);
+    s.switch(&b, &[]);
+    s.switch(&a, &[]);
+    assert!(!s.root.join("var/lib/nixos/.etcflip-linked").exists());
+    std::fs::remove_file(s.etc("passwd")).unwrap();
+    std::os::unix::fs::symlink("/var/lib/nixos/passwd", s.etc("passwd")).unwrap();
+    let out = s.switch_out(&a, &[]);
+    assert_eq!(code(&out), 3, "a link made by hand: {}", text_of(&out));
+    // Another user's directory, with a mark and a shadow of theirs.
+    std::fs::remove_file(s.etc("passwd")).unwrap();
+    std::fs::copy(s.root.join("var/lib/nixos/passwd"), s.etc("passwd")).unwrap();
+    let eve = s.root.join("home/eve");
+    std::fs::create_dir_all(&eve).unwrap();
+    std::fs::write(eve.join(".etcflip-linked"), "").unwrap();
+    std::fs::write(eve.join("shadow"), "root:EVE:1::::::\n").unwrap();
+    for p in [&eve, &eve.join(".etcflip-linked"), &eve.join("shadow")] {
+        std::os::unix::fs::chown(p, Some(1000), Some(100)).unwrap();
+    }
+    std::fs::remove_file(s.etc("shadow")).unwrap();
+    std::os::unix::fs::symlink("/home/eve/shadow", s.etc("shadow")).unwrap();
+    let out = s.switch_out(&a, &[]);
+    assert_eq!(code(&out), 3, "{}", text_of(&out));
+    assert!(s.etc("shadow").is_symlink());
 }

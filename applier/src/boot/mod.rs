@@ -127,12 +127,14 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
     };
     // Before the wrappers, whose owners resolve in the user database.
     let users = users_elsewhere(&mut root, &host, &mut progress)?;
+    // A failure, not a refusal (exit 3 on a read-only /etc means "another generation"):
+    // the overlay link is made, the users are not.
     if let Some(clashes) = users.as_ref().filter(|u| !u.clashes.is_empty()) {
-        return Ok(Some(Booted::Refused(format!(
+        anyhow::bail!(
             "the users of {} were not written: {}",
             host.display(),
             clashes.clashes.join("; ")
-        ))));
+        );
     }
     let users = users.map(Box::new);
     let wrappers = if opts.no_wrappers {

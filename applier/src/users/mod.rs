@@ -312,7 +312,8 @@ pub(crate) fn plan_from(root: &mut Root, decl: &Users, inputs: Inputs) -> Result
         && p.db.ledgers == found.db.ledgers
         && !homes.iter().any(homes::Action::acts)
         && !shadow_open
-        && links.is_empty();
+        && links.is_empty()
+        && (!place.elsewhere() || place.marked(root)?);
     Ok(Report {
         changes: std::mem::take(&mut p.changes),
         clashes: std::mem::take(&mut p.clashes),

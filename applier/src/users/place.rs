@@ -24,7 +24,8 @@ use crate::fs::{Node, Root};
 
 /// The mark a place holds once `/etc`'s files link to it: what proves, to a later switch
 /// whose files are in `/etc` again, that those links are etcflip's to replace with files (a
-/// link into `/persist` made by hand has none, and stays refused).
+/// link into `/persist` made by hand has none, and stays refused). It counts only where no one
+/// but root could have put it ([`trusted`]), and goes once the links are files again.
 const MARK: &str = ".etcflip-linked";
 
 /// The five files, in the order [`super::Inputs`] holds them.
@@ -155,21 +156,37 @@ impl Place {
         let Some(dir) = dir.filter(|d| etcflip_format::manifest::check_target(d).is_ok()) else {
             return Ok(None);
         };
-        let marked = matches!(
-            root.node_with(&format!("{dir}/{MARK}"), false)?,
-            Node::File(_)
-        );
-        Ok(marked.then(|| format!("{dir}{suffix}")))
+        let file = format!("{dir}{suffix}");
+        let ours = trusted(root, &format!("{dir}/{MARK}"))? && trusted(root, &file)?;
+        Ok(ours.then_some(file))
+    }
+
+    /// Whether the place holds its mark (see [`MARK`]).
+    pub(crate) fn marked(&self, root: &mut Root) -> Result<bool> {
+        let rel = format!("{}/{MARK}", self.dir);
+        Ok(matches!(root.node_with(&rel, false)?, Node::File(_)))
     }
 
     /// Marks the place as one `/etc` links to (see [`MARK`]), before the links are made.
     pub(crate) fn mark(&self, root: &mut Root) -> Result<()> {
         let rel = format!("{}/{MARK}", self.dir);
-        if !self.elsewhere() || matches!(root.node_with(&rel, false)?, Node::File(_)) {
+        if !self.elsewhere() || self.marked(root)? {
             return Ok(());
         }
         let text = b"/etc's user database links here (etcflip: users/place.rs)\n";
         root.atomic_write_as(&rel, &[text], 0o644, crate::fs::Owner { uid: 0, gid: 0 })
+    }
+
+    /// Takes the mark away from the place of `file` (a place file a link in `/etc` showed),
+    /// once `/etc` holds files again: a link made there later by hand is then not etcflip's.
+    pub(crate) fn unmark(root: &mut Root, file: &str) -> Result<()> {
+        let dir = crate::fs::split(file).0;
+        let rel = format!("{dir}/{MARK}");
+        if matches!(root.node_with(&rel, false)?, Node::File(_)) {
+            root.unlink(&rel)?;
+            root.sync_dir(dir)?;
+        }
+        Ok(())
     }
 
     /// Makes `/etc`'s files the links to the place (phase 3, after the place's files are
@@ -190,6 +207,26 @@ impl Place {
         }
         Ok(())
     }
+}
+
+/// Whether `rel` and every directory above it belong to root (or to this process, in an
+/// unprivileged scratch root) and no one else may write them: a mark or a file another user
+/// could have put there proves nothing, and is never installed as `/etc/shadow`.
+fn trusted(root: &mut Root, rel: &str) -> Result<bool> {
+    let me = nix::unistd::geteuid().as_raw();
+    let mut at = String::new();
+    for part in rel.split('/') {
+        at = crate::fs::join(&at, part);
+        let meta = match root.node_with(&at, false)? {
+            Node::Dir(m) => m,
+            Node::File(f) => f.meta,
+            _ => return Ok(false),
+        };
+        if (meta.uid != 0 && meta.uid != me) || meta.mode & 0o022 != 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -133,6 +133,7 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
     if place.elsewhere() {
         root.make_dirs(place.dir())?;
     }
+    let mut moved_back = Vec::new();
     for (i, mode, gid, never) in order {
         // What the place's file held, when the plan read it from there; the file read
         // otherwise, whose mode and owner a new file takes.
@@ -141,10 +142,12 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
             ReadFrom::Etc => (None, Some(Like::File(format!("etc/{}", NAMES[i])))),
         };
         // Back in /etc: a link etcflip made to a place is replaced by the file it showed.
-        let like = match (place.elsewhere(), Place::ours_link(root, i)?) {
-            (false, Some(target)) => Some(Like::LinkTo(target)),
-            _ => like,
+        let back = if place.elsewhere() {
+            None
+        } else {
+            Place::ours_link(root, i)?
         };
+        let like = back.clone().map(Like::LinkTo).or(like);
         let file = place.file(i);
         replace(
             root,
@@ -153,6 +156,11 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
             (mode, gid, never),
             like.as_ref(),
         )?;
+        moved_back.extend(back);
+    }
+    // Once every link is a file again (not before: the mark is what proves them etcflip's).
+    for shown in &moved_back {
+        Place::unmark(root, shown)?;
     }
     place.mark(root)?;
     place.link(root)?;
@@ -165,17 +173,18 @@ fn write_plan(root: &mut Root, plan: &Full) -> Result<Texts> {
 
 /// What a file [`replace`] makes takes its mode and owner from, besides its own.
 enum Like {
-    /// A new file is like this one (the file its content was read from).
+    /// The file the content was read from, moved: its mode and owner.
     File(String),
-    /// The link at the path, which etcflip made, is replaced, like the file it showed.
+    /// The link at the path, which etcflip made, is replaced: the mode of the file it showed
+    /// (the owner is root, whoever owned that file).
     LinkTo(String),
 }
 
 /// Replaces `rel` with `text` unless it already holds it (`had`: what it held when read
-/// under the lock; `None` if unknown), keeping its mode and owner (new: `like`'s, else
-/// `mode`, root and group `gid`) without the bits in `never` (`shadow` is never left
-/// group-writable or readable by others, whatever it was). A link or a mount point there is
-/// not replaced, except the link [`Like::LinkTo`] names.
+/// under the lock; `None` if unknown), keeping its mode and owner (`like`'s when given, else
+/// its own; new: `mode`, root and group `gid`) without the bits in `never` (`shadow` is never
+/// left group-writable or readable by others, whatever it was). A link or a mount point
+/// there is not replaced, except the link [`Like::LinkTo`] names.
 fn replace(
     root: &mut Root,
     rel: &str,
@@ -188,19 +197,26 @@ fn replace(
         Some(Like::File(r) | Like::LinkTo(r)) => Some(r.clone()),
         None => None,
     };
-    let new = match like_rel.map(|r| root.node_with(&r, false)).transpose()? {
-        Some(Node::File(f)) => (
+    let liked = match like_rel.map(|r| root.node_with(&r, false)).transpose()? {
+        Some(Node::File(f)) if matches!(like, Some(Like::File(_))) => Some((
             f.meta.mode,
             Owner {
                 uid: f.meta.uid,
                 gid: f.meta.gid,
             },
-        ),
-        _ => new,
+        )),
+        Some(Node::File(f)) => Some((f.meta.mode, new.1)),
+        _ => None,
     };
     let (mode, owner) = match root.node_with(rel, false)? {
-        Node::Absent => new,
-        Node::Link(_) if matches!(like, Some(Like::LinkTo(_))) => new,
+        Node::Absent => liked.unwrap_or(new),
+        Node::Link(_) if matches!(like, Some(Like::LinkTo(_))) => liked.unwrap_or(new),
+        Node::File(f) if f.meta.mount => bail!(
+            "{} is a mount point: etcflip does not replace it",
+            root.show(rel)
+        ),
+        // Moved here: the moved file's mode and owner, not those of what it replaces.
+        Node::File(_) if liked.is_some() && had.is_none() => liked.unwrap_or(new),
         Node::File(f) if f.meta.mount => bail!(
             "{} is a mount point: etcflip does not replace it",
             root.show(rel)
