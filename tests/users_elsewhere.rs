@@ -35,6 +35,23 @@ fn spec(location: Option<&str>, wrapped: Option<&Path>) -> Value {
     s
 }
 
+/// `etcflip image GEN --root TREE [--squashfs IMG]`, as nobody when `nobody`.
+fn image(gen: &Path, tree: &Path, img: Option<&Path>, nobody: bool) -> std::process::Output {
+    let mut cmd = if nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(bin("etcflip"));
+        c
+    } else {
+        Command::new(bin("etcflip"))
+    };
+    cmd.arg("image").arg(gen).arg("--root").arg(tree);
+    if let Some(img) = img {
+        cmd.arg("--squashfs").arg(img);
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn a_read_only_image_keeps_its_users_mutable_in_var_lib_nixos() {
     let s = Scratch::new("users-elsewhere-image");
@@ -50,17 +67,7 @@ fn a_read_only_image_keeps_its_users_mutable_in_var_lib_nixos() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let (tree, img) = (work.join("tree"), work.join("etc.sqfs"));
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(bin("etcflip"))
-        .arg("image")
-        .arg(&store_gen)
-        .arg("--root")
-        .arg(&tree)
-        .arg("--squashfs")
-        .arg(&img)
-        .output()
-        .unwrap();
+    let out = image(&store_gen, &tree, Some(&img), true);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     // The image's /etc links the five files to the writable place.
     for name in ["passwd", "group", "shadow", "subuid", "subgid"] {
@@ -114,16 +121,22 @@ fn passwd_at(root: &Path) -> String {
     std::fs::read_to_string(root.join("var/lib/nixos/passwd")).unwrap()
 }
 
-#[test]
-fn a_root_moves_its_users_out_of_etc_keeping_those_added_at_run_time() {
-    let s = Scratch::new("users-elsewhere-move");
+/// A root switched to the generation with the files in /etc (returned first; the one with
+/// them in /var/lib/nixos second), then bob added at run time to its /etc/passwd.
+fn switched_with_bob(name: &str) -> (Scratch, std::path::PathBuf, std::path::PathBuf) {
+    let s = Scratch::new(name);
     let a = s.gen("a", &spec(None, None));
     let b = s.gen("b", &spec(Some("/var/lib/nixos"), None));
     s.switch(&a, &[]);
-    // Added at run time, in /etc, before the move.
     let mut passwd = std::fs::read_to_string(s.etc("passwd")).unwrap();
     passwd.push_str("bob:x:1500:100::/var/empty:/bin/sh\n");
     std::fs::write(s.etc("passwd"), passwd).unwrap();
+    (s, a, b)
+}
+
+#[test]
+fn a_root_moves_its_users_out_of_etc_keeping_those_added_at_run_time() {
+    let (s, a, b) = switched_with_bob("users-elsewhere-move");
     // A shadow only root may read: so it stays where it goes.
     std::fs::set_permissions(s.etc("shadow"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = s.switch(&b, &[]);
@@ -215,13 +228,7 @@ fn a_move_killed_at_any_link_or_rename_is_finished_by_the_next_switch() {
     ];
     for (syscall, back, killed_back) in cases {
         for n in 1.. {
-            let s = Scratch::new("users-elsewhere-kill");
-            let a = s.gen("a", &spec(None, None));
-            let b = s.gen("b", &spec(Some("/var/lib/nixos"), None));
-            s.switch(&a, &[]);
-            let mut passwd = std::fs::read_to_string(s.etc("passwd")).unwrap();
-            passwd.push_str("bob:x:1500:100::/var/empty:/bin/sh\n");
-            std::fs::write(s.etc("passwd"), passwd).unwrap();
+            let (s, a, b) = switched_with_bob("users-elsewhere-kill");
             let killed = if killed_back {
                 s.switch(&b, &[]);
                 etcflip_e2e::switch_killed_at(&s, &a, &[], syscall, n)
@@ -260,16 +267,7 @@ fn an_image_refuses_copies_owned_by_users_the_machine_allocates() {
         .unwrap()
         .push(json!({"name": "staff", "members": []}));
     let gen = s.gen("a", &sp);
-    let image = |gen: &Path, dir: &str| {
-        Command::new(bin("etcflip"))
-            .arg("image")
-            .arg(gen)
-            .arg("--root")
-            .arg(s.dir.join(dir))
-            .output()
-            .unwrap()
-    };
-    let out = image(&gen, "tree");
+    let out = image(&gen, &s.dir.join("tree"), None, false);
     assert_eq!(code(&out), 2, "{}", text_of(&out));
     for want in [
         "/etc/alice.key: its user alice has no static id",
@@ -281,7 +279,7 @@ fn an_image_refuses_copies_owned_by_users_the_machine_allocates() {
     sp["users"]["users"][1]["uid"] = json!(1000);
     sp["users"]["groups"][2]["gid"] = json!(500);
     let fixed = s.gen("b", &sp);
-    let out = image(&fixed, "tree2");
+    let out = image(&fixed, &s.dir.join("tree2"), None, false);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
 }
 
@@ -297,15 +295,7 @@ fn a_boot_whose_users_clash_fails_and_writes_none() {
     let store_gen = s.dir.join("gen");
     std::fs::rename(&gen, &store_gen).unwrap();
     let (tree, img) = (s.dir.join("tree"), s.dir.join("etc.sqfs"));
-    let out = Command::new(bin("etcflip"))
-        .arg("image")
-        .arg(&store_gen)
-        .arg("--root")
-        .arg(&tree)
-        .arg("--squashfs")
-        .arg(&img)
-        .output()
-        .unwrap();
+    let out = image(&store_gen, &tree, Some(&img), false);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     let root = s.dir.join("sysroot");
     for d in ["etc", "run", "img", "var/lib/nixos"] {
