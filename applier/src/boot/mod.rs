@@ -98,9 +98,9 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
         return Ok(None);
     }
     let pending = root.node_with(&format!("{}/journal.json", state::state_dir()), false)?;
-    let ends = Ends::read(&host.join("manifest.json"))?;
+    let (head, manifest_len) = manifest_head(&host.join("manifest.json"))?;
     if pending != Node::Absent
-        || !crate::txn::applied::applied_is(&mut root, &in_root, ends.trimmed_len)?
+        || !crate::txn::applied::applied_is(&mut root, &in_root, manifest_len)?
     {
         // A switch could only fail there, half-way: say why, having written nothing.
         return Ok(Some(Booted::Refused(format!(
@@ -110,14 +110,6 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
             root.show("etc")
         ))));
     }
-    let origin = host.join("manifest.json").display().to_string();
-    let head = if let Some(head) = ends.head() {
-        head.checked(&origin)?
-    } else {
-        let text = std::fs::read_to_string(host.join("manifest.json"))
-            .with_context(|| format!("cannot read {origin}"))?;
-        Head::of(&text, &origin)?.into_owned()
-    };
     let mut progress = Progress::start(true);
     let _lock = crate::txn::lock::lock(&mut root, &mut || progress.signalled(), |_| Ok(()))?;
     let target = format!("{in_root}/etc");
@@ -173,69 +165,38 @@ fn users_elsewhere(
     Ok(Some(report))
 }
 
-/// The first and last lines of a manifest, and its size without trailing white space.
-struct Ends {
-    first: String,
-    last: String,
-    /// The whole text, when it is small enough to have been read whole.
-    whole: Option<String>,
-    trimmed_len: u64,
-}
-
-impl Ends {
+/// The manifest's head (overlay and wrappers, checked) and its length without trailing white
+/// space (what `applied.json` records of it). Of a large manifest only the first and last
+/// lines are read, which the canonical layout makes enough; another layout is read whole.
+fn manifest_head(path: &Path) -> Result<(Head<'static>, u64)> {
     /// How much of each end is read.
     const CHUNK: u64 = 1 << 16;
-
-    fn read(path: &std::path::Path) -> Result<Ends> {
-        use std::os::unix::fs::FileExt as _;
-        let shown = || path.display().to_string();
-        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", shown()))?;
-        let len = file
-            .metadata()
-            .with_context(|| format!("cannot stat {}", shown()))?
-            .len();
-        let chunk = |at: u64, n: u64| -> Result<Vec<u8>> {
-            let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
-            file.read_exact_at(&mut buf, at)
-                .with_context(|| format!("cannot read {}", shown()))?;
-            Ok(buf)
-        };
-        let tail = chunk(len.saturating_sub(Self::CHUNK), len.min(Self::CHUNK))?;
-        let blank = tail
-            .iter()
-            .rev()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count();
-        let trimmed_len = len - u64::try_from(blank).unwrap_or(0);
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        if len <= Self::CHUNK {
-            let whole = text(&tail);
-            return Ok(Ends {
-                first: String::new(),
-                last: String::new(),
-                whole: Some(whole),
-                trimmed_len,
-            });
-        }
-        // Whole lines only: a chunk's edge may cut one (and a character) in two.
-        let head = chunk(0, Self::CHUNK.min(len))?;
-        let first_end = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let last_start = tail.iter().position(|&b| b == b'\n').unwrap_or(tail.len());
-        Ok(Ends {
-            first: text(&head[..first_end]),
-            last: text(&tail[last_start..]),
-            whole: None,
+    let origin = path.display().to_string();
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {origin}"))?;
+    let ends = crate::fs::Ends::of(&file, (CHUNK, CHUNK), &origin)?;
+    let blank = (ends.tail.iter().rev())
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
+    let trimmed_len = ends.len - u64::try_from(blank).unwrap_or(0);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    if ends.len <= CHUNK {
+        return Ok((
+            Head::of(&text(&ends.head), &origin)?.into_owned(),
             trimmed_len,
-        })
+        ));
     }
-
-    /// The head, when the ends tell it (the whole text always does, through [`Head::of`]).
-    fn head(&self) -> Option<Head<'static>> {
-        match &self.whole {
-            Some(text) => Head::of(text, "").ok().map(Head::into_owned),
-            None => Head::of_ends(&self.first, &self.last),
-        }
-    }
+    // Whole lines only: a chunk's edge may cut one (and a character) in two.
+    let first_end = (ends.head.iter().rposition(|&b| b == b'\n')).map_or(0, |i| i + 1);
+    let last_start = (ends.tail.iter().position(|&b| b == b'\n')).unwrap_or(ends.tail.len());
+    let first = text(&ends.head[..first_end]);
+    let head = if let Some(head) = Head::of_ends(&first, &text(&ends.tail[last_start..])) {
+        head.checked(&origin)?
+    } else {
+        let whole =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
+        Head::of(&whole, &origin)?.into_owned()
+    };
+    Ok((head, trimmed_len))
 }
 
 /// Points the overlay (outside `/etc`) at `target`, unless it already is; returns what it

@@ -22,7 +22,7 @@ pub(crate) mod write;
 pub(crate) mod xattr;
 
 pub(crate) use node::Node;
-pub(crate) use read::read_regular;
 pub use read::sha256_bytes;
+pub(crate) use read::{read_regular, Ends};
 pub(crate) use root::{join, split, Root};
 pub(crate) use write::{as_written, temp_name, Owner};

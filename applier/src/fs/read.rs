@@ -129,6 +129,38 @@ pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
     read_bounded(fd, &shown)
 }
 
+/// A file read by its two ends only: what a reader whose cost must not grow with the file
+/// (a boot on an image: `applied.json`, the generation's manifest) reads of it.
+pub(crate) struct Ends {
+    /// The first bytes (all of them, for a file no longer than what was asked).
+    pub(crate) head: Vec<u8>,
+    /// The last bytes.
+    pub(crate) tail: Vec<u8>,
+    /// The file's length.
+    pub(crate) len: u64,
+}
+
+impl Ends {
+    /// The first `head` and last `tail` bytes of `file` (`shown` in errors), each at most its
+    /// length.
+    pub(crate) fn of(file: &std::fs::File, (head, tail): (u64, u64), shown: &str) -> Result<Ends> {
+        use std::os::unix::fs::FileExt as _;
+        let len = (file.metadata())
+            .with_context(|| format!("cannot stat {shown}"))?
+            .len();
+        let chunk = |at: u64, n: u64| -> Result<Vec<u8>> {
+            let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
+            (file.read_exact_at(&mut buf, at)).with_context(|| format!("cannot read {shown}"))?;
+            Ok(buf)
+        };
+        Ok(Ends {
+            head: chunk(0, head.min(len))?,
+            tail: chunk(len.saturating_sub(tail), tail.min(len))?,
+            len,
+        })
+    }
+}
+
 pub use etcflip_format::hash::sha256_bytes;
 use etcflip_format::hash::sha256_stream;
 

@@ -2,9 +2,7 @@
 //! image that holds the generation checks (`applier/src/boot/mod.rs`), at the same cost
 //! whatever the manifest's size.
 
-use std::os::unix::fs::FileExt as _;
-
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::state::{state_dir, RawView, APPLIED, STATE_VERSION};
 use crate::fs::Root;
@@ -20,22 +18,14 @@ pub(crate) fn applied_is(root: &mut Root, generation: &str, manifest_len: u64) -
         return Ok(false);
     }
     let file = std::fs::File::from(root.open_file(&rel)?);
-    let shown = root.show(&rel);
-    let len = (file.metadata())
-        .with_context(|| format!("cannot stat {shown}"))?
-        .len();
-    let mut head = vec![0u8; usize::try_from(len.min(1 << 16)).unwrap_or(0)];
-    (file.read_exact_at(&mut head, 0)).with_context(|| format!("cannot read {shown}"))?;
+    let ends = crate::fs::Ends::of(&file, (1 << 16, 2), &root.show(&rel))?;
     let key = b"\"manifest\":";
-    let Some(at) = memchr::memmem::find(&head, key) else {
+    let Some(at) = memchr::memmem::find(&ends.head, key) else {
         return Ok(false);
     };
-    let head = &head[..at + key.len()];
-    let mut end = [0u8; 2];
-    (file.read_exact_at(&mut end, len.saturating_sub(2)))
-        .with_context(|| format!("cannot read {shown}"))?;
+    let head = &ends.head[..at + key.len()];
     let whole = u64::try_from(head.len()).unwrap_or(u64::MAX) + manifest_len + 2;
-    if whole != len || &end != b"}\n" {
+    if whole != ends.len || ends.tail != b"}\n" {
         return Ok(false);
     }
     // Anything pending (or held) is written after the manifest, so the head holds none.
