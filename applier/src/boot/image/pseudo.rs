@@ -14,10 +14,10 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use crate::etc::owners;
 use crate::fs::Root;
 use crate::manifest::{Kind, Manifest};
 use crate::users::files::{id_of, Table};
+use crate::users::names::lookup;
 
 /// A path of the image (from its top; empty: the top) with the mode and owner it gets.
 pub(super) struct Entry {
@@ -125,23 +125,23 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::fs::Metadata)>) -> Re
 type Declared = BTreeMap<String, (Option<u32>, u32, u32)>;
 
 /// The modes and owners a switch as root would have given, by path from the top: declared
-/// modes and owners of copies, owners of managed directories, and homes the users part makes.
+/// modes and owners of copies, owners of managed directories, and homes the users part makes,
+/// names resolved where the switch resolved them (the image's own `passwd` and `group`).
 fn intended(root: &mut Root, gen: &Path, manifest: &Manifest) -> Result<Declared> {
     let mut out = BTreeMap::new();
-    let resolved = owners::resolve_recorded(root, &gen.display().to_string(), manifest)?;
-    for (target, (uid, gid)) in resolved.ids {
-        let mode = manifest.get(&target).and_then(|e| e.mode).map(|m| m.0);
-        out.insert(format!("etc/{target}"), (mode, uid, gid));
-    }
     let tables = crate::users::names::Tables {
         planned: None,
         gen_host: Some(gen),
     };
     let (passwd, groups) = crate::users::names::user_tables(root, manifest, tables)?;
-    for e in manifest.entries.iter().filter(|e| e.kind == Kind::Dir) {
-        let uid = crate::users::names::lookup(e.uid.as_ref(), &passwd).0;
-        let gid = crate::users::names::lookup(e.gid.as_ref(), &groups).0;
-        out.insert(format!("etc/{}", e.target), (None, uid, gid));
+    let owned = (manifest.entries.iter()).filter(|e| matches!(e.kind, Kind::Copy | Kind::Dir));
+    for e in owned {
+        let uid = lookup(e.uid.as_ref(), &passwd).0;
+        let gid = lookup(e.gid.as_ref(), &groups).0;
+        let mode = (e.kind == Kind::Copy)
+            .then(|| e.mode.map(|m| m.0))
+            .flatten();
+        out.insert(format!("etc/{}", e.target), (mode, uid, gid));
     }
     homes(root, manifest, &passwd, &mut out);
     Ok(out)
