@@ -13,16 +13,7 @@ use crate::fs::{Node, Root};
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::txn::state::{self, Recorded, StateView};
 
-/// One path that differs from the applied generation.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct Drift {
-    /// The path in the root's namespace.
-    pub path: String,
-    /// What the applied generation made there.
-    pub expected: String,
-    /// What is there now.
-    pub found: String,
-}
+pub use crate::drift::Drift;
 
 /// The drift report.
 #[derive(Debug, Serialize)]
@@ -118,15 +109,7 @@ pub fn verify(root_path: &Path) -> Result<Report> {
 /// switch that applied it saw it.
 fn wrapper_drift(root: &mut Root, generation: &str, m: &Manifest) -> Result<Vec<Drift>> {
     let gen_host = owners::generation_on_host(root, generation);
-    let found = crate::wrappers::verify::drift(root, m, &gen_host)?;
-    Ok(found
-        .into_iter()
-        .map(|d| Drift {
-            path: d.path,
-            expected: d.expected,
-            found: d.found,
-        })
-        .collect())
+    crate::wrappers::verify::drift(root, m, &gen_host)
 }
 
 /// The user database's drift: what a switch to the applied generation would change there now

@@ -9,18 +9,8 @@ use etcflip_format::manifest::Manifest;
 
 use super::plan::{Bin, Live};
 use super::{BIN_SHOWN, DIR};
+use crate::drift::Drift;
 use crate::fs::{join, sha256_bytes, Root};
-
-/// One way the wrappers differ from the applied generation (`etcflip verify` reports it with
-/// the other domains' drift).
-pub(crate) struct Drift {
-    /// The path in the root's namespace.
-    pub(crate) path: String,
-    /// What the applied generation made there.
-    pub(crate) expected: String,
-    /// What is there now.
-    pub(crate) found: String,
-}
 
 /// The wrappers' drift against `m`, the applied manifest (its generation at `gen_host`).
 pub(crate) fn drift(root: &mut Root, m: &Manifest, gen_host: &Path) -> Result<Vec<Drift>> {
