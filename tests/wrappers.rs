@@ -456,6 +456,26 @@ fn the_wrappers_command_makes_them_after_a_switch_that_left_them_alone() {
     assert_eq!(code(&s.etcflip(&["verify"])), 0);
 }
 
+/// Wrappers owned by root (as NixOS's all are) need no user database: `etcflip wrappers`, run
+/// at every boot, does not read one. Here `passwd` and `group` are directories, which any read
+/// would fail on.
+#[test]
+fn root_owned_wrappers_need_no_user_database() {
+    let (s, show) = setup("wrappers-no-db");
+    let g = s.gen(
+        "a",
+        &spec(&json!({"a": wrapper(&show, &json!({"setuid": true}))})),
+    );
+    s.switch(&g, &["--no-wrappers"]);
+    for f in ["passwd", "group"] {
+        std::fs::remove_file(s.etc(f)).unwrap();
+        std::fs::create_dir(s.etc(f)).unwrap();
+    }
+    let done = s.etcflip(&["wrappers", g.to_str().unwrap()]);
+    assert_eq!(code(&done), 0, "{}", text_of(&done));
+    assert_eq!(installed(&s.root), [("a".into(), 0o4511, 0, 0)]);
+}
+
 /// Two wrappers: a setuid one and a capability one.
 fn pair(show: &Path) -> Value {
     spec(&json!({

@@ -9,16 +9,14 @@
 //! copy its owner. First boots, nixos-install and users made later by userborn,
 //! systemd-sysusers or a service hit this.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::fs::Root;
-use crate::manifest::{Entry, Id, Kind, Manifest};
-use crate::users::files::Table;
-use crate::users::names::{lookup, user_tables, Tables};
+use crate::manifest::{Entry, Kind, Manifest};
+use crate::users::names::{lookup, tables_for, Tables};
 
 /// Numeric owners of copies, with the names that did not resolve.
 #[derive(Debug, Default)]
@@ -68,14 +66,8 @@ pub(crate) fn resolve(root: &mut Root, new: &Manifest, tables: Tables) -> Result
         .iter()
         .filter(|e| e.kind == Kind::Copy)
         .collect();
-    let named = copies
-        .iter()
-        .any(|e| matches!(e.uid, Some(Id::Name(_))) || matches!(e.gid, Some(Id::Name(_))));
-    let (users, groups) = if named {
-        user_tables(root, new, tables)?
-    } else {
-        (Cow::Owned(Table::default()), Cow::Owned(Table::default()))
-    };
+    let ids = copies.iter().flat_map(|e| e.uid.iter().chain(&e.gid));
+    let (users, groups) = tables_for(root, new, tables, ids)?;
     let mut out = Owners::default();
     for e in copies {
         let (uid, user) = lookup(e.uid.as_ref(), &users);

@@ -36,6 +36,20 @@ pub(crate) fn user_tables<'t>(
     ))
 }
 
+/// [`user_tables`], read only when one of `ids` is a name: numeric ids need no user database,
+/// and reading it would be work every switch (and every boot's wrappers) does for nothing.
+pub(crate) fn tables_for<'t, 'i>(
+    root: &mut Root,
+    new: &Manifest,
+    tables: Tables<'t>,
+    mut ids: impl Iterator<Item = &'i Id>,
+) -> Result<(Cow<'t, Table>, Cow<'t, Table>)> {
+    if ids.any(|id| matches!(id, Id::Name(_))) {
+        return user_tables(root, new, tables);
+    }
+    Ok((Cow::Owned(Table::default()), Cow::Owned(Table::default())))
+}
+
 /// The id for `id`, and the name when it did not resolve (the id is then 0).
 pub(crate) fn lookup(id: Option<&Id>, table: &Table) -> (u32, Option<String>) {
     match id {

@@ -16,12 +16,12 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use etcflip_format::manifest::Manifest;
+use etcflip_format::manifest::{Id, Manifest};
 use etcflip_format::wrapper::Reference;
 use etcflip_format::wrappers::Wrapper;
 
 use crate::fs::{Node, Root};
-use crate::users::names::{lookup, user_tables, Tables};
+use crate::users::names::{lookup, tables_for, Tables};
 
 pub(crate) mod build;
 pub mod command;
@@ -174,7 +174,10 @@ fn wants(
     new: &Manifest,
     tables: Tables,
 ) -> Result<(Vec<Want>, Vec<String>)> {
-    let (users, groups) = user_tables(root, new, tables)?;
+    // `root` needs no user database (see `root_is_0`): NixOS's wrappers are all root's.
+    let ids = declared.iter().flat_map(|w| [&w.owner, &w.group]);
+    let others = ids.filter(|id| !matches!(id, Id::Name(n) if n.as_str() == "root"));
+    let (users, groups) = tables_for(root, new, tables, others)?;
     let mut wants = Vec::with_capacity(declared.len());
     let mut unresolved = Vec::new();
     for w in declared {
