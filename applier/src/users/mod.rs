@@ -359,21 +359,23 @@ fn unwritable(root: &mut Root, place: &place::Place) -> Result<Vec<String>> {
     let ledgers = ledger::FILES.iter().map(|f| format!("{}/{f}", ledger::DIR));
     let files = (0..FILES.len()).map(|i| (Some(i), place.file(i)));
     for (i, rel) in files.chain(ledgers.map(|l| (None, l))) {
-        // Back in /etc, a link etcflip made to a place: replaced by its file.
-        let ours = match i {
-            Some(i) if !place.elsewhere() => place::Place::ours_link(root, i)?.is_some(),
-            _ => false,
-        };
         let hint = match root.node_with(&rel, false)? {
             Node::Absent => continue,
             Node::File(f) if !f.meta.mount => continue,
-            Node::Link(_) if ours => continue,
-            // A user database kept elsewhere on purpose (`/persist`, or a generation with a
-            // `passwordFilesLocation` before this one): say how to keep it there.
-            Node::Link(to) => format!(
-                " (it links to {to}: declare passwordFilesLocation to keep the files where \
-                 the links point, or replace each link with its file)"
-            ),
+            Node::Link(to) => {
+                // Back in /etc, a link etcflip made to a place: replaced by its file.
+                let back = i.filter(|_| !place.elsewhere());
+                if let Some(i) = back {
+                    if place::Place::ours_link(root, i)?.is_some() {
+                        continue;
+                    }
+                }
+                // A user database kept elsewhere on purpose (`/persist`): say how to keep it.
+                format!(
+                    " (it links to {to}: declare passwordFilesLocation to keep the files \
+                     where the links point, or replace each link with its file)"
+                )
+            }
             _ => String::new(),
         };
         out.push(format!(
