@@ -122,7 +122,7 @@ fn overlay_of(text: &str) -> Option<Str<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Id, Mode};
+    use crate::wrappers::ping;
 
     fn manifest(wrappers: Option<Vec<Wrapper<'static>>>) -> String {
         let mut m = Manifest::empty("/run/etcflip/static");
@@ -138,18 +138,6 @@ mod tests {
         m.users = Some(serde_json::from_str(users).unwrap());
         m.wrappers = wrappers;
         m.to_json()
-    }
-
-    fn ping() -> Wrapper<'static> {
-        Wrapper {
-            program: "ping".into(),
-            source: "/nix/store/x-iputils/bin/ping".into(),
-            owner: Id::Name("root".into()),
-            group: Id::Num(0),
-            mode: Mode(0o511),
-            capabilities: Some("cap_net_raw+p".into()),
-            sha256: "b".repeat(64).into(),
-        }
     }
 
     #[test]
@@ -225,7 +213,7 @@ mod tests {
     #[test]
     fn a_head_that_breaks_the_rules_is_refused() {
         let mut bad = ping();
-        bad.mode = Mode(0o4777);
+        bad.mode = crate::manifest::Mode(0o4777);
         let text = manifest(Some(vec![bad]));
         let err = Head::of(&text, "m").unwrap_err().to_string();
         assert!(err.contains("m is invalid"), "{err}");

@@ -60,15 +60,7 @@ fn valid_manifest_round_trips() {
             entry("sudoers", Kind::Copy),
         ],
         users: None,
-        wrappers: Some(vec![crate::wrappers::Wrapper {
-            program: "ping".into(),
-            source: "/nix/store/x-iputils/bin/ping".into(),
-            owner: Id::Name("root".into()),
-            group: Id::Num(0),
-            mode: Mode(0o511),
-            capabilities: Some("cap_net_raw+p".into()),
-            sha256: "b".repeat(64).into(),
-        }]),
+        wrappers: Some(vec![crate::wrappers::ping()]),
     };
     let text = m.to_json();
     assert!(

@@ -170,5 +170,20 @@ pub fn problems(wrappers: &[Wrapper]) -> Vec<String> {
     out
 }
 
+/// A capability wrapper of `ping`, as NixOS declares it: the manifests of the format's tests
+/// carry it.
+#[cfg(test)]
+pub(crate) fn ping() -> Wrapper<'static> {
+    Wrapper {
+        program: "ping".into(),
+        source: "/nix/store/x-iputils/bin/ping".into(),
+        owner: crate::manifest::Id::Name("root".into()),
+        group: crate::manifest::Id::Num(0),
+        mode: crate::manifest::Mode(0o511),
+        capabilities: Some("cap_net_raw+p".into()),
+        sha256: "b".repeat(64).into(),
+    }
+}
+
 #[cfg(test)]
 mod tests;
