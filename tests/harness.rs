@@ -567,13 +567,24 @@ pub fn show_program(top: &Path, dir: &Path) -> PathBuf {
 
 /// Runs `path args…` as nobody, with `env` added.
 pub fn as_nobody(path: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(path)
+    command_as(true, path)
         .args(args)
         .envs(env.iter().copied())
         .output()
         .expect("setpriv (util-linux)")
+}
+
+/// A command running `program`, as nobody (through `setpriv`, no groups) when `nobody`, else
+/// as the caller.
+pub fn command_as(nobody: bool, program: &Path) -> Command {
+    if nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
 }
 
 /// The value of `key=` in the target's output.

@@ -49,14 +49,7 @@ fn image_with(
     unprivileged: bool,
     extra: &[&std::ffi::OsStr],
 ) -> std::process::Output {
-    let mut cmd = if unprivileged {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(bin("etcflip"));
-        c
-    } else {
-        Command::new(bin("etcflip"))
-    };
+    let mut cmd = etcflip_e2e::command_as(unprivileged, &bin("etcflip"));
     cmd.arg("image")
         .arg(gen)
         .arg("--root")
@@ -530,9 +523,7 @@ fn an_unprivileged_root_with_a_copy_no_one_reads_settles() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let run = |args: &[&std::ffi::OsStr]| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(bin("etcflip"))
+        etcflip_e2e::command_as(true, &bin("etcflip"))
             .args(args)
             .arg("--root")
             .arg(&work)

@@ -4,7 +4,6 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -37,14 +36,7 @@ fn spec(location: Option<&str>, wrapped: Option<&Path>) -> Value {
 
 /// `etcflip image GEN --root TREE [--squashfs IMG]`, as nobody when `nobody`.
 fn image(gen: &Path, tree: &Path, img: Option<&Path>, nobody: bool) -> std::process::Output {
-    let mut cmd = if nobody {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(bin("etcflip"));
-        c
-    } else {
-        Command::new(bin("etcflip"))
-    };
+    let mut cmd = etcflip_e2e::command_as(nobody, &bin("etcflip"));
     cmd.arg("image").arg(gen).arg("--root").arg(tree);
     if let Some(img) = img {
         cmd.arg("--squashfs").arg(img);
