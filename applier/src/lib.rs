@@ -16,6 +16,7 @@
 pub use etcflip_format::{borrowed, manifest, tmpfiles};
 
 pub mod boot;
+pub mod conflict;
 pub mod drift;
 pub mod errors;
 pub mod etc;

@@ -183,12 +183,12 @@ fn plan_wrappers(
     if opts.no_wrappers {
         return Ok(None);
     }
-    let foreign = match opts.on_conflict {
-        OnConflict::Abort => crate::wrappers::Foreign::Refuse,
-        OnConflict::Backup => crate::wrappers::Foreign::Backup,
-        OnConflict::Overwrite => crate::wrappers::Foreign::Overwrite,
-    };
-    crate::wrappers::plan(root, (&gen.manifest, gen.host), old, (users, foreign))
+    crate::wrappers::plan(
+        root,
+        (&gen.manifest, gen.host),
+        old,
+        (users, opts.on_conflict),
+    )
 }
 
 /// The users phase's plan (phase 1), when the generation declares users.

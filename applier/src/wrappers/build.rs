@@ -17,8 +17,9 @@ use nix::sys::stat::futimens;
 use nix::sys::stat::{fchmod, fstat, mkdirat, Mode};
 use nix::sys::time::TimeSpec;
 
-use super::plan::{Foreign, Want, Work, BUILT_MTIME};
+use super::plan::{Want, Work, BUILT_MTIME};
 use super::{BIN, DIR, NEW_LINK};
+use crate::conflict::OnConflict;
 use crate::fs::{join, Owner, Root};
 
 /// Builds a directory `<prefix><pid>` in the root's `/run/wrappers` holding `wants`, written from
@@ -94,8 +95,8 @@ pub(crate) fn flip(root: &mut Root, name: Option<&str>, work: &Work) -> Result<V
 
 /// What was at `bin`, now at the new link's name after the exchange: moved to the first free
 /// `bin.etcflip-backup[-N]`, or (overwrite) to `bin.etcflip-old` and removed.
-fn put_aside(root: &mut Root, foreign: Foreign) -> Result<Option<String>> {
-    let stem = if foreign == Foreign::Backup {
+fn put_aside(root: &mut Root, foreign: OnConflict) -> Result<Option<String>> {
+    let stem = if foreign == OnConflict::Backup {
         "backup"
     } else {
         "old"
@@ -108,7 +109,7 @@ fn put_aside(root: &mut Root, foreign: Foreign) -> Result<Option<String>> {
         if !root.rename_noreplace(NEW_LINK, &to)? {
             continue;
         }
-        if foreign == Foreign::Backup {
+        if foreign == OnConflict::Backup {
             return Ok(None);
         }
         return Ok((root.remove_tree(&to).err()).map(|e| format!("/{to} was left: {e:#}")));

@@ -42,7 +42,7 @@ pub fn apply(opts: &Options) -> Result<Option<Report>> {
         })?)
     };
     let new = (&gen.manifest, file.host.as_path());
-    let refuse = (None, super::Foreign::Refuse);
+    let refuse = (None, crate::conflict::OnConflict::Abort);
     let Some(mut report) = super::plan(&mut root, new, Some(&gen.manifest), refuse)? else {
         return Ok(None);
     };
@@ -67,7 +67,7 @@ pub(crate) fn apply_in(
     let mut manifest = etcflip_format::manifest::Manifest::empty(&head.overlay);
     manifest.wrappers.clone_from(&head.wrappers);
     // Boot-safe, as boot's switch: what is at bin and not a link is moved aside.
-    let backup = (None, super::Foreign::Backup);
+    let backup = (None, crate::conflict::OnConflict::Backup);
     let Some(mut report) = super::plan(root, (&manifest, gen_host), Some(&manifest), backup)?
     else {
         return Ok(None);

@@ -20,6 +20,7 @@ use etcflip_format::manifest::{Id, Manifest};
 use etcflip_format::wrapper::Reference;
 use etcflip_format::wrappers::Wrapper;
 
+use crate::conflict::OnConflict;
 use crate::fs::{Node, Root};
 use crate::users::names::{lookup, tables_for, Tables};
 
@@ -30,7 +31,6 @@ pub(crate) mod payload;
 pub(crate) mod plan;
 pub(crate) mod verify;
 
-pub(crate) use plan::Foreign;
 use plan::{Planned, Want, Work};
 
 /// The wrappers' directory, relative to the root.
@@ -86,7 +86,7 @@ pub(crate) fn plan(
     root: &mut Root,
     (new, gen_host): (&Manifest, &Path),
     old: Option<&Manifest>,
-    (users, foreign): (Option<&crate::users::Report>, Foreign),
+    (users, foreign): (Option<&crate::users::Report>, OnConflict),
 ) -> Result<Option<Report>> {
     let declared = match (&new.wrappers, old.and_then(|m| m.wrappers.as_ref())) {
         (Some(w), _) => &w[..],

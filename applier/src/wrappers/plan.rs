@@ -16,6 +16,7 @@ use etcflip_format::caps::Sets;
 use etcflip_format::hash::sha256_bytes;
 
 use super::{BIN_SHOWN, DIR_PREFIX};
+use crate::conflict::OnConflict;
 
 /// The modification time (seconds since the epoch) a build gives every wrapper, as the Nix
 /// store gives its files: a write to a wrapper since then changes it.
@@ -52,18 +53,6 @@ pub(crate) enum Bin {
     Foreign(String),
     /// A mount point, or below something that is not a directory (its path): never replaced.
     Blocked(String),
-}
-
-/// What a switch does with a `bin` that is not a link (`--on-conflict`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Foreign {
-    /// Refuse the switch.
-    #[default]
-    Refuse,
-    /// Move it aside to `bin.etcflip-backup…`.
-    Backup,
-    /// Remove it.
-    Overwrite,
 }
 
 /// A file of the directory `bin` points at.
@@ -143,7 +132,7 @@ pub(crate) struct Work {
     /// Remove the link a killed flip left beside `bin`.
     pub(crate) new_link: bool,
     /// What to do with a `bin` that is not a link, before the flip.
-    pub(crate) foreign: Option<Foreign>,
+    pub(crate) foreign: Option<OnConflict>,
 }
 
 /// The plan: the report's lines, notes on what is left alone, the work, and a conflict that
@@ -158,7 +147,7 @@ pub(crate) struct Planned {
 
 /// Plans `wants` (sorted by program) against `live`; `foreign` says what to do with a `bin`
 /// that is not a link.
-pub(crate) fn plan(wants: Vec<Want>, live: &Live, foreign: Foreign) -> Planned {
+pub(crate) fn plan(wants: Vec<Want>, live: &Live, foreign: OnConflict) -> Planned {
     let mut p = Planned::default();
     if let Some(clash) = clash(live, foreign) {
         p.clash = Some(clash);
@@ -218,14 +207,14 @@ pub(crate) fn leftovers_only(live: &Live) -> Planned {
 }
 
 /// Why the switch is refused, if it is: something in the way that is not ours.
-fn clash(live: &Live, foreign: Foreign) -> Option<String> {
+fn clash(live: &Live, foreign: OnConflict) -> Option<String> {
     if live.new_link == Some(false) {
         return Some(format!(
             "{BIN_SHOWN}.etcflip-new is not the link etcflip makes there: move it away"
         ));
     }
     match (&live.bin, foreign) {
-        (Bin::Foreign(what), Foreign::Refuse) => Some(format!(
+        (Bin::Foreign(what), OnConflict::Abort) => Some(format!(
             "{BIN_SHOWN} is {what}, not the link etcflip flips (NixOS's and etcflip's wrappers \
              are reached through a link there; --on-conflict backup or overwrite replaces it)"
         )),
@@ -237,11 +226,16 @@ fn clash(live: &Live, foreign: Foreign) -> Option<String> {
 }
 
 /// The lines and the work of a rebuild.
-fn rebuild(p: &mut Planned, wants: Vec<Want>, live: &Live, (prefix, foreign): (String, Foreign)) {
+fn rebuild(
+    p: &mut Planned,
+    wants: Vec<Want>,
+    live: &Live,
+    (prefix, foreign): (String, OnConflict),
+) {
     let before = p.changes.len();
     if let Bin::Foreign(what) = &live.bin {
         p.work.foreign = Some(foreign);
-        let verb = if foreign == Foreign::Backup {
+        let verb = if foreign == OnConflict::Backup {
             "back up"
         } else {
             "overwrite"

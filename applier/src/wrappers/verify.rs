@@ -14,7 +14,7 @@ use crate::fs::{join, sha256_bytes, Root};
 
 /// The wrappers' drift against `m`, the applied manifest (its generation at `gen_host`).
 pub(crate) fn drift(root: &mut Root, m: &Manifest, gen_host: &Path) -> Result<Vec<Drift>> {
-    let refuse = (None, super::Foreign::Refuse);
+    let refuse = (None, crate::conflict::OnConflict::Abort);
     let Some(report) = super::plan(root, (m, gen_host), Some(m), refuse)? else {
         return Ok(Vec::new());
     };

@@ -33,17 +33,7 @@ use crate::etc::observe::World;
 use crate::fs::Node;
 use crate::manifest::{is_same_or_below, Kind, Manifest};
 
-/// What to do with paths that are not ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnConflict {
-    /// Refuse the whole switch; nothing is changed.
-    Abort,
-    /// Move the foreign path aside to a unique `<path>.etcflip-backup…`.
-    Backup,
-    /// Replace the foreign path.
-    Overwrite,
-}
+pub use crate::conflict::OnConflict;
 
 /// The action at one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

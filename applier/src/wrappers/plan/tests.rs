@@ -67,7 +67,7 @@ fn empty() -> Live {
 #[test]
 fn a_directory_built_for_exactly_these_wrappers_is_left_alone() {
     let live = built(&wanted());
-    let p = plan(wanted(), &live, Foreign::Refuse);
+    let p = plan(wanted(), &live, OnConflict::Abort);
     assert_eq!(p, Planned::default());
 }
 
@@ -101,7 +101,7 @@ fn changes_are_named_and_the_directory_rebuilt() {
         let mut live = built(&wants);
         edit(&mut wants, &mut live);
         let digest_now = digest(&wants);
-        let p = plan(wants, &live, Foreign::Refuse);
+        let p = plan(wants, &live, OnConflict::Abort);
         assert_eq!(p.changes, lines, "{what}");
         let (prefix, _) = p.work.build.as_ref().expect(what);
         assert_eq!(*prefix, format!("{DIR_PREFIX}{digest_now}."), "{what}");
@@ -118,7 +118,7 @@ fn a_directory_not_built_for_these_wrappers_is_rebuilt_even_when_it_looks_right(
     // NixOS's own directory, with the same files.
     live.bin = Bin::Dir("wrappers.AbCdEf0123".into());
     live.dirs = vec!["wrappers.AbCdEf0123".into()];
-    let p = plan(wanted(), &live, Foreign::Refuse);
+    let p = plan(wanted(), &live, OnConflict::Abort);
     assert_eq!(
         p.changes,
         ["rebuild /run/wrappers/bin: its directory was not built for these wrappers"]
@@ -137,7 +137,7 @@ fn leftovers_are_named_and_removed_and_mount_points_left() {
     ];
     live.mounted = vec!["wrappers.mnt".into()];
     live.new_link = Some(true);
-    let p = plan(wanted(), &live, Foreign::Refuse);
+    let p = plan(wanted(), &live, OnConflict::Abort);
     assert_eq!(
         p.changes,
         [
@@ -163,34 +163,34 @@ fn what_is_at_bin_decides_between_flip_backup_and_refusal() {
     let absent = "rebuild /run/wrappers/bin: it does not point at a directory of /run/wrappers";
     let dir = || Bin::Foreign("a directory".into());
     let cases = [
-        (Bin::Absent, Foreign::Refuse, None, absent, None),
+        (Bin::Absent, OnConflict::Abort, None, absent, None),
         (
             Bin::Elsewhere("/nix/store/x".into()),
-            Foreign::Refuse,
+            OnConflict::Abort,
             None,
             absent,
             None,
         ),
         (
             dir(),
-            Foreign::Refuse,
+            OnConflict::Abort,
             Some("/run/wrappers/bin is a directory, not the link etcflip flips"),
             "",
             None,
         ),
         (
             dir(),
-            Foreign::Backup,
+            OnConflict::Backup,
             None,
             "back up /run/wrappers/bin (a directory)",
-            Some(Foreign::Backup),
+            Some(OnConflict::Backup),
         ),
         (
             dir(),
-            Foreign::Overwrite,
+            OnConflict::Overwrite,
             None,
             "overwrite /run/wrappers/bin (a directory)",
-            Some(Foreign::Overwrite),
+            Some(OnConflict::Overwrite),
         ),
     ];
     for (bin, foreign, clash, line, done) in cases {
@@ -218,7 +218,7 @@ fn what_is_at_bin_decides_between_flip_backup_and_refusal() {
         new_link: Some(false),
         ..empty()
     };
-    let p = plan(wanted(), &live, Foreign::Overwrite);
+    let p = plan(wanted(), &live, OnConflict::Overwrite);
     assert!(p
         .clash
         .is_some_and(|c| c.contains("bin.etcflip-new is not the link")));
