@@ -92,24 +92,15 @@ fn assemble(opts: &Options) -> anyhow::Result<(Assembled, Option<Binary>)> {
         users::settle(users);
     }
     let declared = inputs.wrappers.take();
-    problems.extend(missing_sources(
+    problems.extend(wrappers::missing_sources(
         declared.iter().flatten(),
         inputs.store.as_deref(),
     ));
     if !problems.is_empty() {
         return Err(Invalid::many(&inputs.names.join(" and "), problems).into());
     }
-    let binary = match &declared {
-        Some(ws) if !ws.is_empty() => Some(Binary::read(&wrappers::binary_path(
-            opts.wrapper.as_ref(),
-        )?)?),
-        _ => None,
-    };
     assembled.manifest.wrappers = declared;
-    if let (Some(b), Some(ws)) = (&binary, assembled.manifest.wrappers.as_mut()) {
-        b.settle(ws)
-            .map_err(|why| Invalid::one(format!("wrappers: {why}")))?;
-    }
+    let binary = wrappers::settle(assembled.manifest.wrappers.as_mut(), opts.wrapper.as_ref())?;
     let internal = assembled.manifest.problems();
     if !internal.is_empty() {
         bail!(
@@ -118,31 +109,6 @@ fn assemble(opts: &Options) -> anyhow::Result<(Assembled, Option<Binary>)> {
         );
     }
     Ok((assembled, binary))
-}
-
-/// A wrapper's source in the store must exist (NixOS's build check, nixpkgs PR #117188): a
-/// wrapper of nothing would fail only when run. Sources elsewhere are read at run time.
-fn missing_sources<'w>(
-    wrappers: impl Iterator<Item = &'w Wrapper<'w>>,
-    store: Option<&str>,
-) -> Vec<String> {
-    let store = store.unwrap_or("/nix/store");
-    wrappers
-        .filter(|w| {
-            etcflip_format::manifest::is_same_or_below(
-                w.source.trim_start_matches('/'),
-                store.trim_start_matches('/'),
-            )
-        })
-        .filter(|w| std::fs::symlink_metadata(w.source.as_str()).is_err())
-        .map(|w| {
-            format!(
-                "wrapper {:?}: source {} does not exist in the store",
-                w.program.as_str(),
-                w.source.as_str()
-            )
-        })
-        .collect()
 }
 
 /// What the inputs say, before the per-entry rules.

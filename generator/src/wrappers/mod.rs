@@ -204,3 +204,44 @@ pub(crate) fn binary_path(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
 
 #[cfg(test)]
 mod tests;
+
+/// A wrapper's source in the store must exist (NixOS's build check, nixpkgs PR #117188): a
+/// wrapper of nothing would fail only when run. Sources elsewhere are read at run time.
+pub(crate) fn missing_sources<'w>(
+    wrappers: impl Iterator<Item = &'w Wrapper<'w>>,
+    store: Option<&str>,
+) -> Vec<String> {
+    let store = store.unwrap_or("/nix/store");
+    wrappers
+        .filter(|w| {
+            etcflip_format::manifest::is_same_or_below(
+                w.source.trim_start_matches('/'),
+                store.trim_start_matches('/'),
+            )
+        })
+        .filter(|w| std::fs::symlink_metadata(w.source.as_str()).is_err())
+        .map(|w| {
+            format!(
+                "wrapper {:?}: source {} does not exist in the store",
+                w.program.as_str(),
+                w.source.as_str()
+            )
+        })
+        .collect()
+}
+
+/// The unpatched wrapper binary, read when there are wrappers, and each wrapper's payload hash
+/// settled from it (`payload.rs`).
+pub(crate) fn settle(
+    wrappers: Option<&mut Vec<Wrapper<'static>>>,
+    given: Option<&PathBuf>,
+) -> anyhow::Result<Option<payload::Binary>> {
+    let Some(ws) = wrappers.filter(|ws| !ws.is_empty()) else {
+        return Ok(None);
+    };
+    let binary = payload::Binary::read(&binary_path(given)?)?;
+    binary
+        .settle(ws)
+        .map_err(|why| etcflip_format::errors::Invalid::one(format!("wrappers: {why}")))?;
+    Ok(Some(binary))
+}
