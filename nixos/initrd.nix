@@ -20,7 +20,7 @@
   # Whether /etc is the read-only image.
   image ? false,
   # With the image, where the user database lives (system.etcflip.image.passwordFilesLocation),
-  # or null when etcflip does not manage the users.
+  # or null when etcflip does not manage the users (then the writable /etc needs no switch).
   passwordFilesLocation ? null,
 }:
 let
@@ -48,34 +48,14 @@ in
         ""
       else
         ''
-          # The first boot into an image: the users a writable /etc held (run-time ones too)
-          # move to their place before the image hides them, passwd last, each whole; and that
-          # /etc, which a rollback sees again, links to them and marks the place, as a switch
-          # leaves it (applier/src/users/place.rs), so the rollback's switch reads the place.
-          where=${quote passwordFilesLocation}
-          loc="$sysroot$where"
-          # A regular file there is the newest (place.rs's rule): a first boot into an image,
-          # or one after a time without it.
+          # The first boot into an image, or one after a time without it: the writable
+          # /etc it is about to hide still holds the user files (a regular file there is the
+          # newest). That /etc is switched to this generation first, which moves them (run-time
+          # users too) to their place and links them there (applier/src/users/place.rs): the
+          # image's boot then finds them, and so does a rollback, which sees that /etc again.
           if [ -f "$sysroot/etc/passwd" ] && [ ! -L "$sysroot/etc/passwd" ] &&
             ! ${bin "mountpoint"} -q "$sysroot/etc"; then
-            mkdir -p "$loc"
-            for f in group shadow subuid subgid passwd; do
-              if [ -f "$sysroot/etc/$f" ] && [ ! -L "$sysroot/etc/$f" ]; then
-                cp -p "$sysroot/etc/$f" "$loc/.$f.etcflip-tmp"
-                sync "$loc/.$f.etcflip-tmp"
-                mv "$loc/.$f.etcflip-tmp" "$loc/$f"
-              fi
-            done
-            sync
-            if [ -e "$loc/passwd" ]; then
-              echo "/etc's user database links here (etcflip: nixos/initrd.nix)" > "$loc/.etcflip-linked"
-              for f in group shadow subuid subgid passwd; do
-                if [ -e "$loc/$f" ]; then
-                  ln -sfn "$where/$f" "$sysroot/etc/.$f.etcflip-tmp"
-                  mv -T "$sysroot/etc/.$f.etcflip-tmp" "$sysroot/etc/$f"
-                fi
-              done
-            fi
+            ${boot} boot "$sysroot$gen" --root "$sysroot" --no-wrappers
           fi
         ''
     )

@@ -41,7 +41,7 @@ enum Cmd {
         to: Target,
     },
     /// Activation at boot: an empty /etc and /run are fine, and an image that already holds GEN
-    /// gets only its /run parts (the overlay link, the wrappers).
+    /// gets only what lies outside it (the overlay link, the wrappers, users kept elsewhere).
     Boot {
         /// The generation directory built by etcflip-gen.
         generation: PathBuf,
