@@ -507,14 +507,18 @@ fn boot_takes_the_image_path_only_on_a_read_only_etc_with_nothing_pending() {
 }
 
 /// Without privileges, a copy its owner may not read keeps the owner's read bit (see
-/// `fs::as_written`), and what judges it expects that: a second switch has nothing to do and
-/// `verify` finds no drift.
+/// `fs::as_written`), and a set-id copy keeps its bits (which a write by a process without
+/// `CAP_FSETID` clears, so the mode is set after the content); what judges them expects that:
+/// a second switch has nothing to do and `verify` finds no drift.
 #[test]
-fn an_unprivileged_root_with_a_copy_no_one_reads_settles() {
+fn an_unprivileged_root_with_copies_a_write_could_spoil_settles() {
     let s = Scratch::new("image-unprivileged-switch");
     let gen = s.gen(
         "a",
-        &json!({"etc": {"secret": {"text": "s\n", "mode": "0000"}}}),
+        &json!({"etc": {
+            "secret": {"text": "s\n", "mode": "0000"},
+            "suid": {"text": "x\n", "mode": "6755"},
+        }}),
     );
     let work = s.dir.join("work");
     std::fs::create_dir(&work).unwrap();
@@ -533,6 +537,8 @@ fn an_unprivileged_root_with_a_copy_no_one_reads_settles() {
     let switch = [std::ffi::OsStr::new("switch"), gen.as_os_str()];
     let first = run(&switch);
     assert_eq!(code(&first), 0, "{}", text_of(&first));
+    let suid = std::fs::symlink_metadata(work.join("etc/suid")).unwrap();
+    assert_eq!(suid.permissions().mode() & 0o7777, 0o6755);
     let again = run(&switch);
     assert!(
         text_of(&again).contains("already up to date"),

@@ -50,9 +50,9 @@ impl Root {
         symlinkat(text, pfd, name).with_context(|| format!("cannot create the link {shown}"))
     }
 
-    /// Writes a new regular file `rel` (which must not exist) with `content`, setting owner
-    /// and mode on the fd before any byte is written (a secret is never readable by others),
-    /// then fsyncs it.
+    /// Writes a new regular file `rel` (which must not exist) with `content`, then fsyncs it.
+    /// It is made with mode 0000 and given its owner before any byte is written, and its mode
+    /// after the last (a secret is never readable by others, and set-id bits survive).
     ///
     /// Unprivileged (a scratch root, an image build), the file keeps its owner's read bit:
     /// such a run cannot read back what its owner may not read (mode 0000), nor could an image
@@ -75,13 +75,15 @@ impl Root {
         owner
             .apply(&fd)
             .with_context(|| format!("cannot chown {shown}"))?;
-        fchmod(&fd, Mode::from_bits_truncate(as_written(mode)))
-            .with_context(|| format!("cannot chmod {shown}"))?;
         let mut file = std::fs::File::from(fd);
         for part in content {
             file.write_all(part)
                 .with_context(|| format!("cannot write {shown}"))?;
         }
+        // After the content: a write by a process without CAP_FSETID (an image build) clears
+        // the set-id bits, as a chown does.
+        fchmod(&file, Mode::from_bits_truncate(as_written(mode)))
+            .with_context(|| format!("cannot chmod {shown}"))?;
         file.sync_all()
             .with_context(|| format!("cannot sync {shown}"))?;
         Ok(())
@@ -182,8 +184,8 @@ impl Root {
         self.atomic_write_as(rel, parts, 0o644, Owner::current())
     }
 
-    /// [`Root::atomic_write_parts`] with `mode` and `owner`, set on the temp file before any
-    /// byte is written: a file readable only by its owner is never readable by others.
+    /// [`Root::atomic_write_parts`] with `mode` and `owner`, given to the temp file as
+    /// [`Root::write_new`] does: a file readable only by its owner is never readable by others.
     pub(crate) fn atomic_write_as(
         &mut self,
         rel: &str,

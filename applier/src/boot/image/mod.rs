@@ -93,7 +93,6 @@ pub fn image(opts: &Options) -> Result<Report> {
         Some(name) => confext(&mut root, name)?,
         None => machine_id(&mut root, &manifest)?,
     }
-    set_ids(&opts.root, &manifest)?;
     let entries = pseudo::entries(&mut root, &opts.generation, &manifest)?;
     std::fs::write(&pseudo, pseudo::squashfs(&entries))
         .with_context(|| format!("cannot write the pseudo file {}", pseudo.display()))?;
@@ -155,26 +154,6 @@ fn fixed_owners(manifest: &Manifest) -> Result<()> {
     } else {
         Err(Invalid::many("the image", problems).into())
     }
-}
-
-/// Gives copies with set-id bits their declared mode again: without privileges, writing the
-/// content cleared the bits the switch had set (as the owner, the builder may set them).
-fn set_ids(root: &Path, manifest: &Manifest) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    for e in &manifest.entries {
-        let Some(mode) = e
-            .mode
-            .filter(|m| m.0 & 0o6000 != 0 && e.kind == crate::manifest::Kind::Copy)
-        else {
-            continue;
-        };
-        let path = root.join("etc").join(e.target.as_str());
-        // Readable by its owner, the builder, all the same (the image gets the exact mode).
-        let mode = crate::fs::as_written(mode.0);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot chmod {}", path.display()))?;
-    }
-    Ok(())
 }
 
 /// An empty `etc/machine-id` (0444), unless the generation declares one: systemd's convention

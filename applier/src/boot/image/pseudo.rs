@@ -55,8 +55,8 @@ pub(super) fn chown_pairs(entries: &[Entry]) -> Vec<u8> {
 }
 
 /// Every path of the image tree at `root`, built from the generation `gen`, with its mode and
-/// the owner it gets. A copy's mode is its declared one: an unprivileged write clears the
-/// set-id bits the switch gave it.
+/// the owner it gets. A copy's mode is its declared one: an unprivileged tree keeps the
+/// owner's read bit (`fs::as_written`).
 pub(super) fn entries(root: &mut Root, gen: &Path, manifest: &Manifest) -> Result<Vec<Entry>> {
     let top = root.host_path().to_path_buf();
     let declared = intended(root, gen, manifest)?;
