@@ -15,6 +15,26 @@ fn owner_mode(p: &Path) -> (u32, u32, u32) {
     (md.uid(), md.gid(), md.mode() & 0o7777)
 }
 
+/// `root` is uid and gid 0 before any user database exists (an empty `/etc` at first boot):
+/// a copy owned by it is complete, not waiting for a name to resolve.
+#[test]
+fn a_copy_owned_by_root_needs_no_user_database() {
+    let s = Scratch::new("boot-root-owner");
+    let gen = s.gen(
+        "a",
+        &json!({"etc": {"sudoers": {"text": "x\n", "mode": "0440", "user": "root", "group": "root"}}}),
+    );
+    let out = s.switch_out(&gen, &[]);
+    let said = text_of(&out);
+    assert_eq!(code(&out), 0, "{said}");
+    assert!(!said.contains("not in"), "{said}");
+    assert_eq!(owner_mode(&s.etc("sudoers")), (0, 0, 0o440));
+    let verify = s.etcflip(&["verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(code(&verify), 0, "{}", text_of(&verify));
+    assert_eq!(report["unresolved"], json!([]), "{report:#}");
+}
+
 #[test]
 fn an_unknown_owner_name_never_stops_a_switch_and_is_fixed_when_it_resolves() {
     let s = Scratch::new("boot-owner");

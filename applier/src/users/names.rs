@@ -36,27 +36,34 @@ pub(crate) fn user_tables<'t>(
     ))
 }
 
-/// [`user_tables`], read only when one of `ids` is a name: numeric ids need no user database,
-/// and reading it would be work every switch (and every boot's wrappers) does for nothing.
+/// [`user_tables`], read only when one of `ids` is a name other than `root`: numeric ids and
+/// `root` need no user database, and reading it would be work every switch (and every boot's
+/// wrappers, which on NixOS are all root's) does for nothing.
 pub(crate) fn tables_for<'t, 'i>(
     root: &mut Root,
     new: &Manifest,
     tables: Tables<'t>,
     mut ids: impl Iterator<Item = &'i Id>,
 ) -> Result<(Cow<'t, Table>, Cow<'t, Table>)> {
-    if ids.any(|id| matches!(id, Id::Name(_))) {
+    if ids.any(|id| matches!(id, Id::Name(n) if n.as_str() != ROOT)) {
         return user_tables(root, new, tables);
     }
     Ok((Cow::Owned(Table::default()), Cow::Owned(Table::default())))
 }
 
-/// The id for `id`, and the name when it did not resolve (the id is then 0).
+/// The name that is id 0 even where no user database has it yet (a first boot, an empty
+/// root): the kernel's, not a declaration's.
+const ROOT: &str = "root";
+
+/// The id for `id`, and the name when it did not resolve (the id is then 0). `root` resolves
+/// to 0 when the table does not have it.
 pub(crate) fn lookup(id: Option<&Id>, table: &Table) -> (u32, Option<String>) {
     match id {
         None => (0, None),
         Some(Id::Num(n)) => (*n, None),
         Some(Id::Name(name)) => match table.get(name).and_then(|e| id_of(e, 2)) {
             Some(id) => (id, None),
+            None if name.as_str() == ROOT => (0, None),
             None => (0, Some(name.clone())),
         },
     }
@@ -89,6 +96,17 @@ mod tests {
     use super::*;
 
     type Case = (Option<Id>, (u32, Option<&'static str>));
+
+    #[test]
+    fn root_is_0_without_a_user_database() {
+        let empty = Table::default();
+        let (users, groups) = (
+            Some(Id::Name("root".into())),
+            Some(Id::Name("wheel".into())),
+        );
+        assert_eq!(lookup(users.as_ref(), &empty), (0, None));
+        assert_eq!(lookup(groups.as_ref(), &empty), (0, Some("wheel".into())));
+    }
 
     #[test]
     fn names_resolve_through_the_table_and_fall_back_to_root() {

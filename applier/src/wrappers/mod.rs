@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use etcflip_format::manifest::{Id, Manifest};
+use etcflip_format::manifest::Manifest;
 use etcflip_format::wrapper::Reference;
 use etcflip_format::wrappers::Wrapper;
 
@@ -174,15 +174,13 @@ fn wants(
     new: &Manifest,
     tables: Tables,
 ) -> Result<(Vec<Want>, Vec<String>)> {
-    // `root` needs no user database (see `root_is_0`): NixOS's wrappers are all root's.
     let ids = declared.iter().flat_map(|w| [&w.owner, &w.group]);
-    let others = ids.filter(|id| !matches!(id, Id::Name(n) if n.as_str() == "root"));
-    let (users, groups) = tables_for(root, new, tables, others)?;
+    let (users, groups) = tables_for(root, new, tables, ids)?;
     let mut wants = Vec::with_capacity(declared.len());
     let mut unresolved = Vec::new();
     for w in declared {
-        let (uid, user) = root_is_0(lookup(Some(&w.owner), &users));
-        let (gid, group) = root_is_0(lookup(Some(&w.group), &groups));
+        let (uid, user) = lookup(Some(&w.owner), &users);
+        let (gid, group) = lookup(Some(&w.group), &groups);
         if user.is_some() || group.is_some() {
             let names: Vec<String> = [
                 user.map(|u| format!("user {u:?}")),
@@ -211,15 +209,6 @@ fn wants(
         });
     }
     Ok((wants, unresolved))
-}
-
-/// `root` is uid and gid 0 even where the user database does not have it yet (a first boot,
-/// an empty root): the kernel's, not a declaration's. Any other name must resolve.
-fn root_is_0((id, unresolved): (u32, Option<String>)) -> (u32, Option<String>) {
-    match unresolved {
-        Some(name) if name == "root" => (0, None),
-        other => (id, other),
-    }
 }
 
 /// Phase 4: builds the new directory, if the plan wants one; returns its name.
