@@ -598,6 +598,21 @@ pub fn ambient(t: &str) -> u64 {
     u64::from_str_radix(hex[0].trim(), 16).expect("CapAmb is hex")
 }
 
+/// The start of a script for [`in_private_namespace`] that gives `root` what a booted image
+/// gives it: the squashfs `img` mounted on `<root>/img`, its `etc` bound read-only on
+/// `<root>/etc`, and an empty tmpfs on `<root>/run`. Makes those directories.
+pub fn image_as_etc(img: &Path, root: &Path) -> String {
+    for d in ["etc", "run", "img"] {
+        std::fs::create_dir_all(root.join(d)).expect("the sysroot's directories");
+    }
+    let r = root.display();
+    format!(
+        "mount -o ro,loop {} {r}/img && mount --bind {r}/img/etc {r}/etc && \
+         mount -o remount,ro,bind {r}/etc && mount -t tmpfs tmpfs {r}/run",
+        img.display()
+    )
+}
+
 /// `sh -c SCRIPT` in a private mount namespace (its mounts go with it).
 pub fn in_private_namespace(script: &str) -> Output {
     Command::new("unshare")

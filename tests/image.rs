@@ -260,18 +260,14 @@ fn boot_on_the_read_only_image_writes_only_run() {
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     // A root whose /etc is that image, read-only, and whose /run is an empty tmpfs.
     let root = s.dir.join("sysroot");
-    for d in ["etc", "run", "img"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
     let r = root.display();
     let script = format!(
-        "mount -o ro,loop {} {r}/img && mount --bind {r}/img/etc {r}/etc && mount -o remount,ro,bind {r}/etc \
-         && mount -t tmpfs tmpfs {r}/run && mkdir -p {r}/run/wrappers/bin/mine && {} boot {} --root {r} && \
+        "{} && mkdir -p {r}/run/wrappers/bin/mine && {} boot {} --root {r} && \
          readlink {r}/etc/motd {r}/run/etcflip/static && cat {r}/run/etcflip/static/motd && \
          stat -c '%a %U' {r}$(readlink {r}/run/wrappers/bin)/show && {e} boot {g} --root {r} && \
          umount {r}/run && mount -t tmpfs tmpfs {r}/run && {e} boot {g} --root {r} --no-wrappers && \
          echo \"in run: $(ls {r}/run)\"",
-        img.display(),
+        etcflip_e2e::image_as_etc(&img, &root),
         bin("etcflip").display(),
         store_gen.display(),
         e = bin("etcflip").display(),
@@ -298,6 +294,37 @@ fn boot_on_the_read_only_image_writes_only_run() {
     ] {
         assert!(t.contains(want), "{want:?} not in:\n{t}");
     }
+}
+
+/// A wrapper whose owner the image's user database lacks is left out of a boot on the image,
+/// which says so (exit 1), as `etcflip wrappers` does.
+#[test]
+fn boot_on_an_image_names_a_wrapper_it_left_out() {
+    let s = Scratch::new("boot-image-unresolved");
+    let show = etcflip_e2e::show_program(&s.dir, &s.dir.join("bin"));
+    let mut spec = run_spec(&show);
+    spec["wrappers"]["ghostly"] =
+        json!({"source": show, "owner": "ghost", "group": "root", "setuid": true});
+    let gen = s.gen("a", &spec);
+    let img = s.dir.join("etc.sqfs");
+    let out = image(&gen, &s.dir.join("tree"), &img, false);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let root = s.dir.join("sysroot");
+    let script = format!(
+        "{} && {} boot {} --root {}",
+        etcflip_e2e::image_as_etc(&img, &root),
+        bin("etcflip").display(),
+        gen.display(),
+        root.display()
+    );
+    let out = etcflip_e2e::in_private_namespace(&script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 1, "{t}");
+    assert!(
+        t.contains("incomplete: /run/wrappers/bin/ghostly: user \"ghost\" not in passwd/group"),
+        "{t}"
+    );
+    assert!(t.contains("wrappers: add /run/wrappers/bin/show"), "{t}");
 }
 
 #[test]

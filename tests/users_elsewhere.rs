@@ -69,22 +69,18 @@ fn a_read_only_image_keeps_its_users_mutable_in_var_lib_nixos() {
     // A root whose /etc is the image, read-only, whose /run is empty and whose /var/lib/nixos
     // is empty and writable; booted twice, with a user added at run time in between.
     let root = s.dir.join("sysroot");
-    for d in ["etc", "run", "img", "var"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
+    std::fs::create_dir_all(root.join("var")).unwrap();
+    let mounted = etcflip_e2e::image_as_etc(&img, &root);
     let (r, etcflip, g) = (root.display(), bin("etcflip"), store_gen.display());
     let etcflip = etcflip.display();
     let script = format!(
-        "mount -o ro,loop {img} {r}/img && mount --bind {r}/img/etc {r}/etc && \
-         mount -o remount,ro,bind {r}/etc && mount -t tmpfs tmpfs {r}/run && \
-         mount -t tmpfs tmpfs {r}/var && {etcflip} boot {g} --root {r} && \
+        "{mounted} && mount -t tmpfs tmpfs {r}/var && {etcflip} boot {g} --root {r} && \
          echo '--- passwd' && readlink {r}/etc/passwd && cat {r}/var/lib/nixos/passwd && stat -c '%a %n' {r}/var/lib/nixos/shadow && \
          stat -c '%u %a' {r}$(readlink {r}/run/wrappers/bin)/show && \
          echo 'bob:x:1500:100::/var/empty:/bin/sh' >> {r}/var/lib/nixos/passwd && \
          echo 'bob:!:1::::::' >> {r}/var/lib/nixos/shadow && \
          {etcflip} boot {g} --root {r} && echo '--- again' && cat {r}/var/lib/nixos/passwd && \
          {etcflip} boot {g} --root {r}",
-        img = img.display(),
     );
     let out = etcflip_e2e::in_private_namespace(&script);
     let t = text_of(&out);
@@ -290,18 +286,15 @@ fn a_boot_whose_users_clash_fails_and_writes_none() {
     let out = image(&store_gen, &tree, Some(&img), false);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
     let root = s.dir.join("sysroot");
-    for d in ["etc", "run", "img", "var/lib/nixos"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
+    std::fs::create_dir_all(root.join("var/lib/nixos")).unwrap();
     let taken = "root:x:0:0::/root:/bin/sh\nbob:x:1000:100::/var/empty:/bin/sh\n";
     std::fs::write(root.join("var/lib/nixos/passwd"), taken).unwrap();
-    let (r, etcflip, g) = (root.display(), bin("etcflip"), store_gen.display());
     let script = format!(
-        "mount -o ro,loop {img} {r}/img && mount --bind {r}/img/etc {r}/etc && \
-         mount -o remount,ro,bind {r}/etc && mount -t tmpfs tmpfs {r}/run && \
-         {etcflip} boot {g} --root {r}",
-        img = img.display(),
-        etcflip = etcflip.display(),
+        "{} && {} boot {} --root {}",
+        etcflip_e2e::image_as_etc(&img, &root),
+        bin("etcflip").display(),
+        store_gen.display(),
+        root.display()
     );
     let out = etcflip_e2e::in_private_namespace(&script);
     assert_eq!(code(&out), 1, "{}", text_of(&out));

@@ -9,7 +9,8 @@ use etcflip::wrappers;
 
 use super::{emit, emit_with, json, report};
 
-/// A wrappers report's lines: what changes (or would, in a dry run), then the notes.
+/// A wrappers report's lines: what changes (or would, in a dry run), then the notes. (A
+/// switch lists the wrappers left out with its own incomplete parts.)
 pub(crate) fn wrapper_lines(w: &wrappers::Report, dry_run: bool) -> String {
     let would = if dry_run { "would " } else { "" };
     let mut text = String::new();
@@ -22,6 +23,26 @@ pub(crate) fn wrapper_lines(w: &wrappers::Report, dry_run: bool) -> String {
     text
 }
 
+/// [`wrapper_lines`], then the wrappers left out because an owner resolves nowhere: the
+/// report of the wrappers phase run on its own (`etcflip wrappers`, `boot` on an image).
+fn wrapper_lines_alone(w: &wrappers::Report, dry_run: bool) -> String {
+    let mut text = wrapper_lines(w, dry_run);
+    for u in &w.unresolved {
+        let _ = writeln!(text, "incomplete: {u}");
+    }
+    text
+}
+
+/// The exit code a wrappers report gives (`etcflip wrappers`, and `boot` on an image): 3 for a
+/// refusal (said on stderr), 1 when a wrapper was left out, else 0.
+fn wrappers_code(w: &wrappers::Report, dry_run: bool) -> u8 {
+    if let Some(c) = &w.clash {
+        let _ = writeln!(std::io::stderr(), "etcflip: refused: {c}");
+        return 3;
+    }
+    u8::from(!w.unresolved.is_empty() && !dry_run)
+}
+
 pub(crate) fn run_wrappers(opts: &wrappers::command::Options, as_json: bool) -> Result<u8> {
     let report = wrappers::command::apply(opts)?;
     if as_json {
@@ -29,10 +50,7 @@ pub(crate) fn run_wrappers(opts: &wrappers::command::Options, as_json: bool) -> 
     } else {
         let mut text = String::new();
         if let Some(r) = &report {
-            text.push_str(&wrapper_lines(r, opts.dry_run));
-        }
-        for u in report.iter().flat_map(|r| &r.unresolved) {
-            let _ = writeln!(text, "incomplete: {u}");
+            text.push_str(&wrapper_lines_alone(r, opts.dry_run));
         }
         let summary = match &report {
             None => "the generation declares no wrappers: nothing to do",
@@ -44,12 +62,7 @@ pub(crate) fn run_wrappers(opts: &wrappers::command::Options, as_json: bool) -> 
         let _ = writeln!(text, "{summary}");
         emit(&text);
     }
-    let Some(report) = report else { return Ok(0) };
-    if let Some(c) = &report.clash {
-        let _ = writeln!(std::io::stderr(), "etcflip: refused: {c}");
-        return Ok(3);
-    }
-    Ok(u8::from(!report.unresolved.is_empty() && !opts.dry_run))
+    Ok(report.map_or(0, |r| wrappers_code(&r, opts.dry_run)))
 }
 
 pub(crate) fn run_boot(opts: &etcflip::boot::Options, as_json: bool) -> Result<u8> {
@@ -84,19 +97,14 @@ pub(crate) fn run_boot(opts: &etcflip::boot::Options, as_json: bool) -> Result<u
                     let _ = writeln!(text, "users: {c}");
                 }
                 if let Some(w) = &wrappers {
-                    text.push_str(&wrapper_lines(w, false));
+                    text.push_str(&wrapper_lines_alone(w, false));
                 }
                 text.push_str(
                     "booted: /etc already holds this generation; nothing written below it\n",
                 );
                 emit(&text);
             }
-            let refused = wrappers.as_ref().and_then(|w| w.clash.clone());
-            if let Some(c) = refused {
-                let _ = writeln!(std::io::stderr(), "etcflip: refused: {c}");
-                return Ok(3);
-            }
-            Ok(u8::from(wrappers.is_some_and(|w| !w.unresolved.is_empty())))
+            Ok(wrappers.map_or(0, |w| wrappers_code(&w, false)))
         }
     }
 }
