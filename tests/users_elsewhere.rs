@@ -307,6 +307,43 @@ fn a_boot_whose_users_clash_fails_and_writes_none() {
     assert_eq!(after, taken);
 }
 
+/// A boot on the image reads the users part from the manifest's end, never its entries: its
+/// cost grows with the users, not with `/etc`. An entry in the middle of a large manifest,
+/// spoiled in place (same size, so the image still holds the generation), goes unnoticed.
+#[test]
+fn a_boot_on_the_image_reads_the_users_without_the_entries() {
+    let s = Scratch::new("users-elsewhere-ends");
+    let mut sp = spec(Some("/var/lib/nixos"), None);
+    for i in 0..3000 {
+        sp["etc"][format!("many/e{i:04}")] = json!({"text": "x\n"});
+    }
+    let gen = s.gen("a", &sp);
+    let store_gen = s.dir.join("gen");
+    std::fs::rename(&gen, &store_gen).unwrap();
+    let (tree, img) = (s.dir.join("tree"), s.dir.join("etc.sqfs"));
+    let out = image(&store_gen, &tree, Some(&img), false);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let manifest = store_gen.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let middle = text.find("\"target\":\"many/e1500\"").expect("the entry");
+    let spoiled = format!("{}\"tarXet\"{}", &text[..middle], &text[middle + 8..]);
+    assert_eq!(spoiled.len(), text.len());
+    std::fs::write(&manifest, spoiled).unwrap();
+    let root = s.dir.join("sysroot");
+    std::fs::create_dir_all(root.join("var")).unwrap();
+    let script = format!(
+        "{} && mount -t tmpfs tmpfs {r}/var && {} boot {} --root {r} && cat {r}/var/lib/nixos/passwd",
+        etcflip_e2e::image_as_etc(&img, &root),
+        bin("etcflip").display(),
+        store_gen.display(),
+        r = root.display(),
+    );
+    let out = etcflip_e2e::in_private_namespace(&script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("alice:x:1000:100::/var/empty:/bin/sh\n"), "{t}");
+}
+
 /// The mark proves only what root alone could have made: after a move back it is gone, so a
 /// link made later by hand is refused; and one another user could have planted (in a
 /// directory of theirs) never makes their file `/etc/shadow`.

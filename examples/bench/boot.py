@@ -11,6 +11,9 @@ For each size N, the base spec of make_spec.py with its overlay under /run (as a
     `unshare -m`), its /run emptied before each run; `etcflip boot` makes only the overlay
     link under /run. Floor: the C floor's --flip (one symlink + rename). Target: the same
     time at both sizes, < 5 ms;
+  * the same with a users part of USERS users kept in /var/lib/nixos (passwordFilesLocation,
+    NixOS's image default): boot also plans them (and writes them, the first time). It reads
+    the users part from the manifest's end, so it too should cost the same at both sizes;
   * image at the largest size: `etcflip image GEN --root DIR --squashfs FILE` next to
     `mksquashfs` alone on the same tree with the same options.
 Medians of R interleaved runs; prints a Markdown table.
@@ -39,6 +42,44 @@ def fresh(path):
     os.makedirs(path)
 
 
+def users_part(n):
+    """NixOS-like: root, and n - 1 system users whose ids the machine allocates."""
+    users = [{"name": "root", "uid": 0, "group": "root", "home": "/root",
+              "isSystemUser": True, "hashedPassword": "!", "shell": "/bin/sh"}]
+    users += [{"name": f"svc{i}", "group": "nogroup", "home": "/var/empty",
+               "isSystemUser": True, "shell": "/bin/false"} for i in range(1, n)]
+    return {"mutableUsers": True, "passwordFilesLocation": "/var/lib/nixos", "users": users,
+            "groups": [{"name": "root", "gid": 0, "members": []},
+                       {"name": "nogroup", "gid": 65534, "members": []}]}
+
+
+def image_tree(etcflip, gen_bin, d, name, spec):
+    """Builds GEN and its image tree under d; returns (gen, tree), the tree's etc read-only."""
+    with open(os.path.join(d, f"spec-{name}.json"), "w") as f:
+        json.dump(spec, f)
+    gen = os.path.join(d, f"gen-{name}")
+    subprocess.run([gen_bin, "build", "--spec", os.path.join(d, f"spec-{name}.json"),
+                    "--out", gen], check=True, stdout=subprocess.DEVNULL)
+    tree = os.path.join(d, f"tree-{name}")
+    shutil.rmtree(tree, ignore_errors=True)
+    subprocess.run([etcflip, "image", gen, "--root", tree, "--squashfs", tree + ".sqfs"],
+                   check=True, stdout=subprocess.DEVNULL)
+    read_only(os.path.join(tree, "etc"))
+    return gen, tree
+
+
+def boot_image(etcflip, gen, tree):
+    """One boot on the image tree, /run emptied first; returns its time."""
+    shutil.rmtree(os.path.join(tree, "run"), ignore_errors=True)
+    t = time.perf_counter()
+    out = subprocess.run([etcflip, "boot", gen, "--root", tree], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    took = time.perf_counter() - t
+    assert "nothing written below it" in out, out
+    assert os.readlink(os.path.join(tree, "run/etcflip/static")) == gen + "/etc"
+    return took
+
+
 def read_only(etc):
     """Binds `etc` read-only onto itself (this process is in its own mount namespace)."""
     subprocess.run(["mount", "--bind", etc, etc], check=True)
@@ -56,6 +97,7 @@ def main():
     ap.add_argument("--scratch", required=True)
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--runs", type=int, default=11)
+    ap.add_argument("--users", type=int, default=50)
     a = ap.parse_args()
     etcflip = os.path.join(a.bin_dir, "etcflip")
     gen_bin = os.path.join(a.bin_dir, "etcflip-gen")
@@ -70,32 +112,21 @@ def main():
                        stdout=subprocess.DEVNULL)
         spec = json.load(open(os.path.join(d, "spec-base.json")))
         spec["overlay"] = "/run/etcflip/static"
-        with open(os.path.join(d, "spec.json"), "w") as f:
-            json.dump(spec, f)
-        gen = os.path.join(d, "gen")
-        subprocess.run([gen_bin, "build", "--spec", os.path.join(d, "spec.json"), "--out", gen],
-                       check=True, stdout=subprocess.DEVNULL)
-        tree, img = os.path.join(d, "tree"), os.path.join(d, "etc.sqfs")
-        shutil.rmtree(tree, ignore_errors=True)
-        subprocess.run([etcflip, "image", gen, "--root", tree, "--squashfs", img], check=True,
-                       stdout=subprocess.DEVNULL)
-        read_only(os.path.join(tree, "etc"))
+        gen, tree = image_tree(etcflip, gen_bin, d, "plain", spec)
+        spec["users"] = users_part(a.users)
+        gen_u, tree_u = image_tree(etcflip, gen_bin, d, "users", spec)
         snippet = os.path.join(gen, "tmpfiles.d", "etcflip.conf")
         empty, froot = os.path.join(d, "empty"), os.path.join(d, "floor-root")
-        samples = {"empty": [], "tmpfiles": [], "image": [], "flip": [], "mk": [], "img": []}
+        samples = {"empty": [], "tmpfiles": [], "image": [], "users": [], "flip": [], "mk": [],
+                   "img": []}
         for _ in range(a.runs):
             fresh(empty)
             samples["empty"].append(timed([etcflip, "boot", gen, "--root", empty]))
             fresh(froot)
             samples["tmpfiles"].append(timed(["systemd-tmpfiles", "--create", "--root", froot,
                                               snippet]))
-            shutil.rmtree(os.path.join(tree, "run"), ignore_errors=True)
-            t = time.perf_counter()
-            out = subprocess.run([etcflip, "boot", gen, "--root", tree], check=True,
-                                 stdout=subprocess.PIPE, text=True).stdout
-            samples["image"].append(time.perf_counter() - t)
-            assert "nothing written below it" in out, out
-            assert os.readlink(os.path.join(tree, "run/etcflip/static")) == gen + "/etc"
+            samples["image"].append(boot_image(etcflip, gen, tree))
+            samples["users"].append(boot_image(etcflip, gen_u, tree_u))
             fresh(froot)
             samples["flip"].append(timed([a.floor, froot, "--flip", "run/etcflip/static",
                                           gen + "/etc"]))
@@ -126,6 +157,10 @@ def main():
         print(f"| boot on the read-only image | {n:,} | {ms(m['image'])} | {ms(m['flip'])} "
               f"(one link + rename) | {m['image'] / m['flip']:.2f}× | < 5 ms, same at every "
               f"size: {ok} |")
+    for n, m in rows:
+        print(f"| boot on the read-only image, {a.users} users in /var/lib/nixos | {n:,} | "
+              f"{ms(m['users'])} | {ms(m['flip'])} (one link + rename) | "
+              f"{m['users'] / m['flip']:.2f}× | same at every size |")
     n, m = rows[-1]
     print(f"| `image --squashfs` | {n:,} | {ms(m['img'])} | {ms(m['mk'])} (mksquashfs "
           f"alone) | {m['img'] / m['mk']:.2f}× | |")

@@ -26,7 +26,8 @@ use crate::etc::{self, OnConflict};
 use crate::fs::{Node, Root};
 use crate::txn::phase::Progress;
 use crate::txn::state;
-use etcflip_format::manifest::Head;
+use etcflip_format::manifest::{Head, Manifest};
+use etcflip_format::users::Users;
 
 pub mod image;
 
@@ -98,7 +99,7 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
         return Ok(None);
     }
     let pending = root.node_with(&format!("{}/journal.json", state::state_dir()), false)?;
-    let (head, manifest_len) = manifest_head(&host.join("manifest.json"))?;
+    let (head, manifest_len, ends) = manifest_head(&host.join("manifest.json"))?;
     if pending != Node::Absent
         || !crate::txn::applied::applied_is(&mut root, &in_root, manifest_len)?
     {
@@ -118,7 +119,7 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
         None => relink(&mut root, &head.overlay, &target)?,
     };
     // Before the wrappers, whose owners resolve in the user database.
-    let users = users_elsewhere(&mut root, &host, &mut progress)?;
+    let users = users_elsewhere(&mut root, &host, ends, &mut progress)?;
     // A failure, not a refusal (exit 3 on a read-only /etc means "another generation"):
     // the overlay link is made, the users are not.
     if let Some(clashes) = users.as_ref().filter(|u| !u.clashes.is_empty()) {
@@ -143,10 +144,13 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
 
 /// The users phase of an image whose `/etc` links its user database to a writable place
 /// (`passwordFilesLocation`): the image's `/etc/passwd` is such a link (else the users are
-/// the image's own, and there is nothing to do). Only then is the manifest read whole.
+/// the image's own, and there is nothing to do). Of the manifest only the users part is read,
+/// from its end (`ends`, what [`manifest_head`] read), so the cost grows with the users, not
+/// with the entries.
 fn users_elsewhere(
     root: &mut Root,
     host: &Path,
+    ends: crate::fs::Ends,
     progress: &mut Progress,
 ) -> Result<Option<crate::users::Report>> {
     let linked = matches!(root.node_with("etc/passwd", false)?,
@@ -154,10 +158,10 @@ fn users_elsewhere(
     if !linked {
         return Ok(None);
     }
-    let manifest = etcflip_format::manifest::Manifest::load(host)?;
-    let Some(decl) = &manifest.users else {
+    let Some(decl) = users_part(&host.join("manifest.json"), ends)? else {
         return Ok(None);
     };
+    let decl = &decl;
     let report = crate::users::plan(root, decl, None)?;
     if report.clashes.is_empty() && !report.current {
         crate::users::write(root, decl, &report, &mut || progress.signalled())?;
@@ -165,10 +169,42 @@ fn users_elsewhere(
     Ok(Some(report))
 }
 
-/// The manifest's head (overlay and wrappers, checked) and its length without trailing white
-/// space (what `applied.json` records of it). Of a large manifest only the first and last
-/// lines are read, which the canonical layout makes enough; another layout is read whole.
-fn manifest_head(path: &Path) -> Result<(Head<'static>, u64)> {
+/// The manifest's `users` part, read from its end (`ends` first, then ever larger ends) in the
+/// canonical layout; another layout is parsed whole.
+fn users_part(path: &Path, ends: crate::fs::Ends) -> Result<Option<Users<'static>>> {
+    let origin = path.display().to_string();
+    let mut tail = ends.tail;
+    loop {
+        let whole = tail.len() as u64 == ends.len;
+        // Whole lines only (the key starts a line): a chunk's edge may cut one in two.
+        let start = if whole {
+            0
+        } else {
+            tail.iter().position(|&b| b == b'\n').unwrap_or(tail.len())
+        };
+        let text = std::str::from_utf8(&tail[start..]).ok();
+        if let Some(part) = text.and_then(etcflip_format::manifest::users_in) {
+            let mut m = Manifest::empty("/");
+            m.parse_users(part, &origin)?;
+            return Ok(m.users.map(Users::into_owned));
+        }
+        if whole {
+            let text = String::from_utf8(tail).with_context(|| format!("{origin}: not UTF-8"))?;
+            return Ok(Manifest::from_json(&text, &origin)?
+                .users
+                .map(Users::into_owned));
+        }
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {origin}"))?;
+        tail =
+            crate::fs::Ends::of(&file, (0, (tail.len() as u64).saturating_mul(8)), &origin)?.tail;
+    }
+}
+
+/// The manifest's head (overlay and wrappers, checked), its length without trailing white
+/// space (what `applied.json` records of it), and its two ends as read. Of a large manifest
+/// only the first and last lines are read, which the canonical layout makes enough; another
+/// layout is read whole.
+fn manifest_head(path: &Path) -> Result<(Head<'static>, u64, crate::fs::Ends)> {
     /// How much of each end is read.
     const CHUNK: u64 = 1 << 16;
     let origin = path.display().to_string();
@@ -180,10 +216,8 @@ fn manifest_head(path: &Path) -> Result<(Head<'static>, u64)> {
     let trimmed_len = ends.len - u64::try_from(blank).unwrap_or(0);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     if ends.len <= CHUNK {
-        return Ok((
-            Head::of(&text(&ends.head), &origin)?.into_owned(),
-            trimmed_len,
-        ));
+        let head = Head::of(&text(&ends.head), &origin)?.into_owned();
+        return Ok((head, trimmed_len, ends));
     }
     // Whole lines only: a chunk's edge may cut one (and a character) in two.
     let first_end = (ends.head.iter().rposition(|&b| b == b'\n')).map_or(0, |i| i + 1);
@@ -196,7 +230,7 @@ fn manifest_head(path: &Path) -> Result<(Head<'static>, u64)> {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
         Head::of(&whole, &origin)?.into_owned()
     };
-    Ok((head, trimmed_len))
+    Ok((head, trimmed_len, ends))
 }
 
 /// Points the overlay (outside `/etc`) at `target`, unless it already is; returns what it

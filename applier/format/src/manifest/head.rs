@@ -96,6 +96,26 @@ impl<'a> Head<'a> {
 /// The `wrappers` key as the canonical layout writes it (last, at the start of a line).
 const WRAPPERS_KEY: &[u8] = b"\n  \"wrappers\": ";
 
+/// The `users` key as the canonical layout writes it (after the entries, before the
+/// wrappers, at the start of a line).
+const USERS_KEY: &[u8] = b"\n  \"users\": ";
+
+/// The `users` part's JSON text, when `end` (the end of a canonical manifest, whole lines)
+/// holds its key: what a boot that writes the users in their place (`passwordFilesLocation`)
+/// reads of the manifest, whose entries it does not need. `None` when the key is not in `end`
+/// (a part longer than `end`, another layout, or no users at all): then read more, or whole.
+/// Only a top-level key is at the start of a line indented by two spaces (a string holds no
+/// raw newline), so the part's own keys, indented further, are never taken for it.
+pub fn users_in(end: &str) -> Option<&str> {
+    let at = memchr::memmem::rfind(end.as_bytes(), USERS_KEY)? + USERS_KEY.len();
+    let rest = &end[at..];
+    let value = match memchr::memmem::find(rest.as_bytes(), WRAPPERS_KEY) {
+        Some(w) => rest[..w].strip_suffix(',')?,
+        None => rest.trim_end().strip_suffix('}')?.trim_end(),
+    };
+    Some(value)
+}
+
 /// The wrappers of `text`, a canonical manifest or its end: `Ok(None)` when it has no
 /// `wrappers` key, an error when the value after it does not parse. A key at the start of a
 /// line, indented by two spaces, is a top-level one (a string holds no raw newline); memmem
@@ -208,6 +228,24 @@ mod tests {
         let lines: Vec<&str> = text.split_inclusive('\n').collect();
         let last = lines[lines.len() - 2..].concat();
         assert_eq!(Head::of_ends(&lines[..5].concat(), &last), None);
+    }
+
+    #[test]
+    fn the_users_part_is_found_at_the_end_or_not_at_all() {
+        let cases = [None, Some(vec![]), Some(vec![ping()])];
+        for wrappers in cases {
+            let text = with_users(wrappers.clone());
+            let full = Manifest::from_json(&text, "m").unwrap();
+            let part = users_in(&text).expect("a users part");
+            let mut m = Manifest::empty("/run/etcflip/static");
+            m.parse_users(part, "m").unwrap();
+            assert_eq!(m.users, full.users, "{wrappers:?}");
+            // An end that starts inside the part does not hold its key: no answer.
+            let inside = &text[text.find("\"groups\"").unwrap()..];
+            assert_eq!(users_in(inside), None, "{wrappers:?}");
+            // Without users: none found.
+            assert_eq!(users_in(&manifest(wrappers.clone())), None);
+        }
     }
 
     #[test]

@@ -347,7 +347,7 @@ mod deferred;
 mod head;
 mod rules;
 
-pub use head::Head;
+pub use head::{users_in, Head};
 
 pub use rules::{check_id_name, check_link_text, check_overlay, check_target, is_same_or_below};
 
