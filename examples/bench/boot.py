@@ -15,7 +15,8 @@ For each size N, the base spec of make_spec.py with its overlay under /run (as a
     NixOS's image default): boot also plans them (and writes them, the first time). It reads
     the users part from the manifest's end, so it too should cost the same at both sizes;
   * image at the largest size: `etcflip image GEN --root DIR --squashfs FILE` next to
-    `mksquashfs` alone on the same tree with the same options.
+    `mksquashfs` alone on the same tree with the same options, and `--erofs FILE` (owners
+    and modes given under fakeroot) next to `mkfs.erofs` alone on that tree.
 Medians of R interleaved runs; prints a Markdown table.
 """
 
@@ -118,7 +119,7 @@ def main():
         snippet = os.path.join(gen, "tmpfiles.d", "etcflip.conf")
         empty, froot = os.path.join(d, "empty"), os.path.join(d, "floor-root")
         samples = {"empty": [], "tmpfiles": [], "image": [], "users": [], "flip": [], "mk": [],
-                   "img": []}
+                   "img": [], "ero": [], "mkero": []}
         for _ in range(a.runs):
             fresh(empty)
             samples["empty"].append(timed([etcflip, "boot", gen, "--root", empty]))
@@ -143,6 +144,13 @@ def main():
                                             tree + ".squashfs-pseudo"]))
                 os.remove(out + ".sqfs")
                 os.remove(out + ".squashfs-pseudo")
+                shutil.rmtree(out, ignore_errors=True)
+                samples["ero"].append(timed([etcflip, "image", gen, "--root", out,
+                                             "--erofs", out + ".erofs"]))
+                samples["mkero"].append(timed(["mkfs.erofs", "-T0", "-x-1", "--quiet",
+                                               os.path.join(d, "mk.erofs"), tree]))
+                os.remove(out + ".erofs")
+                os.remove(out + ".squashfs-pseudo")
         rows.append((n, {k: statistics.median(v) for k, v in samples.items() if v}))
 
     print(f"\n### Boot and images (medians of {a.runs} interleaved runs, tmpfs)\n")
@@ -164,6 +172,8 @@ def main():
     n, m = rows[-1]
     print(f"| `image --squashfs` | {n:,} | {ms(m['img'])} | {ms(m['mk'])} (mksquashfs "
           f"alone) | {m['img'] / m['mk']:.2f}× | |")
+    print(f"| `image --erofs` | {n:,} | {ms(m['ero'])} | {ms(m['mkero'])} (mkfs.erofs "
+          f"alone) | {m['ero'] / m['mkero']:.2f}× | |")
 
 
 if __name__ == "__main__":

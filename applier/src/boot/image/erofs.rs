@@ -3,47 +3,63 @@
 //! the image is made in the same session: unprivileged, as in a Nix build. A fixed time, UUID
 //! and no extended attributes make the same tree give the same bytes.
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
+
+use super::pseudo::Lists;
 
 /// The UUID of every image (a reproducible image cannot have a random one).
 const UUID: &str = "00000000-0000-0000-0000-000000000000";
 
-/// The script `fakeroot` runs: the owners (stdin), then the modes (`$4`: a chown clears
+/// The script `fakeroot` runs in the top (`$1`): the owners (a list of paths per owner in
+/// `$4/owners`, each named `uid:gid`), then the modes (per mode in `$4/modes`: a chown clears
 /// set-id bits; the top is 0755 whatever the umask it was made under), then the image.
-const SCRIPT: &str = r#"cd "$1" && xargs -0 -n2 chown -h && chmod 755 . && xargs -0 -n2 chmod < "$4" && exec mkfs.erofs -T0 -U"$2" -x-1 --quiet "$3" ."#;
+const SCRIPT: &str = r#"cd "$1" && for f in "$4"/owners/*; do xargs -0 chown -h "${f##*/}" < "$f" || exit; done && chmod 755 . && for f in "$4"/modes/*; do [ ! -e "$f" ] || xargs -0 chmod "${f##*/}" < "$f" || exit; done && exec mkfs.erofs -T0 -U"$2" -x-1 --quiet "$3" ."#;
 
-/// Makes `image` from the tree `root`, its owners from `pairs` (`uid:gid` and path, each
-/// NUL-terminated) and its modes from the file `modes` (mode and path, the same way).
-pub(super) fn make(root: &Path, pairs: &[u8], modes: &Path, image: &Path) -> Result<()> {
-    let mut child = Command::new("fakeroot")
+/// Makes `image` from the tree `root`, its owners and modes from `lists`, written for the
+/// script in the directory `scratch` (beside the tree, outside it; removed after).
+pub(super) fn make(root: &Path, lists: &Lists, scratch: &Path, image: &Path) -> Result<()> {
+    write_lists(lists, scratch)?;
+    let out = Command::new("fakeroot")
         .args(["--", "sh", "-c", SCRIPT, "sh"])
         .arg(root)
         .arg(UUID)
         .arg(std::path::absolute(image).with_context(|| format!("{}", image.display()))?)
-        .arg(modes)
+        .arg(std::path::absolute(scratch)?)
         // mkfs.erofs would take it over -T0.
         .env_remove("SOURCE_DATE_EPOCH")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .context("cannot run fakeroot (Debian package fakeroot) for mkfs.erofs")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(pairs)
-            .context("cannot give the owners to fakeroot")?;
-    }
-    let out = (child.wait_with_output()).context("fakeroot mkfs.erofs")?;
+    let _ = std::fs::remove_dir_all(scratch);
     if !out.status.success() {
         bail!(
             "fakeroot mkfs.erofs failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
+    }
+    Ok(())
+}
+
+/// `scratch/owners/<uid:gid>` and `scratch/modes/<mode>`, each the NUL-terminated paths.
+fn write_lists(lists: &Lists, scratch: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(scratch) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot remove {}", scratch.display()));
+        }
+        _ => {}
+    }
+    for (kind, list) in [("owners", &lists.owners), ("modes", &lists.modes)] {
+        let dir = scratch.join(kind);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for (name, paths) in list {
+            let file = dir.join(name);
+            std::fs::write(&file, paths)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+        }
     }
     Ok(())
 }

@@ -101,10 +101,8 @@ pub fn image(opts: &Options) -> Result<Report> {
     }
     if let Some(image) = &opts.erofs {
         // Beside the pseudo file, outside the tree.
-        let modes = pseudo.with_extension("erofs-modes");
-        std::fs::write(&modes, pseudo::chmod_pairs(&entries))
-            .with_context(|| format!("cannot write {}", modes.display()))?;
-        erofs::make(&opts.root, &pseudo::chown_pairs(&entries), &modes, image)?;
+        let lists = pseudo.with_extension("erofs-lists");
+        erofs::make(&opts.root, &pseudo::lists(&entries), &lists, image)?;
     }
     Ok(Report {
         outcome,

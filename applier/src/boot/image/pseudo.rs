@@ -39,17 +39,31 @@ pub(super) fn squashfs(entries: &[Entry]) -> String {
     out
 }
 
-/// `uid:gid` and `./path` pairs, NUL-separated, for `xargs -0 -n2 chown -h` run in the top
-/// under `fakeroot` (the erofs route: `mkfs.erofs` 1.5 reads no pseudo file).
-pub(super) fn chown_pairs(entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::new();
+/// The paths of each owner (`uid:gid`) and of each mode (octal), as NUL-terminated `./path`
+/// lists, for `xargs -0 chown -h OWNER` and `xargs -0 chmod MODE` run in the top under
+/// `fakeroot` (the erofs route: `mkfs.erofs` 1.5 reads no pseudo file). One list per owner
+/// and per mode, so that a few processes give every path its own (nearly all are root's,
+/// 0755 or 0644). Links have no mode of their own (chmod would follow them), and the top's is
+/// set apart.
+pub(super) struct Lists {
+    pub(super) owners: BTreeMap<String, Vec<u8>>,
+    pub(super) modes: BTreeMap<String, Vec<u8>>,
+}
+
+/// The [`Lists`] of `entries`.
+pub(super) fn lists(entries: &[Entry]) -> Lists {
+    let mut out = Lists {
+        owners: BTreeMap::new(),
+        modes: BTreeMap::new(),
+    };
     for e in entries {
-        let path = if e.rel.is_empty() {
-            ".".to_owned()
-        } else {
-            format!("./{}", e.rel)
-        };
-        out.extend_from_slice(format!("{}:{}\0{path}\0", e.uid, e.gid).as_bytes());
+        let path = format!("./{}\0", e.rel);
+        let owner = out.owners.entry(format!("{}:{}", e.uid, e.gid));
+        owner.or_default().extend_from_slice(path.as_bytes());
+        if !e.link && !e.rel.is_empty() {
+            let mode = out.modes.entry(format!("{:o}", e.mode));
+            mode.or_default().extend_from_slice(path.as_bytes());
+        }
     }
     out
 }
@@ -80,16 +94,6 @@ pub(super) fn entries(root: &mut Root, gen: &Path, manifest: &Manifest) -> Resul
         }
     });
     Ok(entries.collect())
-}
-
-/// `mode` and `./path` pairs for `xargs -0 -n2 chmod` after the owners (a chown clears set-id
-/// bits), links left out (chmod follows them).
-pub(super) fn chmod_pairs(entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in entries.iter().filter(|e| !e.link && !e.rel.is_empty()) {
-        out.extend_from_slice(format!("{:o}\0./{}\0", e.mode, e.rel).as_bytes());
-    }
-    out
 }
 
 /// Every path below `dir` (`rel` from the top), depth first, sorted by name.
