@@ -679,6 +679,16 @@ fn a_foreign_bin_is_backed_up_or_overwritten_when_asked() {
         assert_eq!(backup.exists(), kept, "{flag}");
         let _ = std::fs::remove_dir_all(s.root.join("run/wrappers/bin.etcflip-backup"));
     }
+    // A second backup never overwrites the first, and is named as /etc's are.
+    for n in 0..2 {
+        let bin = s.root.join("run/wrappers/bin");
+        std::fs::remove_file(&bin).unwrap();
+        std::fs::create_dir_all(bin.join(format!("mine{n}"))).unwrap();
+        s.switch(&g, &["--on-conflict", "backup"]);
+    }
+    let wrappers = s.root.join("run/wrappers");
+    assert!(wrappers.join("bin.etcflip-backup/mine0").is_dir());
+    assert!(wrappers.join("bin.etcflip-backup.1/mine1").is_dir());
 }
 
 /// Whether nobody can run `path`. The lookup is made by a shell already running as nobody:

@@ -19,7 +19,7 @@ use nix::sys::time::TimeSpec;
 
 use super::plan::{Want, Work, BUILT_MTIME};
 use super::{BIN, DIR, NEW_LINK};
-use crate::conflict::OnConflict;
+use crate::conflict::{backup_name, OnConflict, BACKUP};
 use crate::fs::{join, Owner, Root};
 
 /// Builds a directory `<prefix><pid>` in the root's `/run/wrappers` holding `wants`, written from
@@ -94,27 +94,23 @@ pub(crate) fn flip(root: &mut Root, name: Option<&str>, work: &Work) -> Result<V
 }
 
 /// What was at `bin`, now at the new link's name after the exchange: moved to the first free
-/// `bin.etcflip-backup[-N]`, or (overwrite) to `bin.etcflip-old` and removed.
+/// `bin.etcflip-backup[.N]` (as `/etc`'s backups are named), or (overwrite) to
+/// `bin.etcflip-old[.N]` and removed.
 fn put_aside(root: &mut Root, foreign: OnConflict) -> Result<Option<String>> {
     let stem = if foreign == OnConflict::Backup {
-        "backup"
+        BACKUP
     } else {
         "old"
     };
-    for n in 0..1000 {
-        let to = match n {
-            0 => format!("{BIN}.etcflip-{stem}"),
-            n => format!("{BIN}.etcflip-{stem}-{n}"),
-        };
-        if !root.rename_noreplace(NEW_LINK, &to)? {
-            continue;
-        }
-        if foreign == OnConflict::Backup {
-            return Ok(None);
-        }
-        return Ok((root.remove_tree(&to).err()).map(|e| format!("/{to} was left: {e:#}")));
+    let mut aside = String::new();
+    backup_name(root, BIN, stem, |root, name| {
+        name.clone_into(&mut aside);
+        root.rename_noreplace(NEW_LINK, name)
+    })?;
+    if foreign == OnConflict::Backup {
+        return Ok(None);
     }
-    bail!("no free name beside {} for what was there", root.show(BIN))
+    Ok((root.remove_tree(&aside).err()).map(|e| format!("/{aside} was left: {e:#}")))
 }
 
 /// Makes a new directory, mode 0700, named `<prefix><pid>` (or with a counter, if taken).
