@@ -477,6 +477,27 @@ fn root_owned_wrappers_need_no_user_database() {
 }
 
 /// Two wrappers: a setuid one and a capability one.
+/// `etcflip wrappers`, run at every boot, reads the manifest's overlay and wrappers, never its
+/// entries: an entry spoiled after the switch is not its business (the next switch's is).
+#[test]
+fn the_wrappers_command_reads_no_entry() {
+    let (s, show) = setup("wrappers-head");
+    let mut sp = spec(&json!({"a": wrapper(&show, &json!({"setuid": true}))}));
+    sp["etc"]["later"] = json!({"text": "x\n"});
+    let g = s.gen("a", &sp);
+    s.switch(&g, &["--no-wrappers"]);
+    let manifest = g.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("\"target\":\"later\"", "\"tarXet\":\"later\""),
+    )
+    .unwrap();
+    let done = s.etcflip(&["wrappers", g.to_str().unwrap()]);
+    assert_eq!(code(&done), 0, "{}", text_of(&done));
+    assert_eq!(installed(&s.root), [("a".into(), 0o4511, 0, 0)]);
+}
+
 fn pair(show: &Path) -> Value {
     spec(&json!({
         "a": wrapper(show, &json!({"setuid": true})),

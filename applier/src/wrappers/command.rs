@@ -6,13 +6,15 @@
 //! root's user database as it is, and needs no journal: what it does converges from what
 //! `/run/wrappers` holds (`plan.rs`), so a killed run is finished by the next one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use etcflip_format::manifest::{Head, Manifest};
 
 use super::Report;
+use crate::conflict::OnConflict;
 use crate::fs::Root;
-use crate::txn::generation::{Generation, GenerationFile};
+use crate::txn::generation::GenerationFile;
 use crate::txn::lock;
 use crate::txn::phase::Progress;
 
@@ -28,11 +30,14 @@ pub struct Options {
 
 /// Makes the root's `/run/wrappers` hold the generation's wrappers; `None` when it declares
 /// none (nothing is touched then).
+///
+/// Of the manifest it reads only the overlay and the wrappers ([`Head`]): NixOS runs it at
+/// every boot, and the entries, however many, are not its business.
 pub fn apply(opts: &Options) -> Result<Option<Report>> {
     let mut progress = Progress::start(!opts.dry_run);
     let file = GenerationFile::open(&opts.generation)?;
-    let text = file.text()?;
-    let gen = Generation::parse_with(&file.host, text, |_, _| Vec::new(), true)?;
+    let origin = file.host.join("manifest.json").display().to_string();
+    let head = Head::of(file.text()?, &origin)?;
     let mut root = Root::open(&opts.root)?;
     let lock = if opts.dry_run {
         None
@@ -41,9 +46,7 @@ pub fn apply(opts: &Options) -> Result<Option<Report>> {
             Ok(())
         })?)
     };
-    let new = (&gen.manifest, file.host.as_path());
-    let refuse = (None, crate::conflict::OnConflict::Abort);
-    let Some(mut report) = super::plan(&mut root, new, Some(&gen.manifest), refuse)? else {
+    let Some(mut report) = plan_head(&mut root, &file.host, &head, OnConflict::Abort)? else {
         return Ok(None);
     };
     if let Some(lock) = lock
@@ -62,16 +65,30 @@ pub fn apply(opts: &Options) -> Result<Option<Report>> {
 pub(crate) fn apply_in(
     root: &mut Root,
     gen_host: &std::path::Path,
-    head: &etcflip_format::manifest::Head,
+    head: &Head,
 ) -> Result<Option<Report>> {
-    let mut manifest = etcflip_format::manifest::Manifest::empty(&head.overlay);
-    manifest.wrappers.clone_from(&head.wrappers);
     // Boot-safe, as boot's switch: what is at bin and not a link is moved aside.
-    let backup = (None, crate::conflict::OnConflict::Backup);
-    let Some(mut report) = super::plan(root, (&manifest, gen_host), Some(&manifest), backup)?
-    else {
+    let Some(mut report) = plan_head(root, gen_host, head, OnConflict::Backup)? else {
         return Ok(None);
     };
     super::carry_out(root, &mut report)?;
     Ok(Some(report))
+}
+
+/// The wrappers phase's plan for a generation known by its head alone (the applied one is
+/// taken to be the same: no other is at hand), `foreign` deciding on a `bin` not etcflip's.
+fn plan_head(
+    root: &mut Root,
+    gen_host: &Path,
+    head: &Head,
+    foreign: OnConflict,
+) -> Result<Option<Report>> {
+    let mut manifest = Manifest::empty(&head.overlay);
+    manifest.wrappers.clone_from(&head.wrappers);
+    super::plan(
+        root,
+        (&manifest, gen_host),
+        Some(&manifest),
+        (None, foreign),
+    )
 }
