@@ -304,7 +304,7 @@ fn a_generation_whose_wrapper_does_not_match_its_manifest_changes_nothing() {
     }));
     // The first payload is hashed, the others compared with it: a byte changed in either,
     // at either end, is found.
-    for (program, at_end) in [("a", true), ("b", true), ("b", false)] {
+    for (program, at_end) in [("a", true), ("a", false), ("b", true), ("b", false)] {
         let g = s.gen(&format!("{program}-{at_end}"), &two);
         let payload = g.join("wrappers").join(program);
         std::fs::set_permissions(&payload, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -3,7 +3,7 @@
 //! invalid (exit 2).
 //!
 //! Every payload is a copy of one binary with its own target in the placeholder, so the first
-//! is hashed whole and each other one compared with it, and hashed from the state the first
+//! is hashed once (from the state its shared bytes leave) and each other one compared with it, and hashed from the state the first
 //! left after the bytes they share ([`etcflip_format::wrapper::Reference`]): a hundred
 //! wrappers of a megabyte cost one hash, a hundred comparisons and a hundred hashes of their
 //! last pages, which matters at every boot, when `/run/wrappers` starts empty.
@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use etcflip_format::errors::Invalid;
-use etcflip_format::hash::sha256_bytes;
 use etcflip_format::wrapper::Reference;
 
 use super::plan::Want;
@@ -28,12 +27,14 @@ pub(crate) fn check(gen_host: &Path, wants: &[Want]) -> Result<Option<Reference>
     let bytes = read(gen_host, &first.program)?;
     let shown = |w: &Want| path(gen_host, &w.program).display().to_string();
     let invalid = |problems| Invalid::many(&format!("generation {}", gen_host.display()), problems);
-    if sha256_bytes(&bytes) != first.sha256 {
+    // The reference's own hash is the one its prefix state gives (its placeholder holds
+    // exactly its target, so the copy it rebuilds is these bytes): one hash, not two.
+    let reference = Reference::new(bytes, &first.source)
+        .map_err(|why| invalid(vec![format!("{}: {why}", shown(first))]))?;
+    if reference.sha256_of(&first.source) != first.sha256 {
         let problem = format!("{}: content does not match its sha256", shown(first));
         return Err(invalid(vec![problem]).into());
     }
-    let reference = Reference::new(bytes, &first.source)
-        .map_err(|why| invalid(vec![format!("{}: {why}", shown(first))]))?;
     let mut problems = Vec::new();
     for w in &wants[1..] {
         let copy = read(gen_host, &w.program)?;
