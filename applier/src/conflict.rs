@@ -8,11 +8,10 @@ use serde::Serialize;
 use crate::fs::{join, sha256_bytes, split, Root};
 
 /// What to do with paths that are not ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnConflict {
     /// Refuse the whole switch; nothing is changed.
-    #[default]
     Abort,
     /// Move the foreign path aside to a unique `<path>.etcflip-backup…`.
     Backup,

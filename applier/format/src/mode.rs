@@ -5,11 +5,6 @@
 //! One difference from `chmod`: a clause naming no class (`"+x"`) means `a` without the umask,
 //! because a switch sets the mode it declares, whatever umask it runs under.
 
-/// The mode `text` gives a file whose mode is `0000`; why not, naming the part that is wrong.
-pub fn parse(text: &str) -> Result<u32, String> {
-    apply_to(text, 0)
-}
-
 /// Whether `text` is an octal mode (which sets every bit) rather than symbolic clauses.
 pub fn is_octal(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
@@ -146,7 +141,7 @@ mod tests {
             ("0", 0),
         ];
         for (text, want) in cases {
-            assert_eq!(parse(text), Ok(want), "{text} = {want:o}");
+            assert_eq!(apply_to(text, 0), Ok(want), "{text} = {want:o}");
         }
     }
 
@@ -164,7 +159,7 @@ mod tests {
             ("07777x", "no operator"),
         ];
         for (text, want) in cases {
-            let err = parse(text).unwrap_err();
+            let err = apply_to(text, 0).unwrap_err();
             assert!(err.contains(want), "{text:?}: {err}");
         }
     }

@@ -39,12 +39,8 @@ pub use status::{status, Status};
 pub use switch::{switch, Options};
 pub use verify::{verify, Drift, Report};
 
-/// The state file holding the stamps (machine-local: an image leaves it out).
-pub(crate) fn stamps_file() -> &'static str {
-    stamps::FILE
-}
-
-/// The state file holding the runtime-copy key (machine-local: an image leaves it out).
-pub(crate) fn key_file() -> &'static str {
-    runtime::KEY_FILE
-}
+/// The state directory's files besides `applied.json` and the journal: the stamps, the
+/// runtime-copy key and the users' seal. A killed run's sweep keeps them; all are
+/// machine-local, so an image leaves them out.
+pub(crate) const LOCAL_STATE: [&str; 3] =
+    [stamps::FILE, runtime::KEY_FILE, crate::users::seal::FILE];

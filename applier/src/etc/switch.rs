@@ -19,7 +19,7 @@ use crate::etc::payload::payload_problems;
 use crate::etc::plan::OnConflict;
 use crate::etc::runner::{self, Engine};
 use crate::etc::runtime::{self, Key};
-use crate::etc::stamps::{self, Clock};
+use crate::etc::stamps::Clock;
 use crate::fs::mapped::Mapped;
 use crate::fs::Root;
 use crate::manifest::{Manifest, Str};
@@ -27,7 +27,7 @@ use crate::txn::generation::{Generation, GenerationFile};
 use crate::txn::lock::{self, Lock};
 use crate::txn::phase::{Phase, Progress};
 use crate::txn::state::{self, Recorded, StateView};
-use crate::users::{self, Report, Seed};
+use crate::users::{Report, Seed};
 
 /// Options of `etcflip switch`.
 pub struct Options {
@@ -290,7 +290,7 @@ fn write_unless_current(
 /// What a killed run left, swept once the lock is held: the state directory's temporary files
 /// (all but the files `/etc` keeps there), and `setup-etc.pl`'s `.clean` being rewritten.
 fn leftovers(root: &mut Root) -> Result<()> {
-    state::sweep(root, &[stamps::FILE, runtime::KEY_FILE, users::seal::FILE])?;
+    state::sweep(root, &super::LOCAL_STATE)?;
     legacy::sweep(root)
 }
 

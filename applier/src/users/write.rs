@@ -217,10 +217,6 @@ fn replace(
         ),
         // Moved here: the moved file's mode and owner, not those of what it replaces.
         Node::File(_) if liked.is_some() && had.is_none() => liked.unwrap_or(new),
-        Node::File(f) if f.meta.mount => bail!(
-            "{} is a mount point: etcflip does not replace it",
-            root.show(rel)
-        ),
         Node::File(f) => {
             if had == Some(text) && f.meta.mode & never == 0 {
                 return Ok(());

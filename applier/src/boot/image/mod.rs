@@ -82,11 +82,7 @@ pub fn image(opts: &Options) -> Result<Report> {
         bail!("internal: an empty root refused the generation: {r}");
     }
     let mut root = Root::open(&opts.root)?;
-    for file in [
-        etc::stamps_file(),
-        crate::users::seal::FILE,
-        etc::key_file(),
-    ] {
+    for file in etc::LOCAL_STATE {
         root.unlink(&format!("{}/{file}", crate::txn::state::state_dir()))?;
     }
     match &opts.confext {
