@@ -65,6 +65,32 @@ fn a_new_account_is_in_the_ledgers_before_it_is_in_passwd_and_a_rollback_removes
     assert!(in_passwd > 0, "some kills came after passwd was written");
 }
 
+/// A switch killed at any rename of the users phase leaves a temporary file beside the one it
+/// was writing; the next switch sweeps it, also when it goes to a generation without users
+/// (which writes none of those files again).
+#[test]
+fn a_killed_users_phase_leaves_nothing_behind_a_switch_without_users() {
+    let mut killed = 0;
+    for n in 1..40 {
+        let (s, _, after) = with_carol_next("users-killed-temps");
+        if !etcflip_e2e::switch_killed_at(&s, &after, &[], "renameat", n) {
+            break; // the switch got through: every rename was tried
+        }
+        killed += 1;
+        let plain = s.gen(
+            "plain",
+            &json!({"etc": {"hosts": {"text": "127.0.0.1 localhost\n"}}}),
+        );
+        s.switch(&plain, &[]);
+        let listing = etcflip_e2e::listing(&s.root);
+        assert!(
+            !listing.contains(".etcflip-tmp"),
+            "killed at rename {n}: {listing}"
+        );
+    }
+    assert!(killed > 5, "the users phase's renames were reached");
+}
+
 #[test]
 fn a_linger_directory_that_is_a_link_or_a_file_does_not_stop_a_switch() {
     for kind in ["link", "file"] {

@@ -161,6 +161,8 @@ fn users_elsewhere(
     let Some(decl) = users_part(&host.join("manifest.json"), ends)? else {
         return Ok(None);
     };
+    // What a killed boot's users phase left (a switch sweeps it when it takes the lock).
+    crate::users::sweep(root)?;
     let decl = &decl;
     let report = crate::users::plan(root, decl, None)?;
     if report.clashes.is_empty() && !report.current {

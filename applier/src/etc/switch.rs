@@ -288,9 +288,11 @@ fn write_unless_current(
 }
 
 /// What a killed run left, swept once the lock is held: the state directory's temporary files
-/// (all but the files `/etc` keeps there), and `setup-etc.pl`'s `.clean` being rewritten.
+/// (all but the files `/etc` keeps there), the users phase's, and `setup-etc.pl`'s `.clean`
+/// being rewritten.
 fn leftovers(root: &mut Root) -> Result<()> {
     state::sweep(root, &super::LOCAL_STATE)?;
+    crate::users::sweep(root)?;
     legacy::sweep(root)
 }
 

@@ -28,6 +28,20 @@ use crate::fs::{Node, Owner, Root};
 /// How long phase 3 waits for another program holding `/etc/.pwd.lock`.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
+/// Removes the temporary files a killed run of this phase left beside the files it writes
+/// (`fs::temp_name`): in `/etc`, and in `/var/lib/nixos` (the ledgers, and the default place
+/// of the user database). Run under the lock at every switch, since the next may not write
+/// those files again (a generation without users). A place elsewhere is swept by its next
+/// write, which removes its temporary name first.
+pub(crate) fn sweep(root: &mut Root) -> Result<()> {
+    let here = NAMES.iter().map(|n| crate::fs::join("etc", n));
+    let nixos = NAMES.iter().chain(&FILES_OF_LEDGERS);
+    for rel in here.chain(nixos.map(|n| crate::fs::join(DIR, n))) {
+        root.remove_tree_if_present(&crate::fs::temp_name(&rel))?;
+    }
+    Ok(())
+}
+
 /// Writes what phase 1 planned (`before`), if the root still is as it was then. A signal
 /// (`interrupted`) ends the wait for the lock; the journal lets a rerun finish.
 pub(crate) fn write(
