@@ -327,6 +327,32 @@ fn boot_on_an_image_names_a_wrapper_it_left_out() {
     assert!(t.contains("wrappers: add /run/wrappers/bin/show"), "{t}");
 }
 
+/// On a read-only `/etc`, a FIFO where the manifest should be is refused at once (exit 2), as
+/// a switch refuses it, not waited on.
+#[test]
+fn boot_on_a_read_only_etc_refuses_a_fifo_manifest() {
+    let s = Scratch::new("boot-fifo");
+    let g = s.dir.join("gen");
+    std::fs::create_dir_all(&g).unwrap();
+    nix::unistd::mkfifo(
+        &g.join("manifest.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    std::fs::create_dir_all(s.root.join("etc")).unwrap();
+    let script = format!(
+        "mount --bind {r}/etc {r}/etc && mount -o remount,ro,bind {r}/etc && \
+         timeout 10 {} boot {} --root {r}",
+        bin("etcflip").display(),
+        g.display(),
+        r = s.root.display(),
+    );
+    let out = etcflip_e2e::in_private_namespace(&script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    assert!(t.contains("not a regular file"), "{t}");
+}
+
 #[test]
 fn boot_from_an_empty_etc_makes_what_a_switch_makes() {
     let s = Scratch::new("boot-empty");

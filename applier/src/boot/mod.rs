@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::errors::Invalid;
 use crate::etc::{self, OnConflict};
 use crate::fs::{Node, Root};
 use crate::txn::phase::Progress;
@@ -85,12 +84,7 @@ pub fn boot(opts: &Options) -> Result<Booted> {
 /// Neither manifest is read whole: only the state's head and the generation's first and last
 /// lines, so the cost does not grow with the entries.
 fn from_image(opts: &Options) -> Result<Option<Booted>> {
-    let host = opts.generation.canonicalize().map_err(|e| {
-        Invalid::one(format!(
-            "{}: not a generation directory ({e})",
-            opts.generation.display()
-        ))
-    })?;
+    let (host, manifest) = crate::txn::generation::open_manifest(&opts.generation)?;
     let mut root = Root::open(&opts.root)?;
     let in_root = crate::txn::generation::path_in_root(&host, &root)?;
     // A read-only /etc whose state names the generation with no switch pending: what a
@@ -99,7 +93,7 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
         return Ok(None);
     }
     let pending = root.node_with(&format!("{}/journal.json", state::state_dir()), false)?;
-    let (head, manifest_len, ends) = manifest_head(&host.join("manifest.json"))?;
+    let (head, manifest_len, ends) = manifest_head(&manifest, &host.join("manifest.json"))?;
     if pending != Node::Absent
         || !crate::txn::applied::applied_is(&mut root, &in_root, manifest_len)?
     {
@@ -119,7 +113,7 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
         None => relink(&mut root, &head.overlay, &target)?,
     };
     // Before the wrappers, whose owners resolve in the user database.
-    let users = users_elsewhere(&mut root, &host, ends, &mut progress)?;
+    let users = users_elsewhere(&mut root, (&host, &manifest), ends, &mut progress)?;
     // A failure, not a refusal (exit 3 on a read-only /etc means "another generation"):
     // the overlay link is made, the users are not.
     if let Some(clashes) = users.as_ref().filter(|u| !u.clashes.is_empty()) {
@@ -149,7 +143,7 @@ fn from_image(opts: &Options) -> Result<Option<Booted>> {
 /// with the entries.
 fn users_elsewhere(
     root: &mut Root,
-    host: &Path,
+    (host, manifest): (&Path, &std::fs::File),
     ends: crate::fs::Ends,
     progress: &mut Progress,
 ) -> Result<Option<crate::users::Report>> {
@@ -158,7 +152,7 @@ fn users_elsewhere(
     if !linked {
         return Ok(None);
     }
-    let Some(decl) = users_part(&host.join("manifest.json"), ends)? else {
+    let Some(decl) = users_part(manifest, &host.join("manifest.json"), ends)? else {
         return Ok(None);
     };
     // What a killed boot's users phase left (a switch sweeps it when it takes the lock).
@@ -173,7 +167,11 @@ fn users_elsewhere(
 
 /// The manifest's `users` part, read from its end (`ends` first, then ever larger ends) in the
 /// canonical layout; another layout is parsed whole.
-fn users_part(path: &Path, ends: crate::fs::Ends) -> Result<Option<Users<'static>>> {
+fn users_part(
+    file: &std::fs::File,
+    path: &Path,
+    ends: crate::fs::Ends,
+) -> Result<Option<Users<'static>>> {
     let origin = path.display().to_string();
     let mut tail = ends.tail;
     loop {
@@ -196,9 +194,7 @@ fn users_part(path: &Path, ends: crate::fs::Ends) -> Result<Option<Users<'static
                 .users
                 .map(Users::into_owned));
         }
-        let file = std::fs::File::open(path).with_context(|| format!("cannot read {origin}"))?;
-        tail =
-            crate::fs::Ends::of(&file, (0, (tail.len() as u64).saturating_mul(8)), &origin)?.tail;
+        tail = crate::fs::Ends::of(file, (0, (tail.len() as u64).saturating_mul(8)), &origin)?.tail;
     }
 }
 
@@ -206,12 +202,14 @@ fn users_part(path: &Path, ends: crate::fs::Ends) -> Result<Option<Users<'static
 /// space (what `applied.json` records of it), and its two ends as read. Of a large manifest
 /// only the first and last lines are read, which the canonical layout makes enough; another
 /// layout is read whole.
-fn manifest_head(path: &Path) -> Result<(Head<'static>, u64, crate::fs::Ends)> {
+fn manifest_head(
+    file: &std::fs::File,
+    path: &Path,
+) -> Result<(Head<'static>, u64, crate::fs::Ends)> {
     /// How much of each end is read.
     const CHUNK: u64 = 1 << 16;
     let origin = path.display().to_string();
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {origin}"))?;
-    let ends = crate::fs::Ends::of(&file, (CHUNK, CHUNK), &origin)?;
+    let ends = crate::fs::Ends::of(file, (CHUNK, CHUNK), &origin)?;
     let blank = (ends.tail.iter().rev())
         .take_while(|b| b.is_ascii_whitespace())
         .count();
@@ -228,8 +226,8 @@ fn manifest_head(path: &Path) -> Result<(Head<'static>, u64, crate::fs::Ends)> {
     let head = if let Some(head) = Head::of_ends(&first, &text(&ends.tail[last_start..])) {
         head.checked(&origin)?
     } else {
-        let whole =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
+        let whole = crate::fs::read_regular(path)?;
+        let whole = String::from_utf8(whole).with_context(|| format!("{origin}: not UTF-8"))?;
         Head::of(&whole, &origin)?.into_owned()
     };
     Ok((head, trimmed_len, ends))

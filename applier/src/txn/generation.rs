@@ -33,35 +33,13 @@ pub(crate) struct Generation<'a> {
 impl GenerationFile {
     /// Opens `path` and maps its manifest (parse it with [`Generation::parse`]).
     pub(crate) fn open(path: &Path) -> Result<GenerationFile> {
-        let host = path.canonicalize().map_err(|e| {
-            Invalid::one(format!(
-                "{}: not a generation directory ({e})",
-                path.display()
-            ))
-        })?;
+        let (host, file) = open_manifest(path)?;
         let mpath = host.join("manifest.json");
-        // O_NONBLOCK: a FIFO in place of the manifest must not hang the open; `Mapped::of`
-        // then refuses anything but a regular file.
-        let manifest = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-            .open(&mpath)
-            .map_err(anyhow::Error::from)
-            // SAFETY: a generation is immutable once built (a Nix store path, an image): no
-            // one writes its manifest in place while a switch reads it (README, "The
-            // generation").
-            .and_then(|f| {
-                #[allow(unsafe_code)]
-                let mapped = unsafe { Mapped::of(&f.into(), &mpath.display().to_string()) };
-                mapped
-            })
-            .map_err(|e| {
-                Invalid::one(format!(
-                    "{}: cannot read the manifest ({e:#}); is this a generation built by \
-                     etcflip-gen?",
-                    mpath.display()
-                ))
-            })?;
+        // SAFETY: a generation is immutable once built (a Nix store path, an image): no one
+        // writes its manifest in place while a switch reads it (README, "The generation").
+        #[allow(unsafe_code)]
+        let mapped = unsafe { Mapped::of(&file.into(), &mpath.display().to_string()) };
+        let manifest = mapped.map_err(|e| not_a_manifest(&mpath, &e))?;
         Ok(GenerationFile { host, manifest })
     }
 
@@ -84,6 +62,42 @@ impl GenerationFile {
     pub(crate) fn path_in_root(&self, root: &crate::fs::Root) -> Result<String> {
         path_in_root(&self.host, root)
     }
+}
+
+/// The generation directory `path`, canonical, and its manifest opened: a regular file (a
+/// FIFO in its place must not hang the open, hence `O_NONBLOCK`). What a switch maps and a
+/// boot on an image reads only the ends of.
+pub(crate) fn open_manifest(path: &Path) -> Result<(PathBuf, std::fs::File)> {
+    let host = path.canonicalize().map_err(|e| {
+        Invalid::one(format!(
+            "{}: not a generation directory ({e})",
+            path.display()
+        ))
+    })?;
+    let mpath = host.join("manifest.json");
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(&mpath)
+        .map_err(anyhow::Error::from)
+        .and_then(|f| {
+            if f.metadata()?.is_file() {
+                Ok(f)
+            } else {
+                anyhow::bail!("not a regular file")
+            }
+        });
+    let file = opened.map_err(|e| not_a_manifest(&mpath, &e))?;
+    Ok((host, file))
+}
+
+/// The error of a manifest that cannot be read.
+fn not_a_manifest(mpath: &Path, e: &anyhow::Error) -> anyhow::Error {
+    Invalid::one(format!(
+        "{}: cannot read the manifest ({e:#}); is this a generation built by etcflip-gen?",
+        mpath.display()
+    ))
+    .into()
 }
 
 /// [`GenerationFile::path_in_root`] for a generation at `host` (canonical), not opened.
