@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::state::{state_dir, RawView, APPLIED, STATE_VERSION};
+use super::state::{head_view, state_dir, APPLIED};
 use crate::fs::Root;
 
 /// Whether `applied.json` records exactly `generation` (as the root sees it) with a manifest of
@@ -24,15 +24,11 @@ pub(crate) fn applied_is(root: &mut Root, generation: &str, manifest_len: u64) -
         return Ok(false);
     };
     let head = &ends.head[..at + key.len()];
+    // The manifest and the record's closing `}\n` fill the rest: nothing pending or held
+    // follows it.
     let whole = u64::try_from(head.len()).unwrap_or(u64::MAX) + manifest_len + 2;
     if whole != ends.len || ends.tail != b"}\n" {
         return Ok(false);
     }
-    // Anything pending (or held) is written after the manifest, so the head holds none.
-    let closed = [head, b"null}"].concat();
-    Ok(
-        serde_json::from_slice::<RawView<()>>(&closed).is_ok_and(|v| {
-            v.version == STATE_VERSION && v.generation == generation && v.runtime.is_empty()
-        }),
-    )
+    Ok(head_view(head).is_some_and(|v| v.generation == generation && v.runtime.is_empty()))
 }

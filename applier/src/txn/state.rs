@@ -38,7 +38,24 @@ pub(super) const APPLIED: &str = "applied.json";
 const JOURNAL: &str = "journal.json";
 /// Present while the journal's switch counts a legacy NixOS `/etc` as evidence.
 const LEGACY_MARK: &str = "legacy";
-pub(super) const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 1;
+
+/// The record whose text up to its manifest's value is `head` (ending `"manifest":`), as
+/// [`write_state`] writes one with nothing pending: the head closed with a null manifest
+/// parses as the whole record would, without reading the manifest. `None` for another version
+/// or a head holding pending records (written after the manifest: not one `write_state`
+/// wrote), which is then read whole.
+pub(super) fn head_view(head: &[u8]) -> Option<RawView<'static, ()>> {
+    let closed = [head, b"null}"].concat();
+    let view = serde_json::from_slice::<RawView<()>>(&closed).ok()?;
+    (view.version == STATE_VERSION && view.pending.is_empty()).then(|| RawView {
+        version: view.version,
+        generation: view.generation,
+        runtime: view.runtime,
+        manifest: (),
+        pending: Vec::new(),
+    })
+}
 
 /// A generation as recorded in the state: where it was and its manifest, verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +190,7 @@ pub(crate) struct StateView<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawView<'a, M> {
-    pub(super) version: u32,
+    version: u32,
     pub(super) generation: String,
     #[serde(default)]
     pub(super) runtime: BTreeMap<String, String>,
@@ -225,23 +242,15 @@ impl<'a> StateView<'a> {
         let head = (text.strip_suffix("}\n"))
             .and_then(|t| t.strip_suffix(manifest))
             .filter(|h| h.ends_with("\"manifest\":"));
-        if let Some(head) = head {
-            let recorded = &text[head.len()..head.len() + manifest.len()];
-            // The head closed with a null manifest parses as a whole record would, without it.
-            let closed = format!("{head}null}}");
-            if let Ok(view) = serde_json::from_str::<RawView<()>>(&closed) {
-                // Anything pending is written after the manifest: a head holding some is not
-                // one write_state wrote, and is read whole.
-                if view.version == STATE_VERSION && view.pending.is_empty() {
-                    let view = StateView {
-                        generation: view.generation,
-                        runtime: view.runtime,
-                        manifest: recorded,
-                        pending: Vec::new(),
-                    };
-                    return Ok((view, true));
-                }
-            }
+        if let Some(view) = head.and_then(|h| head_view(h.as_bytes())) {
+            let at = text.len() - "}\n".len() - manifest.len();
+            let view = StateView {
+                generation: view.generation,
+                runtime: view.runtime,
+                manifest: &text[at..at + manifest.len()],
+                pending: Vec::new(),
+            };
+            return Ok((view, true));
         }
         let view = Self::parse_applied(root, file)?;
         let same = view.manifest == manifest;
