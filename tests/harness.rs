@@ -613,11 +613,45 @@ pub fn image_as_etc(img: &Path, root: &Path) -> String {
     )
 }
 
+/// `unshare` with the options of a private mount namespace ([`unshare_private`]): add the
+/// program to run in it and its arguments. Whatever it mounts vanishes with it.
+pub fn unshared() -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(unshare_private());
+    cmd
+}
+
 /// `sh -c SCRIPT` in a private mount namespace (its mounts go with it).
 pub fn in_private_namespace(script: &str) -> Output {
-    Command::new("unshare")
-        .args(unshare_private())
+    unshared()
         .args(["sh", "-c", script])
         .output()
         .expect("unshare (util-linux)")
+}
+
+/// `etcflip image GEN --root TREE [--squashfs IMG] [extra…]`, as nobody when `nobody`.
+pub fn etcflip_image(
+    (gen, tree): (&Path, &Path),
+    img: Option<&Path>,
+    nobody: bool,
+    extra: &[&std::ffi::OsStr],
+) -> Output {
+    let mut cmd = command_as(nobody, &bin("etcflip"));
+    cmd.arg("image").arg(gen).arg("--root").arg(tree);
+    if let Some(img) = img {
+        cmd.arg("--squashfs").arg(img);
+    }
+    cmd.args(extra).output().expect("etcflip image")
+}
+
+/// A directory of nobody's in the scratch (`<dir>/work`), as a Nix build user has, with the
+/// scratch and `open` enterable by others (nobody reads the generation through them).
+pub fn nobodys_work(s: &Scratch, open: &[&Path]) -> PathBuf {
+    let work = s.dir.join("work");
+    std::fs::create_dir(&work).expect("mkdir work");
+    std::os::unix::fs::chown(&work, Some(65534), Some(65534)).expect("chown work");
+    for p in std::iter::once(s.dir.as_path()).chain(open.iter().copied()) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    work
 }

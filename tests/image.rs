@@ -37,27 +37,9 @@ fn spec() -> Value {
     })
 }
 
-/// `etcflip image gen --root dir --squashfs img [extra…]`, as nobody when `unprivileged`.
+/// `etcflip image gen --root dir --squashfs img`, as nobody when `unprivileged`.
 fn image(gen: &Path, dir: &Path, img: &Path, unprivileged: bool) -> std::process::Output {
-    image_with(gen, dir, img, unprivileged, &[])
-}
-
-fn image_with(
-    gen: &Path,
-    dir: &Path,
-    img: &Path,
-    unprivileged: bool,
-    extra: &[&std::ffi::OsStr],
-) -> std::process::Output {
-    let mut cmd = etcflip_e2e::command_as(unprivileged, &bin("etcflip"));
-    cmd.arg("image")
-        .arg(gen)
-        .arg("--root")
-        .arg(dir)
-        .arg("--squashfs")
-        .arg(img)
-        .args(extra);
-    cmd.output().unwrap()
+    etcflip_e2e::etcflip_image((gen, dir), Some(img), unprivileged, &[])
 }
 
 /// `unsquashfs -lln`: "mode uid/gid path" of each entry.
@@ -84,21 +66,15 @@ fn an_image_has_the_declared_modes_and_owners_whoever_builds_it_and_the_same_byt
     let s = Scratch::new("image");
     let gen = s.gen("a", &spec());
     // Nobody builds in a directory of its own, as a Nix build user would.
-    let work = s.dir.join("work");
-    std::fs::create_dir(&work).unwrap();
-    std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
-    for p in [&s.dir, &s.root, &s.root.join("gens")] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let work = etcflip_e2e::nobodys_work(&s, &[&s.root, &s.root.join("gens")]);
     let (mut images, mut erofs) = (Vec::new(), Vec::new());
     for (i, unprivileged) in [(1, true), (2, true), (3, false)] {
         let img = work.join(format!("{i}.sqfs"));
         let ero = work.join(format!("{i}.erofs"));
         let extra = [std::ffi::OsStr::new("--erofs"), ero.as_os_str()];
-        let out = image_with(
-            &gen,
-            &work.join(format!("tree{i}")),
-            &img,
+        let out = etcflip_e2e::etcflip_image(
+            (&gen, &work.join(format!("tree{i}"))),
+            Some(&img),
             unprivileged,
             &extra,
         );
@@ -195,10 +171,9 @@ fn a_confext_image_says_so_for_its_name() {
     let gen = s.gen("a", &spec());
     let img = s.dir.join("etcflip-site.raw");
     let flag = std::ffi::OsStr::new("--confext");
-    let out = image_with(
-        &gen,
-        &s.dir.join("tree"),
-        &img,
+    let out = etcflip_e2e::etcflip_image(
+        (&gen, &s.dir.join("tree")),
+        Some(&img),
         false,
         &[flag, "etcflip-site".as_ref()],
     );
@@ -215,10 +190,9 @@ fn a_confext_image_says_so_for_its_name() {
     // A confext image holds no machine-id: it would hide the machine's own.
     assert!(!listing(&img).iter().any(|l| l.contains("machine-id")));
     let tree = s.dir.join("t2");
-    let bad = image_with(
-        &gen,
-        &tree,
-        &s.dir.join("b.raw"),
+    let bad = etcflip_e2e::etcflip_image(
+        (&gen, &tree),
+        Some(&s.dir.join("b.raw")),
         false,
         &[flag, "../x".as_ref()],
     );
@@ -392,12 +366,7 @@ fn what_an_unprivileged_build_cannot_keep_the_image_still_gets() {
         .push(json!({"name": "svc", "group": "users",
         "home": "/var/lib", "isSystemUser": true, "shell": "/bin/sh", "hashedPassword": "!"}));
     let gen = s.gen("a", &spec);
-    let work = s.dir.join("work");
-    std::fs::create_dir(&work).unwrap();
-    std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
-    for p in [&s.dir, &s.root, &s.root.join("gens")] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let work = etcflip_e2e::nobodys_work(&s, &[&s.root, &s.root.join("gens")]);
     let mut images = Vec::new();
     // As nobody, with SOURCE_DATE_EPOCH set and umask 077, as in a Nix build; and as root.
     for (i, unprivileged) in [(1, true), (2, false)] {
@@ -573,12 +542,7 @@ fn an_unprivileged_root_with_copies_a_write_could_spoil_settles() {
             "suid": {"text": "x\n", "mode": "6755"},
         }}),
     );
-    let work = s.dir.join("work");
-    std::fs::create_dir(&work).unwrap();
-    std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
-    for p in [&s.dir, &s.root, &s.root.join("gens")] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let work = etcflip_e2e::nobodys_work(&s, &[&s.root, &s.root.join("gens")]);
     let run = |args: &[&std::ffi::OsStr]| {
         etcflip_e2e::command_as(true, &bin("etcflip"))
             .args(args)

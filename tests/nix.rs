@@ -586,18 +586,17 @@ fn a_generation_built_by_nix_is_reproducible_and_applies() {
     );
 }
 
-/// What a script printed between its `== name` line and the next `== ` line.
 /// `script` run by `shell -eu` with `args` as `$1`…, in a private mount namespace (whatever it
 /// mounts vanishes with it: the host's `/etc`, `/run` and `/var` are never touched).
 fn in_namespace(shell: &str, script: &str, args: &[&Path]) -> Output {
-    Command::new("unshare")
-        .args(etcflip_e2e::unshare_private())
+    etcflip_e2e::unshared()
         .args([shell, "-eu", "-c", script, shell])
         .args(args)
         .output()
         .unwrap()
 }
 
+/// What a script printed between its `== name` line and the next `== ` line.
 fn section(text: &str, name: &str) -> String {
     let start = text.find(&format!("== {name}\n")).unwrap() + name.len() + 4;
     let end = text[start..].find("== ").map_or(text.len(), |e| start + e);
@@ -1101,8 +1100,7 @@ fn the_image_activation_snippet_lets_only_another_image_pass() {
         ("ro", "2", 1),
     ];
     for (etc, rc, want) in cases {
-        let run = Command::new("unshare")
-            .args(etcflip_e2e::unshare_private())
+        let run = etcflip_e2e::unshared()
             .args(["bash", "-c", script, "bash"])
             .arg(&snippet)
             .args([etc, rc])

@@ -36,12 +36,7 @@ fn spec(location: Option<&str>, wrapped: Option<&Path>) -> Value {
 
 /// `etcflip image GEN --root TREE [--squashfs IMG]`, as nobody when `nobody`.
 fn image(gen: &Path, tree: &Path, img: Option<&Path>, nobody: bool) -> std::process::Output {
-    let mut cmd = etcflip_e2e::command_as(nobody, &bin("etcflip"));
-    cmd.arg("image").arg(gen).arg("--root").arg(tree);
-    if let Some(img) = img {
-        cmd.arg("--squashfs").arg(img);
-    }
-    cmd.output().unwrap()
+    etcflip_e2e::etcflip_image((gen, tree), img, nobody, &[])
 }
 
 #[test]
@@ -52,12 +47,7 @@ fn a_read_only_image_keeps_its_users_mutable_in_var_lib_nixos() {
     let store_gen = s.dir.join("gen");
     std::fs::rename(&gen, &store_gen).unwrap();
     // Nobody builds in a directory of its own, as a Nix build user would.
-    let work = s.dir.join("work");
-    std::fs::create_dir(&work).unwrap();
-    std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
-    for p in [&s.dir, &store_gen] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let work = etcflip_e2e::nobodys_work(&s, &[&store_gen]);
     let (tree, img) = (work.join("tree"), work.join("etc.sqfs"));
     let out = image(&store_gen, &tree, Some(&img), true);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
