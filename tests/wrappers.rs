@@ -498,6 +498,34 @@ fn the_wrappers_command_reads_no_entry() {
     assert_eq!(installed(&s.root), [("a".into(), 0o4511, 0, 0)]);
 }
 
+/// A wrapper owned by a user of the `passwd` the generation ships among its entries: `etcflip
+/// wrappers` resolves it there, as the switch did, also when the generation lies outside the
+/// root (the Nix store), where the root's `/etc/passwd` link cannot be followed.
+#[test]
+fn the_wrappers_command_resolves_names_in_the_generations_passwd() {
+    let (s, show) = setup("wrappers-shipped-db");
+    let mut sp = spec(
+        &json!({"a": wrapper(&show, &json!({"owner": "alice", "group": "users",
+                                                          "setuid": true}))}),
+    );
+    sp["etc"]["passwd"] =
+        json!({"text": "root:x:0:0::/root:/bin/sh\nalice:x:1000:100::/:/bin/sh\n"});
+    sp["etc"]["group"] = json!({"text": "root:x:0:\nusers:x:100:\n"});
+    let g = s.gen("a", &sp);
+    let outside = s.dir.join("gen");
+    std::fs::rename(&g, &outside).unwrap();
+    for f in ["passwd", "group"] {
+        std::fs::remove_file(s.etc(f)).unwrap();
+    }
+    s.switch(&outside, &[]);
+    assert_eq!(installed(&s.root), [("a".into(), 0o4511, 1000, 100)]);
+    let again = s.etcflip(&["wrappers", outside.to_str().unwrap()]);
+    let t = text_of(&again);
+    assert_eq!(code(&again), 0, "{t}");
+    assert!(t.contains("already up to date"), "{t}");
+    assert_eq!(installed(&s.root), [("a".into(), 0o4511, 1000, 100)]);
+}
+
 fn pair(show: &Path) -> Value {
     spec(&json!({
         "a": wrapper(show, &json!({"setuid": true})),

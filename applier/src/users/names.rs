@@ -43,12 +43,17 @@ pub(crate) fn tables_for<'t, 'i>(
     root: &mut Root,
     new: &Manifest,
     tables: Tables<'t>,
-    mut ids: impl Iterator<Item = &'i Id>,
+    ids: impl Iterator<Item = &'i Id>,
 ) -> Result<(Cow<'t, Table>, Cow<'t, Table>)> {
-    if ids.any(|id| matches!(id, Id::Name(n) if n.as_str() != ROOT)) {
+    if needs_tables(ids) {
         return user_tables(root, new, tables);
     }
     Ok((Cow::Owned(Table::default()), Cow::Owned(Table::default())))
+}
+
+/// Whether one of `ids` is a name other than `root`, which only a user database resolves.
+pub(crate) fn needs_tables<'i>(mut ids: impl Iterator<Item = &'i Id>) -> bool {
+    ids.any(|id| matches!(id, Id::Name(n) if n.as_str() != ROOT))
 }
 
 /// The name that is id 0 even where no user database has it yet (a first boot, an empty

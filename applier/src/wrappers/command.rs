@@ -14,9 +14,10 @@ use etcflip_format::manifest::{Head, Manifest};
 use super::Report;
 use crate::conflict::OnConflict;
 use crate::fs::Root;
-use crate::txn::generation::GenerationFile;
+use crate::txn::generation::{Generation, GenerationFile};
 use crate::txn::lock;
 use crate::txn::phase::Progress;
+use crate::users::names::needs_tables;
 
 /// Options of `etcflip wrappers`.
 pub struct Options {
@@ -31,13 +32,26 @@ pub struct Options {
 /// Makes the root's `/run/wrappers` hold the generation's wrappers; `None` when it declares
 /// none (nothing is touched then).
 ///
-/// Of the manifest it reads only the overlay and the wrappers ([`Head`]): NixOS runs it at
-/// every boot, and the entries, however many, are not its business.
+/// When every owner is `root` or a number (NixOS's wrappers are all root's), it reads only the
+/// manifest's overlay and wrappers ([`Head`]): NixOS runs it at every boot, and the entries,
+/// however many, are not its business. A named owner resolves as a switch resolves it, in the
+/// `passwd` and `group` the generation may ship among its entries, so then it reads them all.
 pub fn apply(opts: &Options) -> Result<Option<Report>> {
     let mut progress = Progress::start(!opts.dry_run);
     let file = GenerationFile::open(&opts.generation)?;
+    let text = file.text()?;
     let origin = file.host.join("manifest.json").display().to_string();
-    let head = Head::of(file.text()?, &origin)?;
+    let head = Head::of(text, &origin)?;
+    let owners = head
+        .wrappers
+        .iter()
+        .flatten()
+        .flat_map(|w| [&w.owner, &w.group]);
+    let whole = if needs_tables(owners) {
+        Some(Generation::parse_with(&file.host, text, |_, _| Vec::new(), true)?.manifest)
+    } else {
+        None
+    };
     let mut root = Root::open(&opts.root)?;
     let lock = if opts.dry_run {
         None
@@ -46,7 +60,16 @@ pub fn apply(opts: &Options) -> Result<Option<Report>> {
             Ok(())
         })?)
     };
-    let Some(mut report) = plan_head(&mut root, &file.host, &head, OnConflict::Abort)? else {
+    let planned = match &whole {
+        Some(m) => super::plan(
+            &mut root,
+            (m, &file.host),
+            Some(m),
+            (None, OnConflict::Abort),
+        )?,
+        None => plan_head(&mut root, &file.host, &head, OnConflict::Abort)?,
+    };
+    let Some(mut report) = planned else {
         return Ok(None);
     };
     if let Some(lock) = lock
