@@ -334,6 +334,38 @@ fn a_boot_on_the_image_reads_the_users_without_the_entries() {
     assert!(t.contains("alice:x:1000:100::/var/empty:/bin/sh\n"), "{t}");
 }
 
+/// A manifest in another layout (keys sorted, as `jq -S .` writes it: `users` is then followed
+/// by `version`) is still booted: its users part does not parse from the end alone, so the
+/// manifest is parsed whole.
+#[test]
+fn a_boot_on_an_image_of_a_manifest_with_sorted_keys_writes_the_users() {
+    let s = Scratch::new("users-elsewhere-sorted");
+    let gen = s.gen("a", &spec(Some("/var/lib/nixos"), None));
+    let store_gen = s.dir.join("gen");
+    std::fs::rename(&gen, &store_gen).unwrap();
+    let manifest = store_gen.join("manifest.json");
+    let value: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let sorted = serde_json::to_string_pretty(&value).unwrap() + "\n";
+    assert!(sorted.contains("\n  \"users\": {") && sorted.contains("\n  \"version\": 1\n}"));
+    std::fs::write(&manifest, sorted).unwrap();
+    let (tree, img) = (s.dir.join("tree"), s.dir.join("etc.sqfs"));
+    let out = image(&store_gen, &tree, Some(&img), false);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let root = s.dir.join("sysroot");
+    std::fs::create_dir_all(root.join("var")).unwrap();
+    let script = format!(
+        "{} && mount -t tmpfs tmpfs {r}/var && {} boot {} --root {r} && cat {r}/var/lib/nixos/passwd",
+        etcflip_e2e::image_as_etc(&img, &root),
+        bin("etcflip").display(),
+        store_gen.display(),
+        r = root.display(),
+    );
+    let out = etcflip_e2e::in_private_namespace(&script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("alice:x:1000:100::/var/empty:/bin/sh\n"), "{t}");
+}
+
 /// The mark proves only what root alone could have made: after a move back it is gone, so a
 /// link made later by hand is refused; and one another user could have planted (in a
 /// directory of theirs) never makes their file `/etc/shadow`.

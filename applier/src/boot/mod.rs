@@ -166,7 +166,8 @@ fn users_elsewhere(
 }
 
 /// The manifest's `users` part, read from its end (`ends` first, then ever larger ends) in the
-/// canonical layout; another layout is parsed whole.
+/// canonical layout. A manifest in another layout (keys sorted, a `null` part, one line) is
+/// parsed whole, where its `users` key found at a line's start does not parse alone.
 fn users_part(
     file: &std::fs::File,
     path: &Path,
@@ -175,27 +176,29 @@ fn users_part(
     let origin = path.display().to_string();
     let mut tail = ends.tail;
     loop {
-        let whole = tail.len() as u64 == ends.len;
+        let whole = tail.len() as u64 >= ends.len;
         // Whole lines only (the key starts a line): a chunk's edge may cut one in two.
-        let start = if whole {
-            0
-        } else {
-            tail.iter().position(|&b| b == b'\n').unwrap_or(tail.len())
-        };
+        let cut = tail.iter().position(|&b| b == b'\n').unwrap_or(tail.len());
+        let start = if whole { 0 } else { cut };
         let text = std::str::from_utf8(&tail[start..]).ok();
         if let Some(part) = text.and_then(etcflip_format::manifest::users_in) {
             let mut m = Manifest::empty("/");
-            m.parse_users(part, &origin)?;
-            return Ok(m.users.map(Users::into_owned));
+            if m.parse_users(part, &origin).is_ok() {
+                return Ok(m.users.map(Users::into_owned));
+            }
+        } else if !whole {
+            let more = (tail.len() as u64).saturating_mul(8);
+            tail = crate::fs::Ends::of(file, (0, more), &origin)?.tail;
+            continue;
         }
-        if whole {
-            let text = String::from_utf8(tail).with_context(|| format!("{origin}: not UTF-8"))?;
-            return Ok(Manifest::from_json(&text, &origin)?
-                .users
-                .map(Users::into_owned));
+        if !whole {
+            tail = crate::fs::Ends::of(file, (0, ends.len), &origin)?.tail;
         }
-        tail = crate::fs::Ends::of(file, (0, (tail.len() as u64).saturating_mul(8)), &origin)?.tail;
+        break;
     }
+    let text = String::from_utf8(tail).with_context(|| format!("{origin}: not UTF-8"))?;
+    let manifest = Manifest::from_json(&text, &origin)?;
+    Ok(manifest.users.map(Users::into_owned))
 }
 
 /// The manifest's head (overlay and wrappers, checked), its length without trailing white
