@@ -67,28 +67,37 @@ fn a_new_account_is_in_the_ledgers_before_it_is_in_passwd_and_a_rollback_removes
 
 /// A switch killed at any rename of the users phase leaves a temporary file beside the one it
 /// was writing; the next switch sweeps it, also when it goes to a generation without users
-/// (which writes none of those files again).
+/// (which writes none of those files again): in `/etc`, in `/var/lib/nixos`, and in a place of
+/// the user database elsewhere (`passwordFilesLocation`), its mark included.
 #[test]
 fn a_killed_users_phase_leaves_nothing_behind_a_switch_without_users() {
-    let mut killed = 0;
-    for n in 1..40 {
-        let (s, _, after) = with_carol_next("users-killed-temps");
-        if !etcflip_e2e::switch_killed_at(&s, &after, &[], "renameat", n) {
-            break; // the switch got through: every rename was tried
+    for place in [None, Some("/var/lib/nixos"), Some("/persist/users")] {
+        let mut killed = 0;
+        for n in 1..60 {
+            let s = Scratch::with_root_account("users-killed-temps");
+            let carol = json!({"name": "carol", "group": "users", "home": "/home/carol"});
+            let mut sp = spec(&json!([root_user(), carol]));
+            if let Some(p) = place {
+                sp["users"]["passwordFilesLocation"] = json!(p);
+            }
+            let after = s.gen("after", &sp);
+            if !etcflip_e2e::switch_killed_at(&s, &after, &[], "renameat", n) {
+                break; // the switch got through: every rename was tried
+            }
+            killed += 1;
+            let plain = s.gen("plain", &json!({"etc": {"hosts": {"text": "x\n"}}}));
+            s.switch(&plain, &[]);
+            let listing = etcflip_e2e::listing(&s.root);
+            assert!(
+                !listing.contains(".etcflip-tmp"),
+                "{place:?}, killed at rename {n}: {listing}"
+            );
         }
-        killed += 1;
-        let plain = s.gen(
-            "plain",
-            &json!({"etc": {"hosts": {"text": "127.0.0.1 localhost\n"}}}),
-        );
-        s.switch(&plain, &[]);
-        let listing = etcflip_e2e::listing(&s.root);
         assert!(
-            !listing.contains(".etcflip-tmp"),
-            "killed at rename {n}: {listing}"
+            killed > 5,
+            "{place:?}: the users phase's renames were reached"
         );
     }
-    assert!(killed > 5, "the users phase's renames were reached");
 }
 
 #[test]

@@ -128,7 +128,7 @@ fn look_and_decide<'f>(
     let state = (applied, same_manifest, &pending[..], o.key.as_ref());
     let gathered = gather_evidence(&mut o.root, &gen, state)?;
     if !pending.is_empty() && !opts.dry_run {
-        sweep_killed_run(&mut o.root, &gen, &gathered)?;
+        sweep_killed_run(&mut o.root, (&gen, &pending), &gathered)?;
     }
     let target_text = format!("{}/etc", o.gen_in_root);
     let mut known: Vec<&str> = recorded_generations(applied, &pending);
@@ -207,10 +207,26 @@ fn salt_seed(manifest: &str) -> Seed {
 }
 
 /// A killed run's scratch, beside every target it may have worked on, goes before anything is
-/// looked at (the lock is held).
-fn sweep_killed_run(root: &mut Root, gen: &Generation, gathered: &Gathered) -> Result<()> {
+/// looked at (the lock is held); so do the temporary files its users phase left in a place of
+/// the user database outside `/etc`, which the journal's generations name.
+fn sweep_killed_run(
+    root: &mut Root,
+    (gen, pending): (&Generation, &[Recorded]),
+    gathered: &Gathered,
+) -> Result<()> {
     let targets = gen.manifest.entries.iter().map(|e| e.target.as_str());
-    apply::sweep(root, targets.chain(gathered.evidence.targets()))
+    apply::sweep(root, targets.chain(gathered.evidence.targets()))?;
+    for p in pending {
+        let shown = format!("the manifest of {}", p.generation);
+        let Ok(m) = crate::manifest::Manifest::from_trusted_json(&p.manifest_text, &shown) else {
+            continue; // not one a switch could have started on
+        };
+        let place = m.users.and_then(|u| u.password_files_location);
+        if let Some(place) = place {
+            crate::users::sweep_place(root, &place)?;
+        }
+    }
+    Ok(())
 }
 
 /// What phases 0 and 1 found and planned, for [`write_unless_current`].

@@ -37,7 +37,7 @@ pub use lines::Lines;
 /// What a reproducible plan derives its salts from (see `shadow.rs`); `None` in a plan: random
 /// salts.
 pub type Seed = [u8; 32];
-pub(crate) use write::{sweep, write};
+pub(crate) use write::{sweep, sweep_place, write};
 
 /// The user database files in `/etc`, relative to the root, in the order [`Inputs`] holds
 /// them: where they are unless the declaration puts them elsewhere (`place.rs`). The seal

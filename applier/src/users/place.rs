@@ -26,7 +26,7 @@ use crate::fs::{Node, Root};
 /// whose files are in `/etc` again, that those links are etcflip's to replace with files (a
 /// link into `/persist` made by hand has none, and stays refused). It counts only where no one
 /// but root could have put it ([`trusted`]), and goes once the links are files again.
-const MARK: &str = ".etcflip-linked";
+pub(super) const MARK: &str = ".etcflip-linked";
 
 /// The five files, in the order [`super::Inputs`] holds them.
 pub(crate) const NAMES: [&str; 5] = ["passwd", "group", "shadow", "subuid", "subgid"];

@@ -20,7 +20,7 @@ use etcflip_format::users::Users;
 
 use super::files::id_of;
 use super::ledger::{Ledgers, Texts, DIR, FILES as FILES_OF_LEDGERS};
-use super::place::{Place, ReadFrom, NAMES};
+use super::place::{Place, ReadFrom, MARK, NAMES};
 use super::{Full, Report};
 use crate::fs::lock::{Interrupted, NotLocked, RecordLock};
 use crate::fs::{Node, Owner, Root};
@@ -30,14 +30,26 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Removes the temporary files a killed run of this phase left beside the files it writes
 /// (`fs::temp_name`): in `/etc`, and in `/var/lib/nixos` (the ledgers, and the default place
-/// of the user database). Run under the lock at every switch, since the next may not write
-/// those files again (a generation without users). A place elsewhere is swept by its next
-/// write, which removes its temporary name first.
+/// of the user database with its mark). Run under the lock at every switch, since the next
+/// may not write those files again (a generation without users). Another place is swept by
+/// [`sweep_place`] for the generations a killed run was switching to.
 pub(crate) fn sweep(root: &mut Root) -> Result<()> {
-    let here = NAMES.iter().map(|n| crate::fs::join("etc", n));
-    let nixos = NAMES.iter().chain(&FILES_OF_LEDGERS);
-    for rel in here.chain(nixos.map(|n| crate::fs::join(DIR, n))) {
-        root.remove_tree_if_present(&crate::fs::temp_name(&rel))?;
+    for name in NAMES {
+        root.remove_tree_if_present(&crate::fs::temp_name(&crate::fs::join("etc", name)))?;
+    }
+    sweep_place(root, DIR)?;
+    for name in FILES_OF_LEDGERS {
+        root.remove_tree_if_present(&crate::fs::temp_name(&crate::fs::join(DIR, name)))?;
+    }
+    Ok(())
+}
+
+/// Removes what a killed run left in the place `dir` (relative to the root, or absolute in
+/// it) of a user database kept outside `/etc`: its files' and its mark's temporary names.
+pub(crate) fn sweep_place(root: &mut Root, dir: &str) -> Result<()> {
+    let dir = dir.trim_start_matches('/');
+    for name in NAMES.iter().chain(&[MARK]) {
+        root.remove_tree_if_present(&crate::fs::temp_name(&crate::fs::join(dir, name)))?;
     }
     Ok(())
 }
