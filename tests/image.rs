@@ -327,6 +327,25 @@ fn boot_on_a_read_only_etc_refuses_a_fifo_manifest() {
     assert!(t.contains("not a regular file"), "{t}");
 }
 
+/// The erofs route writes its lists in a new directory beside the tree, and never takes over
+/// one that stands there already: it says so, and what is there stays.
+#[test]
+fn the_erofs_route_leaves_a_directory_in_its_way_alone() {
+    let s = Scratch::new("image-erofs-scratch");
+    let gen = s.gen("a", &json!({"etc": {"motd": {"text": "hi\n"}}}));
+    let tree = s.dir.join("tree");
+    let theirs = s.dir.join("tree.erofs-lists/keep");
+    std::fs::create_dir_all(theirs.parent().unwrap()).unwrap();
+    std::fs::write(&theirs, "mine\n").unwrap();
+    let img = s.dir.join("etc.erofs");
+    let extra = [std::ffi::OsStr::new("--erofs"), img.as_os_str()];
+    let out = etcflip_e2e::etcflip_image((&gen, &tree), None, false, &extra);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 1, "{t}");
+    assert!(t.contains("tree.erofs-lists"), "{t}");
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "mine\n");
+}
+
 #[test]
 fn boot_from_an_empty_etc_makes_what_a_switch_makes() {
     let s = Scratch::new("boot-empty");

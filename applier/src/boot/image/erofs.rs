@@ -19,9 +19,22 @@ const UUID: &str = "00000000-0000-0000-0000-000000000000";
 const SCRIPT: &str = r#"cd "$1" && for f in "$4"/owners/*; do xargs -0 chown -h "${f##*/}" < "$f" || exit; done && chmod 755 . && for f in "$4"/modes/*; do [ ! -e "$f" ] || xargs -0 chmod "${f##*/}" < "$f" || exit; done && exec mkfs.erofs -T0 -U"$2" -x-1 --quiet "$3" ."#;
 
 /// Makes `image` from the tree `root`, its owners and modes from `lists`, written for the
-/// script in the directory `scratch` (beside the tree, outside it; removed after).
+/// script in the new directory `scratch` (beside the tree, outside it; removed after, and
+/// never taken over: what already stands there is not this build's to remove).
 pub(super) fn make(root: &Path, lists: &Lists, scratch: &Path, image: &Path) -> Result<()> {
-    write_lists(lists, scratch)?;
+    std::fs::create_dir(scratch).with_context(|| {
+        format!(
+            "cannot create {} for the erofs route's lists (remove what is there)",
+            scratch.display()
+        )
+    })?;
+    let made = write_lists(lists, scratch).and_then(|()| run(root, scratch, image));
+    let _ = std::fs::remove_dir_all(scratch);
+    made
+}
+
+/// Runs [`SCRIPT`] under `fakeroot`.
+fn run(root: &Path, scratch: &Path, image: &Path) -> Result<()> {
     let out = Command::new("fakeroot")
         .args(["--", "sh", "-c", SCRIPT, "sh"])
         .arg(root)
@@ -32,7 +45,6 @@ pub(super) fn make(root: &Path, lists: &Lists, scratch: &Path, image: &Path) -> 
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .context("cannot run fakeroot (Debian package fakeroot) for mkfs.erofs")?;
-    let _ = std::fs::remove_dir_all(scratch);
     if !out.status.success() {
         bail!(
             "fakeroot mkfs.erofs failed ({}): {}",
@@ -45,16 +57,9 @@ pub(super) fn make(root: &Path, lists: &Lists, scratch: &Path, image: &Path) -> 
 
 /// `scratch/owners/<uid:gid>` and `scratch/modes/<mode>`, each the NUL-terminated paths.
 fn write_lists(lists: &Lists, scratch: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(scratch) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("cannot remove {}", scratch.display()));
-        }
-        _ => {}
-    }
     for (kind, list) in [("owners", &lists.owners), ("modes", &lists.modes)] {
         let dir = scratch.join(kind);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for (name, paths) in list {
             let file = dir.join(name);
             std::fs::write(&file, paths)
