@@ -157,6 +157,9 @@ fn users_elsewhere(
     };
     // What a killed boot's users phase left (a switch sweeps it when it takes the lock).
     crate::users::sweep(root)?;
+    if let Some(place) = &decl.password_files_location {
+        crate::users::sweep_place(root, place)?;
+    }
     let decl = &decl;
     let report = crate::users::plan(root, decl, None)?;
     if report.clashes.is_empty() && !report.current {
