@@ -61,15 +61,15 @@ pub(crate) fn needs_tables<'i>(mut ids: impl Iterator<Item = &'i Id>) -> bool {
 const ROOT: &str = "root";
 
 /// The id for `id`, and the name when it did not resolve (the id is then 0). `root` resolves
-/// to 0 when the table does not have it.
+/// to 0 when the table does not have it (a line of it with no id is reported, as any other).
 pub(crate) fn lookup(id: Option<&Id>, table: &Table) -> (u32, Option<String>) {
     match id {
         None => (0, None),
         Some(Id::Num(n)) => (*n, None),
-        Some(Id::Name(name)) => match table.get(name).and_then(|e| id_of(e, 2)) {
-            Some(id) => (id, None),
+        Some(Id::Name(name)) => match table.get(name).map(|e| id_of(e, 2)) {
+            Some(Some(id)) => (id, None),
             None if name.as_str() == ROOT => (0, None),
-            None => (0, Some(name.clone())),
+            _ => (0, Some(name.clone())),
         },
     }
 }
@@ -111,6 +111,8 @@ mod tests {
         );
         assert_eq!(lookup(users.as_ref(), &empty), (0, None));
         assert_eq!(lookup(groups.as_ref(), &empty), (0, Some("wheel".into())));
+        let broken = Table::parse("root:x:zero:0::/:/bin/sh\n", 7);
+        assert_eq!(lookup(users.as_ref(), &broken), (0, Some("root".into())));
     }
 
     #[test]
