@@ -3,7 +3,7 @@
 //! moves there from `/etc` without losing what was added at run time.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -270,11 +270,7 @@ fn a_boot_whose_users_clash_fails_and_writes_none() {
     let mut sp = spec(Some("/var/lib/nixos"), None);
     sp["users"]["users"][1]["uid"] = json!(1000);
     let gen = s.gen("a", &sp);
-    let store_gen = s.dir.join("gen");
-    std::fs::rename(&gen, &store_gen).unwrap();
-    let (tree, img) = (s.dir.join("tree"), s.dir.join("etc.sqfs"));
-    let out = image(&store_gen, &tree, Some(&img), false);
-    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let (store_gen, img) = stored_image(&s, &gen);
     let root = s.dir.join("sysroot");
     std::fs::create_dir_all(root.join("var/lib/nixos")).unwrap();
     let taken = "root:x:0:0::/root:/bin/sh\nbob:x:1000:100::/var/empty:/bin/sh\n";
@@ -297,6 +293,35 @@ fn a_boot_whose_users_clash_fails_and_writes_none() {
     assert_eq!(after, taken);
 }
 
+/// The generation `gen` moved out of the root (as a store path lies), and its squashfs image
+/// built as root.
+fn stored_image(s: &Scratch, gen: &Path) -> (PathBuf, PathBuf) {
+    let store_gen = s.dir.join("gen");
+    std::fs::rename(gen, &store_gen).unwrap();
+    let img = s.dir.join("etc.sqfs");
+    let out = image(&store_gen, &s.dir.join("tree"), Some(&img), false);
+    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    (store_gen, img)
+}
+
+/// Boots the image `img` of `store_gen` read-only on a sysroot with an empty writable `/var`,
+/// and checks that the users were written in `/var/lib/nixos`.
+fn boot_writes_alice(s: &Scratch, store_gen: &Path, img: &Path) {
+    let root = s.dir.join("sysroot");
+    std::fs::create_dir_all(root.join("var")).unwrap();
+    let script = format!(
+        "{} && mount -t tmpfs tmpfs {r}/var && {} boot {} --root {r} && cat {r}/var/lib/nixos/passwd",
+        etcflip_e2e::image_as_etc(img, &root),
+        bin("etcflip").display(),
+        store_gen.display(),
+        r = root.display(),
+    );
+    let out = etcflip_e2e::in_private_namespace(&script);
+    let t = text_of(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("alice:x:1000:100::/var/empty:/bin/sh\n"), "{t}");
+}
+
 /// A boot on the image reads the users part from the manifest's end, never its entries: its
 /// cost grows with the users, not with `/etc`. An entry in the middle of a large manifest,
 /// spoiled in place (same size, so the image still holds the generation), goes unnoticed.
@@ -308,30 +333,14 @@ fn a_boot_on_the_image_reads_the_users_without_the_entries() {
         sp["etc"][format!("many/e{i:04}")] = json!({"text": "x\n"});
     }
     let gen = s.gen("a", &sp);
-    let store_gen = s.dir.join("gen");
-    std::fs::rename(&gen, &store_gen).unwrap();
-    let (tree, img) = (s.dir.join("tree"), s.dir.join("etc.sqfs"));
-    let out = image(&store_gen, &tree, Some(&img), false);
-    assert_eq!(code(&out), 0, "{}", text_of(&out));
+    let (store_gen, img) = stored_image(&s, &gen);
     let manifest = store_gen.join("manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let middle = text.find("\"target\":\"many/e1500\"").expect("the entry");
     let spoiled = format!("{}\"tarXet\"{}", &text[..middle], &text[middle + 8..]);
     assert_eq!(spoiled.len(), text.len());
     std::fs::write(&manifest, spoiled).unwrap();
-    let root = s.dir.join("sysroot");
-    std::fs::create_dir_all(root.join("var")).unwrap();
-    let script = format!(
-        "{} && mount -t tmpfs tmpfs {r}/var && {} boot {} --root {r} && cat {r}/var/lib/nixos/passwd",
-        etcflip_e2e::image_as_etc(&img, &root),
-        bin("etcflip").display(),
-        store_gen.display(),
-        r = root.display(),
-    );
-    let out = etcflip_e2e::in_private_namespace(&script);
-    let t = text_of(&out);
-    assert_eq!(code(&out), 0, "{t}");
-    assert!(t.contains("alice:x:1000:100::/var/empty:/bin/sh\n"), "{t}");
+    boot_writes_alice(&s, &store_gen, &img);
 }
 
 /// A manifest in another layout (keys sorted, as `jq -S .` writes it: `users` is then followed
@@ -351,19 +360,7 @@ fn a_boot_on_an_image_of_a_manifest_with_sorted_keys_writes_the_users() {
     let (tree, img) = (s.dir.join("tree"), s.dir.join("etc.sqfs"));
     let out = image(&store_gen, &tree, Some(&img), false);
     assert_eq!(code(&out), 0, "{}", text_of(&out));
-    let root = s.dir.join("sysroot");
-    std::fs::create_dir_all(root.join("var")).unwrap();
-    let script = format!(
-        "{} && mount -t tmpfs tmpfs {r}/var && {} boot {} --root {r} && cat {r}/var/lib/nixos/passwd",
-        etcflip_e2e::image_as_etc(&img, &root),
-        bin("etcflip").display(),
-        store_gen.display(),
-        r = root.display(),
-    );
-    let out = etcflip_e2e::in_private_namespace(&script);
-    let t = text_of(&out);
-    assert_eq!(code(&out), 0, "{t}");
-    assert!(t.contains("alice:x:1000:100::/var/empty:/bin/sh\n"), "{t}");
+    boot_writes_alice(&s, &store_gen, &img);
 }
 
 /// The mark proves only what root alone could have made: after a move back it is gone, so a
